@@ -1,0 +1,57 @@
+//! `gantry check`: validate the file and report every problem at once.
+
+use crate::Outcome;
+use crate::load::load;
+use std::path::Path;
+
+pub fn run(file: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let checked = match load(file, &Default::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let (errors, warnings) = checked.counts();
+    if json {
+        let out = serde_json::json!({
+            "file": checked.source.path,
+            "valid": errors == 0,
+            "errors": errors,
+            "warnings": warnings,
+            "services": checked.spec.services.len(),
+            "diagnostics": checked.diagnostics.iter().map(|d| d.to_json(&checked.source)).collect::<Vec<_>>(),
+        });
+        crate::emit(&format!("{}\n", serde_json::to_string_pretty(&out)?));
+    } else {
+        checked.print_diagnostics();
+        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        if errors > 0 {
+            eprintln!(
+                "{}: invalid: {}, {}",
+                checked.source.path,
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            );
+        } else {
+            println!(
+                "{}: ok: {}, {}, {}{}",
+                checked.source.path,
+                plural(checked.plan.units.len(), "service"),
+                plural(checked.plan.edge_count(), "dependency")
+                    .replace("dependencys", "dependencies"),
+                plural(checked.plan.waves.len(), "wave"),
+                if warnings > 0 {
+                    format!(" ({})", plural(warnings, "warning"))
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(if errors > 0 {
+        Outcome::Usage
+    } else {
+        Outcome::Success
+    })
+}

@@ -1,0 +1,74 @@
+//! Reads a stack file, decodes it and builds the plan; shared by every command that needs the file.
+
+use gantry_plan::{Plan, Timings};
+use gantry_spec::{Diagnostic, Source, Spec};
+use std::path::Path;
+
+/// A file that was read and checked.
+pub struct Checked {
+    pub source: Source,
+    pub spec: Spec,
+    pub plan: Plan,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        let errors = self.diagnostics.iter().filter(|d| d.is_error()).count();
+        (errors, self.diagnostics.len() - errors)
+    }
+
+    /// Prints every diagnostic to stderr, rendered with the source line.
+    pub fn print_diagnostics(&self) {
+        for d in &self.diagnostics {
+            eprintln!("{}\n", d.render(&self.source));
+        }
+    }
+}
+
+/// Reads and checks `path`. An unreadable file is an error naming the path and what to do.
+pub fn load(path: &Path, timings: &Timings) -> Result<Checked, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "\n  hint: run `gantry init` to write a starter file, or pass -f FILE"
+        } else {
+            ""
+        };
+        format!("cannot read {}: {e}{hint}", path.display())
+    })?;
+    Ok(check_text(
+        &path.display().to_string(),
+        text,
+        timings,
+        &|name| std::env::var(name).ok(),
+    ))
+}
+
+/// Checks text as if it were the file `name` (pure: the environment is passed in).
+pub fn check_text(
+    name: &str,
+    text: String,
+    timings: &Timings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Checked {
+    let source = Source::new(name, text);
+    let loaded = gantry_spec::decode(&source, env);
+    let mut diagnostics = loaded.diagnostics;
+    let (plan, plan_diags) = if diagnostics.iter().any(|d| d.code == "syntax") {
+        (Plan::default(), Vec::new())
+    } else {
+        gantry_plan::build(&loaded.spec, &source, timings)
+    };
+    diagnostics.extend(plan_diags);
+    diagnostics.sort_by_key(|d| (d.span.as_ref().map_or(usize::MAX, |s| s.start), d.severity));
+    Checked {
+        source,
+        spec: loaded.spec,
+        plan,
+        diagnostics,
+    }
+}

@@ -1,0 +1,112 @@
+//! The `gantry` binary: parses arguments, dispatches to a command, maps outcomes to exit codes.
+//!
+//! Exit codes (one place, here): 0 success / GO, 1 failure / NO-GO, 2 usage or config error.
+
+mod check;
+mod graph;
+mod init;
+mod load;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gantry",
+    version,
+    about = "A resilient boot orchestrator and runtime guard",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The stack file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "gantry.toml"
+    )]
+    pub file: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate the file: every problem at once, with file:line:column (exit 2 when invalid).
+    Check {
+        /// Print diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the boot plan: start waves, layers and the critical path.
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// Write a commented starter gantry.toml.
+    Init {
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+    Json,
+}
+
+/// Writes to stdout; a closed pipe (`gantry graph | head`) ends the output quietly
+/// instead of panicking.
+pub fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}
+
+/// What a command decided; mapped to the process exit code in `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Usage,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check { json } => check::run(&cli.file, *json),
+        Command::Graph { format } => graph::run(&cli.file, *format),
+        Command::Init { force } => init::run(&cli.file, *force),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "gantry", &mut buf);
+            emit(&String::from_utf8_lossy(&buf));
+            Ok(Outcome::Success)
+        }
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failure) => ExitCode::from(1),
+        Ok(Outcome::Usage) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

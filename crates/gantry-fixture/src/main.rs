@@ -1,0 +1,745 @@
+//! `gantry-fixture`: a tiny fake "service" that gantry's integration tests,
+//! benchmarks and quickstart example spawn and supervise.
+//!
+//! It starts fast (std plus `signal-hook`, no async runtime), does exactly what
+//! its flags say and prints clear lines. All times are in milliseconds.
+//!
+//! # Lines it prints
+//!
+//! - stdout, at start: `fixture NAME started pid PID`
+//! - stdout, once ready: the `--ready-line` texts, then `fixture NAME ready`
+//! - stdout, on SIGTERM/SIGINT: `fixture NAME: stopping`
+//! - stdout, on a timed exit: `fixture NAME: exiting with code N`
+//! - stderr, on a planned failure: `fixture NAME: failing on purpose (start K of N)`
+//!
+//! # Flags
+//!
+//! Every flag that takes a value accepts `--flag VALUE` and `--flag=VALUE`.
+//! An unknown flag or a bad value prints a usage line to stderr and exits 2.
+//!
+//! | flag | effect |
+//! | --- | --- |
+//! | `--name NAME` | label used in printed lines (default `fixture`) |
+//! | `--delay MS` | wait this long before becoming ready (default 0) |
+//! | `--listen PORT` | after the delay, bind 127.0.0.1:PORT and accept (and at once close) connections forever; repeatable |
+//! | `--http PORT` | after the delay, serve HTTP/1.1 on 127.0.0.1:PORT: `GET /health` answers `200 OK` with body `ok`, other paths 404; repeatable |
+//! | `--http-status CODE` | status code of `/health` (default 200); a non-2xx code answers with body `not ready` |
+//! | `--ready-line TEXT` | once ready (listeners bound), print TEXT on its own line to stdout; repeatable |
+//! | `--notify` | once ready, send `READY=1` and `STATUS=ready` to the datagram socket in `NOTIFY_SOCKET` (`@` = abstract) |
+//! | `--touch PATH` | once ready, create or truncate PATH; repeatable |
+//! | `--pidfile PATH` | at start, write own pid to PATH |
+//! | `--exit-after MS` | exit this long after process start (code from `--exit-code`, default 0) |
+//! | `--crash-after MS` | same, but the default exit code is 1 |
+//! | `--exit-code N` | exit code for `--exit-after` / `--crash-after` (0..=255) |
+//! | `--fail-times N` | with `--state-file PATH`: bump the counter in PATH at each start and exit 1 at once while it is <= N |
+//! | `--state-file PATH` | counter file for `--fail-times` (created if missing) |
+//! | `--ignore-sigterm` | ignore SIGTERM, so a supervisor must escalate to SIGKILL (SIGINT still stops it) |
+//! | `--stop-delay MS` | on SIGTERM/SIGINT, wait this long before exiting 0 |
+//! | `--spawn-grandchild` | at start, spawn a copy of itself (`--name NAME-grandchild`, sleeps forever) in the same process group; prints `grandchild PID` |
+//! | `--spawn-daemon` | at start, spawn a copy of itself (`--name NAME-daemon`) in a new process group with stdio on /dev/null; prints `daemon PID` |
+//! | `--print-env VAR` | at start, print `VAR=value` or `VAR unset`; repeatable |
+//! | `--stdout-lines N` | at start, print `line 1` .. `line N` to stdout |
+//! | `--stderr-lines N` | at start, print `line 1` .. `line N` to stderr |
+//! | `--marker TEXT` | ignored; lets tests find the process by its command line |
+//! | `--help` | print the usage line to stdout and exit 0 |
+//!
+//! `--listen` and `--http` also accept port 0 and print the port they got as
+//! `fixture NAME: listening on ADDR` / `fixture NAME: http on ADDR`.
+//!
+//! Without `--exit-after`/`--crash-after` the process runs until signalled.
+//! SIGTERM and SIGINT print `fixture NAME: stopping` and exit 0 (after
+//! `--stop-delay`).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io::{self, BufWriter, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{self, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: gantry-fixture [--name NAME] [--delay MS] [--listen PORT]... \
+[--http PORT]... [--http-status CODE] [--ready-line TEXT]... [--notify] [--touch PATH]... \
+[--pidfile PATH] [--exit-after MS] [--crash-after MS] [--exit-code N] \
+[--fail-times N --state-file PATH] [--ignore-sigterm] [--stop-delay MS] \
+[--spawn-grandchild] [--spawn-daemon] [--print-env VAR]... [--stdout-lines N] \
+[--stderr-lines N] [--marker TEXT]";
+
+/// Everything the command line asked for.
+#[derive(Debug)]
+struct Config {
+    name: String,
+    delay: Duration,
+    listen: Vec<u16>,
+    http: Vec<u16>,
+    http_status: u16,
+    ready_lines: Vec<String>,
+    notify: bool,
+    touch: Vec<PathBuf>,
+    pidfile: Option<PathBuf>,
+    exit_after: Option<Duration>,
+    crash_after: Option<Duration>,
+    exit_code: Option<i32>,
+    fail_times: Option<u64>,
+    state_file: Option<PathBuf>,
+    ignore_sigterm: bool,
+    stop_delay: Duration,
+    spawn_grandchild: bool,
+    spawn_daemon: bool,
+    print_env: Vec<OsString>,
+    stdout_lines: u64,
+    stderr_lines: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "fixture".to_owned(),
+            delay: Duration::ZERO,
+            listen: Vec::new(),
+            http: Vec::new(),
+            http_status: 200,
+            ready_lines: Vec::new(),
+            notify: false,
+            touch: Vec::new(),
+            pidfile: None,
+            exit_after: None,
+            crash_after: None,
+            exit_code: None,
+            fail_times: None,
+            state_file: None,
+            ignore_sigterm: false,
+            stop_delay: Duration::ZERO,
+            spawn_grandchild: false,
+            spawn_daemon: false,
+            print_env: Vec::new(),
+            stdout_lines: 0,
+            stderr_lines: 0,
+        }
+    }
+}
+
+/// What parsing the command line led to.
+enum Parsed {
+    Run(Box<Config>),
+    Help,
+}
+
+/// Writes one line to stdout and flushes; a closed stdout is not an error here.
+fn emit_out(args: fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{args}");
+    let _ = out.flush();
+}
+
+/// Writes one line to stderr; a closed stderr is not an error here.
+fn emit_err(args: fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "{args}");
+    let _ = err.flush();
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => { emit_out(format_args!($($arg)*)) };
+}
+
+macro_rules! warn {
+    ($($arg:tt)*) => { emit_err(format_args!($($arg)*)) };
+}
+
+fn main() {
+    let start = Instant::now();
+    let cfg = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Parsed::Run(cfg)) => cfg,
+        Ok(Parsed::Help) => {
+            say!("{USAGE}");
+            process::exit(0);
+        }
+        Err(msg) => {
+            warn!("gantry-fixture: {msg}");
+            warn!("{USAGE}");
+            process::exit(2);
+        }
+    };
+    run(&cfg, start);
+}
+
+/// Takes the value of `flag`: the inline `--flag=VALUE` part, or the next argument.
+fn take_value(
+    flag: &str,
+    inline: &mut Option<OsString>,
+    args: &mut impl Iterator<Item = OsString>,
+) -> Result<OsString, String> {
+    inline
+        .take()
+        .or_else(|| args.next())
+        .ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn take_string(
+    flag: &str,
+    inline: &mut Option<OsString>,
+    args: &mut impl Iterator<Item = OsString>,
+) -> Result<String, String> {
+    take_value(flag, inline, args)?
+        .into_string()
+        .map_err(|v| format!("{flag}: value is not UTF-8: {v:?}"))
+}
+
+fn take_number<T: std::str::FromStr>(
+    flag: &str,
+    inline: &mut Option<OsString>,
+    args: &mut impl Iterator<Item = OsString>,
+) -> Result<T, String> {
+    let text = take_string(flag, inline, args)?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{flag}: not a valid number: {text:?}"))
+}
+
+fn take_ms(
+    flag: &str,
+    inline: &mut Option<OsString>,
+    args: &mut impl Iterator<Item = OsString>,
+) -> Result<Duration, String> {
+    take_number(flag, inline, args).map(Duration::from_millis)
+}
+
+fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String> {
+    let mut cfg = Config::default();
+    let mut args = args.into_iter();
+    while let Some(raw) = args.next() {
+        let Some(text) = raw.to_str() else {
+            return Err(format!("argument is not UTF-8: {raw:?}"));
+        };
+        let (flag, mut inline) = match text.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(OsString::from(value)))
+            }
+            _ => (text.to_owned(), None),
+        };
+        let f = flag.as_str();
+        let a = &mut args;
+        let i = &mut inline;
+        match f {
+            "--help" | "-h" => return Ok(Parsed::Help),
+            "--name" => cfg.name = take_string(f, i, a)?,
+            "--delay" => cfg.delay = take_ms(f, i, a)?,
+            "--listen" => cfg.listen.push(take_number(f, i, a)?),
+            "--http" => cfg.http.push(take_number(f, i, a)?),
+            "--http-status" => {
+                let code: u16 = take_number(f, i, a)?;
+                if !(100..=999).contains(&code) {
+                    return Err(format!("--http-status: {code} is not in 100..=999"));
+                }
+                cfg.http_status = code;
+            }
+            "--ready-line" => cfg.ready_lines.push(take_string(f, i, a)?),
+            "--notify" => cfg.notify = true,
+            "--touch" => cfg.touch.push(take_value(f, i, a)?.into()),
+            "--pidfile" => cfg.pidfile = Some(take_value(f, i, a)?.into()),
+            "--exit-after" => cfg.exit_after = Some(take_ms(f, i, a)?),
+            "--crash-after" => cfg.crash_after = Some(take_ms(f, i, a)?),
+            "--exit-code" => {
+                let code: i32 = take_number(f, i, a)?;
+                if !(0..=255).contains(&code) {
+                    return Err(format!("--exit-code: {code} is not in 0..=255"));
+                }
+                cfg.exit_code = Some(code);
+            }
+            "--fail-times" => cfg.fail_times = Some(take_number(f, i, a)?),
+            "--state-file" => cfg.state_file = Some(take_value(f, i, a)?.into()),
+            "--ignore-sigterm" => cfg.ignore_sigterm = true,
+            "--stop-delay" => cfg.stop_delay = take_ms(f, i, a)?,
+            "--spawn-grandchild" => cfg.spawn_grandchild = true,
+            "--spawn-daemon" => cfg.spawn_daemon = true,
+            "--print-env" => cfg.print_env.push(take_value(f, i, a)?),
+            "--stdout-lines" => cfg.stdout_lines = take_number(f, i, a)?,
+            "--stderr-lines" => cfg.stderr_lines = take_number(f, i, a)?,
+            "--marker" => {
+                take_value(f, i, a)?;
+            }
+            _ => return Err(format!("unknown argument: {text}")),
+        }
+        if inline.is_some() {
+            return Err(format!("{flag} takes no value"));
+        }
+    }
+    if cfg.fail_times.is_some() && cfg.state_file.is_none() {
+        return Err("--fail-times needs --state-file PATH".to_owned());
+    }
+    Ok(Parsed::Run(Box::new(cfg)))
+}
+
+/// Why a wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Wake {
+    /// SIGTERM (unless ignored) or SIGINT arrived.
+    Signal,
+    /// The deadline passed.
+    Deadline,
+}
+
+/// Blocks the main thread until a stop signal or a deadline.
+///
+/// The signal handlers (installed by `signal-hook`) write a byte into the other
+/// end of `rx`, so waiting is a plain blocking read with a timeout.
+struct Waiter {
+    rx: Option<UnixStream>,
+}
+
+impl Waiter {
+    fn install(name: &str, ignore_sigterm: bool) -> Waiter {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::low_level::pipe;
+
+        let rx = (|| -> io::Result<UnixStream> {
+            let (rx, tx) = UnixStream::pair()?;
+            pipe::register(SIGINT, tx.try_clone()?)?;
+            if ignore_sigterm {
+                // A handler that only sets a flag nobody reads: SIGTERM is caught
+                // and has no effect.
+                signal_hook::flag::register(SIGTERM, Arc::new(AtomicBool::new(false)))?;
+            } else {
+                pipe::register(SIGTERM, tx)?;
+            }
+            Ok(rx)
+        })();
+        match rx {
+            Ok(rx) => Waiter { rx: Some(rx) },
+            Err(e) => {
+                warn!("fixture {name}: warning: cannot install signal handlers: {e}");
+                Waiter { rx: None }
+            }
+        }
+    }
+
+    /// Waits until a stop signal arrives or `deadline` passes (`None`: forever).
+    fn wait_until(&mut self, deadline: Option<Instant>) -> Wake {
+        loop {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Wake::Deadline;
+                    }
+                    Some(d - now)
+                }
+            };
+            let Some(rx) = self.rx.as_mut() else {
+                park(timeout);
+                continue;
+            };
+            if rx.set_read_timeout(timeout).is_err() {
+                park(timeout);
+                continue;
+            }
+            let mut buf = [0u8; 16];
+            match rx.read(&mut buf) {
+                Ok(n) if n > 0 => return Wake::Signal,
+                Ok(_) => {
+                    // The write end can't close (the handlers keep it), but never spin.
+                    self.rx = None;
+                }
+                Err(e) => match e.kind() {
+                    io::ErrorKind::Interrupted
+                    | io::ErrorKind::WouldBlock
+                    | io::ErrorKind::TimedOut => {}
+                    _ => self.rx = None,
+                },
+            }
+        }
+    }
+}
+
+/// Parks the current thread for `timeout` (`None`: until unparked, i.e. forever).
+fn park(timeout: Option<Duration>) {
+    match timeout {
+        Some(t) => thread::park_timeout(t),
+        None => thread::park(),
+    }
+}
+
+/// Parks until `deadline`, whatever wakes the thread in between.
+fn park_until(deadline: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        thread::park_timeout(deadline - now);
+    }
+}
+
+fn run(cfg: &Config, start: Instant) {
+    let name = cfg.name.as_str();
+    let pid = process::id();
+    let mut waiter = Waiter::install(name, cfg.ignore_sigterm);
+
+    if let Some(path) = &cfg.pidfile {
+        write_pidfile(name, path, pid);
+    }
+
+    say!("fixture {name} started pid {pid}");
+
+    if let (Some(limit), Some(path)) = (cfg.fail_times, &cfg.state_file) {
+        let count = bump_counter(name, path);
+        if count <= limit {
+            warn!("fixture {name}: failing on purpose (start {count} of {limit})");
+            process::exit(1);
+        }
+    }
+
+    for var in &cfg.print_env {
+        let shown = var.to_string_lossy();
+        match std::env::var_os(var) {
+            Some(value) => say!("{shown}={}", value.to_string_lossy()),
+            None => say!("{shown} unset"),
+        }
+    }
+    print_numbered(io::stdout().lock(), cfg.stdout_lines);
+    print_numbered(io::stderr().lock(), cfg.stderr_lines);
+
+    if cfg.spawn_grandchild {
+        let child_pid = spawn_copy(name, "grandchild", false);
+        say!("grandchild {child_pid}");
+    }
+    if cfg.spawn_daemon {
+        let child_pid = spawn_copy(name, "daemon", true);
+        say!("daemon {child_pid}");
+    }
+
+    // --exit-after and --crash-after: whichever comes first wins.
+    let timed_exit = [
+        cfg.exit_after.map(|d| (d, 0)),
+        cfg.crash_after.map(|d| (d, 1)),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|&(d, _)| d)
+    .map(|(d, default_code)| (start + d, cfg.exit_code.unwrap_or(default_code)));
+    let exit_deadline = timed_exit.map(|(at, _)| at);
+
+    let ready_at = start + cfg.delay;
+    let first = exit_deadline.map_or(ready_at, |at| at.min(ready_at));
+    match waiter.wait_until(Some(first)) {
+        Wake::Signal => stop(cfg),
+        Wake::Deadline => {
+            // Become ready first when the ready time is not later than the exit time.
+            if let Some((_, code)) = timed_exit.filter(|&(at, _)| at < ready_at) {
+                exit_now(name, code);
+            }
+        }
+    }
+
+    become_ready(cfg);
+
+    match waiter.wait_until(exit_deadline) {
+        Wake::Signal => stop(cfg),
+        Wake::Deadline => {
+            let code = timed_exit.map_or(0, |(_, code)| code);
+            exit_now(name, code);
+        }
+    }
+}
+
+/// Binds listeners, starts the servers, notifies and prints the ready lines.
+fn become_ready(cfg: &Config) {
+    let name = cfg.name.as_str();
+
+    let mut tcp = Vec::with_capacity(cfg.listen.len());
+    for &port in &cfg.listen {
+        let listener = bind(name, port);
+        if let Ok(addr) = listener.local_addr() {
+            say!("fixture {name}: listening on {addr}");
+        }
+        tcp.push(listener);
+    }
+    let mut http = Vec::with_capacity(cfg.http.len());
+    for &port in &cfg.http {
+        let listener = bind(name, port);
+        if let Ok(addr) = listener.local_addr() {
+            say!("fixture {name}: http on {addr}");
+        }
+        http.push(listener);
+    }
+    for listener in tcp {
+        thread::spawn(move || accept_and_drop(listener));
+    }
+    for listener in http {
+        let status = cfg.http_status;
+        thread::spawn(move || serve_http(listener, status));
+    }
+
+    if cfg.notify {
+        sd_notify_ready(name);
+    }
+
+    for line in &cfg.ready_lines {
+        say!("{line}");
+    }
+    say!("fixture {name} ready");
+
+    for path in &cfg.touch {
+        if let Err(e) = fs::File::create(path) {
+            warn!(
+                "fixture {name}: warning: cannot touch {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Handles SIGTERM/SIGINT: prints, waits `--stop-delay`, exits 0.
+fn stop(cfg: &Config) -> ! {
+    say!("fixture {}: stopping", cfg.name);
+    if !cfg.stop_delay.is_zero() {
+        park_until(Instant::now() + cfg.stop_delay);
+    }
+    process::exit(0);
+}
+
+fn exit_now(name: &str, code: i32) -> ! {
+    say!("fixture {name}: exiting with code {code}");
+    process::exit(code);
+}
+
+fn write_pidfile(name: &str, path: &std::path::Path, pid: u32) {
+    if let Err(e) = fs::write(path, format!("{pid}\n")) {
+        warn!(
+            "fixture {name}: cannot write pidfile {}: {e}",
+            path.display()
+        );
+        process::exit(1);
+    }
+}
+
+/// Increments the counter stored in `path` (missing or empty: 0) and returns it.
+fn bump_counter(name: &str, path: &std::path::Path) -> u64 {
+    let old = match fs::read_to_string(path) {
+        Ok(text) => text.trim().parse::<u64>().unwrap_or_else(|_| {
+            if !text.trim().is_empty() {
+                warn!(
+                    "fixture {name}: warning: state file {} does not hold a number; counting from 0",
+                    path.display()
+                );
+            }
+            0
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => {
+            warn!(
+                "fixture {name}: cannot read state file {}: {e}",
+                path.display()
+            );
+            process::exit(1);
+        }
+    };
+    let count = old.saturating_add(1);
+    if let Err(e) = fs::write(path, format!("{count}\n")) {
+        warn!(
+            "fixture {name}: cannot write state file {}: {e}",
+            path.display()
+        );
+        process::exit(1);
+    }
+    count
+}
+
+fn print_numbered(out: impl Write, count: u64) {
+    if count == 0 {
+        return;
+    }
+    let mut out = BufWriter::new(out);
+    for k in 1..=count {
+        if writeln!(out, "line {k}").is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+/// Spawns a copy of this binary that only sleeps; returns its pid.
+fn spawn_copy(name: &str, role: &str, new_group: bool) -> u32 {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            warn!("fixture {name}: cannot find own executable: {e}");
+            process::exit(1);
+        }
+    };
+    let mut cmd = Command::new(exe);
+    cmd.arg("--name")
+        .arg(format!("{name}-{role}"))
+        .stdin(Stdio::null());
+    if new_group {
+        // setsid() is not in stable std; a new process group escapes the
+        // supervisor's group kill all the same. A daemon keeps no stdio either.
+        cmd.process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    }
+    match cmd.spawn() {
+        // The Child handle is dropped on purpose: nobody waits for it.
+        Ok(child) => child.id(),
+        Err(e) => {
+            warn!("fixture {name}: cannot spawn {role}: {e}");
+            process::exit(1);
+        }
+    }
+}
+
+fn bind(name: &str, port: u16) -> TcpListener {
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            warn!("fixture {name}: cannot bind 127.0.0.1:{port}: {e}");
+            process::exit(1);
+        }
+    }
+}
+
+/// Accepts connections forever and closes each one at once.
+fn accept_and_drop(listener: TcpListener) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => drop(stream),
+            // E.g. EMFILE or ECONNABORTED: keep going, but don't spin.
+            Err(_) => thread::park_timeout(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Serves minimal HTTP/1.1 forever, one thread per connection.
+fn serve_http(listener: TcpListener, health_status: u16) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                thread::spawn(move || {
+                    let _ = answer_http(stream, health_status);
+                });
+            }
+            Err(_) => thread::park_timeout(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn answer_http(mut stream: TcpStream, health_status: u16) -> io::Result<()> {
+    const LIMIT: usize = 16 * 1024;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > LIMIT {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut parts = text.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (parts.next(), parts.next());
+    let path = target.map(|t| t.split(['?', '#']).next().unwrap_or(t));
+    let (status, body) = match (method, path) {
+        (Some("GET" | "HEAD"), Some("/health")) => {
+            let body = if (200..300).contains(&health_status) {
+                "ok"
+            } else {
+                "not ready"
+            };
+            (health_status, body)
+        }
+        (Some(_), Some("/health")) => (405, "method not allowed"),
+        (Some(_), Some(_)) => (404, "not found"),
+        _ => (400, "bad request"),
+    };
+    let no_body = (100..200).contains(&status) || status == 204 || status == 304;
+    let body = if no_body { "" } else { body };
+    let mut response = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reason(status),
+        body.len()
+    );
+    if method != Some("HEAD") {
+        response.push_str(body);
+    }
+    stream.write_all(response.as_bytes())?;
+    stream.flush()?;
+    stream.shutdown(std::net::Shutdown::Write)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+/// Sends `READY=1` to `$NOTIFY_SOCKET`, as systemd's `sd_notify` does.
+fn sd_notify_ready(name: &str) {
+    const MESSAGE: &[u8] = b"READY=1\nSTATUS=ready\n";
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        warn!("fixture {name}: warning: --notify given but NOTIFY_SOCKET is not set");
+        return;
+    };
+    let result = UnixDatagram::unbound().and_then(|sock| send_notify(&sock, &target, MESSAGE));
+    if let Err(e) = result {
+        warn!(
+            "fixture {name}: warning: cannot notify {}: {e}",
+            target.to_string_lossy()
+        );
+    }
+}
+
+fn send_notify(sock: &UnixDatagram, target: &OsString, message: &[u8]) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = target.as_bytes();
+    if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+        send_abstract(sock, abstract_name, message)
+    } else {
+        sock.send_to(message, target).map(drop)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn send_abstract(sock: &UnixDatagram, name: &[u8], message: &[u8]) -> io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    sock.send_to_addr(message, &addr).map(drop)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_abstract(_sock: &UnixDatagram, _name: &[u8], _message: &[u8]) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract unix sockets need Linux",
+    ))
+}

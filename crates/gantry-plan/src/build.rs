@@ -1,0 +1,497 @@
+//! Builds and validates the plan: resolves names, finds cycles, checks layers and conditions, computes waves and the critical path.
+
+use gantry_spec::diag::did_you_mean;
+use gantry_spec::{Condition, Diagnostic, Kind, Service, Source, Spec};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Per-service time to ready from the last recorded boot, by name.
+pub type Timings = HashMap<String, Duration>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanDep {
+    pub unit: usize,
+    pub condition: Condition,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanUnit {
+    pub service: Service,
+    pub deps: Vec<PlanDep>,
+    /// Units that depend on this one (hard or soft).
+    pub dependents: Vec<usize>,
+    /// Index into `Plan::layers`; 0 when no layers are declared.
+    pub layer: usize,
+    /// 0-based start wave: everything in one wave can start in parallel.
+    pub wave: usize,
+    /// The weight used for the critical path.
+    pub expected: Duration,
+}
+
+impl PlanUnit {
+    pub fn name(&self) -> &str {
+        &self.service.name.value
+    }
+}
+
+/// The validated graph the engine runs.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub units: Vec<PlanUnit>,
+    /// Layer names in order; empty when the file declares none.
+    pub layers: Vec<String>,
+    pub waves: Vec<Vec<usize>>,
+    /// Longest expected chain from a root to a leaf.
+    pub critical_path: Vec<usize>,
+    pub critical_time: Duration,
+    /// Whether the weights came from recorded boots or hints (otherwise every unit weighs 1).
+    pub timed: bool,
+}
+
+impl Plan {
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.units.iter().position(|u| u.name() == name)
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.units.iter().map(|u| u.deps.len()).sum()
+    }
+}
+
+/// Validates `spec` and builds the plan. Diagnostics include every problem found;
+/// the plan is only meaningful when none of them is an error.
+pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(spec.services.len());
+    for (i, s) in spec.services.iter().enumerate() {
+        by_name.insert(s.name.value.as_str(), i);
+    }
+    let layers: Vec<String> = spec
+        .layers
+        .as_ref()
+        .map(|l| l.order.iter().map(|n| n.value.clone()).collect())
+        .unwrap_or_default();
+    if let Some(l) = &spec.layers {
+        let mut seen = HashMap::new();
+        for name in &l.order {
+            if seen.insert(name.value.as_str(), ()).is_some() {
+                diags.push(
+                    Diagnostic::error(
+                        "duplicate-name",
+                        format!("layer `{}` appears twice in the order", name.value),
+                    )
+                    .key("layers.order")
+                    .at(name.span.clone())
+                    .hint("list each layer once"),
+                );
+            }
+        }
+    }
+
+    let mut units: Vec<PlanUnit> = Vec::with_capacity(spec.services.len());
+    for s in &spec.services {
+        let path = format!("services.{}", s.name.value);
+        let mut deps = Vec::with_capacity(s.depends_on.len());
+        for d in &s.depends_on {
+            let key = format!("{path}.depends_on");
+            let Some(&target) = by_name.get(d.name.value.as_str()) else {
+                let mut diag = Diagnostic::error(
+                    "unknown-dependency",
+                    format!("unknown service `{}`", d.name.value),
+                )
+                .key(key)
+                .at(d.name.span.clone());
+                diag = match did_you_mean(
+                    &d.name.value,
+                    spec.services.iter().map(|s| s.name.value.as_str()),
+                ) {
+                    Some(m) => diag.hint(format!("did you mean `{m}`?")),
+                    None => diag.hint("declare it as [services.NAME], or remove the dependency"),
+                };
+                diags.push(diag);
+                continue;
+            };
+            if deps.iter().any(|x: &PlanDep| x.unit == target) {
+                diags.push(
+                    Diagnostic::warning(
+                        "duplicate-dependency",
+                        format!("`{}` is listed twice", d.name.value),
+                    )
+                    .key(key)
+                    .at(d.name.span.clone())
+                    .hint("remove the repeated entry"),
+                );
+                continue;
+            }
+            let dep = &spec.services[target];
+            match d.condition {
+                Condition::Completed if dep.kind != Kind::Task => diags.push(
+                    Diagnostic::error(
+                        "bad-condition",
+                        format!("`{}` is not a task, so it never completes", d.name.value),
+                    )
+                    .key(format!("{key}.{}", d.name.value))
+                    .at(d.name.span.clone())
+                    .hint(format!("use \"ready\" or \"started\", or set kind = \"task\" on `{}`", d.name.value)),
+                ),
+                Condition::Ready if dep.readiness.is_none() && dep.kind != Kind::Task => diags.push(
+                    Diagnostic::warning(
+                        "no-readiness-probe",
+                        format!("`{}` has no readiness probe, so \"ready\" means only \"started\"", d.name.value),
+                    )
+                    .key(format!("{key}.{}", d.name.value))
+                    .at(d.name.span.clone())
+                    .hint(format!("add readiness = {{ tcp = \"host:port\" }} (or http, exec, log, notify) to `{}`", d.name.value)),
+                ),
+                _ => {}
+            }
+            deps.push(PlanDep {
+                unit: target,
+                condition: d.condition,
+                required: d.required,
+            });
+        }
+        let mut layer = 0;
+        if let Some(l) = &s.layer {
+            match layers.iter().position(|n| *n == l.value) {
+                Some(i) => layer = i,
+                None if layers.is_empty() => diags.push(
+                    Diagnostic::error(
+                        "unknown-layer",
+                        format!("layer `{}` is used but no layers are declared", l.value),
+                    )
+                    .key(format!("{path}.layer"))
+                    .at(l.span.clone())
+                    .hint(format!(
+                        "declare the order: [layers] order = [\"{}\"]",
+                        l.value
+                    )),
+                ),
+                None => {
+                    let d = Diagnostic::error(
+                        "unknown-layer",
+                        format!("layer `{}` is not in [layers] order", l.value),
+                    )
+                    .key(format!("{path}.layer"))
+                    .at(l.span.clone());
+                    diags.push(
+                        match did_you_mean(&l.value, layers.iter().map(String::as_str)) {
+                            Some(m) => d.hint(format!("did you mean `{m}`?")),
+                            None => {
+                                d.hint(format!("add it to [layers] order ({})", layers.join(", ")))
+                            }
+                        },
+                    );
+                }
+            }
+        } else if !layers.is_empty() {
+            // Unlayered services join the first layer: they may start at once.
+            layer = 0;
+        }
+        let expected = timings
+            .get(&s.name.value)
+            .copied()
+            .or(s.expected_start.map(|d| d.0))
+            .unwrap_or(Duration::ZERO);
+        units.push(PlanUnit {
+            service: s.clone(),
+            deps,
+            dependents: Vec::new(),
+            layer,
+            wave: 0,
+            expected,
+        });
+    }
+    for i in 0..units.len() {
+        for d in 0..units[i].deps.len() {
+            let dep = units[i].deps[d];
+            units[dep.unit].dependents.push(i);
+            if units[dep.unit].layer > units[i].layer {
+                let (me, other) = (&units[i], &units[dep.unit]);
+                diags.push(
+                    Diagnostic::error(
+                        "layer-order",
+                        format!(
+                            "`{}` (layer {}) depends on `{}` in the later layer {}; it would wait forever",
+                            me.name(),
+                            layers[me.layer],
+                            other.name(),
+                            layers[other.layer]
+                        ),
+                    )
+                    .key(format!("services.{}.depends_on", me.name()))
+                    .at(me.service.depends_on.iter().find(|x| x.name.value == other.name()).map_or(me.service.name.span.clone(), |x| x.name.span.clone()))
+                    .hint("move one of them so dependencies point to the same or an earlier layer"),
+                );
+            }
+        }
+    }
+    check_references(spec, &by_name, &mut diags);
+    check_ports(spec, &mut diags);
+
+    let mut plan = Plan {
+        units,
+        layers,
+        ..Plan::default()
+    };
+    match topo_order(&plan.units) {
+        Ok(order) => compute_waves(&mut plan, &order, timings),
+        Err(cycles) => {
+            for cycle in cycles {
+                diags.push(cycle_diagnostic(&plan.units, &cycle, source));
+            }
+        }
+    }
+    diags.sort_by_key(|d| (d.span.as_ref().map_or(usize::MAX, |s| s.start), d.severity));
+    (plan, diags)
+}
+
+fn check_references(spec: &Spec, by_name: &HashMap<&str, usize>, diags: &mut Vec<Diagnostic>) {
+    let names = || spec.services.iter().map(|s| s.name.value.as_str());
+    let unknown = |what: String, name: &gantry_spec::Sp<String>, key: String| {
+        let d = Diagnostic::error(
+            "unknown-service",
+            format!("{what} names unknown service `{}`", name.value),
+        )
+        .key(key)
+        .at(name.span.clone());
+        match did_you_mean(&name.value, names()) {
+            Some(m) => d.hint(format!("did you mean `{m}`?")),
+            None => d.hint("use the name of a [services.NAME] table"),
+        }
+    };
+    for secret in &spec.secrets {
+        for s in &secret.services {
+            if !by_name.contains_key(s.value.as_str()) {
+                diags.push(unknown(
+                    format!("secret `{}`", secret.name.value),
+                    s,
+                    format!("secrets.{}.services", secret.name.value),
+                ));
+            }
+        }
+    }
+    for profile in &spec.profiles {
+        for s in &profile.services {
+            if !by_name.contains_key(s.value.as_str()) {
+                diags.push(unknown(
+                    format!("profile `{}`", profile.name.value),
+                    s,
+                    format!("profiles.{}.services", profile.name.value),
+                ));
+            }
+        }
+    }
+}
+
+fn check_ports(spec: &Spec, diags: &mut Vec<Diagnostic>) {
+    let mut owner: HashMap<u16, &str> = HashMap::new();
+    for s in &spec.services {
+        for &port in &s.ports {
+            if let Some(first) = owner.insert(port, &s.name.value) {
+                if first != s.name.value {
+                    diags.push(
+                        Diagnostic::error(
+                            "port-conflict",
+                            format!(
+                                "port {port} is declared by `{first}` and `{}`",
+                                s.name.value
+                            ),
+                        )
+                        .key(format!("services.{}.ports", s.name.value))
+                        .at(s.name.span.clone())
+                        .hint("two services cannot listen on the same port; change one of them"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Kahn's algorithm; on failure returns one cycle per strongly connected component.
+fn topo_order(units: &[PlanUnit]) -> Result<Vec<usize>, Vec<Vec<usize>>> {
+    let n = units.len();
+    let mut indegree: Vec<usize> = units.iter().map(|u| u.deps.len()).collect();
+    let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    let mut head = 0;
+    while head < queue.len() {
+        let u = queue[head];
+        head += 1;
+        order.push(u);
+        for &d in &units[u].dependents {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                queue.push(d);
+            }
+        }
+    }
+    if order.len() == n {
+        return Ok(order);
+    }
+    Err(find_cycles(units, &indegree))
+}
+
+/// Finds cycles among the units Kahn could not order (indegree > 0), one per
+/// strongly connected component, each as the full path with the first unit repeated.
+fn find_cycles(units: &[PlanUnit], indegree: &[usize]) -> Vec<Vec<usize>> {
+    let stuck: Vec<bool> = indegree.iter().map(|&d| d > 0).collect();
+    let mut in_cycle_reported = vec![false; units.len()];
+    let mut cycles = Vec::new();
+    for start in 0..units.len() {
+        if !stuck[start] || in_cycle_reported[start] {
+            continue;
+        }
+        // Walk dependencies that are themselves stuck: every stuck unit has one
+        // (otherwise Kahn would have released it), so the walk must revisit a unit.
+        let mut pos: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+        let mut path = Vec::new();
+        let mut u = start;
+        loop {
+            if let Some(&p) = pos.get(&u) {
+                let mut cycle: Vec<usize> = path[p..].to_vec();
+                // Print the cycle in dependency direction: a -> b means a depends on b.
+                cycle.push(u);
+                let already = cycle.iter().any(|&c| in_cycle_reported[c]);
+                for &c in &cycle {
+                    in_cycle_reported[c] = true;
+                }
+                if !already {
+                    cycles.push(cycle);
+                }
+                break;
+            }
+            if in_cycle_reported[u] {
+                break;
+            }
+            pos.insert(u, path.len());
+            path.push(u);
+            match units[u].deps.iter().find(|d| stuck[d.unit]) {
+                Some(d) => u = d.unit,
+                None => break,
+            }
+        }
+        for &p in &path {
+            in_cycle_reported[p] = true;
+        }
+    }
+    cycles
+}
+
+fn cycle_diagnostic(units: &[PlanUnit], cycle: &[usize], source: &Source) -> Diagnostic {
+    let names: Vec<&str> = cycle.iter().map(|&i| units[i].name()).collect();
+    let mut edges = Vec::new();
+    for w in cycle.windows(2) {
+        let (from, to) = (&units[w[0]], &units[w[1]]);
+        let span = from
+            .service
+            .depends_on
+            .iter()
+            .find(|d| d.name.value == to.name())
+            .map_or(from.service.name.span.clone(), |d| d.name.span.clone());
+        let (line, _) = source.line_col(span.start);
+        edges.push((
+            span,
+            format!(
+                "{} depends on {} ({}:{line})",
+                from.name(),
+                to.name(),
+                source.path
+            ),
+        ));
+    }
+    let first_span = edges[0].0.clone();
+    Diagnostic::error(
+        "dependency-cycle",
+        format!("dependency cycle: {}", names.join(" -> ")),
+    )
+    .key(format!("services.{}.depends_on", names[0]))
+    .at(first_span)
+    .hint(format!(
+        "break the cycle by removing one of these dependencies: {}",
+        edges
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect::<Vec<_>>()
+            .join("; ")
+    ))
+}
+
+fn compute_waves(plan: &mut Plan, order: &[usize], timings: &Timings) {
+    let n = plan.units.len();
+    let layer_count = plan.layers.len().max(1);
+    let timed = !timings.is_empty()
+        || plan
+            .units
+            .iter()
+            .any(|u| u.service.expected_start.is_some());
+    let weight = |u: &PlanUnit| {
+        if timed {
+            u.expected
+        } else {
+            Duration::from_secs(1)
+        }
+    };
+    let mut wave = vec![0usize; n];
+    let mut dist = vec![Duration::ZERO; n];
+    let mut pred: Vec<Option<usize>> = vec![None; n];
+    // A layer is a barrier: its units start after every unit of earlier layers.
+    let mut base_wave = 0usize;
+    let mut base_dist = Duration::ZERO;
+    let mut base_pred: Option<usize> = None;
+    let mut by_layer: Vec<Vec<usize>> = vec![Vec::new(); layer_count];
+    for &u in order {
+        by_layer[plan.units[u].layer].push(u);
+    }
+    for layer in &by_layer {
+        let (mut max_wave, mut max_dist, mut max_pred) = (base_wave, base_dist, base_pred);
+        let mut any = false;
+        for &u in layer {
+            let unit = &plan.units[u];
+            let (mut w, mut d, mut p) = (base_wave, base_dist, base_pred);
+            for dep in &unit.deps {
+                w = w.max(wave[dep.unit] + 1);
+                if dist[dep.unit] > d || p.is_none() && dist[dep.unit] >= d {
+                    d = dist[dep.unit];
+                    p = Some(dep.unit);
+                }
+            }
+            wave[u] = w;
+            dist[u] = d + weight(unit);
+            pred[u] = p;
+            any = true;
+            if w + 1 > max_wave {
+                max_wave = w + 1;
+            }
+            if dist[u] > max_dist || max_pred.is_none() {
+                max_dist = dist[u];
+                max_pred = Some(u);
+            }
+        }
+        if any {
+            base_wave = max_wave;
+            base_dist = max_dist;
+            base_pred = max_pred;
+        }
+    }
+    let waves_len = wave.iter().copied().max().map_or(0, |m| m + 1);
+    let mut waves = vec![Vec::new(); waves_len];
+    for (u, &w) in wave.iter().enumerate() {
+        plan.units[u].wave = w;
+        waves[w].push(u);
+    }
+    plan.waves = waves;
+    if let Some(end) = (0..n).max_by_key(|&u| (dist[u], std::cmp::Reverse(u))) {
+        let mut path = vec![end];
+        let mut cur = end;
+        while let Some(p) = pred[cur] {
+            path.push(p);
+            cur = p;
+        }
+        path.reverse();
+        plan.critical_path = path;
+        plan.critical_time = if timed { dist[end] } else { Duration::ZERO };
+    }
+    plan.timed = timed;
+}

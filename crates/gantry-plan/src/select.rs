@@ -1,0 +1,133 @@
+//! Narrows a plan to a profile, `--only` or `--except`, keeping what the chosen services need.
+
+use crate::{Plan, PlanDep, PlanUnit};
+use gantry_spec::Spec;
+
+/// What the user asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub profile: Option<String>,
+    pub only: Vec<String>,
+    pub except: Vec<String>,
+}
+
+/// Returns the sub-plan for `sel`, or an error message naming what is unknown.
+/// Hard dependencies of selected services always come along; soft dependencies
+/// that were not selected are dropped (they only order the start).
+pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String> {
+    let n = plan.units.len();
+    let lookup = |name: &str| {
+        plan.index(name)
+            .ok_or_else(|| format!("unknown service `{name}`"))
+    };
+    let mut chosen = vec![sel.profile.is_none() && sel.only.is_empty(); n];
+    if let Some(p) = &sel.profile {
+        let profile = spec
+            .profiles
+            .iter()
+            .find(|x| x.name.value == *p)
+            .ok_or_else(|| {
+                let names: Vec<&str> = spec
+                    .profiles
+                    .iter()
+                    .map(|x| x.name.value.as_str())
+                    .collect();
+                format!(
+                    "unknown profile `{p}` (profiles in the file: {})",
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            })?;
+        for s in &profile.services {
+            chosen[lookup(&s.value)?] = true;
+        }
+        for (i, u) in plan.units.iter().enumerate() {
+            if profile.priorities.contains(&u.service.priority) {
+                chosen[i] = true;
+            }
+        }
+    }
+    for name in &sel.only {
+        chosen[lookup(name)?] = true;
+    }
+    // Pull in hard dependencies, transitively.
+    let mut stack: Vec<usize> = (0..n).filter(|&i| chosen[i]).collect();
+    while let Some(u) = stack.pop() {
+        for d in &plan.units[u].deps {
+            if d.required && !chosen[d.unit] {
+                chosen[d.unit] = true;
+                stack.push(d.unit);
+            }
+        }
+    }
+    for name in &sel.except {
+        let i = lookup(name)?;
+        chosen[i] = false;
+    }
+    // Excluding something others hard-need would make them wait forever.
+    for (i, u) in plan.units.iter().enumerate() {
+        if !chosen[i] {
+            continue;
+        }
+        if let Some(d) = u.deps.iter().find(|d| d.required && !chosen[d.unit]) {
+            return Err(format!(
+                "`{}` needs `{}`, which is excluded",
+                u.name(),
+                plan.units[d.unit].name()
+            ));
+        }
+    }
+    let mut remap = vec![usize::MAX; n];
+    let mut units: Vec<PlanUnit> = Vec::new();
+    for i in 0..n {
+        if chosen[i] {
+            remap[i] = units.len();
+            units.push(plan.units[i].clone());
+        }
+    }
+    for u in &mut units {
+        u.deps = u
+            .deps
+            .iter()
+            .filter(|d| remap[d.unit] != usize::MAX)
+            .map(|d| PlanDep {
+                unit: remap[d.unit],
+                ..*d
+            })
+            .collect();
+        u.dependents = u
+            .dependents
+            .iter()
+            .filter(|&&d| remap[d] != usize::MAX)
+            .map(|&d| remap[d])
+            .collect();
+    }
+    let critical_path = plan
+        .critical_path
+        .iter()
+        .filter(|&&u| remap[u] != usize::MAX)
+        .map(|&u| remap[u])
+        .collect();
+    let waves = plan
+        .waves
+        .iter()
+        .map(|w| {
+            w.iter()
+                .filter(|&&u| remap[u] != usize::MAX)
+                .map(|&u| remap[u])
+                .collect::<Vec<_>>()
+        })
+        .filter(|w: &Vec<usize>| !w.is_empty())
+        .collect();
+    Ok(Plan {
+        units,
+        layers: plan.layers.clone(),
+        waves,
+        critical_path,
+        critical_time: plan.critical_time,
+        timed: plan.timed,
+    })
+}

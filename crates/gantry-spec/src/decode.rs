@@ -1,0 +1,1127 @@
+//! Decodes the spanned TOML tree into the typed [`Spec`], collecting every problem at once.
+//!
+//! serde stops at the first error; a user fixing a file wants all of them, each
+//! with file:line:column, the key and a hint. So the decoder walks the tree by
+//! hand, records a diagnostic for each bad value, substitutes the default and goes on.
+
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::duration::parse_duration;
+use crate::interp::interpolate;
+use crate::keys::{self, Key};
+use crate::model::*;
+use crate::source::{Source, Span};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// The outcome of reading a file: the spec (best effort, even with errors) and every diagnostic.
+#[derive(Debug)]
+pub struct Loaded {
+    pub spec: Spec,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parses and decodes `source`. `env` looks up variables for `${VAR}` interpolation.
+pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    let (doc, errors) = DeTable::parse_recoverable(&source.text);
+    if !errors.is_empty() {
+        let diagnostics = errors
+            .iter()
+            .map(|e| {
+                let mut d = Diagnostic::error("syntax", e.message().trim().to_string())
+                    .hint("fix the TOML syntax at this position; see docs/config.md");
+                if let Some(span) = e.span() {
+                    d = d.at(span);
+                }
+                d
+            })
+            .collect();
+        return Loaded {
+            spec: Spec::default(),
+            diagnostics,
+        };
+    }
+    let mut d = Decoder {
+        diags: Vec::new(),
+        env,
+    };
+    let root = doc.get_ref();
+    let spec = d.spec(root, doc.span());
+    Loaded {
+        spec,
+        diagnostics: d.diags,
+    }
+}
+
+struct Decoder<'e> {
+    diags: Vec<Diagnostic>,
+    env: &'e dyn Fn(&str) -> Option<String>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Valid service, layer, profile and secret names: they appear in paths, metrics
+/// labels and process titles, so keep them to a safe alphabet.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+impl Decoder<'_> {
+    fn error(
+        &mut self,
+        code: &'static str,
+        path: &str,
+        span: Span,
+        msg: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.diags.push(
+            Diagnostic::error(code, msg)
+                .key(path.to_string())
+                .at(span)
+                .hint(hint),
+        );
+    }
+
+    fn wrong_type(&mut self, path: &str, v: &Value<'_>, expected: &str) {
+        let got = type_name(v.get_ref());
+        self.error(
+            "wrong-type",
+            path,
+            v.span(),
+            format!("expected {expected}, found {got}"),
+            format!(
+                "write {expected} here; see docs/config.md#{}",
+                path.split('.').next().unwrap_or("")
+            ),
+        );
+    }
+
+    /// Warns about keys this table does not know (never an error: newer files
+    /// must still load in older gantry versions).
+    fn unknown_keys(&mut self, table: &DeTable<'_>, known: &'static [Key], path: &str) {
+        for (key, _) in table.iter() {
+            let name = key.get_ref().as_ref();
+            if keys::find(known, name).is_none() {
+                let mut d =
+                    Diagnostic::warning("unknown-key", format!("unknown key `{name}` (ignored)"))
+                        .key(join(path, name))
+                        .at(key.span());
+                d = match did_you_mean(name, known.iter().map(|k| k.name)) {
+                    Some(s) => d.hint(format!("did you mean `{s}`?")),
+                    None => d.hint("remove it, or check the key reference in docs/config.md"),
+                };
+                self.diags.push(d);
+            }
+        }
+    }
+
+    fn table<'a, 'i>(&mut self, v: &'a Value<'i>, path: &str) -> Option<&'a DeTable<'i>> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => {
+                self.wrong_type(path, v, "a table");
+                None
+            }
+        }
+    }
+
+    fn interp(&mut self, raw: &str, path: &str, span: Span) -> String {
+        match interpolate(raw, self.env) {
+            Ok(r) => {
+                for var in r.missing {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            "unset-variable",
+                            format!(
+                                "environment variable `{var}` is not set; using an empty string"
+                            ),
+                        )
+                        .key(path.to_string())
+                        .at(span.clone())
+                        .hint(format!("set {var}, or give a default: ${{{var}:-value}}")),
+                    );
+                }
+                r.value
+            }
+            Err(e) => {
+                self.error(
+                    "bad-interpolation",
+                    path,
+                    span,
+                    e,
+                    "write ${VAR} or ${VAR:-default}; use $$ for a literal $",
+                );
+                raw.to_string()
+            }
+        }
+    }
+
+    fn string(&mut self, v: &Value<'_>, path: &str) -> Option<Sp<String>> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(Sp::new(self.interp(s, path, v.span()), v.span())),
+            _ => {
+                self.wrong_type(path, v, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: &Value<'_>, path: &str) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(path, v, "true or false");
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, v: &Value<'_>, path: &str, min: i64, max: i64) -> Option<i64> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            _ => {
+                self.wrong_type(path, v, "an integer");
+                return None;
+            }
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.error(
+                    "out-of-range",
+                    path,
+                    v.span(),
+                    format!("value out of range: must be between {min} and {max}"),
+                    format!("use a whole number from {min} to {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, v: &Value<'_>, path: &str) -> Option<Dur> {
+        let s = match v.get_ref() {
+            DeValue::String(s) => self.interp(s, path, v.span()),
+            DeValue::Integer(_) | DeValue::Float(_) => {
+                self.error(
+                    "bad-duration",
+                    path,
+                    v.span(),
+                    "a duration needs a unit",
+                    "write it as a string with a unit, e.g. \"500ms\", \"5s\" or \"1m\"",
+                );
+                return None;
+            }
+            _ => {
+                self.wrong_type(path, v, "a duration string such as \"5s\"");
+                return None;
+            }
+        };
+        match parse_duration(&s) {
+            Ok(d) => Some(Dur(d)),
+            Err(e) => {
+                self.error(
+                    "bad-duration",
+                    path,
+                    v.span(),
+                    format!("invalid duration: {e}"),
+                    "use a number with a unit: us, ms, s, m, h or d (e.g. \"250ms\", \"1m30s\")",
+                );
+                None
+            }
+        }
+    }
+
+    fn enumeration(
+        &mut self,
+        v: &Value<'_>,
+        path: &str,
+        options: &'static [&'static str],
+    ) -> Option<&'static str> {
+        let s = self.string(v, path)?;
+        if let Some(o) = options.iter().find(|o| o.eq_ignore_ascii_case(&s.value)) {
+            return Some(o);
+        }
+        let list = options
+            .iter()
+            .map(|o| format!("`{o}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hint = match did_you_mean(&s.value.to_ascii_lowercase(), options.iter().copied()) {
+            Some(m) => format!("did you mean `{m}`? expected one of {list}"),
+            None => format!("expected one of {list}"),
+        };
+        self.error(
+            "invalid-value",
+            path,
+            v.span(),
+            format!("invalid value `{}`", s.value),
+            hint,
+        );
+        None
+    }
+
+    fn command(&mut self, v: &Value<'_>, path: &str) -> Option<Sp<Vec<String>>> {
+        let argv = match v.get_ref() {
+            DeValue::String(s) => {
+                let s = self.interp(s, path, v.span());
+                match shlex::split(&s) {
+                    Some(argv) => argv,
+                    None => {
+                        self.error(
+                            "bad-command",
+                            path,
+                            v.span(),
+                            "cannot split this command: unbalanced quotes",
+                            "close the quote, or write the command as an array of arguments",
+                        );
+                        return None;
+                    }
+                }
+            }
+            DeValue::Array(items) => {
+                let mut argv = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    argv.push(self.string(item, &format!("{path}[{i}]"))?.value);
+                }
+                argv
+            }
+            _ => {
+                self.wrong_type(path, v, "a string or an array of strings");
+                return None;
+            }
+        };
+        if argv.is_empty() || argv[0].is_empty() {
+            self.error(
+                "bad-command",
+                path,
+                v.span(),
+                "the command is empty",
+                "name a program to run, e.g. command = \"python3 app.py\"",
+            );
+            return None;
+        }
+        Some(Sp::new(argv, v.span()))
+    }
+
+    fn str_list(&mut self, v: &Value<'_>, path: &str) -> Vec<Sp<String>> {
+        match v.get_ref() {
+            DeValue::Array(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string(item, &format!("{path}[{i}]")))
+                .collect(),
+            _ => {
+                self.wrong_type(path, v, "an array of strings");
+                Vec::new()
+            }
+        }
+    }
+
+    fn str_or_list(&mut self, v: &Value<'_>, path: &str) -> Vec<Sp<String>> {
+        match v.get_ref() {
+            DeValue::String(_) => self.string(v, path).into_iter().collect(),
+            _ => self.str_list(v, path),
+        }
+    }
+
+    fn env_table(&mut self, v: &Value<'_>, path: &str) -> Vec<EnvVar> {
+        let Some(t) = self.table(v, path) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, value) in t.iter() {
+            let name = key.get_ref().as_ref();
+            let p = join(path, name);
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                self.error(
+                    "invalid-name",
+                    &p,
+                    key.span(),
+                    format!("`{name}` is not a valid environment variable name"),
+                    "use letters, digits and underscores",
+                );
+                continue;
+            }
+            let value = match value.get_ref() {
+                DeValue::String(_) => self.string(value, &p),
+                DeValue::Integer(i) => Some(Sp::new(i.as_str().to_string(), value.span())),
+                DeValue::Boolean(b) => Some(Sp::new(b.to_string(), value.span())),
+                DeValue::Float(f) => Some(Sp::new(f.as_str().to_string(), value.span())),
+                _ => {
+                    self.wrong_type(&p, value, "a string");
+                    None
+                }
+            };
+            if let Some(value) = value {
+                out.push(EnvVar {
+                    name: Sp::new(name.to_string(), key.span()),
+                    value,
+                });
+            }
+        }
+        out
+    }
+
+    fn spec(&mut self, root: &DeTable<'_>, _span: Span) -> Spec {
+        self.unknown_keys(root, keys::TOP, "");
+        let mut spec = Spec::default();
+        if let Some(v) = root.get("settings") {
+            if let Some(t) = self.table(v, "settings") {
+                spec.settings = self.settings(t);
+            }
+        }
+        if let Some(v) = root.get("env") {
+            spec.env = self.env_table(v, "env");
+        }
+        if let Some(v) = root.get("env_file") {
+            spec.env_file = self.str_or_list(v, "env_file");
+        }
+        if let Some(v) = root.get("secrets") {
+            if let Some(t) = self.table(v, "secrets") {
+                for (key, value) in t.iter() {
+                    if let Some(s) = self.secret(key, value) {
+                        spec.secrets.push(s);
+                    }
+                }
+            }
+        }
+        let mut defaults = ServiceDefaults::default();
+        if let Some(v) = root.get("defaults") {
+            if let Some(t) = self.table(v, "defaults") {
+                self.unknown_keys(t, keys::DEFAULTS, "defaults");
+                defaults = self.inheritable(t, "defaults");
+            }
+        }
+        if let Some(v) = root.get("services") {
+            if let Some(t) = self.table(v, "services") {
+                let mut seen: std::collections::HashMap<String, Span> =
+                    std::collections::HashMap::new();
+                for (key, value) in t.iter() {
+                    let lower = key.get_ref().to_ascii_lowercase();
+                    if let Some(first) = seen.get(&lower) {
+                        let (first_line, _) = (first.start, ());
+                        let _ = first_line;
+                        self.error(
+                            "duplicate-name",
+                            &join("services", key.get_ref()),
+                            key.span(),
+                            format!("service `{}` differs from another service only by letter case", key.get_ref()),
+                            "give each service a distinct name; names are compared without case in paths and metrics",
+                        );
+                        continue;
+                    }
+                    seen.insert(lower, key.span());
+                    if let Some(s) = self.service(key, value, &defaults) {
+                        spec.services.push(s);
+                    }
+                }
+            }
+        }
+        spec.defaults = defaults;
+        if let Some(v) = root.get("layers") {
+            if let Some(t) = self.table(v, "layers") {
+                self.unknown_keys(t, keys::LAYERS, "layers");
+                let order = t
+                    .get("order")
+                    .map(|o| self.str_list(o, "layers.order"))
+                    .unwrap_or_default();
+                spec.layers = Some(Layers { order });
+            }
+        }
+        if let Some(v) = root.get("profiles") {
+            if let Some(t) = self.table(v, "profiles") {
+                for (key, value) in t.iter() {
+                    let path = join("profiles", key.get_ref());
+                    self.check_name(key, &path, "profile");
+                    let Some(pt) = self.table(value, &path) else {
+                        continue;
+                    };
+                    self.unknown_keys(pt, keys::PROFILE, &path);
+                    let services = pt
+                        .get("services")
+                        .map(|s| self.str_list(s, &join(&path, "services")))
+                        .unwrap_or_default();
+                    let mut priorities = Vec::new();
+                    if let Some(ps) = pt.get("priorities") {
+                        if let DeValue::Array(items) = ps.get_ref() {
+                            for (i, item) in items.iter().enumerate() {
+                                if let Some(p) = self.enumeration(
+                                    item,
+                                    &format!("{path}.priorities[{i}]"),
+                                    keys::PRIORITIES,
+                                ) {
+                                    priorities.push(priority(p));
+                                }
+                            }
+                        } else {
+                            self.wrong_type(
+                                &join(&path, "priorities"),
+                                ps,
+                                "an array of priorities",
+                            );
+                        }
+                    }
+                    spec.profiles.push(Profile {
+                        name: Sp::new(key.get_ref().to_string(), key.span()),
+                        services,
+                        priorities,
+                    });
+                }
+            }
+        }
+        spec
+    }
+
+    fn check_name(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        path: &str,
+        what: &str,
+    ) -> bool {
+        let name = key.get_ref();
+        if valid_name(name) {
+            return true;
+        }
+        self.error(
+            "invalid-name",
+            path,
+            key.span(),
+            format!("`{name}` is not a valid {what} name"),
+            "start with a letter or digit; then letters, digits, `_`, `-` or `.`; at most 63 characters",
+        );
+        false
+    }
+
+    fn settings(&mut self, t: &DeTable<'_>) -> Settings {
+        self.unknown_keys(t, keys::SETTINGS, "settings");
+        let mut s = Settings::default();
+        if let Some(v) = t.get("state_dir") {
+            if let Some(x) = self.string(v, "settings.state_dir") {
+                s.state_dir = x.value;
+            }
+        }
+        if let Some(v) = t.get("api") {
+            if let Some(x) = self.string(v, "settings.api") {
+                let ok =
+                    x.value.starts_with("unix:") || x.value.parse::<std::net::SocketAddr>().is_ok();
+                if ok {
+                    s.api = x.value;
+                } else {
+                    self.error(
+                        "invalid-value",
+                        "settings.api",
+                        v.span(),
+                        format!("`{}` is not an address", x.value),
+                        "write host:port such as \"127.0.0.1:7070\", or \"unix:/path/to/socket\"",
+                    );
+                }
+            }
+        }
+        if let Some(v) = t.get("shutdown_timeout") {
+            if let Some(d) = self.duration(v, "settings.shutdown_timeout") {
+                s.shutdown_timeout = d;
+            }
+        }
+        if let Some(v) = t.get("allow_degraded") {
+            if let Some(b) = self.boolean(v, "settings.allow_degraded") {
+                s.allow_degraded = b;
+            }
+        }
+        if let Some(v) = t.get("revalidate") {
+            s.revalidate = self.duration(v, "settings.revalidate");
+        }
+        s
+    }
+
+    fn secret(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        v: &Value<'_>,
+    ) -> Option<Secret> {
+        let path = join("secrets", key.get_ref());
+        let t = self.table(v, &path)?;
+        self.unknown_keys(t, keys::SECRET, &path);
+        let mut sources = Vec::new();
+        for (name, make) in [
+            (
+                "from_env",
+                SecretSource::FromEnv as fn(String) -> SecretSource,
+            ),
+            ("from_file", SecretSource::FromFile),
+        ] {
+            if let Some(x) = t.get(name) {
+                if let Some(s) = self.string(x, &join(&path, name)) {
+                    sources.push(Sp::new(make(s.value), x.span()));
+                }
+            }
+        }
+        if let Some(x) = t.get("from_command") {
+            if let Some(c) = self.command(x, &join(&path, "from_command")) {
+                sources.push(Sp::new(SecretSource::FromCommand(c.value), x.span()));
+            }
+        }
+        if sources.len() > 1 {
+            self.error(
+                "secret-source",
+                &path,
+                key.span(),
+                "a secret needs exactly one source, found several",
+                "keep one of from_env, from_file or from_command",
+            );
+        }
+        if sources.is_empty()
+            && !["from_env", "from_file", "from_command"]
+                .iter()
+                .any(|k| t.contains_key(*k))
+        {
+            self.error(
+                "secret-source",
+                &path,
+                key.span(),
+                "a secret needs a source",
+                "add from_env = \"VAR\", from_file = \"path\" or from_command = \"cmd\"",
+            );
+        }
+        let required = t
+            .get("required")
+            .and_then(|x| self.boolean(x, &join(&path, "required")))
+            .unwrap_or(true);
+        let services = t
+            .get("services")
+            .map(|x| self.str_list(x, &join(&path, "services")))
+            .unwrap_or_default();
+        let env = t
+            .get("env")
+            .and_then(|x| self.string(x, &join(&path, "env")))
+            .map(|s| s.value);
+        Some(Secret {
+            name: Sp::new(key.get_ref().to_string(), key.span()),
+            source: sources.into_iter().next(),
+            required,
+            services,
+            env,
+        })
+    }
+
+    fn inheritable(&mut self, t: &DeTable<'_>, path: &str) -> ServiceDefaults {
+        let mut d = ServiceDefaults::default();
+        if let Some(v) = t.get("working_dir") {
+            d.working_dir = self.string(v, &join(path, "working_dir")).map(|s| s.value);
+        }
+        if let Some(v) = t.get("env") {
+            d.env = self.env_table(v, &join(path, "env"));
+        }
+        if let Some(v) = t.get("priority") {
+            d.priority = self
+                .enumeration(v, &join(path, "priority"), keys::PRIORITIES)
+                .map(priority);
+        }
+        if let Some(v) = t.get("restart") {
+            d.restart = self
+                .enumeration(v, &join(path, "restart"), keys::RESTARTS)
+                .map(|r| match r {
+                    "always" => Restart::Always,
+                    "on-failure" => Restart::OnFailure,
+                    _ => Restart::Never,
+                });
+        }
+        if let Some(v) = t.get("retry") {
+            d.retry = self.retry(v, &join(path, "retry"));
+        }
+        if let Some(v) = t.get("start_limit") {
+            d.start_limit = self.start_limit(v, &join(path, "start_limit"));
+        }
+        if let Some(v) = t.get("start_timeout") {
+            d.start_timeout = self.duration(v, &join(path, "start_timeout"));
+        }
+        if let Some(v) = t.get("stop_signal") {
+            d.stop_signal = self
+                .enumeration(v, &join(path, "stop_signal"), keys::SIGNALS)
+                .map(str::to_string);
+        }
+        if let Some(v) = t.get("stop_timeout") {
+            d.stop_timeout = self.duration(v, &join(path, "stop_timeout"));
+        }
+        d
+    }
+
+    fn retry(&mut self, v: &Value<'_>, path: &str) -> Option<Retry> {
+        let t = self.table(v, path)?;
+        self.unknown_keys(t, keys::RETRY, path);
+        let mut r = Retry::default();
+        if let Some(x) = t.get("attempts") {
+            r.attempts = self
+                .int(x, &join(path, "attempts"), 1, 1000)
+                .map_or(r.attempts, |n| n as u32);
+        }
+        if let Some(x) = t.get("backoff") {
+            r.backoff = self
+                .duration(x, &join(path, "backoff"))
+                .unwrap_or(r.backoff);
+        }
+        if let Some(x) = t.get("max_backoff") {
+            r.max_backoff = self
+                .duration(x, &join(path, "max_backoff"))
+                .unwrap_or(r.max_backoff);
+        }
+        if let Some(x) = t.get("jitter") {
+            r.jitter = self.boolean(x, &join(path, "jitter")).unwrap_or(r.jitter);
+        }
+        if r.max_backoff < r.backoff {
+            self.diags.push(
+                Diagnostic::warning(
+                    "out-of-range",
+                    "max_backoff is smaller than backoff; every delay will be max_backoff",
+                )
+                .key(path.to_string())
+                .at(v.span())
+                .hint("raise max_backoff or lower backoff"),
+            );
+        }
+        Some(r)
+    }
+
+    fn start_limit(&mut self, v: &Value<'_>, path: &str) -> Option<StartLimit> {
+        let t = self.table(v, path)?;
+        self.unknown_keys(t, keys::START_LIMIT, path);
+        let mut s = StartLimit::default();
+        if let Some(x) = t.get("burst") {
+            s.burst = self
+                .int(x, &join(path, "burst"), 1, 10000)
+                .map_or(s.burst, |n| n as u32);
+        }
+        if let Some(x) = t.get("interval") {
+            s.interval = self
+                .duration(x, &join(path, "interval"))
+                .unwrap_or(s.interval);
+        }
+        Some(s)
+    }
+
+    fn probe(&mut self, v: &Value<'_>, path: &str) -> Option<Probe> {
+        let t = self.table(v, path)?;
+        self.unknown_keys(t, keys::PROBE, path);
+        let present: Vec<&str> = keys::PROBE_KINDS
+            .iter()
+            .copied()
+            .filter(|k| t.contains_key(*k))
+            .collect();
+        let kinds = keys::PROBE_KINDS
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if present.is_empty() {
+            self.error(
+                "probe-kind",
+                path,
+                v.span(),
+                "the probe says nothing to check",
+                format!("add exactly one of {kinds}, e.g. {{ tcp = \"127.0.0.1:5432\" }}"),
+            );
+            return None;
+        }
+        if present.len() > 1 {
+            self.error(
+                "probe-kind",
+                path,
+                v.span(),
+                format!("a probe checks one thing, found {}", present.join(" and ")),
+                "split it into separate probes (readiness, liveness, startup) or keep one kind",
+            );
+            return None;
+        }
+        let name = present[0];
+        let kp = join(path, name);
+        let kv = &t[name];
+        let store = |d: &mut Self, url: String| {
+            let mut s = StoreProbe {
+                url,
+                ..StoreProbe::default()
+            };
+            if let Some(x) = t.get("rw") {
+                s.rw = d.boolean(x, &join(path, "rw")).unwrap_or(false);
+            }
+            if let Some(x) = t.get("queues") {
+                s.queues = d
+                    .str_list(x, &join(path, "queues"))
+                    .into_iter()
+                    .map(|q| q.value)
+                    .collect();
+            }
+            if let Some(x) = t.get("require_dlq") {
+                s.require_dlq = d.boolean(x, &join(path, "require_dlq")).unwrap_or(false);
+            }
+            if let Some(x) = t.get("streams") {
+                s.streams = d
+                    .str_list(x, &join(path, "streams"))
+                    .into_iter()
+                    .map(|q| q.value)
+                    .collect();
+            }
+            s
+        };
+        let kind = match name {
+            "exec" => ProbeKind::Exec(self.command(kv, &kp)?.value),
+            "http" => {
+                let url = self.string(kv, &kp)?;
+                if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
+                    self.error(
+                        "invalid-value",
+                        &kp,
+                        kv.span(),
+                        format!("`{}` is not an http(s) URL", url.value),
+                        "write a full URL such as \"http://127.0.0.1:8000/health\"",
+                    );
+                    return None;
+                }
+                let expect_status = t
+                    .get("expect_status")
+                    .and_then(|x| self.int(x, &join(path, "expect_status"), 100, 599))
+                    .map(|n| n as u16);
+                let expect_body = t
+                    .get("expect_body")
+                    .and_then(|x| self.string(x, &join(path, "expect_body")))
+                    .map(|s| s.value);
+                ProbeKind::Http {
+                    url: url.value,
+                    expect_status,
+                    expect_body,
+                }
+            }
+            "tcp" => {
+                let addr = self.string(kv, &kp)?;
+                let ok = addr
+                    .value
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+                if !ok {
+                    self.error(
+                        "invalid-value",
+                        &kp,
+                        kv.span(),
+                        format!("`{}` is not host:port", addr.value),
+                        "write the address as \"host:port\", e.g. \"127.0.0.1:6379\"",
+                    );
+                    return None;
+                }
+                ProbeKind::Tcp(addr.value)
+            }
+            "log" => {
+                let re = self.string(kv, &kp)?;
+                if let Err(e) = regex::Regex::new(&re.value) {
+                    let first = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string();
+                    self.error("invalid-value", &kp, kv.span(), format!("invalid regular expression: {first}"), "fix the pattern (Rust regex syntax); escape literal characters such as . or ( with \\\\");
+                    return None;
+                }
+                ProbeKind::Log(re.value)
+            }
+            "notify" => {
+                if self.boolean(kv, &kp) != Some(true) {
+                    if matches!(kv.get_ref(), DeValue::Boolean(false)) {
+                        self.error(
+                            "invalid-value",
+                            &kp,
+                            kv.span(),
+                            "notify = false checks nothing",
+                            "write notify = true, or remove the probe",
+                        );
+                    }
+                    return None;
+                }
+                ProbeKind::Notify
+            }
+            store_kind => {
+                let url = self.string(kv, &kp)?.value;
+                let s = store(self, url);
+                match store_kind {
+                    "postgres" => ProbeKind::Postgres(s),
+                    "mysql" => ProbeKind::Mysql(s),
+                    "redis" => ProbeKind::Redis(s),
+                    "amqp" => ProbeKind::Amqp(s),
+                    "nats" => ProbeKind::Nats(s),
+                    _ => ProbeKind::Sqlite(s),
+                }
+            }
+        };
+        let dur = |d: &mut Self, key: &str, default: Duration| {
+            t.get(key)
+                .and_then(|x| d.duration(x, &join(path, key)))
+                .unwrap_or(Dur(default))
+        };
+        let initial_delay = dur(self, "initial_delay", Duration::ZERO);
+        let period = dur(self, "period", Duration::from_secs(1));
+        let timeout = dur(self, "timeout", Duration::from_secs(1));
+        let success_threshold = t
+            .get("success_threshold")
+            .and_then(|x| self.int(x, &join(path, "success_threshold"), 1, 1000))
+            .unwrap_or(1) as u32;
+        let failure_threshold = t
+            .get("failure_threshold")
+            .and_then(|x| self.int(x, &join(path, "failure_threshold"), 1, 1000))
+            .unwrap_or(3) as u32;
+        for (key, d) in [("period", period), ("timeout", timeout)] {
+            if d.0.is_zero() {
+                if let Some(x) = t.get(key) {
+                    self.error(
+                        "out-of-range",
+                        &join(path, key),
+                        x.span(),
+                        format!("{key} must be greater than zero"),
+                        "use at least 1ms",
+                    );
+                }
+            }
+        }
+        if let Some(x) = t.get("timeout") {
+            if timeout > period && t.contains_key("period") {
+                self.diags.push(
+                    Diagnostic::warning("out-of-range", "timeout is longer than period; probes never overlap, so checks will be timeout apart")
+                        .key(join(path, "timeout"))
+                        .at(x.span())
+                        .hint("make timeout at most period"),
+                );
+            }
+        }
+        Some(Probe {
+            kind,
+            span: v.span(),
+            initial_delay,
+            period,
+            timeout,
+            success_threshold,
+            failure_threshold,
+        })
+    }
+
+    fn depends_on(&mut self, v: &Value<'_>, path: &str) -> Vec<Dependency> {
+        let mut out = Vec::new();
+        match v.get_ref() {
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(name) = self.string(item, &format!("{path}[{i}]")) {
+                        out.push(Dependency {
+                            name,
+                            condition: Condition::Ready,
+                            required: true,
+                        });
+                    }
+                }
+            }
+            DeValue::Table(t) => {
+                for (key, value) in t.iter() {
+                    let p = join(path, key.get_ref());
+                    let name = Sp::new(key.get_ref().to_string(), key.span());
+                    let (cond_value, required) = match value.get_ref() {
+                        DeValue::String(_) => (Some(value), true),
+                        DeValue::Table(long) => {
+                            for (k, _) in long.iter() {
+                                if !matches!(k.get_ref().as_ref(), "condition" | "required") {
+                                    self.diags.push(
+                                        Diagnostic::warning(
+                                            "unknown-key",
+                                            format!("unknown key `{}` (ignored)", k.get_ref()),
+                                        )
+                                        .key(join(&p, k.get_ref()))
+                                        .at(k.span())
+                                        .hint("a dependency takes `condition` and `required`"),
+                                    );
+                                }
+                            }
+                            let required = long
+                                .get("required")
+                                .and_then(|r| self.boolean(r, &join(&p, "required")))
+                                .unwrap_or(true);
+                            (long.get("condition"), required)
+                        }
+                        _ => {
+                            self.wrong_type(&p, value, "a condition (\"ready\") or { condition = \"ready\", required = false }");
+                            continue;
+                        }
+                    };
+                    let condition = match cond_value {
+                        Some(c) => match self.enumeration(c, &p, keys::CONDITIONS) {
+                            Some("started") => Condition::Started,
+                            Some("completed") => Condition::Completed,
+                            Some(_) => Condition::Ready,
+                            None => continue,
+                        },
+                        None => Condition::Ready,
+                    };
+                    out.push(Dependency {
+                        name,
+                        condition,
+                        required,
+                    });
+                }
+            }
+            _ => self.wrong_type(path, v, "a list of service names or a table of conditions"),
+        }
+        out
+    }
+
+    fn service(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        v: &Value<'_>,
+        defaults: &ServiceDefaults,
+    ) -> Option<Service> {
+        let path = join("services", key.get_ref());
+        let named_ok = self.check_name(key, &path, "service");
+        let t = self.table(v, &path)?;
+        self.unknown_keys(t, keys::SERVICE, &path);
+        let p = |k: &str| join(&path, k);
+        let kind = match t
+            .get("kind")
+            .and_then(|x| self.enumeration(x, &p("kind"), keys::KINDS))
+        {
+            Some("task") => Kind::Task,
+            Some("external") => Kind::External,
+            _ => Kind::Process,
+        };
+        let command = t
+            .get("command")
+            .and_then(|x| self.command(x, &p("command")));
+        match (&command, kind) {
+            (None, Kind::Process | Kind::Task) if !t.contains_key("command") => {
+                self.error("missing-command", &path, key.span(), format!("service `{}` has no command", key.get_ref()), "add command = \"...\", or kind = \"external\" for a service gantry only probes");
+            }
+            (Some(c), Kind::External) => {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "ignored-key",
+                        "external services are not started; their command is ignored",
+                    )
+                    .key(p("command"))
+                    .at(c.span.clone())
+                    .hint("remove the command, or drop kind = \"external\""),
+                );
+            }
+            _ => {}
+        }
+        let own = self.inheritable(t, &path);
+        let mut env = defaults.env.clone();
+        for var in own.env {
+            env.retain(|e| e.name.value != var.name.value);
+            env.push(var);
+        }
+        let readiness = t
+            .get("readiness")
+            .and_then(|x| self.probe(x, &p("readiness")));
+        let liveness = t
+            .get("liveness")
+            .and_then(|x| self.probe(x, &p("liveness")));
+        let startup = t.get("startup").and_then(|x| self.probe(x, &p("startup")));
+        let stop_signal_span = t.get("stop_signal").map_or(key.span(), |x| x.span());
+        let ports = match t.get("ports") {
+            Some(x) => match x.get_ref() {
+                DeValue::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| {
+                        self.int(item, &format!("{}[{i}]", p("ports")), 1, 65535)
+                    })
+                    .map(|n| n as u16)
+                    .collect(),
+                _ => {
+                    self.wrong_type(&p("ports"), x, "an array of port numbers");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let service = Service {
+            name: Sp::new(key.get_ref().to_string(), key.span()),
+            kind,
+            command,
+            working_dir: own.working_dir.or_else(|| defaults.working_dir.clone()),
+            env,
+            env_file: t
+                .get("env_file")
+                .map(|x| self.str_or_list(x, &p("env_file")))
+                .unwrap_or_default(),
+            depends_on: t
+                .get("depends_on")
+                .map(|x| self.depends_on(x, &p("depends_on")))
+                .unwrap_or_default(),
+            priority: own.priority.or(defaults.priority).unwrap_or_default(),
+            readiness,
+            liveness,
+            startup,
+            restart: own.restart.or(defaults.restart).unwrap_or_default(),
+            retry: own.retry.or(defaults.retry).unwrap_or_default(),
+            start_limit: own.start_limit.or(defaults.start_limit).unwrap_or_default(),
+            start_timeout: own.start_timeout.or(defaults.start_timeout),
+            stop_signal: Sp::new(
+                own.stop_signal
+                    .or_else(|| defaults.stop_signal.clone())
+                    .unwrap_or_else(|| "SIGTERM".into()),
+                stop_signal_span,
+            ),
+            stop_timeout: own
+                .stop_timeout
+                .or(defaults.stop_timeout)
+                .unwrap_or(Dur(Duration::from_secs(10))),
+            cleanup: t
+                .get("cleanup")
+                .and_then(|x| self.command(x, &p("cleanup")))
+                .map(|c| c.value),
+            layer: t.get("layer").and_then(|x| self.string(x, &p("layer"))),
+            preflight: t
+                .get("preflight")
+                .and_then(|x| self.command(x, &p("preflight")))
+                .map(|c| c.value),
+            ports,
+            expected_start: t
+                .get("expected_start")
+                .and_then(|x| self.duration(x, &p("expected_start"))),
+        };
+        named_ok.then_some(service)
+    }
+}
+
+fn priority(p: &str) -> Priority {
+    match p {
+        "critical" => Priority::Critical,
+        "high" => Priority::High,
+        "low" => Priority::Low,
+        _ => Priority::Medium,
+    }
+}

@@ -1,0 +1,82 @@
+//! `${VAR}` and `${VAR:-default}` interpolation of string values from the environment.
+
+/// The result of interpolating one string.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Interpolated {
+    pub value: String,
+    /// Variables referenced without a default that were not set (they became empty).
+    pub missing: Vec<String>,
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` using `lookup`; `$$` is a literal `$`.
+/// A `$` not followed by `{` or `$` is kept as is, so shell snippets like `$HOME`
+/// inside commands pass through to the shell untouched.
+pub fn interpolate(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Interpolated, String> {
+    let mut value = String::with_capacity(text.len());
+    let mut missing = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        value.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            value.push('$');
+            rest = tail;
+        } else if let Some(body_start) = after.strip_prefix('{') {
+            let Some(end) = body_start.find('}') else {
+                return Err(format!("unclosed `${{` in `{text}`"));
+            };
+            let body = &body_start[..end];
+            let (name, default) = match body.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (body, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("`${{{body}}}` is not a valid variable reference"));
+            }
+            match (lookup(name), default) {
+                (Some(v), _) if !v.is_empty() || default.is_none() => value.push_str(&v),
+                (_, Some(d)) => value.push_str(d),
+                (None, None) => missing.push(name.to_string()),
+                (Some(_), None) => unreachable_empty(),
+            }
+            rest = &body_start[end + 1..];
+        } else {
+            value.push('$');
+            rest = after;
+        }
+    }
+    value.push_str(rest);
+    Ok(Interpolated { value, missing })
+}
+
+// Kept as a function so the match above stays exhaustive without a panic path:
+// `(Some(v), None)` is always taken by the first arm.
+fn unreachable_empty() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOME" => Some("/root".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn substitutes_defaults_and_escapes() {
+        let r = interpolate("${HOME}/x ${NOPE:-d} ${EMPTY:-e} $$ $PATH", &env).unwrap();
+        assert_eq!(r.value, "/root/x d e $ $PATH");
+        assert!(r.missing.is_empty());
+        let r = interpolate("a${NOPE}b", &env).unwrap();
+        assert_eq!(r.value, "ab");
+        assert_eq!(r.missing, vec!["NOPE".to_string()]);
+        assert!(interpolate("${OPEN", &env).is_err());
+        assert!(interpolate("${a b}", &env).is_err());
+    }
+}

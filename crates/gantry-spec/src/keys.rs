@@ -1,0 +1,501 @@
+//! The registry of every key gantry.toml accepts: type, default and documentation.
+//!
+//! One table drives three things so they cannot drift apart: the decoder's
+//! unknown-key warnings, the JSON Schema (`docs/gantry.schema.json`) and the key
+//! reference (`docs/config.md`). A test regenerates both documents and fails when
+//! the committed copies differ.
+
+/// The shape of a value.
+#[derive(Debug, Clone, Copy)]
+pub enum Ty {
+    Str,
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Duration,
+    Enum(&'static [&'static str]),
+    /// A string split like a shell, or an array of strings.
+    Command,
+    /// One string or an array of strings.
+    StrOrList,
+    StrList,
+    IntList {
+        min: i64,
+        max: i64,
+    },
+    Table(&'static [Key]),
+    /// A table whose keys the user chooses, each value of this shape.
+    MapOf(&'static Ty, &'static str),
+    DependsOn,
+    Probe,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+const fn k(name: &'static str, ty: Ty, default: Option<&'static str>, doc: &'static str) -> Key {
+    Key {
+        name,
+        ty,
+        default,
+        doc,
+    }
+}
+
+pub const PRIORITIES: &[&str] = &["critical", "high", "medium", "low"];
+pub const KINDS: &[&str] = &["process", "task", "external"];
+pub const RESTARTS: &[&str] = &["never", "on-failure", "always"];
+pub const CONDITIONS: &[&str] = &["started", "ready", "completed"];
+pub const SIGNALS: &[&str] = &[
+    "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGKILL", "SIGUSR1", "SIGUSR2",
+];
+pub const PROBE_KINDS: &[&str] = &[
+    "exec", "http", "tcp", "log", "notify", "postgres", "mysql", "redis", "amqp", "nats", "sqlite",
+];
+
+pub static SETTINGS: &[Key] = &[
+    k(
+        "state_dir",
+        Ty::Str,
+        Some("\".gantry\""),
+        "Where the embedded state store (SQLite), service logs and the API token live; relative to the file.",
+    ),
+    k(
+        "api",
+        Ty::Str,
+        Some("\"127.0.0.1:7070\""),
+        "Address of the health and control API: `host:port` or `unix:PATH`.",
+    ),
+    k(
+        "shutdown_timeout",
+        Ty::Duration,
+        Some("\"30s\""),
+        "Upper bound for a whole shutdown; whatever is still running after it is killed.",
+    ),
+    k(
+        "allow_degraded",
+        Ty::Bool,
+        Some("true"),
+        "When false, any failed service is NO-GO, not only critical ones.",
+    ),
+    k(
+        "revalidate",
+        Ty::Duration,
+        None,
+        "Re-run the pre-flight checks this often while the stack is up.",
+    ),
+];
+
+pub static SECRET: &[Key] = &[
+    k(
+        "from_env",
+        Ty::Str,
+        None,
+        "Read the value from this environment variable.",
+    ),
+    k(
+        "from_file",
+        Ty::Str,
+        None,
+        "Read the value from this file (trailing newline removed).",
+    ),
+    k(
+        "from_command",
+        Ty::Command,
+        None,
+        "Run this command and use its standard output.",
+    ),
+    k(
+        "required",
+        Ty::Bool,
+        Some("true"),
+        "Missing or empty means NO-GO before any service starts (fail closed).",
+    ),
+    k(
+        "services",
+        Ty::StrList,
+        Some("[]"),
+        "Only these services receive the secret, as an environment variable.",
+    ),
+    k(
+        "env",
+        Ty::Str,
+        None,
+        "The variable name the services see; defaults to the secret's name.",
+    ),
+];
+
+pub static RETRY: &[Key] = &[
+    k(
+        "attempts",
+        Ty::Int { min: 1, max: 1000 },
+        Some("1"),
+        "Every start attempt counts, the first included: 1 means no retry.",
+    ),
+    k(
+        "backoff",
+        Ty::Duration,
+        Some("\"500ms\""),
+        "Delay before the second attempt; doubles with each further failure.",
+    ),
+    k(
+        "max_backoff",
+        Ty::Duration,
+        Some("\"30s\""),
+        "Cap on the delay between attempts.",
+    ),
+    k(
+        "jitter",
+        Ty::Bool,
+        Some("true"),
+        "Full jitter: each delay is drawn uniformly from zero to the exponential delay.",
+    ),
+];
+
+pub static START_LIMIT: &[Key] = &[
+    k(
+        "burst",
+        Ty::Int { min: 1, max: 10000 },
+        Some("5"),
+        "More restarts than this within `interval` marks the service failed.",
+    ),
+    k(
+        "interval",
+        Ty::Duration,
+        Some("\"10s\""),
+        "The window for `burst`.",
+    ),
+];
+
+pub static PROBE: &[Key] = &[
+    k(
+        "exec",
+        Ty::Command,
+        None,
+        "Run a command; exit code 0 passes.",
+    ),
+    k(
+        "http",
+        Ty::Str,
+        None,
+        "GET this URL; 2xx and 3xx pass unless `expect_status` is set.",
+    ),
+    k("tcp", Ty::Str, None, "Connect to `host:port`."),
+    k(
+        "log",
+        Ty::Str,
+        None,
+        "A regular expression matched against each line the service prints.",
+    ),
+    k(
+        "notify",
+        Ty::Bool,
+        None,
+        "sd_notify: gantry sets NOTIFY_SOCKET and waits for READY=1.",
+    ),
+    k(
+        "postgres",
+        Ty::Str,
+        None,
+        "Connect to this PostgreSQL URL and run `SELECT 1`.",
+    ),
+    k(
+        "mysql",
+        Ty::Str,
+        None,
+        "Connect to this MySQL/MariaDB URL and run `SELECT 1`.",
+    ),
+    k(
+        "redis",
+        Ty::Str,
+        None,
+        "Connect to this Redis URL and PING.",
+    ),
+    k(
+        "amqp",
+        Ty::Str,
+        None,
+        "Connect to this AMQP (RabbitMQ) URL.",
+    ),
+    k("nats", Ty::Str, None, "Connect to this NATS URL."),
+    k(
+        "sqlite",
+        Ty::Str,
+        None,
+        "Open this SQLite file and run `PRAGMA quick_check`.",
+    ),
+    k(
+        "initial_delay",
+        Ty::Duration,
+        Some("\"0s\""),
+        "Wait this long after the start before the first check.",
+    ),
+    k(
+        "period",
+        Ty::Duration,
+        Some("\"1s\""),
+        "Interval between checks once running; during boot checks start at once and back off towards it.",
+    ),
+    k(
+        "timeout",
+        Ty::Duration,
+        Some("\"1s\""),
+        "A check taking longer fails and is cut.",
+    ),
+    k(
+        "success_threshold",
+        Ty::Int { min: 1, max: 1000 },
+        Some("1"),
+        "Consecutive passes needed to count as passing.",
+    ),
+    k(
+        "failure_threshold",
+        Ty::Int { min: 1, max: 1000 },
+        Some("3"),
+        "Consecutive failures needed to count as failing.",
+    ),
+    k(
+        "expect_status",
+        Ty::Int { min: 100, max: 599 },
+        None,
+        "http: the exact status code that passes.",
+    ),
+    k(
+        "expect_body",
+        Ty::Str,
+        None,
+        "http: a substring the response body must contain.",
+    ),
+    k(
+        "rw",
+        Ty::Bool,
+        Some("false"),
+        "Stores: add a write/read/delete round trip.",
+    ),
+    k(
+        "queues",
+        Ty::StrList,
+        Some("[]"),
+        "amqp: queues that must exist.",
+    ),
+    k(
+        "require_dlq",
+        Ty::Bool,
+        Some("false"),
+        "amqp: each queue must have a dead-letter exchange.",
+    ),
+    k(
+        "streams",
+        Ty::StrList,
+        Some("[]"),
+        "nats: JetStream streams that must exist.",
+    ),
+];
+
+/// Keys shared by `[services.NAME]` and `[defaults]`.
+macro_rules! inheritable {
+    () => {
+        [
+            k("working_dir", Ty::Str, Some("the file's directory"), "Directory the command runs in; relative to the file."),
+            k("env", Ty::MapOf(&Ty::Str, "VAR"), Some("{}"), "Environment variables for the service (merged over `[env]`)."),
+            k("priority", Ty::Enum(PRIORITIES), Some("\"medium\""), "critical: a failure is NO-GO. Otherwise a failure degrades the stack and skips hard dependents."),
+            k("restart", Ty::Enum(RESTARTS), Some("\"never\""), "What to do when the process exits after it started."),
+            k("retry", Ty::Table(RETRY), None, "Start attempts and exponential backoff."),
+            k("start_limit", Ty::Table(START_LIMIT), None, "Restart burst limit."),
+            k("start_timeout", Ty::Duration, None, "Time from spawn to ready (or completed) before the attempt fails."),
+            k("stop_signal", Ty::Enum(SIGNALS), Some("\"SIGTERM\""), "Signal sent to the process group to stop the service."),
+            k("stop_timeout", Ty::Duration, Some("\"10s\""), "Time after the stop signal before SIGKILL."),
+        ]
+    };
+}
+
+pub static DEFAULTS: &[Key] = &inheritable!();
+
+const SERVICE_LEN: usize = 9 + 15;
+pub static SERVICE: &[Key] = &{
+    let own = [
+        k(
+            "command",
+            Ty::Command,
+            None,
+            "What to run: a string split like a shell (no expansion), or an array. Required unless kind = \"external\".",
+        ),
+        k(
+            "kind",
+            Ty::Enum(KINDS),
+            Some("\"process\""),
+            "process: long-running. task: one-shot, success = exit 0. external: not started, only probed.",
+        ),
+        k(
+            "env_file",
+            Ty::StrOrList,
+            Some("[]"),
+            "Files of KEY=VALUE lines for this service.",
+        ),
+        k(
+            "depends_on",
+            Ty::DependsOn,
+            Some("[]"),
+            "Services that must meet a condition before this one starts.",
+        ),
+        k(
+            "readiness",
+            Ty::Probe,
+            None,
+            "Proves the service is ready; dependents wait for it.",
+        ),
+        k(
+            "liveness",
+            Ty::Probe,
+            None,
+            "Checked while running; failure_threshold consecutive failures restart the service.",
+        ),
+        k(
+            "startup",
+            Ty::Probe,
+            None,
+            "Runs first; readiness and liveness wait until it passes.",
+        ),
+        k(
+            "cleanup",
+            Ty::Command,
+            None,
+            "A command run after the service stopped.",
+        ),
+        k(
+            "layer",
+            Ty::Str,
+            None,
+            "A named layer from `[layers] order`; layers are barriers.",
+        ),
+        k(
+            "preflight",
+            Ty::Command,
+            None,
+            "A dry-run command the pre-flight runs (e.g. `python3 -c 'import app'`).",
+        ),
+        k(
+            "ports",
+            Ty::IntList { min: 1, max: 65535 },
+            Some("[]"),
+            "TCP ports the service listens on; the pre-flight checks they are free.",
+        ),
+        k(
+            "expected_start",
+            Ty::Duration,
+            None,
+            "Expected time to ready, used for the critical path before any boot was recorded.",
+        ),
+        k(
+            "database",
+            Ty::Str,
+            None,
+            "kind = \"migrate\": the database URL (reserved).",
+        ),
+        k(
+            "dir",
+            Ty::Str,
+            None,
+            "kind = \"migrate\": the migrations directory (reserved).",
+        ),
+        k(
+            "remediate",
+            Ty::Command,
+            None,
+            "A command run once when the service fails its checks (reserved).",
+        ),
+    ];
+    let shared = inheritable!();
+    let mut all = [k("", Ty::Bool, None, ""); SERVICE_LEN];
+    let mut i = 0;
+    while i < own.len() {
+        all[i] = own[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < shared.len() {
+        all[i + j] = shared[j];
+        j += 1;
+    }
+    all
+};
+
+pub static LAYERS: &[Key] = &[k(
+    "order",
+    Ty::StrList,
+    Some("[]"),
+    "Layer names, first to last. Nothing in a layer starts before every required service of the earlier layers is ready.",
+)];
+
+pub static PROFILE: &[Key] = &[
+    k(
+        "services",
+        Ty::StrList,
+        Some("[]"),
+        "Services to run, with their dependencies.",
+    ),
+    k(
+        "priorities",
+        Ty::StrList,
+        Some("[]"),
+        "Every service with one of these priorities (e.g. [\"critical\"]).",
+    ),
+];
+
+pub static TOP: &[Key] = &[
+    k("settings", Ty::Table(SETTINGS), None, "Global settings."),
+    k(
+        "env",
+        Ty::MapOf(&Ty::Str, "VAR"),
+        Some("{}"),
+        "Environment variables for every service.",
+    ),
+    k(
+        "env_file",
+        Ty::StrOrList,
+        Some("[]"),
+        "Files of KEY=VALUE lines for every service.",
+    ),
+    k(
+        "secrets",
+        Ty::MapOf(&Ty::Table(SECRET), "NAME"),
+        Some("{}"),
+        "Secrets: resolved before boot, given only to the listed services, never printed.",
+    ),
+    k(
+        "defaults",
+        Ty::Table(DEFAULTS),
+        None,
+        "Keys every service inherits unless it sets them.",
+    ),
+    k(
+        "services",
+        Ty::MapOf(&Ty::Table(SERVICE), "NAME"),
+        Some("{}"),
+        "The services of the stack.",
+    ),
+    k(
+        "layers",
+        Ty::Table(LAYERS),
+        None,
+        "Named layers that act as barriers.",
+    ),
+    k(
+        "profiles",
+        Ty::MapOf(&Ty::Table(PROFILE), "NAME"),
+        Some("{}"),
+        "Named selections of services for `gantry up --profile NAME`.",
+    ),
+];
+
+/// Finds a key by name in a table's registry.
+pub fn find(keys: &'static [Key], name: &str) -> Option<&'static Key> {
+    keys.iter().find(|key| key.name == name)
+}

@@ -1,0 +1,16 @@
+//! The gantry.toml file format: spanned parsing, `${VAR}` interpolation, decoding that reports every problem at once, and the key registry.
+//!
+//! Pure: no I/O except what the caller passes in (the text and an environment lookup).
+
+pub mod decode;
+pub mod diag;
+pub mod duration;
+pub mod interp;
+pub mod keys;
+pub mod model;
+pub mod source;
+
+pub use decode::{Loaded, decode, valid_name};
+pub use diag::{Diagnostic, Severity};
+pub use model::*;
+pub use source::{Source, Span};

@@ -1,0 +1,305 @@
+//! The typed, decoded form of gantry.toml. Spans are kept where later checks point back.
+//!
+//! The keys users may write, their types and docs live in `keys.rs`, which also
+//! produces the JSON Schema and `docs/config.md`.
+
+use crate::source::Span;
+use std::time::Duration;
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sp<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Sp<T> {
+    pub fn new(value: T, span: Span) -> Sp<T> {
+        Sp { value, span }
+    }
+}
+
+/// A duration written as `250ms`, `1s`, `5m`, `1h` or `1m30s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+/// The whole file.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    pub settings: Settings,
+    /// Variables given to every service.
+    pub env: Vec<EnvVar>,
+    /// Files of KEY=VALUE lines given to every service (relative to the file).
+    pub env_file: Vec<Sp<String>>,
+    pub secrets: Vec<Secret>,
+    /// Keys every service inherits unless it sets them itself.
+    pub defaults: ServiceDefaults,
+    pub services: Vec<Service>,
+    pub layers: Option<Layers>,
+    pub profiles: Vec<Profile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the embedded state store, logs and the API token live (relative to the file).
+    pub state_dir: String,
+    /// The health/control API address: `host:port` or `unix:PATH`.
+    pub api: String,
+    /// How long a whole shutdown may take before everything left is killed.
+    pub shutdown_timeout: Dur,
+    /// When false, any failed service is NO-GO, not only critical ones.
+    pub allow_degraded: bool,
+    /// Re-run the pre-flight checks this often while the stack is up.
+    pub revalidate: Option<Dur>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            state_dir: ".gantry".into(),
+            api: "127.0.0.1:7070".into(),
+            shutdown_timeout: Dur(Duration::from_secs(30)),
+            allow_degraded: true,
+            revalidate: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvVar {
+    pub name: Sp<String>,
+    pub value: Sp<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    FromEnv(String),
+    FromFile(String),
+    FromCommand(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Secret {
+    pub name: Sp<String>,
+    /// Exactly one of from_env, from_file, from_command.
+    pub source: Option<Sp<SecretSource>>,
+    /// Missing or empty → NO-GO before any service starts (fail closed).
+    pub required: bool,
+    /// Only these services receive it; empty means none.
+    pub services: Vec<Sp<String>>,
+    /// The variable name services see (default: the secret's name).
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A long-running process (the default).
+    #[default]
+    Process,
+    /// A one-shot command; success = exit 0.
+    Task,
+    /// Not started by gantry, only probed.
+    External,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// A failure is NO-GO.
+    Critical,
+    High,
+    /// The default.
+    #[default]
+    Medium,
+    Low,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    Started,
+    #[default]
+    Ready,
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    #[default]
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub name: Sp<String>,
+    pub condition: Condition,
+    /// false = a soft dependency: orders the start, never blocks it.
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Every attempt counts, the first included: 1 means no retry.
+    pub attempts: u32,
+    pub backoff: Dur,
+    pub max_backoff: Dur,
+    /// Full jitter: each delay is uniform in [0, backoff·2ⁿ].
+    pub jitter: bool,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff: Dur(Duration::from_millis(500)),
+            max_backoff: Dur(Duration::from_secs(30)),
+            jitter: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartLimit {
+    /// More than this many restarts within `interval` marks the service failed.
+    pub burst: u32,
+    pub interval: Dur,
+}
+
+impl Default for StartLimit {
+    fn default() -> Self {
+        StartLimit {
+            burst: 5,
+            interval: Dur(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// What a probe checks. Exactly one kind key per probe table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Run a command; exit 0 passes.
+    Exec(Vec<String>),
+    /// GET a URL; 2xx/3xx passes unless `expect_status` is set.
+    Http {
+        url: String,
+        expect_status: Option<u16>,
+        expect_body: Option<String>,
+    },
+    /// Connect to `host:port`.
+    Tcp(String),
+    /// A regular expression matched against the service's output lines.
+    Log(String),
+    /// sd_notify: the service sends READY=1 to $NOTIFY_SOCKET.
+    Notify,
+    Postgres(StoreProbe),
+    Mysql(StoreProbe),
+    Redis(StoreProbe),
+    Amqp(StoreProbe),
+    Nats(StoreProbe),
+    Sqlite(StoreProbe),
+}
+
+impl ProbeKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProbeKind::Exec(_) => "exec",
+            ProbeKind::Http { .. } => "http",
+            ProbeKind::Tcp(_) => "tcp",
+            ProbeKind::Log(_) => "log",
+            ProbeKind::Notify => "notify",
+            ProbeKind::Postgres(_) => "postgres",
+            ProbeKind::Mysql(_) => "mysql",
+            ProbeKind::Redis(_) => "redis",
+            ProbeKind::Amqp(_) => "amqp",
+            ProbeKind::Nats(_) => "nats",
+            ProbeKind::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// A store probe: a URL (or a path for sqlite) and options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StoreProbe {
+    pub url: String,
+    /// Add a write/read/delete round trip.
+    pub rw: bool,
+    /// AMQP queues that must exist.
+    pub queues: Vec<String>,
+    /// AMQP: each queue must have a dead-letter exchange.
+    pub require_dlq: bool,
+    /// NATS JetStream streams that must exist.
+    pub streams: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub kind: ProbeKind,
+    pub span: Span,
+    pub initial_delay: Dur,
+    pub period: Dur,
+    pub timeout: Dur,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+}
+
+/// Keys `[defaults]` may give every service.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceDefaults {
+    pub priority: Option<Priority>,
+    pub restart: Option<Restart>,
+    pub retry: Option<Retry>,
+    pub start_timeout: Option<Dur>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<Dur>,
+    pub working_dir: Option<String>,
+    pub start_limit: Option<StartLimit>,
+    pub env: Vec<EnvVar>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: Sp<String>,
+    pub kind: Kind,
+    /// argv after shell-like splitting; empty for external services.
+    pub command: Option<Sp<Vec<String>>>,
+    pub working_dir: Option<String>,
+    pub env: Vec<EnvVar>,
+    pub env_file: Vec<Sp<String>>,
+    pub depends_on: Vec<Dependency>,
+    pub priority: Priority,
+    pub readiness: Option<Probe>,
+    pub liveness: Option<Probe>,
+    pub startup: Option<Probe>,
+    pub restart: Restart,
+    pub retry: Retry,
+    pub start_limit: StartLimit,
+    pub start_timeout: Option<Dur>,
+    pub stop_signal: Sp<String>,
+    pub stop_timeout: Dur,
+    pub cleanup: Option<Vec<String>>,
+    pub layer: Option<Sp<String>>,
+    /// A dry-run command for the pre-flight (e.g. `python3 -c 'import app'`).
+    pub preflight: Option<Vec<String>>,
+    /// TCP ports the service listens on (checked free by the pre-flight).
+    pub ports: Vec<u16>,
+    /// A hint for the critical path before any boot was recorded.
+    pub expected_start: Option<Dur>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Layers {
+    pub order: Vec<Sp<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: Sp<String>,
+    /// Services selected by name (their dependencies come along).
+    pub services: Vec<Sp<String>>,
+    /// Services selected by priority.
+    pub priorities: Vec<Priority>,
+}
