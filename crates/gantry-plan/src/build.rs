@@ -235,8 +235,12 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
         layers,
         ..Plan::default()
     };
+    let layers_consistent = !diags.iter().any(|d| d.code == "layer-order");
     match topo_order(&plan.units) {
-        Ok(order) => compute_waves(&mut plan, &order, timings),
+        // Waves assume dependencies never point to a later layer (a barrier there
+        // would wait forever), so they are only computed for a consistent file.
+        Ok(order) if layers_consistent => compute_waves(&mut plan, &order, timings),
+        Ok(_) => {}
         Err(cycles) => {
             for cycle in cycles {
                 diags.push(cycle_diagnostic(&plan.units, &cycle, source));
@@ -434,45 +438,42 @@ fn compute_waves(plan: &mut Plan, order: &[usize], timings: &Timings) {
         }
     };
     let mut wave = vec![0usize; n];
-    let mut dist = vec![Duration::ZERO; n];
+    // Longest path ending at each unit: (expected time, steps) so that among
+    // equally long chains the one with more services wins.
+    let mut dist = vec![(Duration::ZERO, 0usize); n];
     let mut pred: Vec<Option<usize>> = vec![None; n];
     // A layer is a barrier: its units start after every unit of earlier layers.
     let mut base_wave = 0usize;
-    let mut base_dist = Duration::ZERO;
-    let mut base_pred: Option<usize> = None;
+    let mut base: (Duration, usize, Option<usize>) = (Duration::ZERO, 0, None);
     let mut by_layer: Vec<Vec<usize>> = vec![Vec::new(); layer_count];
     for &u in order {
         by_layer[plan.units[u].layer].push(u);
     }
     for layer in &by_layer {
-        let (mut max_wave, mut max_dist, mut max_pred) = (base_wave, base_dist, base_pred);
-        let mut any = false;
+        let mut max_wave = base_wave;
+        let mut max = base;
         for &u in layer {
             let unit = &plan.units[u];
-            let (mut w, mut d, mut p) = (base_wave, base_dist, base_pred);
+            let mut w = base_wave;
+            let (mut d, mut p) = ((base.0, base.1), base.2);
             for dep in &unit.deps {
                 w = w.max(wave[dep.unit] + 1);
-                if dist[dep.unit] > d || p.is_none() && dist[dep.unit] >= d {
+                if p.is_none() || dist[dep.unit] > d {
                     d = dist[dep.unit];
                     p = Some(dep.unit);
                 }
             }
             wave[u] = w;
-            dist[u] = d + weight(unit);
+            dist[u] = (d.0 + weight(unit), d.1 + 1);
             pred[u] = p;
-            any = true;
-            if w + 1 > max_wave {
-                max_wave = w + 1;
-            }
-            if dist[u] > max_dist || max_pred.is_none() {
-                max_dist = dist[u];
-                max_pred = Some(u);
+            max_wave = max_wave.max(w + 1);
+            if max.2.is_none() || dist[u] > (max.0, max.1) {
+                max = (dist[u].0, dist[u].1, Some(u));
             }
         }
-        if any {
+        if !layer.is_empty() {
             base_wave = max_wave;
-            base_dist = max_dist;
-            base_pred = max_pred;
+            base = max;
         }
     }
     let waves_len = wave.iter().copied().max().map_or(0, |m| m + 1);
@@ -486,12 +487,15 @@ fn compute_waves(plan: &mut Plan, order: &[usize], timings: &Timings) {
         let mut path = vec![end];
         let mut cur = end;
         while let Some(p) = pred[cur] {
+            if path.len() > n {
+                break; // defensive: predecessors always form a chain in a consistent plan
+            }
             path.push(p);
             cur = p;
         }
         path.reverse();
         plan.critical_path = path;
-        plan.critical_time = if timed { dist[end] } else { Duration::ZERO };
+        plan.critical_time = if timed { dist[end].0 } else { Duration::ZERO };
     }
     plan.timed = timed;
 }

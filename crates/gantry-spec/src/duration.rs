@@ -27,7 +27,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
+        let scale = match unit.trim() {
             "us" | "µs" => 1e-6,
             "ms" => 1e-3,
             "s" => 1.0,
