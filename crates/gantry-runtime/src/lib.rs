@@ -1,0 +1,21 @@
+//! I/O building blocks of gantry's tokio shell: the pieces the driver glues to the sans-IO engine.
+//!
+//! - [`nsinit`]: orphan-proofing for the whole supervisor (PID namespace init + stub), to be
+//!   called first thing in `main()`, before tokio starts.
+//! - [`reaper`]: the single owner of `waitpid` in the process; routes exit statuses by pid.
+//! - [`process`]: spawning services on the cheap `posix_spawn` path, line streams, signalling.
+//! - [`probe`]: TCP / HTTP / exec / log readiness and liveness probes.
+//! - [`notify`]: per-service `sd_notify` sockets.
+//! - [`logs`]: per-service log files.
+//!
+//! Facts and measurements behind the design choices are in
+//! `shared/notes/LINUX-SUPERVISION.md`; comments refer to its sections (A–D).
+
+pub mod logs;
+pub mod notify;
+pub mod nsinit;
+pub mod probe;
+pub mod process;
+pub mod reaper;
+
+pub use nix::sys::signal::Signal;

@@ -1,0 +1,495 @@
+//! Probe executors: TCP connect, HTTP GET, exec, and log-line matching.
+//!
+//! Every probe is cut at its timeout, never panics, and reports a [`ProbeOutcome`] whose
+//! message says precisely what happened: `connection refused (127.0.0.1:9)`, `timed out
+//! after 1s`, `HTTP 503 from http://… (expected 2xx/3xx)`, `exit code 1: <last line>`.
+//!
+//! TCP probes disturb the service (notes §C): every connect is accepted, and a closed probe
+//! keeps an accept-queue slot until the service accepts it. So each probe opens one
+//! connection, closes it immediately and stops at the first success; the scheduler
+//! (driver/engine) should stop probing once a service is ready. A connect to a closed port
+//! in the ephemeral range can self-connect (TCP simultaneous open with itself); that is
+//! detected (local address == peer address) and reported as a failure.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use nix::sys::signal::Signal;
+use tokio::net::TcpStream;
+
+use crate::process::{SpawnSpec, Spawned, signal_group, spawn};
+use crate::reaper::{ExitStatus, Reaper};
+
+/// How much of an HTTP response body is read for the `expect_body` check.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How long an exec probe waits for its remaining output after the command exited.
+const EXEC_DRAIN_GRACE: Duration = Duration::from_millis(200);
+
+/// Bound on waiting for a killed exec probe to be reaped (a process stuck in
+/// uninterruptible sleep cannot die; the reaper still collects it later).
+const EXEC_KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Longest output line quoted in an exec probe message.
+const MAX_QUOTED_LINE: usize = 300;
+
+/// Result of one probe run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    pub ok: bool,
+    /// What happened, for humans (and the event log).
+    pub message: String,
+    /// Wall time the probe took.
+    pub duration: Duration,
+}
+
+impl ProbeOutcome {
+    fn new(ok: bool, message: String, started: Instant) -> Self {
+        Self {
+            ok,
+            message,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// Human-readable duration for messages: "1s", "200ms", "1.5s", "350µs".
+pub fn fmt_duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros == 0 {
+        return "0s".into();
+    }
+    if micros % 1_000_000 == 0 {
+        format!("{}s", micros / 1_000_000)
+    } else if micros >= 1_000_000 && micros % 100_000 == 0 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else if micros % 1_000 == 0 {
+        format!("{}ms", micros / 1_000)
+    } else if micros >= 1_000 {
+        format!("{:.1}ms", micros as f64 / 1_000.0)
+    } else {
+        format!("{micros}µs")
+    }
+}
+
+fn timed_out(timeout: Duration) -> String {
+    format!("timed out after {}", fmt_duration(timeout))
+}
+
+/// TCP probe: resolve `addr` ("host:port"), connect, close at once. Ok on the first address
+/// that accepts; a self-connect counts as failure.
+pub async fn tcp(addr: &str, timeout: Duration) -> ProbeOutcome {
+    let started = Instant::now();
+    match tokio::time::timeout(timeout, connect(addr)).await {
+        Ok(Ok((stream, peer))) => {
+            // Close immediately: the service sees EOF and the accept-queue slot is freed
+            // as soon as it accepts.
+            drop(stream);
+            ProbeOutcome::new(true, format!("connected to {peer}"), started)
+        }
+        Ok(Err(msg)) => ProbeOutcome::new(false, msg, started),
+        Err(_) => ProbeOutcome::new(false, timed_out(timeout), started),
+    }
+}
+
+/// Connect to the first address of `addr` that accepts. The error is a finished message.
+async fn connect(addr: &str) -> Result<(TcpStream, std::net::SocketAddr), String> {
+    let addrs: Vec<_> = match tokio::net::lookup_host(addr).await {
+        Ok(it) => it.collect(),
+        Err(e) => return Err(format!("cannot resolve {addr}: {e}")),
+    };
+    if addrs.is_empty() {
+        return Err(format!("cannot resolve {addr}: no addresses"));
+    }
+    let mut failures = Vec::new();
+    for sa in addrs {
+        match TcpStream::connect(sa).await {
+            Ok(stream) => {
+                let local = stream.local_addr().ok();
+                let peer = stream.peer_addr().ok();
+                if local.is_some() && local == peer {
+                    drop(stream);
+                    failures.push(format!(
+                        "self-connect ({sa}: nothing is listening; the kernel connected the probe to itself)"
+                    ));
+                    continue;
+                }
+                return Ok((stream, sa));
+            }
+            Err(e) => failures.push(match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => format!("connection refused ({sa})"),
+                _ => format!("{e} ({sa})"),
+            }),
+        }
+    }
+    Err(failures.join("; "))
+}
+
+/// HTTP probe: `GET url` over plain http/1.1 (`Connection: close`). Success is the
+/// `expect_status` when given, else any 2xx/3xx; with `expect_body`, the first
+/// [`MAX_BODY`] bytes of the body must also contain that substring.
+pub async fn http(
+    url: &str,
+    expect_status: Option<u16>,
+    expect_body: Option<String>,
+    timeout: Duration,
+) -> ProbeOutcome {
+    let started = Instant::now();
+    match tokio::time::timeout(
+        timeout,
+        http_inner(url, expect_status, expect_body.as_deref()),
+    )
+    .await
+    {
+        Ok(Ok(msg)) => ProbeOutcome::new(true, msg, started),
+        Ok(Err(msg)) => ProbeOutcome::new(false, msg, started),
+        Err(_) => ProbeOutcome::new(
+            false,
+            format!("{} (GET {url})", timed_out(timeout)),
+            started,
+        ),
+    }
+}
+
+async fn http_inner(
+    url: &str,
+    expect_status: Option<u16>,
+    expect_body: Option<&str>,
+) -> Result<String, String> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(format!("https probes are not supported yet ({url})")),
+        Some(other) => return Err(format!("unsupported URL scheme {other:?} in {url}")),
+        None => return Err(format!("invalid URL {url:?}: missing http:// scheme")),
+    }
+    let host = match uri.host() {
+        Some(h) if !h.is_empty() => h,
+        _ => return Err(format!("invalid URL {url:?}: missing host")),
+    };
+    let port = uri.port_u16().unwrap_or(80);
+    // Host header and connect target: host[:port] (IPv6 literals keep their brackets).
+    let host_header = match uri.port_u16() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let target = format!("{host}:{port}");
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+
+    let (stream, _) = connect(&target).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {target} failed: {e}"))?;
+    tokio::pin!(conn);
+    let mut conn_done = false;
+
+    let req = hyper::Request::get(path)
+        .header(hyper::header::HOST, host_header)
+        .header(hyper::header::USER_AGENT, "gantry-probe")
+        .header(hyper::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+
+    let resp = with_conn(conn.as_mut(), &mut conn_done, sender.send_request(req))
+        .await
+        .map_err(|e| format!("GET {url} failed: {e}"))?
+        .map_err(|e| format!("GET {url} failed: {e}"))?;
+    let status = resp.status().as_u16();
+    let (status_ok, expected) = match expect_status {
+        Some(want) => (status == want, format!("{want}")),
+        None => ((200..400).contains(&status), "2xx/3xx".to_string()),
+    };
+    if !status_ok {
+        return Err(format!("HTTP {status} from {url} (expected {expected})"));
+    }
+    let Some(needle) = expect_body else {
+        return Ok(format!("HTTP {status} from {url}"));
+    };
+
+    let mut body = resp.into_body();
+    let mut collected: Vec<u8> = Vec::new();
+    let read_body = async {
+        while collected.len() < MAX_BODY {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        collected.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        Ok(())
+    };
+    with_conn(conn.as_mut(), &mut conn_done, read_body)
+        .await
+        .map_err(|e| format!("reading body of {url} failed: {e}"))?
+        .map_err(|e| format!("reading body of {url} failed: {e}"))?;
+    collected.truncate(MAX_BODY);
+    let text = String::from_utf8_lossy(&collected);
+    if text.contains(needle) {
+        Ok(format!(
+            "HTTP {status} from {url}, body contains {needle:?}"
+        ))
+    } else {
+        Err(format!(
+            "HTTP {status} from {url}, but the body does not contain {:?}",
+            shorten(needle, MAX_QUOTED_LINE)
+        ))
+    }
+}
+
+/// Await `fut` while also driving the hyper connection (which moves the bytes). Once the
+/// connection future has finished, `fut` is awaited alone.
+async fn with_conn<C, F>(
+    conn: Pin<&mut C>,
+    conn_done: &mut bool,
+    fut: F,
+) -> Result<F::Output, hyper::Error>
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+    F: Future,
+{
+    tokio::pin!(fut);
+    if !*conn_done {
+        tokio::select! {
+            biased;
+            out = &mut fut => return Ok(out),
+            res = conn => {
+                *conn_done = true;
+                res?;
+            }
+        }
+    }
+    Ok(fut.await)
+}
+
+/// Exec probe: run `program_and_args` in its own process group with exactly `env`; ok when
+/// it exits 0. On timeout the whole group is SIGKILLed. After the command exits its group
+/// is SIGKILLed too, so a probe cannot leave helpers behind (a `setsid` daemon escapes the
+/// group; the PID namespace still bounds its life to gantry's).
+///
+/// The exit status is collected through `reaper` (gantry owns all reaping).
+pub async fn exec(
+    program_and_args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    timeout: Duration,
+    reaper: &Reaper,
+) -> ProbeOutcome {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut argv = program_and_args.into_iter();
+    let Some(program) = argv.next() else {
+        return ProbeOutcome::new(false, "exec probe has no command".into(), started);
+    };
+    let spec = SpawnSpec {
+        program,
+        args: argv.collect(),
+        env,
+        cwd,
+        notify_socket: None,
+    };
+    let Spawned {
+        pid,
+        mut stdout,
+        mut stderr,
+        mut exit,
+    } = match spawn(&spec, reaper) {
+        Ok(s) => s,
+        Err(e) => return ProbeOutcome::new(false, format!("cannot start probe: {e}"), started),
+    };
+
+    let mut last = LastLines::default();
+    let (mut out_open, mut err_open) = (true, true);
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
+    let status = loop {
+        tokio::select! {
+            biased;
+            st = &mut exit => break Some(st),
+            line = stdout.next_line(), if out_open => match line {
+                Ok(Some(l)) => last.note_out(l),
+                _ => out_open = false,
+            },
+            line = stderr.next_line(), if err_open => match line {
+                Ok(Some(l)) => last.note_err(l),
+                _ => err_open = false,
+            },
+            _ = &mut sleep => break None,
+        }
+    };
+
+    // Either way nothing of the probe may outlive it: kill what is left of its group.
+    let _ = signal_group(pid, Signal::SIGKILL);
+    let status = match status {
+        Some(st) => st,
+        None => {
+            let reaped = tokio::time::timeout(EXEC_KILL_WAIT, &mut exit).await;
+            let suffix = match reaped {
+                Ok(_) => "process group killed".to_string(),
+                Err(_) => format!(
+                    "process group killed, pid {pid} not gone after {}",
+                    fmt_duration(EXEC_KILL_WAIT)
+                ),
+            };
+            let mut msg = format!("{} ({suffix})", timed_out(timeout));
+            if let Some(line) = last.best() {
+                msg.push_str(": ");
+                msg.push_str(&line);
+            }
+            return ProbeOutcome::new(false, msg, started);
+        }
+    };
+
+    // Output still in the pipes after the exit: read it (bounded, since a setsid daemon
+    // could hold the write end open forever).
+    let drain = async {
+        while out_open || err_open {
+            tokio::select! {
+                line = stdout.next_line(), if out_open => match line {
+                    Ok(Some(l)) => last.note_out(l),
+                    _ => out_open = false,
+                },
+                line = stderr.next_line(), if err_open => match line {
+                    Ok(Some(l)) => last.note_err(l),
+                    _ => err_open = false,
+                },
+            }
+        }
+    };
+    let _ = tokio::time::timeout(EXEC_DRAIN_GRACE, drain).await;
+
+    match status {
+        Ok(st) => exec_outcome(st, last.best(), started),
+        Err(e) => ProbeOutcome::new(false, format!("exec probe: {e}"), started),
+    }
+}
+
+fn exec_outcome(st: ExitStatus, line: Option<String>, started: Instant) -> ProbeOutcome {
+    let mut msg = st.to_string();
+    if let Some(line) = line {
+        msg.push_str(": ");
+        msg.push_str(&line);
+    }
+    ProbeOutcome::new(st.success(), msg, started)
+}
+
+/// Last non-blank line of each stream; stderr is preferred for messages as it usually
+/// carries the reason for a failure.
+#[derive(Default)]
+struct LastLines {
+    out: Option<String>,
+    err: Option<String>,
+}
+
+impl LastLines {
+    fn note_out(&mut self, line: String) {
+        if !line.trim().is_empty() {
+            self.out = Some(line);
+        }
+    }
+    fn note_err(&mut self, line: String) {
+        if !line.trim().is_empty() {
+            self.err = Some(line);
+        }
+    }
+    fn best(&self) -> Option<String> {
+        self.err
+            .as_deref()
+            .or(self.out.as_deref())
+            .map(|l| shorten(l.trim_end(), MAX_QUOTED_LINE))
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+/// An invalid log-probe pattern.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid log pattern {pattern:?}: {source}")]
+pub struct LogPatternError {
+    pub pattern: String,
+    #[source]
+    pub source: regex::Error,
+}
+
+/// Log probe: the driver feeds every service output line to [`LogMatcher::matches`].
+#[derive(Debug, Clone)]
+pub struct LogMatcher(pub regex::Regex);
+
+impl LogMatcher {
+    /// Compile `pattern` (Rust `regex` syntax, unanchored).
+    pub fn new(pattern: &str) -> Result<Self, LogPatternError> {
+        regex::Regex::new(pattern)
+            .map(LogMatcher)
+            .map_err(|source| LogPatternError {
+                pattern: pattern.to_string(),
+                source,
+            })
+    }
+
+    /// Whether `line` contains a match.
+    pub fn matches(&self, line: &str) -> bool {
+        self.0.is_match(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(fmt_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_duration(Duration::from_micros(350)), "350µs");
+        assert_eq!(fmt_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn log_matcher() {
+        let m = LogMatcher::new(r"listening on :\d+").expect("valid");
+        assert!(m.matches("server listening on :8080"));
+        assert!(!m.matches("starting"));
+        let err = LogMatcher::new("(").unwrap_err();
+        assert!(err.to_string().starts_with("invalid log pattern \"(\""));
+    }
+
+    #[test]
+    fn shorten_respects_char_boundaries() {
+        assert_eq!(shorten("ééé", 3), "é…");
+        assert_eq!(shorten("abc", 3), "abc");
+    }
+
+    #[tokio::test]
+    async fn http_rejects_https_and_garbage() {
+        let o = http("https://127.0.0.1/", None, None, Duration::from_secs(1)).await;
+        assert!(!o.ok);
+        assert!(
+            o.message.contains("https probes are not supported yet"),
+            "{}",
+            o.message
+        );
+        let o = http("not a url", None, None, Duration::from_secs(1)).await;
+        assert!(!o.ok);
+        assert!(o.message.starts_with("invalid URL"), "{}", o.message);
+    }
+}
