@@ -6,6 +6,7 @@ mod check;
 mod graph;
 mod init;
 mod load;
+mod up;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -43,6 +44,21 @@ pub enum Command {
     Graph {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
+    },
+    /// Boot the stack: pre-checked, health-gated, in dependency order; supervise it until Ctrl-C.
+    Up {
+        /// Run only the services of this profile (and what they need).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Run only these services (and what they need).
+        #[arg(long, num_args = 1..)]
+        only: Vec<String>,
+        /// Leave these services out.
+        #[arg(long, num_args = 1..)]
+        except: Vec<String>,
+        /// Print the event stream as JSON lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a commented starter gantry.toml.
     Init {
@@ -90,6 +106,19 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Up {
+            profile,
+            only,
+            except,
+            json,
+        } => {
+            let selection = gantry_plan::Selection {
+                profile: profile.clone(),
+                only: only.clone(),
+                except: except.clone(),
+            };
+            up::run(&cli.file, selection, *json)
+        }
         Command::Check { json } => check::run(&cli.file, *json),
         Command::Graph { format } => graph::run(&cli.file, *format),
         Command::Init { force } => init::run(&cli.file, *force),

@@ -7,15 +7,20 @@
 //! - [`probe`]: TCP / HTTP / exec / log readiness and liveness probes.
 //! - [`notify`]: per-service `sd_notify` sockets.
 //! - [`logs`]: per-service log files.
+//! - [`driver`]: the event loop of `gantry up` that feeds the engine and carries out its actions.
+//! - [`output`]: what `gantry up` prints. [`store`]: the embedded SQLite state store.
 //!
 //! Facts and measurements behind the design choices are in
 //! `shared/notes/LINUX-SUPERVISION.md`; comments refer to its sections (A–D).
 
+pub mod driver;
 pub mod logs;
 pub mod notify;
 pub mod nsinit;
+pub mod output;
 pub mod probe;
 pub mod process;
 pub mod reaper;
+pub mod store;
 
 pub use nix::sys::signal::Signal;

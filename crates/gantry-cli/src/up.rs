@@ -1,0 +1,74 @@
+//! `gantry up`: become the namespace init (orphan-proofing), check the file, select services, run the driver.
+
+use crate::Outcome;
+use crate::load::load;
+use gantry_plan::Selection;
+use gantry_runtime::driver::{UpConfig, up};
+use gantry_runtime::nsinit::{self, NsMode};
+use gantry_runtime::output::OutputMode;
+use std::io::IsTerminal as _;
+use std::path::Path;
+
+pub fn run(file: &Path, selection: Selection, json: bool) -> anyhow::Result<Outcome> {
+    let checked = match load(file, &Default::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    if checked.has_errors() {
+        checked.print_diagnostics();
+        eprintln!("{}: invalid; nothing was started", checked.source.path);
+        return Ok(Outcome::Usage);
+    }
+    let plan = match gantry_plan::select(&checked.plan, &checked.spec, &selection) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "error: {e}\n  hint: `gantry graph` lists the services; profiles are [profiles.NAME] tables"
+            );
+            return Ok(Outcome::Usage);
+        }
+    };
+    // Must happen while the process is still single-threaded: from here on, this
+    // process is PID 1 of its own PID namespace (or a subreaper when that is not
+    // permitted), so nothing it starts can outlive it, even after SIGKILL.
+    let ns = nsinit::become_namespace_init();
+    if let NsMode::Unavailable(reason) = &ns {
+        let _ = nsinit::subreaper_fallback();
+        eprintln!(
+            "warning: no PID namespace ({reason}); services may outlive gantry if it is killed with SIGKILL"
+        );
+    }
+    let output = if json {
+        OutputMode::Json
+    } else if std::io::stdout().is_terminal() {
+        OutputMode::Tty
+    } else {
+        OutputMode::Plain
+    };
+    let base_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let cfg = UpConfig {
+        spec: checked.spec,
+        plan,
+        file: checked.source.path.clone(),
+        base_dir,
+        output,
+        seed: std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(up(cfg));
+    Ok(match code {
+        0 => Outcome::Success,
+        2 => Outcome::Usage,
+        _ => Outcome::Failure,
+    })
+}

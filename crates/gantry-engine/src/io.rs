@@ -1,0 +1,242 @@
+//! The engine's boundary: the closed `Event` enum it is fed and the `Action`s the shell must carry out.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::{ProbeRole, UnitId};
+use crate::time::Time;
+
+/// Incarnation number of a unit: bumped at every spawn, so that events from
+/// an old incarnation can be told apart and ignored.
+pub type Gen = u64;
+
+/// How a process ended, as the shell observed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ExitStatus {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// A normal exit with `code`.
+    pub const fn code(code: i32) -> ExitStatus {
+        ExitStatus {
+            code: Some(code),
+            signal: None,
+        }
+    }
+
+    /// A death by `signal`.
+    pub const fn signal(signal: i32) -> ExitStatus {
+        ExitStatus {
+            code: None,
+            signal: Some(signal),
+        }
+    }
+
+    /// Exit code 0 and no signal.
+    pub const fn success(&self) -> bool {
+        matches!(
+            self,
+            ExitStatus {
+                code: Some(0),
+                signal: None
+            }
+        )
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (_, Some(signal)) => write!(f, "killed by signal {signal}"),
+            (Some(code), None) => write!(f, "exit code {code}"),
+            (None, None) => f.write_str("unknown exit status"),
+        }
+    }
+}
+
+/// Requests from people (CLI, API, Ctrl-C).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Stop everything in reverse dependency order, then finish.
+    Shutdown,
+    /// Second Ctrl-C: SIGKILL everything now, skip cleanups, then finish.
+    Kill,
+    /// Bring a unit (and the required dependencies it needs) up.
+    Start(UnitId),
+    /// Stop a unit and what hard-depends on it (dependents first).
+    Stop(UnitId),
+    /// Restart a unit; what hard-depends on it is stopped first and started
+    /// again once the unit is ready.
+    Restart(UnitId),
+}
+
+/// Everything that can happen to the engine, besides time passing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Spawned {
+        unit: UnitId,
+        r#gen: Gen,
+        pid: u32,
+    },
+    /// The process could not be started at all (command not found, ...):
+    /// counts as a failed attempt.
+    SpawnFailed {
+        unit: UnitId,
+        r#gen: Gen,
+        error: String,
+    },
+    Exited {
+        unit: UnitId,
+        r#gen: Gen,
+        status: ExitStatus,
+    },
+    /// `seq` echoes `Action::RunProbe::seq`; a stale `seq` is ignored. Pushed
+    /// probes send `seq = 0`, accepted whenever that probe is active.
+    ProbeResult {
+        unit: UnitId,
+        role: ProbeRole,
+        seq: u64,
+        ok: bool,
+        message: String,
+    },
+    CleanupDone {
+        unit: UnitId,
+        ok: bool,
+        message: String,
+    },
+    Command(Command),
+}
+
+/// Which signal to deliver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StopSignal {
+    /// The unit's configured stop signal (SIGTERM by default).
+    Graceful,
+    /// SIGKILL.
+    Kill,
+}
+
+impl fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopSignal::Graceful => "graceful",
+            StopSignal::Kill => "kill",
+        })
+    }
+}
+
+/// The public state of a unit, as shown to people and dependents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Waiting for dependencies, its layer, or the boot.
+    Pending,
+    /// An attempt is in progress or the unit is backing off between attempts.
+    Starting,
+    /// Passed its readiness gate.
+    Ready,
+    /// A task that exited 0.
+    Completed,
+    /// Up, without a readiness probe.
+    Running,
+    /// Up but its liveness probe is failing below the threshold, or backing
+    /// off before a restart after having been up.
+    Degraded,
+    Failed,
+    /// Never started: a required dependency failed, or the boot was aborted.
+    Skipped,
+    Stopping,
+    Stopped,
+}
+
+impl State {
+    /// Ready, running, completed, failed, skipped or stopped: nothing more will
+    /// happen to it during the boot on its own.
+    pub const fn is_settled(self) -> bool {
+        matches!(
+            self,
+            State::Ready
+                | State::Running
+                | State::Degraded
+                | State::Completed
+                | State::Failed
+                | State::Skipped
+                | State::Stopped
+        )
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Pending => "pending",
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Completed => "completed",
+            State::Running => "running",
+            State::Degraded => "degraded",
+            State::Failed => "failed",
+            State::Skipped => "skipped",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+        })
+    }
+}
+
+/// A public state change, for the timeline, logs and the API.
+///
+/// `from == to` happens for a failed attempt or a restart decision that keeps
+/// the public state (`starting -> starting`), so that every retry is visible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub unit: UnitId,
+    pub at: Time,
+    pub from: State,
+    pub to: State,
+    pub reason: Option<String>,
+}
+
+/// The GO/NO-GO verdict of the boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Go,
+    /// Only non-critical units failed and degraded mode is allowed.
+    Degraded { failed: Vec<UnitId> },
+    NoGo { unit: UnitId, reason: String },
+}
+
+impl Outcome {
+    /// `Go` or `Degraded`.
+    pub const fn is_up(&self) -> bool {
+        !matches!(self, Outcome::NoGo { .. })
+    }
+}
+
+/// What the shell must do. Drain with `Engine::poll_action` after every call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start a process; answer with `Spawned` or `SpawnFailed`, later `Exited`.
+    Spawn { unit: UnitId, r#gen: Gen, attempt: u32 },
+    /// Run a polled probe; answer with exactly one `ProbeResult` carrying
+    /// `seq` (cut a hung probe at `timeout` and report `ok = false`).
+    RunProbe {
+        unit: UnitId,
+        role: ProbeRole,
+        seq: u64,
+        timeout: Duration,
+    },
+    /// Deliver a signal to incarnation `gen` (to its process group).
+    Signal {
+        unit: UnitId,
+        r#gen: Gen,
+        signal: StopSignal,
+    },
+    /// Run the unit's cleanup command; answer with `CleanupDone`.
+    RunCleanup { unit: UnitId },
+    Transition(Notice),
+    /// Emitted once.
+    BootDecided(Outcome),
+    /// Emitted once, after shutdown completed: 0 normally, 1 after NO-GO.
+    Finished { exit_code: i32 },
+}

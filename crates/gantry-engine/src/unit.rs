@@ -1,0 +1,197 @@
+//! The runtime record of one unit: its private lifecycle (`Life`), its process slot, and how both map to the public `State`.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::breaker::Breaker;
+use crate::config::{ProbeRole, UnitConfig};
+use crate::io::{Gen, State, StopSignal};
+use crate::probe::Probe;
+use crate::time::Time;
+
+/// The private lifecycle. It is richer than the public `State`: backoff,
+/// cleanup and "spawn requested but not confirmed" are distinct here because
+/// the engine reacts to them differently.
+///
+/// Each timer kind belongs to one life (Start to Spawning/Probing, Backoff to
+/// BackingOff, Stop to Stopping, startup/readiness probes to Probing, liveness
+/// to Up) and is cancelled when the unit leaves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Life {
+    /// Not started: waits for the boot, its layer, its dependencies, or for
+    /// its previous process to be gone.
+    Waiting,
+    /// `Spawn` was emitted; `Spawned` has not arrived yet.
+    Spawning,
+    /// An attempt is live: startup/readiness probes run (process, external),
+    /// or the task runs.
+    Probing,
+    /// Passed its gate. `ready` is false for a process without readiness probe.
+    Up { ready: bool },
+    /// A task that exited 0.
+    Completed,
+    /// Between attempts (or before a restart, `after_up`).
+    BackingOff { until: Time, after_up: bool },
+    Failed,
+    Skipped,
+    /// A signal was sent (or is deferred until `Spawned`); `killed` once the
+    /// Kill went out.
+    Stopping { killed: bool },
+    /// The process is gone; the cleanup command runs.
+    CleaningUp,
+    Stopped,
+}
+
+impl Life {
+    /// Nothing more happens on its own during the boot.
+    pub(crate) const fn is_settled(self) -> bool {
+        matches!(
+            self,
+            Life::Up { .. } | Life::Completed | Life::Failed | Life::Skipped | Life::Stopped
+        )
+    }
+
+    /// Will not come back without a command: a required dependency in one of
+    /// these states skips its dependents.
+    pub(crate) const fn is_dead(self) -> bool {
+        matches!(self, Life::Failed | Life::Skipped | Life::Stopped)
+    }
+
+    /// Final for shutdown purposes.
+    pub(crate) const fn is_final(self) -> bool {
+        matches!(
+            self,
+            Life::Completed | Life::Failed | Life::Skipped | Life::Stopped
+        )
+    }
+}
+
+/// What the engine knows about the current incarnation's process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Proc {
+    Down,
+    /// Spawn emitted, not confirmed: the process may exist.
+    Spawning,
+    Alive { pid: u32 },
+}
+
+/// What the unit should be doing, as asked by the boot or by commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Goal {
+    Up,
+    Down,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Unit {
+    pub(crate) config: UnitConfig,
+    pub(crate) life: Life,
+    /// The last public state announced in a `Notice`.
+    pub(crate) state: State,
+    pub(crate) proc: Proc,
+    /// A signal to send as soon as `Spawned` confirms the process: a stop or
+    /// kill decided while the spawn was in flight.
+    pub(crate) doomed: Option<StopSignal>,
+    pub(crate) goal: Goal,
+    /// The current incarnation must go down; it is signalled once every
+    /// dependent that is also going down is gone.
+    pub(crate) stop_requested: bool,
+    pub(crate) stop_reason: Option<String>,
+    /// After the stop completes, come back after this delay (restarts).
+    pub(crate) restart_delay: Option<Duration>,
+    /// After the stop completes, end as Failed with this message.
+    pub(crate) pending_failure: Option<String>,
+    pub(crate) r#gen: Gen,
+    /// Attempts made in the current start sequence.
+    pub(crate) attempt: u32,
+    pub(crate) restarts: u32,
+    /// Consecutive quick restarts, for the restart backoff.
+    pub(crate) crash_streak: u32,
+    /// Times of recent automatic restarts, for the start limit.
+    pub(crate) restart_times: VecDeque<Time>,
+    pub(crate) up_since: Option<Time>,
+    pub(crate) started_at: Option<Time>,
+    pub(crate) ready_at: Option<Time>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) breaker: Option<Breaker>,
+    pub(crate) probes: [Option<Probe>; 3],
+    /// Settled at least once: counted off its layer's barrier for good.
+    pub(crate) settled_once: bool,
+    /// Cached `is_busy()`, so the engine keeps a count instead of scanning.
+    pub(crate) busy: bool,
+}
+
+impl Unit {
+    pub(crate) fn new(config: UnitConfig) -> Unit {
+        let probes = ProbeRole::ALL.map(|role| config.probe(role).map(|p| Probe::new(*p, role)));
+        Unit {
+            breaker: config.breaker.map(Breaker::new),
+            config,
+            life: Life::Waiting,
+            state: State::Pending,
+            proc: Proc::Down,
+            doomed: None,
+            goal: Goal::Up,
+            stop_requested: false,
+            stop_reason: None,
+            restart_delay: None,
+            pending_failure: None,
+            r#gen: 0,
+            attempt: 0,
+            restarts: 0,
+            crash_streak: 0,
+            restart_times: VecDeque::new(),
+            up_since: None,
+            started_at: None,
+            ready_at: None,
+            last_error: None,
+            reason: None,
+            probes,
+            settled_once: false,
+            busy: true,
+        }
+    }
+
+    pub(crate) fn probe(&self, role: ProbeRole) -> Option<&Probe> {
+        self.probes[role.index()].as_ref()
+    }
+
+    pub(crate) fn probe_mut(&mut self, role: ProbeRole) -> Option<&mut Probe> {
+        self.probes[role.index()].as_mut()
+    }
+
+    pub(crate) fn liveness_failures(&self) -> u32 {
+        self.probe(ProbeRole::Liveness).map_or(0, |p| p.failures)
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match self.proc {
+            Proc::Alive { pid } => Some(pid),
+            Proc::Down | Proc::Spawning => None,
+        }
+    }
+
+    /// Still needs something to happen before a shutdown can finish.
+    pub(crate) fn is_busy(&self) -> bool {
+        !self.life.is_final() || self.proc != Proc::Down || self.stop_requested
+    }
+
+    /// The public state this private state shows as.
+    pub(crate) fn public_state(&self) -> State {
+        match self.life {
+            Life::Waiting => State::Pending,
+            Life::Spawning | Life::Probing => State::Starting,
+            Life::BackingOff { after_up: true, .. } => State::Degraded,
+            Life::BackingOff { after_up: false, .. } => State::Starting,
+            Life::Up { .. } if self.liveness_failures() > 0 => State::Degraded,
+            Life::Up { ready: true } => State::Ready,
+            Life::Up { ready: false } => State::Running,
+            Life::Completed => State::Completed,
+            Life::Failed => State::Failed,
+            Life::Skipped => State::Skipped,
+            Life::Stopping { .. } | Life::CleaningUp => State::Stopping,
+            Life::Stopped => State::Stopped,
+        }
+    }
+}

@@ -1,0 +1,936 @@
+//! The event loop of `gantry up`: one tokio task owns all I/O and feeds the sans-IO engine.
+//!
+//! Everything that happens — a child exits, a probe answers, a line is printed, a
+//! datagram arrives on a notify socket, a signal, a timer — becomes one message on
+//! one channel; the loop turns it into an engine `Event` with the current time and
+//! carries out the `Action`s the engine returns. The engine decides; this file only
+//! does what it is told and reports back.
+
+use crate::logs::LogFile;
+use crate::notify::NotifySocket;
+use crate::output::{Output, OutputMode};
+use crate::probe::{self, LogMatcher};
+use crate::process::{self, SpawnSpec, StreamKind};
+use crate::reaper::Reaper;
+use crate::store::{ServiceRecord, Store};
+use gantry_engine as eng;
+use gantry_engine::{Action, Engine, EngineOptions, Event, ProbeRole, Time, UnitId};
+use gantry_plan::{Plan, PlanUnit};
+use gantry_spec::{Kind, Probe, ProbeKind, Spec};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How many lines of each service's output are kept for failure reports.
+const TAIL_LINES: usize = 50;
+
+/// Everything `gantry up` needs, already validated.
+#[derive(Debug)]
+pub struct UpConfig {
+    pub spec: Spec,
+    /// The selected plan (profile / --only / --except applied).
+    pub plan: Plan,
+    /// The file's path as the user gave it (for records).
+    pub file: String,
+    /// The directory relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+    pub output: OutputMode,
+    /// Jitter seed; fixed in tests for reproducible runs.
+    pub seed: u64,
+}
+
+/// Messages from I/O tasks to the loop.
+enum Msg {
+    Exited {
+        unit: UnitId,
+        r#gen: eng::Gen,
+        status: crate::reaper::ExitStatus,
+    },
+    Line {
+        unit: UnitId,
+        stream: StreamKind,
+        line: String,
+    },
+    Notify {
+        unit: UnitId,
+        msg: crate::notify::NotifyMessage,
+    },
+    Probe {
+        unit: UnitId,
+        role: ProbeRole,
+        seq: u64,
+        outcome: probe::ProbeOutcome,
+    },
+    Cleanup {
+        unit: UnitId,
+        ok: bool,
+        message: String,
+    },
+}
+
+/// Per-service I/O state the engine does not own.
+struct Svc {
+    name: String,
+    spawn: Result<SpawnSpec, String>,
+    cleanup: Option<Vec<String>>,
+    probes: [Option<Probe>; 3],
+    log_matchers: [Option<LogMatcher>; 3],
+    notify: Option<Arc<NotifySocket>>,
+    stop_signal: nix::sys::signal::Signal,
+    log: Option<LogFile>,
+    tail: VecDeque<String>,
+    /// (generation, pid) of the live incarnation.
+    live: Option<(eng::Gen, u32)>,
+    status_text: Option<String>,
+    first_spawn: Option<Time>,
+}
+
+fn role_index(role: ProbeRole) -> usize {
+    match role {
+        ProbeRole::Startup => 0,
+        ProbeRole::Readiness => 1,
+        ProbeRole::Liveness => 2,
+    }
+}
+
+/// Boots the plan and supervises it until shutdown. Returns the process exit code:
+/// 0 after a clean shutdown, 1 after NO-GO.
+pub async fn up(cfg: UpConfig) -> i32 {
+    match Driver::new(cfg) {
+        Ok(driver) => driver.run().await,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+struct Driver {
+    engine: Engine,
+    svcs: Vec<Svc>,
+    out: Output,
+    reaper: Arc<Reaper>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    epoch: Instant,
+    store: Option<Store>,
+    boot_id: Option<i64>,
+    shutdown_timeout: Duration,
+    plan: Plan,
+}
+
+impl Driver {
+    fn new(cfg: UpConfig) -> Result<Driver, String> {
+        let reaper =
+            Arc::new(Reaper::start().map_err(|e| format!("cannot start the reaper: {e}"))?);
+        let state_dir = cfg.base_dir.join(&cfg.spec.settings.state_dir);
+        let mut svcs = Vec::with_capacity(cfg.plan.units.len());
+        let global_env = global_env(&cfg.spec, &cfg.base_dir);
+        for u in &cfg.plan.units {
+            svcs.push(make_svc(u, &global_env, &cfg.base_dir, &state_dir)?);
+        }
+        let units = cfg.plan.units.iter().map(unit_config).collect();
+        let engine = Engine::new(
+            units,
+            EngineOptions {
+                allow_degraded: cfg.spec.settings.allow_degraded,
+                seed: cfg.seed,
+            },
+        )
+        .map_err(|e| format!("invalid plan: {e}"))?;
+        let names: Vec<&str> = cfg.plan.units.iter().map(|u| u.name()).collect();
+        let out = Output::new(cfg.output, &names);
+        let (store, boot_id) = match Store::open(&state_dir) {
+            Ok(s) => {
+                let id = s
+                    .begin_boot(
+                        &crate::logs::rfc3339_utc(std::time::SystemTime::now()),
+                        &cfg.file,
+                    )
+                    .ok();
+                (Some(s), id)
+            }
+            Err(e) => {
+                out.gantry_line(&format!("warning: boot history is not recorded: {e}"));
+                (None, None)
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        Ok(Driver {
+            engine,
+            svcs,
+            out,
+            reaper,
+            tx,
+            rx,
+            epoch: Instant::now(),
+            store,
+            boot_id,
+            shutdown_timeout: cfg.spec.settings.shutdown_timeout.0,
+            plan: cfg.plan,
+        })
+    }
+
+    fn now(&self) -> Time {
+        Time(self.epoch.elapsed())
+    }
+
+    async fn run(mut self) -> i32 {
+        let (mut sigint, mut sigterm, mut sighup) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            _ => {
+                eprintln!("error: cannot install signal handlers");
+                return 1;
+            }
+        };
+        self.out
+            .gantry_line(&format!("booting {} services", self.svcs.len()));
+        for i in 0..self.svcs.len() {
+            self.start_notify_listener(UnitId(i));
+        }
+        let now = self.now();
+        self.engine.start(now);
+        let mut interrupts = 0u32;
+        let mut kill_at: Option<Instant> = None;
+        loop {
+            while let Some(action) = self.engine.poll_action() {
+                if let Some(code) = self.act(action) {
+                    self.flush_logs();
+                    return code;
+                }
+            }
+            let deadline = self.engine.poll_timeout().map(|t| self.epoch + t.0);
+            tokio::select! {
+                biased;
+                _ = sigint.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "interrupt"),
+                _ = sigterm.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGTERM"),
+                _ = sighup.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGHUP"),
+                Some(msg) = self.rx.recv() => self.message(msg),
+                _ = sleep_until_opt(deadline), if deadline.is_some() => {
+                    let now = self.now();
+                    self.engine.handle_timeout(now);
+                }
+                _ = sleep_until_opt(kill_at), if kill_at.is_some() => {
+                    self.out.gantry_line(&format!("shutdown took longer than {}; killing what is left", gantry_spec::duration::format_duration(self.shutdown_timeout)));
+                    kill_at = None;
+                    let now = self.now();
+                    self.engine.handle(now, Event::Command(eng::Command::Kill));
+                }
+            }
+        }
+    }
+
+    fn interrupt(&mut self, count: u32, kill_at: &mut Option<Instant>, what: &str) -> u32 {
+        let now = self.now();
+        if count == 0 {
+            self.out.gantry_line(&format!(
+                "{what}: stopping in reverse dependency order (again to kill at once)"
+            ));
+            *kill_at = Some(Instant::now() + self.shutdown_timeout);
+            self.engine
+                .handle(now, Event::Command(eng::Command::Shutdown));
+        } else {
+            self.out
+                .gantry_line(&format!("{what} again: killing everything now"));
+            self.engine.handle(now, Event::Command(eng::Command::Kill));
+        }
+        count + 1
+    }
+
+    fn message(&mut self, msg: Msg) {
+        let now = self.now();
+        match msg {
+            Msg::Exited {
+                unit,
+                r#gen,
+                status,
+            } => {
+                let svc = &mut self.svcs[unit.0];
+                if svc.live.is_some_and(|(g, _)| g == r#gen) {
+                    svc.live = None;
+                }
+                self.engine.handle(
+                    now,
+                    Event::Exited {
+                        unit,
+                        r#gen,
+                        status: eng::ExitStatus {
+                            code: status.code,
+                            signal: status.signal,
+                        },
+                    },
+                );
+            }
+            Msg::Line { unit, stream, line } => {
+                let svc = &mut self.svcs[unit.0];
+                if let Some(log) = &mut svc.log {
+                    let _ = log.write_line(stream, &line);
+                }
+                if svc.tail.len() == TAIL_LINES {
+                    svc.tail.pop_front();
+                }
+                svc.tail.push_back(line.clone());
+                self.out.service_line(&svc.name, unit.0, stream, &line);
+                let matched: Vec<ProbeRole> = eng::ProbeRole::ALL
+                    .into_iter()
+                    .filter(|r| {
+                        svc.log_matchers[role_index(*r)]
+                            .as_ref()
+                            .is_some_and(|m| m.matches(&line))
+                    })
+                    .collect();
+                for role in matched {
+                    self.engine.handle(
+                        now,
+                        Event::ProbeResult {
+                            unit,
+                            role,
+                            seq: 0,
+                            ok: true,
+                            message: format!("log line matched: {line}"),
+                        },
+                    );
+                }
+            }
+            Msg::Notify { unit, msg } => {
+                let svc = &mut self.svcs[unit.0];
+                if let Some(status) = &msg.status {
+                    svc.status_text = Some(status.clone());
+                }
+                let notify_roles: Vec<ProbeRole> = eng::ProbeRole::ALL
+                    .into_iter()
+                    .filter(|r| {
+                        matches!(
+                            svc.probes[role_index(*r)].as_ref().map(|p| &p.kind),
+                            Some(ProbeKind::Notify)
+                        )
+                    })
+                    .collect();
+                for role in notify_roles {
+                    let pass = match role {
+                        ProbeRole::Liveness => msg.watchdog || msg.ready,
+                        _ => msg.ready,
+                    };
+                    if pass {
+                        self.engine.handle(
+                            now,
+                            Event::ProbeResult {
+                                unit,
+                                role,
+                                seq: 0,
+                                ok: true,
+                                message: "sd_notify READY=1".into(),
+                            },
+                        );
+                    }
+                }
+            }
+            Msg::Probe {
+                unit,
+                role,
+                seq,
+                outcome,
+            } => self.engine.handle(
+                now,
+                Event::ProbeResult {
+                    unit,
+                    role,
+                    seq,
+                    ok: outcome.ok,
+                    message: outcome.message,
+                },
+            ),
+            Msg::Cleanup { unit, ok, message } => self
+                .engine
+                .handle(now, Event::CleanupDone { unit, ok, message }),
+        }
+    }
+
+    /// Carries out one action; returns the exit code when the engine is finished.
+    fn act(&mut self, action: Action) -> Option<i32> {
+        match action {
+            Action::Spawn {
+                unit,
+                r#gen,
+                attempt,
+            } => self.spawn(unit, r#gen, attempt),
+            Action::RunProbe {
+                unit,
+                role,
+                seq,
+                timeout,
+            } => self.probe(unit, role, seq, timeout),
+            Action::Signal {
+                unit,
+                r#gen,
+                signal,
+            } => {
+                let svc = &self.svcs[unit.0];
+                if let Some((g, pid)) = svc.live {
+                    if g == r#gen {
+                        let sig = match signal {
+                            eng::StopSignal::Graceful => svc.stop_signal,
+                            eng::StopSignal::Kill => nix::sys::signal::Signal::SIGKILL,
+                        };
+                        let _ = process::signal_group(pid, sig);
+                    }
+                }
+            }
+            Action::RunCleanup { unit } => self.cleanup(unit),
+            Action::Transition(n) => self.transition(n),
+            Action::BootDecided(outcome) => self.boot_decided(outcome),
+            Action::Finished { exit_code } => {
+                self.out
+                    .gantry_line(&format!("all services stopped (exit {exit_code})"));
+                if self.out.mode() == OutputMode::Json {
+                    self.out
+                        .json(serde_json::json!({ "event": "finished", "exit_code": exit_code }));
+                }
+                return Some(exit_code);
+            }
+        }
+        None
+    }
+
+    fn spawn(&mut self, unit: UnitId, r#gen: eng::Gen, attempt: u32) {
+        let now = self.now();
+        let svc = &mut self.svcs[unit.0];
+        svc.first_spawn.get_or_insert(now);
+        let spec = match &svc.spawn {
+            Ok(s) => s.clone(),
+            Err(e) => {
+                let error = e.clone();
+                self.engine
+                    .handle(now, Event::SpawnFailed { unit, r#gen, error });
+                return;
+            }
+        };
+        let mut spec = spec;
+        if let Some(n) = &svc.notify {
+            spec.notify_socket = Some(n.env_value());
+        }
+        if attempt > 1 {
+            self.out
+                .gantry_line(&format!("{}: attempt {attempt}", svc.name));
+        }
+        match process::spawn(&spec, &self.reaper) {
+            Ok(spawned) => {
+                svc.live = Some((r#gen, spawned.pid));
+                let pid = spawned.pid;
+                for mut stream in [spawned.stdout, spawned.stderr] {
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let kind = stream.kind();
+                        while let Ok(Some(line)) = stream.next_line().await {
+                            if tx
+                                .send(Msg::Line {
+                                    unit,
+                                    stream: kind,
+                                    line,
+                                })
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                    });
+                }
+                let tx = self.tx.clone();
+                let exit = spawned.exit;
+                tokio::spawn(async move {
+                    let status = exit.await.unwrap_or(crate::reaper::ExitStatus {
+                        code: None,
+                        signal: Some(9),
+                    });
+                    let _ = tx.send(Msg::Exited {
+                        unit,
+                        r#gen,
+                        status,
+                    });
+                });
+                self.engine.handle(now, Event::Spawned { unit, r#gen, pid });
+            }
+            Err(e) => {
+                let error = e.to_string();
+                self.engine
+                    .handle(now, Event::SpawnFailed { unit, r#gen, error });
+            }
+        }
+    }
+
+    fn probe(&mut self, unit: UnitId, role: ProbeRole, seq: u64, timeout: Duration) {
+        let svc = &self.svcs[unit.0];
+        let Some(p) = svc.probes[role_index(role)].clone() else {
+            return;
+        };
+        let tx = self.tx.clone();
+        let reaper = self.reaper.clone();
+        let (env, cwd) = match &svc.spawn {
+            Ok(s) => (s.env.clone(), s.cwd.clone()),
+            Err(_) => (std::env::vars().collect(), None),
+        };
+        tokio::spawn(async move {
+            let outcome = match &p.kind {
+                ProbeKind::Tcp(addr) => probe::tcp(addr, timeout).await,
+                ProbeKind::Http {
+                    url,
+                    expect_status,
+                    expect_body,
+                } => probe::http(url, *expect_status, expect_body.clone(), timeout).await,
+                ProbeKind::Exec(argv) => {
+                    probe::exec(argv.clone(), env, cwd, timeout, &reaper).await
+                }
+                other => probe::ProbeOutcome {
+                    ok: false,
+                    message: format!(
+                        "`{}` probes are not available in this build yet; use a tcp or exec probe",
+                        other.name()
+                    ),
+                    duration: Duration::ZERO,
+                },
+            };
+            let _ = tx.send(Msg::Probe {
+                unit,
+                role,
+                seq,
+                outcome,
+            });
+        });
+    }
+
+    fn cleanup(&mut self, unit: UnitId) {
+        let svc = &self.svcs[unit.0];
+        let tx = self.tx.clone();
+        let Some(argv) = svc.cleanup.clone() else {
+            let _ = tx.send(Msg::Cleanup {
+                unit,
+                ok: true,
+                message: String::new(),
+            });
+            return;
+        };
+        let (env, cwd) = match &svc.spawn {
+            Ok(s) => (s.env.clone(), s.cwd.clone()),
+            Err(_) => (std::env::vars().collect(), None),
+        };
+        let timeout = self
+            .engine
+            .unit(unit)
+            .config
+            .stop_timeout
+            .max(Duration::from_secs(1));
+        let reaper = self.reaper.clone();
+        self.out
+            .gantry_line(&format!("{}: running cleanup", svc.name));
+        tokio::spawn(async move {
+            let outcome = probe::exec(argv, env, cwd, timeout, &reaper).await;
+            let _ = tx.send(Msg::Cleanup {
+                unit,
+                ok: outcome.ok,
+                message: outcome.message,
+            });
+        });
+    }
+
+    fn transition(&mut self, n: eng::Notice) {
+        let svc = &self.svcs[n.unit.0];
+        let view = self.engine.unit(n.unit);
+        if self.out.mode() == OutputMode::Json {
+            self.out.json(serde_json::json!({
+                "event": "transition",
+                "service": svc.name,
+                "from": n.from.to_string(),
+                "to": n.to.to_string(),
+                "reason": n.reason,
+                "at_ms": n.at.0.as_millis() as u64,
+                "attempt": view.attempt,
+                "pid": view.pid,
+            }));
+            return;
+        }
+        let mut text = format!("{}: {}", svc.name, n.to);
+        match n.to {
+            eng::State::Ready | eng::State::Completed | eng::State::Running => {
+                if let Some(start) = svc.first_spawn {
+                    text.push_str(&format!(" in {}", human(n.at.0.saturating_sub(start.0))));
+                }
+            }
+            eng::State::Starting if view.attempt > 1 => {
+                text.push_str(&format!(" (attempt {})", view.attempt))
+            }
+            _ => {}
+        }
+        if let Some(r) = &n.reason {
+            text.push_str(&format!(" — {r}"));
+        }
+        self.out.gantry_line(&text);
+    }
+
+    fn boot_decided(&mut self, outcome: eng::Outcome) {
+        let now = self.now();
+        let (ok, verdict, label, reason) = match &outcome {
+            eng::Outcome::Go => (
+                true,
+                format!(
+                    "GO: ready in {} — critical path: {}",
+                    human(now.0),
+                    self.actual_critical_path()
+                ),
+                "go",
+                None,
+            ),
+            eng::Outcome::Degraded { failed } => {
+                let names: Vec<String> = failed.iter().map(|u| self.failure_summary(*u)).collect();
+                (
+                    true,
+                    format!("DEGRADED after {}: {}", human(now.0), names.join("; ")),
+                    "degraded",
+                    Some(names.join("; ")),
+                )
+            }
+            eng::Outcome::NoGo { unit, reason } => {
+                let svc = &self.svcs[unit.0];
+                let mut text = format!("NO-GO: {} failed: {reason}", svc.name);
+                if !svc.tail.is_empty() {
+                    text.push_str(&format!("\n  last output of {}:", svc.name));
+                    for l in svc.tail.iter().skip(svc.tail.len().saturating_sub(10)) {
+                        text.push_str(&format!("\n    {l}"));
+                    }
+                }
+                text.push_str("\n  stopping everything that started, in reverse order");
+                (
+                    false,
+                    text,
+                    "no-go",
+                    Some(format!("{}: {reason}", svc.name)),
+                )
+            }
+        };
+        if self.out.mode() == OutputMode::Json {
+            self.out.json(serde_json::json!({ "event": "boot", "outcome": label, "duration_ms": now.0.as_millis() as u64, "reason": reason }));
+        }
+        self.out.verdict(ok, &verdict);
+        self.record_boot(label, now.0, reason.as_deref());
+    }
+
+    fn failure_summary(&self, unit: UnitId) -> String {
+        let v = self.engine.unit(unit);
+        format!(
+            "{} {} ({})",
+            v.name,
+            v.state,
+            v.last_error.or(v.reason).unwrap_or("no reason recorded")
+        )
+    }
+
+    /// The chain of services that determined when the boot finished: from the
+    /// last service to become ready, back through the dependency that was ready last.
+    fn actual_critical_path(&self) -> String {
+        let ready = |u: usize| self.engine.unit(UnitId(u)).ready_at;
+        let Some(mut cur) = (0..self.plan.units.len())
+            .filter(|&u| ready(u).is_some())
+            .max_by_key(|&u| ready(u))
+        else {
+            return "(nothing started)".into();
+        };
+        let mut path = vec![cur];
+        while let Some(prev) = self.plan.units[cur]
+            .deps
+            .iter()
+            .map(|d| d.unit)
+            .filter(|&d| ready(d).is_some())
+            .max_by_key(|&d| ready(d))
+        {
+            if path.contains(&prev) {
+                break;
+            }
+            path.push(prev);
+            cur = prev;
+        }
+        path.iter()
+            .rev()
+            .map(|&u| self.plan.units[u].name())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+
+    fn record_boot(&mut self, outcome: &str, duration: Duration, reason: Option<&str>) {
+        let (Some(store), Some(boot)) = (&mut self.store, self.boot_id) else {
+            return;
+        };
+        let records: Vec<ServiceRecord> = self
+            .engine
+            .units()
+            .map(|v| ServiceRecord {
+                name: v.name.to_string(),
+                state: v.state.to_string(),
+                priority: format!("{:?}", v.priority).to_lowercase(),
+                started_ms: self.svcs[v.id.0]
+                    .first_spawn
+                    .map(|t| t.0.as_millis() as u64),
+                ready_ms: v.ready_at.map(|t| t.0.as_millis() as u64),
+                attempts: v.attempt,
+                error: v.last_error.map(str::to_string),
+            })
+            .collect();
+        if let Err(e) = store.finish_boot(boot, outcome, duration, reason, &records) {
+            self.out.gantry_line(&format!(
+                "warning: could not record the boot in {}: {e}",
+                store.path().display()
+            ));
+        }
+    }
+
+    fn start_notify_listener(&mut self, unit: UnitId) {
+        let Some(sock) = self.svcs[unit.0].notify.clone() else {
+            return;
+        };
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while let Ok(msg) = sock.recv().await {
+                if tx.send(Msg::Notify { unit, msg }).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn flush_logs(&mut self) {
+        for svc in &mut self.svcs {
+            if let Some(log) = &mut svc.log {
+                let _ = log.flush();
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// gantry's own environment, then `[env]`, then the global env files.
+fn global_env(spec: &Spec, base: &Path) -> Result<Vec<(String, String)>, String> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k != "NOTIFY_SOCKET")
+        .collect();
+    for var in &spec.env {
+        set(&mut env, &var.name.value, &var.value.value);
+    }
+    for f in &spec.env_file {
+        for (k, v) in read_env_file(&base.join(&f.value))? {
+            set(&mut env, &k, &v);
+        }
+    }
+    Ok(env)
+}
+
+fn set(env: &mut Vec<(String, String)>, k: &str, v: &str) {
+    match env.iter_mut().find(|(name, _)| name == k) {
+        Some(e) => e.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    }
+}
+
+/// Reads KEY=VALUE lines; `#` comments, blank lines, `export ` prefixes and
+/// surrounding quotes are handled the way docker compose and dotenv do.
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read env_file {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!("{}:{}: expected KEY=VALUE", path.display(), i + 1));
+        };
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+            .unwrap_or(v);
+        out.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+fn make_svc(
+    u: &PlanUnit,
+    global: &Result<Vec<(String, String)>, String>,
+    base: &Path,
+    state_dir: &Path,
+) -> Result<Svc, String> {
+    let s = &u.service;
+    let cwd = base.join(s.working_dir.as_deref().unwrap_or("."));
+    let spawn = (|| -> Result<SpawnSpec, String> {
+        let mut env = global.clone()?;
+        for f in &s.env_file {
+            for (k, v) in read_env_file(&base.join(&f.value))? {
+                set(&mut env, &k, &v);
+            }
+        }
+        for var in &s.env {
+            set(&mut env, &var.name.value, &var.value.value);
+        }
+        let argv = s
+            .command
+            .as_ref()
+            .map(|c| c.value.clone())
+            .unwrap_or_default();
+        let Some((program, args)) = argv.split_first() else {
+            return Err("no command".into());
+        };
+        Ok(SpawnSpec {
+            program: program.clone(),
+            args: args.to_vec(),
+            env,
+            cwd: Some(cwd.clone()),
+            notify_socket: None,
+        })
+    })();
+    let probes = [s.startup.clone(), s.readiness.clone(), s.liveness.clone()];
+    let log_matchers = probes.clone().map(|p| match p.map(|p| p.kind) {
+        Some(ProbeKind::Log(re)) => LogMatcher::new(&re).ok(),
+        _ => None,
+    });
+    let notify = if probes
+        .iter()
+        .flatten()
+        .any(|p| matches!(p.kind, ProbeKind::Notify))
+    {
+        Some(Arc::new(NotifySocket::bind(&s.name.value).map_err(
+            |e| format!("{}: cannot create the sd_notify socket: {e}", s.name.value),
+        )?))
+    } else {
+        None
+    };
+    let stop_signal = s
+        .stop_signal
+        .value
+        .parse()
+        .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+    let log = if s.kind == Kind::External {
+        None
+    } else {
+        LogFile::open(state_dir, &s.name.value).ok()
+    };
+    Ok(Svc {
+        name: s.name.value.clone(),
+        spawn,
+        cleanup: s.cleanup.clone(),
+        probes,
+        log_matchers,
+        notify,
+        stop_signal,
+        log,
+        tail: VecDeque::with_capacity(TAIL_LINES),
+        live: None,
+        status_text: None,
+        first_spawn: None,
+    })
+}
+
+fn probe_config(p: &Probe) -> eng::ProbeConfig {
+    // Cheap probes are polled fast at boot so readiness is seen within a
+    // millisecond or two; pushed ones (log line, sd_notify) are never polled.
+    let mode = match p.kind {
+        ProbeKind::Log(_) | ProbeKind::Notify => eng::ProbeMode::Pushed,
+        ProbeKind::Tcp(_) => eng::ProbeMode::Polled {
+            min_interval: Duration::from_millis(1),
+        },
+        ProbeKind::Http { .. } => eng::ProbeMode::Polled {
+            min_interval: Duration::from_millis(2),
+        },
+        _ => eng::ProbeMode::Polled {
+            min_interval: Duration::from_millis(10),
+        },
+    };
+    eng::ProbeConfig {
+        mode,
+        initial_delay: p.initial_delay.0,
+        period: p.period.0,
+        timeout: p.timeout.0,
+        success_threshold: p.success_threshold,
+        failure_threshold: p.failure_threshold,
+    }
+}
+
+/// Maps a validated plan unit onto the engine's configuration.
+pub fn unit_config(u: &PlanUnit) -> eng::UnitConfig {
+    let s = &u.service;
+    let kind = match s.kind {
+        Kind::Process => eng::UnitKind::Process,
+        Kind::Task => eng::UnitKind::Task,
+        Kind::External => eng::UnitKind::External,
+    };
+    let mut c = eng::UnitConfig::new(s.name.value.clone(), kind);
+    c.priority = match s.priority {
+        gantry_spec::Priority::Critical => eng::Priority::Critical,
+        gantry_spec::Priority::High => eng::Priority::High,
+        gantry_spec::Priority::Medium => eng::Priority::Medium,
+        gantry_spec::Priority::Low => eng::Priority::Low,
+    };
+    c.deps = u
+        .deps
+        .iter()
+        .map(|d| eng::Dep {
+            unit: UnitId(d.unit),
+            condition: match d.condition {
+                gantry_spec::Condition::Started => eng::Condition::Started,
+                gantry_spec::Condition::Ready => eng::Condition::Ready,
+                gantry_spec::Condition::Completed => eng::Condition::Completed,
+            },
+            required: d.required,
+        })
+        .collect();
+    c.layer = u.layer;
+    c.startup = s.startup.as_ref().map(probe_config);
+    c.readiness = s.readiness.as_ref().map(probe_config);
+    c.liveness = s.liveness.as_ref().map(probe_config);
+    c.restart = match s.restart {
+        gantry_spec::Restart::Never => eng::RestartPolicy::Never,
+        gantry_spec::Restart::OnFailure => eng::RestartPolicy::OnFailure,
+        gantry_spec::Restart::Always => eng::RestartPolicy::Always,
+    };
+    c.retry = eng::RetryPolicy {
+        attempts: s.retry.attempts,
+        backoff: s.retry.backoff.0,
+        max_backoff: s.retry.max_backoff.0,
+        jitter: s.retry.jitter,
+    };
+    // A migration may legitimately run for minutes; a server should be ready within one.
+    c.start_timeout = Some(s.start_timeout.map(|d| d.0).unwrap_or(match s.kind {
+        Kind::Task => Duration::from_secs(600),
+        _ => Duration::from_secs(60),
+    }));
+    c.stop_timeout = s.stop_timeout.0;
+    c.has_cleanup = s.cleanup.is_some();
+    c.start_limit = eng::StartLimit {
+        burst: s.start_limit.burst,
+        interval: s.start_limit.interval.0,
+    };
+    c.reset_after = Duration::from_secs(10);
+    c
+}
