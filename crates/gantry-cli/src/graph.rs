@@ -20,7 +20,22 @@ pub fn run(file: &Path, format: GraphFormat) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Usage);
     }
-    let plan = &checked.plan;
+    // Once boots are recorded, the critical path uses the last boot's real timings.
+    let base = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let timings =
+        gantry_runtime::store::Store::open_existing(&base.join(&checked.spec.settings.state_dir))
+            .map(|s| s.last_timings())
+            .unwrap_or_default();
+    let rebuilt;
+    let plan = if timings.is_empty() {
+        &checked.plan
+    } else {
+        rebuilt = gantry_plan::build(&checked.spec, &checked.source, &timings).0;
+        &rebuilt
+    };
     match format {
         GraphFormat::Text => crate::emit(&gantry_plan::render_text(plan)),
         GraphFormat::Dot => crate::emit(&gantry_plan::render_dot(plan)),

@@ -1,0 +1,266 @@
+//! Helpers for end-to-end tests: a stack in a temp dir, `gantry up --json` as a real child, event polling with deadlines.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn gantry() -> &'static str {
+    env!("CARGO_BIN_EXE_gantry")
+}
+
+/// The fixture service binary, built once if this test run did not build it.
+pub fn fixture() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = Path::new(gantry()).parent().unwrap().to_path_buf();
+            let path = dir.join("gantry-fixture");
+            if !path.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "-q", "-p", "gantry-fixture"])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "building gantry-fixture failed");
+            }
+            path
+        })
+        .clone()
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut used = USED.lock().unwrap();
+        if !used.contains(&port) {
+            used.push(port);
+            return port;
+        }
+    }
+}
+
+pub fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gantry-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running `gantry up --json` and the events it printed so far.
+pub struct Up {
+    pub child: Child,
+    pub dir: PathBuf,
+    rx: Receiver<serde_json::Value>,
+    pub events: Vec<serde_json::Value>,
+}
+
+/// Writes `toml` (with `FIXTURE` replaced by the fixture's path) and starts `gantry up --json`.
+pub fn up(name: &str, toml: &str, extra: &[&str]) -> Up {
+    let dir = tempdir(name);
+    let text = toml.replace("FIXTURE", fixture().to_str().unwrap());
+    std::fs::write(dir.join("gantry.toml"), text).unwrap();
+    let mut child = Command::new(gantry())
+        .arg("up")
+        .arg("--json")
+        .args(extra)
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Up {
+        child,
+        dir,
+        rx,
+        events: Vec::new(),
+    }
+}
+
+impl Up {
+    fn pump(&mut self, until: Instant) -> bool {
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        match self.rx.recv_timeout(until - now) {
+            Ok(v) => {
+                self.events.push(v);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits (up to `secs`) for an event matching `pred`; panics with the event log otherwise.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        if let Some(v) = self.events.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let until = Instant::now() + Duration::from_secs(secs);
+        while self.pump(until) {
+            let last = self.events.last().unwrap();
+            if pred(last) {
+                return last.clone();
+            }
+        }
+        panic!("timed out waiting for {what}; events:\n{}", self.log());
+    }
+
+    pub fn wait_state(&mut self, service: &str, to: &str, secs: u64) -> serde_json::Value {
+        self.wait_for(&format!("{service} -> {to}"), secs, |v| {
+            v["event"] == "transition" && v["service"] == service && v["to"] == to
+        })
+    }
+
+    pub fn wait_boot(&mut self, secs: u64) -> serde_json::Value {
+        self.wait_for("the boot decision", secs, |v| v["event"] == "boot")
+    }
+
+    /// Sends SIGINT and waits for gantry to exit; returns its exit code.
+    pub fn stop(&mut self) -> i32 {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        self.wait_exit(20)
+    }
+
+    pub fn wait_exit(&mut self, secs: u64) -> i32 {
+        let until = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while self.pump(Instant::now() + Duration::from_millis(200)) {}
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                panic!("gantry did not exit; events:\n{}", self.log());
+            }
+            self.pump(Instant::now() + Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.events
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Transitions of one service, in order, as "to" states.
+    pub fn states(&self, service: &str) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|v| v["event"] == "transition" && v["service"] == service)
+            .map(|v| v["to"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// `at_ms` of the first transition of `service` to `to`.
+    pub fn at(&self, service: &str, to: &str) -> u64 {
+        self.events
+            .iter()
+            .find(|v| v["event"] == "transition" && v["service"] == service && v["to"] == to)
+            .and_then(|v| v["at_ms"].as_u64())
+            .unwrap_or_else(|| panic!("{service} never reached {to}; events:\n{}", self.log()))
+    }
+
+    /// Index in the event log of the first transition of `service` to `to`.
+    pub fn index(&self, service: &str, to: &str) -> usize {
+        self.events
+            .iter()
+            .position(|v| v["event"] == "transition" && v["service"] == service && v["to"] == to)
+            .unwrap_or_else(|| panic!("{service} never reached {to}; events:\n{}", self.log()))
+    }
+
+    pub fn reason(&self, service: &str, to: &str) -> String {
+        self.events
+            .iter()
+            .find(|v| v["event"] == "transition" && v["service"] == service && v["to"] == to)
+            .and_then(|v| v["reason"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Pids of live processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Zombies are already dead; they only wait for their parent to reap them.
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        if !zombie
+            && String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(marker)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Polls until `f` is true or the deadline passes.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        // Polling interval for conditions outside our control (the kernel reaping processes).
+        let _ = std::sync::mpsc::channel::<()>()
+            .1
+            .recv_timeout(Duration::from_millis(20));
+    }
+    f()
+}
