@@ -8,6 +8,7 @@ pub mod duration;
 pub mod interp;
 pub mod keys;
 pub mod model;
+pub mod schema;
 pub mod source;
 
 pub use decode::{Loaded, decode, valid_name};

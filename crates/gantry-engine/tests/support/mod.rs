@@ -190,6 +190,7 @@ pub struct Sim {
     pub engine: Engine,
     pub now: Time,
     names: Vec<String>,
+    kinds: Vec<UnitKind>,
     index: HashMap<String, UnitId>,
     trace: Vec<(Time, String)>,
     seen: usize,
@@ -207,6 +208,8 @@ pub struct Sim {
     pub auto_cleanup: bool,
     /// Answer probes of these units/roles at once with the given result.
     pub auto_probe: HashMap<(UnitId, ProbeRole), bool>,
+    /// With `auto_spawn`, tasks also exit 0 right after they are spawned.
+    pub auto_complete: bool,
 }
 
 impl Sim {
@@ -221,6 +224,7 @@ impl Sim {
     pub fn with(units: Vec<U>, allow_degraded: bool, seed: u64) -> Sim {
         let configs = resolve(units);
         let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
+        let kinds: Vec<UnitKind> = configs.iter().map(|c| c.kind).collect();
         let engine = Engine::new(
             configs,
             EngineOptions {
@@ -239,6 +243,7 @@ impl Sim {
             engine,
             now: Time::ZERO,
             names,
+            kinds,
             index,
             trace: Vec::new(),
             seen: 0,
@@ -251,6 +256,7 @@ impl Sim {
             auto_exit: false,
             auto_cleanup: false,
             auto_probe: HashMap::new(),
+            auto_complete: false,
         }
     }
 
@@ -259,6 +265,7 @@ impl Sim {
         self.auto_spawn = true;
         self.auto_exit = true;
         self.auto_cleanup = true;
+        self.auto_complete = true;
         for i in 0..self.names.len() {
             for role in ProbeRole::ALL {
                 self.auto_probe.insert((UnitId(i), role), true);
@@ -417,6 +424,30 @@ impl Sim {
         });
     }
 
+    /// The seq of the outstanding run of a probe, if any.
+    pub fn outstanding(&self, unit: UnitId, role: ProbeRole) -> Option<u64> {
+        self.outstanding.get(&(unit, role)).copied()
+    }
+
+    /// The latest spawned generation of a unit, by id.
+    pub fn latest_gen(&self, unit: UnitId) -> Gen {
+        self.gens.get(unit.0).copied().unwrap_or(0)
+    }
+
+    /// Feeds a probe result with an arbitrary seq (stale ones included).
+    pub fn feed_probe(&mut self, unit: UnitId, role: ProbeRole, seq: u64, ok: bool) {
+        if self.outstanding.get(&(unit, role)) == Some(&seq) {
+            self.outstanding.remove(&(unit, role));
+        }
+        self.event(Event::ProbeResult {
+            unit,
+            role,
+            seq,
+            ok,
+            message: if ok { "ok" } else { "refused" }.to_string(),
+        });
+    }
+
     pub fn cleanup_done(&mut self, name: &str, ok: bool) {
         let unit = self.id(name);
         self.event(Event::CleanupDone {
@@ -492,6 +523,8 @@ impl Sim {
         match &action {
             Action::Spawn { unit, r#gen, .. } => {
                 self.gens[unit.0] = *r#gen;
+                // A new incarnation voids the runs of the old one.
+                self.outstanding.retain(|(u, _), _| u != unit);
                 if self.auto_spawn {
                     self.next_pid += 1;
                     self.inbox.push_back(Event::Spawned {
@@ -499,6 +532,13 @@ impl Sim {
                         r#gen: *r#gen,
                         pid: self.next_pid,
                     });
+                    if self.auto_complete && self.kinds[unit.0] == UnitKind::Task {
+                        self.inbox.push_back(Event::Exited {
+                            unit: *unit,
+                            r#gen: *r#gen,
+                            status: ExitStatus::code(0),
+                        });
+                    }
                 }
             }
             Action::RunProbe {
