@@ -8,7 +8,7 @@
 
 use crate::logs::LogFile;
 use crate::notify::NotifySocket;
-use crate::output::{Output, OutputMode};
+use crate::output::{BoardRow, Output, OutputMode};
 use crate::probe::{self, LogMatcher};
 use crate::process::{self, SpawnSpec, StreamKind};
 use crate::reaper::Reaper;
@@ -199,6 +199,8 @@ impl Driver {
         let now = self.now();
         self.engine.start(now);
         let mut interrupts = 0u32;
+        let mut board_tick = tokio::time::interval(Duration::from_millis(100));
+        board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kill_at: Option<Instant> = None;
         loop {
             while let Some(action) = self.engine.poll_action() {
@@ -214,6 +216,7 @@ impl Driver {
                 _ = sigterm.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGTERM"),
                 _ = sighup.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGHUP"),
                 Some(msg) = self.rx.recv() => self.message(msg),
+                _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
                     let now = self.now();
                     self.engine.handle_timeout(now);
@@ -226,6 +229,37 @@ impl Driver {
                 }
             }
         }
+    }
+
+    fn board_live(&self) -> bool {
+        self.out.mode() == OutputMode::Tty && self.engine.boot_outcome().is_none()
+    }
+
+    fn redraw_board(&self) {
+        let now = self.now();
+        let rows: Vec<BoardRow> = self
+            .engine
+            .units()
+            .map(|v| {
+                let svc = &self.svcs[v.id.0];
+                let since = svc.first_spawn.unwrap_or(now);
+                let end = v
+                    .ready_at
+                    .filter(|_| v.state != eng::State::Starting)
+                    .unwrap_or(now);
+                BoardRow {
+                    name: v.name.to_string(),
+                    state: v.state.to_string(),
+                    elapsed: end.0.saturating_sub(since.0),
+                    attempt: v.attempt,
+                    note: svc
+                        .status_text
+                        .clone()
+                        .or_else(|| v.reason.map(str::to_string)),
+                }
+            })
+            .collect();
+        self.out.board(&rows);
     }
 
     fn interrupt(&mut self, count: u32, kill_at: &mut Option<Instant>, what: &str) -> u32 {
@@ -385,7 +419,12 @@ impl Driver {
                 }
             }
             Action::RunCleanup { unit } => self.cleanup(unit),
-            Action::Transition(n) => self.transition(n),
+            Action::Transition(n) => {
+                self.transition(n);
+                if self.board_live() {
+                    self.redraw_board();
+                }
+            }
             Action::BootDecided(outcome) => self.boot_decided(outcome),
             Action::Finished { exit_code } => {
                 self.out
@@ -575,6 +614,7 @@ impl Driver {
     }
 
     fn boot_decided(&mut self, outcome: eng::Outcome) {
+        self.out.end_board();
         let now = self.now();
         let (ok, verdict, label, reason) = match &outcome {
             eng::Outcome::Go => (

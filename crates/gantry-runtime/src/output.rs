@@ -20,12 +20,110 @@ const COLORS: [&str; 6] = ["36", "33", "35", "32", "34", "91"];
 pub struct Output {
     mode: OutputMode,
     width: usize,
+    /// The live board's rows (TTY only, during boot) and how many lines are on screen.
+    board: std::cell::RefCell<Vec<String>>,
+    drawn: std::cell::Cell<usize>,
+    board_on: std::cell::Cell<bool>,
+}
+
+/// One service's row on the live board.
+#[derive(Debug, Clone)]
+pub struct BoardRow {
+    pub name: String,
+    pub state: String,
+    pub elapsed: std::time::Duration,
+    pub attempt: u32,
+    pub note: Option<String>,
 }
 
 impl Output {
     pub fn new(mode: OutputMode, names: &[&str]) -> Output {
         let width = names.iter().map(|n| n.len()).max().unwrap_or(6).max(6);
-        Output { mode, width }
+        Output {
+            mode,
+            width,
+            board: Default::default(),
+            drawn: Default::default(),
+            board_on: std::cell::Cell::new(mode == OutputMode::Tty),
+        }
+    }
+
+    /// Replaces the live board's rows and redraws it (TTY during boot only).
+    pub fn board(&self, rows: &[BoardRow]) {
+        if !self.board_on.get() {
+            return;
+        }
+        let text = rows
+            .iter()
+            .map(|r| {
+                let (icon, color) = match r.state.as_str() {
+                    "ready" | "running" | "completed" => ("✓", "32"),
+                    "failed" => ("✗", "31"),
+                    "skipped" => ("-", "90"),
+                    "starting" => ("…", "33"),
+                    _ => ("·", "90"),
+                };
+                let secs = r.elapsed.as_secs_f64();
+                let time = if r.state == "pending" {
+                    String::new()
+                } else {
+                    format!("{secs:>6.2} s")
+                };
+                let attempt = if r.attempt > 1 {
+                    format!("  attempt {}", r.attempt)
+                } else {
+                    String::new()
+                };
+                let note = r
+                    .note
+                    .as_deref()
+                    .map(|n| format!("  {n}"))
+                    .unwrap_or_default();
+                let mut line = format!(
+                    "  \x1b[{color}m{icon}\x1b[0m {:<w$} {:<10} {time}{attempt}{note}",
+                    r.name,
+                    r.state,
+                    w = self.width
+                );
+                // Keep each row on one terminal line so the redraw arithmetic holds.
+                if line.chars().count() > 160 {
+                    line = line.chars().take(157).collect::<String>() + "...";
+                }
+                line
+            })
+            .collect();
+        *self.board.borrow_mut() = text;
+        let mut out = std::io::stdout().lock();
+        self.erase(&mut out);
+        self.draw(&mut out);
+        let _ = out.flush();
+    }
+
+    /// Removes the board for good (the boot is decided).
+    pub fn end_board(&self) {
+        if self.board_on.replace(false) {
+            let mut out = std::io::stdout().lock();
+            self.erase(&mut out);
+            let _ = out.flush();
+        }
+    }
+
+    fn erase(&self, out: &mut impl std::io::Write) {
+        let n = self.drawn.replace(0);
+        if n > 0 {
+            let _ = write!(out, "\x1b[{n}F\x1b[J");
+        }
+    }
+
+    fn draw(&self, out: &mut impl std::io::Write) {
+        if !self.board_on.get() {
+            return;
+        }
+        let rows = self.board.borrow();
+        for r in rows.iter() {
+            let _ = writeln!(out, "{r}");
+        }
+        self.drawn.set(rows.len());
     }
 
     pub fn mode(&self) -> OutputMode {
@@ -59,7 +157,9 @@ impl Output {
 
     fn write(&self, line: &str) {
         let mut out = std::io::stdout().lock();
+        self.erase(&mut out);
         let _ = writeln!(out, "{line}");
+        self.draw(&mut out);
         let _ = out.flush();
     }
 
