@@ -453,3 +453,95 @@ priorities = ["critical"]
     );
     assert_eq!(up2.stop(), 0);
 }
+
+#[test]
+fn restarting_a_service_restarts_its_hard_dependents_after_it_is_ready_again() {
+    let (db, api) = (free_port(), free_port());
+    let toml = format!(
+        r#"
+[services.db]
+command = "FIXTURE --name db --delay 50 --listen {db}"
+readiness = {{ tcp = "127.0.0.1:{db}" }}
+restart = "always"
+
+[services.api]
+command = "FIXTURE --name api --listen {api}"
+depends_on = ["db"]
+readiness = {{ tcp = "127.0.0.1:{api}" }}
+restart = "always"
+"#
+    );
+    let mut up = up("dependents", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go");
+    let before = up.events.len();
+    let db_pid = processes_with(&format!("--listen {db}"));
+    assert_eq!(db_pid.len(), 1);
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &db_pid[0].to_string()])
+        .status();
+    // api goes down with db and comes back only after db is ready again.
+    up.wait_count("api", "ready", 2, 15);
+    let later: Vec<&serde_json::Value> = up.events[before..].iter().collect();
+    let pos = |svc: &str, to: &str| {
+        later
+            .iter()
+            .position(|v| v["service"] == svc && v["to"] == to)
+    };
+    let db_ready = pos("db", "ready").expect("db ready again");
+    let api_ready = later
+        .iter()
+        .rposition(|v| v["service"] == "api" && v["to"] == "ready")
+        .expect("api ready again");
+    let api_down = later
+        .iter()
+        .position(|v| {
+            v["service"] == "api"
+                && (v["to"] == "stopping"
+                    || v["to"] == "stopped"
+                    || v["to"] == "pending"
+                    || v["to"] == "starting")
+        })
+        .expect("api was restarted");
+    assert!(api_down < api_ready && db_ready < api_ready, "{}", up.log());
+    assert_eq!(up.stop(), 0);
+}
+
+#[test]
+fn the_quickstart_example_boots_to_go() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = root.join("examples/quickstart/gantry.toml");
+    let state = root.join("examples/quickstart/.gantry-test");
+    let _ = std::fs::remove_dir_all(&state);
+    let dir = tempdir("quickstart");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "state_dir = \".gantry\"",
+        &format!("state_dir = \"{}\"", state.display()),
+    );
+    let copy = root.join("examples/quickstart/gantry.test.toml");
+    std::fs::write(&copy, text).unwrap();
+    let mut child = std::process::Command::new(gantry())
+        .args(["-f", copy.to_str().unwrap(), "up", "--json"])
+        .env("GANTRY_FIXTURE", fixture())
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead as _;
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut outcome = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["event"] == "boot" {
+            outcome = Some(v["outcome"].as_str().unwrap_or("").to_string());
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+        }
+    }
+    let status = child.wait().unwrap();
+    let _ = std::fs::remove_file(&copy);
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(outcome.as_deref(), Some("go"));
+    assert_eq!(status.code(), Some(0));
+}

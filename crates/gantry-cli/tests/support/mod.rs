@@ -140,6 +140,23 @@ impl Up {
         })
     }
 
+    /// Waits until `service` has reached `to` at least `n` times.
+    pub fn wait_count(&mut self, service: &str, to: &str, n: usize, secs: u64) {
+        let until = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let count = self.states(service).iter().filter(|s| *s == to).count();
+            if count >= n {
+                return;
+            }
+            if !self.pump(until) {
+                panic!(
+                    "timed out waiting for {service} -> {to} x{n}; events:\n{}",
+                    self.log()
+                );
+            }
+        }
+    }
+
     pub fn wait_boot(&mut self, secs: u64) -> serde_json::Value {
         self.wait_for("the boot decision", secs, |v| v["event"] == "boot")
     }
