@@ -103,7 +103,10 @@ mod tests {
         assert_eq!(b.admit(Time::from_secs(300)), Ok(()));
         assert_eq!(b.state(), BreakerState::HalfOpen);
         // A failed trial re-opens at once, without counting up again.
-        assert_eq!(b.on_failure(Time::from_secs(301)), Some(Time::from_secs(601)));
+        assert_eq!(
+            b.on_failure(Time::from_secs(301)),
+            Some(Time::from_secs(601))
+        );
     }
 
     #[test]

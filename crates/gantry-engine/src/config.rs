@@ -39,10 +39,13 @@ pub enum Priority {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Condition {
     /// The dependency has a live process (or is already ready/completed).
+    /// An external unit has no process, so it counts as started once ready.
     Started,
-    /// The dependency passed its readiness gate (or runs without one).
+    /// The dependency passed its readiness gate (or runs without one). A
+    /// task that completed also counts: it did more than become ready.
     Ready,
-    /// The dependency is a task that exited 0.
+    /// The dependency is a task that exited 0 (`Engine::new` refuses this
+    /// condition on anything else, since it could never be met).
     Completed,
 }
 
@@ -104,11 +107,23 @@ impl RetryPolicy {
     /// not panic the supervisor.
     pub fn cap(&self, failed: u32) -> Duration {
         let exponent = failed.max(1) - 1;
-        let grown = 1u32
-            .checked_shl(exponent)
-            .and_then(|factor| self.backoff.checked_mul(factor))
-            .unwrap_or(Duration::MAX);
-        grown.min(self.max_backoff)
+        // Exact in u128 nanoseconds: a zero backoff stays zero however many
+        // failures there were, and only a real overflow saturates.
+        let base = self.backoff.as_nanos();
+        let grown = if base == 0 {
+            0
+        } else if exponent < base.leading_zeros() {
+            base << exponent
+        } else {
+            u128::MAX
+        };
+        if grown >= self.max_backoff.as_nanos() {
+            return self.max_backoff;
+        }
+        // Below max_backoff, so it fits in a Duration.
+        let secs = u64::try_from(grown / 1_000_000_000).unwrap_or(u64::MAX);
+        let nanos = u32::try_from(grown % 1_000_000_000).unwrap_or(0);
+        Duration::new(secs, nanos)
     }
 
     /// The delay before the next attempt after `failed` failed attempts:
@@ -172,7 +187,11 @@ pub enum ProbeRole {
 
 impl ProbeRole {
     /// All roles, in the order they run.
-    pub const ALL: [ProbeRole; 3] = [ProbeRole::Startup, ProbeRole::Readiness, ProbeRole::Liveness];
+    pub const ALL: [ProbeRole; 3] = [
+        ProbeRole::Startup,
+        ProbeRole::Readiness,
+        ProbeRole::Liveness,
+    ];
 
     pub(crate) const fn index(self) -> usize {
         match self {
@@ -363,11 +382,21 @@ mod tests {
         // Huge exponents saturate instead of overflowing.
         assert_eq!(p.cap(u32::MAX), Duration::from_millis(1000));
         assert_eq!(p.cap(0), Duration::from_millis(100));
+        // Regression: a zero backoff used to jump to max_backoff once the
+        // doubling factor overflowed u32.
+        assert_eq!(policy(0, 1000).cap(33), Duration::ZERO);
+        assert_eq!(
+            policy(1, u64::MAX).cap(200),
+            Duration::from_millis(u64::MAX)
+        );
     }
 
     #[test]
     fn no_jitter_means_exact_cap() {
         let mut rng = SplitMix64::new(1);
-        assert_eq!(policy(100, 1000).delay(3, &mut rng), Duration::from_millis(400));
+        assert_eq!(
+            policy(100, 1000).delay(3, &mut rng),
+            Duration::from_millis(400)
+        );
     }
 }

@@ -17,8 +17,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::config::{
-    Condition, Dep, EngineOptions, Priority, ProbeRole, RestartPolicy, UnitConfig, UnitId,
-    UnitKind,
+    EngineOptions, Priority, ProbeRole, RestartPolicy, UnitConfig, UnitId, UnitKind,
 };
 use crate::error::EngineError;
 use crate::graph;
@@ -26,7 +25,7 @@ use crate::io::{Action, Command, Event, ExitStatus, Gen, Notice, Outcome, StopSi
 use crate::rng::SplitMix64;
 use crate::time::{HumanDuration, Time};
 use crate::timers::{TimerKind, Timers};
-use crate::unit::{Goal, Life, Proc, Unit};
+use crate::unit::{Edge, Goal, Life, Proc, Unit};
 use crate::view::UnitView;
 
 /// The sans-IO lifecycle engine for a whole stack.
@@ -39,7 +38,7 @@ use crate::view::UnitView;
 #[derive(Debug)]
 pub struct Engine {
     units: Vec<Unit>,
-    dependents: Vec<Vec<(UnitId, bool)>>,
+    dependents: Vec<Vec<(UnitId, usize, bool)>>,
     rank: Vec<usize>,
     layers: Vec<Vec<UnitId>>,
     layer_unsettled: Vec<usize>,
@@ -133,7 +132,11 @@ impl Engine {
         match event {
             Event::Spawned { unit, r#gen, pid } => self.on_spawned(unit, r#gen, pid),
             Event::SpawnFailed { unit, r#gen, error } => self.on_spawn_failed(unit, r#gen, error),
-            Event::Exited { unit, r#gen, status } => self.on_exited(unit, r#gen, status),
+            Event::Exited {
+                unit,
+                r#gen,
+                status,
+            } => self.on_exited(unit, r#gen, status),
             Event::ProbeResult {
                 unit,
                 role,
@@ -241,6 +244,97 @@ impl Engine {
         self.now
     }
 
+    /// Recomputes every cached count from scratch and compares; for tests.
+    ///
+    /// The engine keeps counters instead of scanning (so an event costs
+    /// O(degree)); this is the oracle that proves the counters right.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if !self.dirty.is_empty() {
+            return Err("dirty units left after a call".into());
+        }
+        let mut busy = 0;
+        let mut unsettled = 0;
+        let mut blocked_by = vec![0usize; self.units.len()];
+        for u in &self.units {
+            if u.blocking {
+                for dep in &u.config.deps {
+                    blocked_by[dep.unit.0] += 1;
+                }
+            }
+        }
+        for (i, u) in self.units.iter().enumerate() {
+            let name = &u.config.name;
+            let id = UnitId(i);
+            if u.busy != u.is_busy() || u.blocking != u.is_blocking() || u.facing != u.facing() {
+                return Err(format!("{name}: stale busy/blocking/facing cache"));
+            }
+            busy += usize::from(u.busy);
+            unsettled += usize::from(!u.life.is_settled());
+            if u.blocked_by != blocked_by[i] {
+                return Err(format!(
+                    "{name}: blocked_by {} != {}",
+                    u.blocked_by, blocked_by[i]
+                ));
+            }
+            let edges: Vec<Edge> = u
+                .config
+                .deps
+                .iter()
+                .map(|&dep| Edge::of(self.units[dep.unit.0].facing(), dep))
+                .collect();
+            if edges != u.edges {
+                return Err(format!("{name}: stale edges"));
+            }
+            let unsatisfied = edges.iter().filter(|e| !e.satisfied).count();
+            let dead = edges.iter().filter(|e| e.dead_required).count();
+            if (unsatisfied, dead) != (u.unsatisfied, u.dead_required) {
+                return Err(format!("{name}: edge counters off"));
+            }
+            if u.state != u.public_state() {
+                return Err(format!(
+                    "{name}: announced {} but is {}",
+                    u.state,
+                    u.public_state()
+                ));
+            }
+            // Each deadline belongs to one life.
+            let owned = [
+                (
+                    TimerKind::Start,
+                    matches!(u.life, Life::Spawning | Life::Probing),
+                ),
+                (
+                    TimerKind::Backoff,
+                    matches!(u.life, Life::BackingOff { .. }),
+                ),
+                (TimerKind::Stop, matches!(u.life, Life::Stopping { .. })),
+            ];
+            for (kind, allowed) in owned {
+                if self.timers.get(id, kind).is_some() && !allowed {
+                    return Err(format!("{name}: {kind:?} timer armed in {:?}", u.life));
+                }
+            }
+            for role in ProbeRole::ALL {
+                let active = u.probe(role).is_some_and(|p| p.active);
+                let allowed = match role {
+                    ProbeRole::Liveness => matches!(u.life, Life::Up { .. }),
+                    ProbeRole::Startup | ProbeRole::Readiness => u.life == Life::Probing,
+                };
+                if active && (!allowed || u.stop_requested) {
+                    return Err(format!("{name}: {role} probe active in {:?}", u.life));
+                }
+            }
+        }
+        if busy != self.busy || unsettled != self.unsettled {
+            return Err(format!(
+                "busy {busy} (cached {}), unsettled {unsettled} (cached {})",
+                self.busy, self.unsettled
+            ));
+        }
+        Ok(())
+    }
+
     // ----- Plumbing -------------------------------------------------------
 
     /// Time never goes backwards inside the engine, even if a caller's
@@ -272,7 +366,7 @@ impl Engine {
             self.mark(dep);
         }
         for k in 0..self.dependents[id.0].len() {
-            let (dependent, _) = self.dependents[id.0][k];
+            let (dependent, _, _) = self.dependents[id.0][k];
             self.mark(dependent);
         }
     }
@@ -280,8 +374,8 @@ impl Engine {
     fn hard_dependents(&self, id: UnitId) -> impl Iterator<Item = UnitId> + '_ {
         self.dependents[id.0]
             .iter()
-            .filter(|&&(_, required)| required)
-            .map(|&(d, _)| d)
+            .filter(|&&(_, _, required)| required)
+            .map(|&(d, _, _)| d)
     }
 
     fn next_epoch(&mut self) -> u64 {
@@ -298,7 +392,12 @@ impl Engine {
         true
     }
 
-    fn sync_busy(&mut self, id: UnitId) {
+    /// Brings every cached count that depends on unit `id` up to date:
+    /// the busy count, its dependencies' `blocked_by`, and its dependents'
+    /// edge statuses. Must run after any change to a unit's life, process,
+    /// goal or stop request; it costs O(1) unless something it caches
+    /// actually changed, so gates never rescan a 10,000-edge list.
+    fn sync(&mut self, id: UnitId) {
         let u = &mut self.units[id.0];
         let busy = u.is_busy();
         if busy != u.busy {
@@ -307,6 +406,50 @@ impl Engine {
                 self.busy += 1;
             } else {
                 self.busy = self.busy.saturating_sub(1);
+            }
+        }
+
+        let blocking = u.is_blocking();
+        if blocking != u.blocking {
+            u.blocking = blocking;
+            for k in 0..self.units[id.0].config.deps.len() {
+                let dep = self.units[id.0].config.deps[k].unit;
+                let d = &mut self.units[dep.0];
+                if blocking {
+                    d.blocked_by += 1;
+                } else {
+                    d.blocked_by = d.blocked_by.saturating_sub(1);
+                }
+                self.mark(dep);
+            }
+        }
+
+        let facing = self.units[id.0].facing();
+        if facing != self.units[id.0].facing {
+            self.units[id.0].facing = facing;
+            for j in 0..self.dependents[id.0].len() {
+                let (d, k, _) = self.dependents[id.0][j];
+                let dependent = &mut self.units[d.0];
+                let new = Edge::of(facing, dependent.config.deps[k]);
+                let old = std::mem::replace(&mut dependent.edges[k], new);
+                if new == old {
+                    continue;
+                }
+                match (old.satisfied, new.satisfied) {
+                    (true, false) => dependent.unsatisfied += 1,
+                    (false, true) => {
+                        dependent.unsatisfied = dependent.unsatisfied.saturating_sub(1);
+                    }
+                    _ => {}
+                }
+                match (old.dead_required, new.dead_required) {
+                    (false, true) => dependent.dead_required += 1,
+                    (true, false) => {
+                        dependent.dead_required = dependent.dead_required.saturating_sub(1);
+                    }
+                    _ => {}
+                }
+                self.mark(d);
             }
         }
     }
@@ -323,9 +466,9 @@ impl Engine {
                 break;
             };
             self.queued[id.0] = false;
-            self.sync_busy(id);
+            self.sync(id);
             self.step(id);
-            self.sync_busy(id);
+            self.sync(id);
         }
         if self.started && self.outcome.is_none() && !self.shutting_down && self.unsettled == 0 {
             let failed: Vec<UnitId> = (0..self.units.len())
@@ -377,7 +520,7 @@ impl Engine {
             self.units[i].reason.clone_from(&reason);
         }
         let changed = self.refresh(id, reason.clone());
-        self.sync_busy(id);
+        self.sync(id);
         self.mark(id);
         self.mark_neighbours(id);
         match life {
@@ -489,27 +632,7 @@ impl Engine {
     /// a restarting unit respawned, only then: this is what gives the reverse
     /// dependency order.
     fn dependents_clear(&self, id: UnitId) -> bool {
-        self.dependents[id.0].iter().all(|&(d, _)| {
-            let d = &self.units[d.0];
-            !(d.stop_requested || (d.goal == Goal::Down && d.proc != Proc::Down))
-        })
-    }
-
-    fn dep_met(&self, dep: Dep) -> bool {
-        let d = &self.units[dep.unit.0];
-        // A dependency on its way down no longer satisfies anything, or a
-        // bounced dependent would start again before the restart.
-        if d.stop_requested {
-            return false;
-        }
-        match dep.condition {
-            Condition::Started => {
-                matches!(d.life, Life::Up { .. } | Life::Completed)
-                    || (d.life == Life::Probing && matches!(d.proc, Proc::Alive { .. }))
-            }
-            Condition::Ready => matches!(d.life, Life::Up { .. } | Life::Completed),
-            Condition::Completed => d.life == Life::Completed,
-        }
+        self.units[id.0].blocked_by == 0
     }
 
     /// Starts an attempt if every gate holds; otherwise parks the unit in
@@ -518,27 +641,34 @@ impl Engine {
         if !self.started || self.shutting_down || self.units[id.0].goal != Goal::Up {
             return;
         }
-        let mut blocked = self.rank[id.0] > self.open_layer;
-        for k in 0..self.units[id.0].config.deps.len() {
-            let dep = self.units[id.0].config.deps[k];
-            let d = &self.units[dep.unit.0];
-            let dead = d.life.is_dead();
-            if dead && dep.required {
-                let why = format!("dependency {} {}", d.config.name, d.state);
-                self.set_life(id, Life::Skipped, Some(why));
-                return;
-            }
-            if !dead && !self.dep_met(dep) {
-                blocked = true;
-            }
+        let u = &self.units[id.0];
+        if u.dead_required > 0 {
+            // Rare and final, so finding the culprit may scan the edges.
+            let why = u
+                .edges
+                .iter()
+                .position(|e| e.dead_required)
+                .map(|k| {
+                    let d = &self.units[u.config.deps[k].unit.0];
+                    format!("dependency {} {}", d.config.name, d.state)
+                })
+                .unwrap_or_else(|| "a required dependency is gone".to_string());
+            self.set_life(id, Life::Skipped, Some(why));
+            return;
         }
         // The previous incarnation must be gone before a new one starts, so
         // that two copies never fight over a port or a data directory.
-        blocked = blocked || self.units[id.0].proc != Proc::Down || !self.dependents_clear(id);
+        let blocked = self.rank[id.0] > self.open_layer
+            || u.unsatisfied > 0
+            || u.proc != Proc::Down
+            || !self.dependents_clear(id);
         if blocked {
             // A unit between attempts keeps showing as starting (or degraded)
             // rather than flashing back to pending; `step` retries it.
-            if !matches!(self.units[id.0].life, Life::Waiting | Life::BackingOff { .. }) {
+            if !matches!(
+                self.units[id.0].life,
+                Life::Waiting | Life::BackingOff { .. }
+            ) {
                 self.set_life(id, Life::Waiting, reason);
             }
             return;
@@ -613,8 +743,7 @@ impl Engine {
         let u = &mut self.units[id.0];
         // An external unit has no process to be "running": once its probes
         // pass (or if it has none) it is ready.
-        let ready =
-            u.config.kind == UnitKind::External || u.probe(ProbeRole::Readiness).is_some();
+        let ready = u.config.kind == UnitKind::External || u.probe(ProbeRole::Readiness).is_some();
         u.up_since = Some(now);
         u.ready_at = Some(now);
         if let Some(b) = u.breaker.as_mut() {
@@ -763,7 +892,10 @@ impl Engine {
     fn bounce_dependents(&mut self, root: UnitId) {
         let epoch = self.next_epoch();
         let mut stack: Vec<UnitId> = self.hard_dependents(root).collect();
-        let reason = format!("dependency {} is restarting", self.units[root.0].config.name);
+        let reason = format!(
+            "dependency {} is restarting",
+            self.units[root.0].config.name
+        );
         while let Some(d) = stack.pop() {
             if !self.visit(d, epoch) {
                 continue;
@@ -791,16 +923,18 @@ impl Engine {
     /// stopping dependents are gone.
     fn request_stop(&mut self, id: UnitId, reason: String) {
         let u = &mut self.units[id.0];
+        // A later, stronger request (a shutdown overtaking a restart) names
+        // the final state, so its reason wins.
+        u.stop_reason = Some(reason);
         if u.stop_requested {
             return;
         }
         u.stop_requested = true;
-        u.stop_reason = Some(reason);
         for role in ProbeRole::ALL {
             self.deactivate_probe(id, role);
         }
         self.timers.cancel(id, TimerKind::Start);
-        self.sync_busy(id);
+        self.sync(id);
         self.mark(id);
         self.mark_neighbours(id);
     }
@@ -823,7 +957,11 @@ impl Engine {
                     // its exit is awaited.
                     u.stop_requested = true;
                     u.stop_reason = Some(reason.to_string());
-                    self.set_life(id, Life::Stopping { killed: true }, Some(reason.to_string()));
+                    self.set_life(
+                        id,
+                        Life::Stopping { killed: true },
+                        Some(reason.to_string()),
+                    );
                 }
             }
             Life::Spawning | Life::Probing | Life::Up { .. } => {
@@ -839,6 +977,10 @@ impl Engine {
             | Life::Stopping { .. }
             | Life::CleaningUp => {}
         }
+        // The goal alone can make a unit blocking (a failed unit whose
+        // killed process has not exited yet).
+        self.sync(id);
+        self.mark(id);
     }
 
     fn begin_stop(&mut self, id: UnitId) {
@@ -859,8 +1001,12 @@ impl Engine {
                 });
                 self.arm_stop_deadline(id);
             }
-            // External units and completed tasks have nothing to signal.
-            Proc::Down => self.after_down(id, true),
+            // External units and completed tasks have nothing to signal;
+            // they still pass through stopping so the timeline shows the stop.
+            Proc::Down => {
+                self.set_life(id, Life::Stopping { killed: false }, reason);
+                self.after_down(id, true);
+            }
         }
     }
 
@@ -885,6 +1031,8 @@ impl Engine {
         let u = &mut self.units[id.0];
         u.stop_requested = false;
         let reason = u.stop_reason.take();
+        self.sync(id);
+        let u = &mut self.units[id.0];
         if let Some(message) = u.pending_failure.take() {
             self.set_life(id, Life::Failed, Some(message));
         } else if u.goal == Goal::Down {
@@ -933,7 +1081,6 @@ impl Engine {
                     // A completed task waiting for its cleanup: cleanups are
                     // skipped on kill.
                     u.stop_requested = false;
-                    self.sync_busy(id);
                 }
                 Life::Spawning
                 | Life::Probing
@@ -951,6 +1098,8 @@ impl Engine {
                     }
                 }
             }
+            self.sync(id);
+            self.mark(id);
         }
     }
 
@@ -1100,7 +1249,14 @@ impl Engine {
         self.timers.set(id, TimerKind::Probe(role), at);
     }
 
-    fn on_probe_result(&mut self, id: UnitId, role: ProbeRole, seq: u64, ok: bool, message: String) {
+    fn on_probe_result(
+        &mut self,
+        id: UnitId,
+        role: ProbeRole,
+        seq: u64,
+        ok: bool,
+        message: String,
+    ) {
         if !self.valid(id) {
             return;
         }
@@ -1168,6 +1324,8 @@ impl Engine {
         }
         u.proc = Proc::Alive { pid };
         u.started_at = Some(now);
+        self.sync(id);
+        let u = &mut self.units[id.0];
         if let Some(signal) = u.doomed.take() {
             self.emit(Action::Signal {
                 unit: id,
@@ -1201,6 +1359,7 @@ impl Engine {
         }
         u.proc = Proc::Down;
         u.doomed = None;
+        self.sync(id);
         self.mark(id);
         self.mark_neighbours(id);
         let u = &self.units[id.0];
@@ -1222,6 +1381,7 @@ impl Engine {
         }
         u.proc = Proc::Down;
         u.doomed = None;
+        self.sync(id);
         self.mark(id);
         self.mark_neighbours(id);
         let u = &self.units[id.0];
@@ -1298,7 +1458,10 @@ impl Engine {
             .into_iter()
             .find_map(|role| {
                 let p = u.probe(role)?;
-                let m = p.last_message.as_ref().filter(|_| p.active && p.failures > 0)?;
+                let m = p
+                    .last_message
+                    .as_ref()
+                    .filter(|_| p.active && p.failures > 0)?;
                 Some(format!(" (last {role} probe: {m})"))
             })
             .unwrap_or_default();
@@ -1352,6 +1515,7 @@ impl Engine {
                 continue;
             }
             self.units[d.0].goal = Goal::Up;
+            self.sync(d);
             if self.units[d.0].life.is_dead() {
                 self.revive(d, "started by command".to_string());
                 revived.push(d);
@@ -1386,7 +1550,10 @@ impl Engine {
             // Only units skipped because of a dependency keep goal Up;
             // those skipped by a shutdown or a stop command stay down.
             if u.life == Life::Skipped && u.goal == Goal::Up {
-                let why = format!("dependency {} started again", self.units[root.0].config.name);
+                let why = format!(
+                    "dependency {} started again",
+                    self.units[root.0].config.name
+                );
                 self.revive(d, why);
                 stack.extend(self.hard_dependents(d));
             }
@@ -1397,8 +1564,9 @@ impl Engine {
         if !self.accepts_commands(id) {
             return;
         }
+        self.units[id.0].goal = Goal::Up;
+        self.sync(id);
         let u = &mut self.units[id.0];
-        u.goal = Goal::Up;
         match u.life {
             Life::Spawning | Life::Probing | Life::Up { .. } => {
                 if u.stop_requested {
@@ -1427,7 +1595,14 @@ impl Engine {
                 }
                 // Cut the backoff short: the person asked for it now.
                 let now = self.now;
-                self.set_life(id, Life::BackingOff { until: now, after_up }, None);
+                self.set_life(
+                    id,
+                    Life::BackingOff {
+                        until: now,
+                        after_up,
+                    },
+                    None,
+                );
                 self.try_begin(id, Some("restart requested".to_string()));
             }
             Life::Failed | Life::Stopped | Life::Skipped => self.command_start(id),

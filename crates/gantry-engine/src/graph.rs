@@ -7,8 +7,9 @@ use crate::error::EngineError;
 /// O(degree) instead of a scan of all units.
 #[derive(Clone, Debug)]
 pub(crate) struct Graph {
-    /// For each unit, the units that depend on it and whether that edge is required.
-    pub(crate) dependents: Vec<Vec<(UnitId, bool)>>,
+    /// For each unit, the edges pointing at it: the dependent, the index of
+    /// the edge in the dependent's `deps`, and whether it is required.
+    pub(crate) dependents: Vec<Vec<(UnitId, usize, bool)>>,
     /// Dense layer rank of each unit: user layers may be sparse (0, 10, 20).
     pub(crate) rank: Vec<usize>,
     /// Units of each dense layer.
@@ -46,8 +47,8 @@ pub(crate) fn build(units: &[UnitConfig]) -> Result<Graph, EngineError> {
 
     let mut dependents = vec![Vec::new(); n];
     for (i, unit) in units.iter().enumerate() {
-        for dep in &unit.deps {
-            dependents[dep.unit.0].push((UnitId(i), dep.required));
+        for (k, dep) in unit.deps.iter().enumerate() {
+            dependents[dep.unit.0].push((UnitId(i), k, dep.required));
         }
     }
 
@@ -100,8 +101,10 @@ fn check_cycles(units: &[UnitConfig]) -> Result<(), EngineError> {
                 }
                 Mark::OnPath => {
                     let start = path.iter().position(|&(u, _)| u == next).unwrap_or(0);
-                    let mut names: Vec<String> =
-                        path[start..].iter().map(|&(u, _)| units[u].name.clone()).collect();
+                    let mut names: Vec<String> = path[start..]
+                        .iter()
+                        .map(|&(u, _)| units[u].name.clone())
+                        .collect();
                     names.push(units[next].name.clone());
                     return Err(EngineError::Cycle { path: names });
                 }
@@ -130,7 +133,10 @@ mod tests {
     fn reports_the_whole_cycle() {
         let units = vec![unit("one", &[1]), unit("two", &[2]), unit("three", &[0])];
         let err = build(&units).unwrap_err();
-        assert_eq!(err.to_string(), "dependency cycle: [ one -> two -> three -> one ]");
+        assert_eq!(
+            err.to_string(),
+            "dependency cycle: [ one -> two -> three -> one ]"
+        );
     }
 
     #[test]
@@ -142,7 +148,10 @@ mod tests {
     #[test]
     fn out_of_range_is_an_error_not_a_panic() {
         let err = build(&[unit("a", &[7])]).unwrap_err();
-        assert!(matches!(err, EngineError::UnknownDependency { index: 7, .. }));
+        assert!(matches!(
+            err,
+            EngineError::UnknownDependency { index: 7, .. }
+        ));
     }
 
     #[test]
@@ -167,9 +176,17 @@ mod tests {
 
     #[test]
     fn diamond_is_fine_and_dependents_are_indexed() {
-        let units = vec![unit("db", &[]), unit("a", &[0]), unit("b", &[0]), unit("api", &[1, 2])];
+        let units = vec![
+            unit("db", &[]),
+            unit("a", &[0]),
+            unit("b", &[0]),
+            unit("api", &[1, 2]),
+        ];
         let g = build(&units).unwrap();
-        assert_eq!(g.dependents[0], [(UnitId(1), true), (UnitId(2), true)]);
+        assert_eq!(
+            g.dependents[0],
+            [(UnitId(1), 0, true), (UnitId(2), 0, true)]
+        );
         assert_eq!(g.dependents[3], []);
     }
 }

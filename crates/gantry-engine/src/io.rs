@@ -202,8 +202,13 @@ pub struct Notice {
 pub enum Outcome {
     Go,
     /// Only non-critical units failed and degraded mode is allowed.
-    Degraded { failed: Vec<UnitId> },
-    NoGo { unit: UnitId, reason: String },
+    Degraded {
+        failed: Vec<UnitId>,
+    },
+    NoGo {
+        unit: UnitId,
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -217,7 +222,11 @@ impl Outcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Start a process; answer with `Spawned` or `SpawnFailed`, later `Exited`.
-    Spawn { unit: UnitId, r#gen: Gen, attempt: u32 },
+    Spawn {
+        unit: UnitId,
+        r#gen: Gen,
+        attempt: u32,
+    },
     /// Run a polled probe; answer with exactly one `ProbeResult` carrying
     /// `seq` (cut a hung probe at `timeout` and report `ok = false`).
     RunProbe {
@@ -233,10 +242,14 @@ pub enum Action {
         signal: StopSignal,
     },
     /// Run the unit's cleanup command; answer with `CleanupDone`.
-    RunCleanup { unit: UnitId },
+    RunCleanup {
+        unit: UnitId,
+    },
     Transition(Notice),
     /// Emitted once.
     BootDecided(Outcome),
     /// Emitted once, after shutdown completed: 0 normally, 1 after NO-GO.
-    Finished { exit_code: i32 },
+    Finished {
+        exit_code: i32,
+    },
 }

@@ -123,9 +123,15 @@ mod tests {
             adaptive_interval(MS, period, Duration::from_millis(500)),
             Duration::from_millis(10)
         );
-        assert_eq!(adaptive_interval(MS, period, Duration::from_secs(100)), period);
+        assert_eq!(
+            adaptive_interval(MS, period, Duration::from_secs(100)),
+            period
+        );
         // A min_interval above the period still respects the cap.
-        assert_eq!(adaptive_interval(Duration::from_secs(5), period, Duration::ZERO), period);
+        assert_eq!(
+            adaptive_interval(Duration::from_secs(5), period, Duration::ZERO),
+            period
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ mod tests {
         t.set(UnitId(1), TimerKind::Start, Time::from_millis(5));
         assert_eq!(t.next(), Some(Time::from_millis(5)));
         assert_eq!(t.pop_due(Time::from_millis(4)), None);
-        assert_eq!(t.pop_due(Time::from_millis(20)), Some((UnitId(1), TimerKind::Start)));
+        assert_eq!(
+            t.pop_due(Time::from_millis(20)),
+            Some((UnitId(1), TimerKind::Start))
+        );
         t.cancel(UnitId(0), TimerKind::Backoff);
         assert_eq!(t.next(), None);
         assert_eq!(t.get(UnitId(1), TimerKind::Start), None);

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::breaker::Breaker;
-use crate::config::{ProbeRole, UnitConfig};
+use crate::config::{Condition, Dep, ProbeRole, UnitConfig};
 use crate::io::{Gen, State, StopSignal};
 use crate::probe::Probe;
 use crate::time::Time;
@@ -27,16 +27,23 @@ pub(crate) enum Life {
     /// or the task runs.
     Probing,
     /// Passed its gate. `ready` is false for a process without readiness probe.
-    Up { ready: bool },
+    Up {
+        ready: bool,
+    },
     /// A task that exited 0.
     Completed,
     /// Between attempts (or before a restart, `after_up`).
-    BackingOff { until: Time, after_up: bool },
+    BackingOff {
+        until: Time,
+        after_up: bool,
+    },
     Failed,
     Skipped,
     /// A signal was sent (or is deferred until `Spawned`); `killed` once the
     /// Kill went out.
-    Stopping { killed: bool },
+    Stopping {
+        killed: bool,
+    },
     /// The process is gone; the cleanup command runs.
     CleaningUp,
     Stopped,
@@ -66,13 +73,48 @@ impl Life {
     }
 }
 
+/// How a unit looks to the units that depend on it. Cached so that its
+/// dependents' edge counters are only touched when this actually changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Facing {
+    pub(crate) started: bool,
+    pub(crate) ready: bool,
+    pub(crate) completed: bool,
+    pub(crate) dead: bool,
+}
+
+/// The cached status of one dependency edge, seen from the dependent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Edge {
+    /// The condition is met, or the edge is soft and its target is dead.
+    pub(crate) satisfied: bool,
+    /// A required edge whose target is dead: the dependent will be skipped.
+    pub(crate) dead_required: bool,
+}
+
+impl Edge {
+    pub(crate) fn of(facing: Facing, dep: Dep) -> Edge {
+        let met = match dep.condition {
+            Condition::Started => facing.started,
+            Condition::Ready => facing.ready,
+            Condition::Completed => facing.completed,
+        };
+        Edge {
+            satisfied: met || (!dep.required && facing.dead),
+            dead_required: dep.required && facing.dead,
+        }
+    }
+}
+
 /// What the engine knows about the current incarnation's process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Proc {
     Down,
     /// Spawn emitted, not confirmed: the process may exist.
     Spawning,
-    Alive { pid: u32 },
+    Alive {
+        pid: u32,
+    },
 }
 
 /// What the unit should be doing, as asked by the boot or by commands.
@@ -120,11 +162,25 @@ pub(crate) struct Unit {
     pub(crate) settled_once: bool,
     /// Cached `is_busy()`, so the engine keeps a count instead of scanning.
     pub(crate) busy: bool,
+    /// Cached `is_blocking()`, counted in each dependency's `blocked_by`.
+    pub(crate) blocking: bool,
+    /// Cached `facing()`, reflected in each dependent's edges.
+    pub(crate) facing: Facing,
+    /// Status of each of `config.deps`, same order.
+    pub(crate) edges: Vec<Edge>,
+    /// Edges in `edges` that are not satisfied.
+    pub(crate) unsatisfied: usize,
+    /// Edges in `edges` that are required and dead.
+    pub(crate) dead_required: usize,
+    /// Dependents (counted per edge) that are going down and not gone yet.
+    pub(crate) blocked_by: usize,
 }
 
 impl Unit {
     pub(crate) fn new(config: UnitConfig) -> Unit {
         let probes = ProbeRole::ALL.map(|role| config.probe(role).map(|p| Probe::new(*p, role)));
+        // Nothing is up yet, so every edge starts unsatisfied.
+        let edges_len = config.deps.len();
         Unit {
             breaker: config.breaker.map(Breaker::new),
             config,
@@ -150,6 +206,12 @@ impl Unit {
             probes,
             settled_once: false,
             busy: true,
+            blocking: false,
+            facing: Facing::default(),
+            unsatisfied: edges_len,
+            edges: vec![Edge::default(); edges_len],
+            dead_required: 0,
+            blocked_by: 0,
         }
     }
 
@@ -172,6 +234,27 @@ impl Unit {
         }
     }
 
+    /// A dependent in this state holds its dependencies back: it is going
+    /// down and not gone yet.
+    pub(crate) fn is_blocking(&self) -> bool {
+        self.stop_requested || (self.goal == Goal::Down && self.proc != Proc::Down)
+    }
+
+    /// How this unit satisfies its dependents' conditions. A unit on its way
+    /// down satisfies nothing, or a bounced dependent would start again
+    /// before the restart.
+    pub(crate) fn facing(&self) -> Facing {
+        let live = !self.stop_requested;
+        let up = matches!(self.life, Life::Up { .. } | Life::Completed);
+        let running = self.life == Life::Probing && matches!(self.proc, Proc::Alive { .. });
+        Facing {
+            started: live && (up || running),
+            ready: live && up,
+            completed: live && self.life == Life::Completed,
+            dead: self.life.is_dead(),
+        }
+    }
+
     /// Still needs something to happen before a shutdown can finish.
     pub(crate) fn is_busy(&self) -> bool {
         !self.life.is_final() || self.proc != Proc::Down || self.stop_requested
@@ -183,7 +266,9 @@ impl Unit {
             Life::Waiting => State::Pending,
             Life::Spawning | Life::Probing => State::Starting,
             Life::BackingOff { after_up: true, .. } => State::Degraded,
-            Life::BackingOff { after_up: false, .. } => State::Starting,
+            Life::BackingOff {
+                after_up: false, ..
+            } => State::Starting,
             Life::Up { .. } if self.liveness_failures() > 0 => State::Degraded,
             Life::Up { ready: true } => State::Ready,
             Life::Up { ready: false } => State::Running,

@@ -33,7 +33,10 @@ fn independent_units_start_in_parallel_at_the_same_instant() {
 fn dependent_waits_for_exactly_n_consecutive_passes() {
     let mut gate = probe(1_000);
     gate.success_threshold = 3;
-    let mut sim = Sim::new(vec![process("db").ready(gate), process("api").after("db", Ready)]);
+    let mut sim = Sim::new(vec![
+        process("db").ready(gate),
+        process("api").after("db", Ready),
+    ]);
     sim.start();
     sim.spawned("db");
     sim.probe("db", Readiness, true);
@@ -47,7 +50,10 @@ fn dependent_waits_for_exactly_n_consecutive_passes() {
     sim.advance_ms(1);
     sim.probe("db", Readiness, true);
     assert_eq!(sim.state("db"), State::Starting);
-    assert!(sim.spawn_times("api").is_empty(), "api started before db's gate held");
+    assert!(
+        sim.spawn_times("api").is_empty(),
+        "api started before db's gate held"
+    );
     sim.advance_ms(1);
     sim.probe("db", Readiness, true);
     assert_eq!(sim.state("db"), State::Ready);
@@ -90,12 +96,18 @@ fn layers_are_barriers() {
         process("ui").layer(2),
     ]);
     sim.start();
-    assert_eq!(sim.take_only(&["spawn"]), ["0ms spawn db#1", "0ms spawn flaky#1"]);
+    assert_eq!(
+        sim.take_only(&["spawn"]),
+        ["0ms spawn db#1", "0ms spawn flaky#1"]
+    );
     sim.spawned("db");
     sim.advance_ms(4);
     // flaky failing non-critically still settles layer 0.
     sim.spawn_failed("flaky", "command not found");
-    assert!(sim.take_only(&["spawn"]).is_empty(), "layer 1 opened before db was ready");
+    assert!(
+        sim.take_only(&["spawn"]).is_empty(),
+        "layer 1 opened before db was ready"
+    );
     sim.probe("db", Readiness, true);
     assert_eq!(sim.take_only(&["spawn"]), ["4ms spawn api#1"]);
     sim.advance_ms(1);
@@ -105,7 +117,9 @@ fn layers_are_barriers() {
 
 #[test]
 fn startup_probe_runs_before_readiness() {
-    let mut sim = Sim::new(vec![process("db").startup(probe(1_000)).ready(probe(1_000))]);
+    let mut sim = Sim::new(vec![
+        process("db").startup(probe(1_000)).ready(probe(1_000)),
+    ]);
     sim.start();
     sim.spawned("db");
     assert!(sim.has_probe("db", Startup));
@@ -148,7 +162,10 @@ fn adaptive_probe_schedule_first_at_once_then_min_interval_then_capped() {
     sim.start();
     sim.advance_ms(10);
     sim.spawned("db");
-    assert!(!sim.has_probe("db", Readiness), "initial_delay not honoured");
+    assert!(
+        !sim.has_probe("db", Readiness),
+        "initial_delay not honoured"
+    );
     sim.advance_ms(20);
     assert_eq!(sim.probe_times("db", Readiness), [30]);
     // Early on, the next run follows the result by min_interval (1ms).
@@ -198,7 +215,10 @@ fn readiness_failures_do_not_fail_the_service_but_start_timeout_does() {
 
 #[test]
 fn pushed_probes_are_never_polled() {
-    let mut sim = Sim::new(vec![process("api").ready(pushed()), process("web").after("api", Ready)]);
+    let mut sim = Sim::new(vec![
+        process("api").ready(pushed()),
+        process("web").after("api", Ready),
+    ]);
     sim.start();
     sim.spawned("api");
     sim.advance_ms(50);
@@ -228,11 +248,15 @@ fn retries_back_off_exactly_without_jitter() {
     );
     assert_eq!(
         sim.grep("-> failed"),
-        ["550ms db: starting -> failed (failed to spawn: command not found: postgres (gave up after 4 attempts))"]
+        [
+            "550ms db: starting -> failed (failed to spawn: command not found: postgres (gave up after 4 attempts))"
+        ]
     );
     assert_eq!(
         sim.grep("attempt 2 failed"),
-        ["100ms db: starting -> starting (attempt 2 failed: failed to spawn: command not found: postgres; retrying in 200ms)"]
+        [
+            "100ms db: starting -> starting (attempt 2 failed: failed to spawn: command not found: postgres; retrying in 200ms)"
+        ]
     );
 }
 
@@ -254,7 +278,10 @@ fn one_attempt_means_no_retry() {
 #[test]
 fn start_timeout_kills_and_retries_after_the_old_process_is_gone() {
     let mut sim = Sim::new(vec![
-        process("db").ready(probe(1_000)).start_timeout(500).retry(2, 100, 100),
+        process("db")
+            .ready(probe(1_000))
+            .start_timeout(500)
+            .retry(2, 100, 100),
     ]);
     sim.start();
     sim.spawned("db");
@@ -401,7 +428,10 @@ fn non_critical_failure_without_allow_degraded_is_nogo() {
 
 #[test]
 fn a_critical_unit_skipped_by_a_failed_dependency_is_nogo() {
-    let mut sim = Sim::degraded(vec![process("cache"), process("api").critical().after("cache", Ready)]);
+    let mut sim = Sim::degraded(vec![
+        process("cache"),
+        process("api").critical().after("cache", Ready),
+    ]);
     sim.start();
     sim.spawn_failed("cache", "boom");
     assert_eq!(
@@ -429,7 +459,10 @@ fn tasks_complete_on_exit_0_retry_otherwise_and_never_restart() {
     assert!(sim.probe_times("migrate", Readiness).is_empty());
     assert_eq!(sim.state("migrate"), State::Starting);
     sim.exit("migrate", 3);
-    assert_eq!(sim.view("migrate").last_error, Some("exited with exit code 3"));
+    assert_eq!(
+        sim.view("migrate").last_error,
+        Some("exited with exit code 3")
+    );
     sim.advance_ms(50);
     sim.spawned("migrate");
     sim.exit("migrate", 0);
@@ -445,7 +478,10 @@ fn task_start_timeout_says_complete() {
     sim.start();
     sim.spawned("seed");
     sim.advance_ms(1_000);
-    assert_eq!(sim.view("seed").last_error, Some("did not complete within 1s"));
+    assert_eq!(
+        sim.view("seed").last_error,
+        Some("did not complete within 1s")
+    );
     assert_eq!(sim.grep("signal"), ["1000ms signal seed#1 kill"]);
 }
 
@@ -453,7 +489,10 @@ fn task_start_timeout_says_complete() {
 fn external_units_are_probed_never_spawned() {
     let mut sim = Sim::new(vec![
         external("s3"),
-        external("pg").ready(probe(1_000)).start_timeout(300).retry(2, 100, 100),
+        external("pg")
+            .ready(probe(1_000))
+            .start_timeout(300)
+            .retry(2, 100, 100),
         process("api").after("pg", Ready).after("s3", Ready),
     ]);
     sim.start();
@@ -497,13 +536,22 @@ fn liveness_restarts_after_failure_threshold() {
     assert_eq!(sim.state("api"), State::Degraded);
     sim.advance_ms(1_000);
     sim.probe("api", Liveness, true);
-    assert_eq!(sim.state("api"), State::Ready, "a pass resets the failure streak");
+    assert_eq!(
+        sim.state("api"),
+        State::Ready,
+        "a pass resets the failure streak"
+    );
     for _ in 0..3 {
         sim.advance_ms(1_000);
         sim.probe("api", Liveness, false);
     }
     assert_eq!(
-        sim.take_only(&["signal", "api: degraded -> degraded", "api: degraded -> stopping", "spawn"]),
+        sim.take_only(&[
+            "signal",
+            "api: degraded -> degraded",
+            "api: degraded -> stopping",
+            "spawn"
+        ]),
         [
             "5000ms api: degraded -> degraded (liveness failed 3 times: connection refused; restarting)",
             "5000ms api: degraded -> stopping (liveness failed 3 times: connection refused; restarting)",
@@ -527,7 +575,10 @@ fn restart_policy_never() {
     sim.exit("a", 1);
     sim.exit("b", 0);
     assert_eq!(sim.state("a"), State::Failed);
-    assert_eq!(sim.view("a").last_error, Some("exited unexpectedly (exit code 1)"));
+    assert_eq!(
+        sim.view("a").last_error,
+        Some("exited unexpectedly (exit code 1)")
+    );
     assert_eq!(sim.state("b"), State::Stopped);
     assert_eq!(sim.spawn_times("a"), [0]);
     assert_eq!(sim.spawn_times("b"), [0]);
@@ -548,7 +599,9 @@ fn restart_policy_on_failure() {
     assert_eq!(sim.spawn_times("b"), [0, 0]);
     assert_eq!(
         sim.grep("b: running"),
-        ["0ms b: running -> degraded (exited unexpectedly (killed by signal 11); restarting in 0s)"]
+        [
+            "0ms b: running -> degraded (exited unexpectedly (killed by signal 11); restarting in 0s)"
+        ]
     );
     sim.spawned("b");
     sim.exit("b", 4);
@@ -651,18 +704,30 @@ fn restart_command_stops_dependents_first_and_restarts_them_in_order() {
     sim.spawned("cron");
     sim.take();
     sim.restart_unit("db");
-    assert_eq!(sim.take_only(&["signal", "spawn"]), ["0ms signal web#1 graceful"]);
+    assert_eq!(
+        sim.take_only(&["signal", "spawn"]),
+        ["0ms signal web#1 graceful"]
+    );
     sim.advance_ms(1);
     sim.killed("web", 15);
-    assert_eq!(sim.take_only(&["signal", "spawn"]), ["1ms signal api#1 graceful"]);
+    assert_eq!(
+        sim.take_only(&["signal", "spawn"]),
+        ["1ms signal api#1 graceful"]
+    );
     sim.advance_ms(1);
     sim.killed("api", 15);
-    assert_eq!(sim.take_only(&["signal", "spawn"]), ["2ms signal db#1 graceful"]);
+    assert_eq!(
+        sim.take_only(&["signal", "spawn"]),
+        ["2ms signal db#1 graceful"]
+    );
     sim.advance_ms(1);
     sim.killed("db", 15);
     assert_eq!(sim.take_only(&["signal", "spawn"]), ["3ms spawn db#2"]);
     sim.spawned("db");
-    assert!(sim.take_only(&["spawn"]).is_empty(), "api started before db was ready");
+    assert!(
+        sim.take_only(&["spawn"]).is_empty(),
+        "api started before db was ready"
+    );
     sim.advance_ms(1);
     sim.probe("db", Readiness, true);
     assert_eq!(sim.take_only(&["spawn"]), ["4ms spawn api#2"]);
@@ -684,7 +749,10 @@ fn crash_restart_waits_for_dependents_to_stop_before_respawning() {
     sim.spawned("api");
     sim.take();
     sim.exit("db", 1);
-    assert_eq!(sim.take_only(&["signal", "spawn"]), ["0ms signal api#1 graceful"]);
+    assert_eq!(
+        sim.take_only(&["signal", "spawn"]),
+        ["0ms signal api#1 graceful"]
+    );
     sim.advance_ms(5);
     sim.killed("api", 15);
     assert_eq!(sim.take_only(&["signal", "spawn"]), ["5ms spawn db#2"]);
@@ -784,7 +852,13 @@ fn shutdown_stops_in_reverse_order_and_escalates_to_kill() {
     sim.killed("api", 9);
     assert_eq!(sim.take_only(&["signal"]), ["2100ms signal db#1 graceful"]);
     sim.exit("db", 0);
-    assert_eq!(sim.take_only(&["finished", "db"]), ["2100ms db: stopping -> stopped (shutting down)", "2100ms finished 0"]);
+    assert_eq!(
+        sim.take_only(&["finished", "db"]),
+        [
+            "2100ms db: stopping -> stopped (shutting down)",
+            "2100ms finished 0"
+        ]
+    );
     for name in ["db", "api", "web", "cache"] {
         assert_eq!(sim.state(name), State::Stopped, "{name}");
     }
@@ -814,11 +888,20 @@ fn cleanup_runs_after_exit_and_before_the_dependency_stops() {
     sim.advance_ms(30);
     sim.cleanup_done("api", false);
     assert_eq!(sim.state("api"), State::Stopped);
-    assert_eq!(sim.view("api").last_error, Some("cleanup failed: exit code 1"));
-    assert_eq!(sim.take_only(&["signal", "cleanup"]), ["30ms signal db#1 graceful"]);
+    assert_eq!(
+        sim.view("api").last_error,
+        Some("cleanup failed: exit code 1")
+    );
+    assert_eq!(
+        sim.take_only(&["signal", "cleanup"]),
+        ["30ms signal db#1 graceful"]
+    );
     sim.killed("db", 15);
     sim.cleanup_done("db", true);
-    assert!(!sim.engine.is_finished(), "migrate's cleanup is still running");
+    assert!(
+        !sim.engine.is_finished(),
+        "migrate's cleanup is still running"
+    );
     sim.cleanup_done("migrate", true);
     assert_eq!(sim.grep("finished"), ["30ms finished 0"]);
 }
@@ -829,9 +912,11 @@ fn shutdown_during_boot_stops_what_started_and_skips_the_rest() {
         process("db").ready(probe(1_000)),
         process("api").after("db", Ready),
         process("spawning"),
+        task("seed"),
     ]);
     sim.start();
     sim.spawned("db");
+    sim.spawned("seed");
     sim.take();
     sim.advance_ms(3);
     sim.shutdown();
@@ -841,13 +926,20 @@ fn shutdown_during_boot_stops_what_started_and_skips_the_rest() {
             "3ms api: pending -> skipped (shutting down)",
             "3ms signal db#1 graceful",
             "3ms spawning: starting -> stopping (shutting down)",
+            // A task that is still running is signalled like a process.
+            "3ms signal seed#1 graceful",
         ]
     );
     // The unconfirmed spawn is signalled as soon as it is confirmed.
     sim.spawned("spawning");
-    assert_eq!(sim.take_only(&["signal"]), ["3ms signal spawning#1 graceful"]);
+    assert_eq!(
+        sim.take_only(&["signal"]),
+        ["3ms signal spawning#1 graceful"]
+    );
     sim.killed("db", 15);
     sim.killed("spawning", 15);
+    sim.exit("seed", 0);
+    assert_eq!(sim.state("seed"), State::Stopped);
     assert_eq!(sim.take_only(&["finished"]), ["3ms finished 0"]);
     assert_eq!(sim.outcome(), None);
 }
@@ -884,7 +976,10 @@ fn kill_signals_every_live_unit_at_once_and_skips_cleanups() {
 
 #[test]
 fn kill_during_shutdown_escalates_and_second_shutdown_is_ignored() {
-    let mut sim = Sim::new(vec![process("db").cleanup(), process("api").after("db", Ready)]);
+    let mut sim = Sim::new(vec![
+        process("db").cleanup(),
+        process("api").after("db", Ready),
+    ]);
     sim.start();
     sim.spawned("db");
     sim.spawned("api");
@@ -895,7 +990,11 @@ fn kill_during_shutdown_escalates_and_second_shutdown_is_ignored() {
     sim.kill();
     assert_eq!(
         sim.grep("signal"),
-        ["0ms signal api#1 graceful", "100ms signal db#1 kill", "100ms signal api#1 kill"]
+        [
+            "0ms signal api#1 graceful",
+            "100ms signal db#1 kill",
+            "100ms signal api#1 kill"
+        ]
     );
     sim.killed("db", 9);
     sim.killed("api", 9);
@@ -958,14 +1057,20 @@ fn start_command_revives_a_failed_unit_and_its_skipped_dependents() {
 
 #[test]
 fn restart_command_reruns_a_completed_task() {
-    let mut sim = Sim::new(vec![task("migrate"), process("api").after("migrate", Completed)]);
+    let mut sim = Sim::new(vec![
+        task("migrate"),
+        process("api").after("migrate", Completed),
+    ]);
     sim.start();
     sim.spawned("migrate");
     sim.exit("migrate", 0);
     sim.spawned("api");
     sim.take();
     sim.restart_unit("migrate");
-    assert_eq!(sim.take_only(&["signal", "spawn"]), ["0ms signal api#1 graceful"]);
+    assert_eq!(
+        sim.take_only(&["signal", "spawn"]),
+        ["0ms signal api#1 graceful"]
+    );
     sim.killed("api", 15);
     assert_eq!(sim.take_only(&["spawn"]), ["0ms spawn migrate#2"]);
     sim.spawned("migrate");
@@ -1002,7 +1107,11 @@ fn invalid_graphs_are_errors_not_panics() {
 #[test]
 fn same_seed_same_run_with_jitter() {
     let run = |seed| {
-        let mut sim = Sim::with(vec![process("a").retry(6, 100, 10_000).jitter()], false, seed);
+        let mut sim = Sim::with(
+            vec![process("a").retry(6, 100, 10_000).jitter()],
+            false,
+            seed,
+        );
         sim.start();
         for _ in 0..5 {
             sim.spawn_failed("a", "boom");

@@ -210,6 +210,9 @@ pub struct Sim {
     pub auto_probe: HashMap<(UnitId, ProbeRole), bool>,
     /// With `auto_spawn`, tasks also exit 0 right after they are spawned.
     pub auto_complete: bool,
+    /// Verify the engine's cached counters after every call (O(units), so
+    /// only for small worlds).
+    pub check: bool,
 }
 
 impl Sim {
@@ -222,17 +225,20 @@ impl Sim {
     }
 
     pub fn with(units: Vec<U>, allow_degraded: bool, seed: u64) -> Sim {
-        let configs = resolve(units);
-        let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
-        let kinds: Vec<UnitKind> = configs.iter().map(|c| c.kind).collect();
-        let engine = Engine::new(
-            configs,
+        Sim::from_configs(
+            resolve(units),
             EngineOptions {
                 allow_degraded,
                 seed,
             },
         )
-        .expect("valid units");
+    }
+
+    /// A world around already-resolved configurations.
+    pub fn from_configs(configs: Vec<UnitConfig>, options: EngineOptions) -> Sim {
+        let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
+        let kinds: Vec<UnitKind> = configs.iter().map(|c| c.kind).collect();
+        let engine = Engine::new(configs, options).expect("valid units");
         let index = names
             .iter()
             .enumerate()
@@ -257,6 +263,7 @@ impl Sim {
             auto_cleanup: false,
             auto_probe: HashMap::new(),
             auto_complete: false,
+            check: n <= 200,
         }
     }
 
@@ -507,6 +514,18 @@ impl Sim {
 
     fn drain(&mut self) {
         loop {
+            let verdict = if self.check {
+                self.engine.check_invariants()
+            } else {
+                Ok(())
+            };
+            if let Err(e) = verdict {
+                panic!(
+                    "engine invariant broken at {}: {e}\n{:#?}",
+                    self.now,
+                    self.log()
+                );
+            }
             while let Some(action) = self.engine.poll_action() {
                 self.record(action);
             }
@@ -668,7 +687,10 @@ impl Sim {
 
     /// Every line of the whole trace containing `needle`.
     pub fn grep(&self, needle: &str) -> Vec<String> {
-        self.log().into_iter().filter(|l| l.contains(needle)).collect()
+        self.log()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
     }
 
     /// Times (ms) of every `Spawn` of `name`.
