@@ -2,10 +2,16 @@
 //!
 //! Exit codes (one place, here): 0 success / GO, 1 failure / NO-GO, 2 usage or config error.
 
+#[allow(dead_code)]
+mod analyze;
 mod check;
+mod client;
+mod ctl;
 mod graph;
 mod init;
 mod load;
+#[allow(dead_code)]
+mod logs;
 mod up;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -59,6 +65,36 @@ pub enum Command {
         /// Print the event stream as JSON lines.
         #[arg(long)]
         json: bool,
+        /// Run in the background; return once the boot is decided (0 GO or degraded, 1 NO-GO).
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Show every service of the running instance: state, pid, readiness, restarts, uptime, last error.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// Keep refreshing as things change.
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// Start a stopped service (its dependencies must be up).
+    Start { name: String },
+    /// Stop a service and what hard-depends on it.
+    Stop { name: String },
+    /// Restart a service; what hard-depends on it restarts after it is ready again.
+    Restart { name: String },
+    /// Stop the running instance (reverse dependency order) and wait until it is gone.
+    Down {
+        /// How long to wait for it to be gone.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Wait until the stack is ready, or until targets such as tcp://host:port or http://host/path answer.
+    Wait {
+        /// tcp://host:port or http(s)://... ; none = the running instance's /health/ready.
+        targets: Vec<String>,
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
     },
     /// Write a commented starter gantry.toml.
     Init {
@@ -79,6 +115,10 @@ pub enum GraphFormat {
     Dot,
     Mermaid,
     Json,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    gantry_spec::duration::parse_duration(s)
 }
 
 /// Writes to stdout; a closed pipe (`gantry graph | head`) ends the output quietly
@@ -110,7 +150,33 @@ fn main() -> ExitCode {
             profile,
             only,
             except,
+            detach: true,
+            ..
+        } => {
+            let mut args = Vec::new();
+            if let Some(p) = profile {
+                args.extend(["--profile".to_string(), p.clone()]);
+            }
+            for (flag, names) in [("--only", only), ("--except", except)] {
+                if !names.is_empty() {
+                    args.push(flag.to_string());
+                    args.extend(names.iter().cloned());
+                }
+            }
+            ctl::detach(&cli.file, &args)
+        }
+        Command::Status { json, watch } => ctl::status(&cli.file, *json, *watch),
+        Command::Start { name } => ctl::service_action(&cli.file, "start", name),
+        Command::Stop { name } => ctl::service_action(&cli.file, "stop", name),
+        Command::Restart { name } => ctl::service_action(&cli.file, "restart", name),
+        Command::Down { timeout } => ctl::down(&cli.file, *timeout),
+        Command::Wait { targets, timeout } => ctl::wait(&cli.file, targets, *timeout),
+        Command::Up {
+            profile,
+            only,
+            except,
             json,
+            detach: false,
         } => {
             let selection = gantry_plan::Selection {
                 profile: profile.clone(),

@@ -13,6 +13,9 @@ use crate::probe::{self, LogMatcher};
 use crate::process::{self, SpawnSpec, StreamKind};
 use crate::reaper::Reaper;
 use crate::store::{ServiceRecord, Store};
+use gantry_api::model::{
+    ApiCommand, ApiState, BootPhase, CommandRequest, ServiceSnapshot, Snapshot,
+};
 use gantry_engine as eng;
 use gantry_engine::{Action, Engine, EngineOptions, Event, ProbeRole, Time, UnitId};
 use gantry_plan::{Plan, PlanUnit};
@@ -22,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 /// How many lines of each service's output are kept for failure reports.
@@ -121,7 +124,39 @@ struct Driver {
     boot_id: Option<i64>,
     shutdown_timeout: Duration,
     plan: Plan,
+    api: ApiSide,
+    probe_stats: Vec<ProbeStats>,
+    procstat: crate::procstat::ProcStat,
+    usage: Vec<Option<crate::procstat::Usage>>,
+    /// Set when something the API shows changed since the last published snapshot.
+    dirty: bool,
 }
+
+/// The driver's end of the API: what it publishes and what it is asked to do.
+struct ApiSide {
+    /// Taken when the server starts.
+    router: Option<axum::Router>,
+    addr: String,
+    addr_file: PathBuf,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    events: broadcast::Sender<serde_json::Value>,
+    commands: mpsc::Receiver<CommandRequest>,
+    file: String,
+    started_at: std::time::SystemTime,
+    graph: serde_json::Value,
+    phase: BootPhase,
+    shutting_down: bool,
+}
+
+/// Probe figures per service for the metrics.
+#[derive(Default)]
+struct ProbeStats {
+    failures: u64,
+    durations: VecDeque<f64>,
+}
+
+/// How many probe durations per service the snapshot carries.
+const PROBE_SAMPLES: usize = 256;
 
 impl Driver {
     fn new(cfg: UpConfig) -> Result<Driver, String> {
@@ -160,7 +195,19 @@ impl Driver {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let api = start_api(
+            &cfg,
+            &state_dir,
+            &out,
+            store.as_ref().map(|s| s.path().to_path_buf()),
+        )?;
+        let n = cfg.plan.units.len();
         Ok(Driver {
+            api,
+            probe_stats: (0..n).map(|_| ProbeStats::default()).collect(),
+            procstat: crate::procstat::ProcStat::new(),
+            usage: vec![None; n],
+            dirty: true,
             engine,
             svcs,
             out,
@@ -193,12 +240,17 @@ impl Driver {
         };
         self.out
             .gantry_line(&format!("booting {} services", self.svcs.len()));
+        self.start_api_server().await;
         for i in 0..self.svcs.len() {
             self.start_notify_listener(UnitId(i));
         }
         let now = self.now();
         self.engine.start(now);
         let mut interrupts = 0u32;
+        let mut flush_tick = tokio::time::interval(Duration::from_millis(250));
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
+        usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut board_tick = tokio::time::interval(Duration::from_millis(100));
         board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kill_at: Option<Instant> = None;
@@ -209,6 +261,9 @@ impl Driver {
                     return code;
                 }
             }
+            if self.dirty {
+                self.publish();
+            }
             let deadline = self.engine.poll_timeout().map(|t| self.epoch + t.0);
             tokio::select! {
                 biased;
@@ -217,6 +272,13 @@ impl Driver {
                 _ = sighup.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGHUP"),
                 Some(msg) = self.rx.recv() => self.message(msg),
                 _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
+                Some((cmd, reply)) = self.api.commands.recv() => {
+                    let answer = self.api_command(cmd, &mut interrupts, &mut kill_at);
+                    let _ = reply.send(answer);
+                }
+                _ = usage_tick.tick() => self.sample_usage(),
+                // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
+                _ = flush_tick.tick() => self.flush_logs(),
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
                     let now = self.now();
                     self.engine.handle_timeout(now);
@@ -229,6 +291,181 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Binds the API (port 0 picks a free port), records the address actually bound
+    /// in state_dir/api.addr for client commands, and serves it in the background.
+    async fn start_api_server(&mut self) {
+        let Some(router) = self.api.router.take() else {
+            return;
+        };
+        match gantry_api::bind(&self.api.addr).await {
+            Ok(listener) => {
+                let bound = listener
+                    .local_addr()
+                    .unwrap_or_else(|_| self.api.addr.clone());
+                if let Err(e) = write_private(&self.api.addr_file, &bound) {
+                    self.out.gantry_line(&format!("warning: {e}"));
+                }
+                self.out.gantry_line(&format!(
+                    "API on {bound} (token in {})",
+                    self.api.addr_file.with_file_name("api.token").display()
+                ));
+                tokio::spawn(gantry_api::serve_on(
+                    listener,
+                    router,
+                    std::future::pending(),
+                ));
+            }
+            Err(e) => {
+                // The stack still runs without its API; say so instead of refusing to boot.
+                let _ = std::fs::remove_file(&self.api.addr_file);
+                self.out.gantry_line(&format!(
+                    "warning: the API cannot listen on {}: {e}; `gantry status` and control commands will not reach this instance (set [settings] api to a free address)",
+                    self.api.addr
+                ));
+            }
+        }
+    }
+
+    /// One event of the stream: printed in `--json` mode and sent to SSE subscribers.
+    fn event(&self, mut value: serde_json::Value) {
+        if let Some(obj) = value.as_object_mut() {
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64;
+            obj.insert("ts_ms".into(), ms.into());
+        }
+        if self.out.mode() == OutputMode::Json {
+            self.out.raw(&value.to_string());
+        }
+        let _ = self.api.events.send(value);
+    }
+
+    /// Publishes the current state for the API (coalesced: once per loop turn at most).
+    fn publish(&mut self) {
+        self.dirty = false;
+        let now = self.now();
+        let services = self
+            .engine
+            .units()
+            .map(|v| {
+                let svc = &self.svcs[v.id.0];
+                let stats = &self.probe_stats[v.id.0];
+                let ready = matches!(
+                    v.state,
+                    eng::State::Ready | eng::State::Running | eng::State::Completed
+                );
+                let usage = if v.pid.is_some() {
+                    self.usage[v.id.0]
+                } else {
+                    None
+                };
+                ServiceSnapshot {
+                    name: v.name.to_string(),
+                    kind: v.kind.to_string(),
+                    priority: format!("{:?}", v.priority).to_lowercase(),
+                    state: v.state.to_string(),
+                    required: v.priority != eng::Priority::Low,
+                    ready,
+                    pid: v.pid,
+                    attempts: v.attempt,
+                    restarts: v.restarts,
+                    started_ms: svc.first_spawn.map(|t| t.0.as_millis() as u64),
+                    ready_ms: v.ready_at.map(|t| t.0.as_millis() as u64),
+                    time_to_ready_ms: match (svc.first_spawn, v.ready_at) {
+                        (Some(s), Some(r)) => Some(r.0.saturating_sub(s.0).as_millis() as u64),
+                        _ => None,
+                    },
+                    uptime_ms: v
+                        .started_at
+                        .filter(|_| v.pid.is_some())
+                        .map(|s| now.0.saturating_sub(s.0).as_millis() as u64),
+                    last_error: v.last_error.map(str::to_string),
+                    status_text: svc.status_text.clone(),
+                    breaker: v.breaker.map(|b| {
+                        format!("{b:?}")
+                            .to_lowercase()
+                            .replace("halfopen", "half-open")
+                    }),
+                    probe_failures_total: stats.failures,
+                    probe_durations: stats.durations.iter().copied().collect(),
+                    cpu_seconds: usage.map(|u| u.cpu_seconds),
+                    rss_bytes: usage.map(|u| u.rss_bytes),
+                }
+            })
+            .collect();
+        let snap = Snapshot {
+            file: self.api.file.clone(),
+            started_at: self.api.started_at,
+            boot: self.api.phase.clone(),
+            shutting_down: self.api.shutting_down || self.engine.is_shutting_down(),
+            services,
+            graph: self.api.graph.clone(),
+        };
+        self.api.snapshot.send_replace(Arc::new(snap));
+    }
+
+    fn api_command(
+        &mut self,
+        cmd: ApiCommand,
+        interrupts: &mut u32,
+        kill_at: &mut Option<Instant>,
+    ) -> Result<String, String> {
+        self.dirty = true;
+        let now = self.now();
+        let unit = |name: &str, engine: &Engine| {
+            engine
+                .find(name)
+                .ok_or_else(|| format!("unknown service `{name}`"))
+        };
+        match cmd {
+            ApiCommand::Shutdown => {
+                self.api.shutting_down = true;
+                *interrupts = self.interrupt(*interrupts, kill_at, "API shutdown");
+                Ok("shutting down".into())
+            }
+            ApiCommand::Start(name) => {
+                let id = unit(&name, &self.engine)?;
+                self.out
+                    .gantry_line(&format!("{name}: start requested through the API"));
+                self.engine
+                    .handle(now, Event::Command(eng::Command::Start(id)));
+                Ok(format!("starting {name}"))
+            }
+            ApiCommand::Stop(name) => {
+                let id = unit(&name, &self.engine)?;
+                self.out
+                    .gantry_line(&format!("{name}: stop requested through the API"));
+                self.engine
+                    .handle(now, Event::Command(eng::Command::Stop(id)));
+                Ok(format!("stopping {name} and what depends on it"))
+            }
+            ApiCommand::Restart(name) => {
+                let id = unit(&name, &self.engine)?;
+                self.out
+                    .gantry_line(&format!("{name}: restart requested through the API"));
+                self.engine
+                    .handle(now, Event::Command(eng::Command::Restart(id)));
+                Ok(format!(
+                    "restarting {name}; its dependents restart after it is ready"
+                ))
+            }
+        }
+    }
+
+    fn sample_usage(&mut self) {
+        let pids: Vec<u32> = self.engine.units().filter_map(|v| v.pid).collect();
+        self.procstat.refresh(&pids);
+        for i in 0..self.usage.len() {
+            self.usage[i] = self
+                .engine
+                .unit(UnitId(i))
+                .pid
+                .and_then(|p| self.procstat.usage(p));
+        }
+        self.dirty = true;
     }
 
     fn board_live(&self) -> bool {
@@ -281,6 +518,7 @@ impl Driver {
 
     fn message(&mut self, msg: Msg) {
         let now = self.now();
+        self.dirty = true;
         match msg {
             Msg::Exited {
                 unit,
@@ -312,7 +550,12 @@ impl Driver {
                     svc.tail.pop_front();
                 }
                 svc.tail.push_back(line.clone());
-                self.out.service_line(&svc.name, unit.0, stream, &line);
+                if self.out.mode() != OutputMode::Json {
+                    self.out.service_line(&svc.name, unit.0, stream, &line);
+                }
+                let name = svc.name.clone();
+                self.event(serde_json::json!({ "event": "output", "service": name, "stream": stream.as_str(), "line": line }));
+                let svc = &self.svcs[unit.0];
                 let matched: Vec<ProbeRole> = eng::ProbeRole::ALL
                     .into_iter()
                     .filter(|r| {
@@ -372,16 +615,26 @@ impl Driver {
                 role,
                 seq,
                 outcome,
-            } => self.engine.handle(
-                now,
-                Event::ProbeResult {
-                    unit,
-                    role,
-                    seq,
-                    ok: outcome.ok,
-                    message: outcome.message,
-                },
-            ),
+            } => {
+                let stats = &mut self.probe_stats[unit.0];
+                if !outcome.ok {
+                    stats.failures += 1;
+                }
+                if stats.durations.len() == PROBE_SAMPLES {
+                    stats.durations.pop_front();
+                }
+                stats.durations.push_back(outcome.duration.as_secs_f64());
+                self.engine.handle(
+                    now,
+                    Event::ProbeResult {
+                        unit,
+                        role,
+                        seq,
+                        ok: outcome.ok,
+                        message: outcome.message,
+                    },
+                )
+            }
             Msg::Cleanup { unit, ok, message } => self
                 .engine
                 .handle(now, Event::CleanupDone { unit, ok, message }),
@@ -429,10 +682,8 @@ impl Driver {
             Action::Finished { exit_code } => {
                 self.out
                     .gantry_line(&format!("all services stopped (exit {exit_code})"));
-                if self.out.mode() == OutputMode::Json {
-                    self.out
-                        .json(serde_json::json!({ "event": "finished", "exit_code": exit_code }));
-                }
+                self.event(serde_json::json!({ "event": "finished", "exit_code": exit_code }));
+                self.publish();
                 return Some(exit_code);
             }
         }
@@ -582,8 +833,7 @@ impl Driver {
     fn transition(&mut self, n: eng::Notice) {
         let svc = &self.svcs[n.unit.0];
         let view = self.engine.unit(n.unit);
-        if self.out.mode() == OutputMode::Json {
-            self.out.json(serde_json::json!({
+        self.event(serde_json::json!({
                 "event": "transition",
                 "service": svc.name,
                 "from": n.from.to_string(),
@@ -592,7 +842,8 @@ impl Driver {
                 "at_ms": n.at.0.as_millis() as u64,
                 "attempt": view.attempt,
                 "pid": view.pid,
-            }));
+        }));
+        if self.out.mode() == OutputMode::Json {
             return;
         }
         let mut text = format!("{}: {}", svc.name, n.to);
@@ -654,9 +905,12 @@ impl Driver {
                 )
             }
         };
-        if self.out.mode() == OutputMode::Json {
-            self.out.json(serde_json::json!({ "event": "boot", "outcome": label, "duration_ms": now.0.as_millis() as u64, "reason": reason }));
-        }
+        self.event(serde_json::json!({ "event": "boot", "outcome": label, "duration_ms": now.0.as_millis() as u64, "reason": reason }));
+        self.api.phase = BootPhase::Decided {
+            outcome: label.to_string(),
+            duration_ms: now.0.as_millis() as u64,
+            reason: reason.clone(),
+        };
         self.out.verdict(ok, &verdict);
         self.record_boot(label, now.0, reason.as_deref());
     }
@@ -973,4 +1227,95 @@ pub fn unit_config(u: &PlanUnit) -> eng::UnitConfig {
     };
     c.reset_after = Duration::from_secs(10);
     c
+}
+
+/// Creates the token file (mode 0600), the channels and the HTTP server task.
+fn start_api(
+    cfg: &UpConfig,
+    state_dir: &Path,
+    out: &Output,
+    store_path: Option<PathBuf>,
+) -> Result<ApiSide, String> {
+    let token = new_token()?;
+    write_private(&state_dir.join("api.token"), &token)?;
+    let graph = gantry_plan::render_json(&cfg.plan);
+    let started_at = std::time::SystemTime::now();
+    let initial = Snapshot {
+        file: cfg.file.clone(),
+        started_at,
+        boot: BootPhase::Booting,
+        shutting_down: false,
+        services: Vec::new(),
+        graph: graph.clone(),
+    };
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
+    let (events_tx, _) = broadcast::channel(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let history: gantry_api::model::History = Arc::new(move || {
+        store_path
+            .as_ref()
+            .and_then(|p| p.parent().and_then(Store::open_existing))
+            .map(|s| s.history())
+            .unwrap_or_default()
+    });
+    let state = ApiState {
+        snapshot: snap_rx,
+        events: events_tx.clone(),
+        commands: cmd_tx,
+        token: Arc::new(token),
+        history,
+    };
+    let mut addr = cfg.spec.settings.api.clone();
+    // A relative unix socket path is relative to the stack file, like every other path.
+    if let Some(path) = addr.strip_prefix("unix:")
+        && Path::new(path).is_relative()
+    {
+        addr = format!("unix:{}", cfg.base_dir.join(path).display());
+    }
+    let _ = out;
+    Ok(ApiSide {
+        router: Some(gantry_api::router(state)),
+        addr,
+        addr_file: state_dir.join("api.addr"),
+        snapshot: snap_tx,
+        events: events_tx,
+        commands: cmd_rx,
+        file: cfg.file.clone(),
+        started_at,
+        graph,
+        phase: BootPhase::Booting,
+        shutting_down: false,
+    })
+}
+
+/// 32 random bytes from the kernel, hex encoded.
+fn new_token() -> Result<String, String> {
+    use std::io::Read as _;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("cannot read /dev/urandom for the API token: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes a file readable by its owner only (created with mode 0600, never widened).
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // An existing file keeps its old mode on open; tighten it explicitly.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -20,6 +20,7 @@ pub mod nsinit;
 pub mod output;
 pub mod probe;
 pub mod process;
+pub mod procstat;
 pub mod reaper;
 pub mod store;
 

@@ -190,6 +190,11 @@ impl Output {
         }
     }
 
+    /// Writes one line exactly as given (the JSON event stream).
+    pub fn raw(&self, line: &str) {
+        self.write(line);
+    }
+
     pub fn json(&self, mut value: serde_json::Value) {
         if let Some(obj) = value.as_object_mut() {
             let ms = SystemTime::now()

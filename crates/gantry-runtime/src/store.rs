@@ -159,6 +159,24 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
     }
 
+    /// Every recorded boot, newest first (at most 100).
+    pub fn history(&self) -> Vec<gantry_api::model::BootRecord> {
+        let Ok(mut stmt) = self.conn.prepare("SELECT id, started_at, outcome, duration_ms, reason FROM boots ORDER BY id DESC LIMIT 100") else {
+            return Vec::new();
+        };
+        stmt.query_map([], |r| {
+            Ok(gantry_api::model::BootRecord {
+                id: r.get(0)?,
+                started_at: r.get(1)?,
+                outcome: r.get(2)?,
+                duration_ms: r.get(3)?,
+                reason: r.get(4)?,
+            })
+        })
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
+    }
+
     /// The newest boot: (id, outcome, duration_ms).
     pub fn last_boot(&self) -> Option<(i64, Option<String>, Option<i64>)> {
         self.conn
@@ -168,5 +186,35 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .ok()
+    }
+}
+
+/// Read-only queries for `gantry analyze`.
+impl Store {
+    /// The newest `limit` boots that reached a decision (outcome recorded), newest first.
+    /// Unlike [`Store::history`], errors (a damaged or foreign database) are reported.
+    pub fn decided_boots(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<gantry_api::model::BootRecord>, String> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, started_at, outcome, duration_ms, reason FROM boots
+                 WHERE outcome IS NOT NULL ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([limit.min(i64::MAX as usize) as i64], |r| {
+                Ok(gantry_api::model::BootRecord {
+                    id: r.get(0)?,
+                    started_at: r.get(1)?,
+                    outcome: r.get(2)?,
+                    duration_ms: r.get(3)?,
+                    reason: r.get(4)?,
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
     }
 }

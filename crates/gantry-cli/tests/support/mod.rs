@@ -68,7 +68,13 @@ pub struct Up {
 /// Writes `toml` (with `FIXTURE` replaced by the fixture's path) and starts `gantry up --json`.
 pub fn up(name: &str, toml: &str, extra: &[&str]) -> Up {
     let dir = tempdir(name);
-    let text = toml.replace("FIXTURE", fixture().to_str().unwrap());
+    let mut text = toml.replace("FIXTURE", fixture().to_str().unwrap());
+    // Tests run in parallel: each instance's API takes a free port (written to .gantry/api.addr).
+    text = if text.contains("[settings]") {
+        text.replacen("[settings]", "[settings]\napi = \"127.0.0.1:0\"", 1)
+    } else {
+        format!("[settings]\napi = \"127.0.0.1:0\"\n{text}")
+    };
     std::fs::write(dir.join("gantry.toml"), text).unwrap();
     let mut child = Command::new(gantry())
         .arg("up")

@@ -1,0 +1,481 @@
+//! The JSON API under `/api/v1`: read endpoints, the SSE event stream and the
+//! token-protected mutations that go to the driver over the commands channel.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+use tokio::sync::{broadcast, oneshot, watch};
+
+use crate::error::{ApiError, CHALLENGE_INVALID_REQUEST, CHALLENGE_INVALID_TOKEN, CHALLENGE_NONE};
+use crate::health::ready_verdict;
+use crate::model::{ApiCommand, ApiState, BootPhase, ServiceSnapshot, Snapshot};
+use crate::util::{HealthQuery, rfc3339};
+
+/// How long a mutation waits for the driver to accept it. The driver answers on acceptance,
+/// not on completion, so this only trips when its loop is wedged.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// SSE keep-alive comments, so proxies and clients do not drop an idle stream.
+pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Set by `serve` when the server shuts down, so open SSE streams end and graceful
+/// shutdown does not wait on them forever.
+#[derive(Clone, Debug)]
+pub(crate) struct ShutdownSignal(pub watch::Receiver<bool>);
+
+/// One service as the JSON API shows it: the snapshot without the raw probe samples
+/// (up to 1,000 floats each), which only the metrics histogram needs.
+#[derive(Debug, Serialize)]
+pub(crate) struct ServiceView<'a> {
+    name: &'a str,
+    kind: &'a str,
+    priority: &'a str,
+    state: &'a str,
+    required: bool,
+    ready: bool,
+    pid: Option<u32>,
+    attempts: u32,
+    restarts: u32,
+    started_ms: Option<u64>,
+    ready_ms: Option<u64>,
+    time_to_ready_ms: Option<u64>,
+    uptime_ms: Option<u64>,
+    last_error: Option<&'a str>,
+    status_text: Option<&'a str>,
+    breaker: Option<&'a str>,
+    probe_failures_total: u64,
+    probe_count: usize,
+    probe_last_seconds: Option<f64>,
+    cpu_seconds: Option<f64>,
+    rss_bytes: Option<u64>,
+}
+
+impl<'a> From<&'a ServiceSnapshot> for ServiceView<'a> {
+    fn from(s: &'a ServiceSnapshot) -> Self {
+        ServiceView {
+            name: &s.name,
+            kind: &s.kind,
+            priority: &s.priority,
+            state: &s.state,
+            required: s.required,
+            ready: s.ready,
+            pid: s.pid,
+            attempts: s.attempts,
+            restarts: s.restarts,
+            started_ms: s.started_ms,
+            ready_ms: s.ready_ms,
+            time_to_ready_ms: s.time_to_ready_ms,
+            uptime_ms: s.uptime_ms,
+            last_error: s.last_error.as_deref(),
+            status_text: s.status_text.as_deref(),
+            breaker: s.breaker.as_deref(),
+            probe_failures_total: s.probe_failures_total,
+            probe_count: s.probe_durations.len(),
+            probe_last_seconds: s.probe_durations.last().copied(),
+            cpu_seconds: s.cpu_seconds,
+            rss_bytes: s.rss_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct StatusView<'a> {
+    file: &'a str,
+    started_at: String,
+    boot: &'a BootPhase,
+    shutting_down: bool,
+    /// The same answer `/health/ready` gives, so clients need not re-derive it.
+    ready: bool,
+    services: Vec<ServiceView<'a>>,
+}
+
+fn snapshot(state: &ApiState) -> std::sync::Arc<Snapshot> {
+    state.snapshot.borrow().clone()
+}
+
+fn known_services(snap: &Snapshot) -> String {
+    if snap.services.is_empty() {
+        "no services are known yet".to_string()
+    } else {
+        let names: Vec<&str> = snap.services.iter().map(|s| s.name.as_str()).collect();
+        format!("known services: {}", names.join(", "))
+    }
+}
+
+fn bad_path(rejection: &PathRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("bad path: {}", rejection.body_text()),
+        "service names are plain UTF-8 text",
+    )
+}
+
+pub(crate) async fn status(State(state): State<ApiState>) -> Response {
+    let snap = snapshot(&state);
+    let alive = state.snapshot.has_changed().is_ok();
+    let view = StatusView {
+        file: &snap.file,
+        started_at: rfc3339(snap.started_at),
+        boot: &snap.boot,
+        shutting_down: snap.shutting_down,
+        ready: ready_verdict(&snap, alive, &HealthQuery::default()).pass,
+        services: snap.services.iter().map(ServiceView::from).collect(),
+    };
+    Json(view).into_response()
+}
+
+pub(crate) async fn service(
+    State(state): State<ApiState>,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    let Path(name) = match name {
+        Ok(n) => n,
+        Err(e) => return bad_path(&e).into_response(),
+    };
+    let snap = snapshot(&state);
+    match snap.services.iter().find(|s| s.name == name) {
+        Some(s) => Json(ServiceView::from(s)).into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("unknown service `{name}`"),
+            known_services(&snap),
+        )
+        .into_response(),
+    }
+}
+
+pub(crate) async fn graph(State(state): State<ApiState>) -> Response {
+    Json(snapshot(&state).graph.clone()).into_response()
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub(crate) struct StartupReport {
+    pub success: bool,
+    pub outcome: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub reason: Option<String>,
+    pub components: Vec<StartupComponent>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub(crate) struct StartupComponent {
+    pub name: String,
+    pub status: &'static str,
+    pub duration_ms: Option<u64>,
+    pub retries: u32,
+    pub priority: String,
+    pub error: Option<String>,
+}
+
+/// The seeds' startup-manager report (`get_startup_metrics`), one entry per service.
+pub(crate) fn startup_report(snap: &Snapshot) -> StartupReport {
+    let (outcome, duration_ms, reason) = match &snap.boot {
+        BootPhase::Booting => (None, None, None),
+        BootPhase::Decided {
+            outcome,
+            duration_ms,
+            reason,
+        } => (Some(outcome.clone()), Some(*duration_ms), reason.clone()),
+    };
+    let success = matches!(outcome.as_deref(), Some("go" | "degraded"));
+    let components = snap
+        .services
+        .iter()
+        .map(|s| StartupComponent {
+            name: s.name.clone(),
+            status: match s.state.as_str() {
+                "ready" | "running" | "completed" => "SUCCESS",
+                "degraded" => "DEGRADED",
+                "failed" => "FAILED",
+                "skipped" => "SKIPPED",
+                _ => "PENDING",
+            },
+            duration_ms: s.time_to_ready_ms,
+            retries: s.attempts.saturating_sub(1),
+            priority: s.priority.to_uppercase(),
+            error: s.last_error.clone(),
+        })
+        .collect();
+    StartupReport {
+        success,
+        outcome,
+        duration_ms,
+        reason,
+        components,
+    }
+}
+
+pub(crate) async fn startup(State(state): State<ApiState>) -> Response {
+    Json(startup_report(&snapshot(&state))).into_response()
+}
+
+pub(crate) async fn boots(State(state): State<ApiState>) -> Response {
+    let history = state.history.clone();
+    // The history reads SQLite: keep it off the async workers, and a panic in it stays a 500.
+    match tokio::task::spawn_blocking(move || history()).await {
+        Ok(boots) => Json(serde_json::json!({ "boots": boots })).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the boot history could not be read",
+            "check the state store in the state dir; `gantry status` shows the current boot",
+        )
+        .into_response(),
+    }
+}
+
+/// One broadcast object as an SSE message named after its `"event"` field.
+fn to_sse(value: &Value) -> Event {
+    // axum panics on an event name with CR/LF; such a name falls back to the default "message".
+    let name = value
+        .get("event")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty() && !n.contains(['\r', '\n']))
+        .unwrap_or("message");
+    // A Value always serialises; compact JSON never contains a raw newline.
+    let data = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string());
+    Event::default().event(name).data(data)
+}
+
+fn lagged_event(skipped: u64) -> Event {
+    let data = serde_json::json!({ "event": "lagged", "skipped": skipped });
+    Event::default().event("lagged").data(data.to_string())
+}
+
+/// The stream behind `/events`. Subscribes immediately, so nothing sent after the
+/// request was accepted is missed.
+pub(crate) fn event_stream(
+    rx: broadcast::Receiver<Value>,
+    mut snapshots: watch::Receiver<std::sync::Arc<Snapshot>>,
+    shutdown: Option<ShutdownSignal>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Ok(v) => Some((Ok(to_sse(&v)), rx)),
+            // A slow client skips ahead and is told how much it missed instead of being cut off.
+            Err(broadcast::error::RecvError::Lagged(n)) => Some((Ok(lagged_event(n)), rx)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    // The state holds a Sender, so the broadcast never closes on its own: end the stream
+    // when the server shuts down or the driver loop is gone.
+    let end = async move {
+        let server_down = async {
+            match shutdown {
+                Some(ShutdownSignal(mut rx)) => {
+                    let _ = rx.wait_for(|down| *down).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let driver_gone = async { while snapshots.changed().await.is_ok() {} };
+        tokio::select! {
+            () = server_down => {}
+            () = driver_gone => {}
+        }
+    };
+    events.take_until(end)
+}
+
+pub(crate) async fn events(
+    State(state): State<ApiState>,
+    signal: Option<Extension<ShutdownSignal>>,
+) -> Response {
+    let stream = event_stream(
+        state.events.subscribe(),
+        state.snapshot.clone(),
+        signal.map(|Extension(s)| s),
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
+        .into_response()
+}
+
+const TOKEN_HINT: &str = "send `Authorization: Bearer <token>`; the token is in the state dir's api.token file (mode 0600)";
+
+/// Checks `Authorization: Bearer <token>` in constant time. Never echoes what was sent.
+pub(crate) fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
+    let malformed = |why: &str| {
+        ApiError::unauthorized(
+            format!("malformed Authorization header: {why}"),
+            TOKEN_HINT,
+            CHALLENGE_INVALID_REQUEST,
+        )
+    };
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(ApiError::unauthorized(
+            "missing bearer token",
+            TOKEN_HINT,
+            CHALLENGE_NONE,
+        ));
+    };
+    if values.next().is_some() {
+        return Err(malformed("sent more than once"));
+    }
+    let Ok(value) = value.to_str() else {
+        return Err(malformed("not visible ASCII"));
+    };
+    // RFC 7235: the scheme is case-insensitive, then one or more spaces.
+    let Some((scheme, presented)) = value.split_once(' ') else {
+        return Err(malformed("expected `Bearer <token>`"));
+    };
+    let presented = presented.trim_matches(' ');
+    if !scheme.eq_ignore_ascii_case("bearer") || presented.is_empty() {
+        return Err(malformed("expected `Bearer <token>`"));
+    }
+    // An empty configured token would accept nothing sensible: fail closed.
+    if token.is_empty() {
+        return Err(ApiError::unauthorized(
+            "no API token is configured; mutations are disabled",
+            TOKEN_HINT,
+            CHALLENGE_INVALID_TOKEN,
+        ));
+    }
+    // `ct_eq` returns early only on a length mismatch; the length (64 hex characters) is not
+    // secret, the bytes are, and they are compared without an early exit.
+    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "invalid bearer token",
+            TOKEN_HINT,
+            CHALLENGE_INVALID_TOKEN,
+        ))
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Accepted {
+    accepted: bool,
+    message: String,
+}
+
+/// Hands a command to the driver and turns its answer into 202 / 404 / 409 / 503 / 504.
+async fn dispatch(state: &ApiState, command: ApiCommand) -> Response {
+    let gone = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gantry driver is not running",
+            "the instance is shutting down or has stopped; check `gantry status`",
+        )
+    };
+    let service = match &command {
+        ApiCommand::Start(n) | ApiCommand::Stop(n) | ApiCommand::Restart(n) => Some(n.clone()),
+        ApiCommand::Shutdown => None,
+    };
+    let (tx, rx) = oneshot::channel();
+    let exchange = async {
+        state
+            .commands
+            .send((command, tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    };
+    let answer = match tokio::time::timeout(COMMAND_TIMEOUT, exchange).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the gantry driver did not answer within {} s",
+                    COMMAND_TIMEOUT.as_secs()
+                ),
+                "the driver loop may be stuck; check `gantry status` and the gantry logs",
+            )
+            .into_response();
+        }
+    };
+    match answer {
+        Ok(message) => (
+            StatusCode::ACCEPTED,
+            Json(Accepted {
+                accepted: true,
+                message,
+            }),
+        )
+            .into_response(),
+        Err(message) if message.starts_with("unknown service") => ApiError::new(
+            StatusCode::NOT_FOUND,
+            message,
+            known_services(&snapshot(state)),
+        )
+        .into_response(),
+        Err(message) => {
+            let hint = match service {
+                Some(name) => format!("GET /api/v1/services/{name} shows its current state"),
+                None => "GET /api/v1/status shows the current state".to_string(),
+            };
+            ApiError::new(StatusCode::CONFLICT, message, hint).into_response()
+        }
+    }
+}
+
+async fn service_command(
+    state: &ApiState,
+    headers: &HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    make: fn(String) -> ApiCommand,
+) -> Response {
+    // Authorization first: an unauthenticated caller learns nothing, not even whether a name exists.
+    if let Err(e) = authorize(headers, &state.token) {
+        return e.into_response();
+    }
+    match name {
+        Ok(Path(name)) => dispatch(state, make(name)).await,
+        Err(e) => bad_path(&e).into_response(),
+    }
+}
+
+pub(crate) async fn start(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    service_command(&state, &headers, name, ApiCommand::Start).await
+}
+
+pub(crate) async fn stop(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    service_command(&state, &headers, name, ApiCommand::Stop).await
+}
+
+pub(crate) async fn restart(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    service_command(&state, &headers, name, ApiCommand::Restart).await
+}
+
+pub(crate) async fn shutdown(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&headers, &state.token) {
+        return e.into_response();
+    }
+    dispatch(&state, ApiCommand::Shutdown).await
+}
+
+/// The OpenAPI document, committed at `docs/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+
+pub(crate) async fn openapi() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}

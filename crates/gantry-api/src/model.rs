@@ -1,0 +1,117 @@
+//! The contract between the driver and the API: the snapshot the driver publishes, the events it broadcasts, the commands it accepts.
+
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// Where the boot stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum BootPhase {
+    /// Services are still starting; nothing is decided.
+    Booting,
+    /// The boot is decided: outcome is "go", "degraded" or "no-go".
+    Decided {
+        outcome: String,
+        duration_ms: u64,
+        reason: Option<String>,
+    },
+}
+
+/// One service as the API shows it. Published by the driver after every change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceSnapshot {
+    pub name: String,
+    /// process | task | external
+    pub kind: String,
+    /// critical | high | medium | low
+    pub priority: String,
+    /// pending | starting | ready | completed | running | degraded | failed | skipped | stopping | stopped
+    pub state: String,
+    /// Counts for /health/ready: a required service must be ready (or completed) for the stack to be ready.
+    /// Required = every service except those with priority "low".
+    pub required: bool,
+    /// ready, running or completed: the service meets its readiness gate.
+    pub ready: bool,
+    pub pid: Option<u32>,
+    /// Start attempts in the current boot (1 = first try).
+    pub attempts: u32,
+    pub restarts: u32,
+    /// Milliseconds since the boot started when the service was first spawned / became ready.
+    pub started_ms: Option<u64>,
+    pub ready_ms: Option<u64>,
+    /// Time from its first spawn to ready, in milliseconds.
+    pub time_to_ready_ms: Option<u64>,
+    /// Milliseconds the current incarnation has been up.
+    pub uptime_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// Latest sd_notify STATUS= text.
+    pub status_text: Option<String>,
+    /// closed | open | half-open, when a start breaker is configured.
+    pub breaker: Option<String>,
+    pub probe_failures_total: u64,
+    /// Probe durations in seconds observed so far (the API turns them into a histogram);
+    /// the driver keeps at most the last 1,000.
+    pub probe_durations: Vec<f64>,
+    pub cpu_seconds: Option<f64>,
+    pub rss_bytes: Option<u64>,
+}
+
+/// Everything the read endpoints need, published through a `watch` channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// The stack file the instance runs.
+    pub file: String,
+    pub started_at: SystemTime,
+    pub boot: BootPhase,
+    /// True once a shutdown was requested.
+    pub shutting_down: bool,
+    pub services: Vec<ServiceSnapshot>,
+    /// The plan as `gantry graph --format json` prints it.
+    pub graph: serde_json::Value,
+}
+
+/// A mutation requested through the API; the driver answers on the oneshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiCommand {
+    Start(String),
+    Stop(String),
+    Restart(String),
+    Shutdown,
+}
+
+/// A command and the channel for its answer: Ok(message) or Err(message, e.g. "unknown service `x`").
+pub type CommandRequest = (ApiCommand, oneshot::Sender<Result<String, String>>);
+
+/// One recorded boot, for `/api/v1/boots`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BootRecord {
+    pub id: i64,
+    pub started_at: String,
+    pub outcome: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// Reads the boot history (the driver passes one backed by its SQLite store).
+pub type History = Arc<dyn Fn() -> Vec<BootRecord> + Send + Sync>;
+
+/// The API's shared state.
+#[derive(Clone)]
+pub struct ApiState {
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// The same JSON objects `gantry up --json` prints (transition, output, boot, finished).
+    pub events: broadcast::Sender<serde_json::Value>,
+    pub commands: mpsc::Sender<CommandRequest>,
+    /// The bearer token every mutating call must present.
+    pub token: Arc<String>,
+    pub history: History,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}

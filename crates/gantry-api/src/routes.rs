@@ -1,0 +1,124 @@
+//! The route table: the one list the router is built from and the OpenAPI test checks against.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::routing::{MethodRouter, get, post};
+
+use crate::model::ApiState;
+use crate::{api, error, health, metrics};
+
+/// Which handler serves a route. A `match` over it builds the router, so adding a variant
+/// without a handler does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Live,
+    Ready,
+    Startup,
+    Health,
+    Metrics,
+    Status,
+    Service,
+    Graph,
+    StartupReport,
+    Boots,
+    Events,
+    OpenApi,
+    Start,
+    Stop,
+    Restart,
+    Shutdown,
+}
+
+/// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    pub path: &'static str,
+    pub endpoint: Endpoint,
+    /// True for mutations: they need the bearer token.
+    pub auth: bool,
+}
+
+const fn route(method: &'static str, path: &'static str, endpoint: Endpoint, auth: bool) -> Route {
+    Route {
+        method,
+        path,
+        endpoint,
+        auth,
+    }
+}
+
+/// Every route the API serves. `docs/openapi.json` must describe exactly these (a test checks).
+pub const ROUTES: &[Route] = &[
+    route("GET", "/health/live", Endpoint::Live, false),
+    route("GET", "/health/ready", Endpoint::Ready, false),
+    route("GET", "/health/startup", Endpoint::Startup, false),
+    route("GET", "/health", Endpoint::Health, false),
+    route("GET", "/metrics", Endpoint::Metrics, false),
+    route("GET", "/api/v1/status", Endpoint::Status, false),
+    route("GET", "/api/v1/services/{name}", Endpoint::Service, false),
+    route("GET", "/api/v1/graph", Endpoint::Graph, false),
+    route("GET", "/api/v1/startup", Endpoint::StartupReport, false),
+    route("GET", "/api/v1/boots", Endpoint::Boots, false),
+    route("GET", "/api/v1/events", Endpoint::Events, false),
+    route("GET", "/api/v1/openapi.json", Endpoint::OpenApi, false),
+    route(
+        "POST",
+        "/api/v1/services/{name}/start",
+        Endpoint::Start,
+        true,
+    ),
+    route("POST", "/api/v1/services/{name}/stop", Endpoint::Stop, true),
+    route(
+        "POST",
+        "/api/v1/services/{name}/restart",
+        Endpoint::Restart,
+        true,
+    ),
+    route("POST", "/api/v1/shutdown", Endpoint::Shutdown, true),
+];
+
+fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
+    match endpoint {
+        Endpoint::Live => get(health::live),
+        Endpoint::Ready => get(health::ready),
+        Endpoint::Startup => get(health::startup),
+        Endpoint::Health => get(health::health),
+        Endpoint::Metrics => get(metrics::metrics),
+        Endpoint::Status => get(api::status),
+        Endpoint::Service => get(api::service),
+        Endpoint::Graph => get(api::graph),
+        Endpoint::StartupReport => get(api::startup),
+        Endpoint::Boots => get(api::boots),
+        Endpoint::Events => get(api::events),
+        Endpoint::OpenApi => get(api::openapi),
+        Endpoint::Start => post(api::start),
+        Endpoint::Stop => post(api::stop),
+        Endpoint::Restart => post(api::restart),
+        Endpoint::Shutdown => post(api::shutdown),
+    }
+}
+
+/// The API router, built from [`ROUTES`]. Unknown paths and wrong methods answer with the JSON error.
+pub fn router(state: ApiState) -> Router {
+    // Routes sharing a path (different methods) are merged into one method router first.
+    let mut by_path: BTreeMap<&'static str, MethodRouter<ApiState>> = BTreeMap::new();
+    for r in ROUTES {
+        let h = handler(r.endpoint);
+        let merged = match by_path.remove(r.path) {
+            Some(existing) => existing.merge(h),
+            None => h,
+        };
+        by_path.insert(r.path, merged);
+    }
+    let mut router = Router::new();
+    for (path, method_router) in by_path {
+        router = router.route(path, method_router);
+    }
+    router
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+}

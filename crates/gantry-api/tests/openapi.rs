@@ -1,0 +1,264 @@
+//! `docs/openapi.json` and the router must agree: same (method, path) set, every documented
+//! operation reachable, bearer security exactly on the mutations, every `$ref` resolvable.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use gantry_api::{OPENAPI_JSON, ROUTES};
+use serde_json::Value;
+use support::*;
+use tower::ServiceExt;
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn document() -> Value {
+    serde_json::from_str(OPENAPI_JSON).expect("docs/openapi.json is JSON")
+}
+
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, _) in item
+            .as_object()
+            .expect("path item")
+            .iter()
+            .filter(|(k, _)| METHODS.contains(&k.as_str()))
+        {
+            ops.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    ops
+}
+
+#[test]
+fn the_document_is_openapi_3_1() {
+    let doc = document();
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let scheme = &doc["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!(
+        (scheme["type"].as_str(), scheme["scheme"].as_str()),
+        (Some("http"), Some("bearer"))
+    );
+    for schema in [
+        "Status",
+        "Service",
+        "StartupReport",
+        "BootRecord",
+        "Error",
+        "HealthDocument",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
+    }
+}
+
+#[test]
+fn routes_and_document_list_the_same_operations() {
+    let doc = document();
+    let in_code: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    assert_eq!(in_code.len(), ROUTES.len(), "ROUTES has a duplicate");
+    let in_doc = documented(&doc);
+    let undocumented: Vec<_> = in_code.difference(&in_doc).collect();
+    let unrouted: Vec<_> = in_doc.difference(&in_code).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from docs/openapi.json: {undocumented:?}"
+    );
+    assert!(
+        unrouted.is_empty(),
+        "documented but not routed: {unrouted:?}"
+    );
+}
+
+#[test]
+fn bearer_security_is_on_exactly_the_mutations() {
+    let doc = document();
+    assert!(
+        doc.get("security").is_none(),
+        "no global security: reads are open"
+    );
+    for r in ROUTES {
+        let op = &doc["paths"][r.path][r.method.to_lowercase()];
+        let secured = op["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x.get("bearerAuth").is_some()));
+        assert_eq!(secured, r.auth, "{} {}", r.method, r.path);
+        if r.auth {
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{} {} documents its 401",
+                r.method,
+                r.path
+            );
+            assert!(
+                op["responses"]["202"].is_object(),
+                "{} {} documents its 202",
+                r.method,
+                r.path
+            );
+        }
+        assert!(op["operationId"].is_string(), "{} {}", r.method, r.path);
+        // Every `{param}` in the path is declared.
+        for param in r
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        {
+            let declared = op["parameters"].as_array().into_iter().flatten().any(|p| {
+                let p = resolve(&doc, p);
+                p["in"] == "path" && p["name"] == param && p["required"] == true
+            });
+            assert!(
+                declared,
+                "{} {} does not declare path parameter {param}",
+                r.method, r.path
+            );
+        }
+    }
+}
+
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or(&Value::Null),
+        None => v,
+    }
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("$ref") {
+                out.push(r.clone());
+            }
+            m.values().for_each(|x| collect_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_ref_resolves() {
+    let doc = document();
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("external $ref {r}"));
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
+    }
+}
+
+/// Probing: every documented operation, sent through the router, is routed (not 404/405).
+#[tokio::test]
+async fn every_documented_operation_is_routed() {
+    let mut h = Harness::new(go());
+    let _seen = h.answer_commands();
+    for (method, path) in documented(&document()) {
+        let uri = path.replace("{name}", "db");
+        let request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(&uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = h.router().oneshot(request).await.unwrap();
+        let status = response.status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri} answered {status}"
+        );
+    }
+    // The probe can tell: a path that is not documented is a 404, a wrong method a 405.
+    assert_eq!(
+        get(h.router(), "/api/v1/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post(h.router(), "/health", None).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn the_document_is_served() {
+    let r = get(Harness::new(go()).router(), "/api/v1/openapi.json").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type(), "application/json");
+    assert_eq!(r.json(), document());
+}
+
+/// The read endpoints answer what their documented schema says is required.
+#[tokio::test]
+async fn responses_carry_the_documented_required_fields() {
+    let doc = document();
+    let h = Harness::new(degraded());
+    for (uri, schema) in [
+        ("/api/v1/status", "Status"),
+        ("/api/v1/services/db", "Service"),
+        ("/api/v1/startup", "StartupReport"),
+        ("/api/v1/services/nope", "Error"),
+    ] {
+        let body = get(h.router(), uri).await.json();
+        for key in doc["components"]["schemas"][schema]["required"]
+            .as_array()
+            .expect("required")
+        {
+            let key = key.as_str().unwrap();
+            assert!(
+                body.get(key).is_some(),
+                "{uri} lacks `{key}` required by {schema}: {body}"
+            );
+        }
+    }
+    let status = get(h.router(), "/api/v1/status").await.json();
+    for key in doc["components"]["schemas"]["Service"]["required"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            status["services"][0].get(key.as_str().unwrap()).is_some(),
+            "service lacks {key}"
+        );
+    }
+    let health = get(h.router(), "/health").await.json();
+    for key in doc["components"]["schemas"]["HealthDocument"]["required"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            health.get(key.as_str().unwrap()).is_some(),
+            "/health lacks {key}"
+        );
+    }
+    let boots = get(h.router(), "/api/v1/boots").await.json();
+    for key in doc["components"]["schemas"]["BootRecord"]["required"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            boots["boots"][0].get(key.as_str().unwrap()).is_some(),
+            "boot record lacks {key}"
+        );
+    }
+}

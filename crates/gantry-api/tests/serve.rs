@@ -1,0 +1,287 @@
+//! End to end over real sockets: `serve` on a loopback TCP port and on a Unix socket, with a
+//! hand-written HTTP/1.1 request, graceful shutdown and stale-socket handling.
+
+mod support;
+
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::time::Duration;
+
+use support::*;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::oneshot;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Sends one request with `Connection: close` and reads the whole answer.
+async fn http<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+) -> String {
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut out))
+        .await
+        .expect("answer within 10 s")
+        .expect("read");
+    String::from_utf8(out).expect("UTF-8")
+}
+
+fn body(response: &str) -> &str {
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("")
+}
+
+async fn wait_for_socket(path: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !path.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn serves_over_loopback_tcp_and_shuts_down() {
+    let h = Harness::new(go());
+    let listener = gantry_api::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "{addr}"
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(gantry_api::serve_on(listener, h.router(), async move {
+        let _ = stopped.await;
+    }));
+
+    let response = http(
+        TcpStream::connect(&addr).await.expect("connect"),
+        "GET",
+        "/health/live",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert_eq!(body(&response), "ok");
+    let response = http(
+        TcpStream::connect(&addr).await.expect("connect"),
+        "GET",
+        "/health/ready?verbose",
+    )
+    .await;
+    assert!(
+        body(&response).ends_with("readyz check passed\n"),
+        "{response}"
+    );
+
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("serve returned")
+        .expect("join");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        TcpStream::connect(&addr).await.is_err(),
+        "the port is closed after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn serve_takes_a_host_port_string() {
+    // Pick a free port, then hand `serve` the plain string as the driver does.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let h = Harness::new(booting());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = addr.clone();
+    let router = h.router();
+    let server = tokio::spawn(async move {
+        gantry_api::serve(&served, router, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let stream = loop {
+        match TcpStream::connect(&addr).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never listened: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let response = http(stream, "GET", "/health/startup").await;
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    stop.send(()).unwrap();
+    assert!(
+        tokio::time::timeout(DEADLINE, server)
+            .await
+            .expect("stopped")
+            .expect("join")
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn serves_on_a_private_unix_socket_and_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.sock");
+    // A stale socket file from a dead instance is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+
+    let h = Harness::new(go());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let addr = format!("unix:{}", path.display());
+    let router = h.router();
+    let server = tokio::spawn(async move {
+        gantry_api::serve(&addr, router, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    wait_for_socket(&path).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let stream = loop {
+        match UnixStream::connect(&path).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never listened: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let meta = std::fs::metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    let response = http(stream, "GET", "/health/live").await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert_eq!(body(&response), "ok");
+
+    // A second instance on the same live socket is refused, not allowed to steal it.
+    let err = gantry_api::bind(&format!("unix:{}", path.display()))
+        .await
+        .expect_err("in use");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+
+    stop.send(()).unwrap();
+    assert!(
+        tokio::time::timeout(DEADLINE, server)
+            .await
+            .expect("stopped")
+            .expect("join")
+            .is_ok()
+    );
+    assert!(!path.exists(), "the socket file is removed on shutdown");
+}
+
+#[tokio::test]
+async fn bad_addresses_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-socket");
+    std::fs::write(&file, "keep me").unwrap();
+    let err = gantry_api::bind(&format!("unix:{}", file.display()))
+        .await
+        .expect_err("not a socket");
+    assert!(err.to_string().contains("is not a socket"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "keep me",
+        "a regular file is never removed"
+    );
+
+    assert_eq!(
+        gantry_api::bind("unix:").await.expect_err("empty").kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        gantry_api::bind("").await.expect_err("empty").kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    let err = gantry_api::bind("not an address").await.expect_err("bad");
+    assert!(
+        err.to_string()
+            .starts_with("cannot listen on not an address"),
+        "{err}"
+    );
+    let missing = dir.path().join("no/such/dir/api.sock");
+    assert!(
+        gantry_api::bind(&format!("unix:{}", missing.display()))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_event_streams_cleanly() {
+    let h = Harness::new(go());
+    let listener = gantry_api::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(gantry_api::serve_on(listener, h.router(), async move {
+        let _ = stopped.await;
+    }));
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Wait for the response head, so the stream is subscribed before the event is sent.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("head")
+            .expect("read");
+        assert!(n > 0, "closed early");
+        head.extend_from_slice(&buf[..n]);
+    }
+    h.events
+        .send(serde_json::json!({"event": "boot", "outcome": "go"}))
+        .unwrap();
+    while !String::from_utf8_lossy(&head).contains("event: boot") {
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("event")
+            .expect("read");
+        assert!(n > 0, "closed before the event");
+        head.extend_from_slice(&buf[..n]);
+    }
+    stop.send(()).unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut rest))
+        .await
+        .expect("closed")
+        .expect("read");
+    let text = String::from_utf8_lossy(&head).into_owned() + &String::from_utf8_lossy(&rest);
+    // The terminating chunk shows the stream ended at the signal rather than being cut off.
+    assert!(text.ends_with("0\r\n\r\n"), "{text:?}");
+    assert!(
+        tokio::time::timeout(DEADLINE, server)
+            .await
+            .expect("stopped")
+            .expect("join")
+            .is_ok()
+    );
+}

@@ -1,0 +1,264 @@
+//! Shared test fixtures: sample snapshots, an `ApiState` wired to channels the test holds,
+//! and helpers that drive the router with `oneshot` (no socket).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use gantry_api::model::{
+    ApiCommand, ApiState, BootPhase, BootRecord, CommandRequest, ServiceSnapshot, Snapshot,
+};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, watch};
+use tower::ServiceExt;
+
+pub const TOKEN: &str = "s3cr3t-token-0123456789abcdef";
+
+pub fn service(name: &str, state: &str, priority: &str) -> ServiceSnapshot {
+    let ready = matches!(state, "ready" | "running" | "completed");
+    ServiceSnapshot {
+        name: name.to_string(),
+        kind: if state == "completed" {
+            "task"
+        } else {
+            "process"
+        }
+        .to_string(),
+        priority: priority.to_string(),
+        state: state.to_string(),
+        required: priority != "low",
+        ready,
+        pid: if ready { Some(4242) } else { None },
+        attempts: 1,
+        restarts: 0,
+        started_ms: Some(10),
+        ready_ms: if ready { Some(250) } else { None },
+        time_to_ready_ms: if ready { Some(240) } else { None },
+        uptime_ms: if ready { Some(60_000) } else { None },
+        last_error: None,
+        status_text: None,
+        breaker: None,
+        probe_failures_total: 0,
+        probe_durations: Vec::new(),
+        cpu_seconds: None,
+        rss_bytes: None,
+    }
+}
+
+pub fn failed(name: &str, priority: &str, error: &str) -> ServiceSnapshot {
+    let mut s = service(name, "failed", priority);
+    s.last_error = Some(error.to_string());
+    s
+}
+
+pub fn snapshot(boot: BootPhase, services: Vec<ServiceSnapshot>) -> Snapshot {
+    Snapshot {
+        file: "/srv/app/gantry.toml".to_string(),
+        started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600),
+        boot,
+        shutting_down: false,
+        services,
+        graph: serde_json::json!({ "nodes": [{ "name": "db" }, { "name": "api" }], "edges": [["api", "db"]] }),
+    }
+}
+
+pub fn decided(outcome: &str, reason: Option<&str>) -> BootPhase {
+    BootPhase::Decided {
+        outcome: outcome.to_string(),
+        duration_ms: 1500,
+        reason: reason.map(str::to_string),
+    }
+}
+
+/// db, migrate, api and search all up; boot go.
+pub fn go() -> Snapshot {
+    snapshot(
+        decided("go", None),
+        vec![
+            service("db", "ready", "critical"),
+            service("migrate", "completed", "critical"),
+            service("api", "running", "high"),
+            service("search", "ready", "low"),
+        ],
+    )
+}
+
+/// Still starting: db starting, the rest pending.
+pub fn booting() -> Snapshot {
+    snapshot(
+        BootPhase::Booting,
+        vec![
+            service("db", "starting", "critical"),
+            service("migrate", "pending", "critical"),
+            service("api", "pending", "high"),
+            service("search", "pending", "low"),
+        ],
+    )
+}
+
+/// Everything required up; the optional search service failed.
+pub fn degraded() -> Snapshot {
+    snapshot(
+        decided("degraded", Some("search failed")),
+        vec![
+            service("db", "ready", "critical"),
+            service("migrate", "completed", "critical"),
+            service("api", "ready", "high"),
+            failed("search", "low", "connection refused"),
+        ],
+    )
+}
+
+/// The critical api failed and the worker was skipped.
+pub fn no_go() -> Snapshot {
+    snapshot(
+        decided("no-go", Some("critical service api failed")),
+        vec![
+            service("db", "ready", "critical"),
+            failed("api", "critical", "exit status 1"),
+            service("worker", "skipped", "medium"),
+        ],
+    )
+}
+
+pub struct Harness {
+    pub state: ApiState,
+    pub snapshot: watch::Sender<Arc<Snapshot>>,
+    pub events: broadcast::Sender<Value>,
+    pub commands: mpsc::Receiver<CommandRequest>,
+}
+
+impl Harness {
+    pub fn new(snap: Snapshot) -> Self {
+        Self::with_capacity(snap, 64)
+    }
+
+    pub fn with_capacity(snap: Snapshot, events_capacity: usize) -> Self {
+        let (snap_tx, snap_rx) = watch::channel(Arc::new(snap));
+        let (events, _) = broadcast::channel(events_capacity);
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let state = ApiState {
+            snapshot: snap_rx,
+            events: events.clone(),
+            commands: cmd_tx,
+            token: Arc::new(TOKEN.to_string()),
+            history: Arc::new(|| {
+                vec![
+                    BootRecord {
+                        id: 1,
+                        started_at: "2026-01-01T00:00:00Z".to_string(),
+                        outcome: Some("no-go".to_string()),
+                        duration_ms: Some(900),
+                        reason: Some("db failed".to_string()),
+                    },
+                    BootRecord {
+                        id: 2,
+                        started_at: "2026-01-01T00:05:00Z".to_string(),
+                        outcome: Some("go".to_string()),
+                        duration_ms: Some(1500),
+                        reason: None,
+                    },
+                ]
+            }),
+        };
+        Harness {
+            state,
+            snapshot: snap_tx,
+            events,
+            commands: cmd_rx,
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        gantry_api::router(self.state.clone())
+    }
+
+    /// Answers commands like a driver: "ghost" is unknown, stopping "db" is refused, the rest is accepted.
+    /// Every command received is forwarded to the returned receiver.
+    pub fn answer_commands(&mut self) -> mpsc::UnboundedReceiver<ApiCommand> {
+        let (seen_tx, seen_rx) = mpsc::unbounded_channel();
+        let (_, placeholder) = mpsc::channel(1);
+        let mut rx = std::mem::replace(&mut self.commands, placeholder);
+        tokio::spawn(async move {
+            while let Some((command, reply)) = rx.recv().await {
+                let answer = match &command {
+                    ApiCommand::Start(n) | ApiCommand::Stop(n) | ApiCommand::Restart(n)
+                        if n == "ghost" =>
+                    {
+                        Err(format!("unknown service `{n}`"))
+                    }
+                    ApiCommand::Stop(n) if n == "db" => {
+                        Err("db has dependents running: api".to_string())
+                    }
+                    ApiCommand::Shutdown => Ok("shutting down".to_string()),
+                    other => Ok(format!("{other:?} accepted")),
+                };
+                let _ = seen_tx.send(command);
+                let _ = reply.send(answer);
+            }
+        });
+        seen_rx
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+pub async fn send(router: Router, request: Request<Body>) -> Reply {
+    let response = router
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+        .await
+        .expect("body within 10 s")
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
+    }
+}
+
+pub async fn get(router: Router, uri: &str) -> Reply {
+    send(
+        router,
+        Request::get(uri).body(Body::empty()).expect("request"),
+    )
+    .await
+}
+
+pub async fn post(router: Router, uri: &str, authorization: Option<&str>) -> Reply {
+    let mut builder = Request::builder().method(Method::POST).uri(uri);
+    if let Some(a) = authorization {
+        builder = builder.header("authorization", a);
+    }
+    send(router, builder.body(Body::empty()).expect("request")).await
+}
+
+pub fn bearer() -> String {
+    format!("Bearer {TOKEN}")
+}

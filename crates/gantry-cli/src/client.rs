@@ -1,0 +1,156 @@
+//! The API client used by `status`, `restart`, `down`, `wait`, `up --detach`: finds the running instance through the stack file.
+
+use crate::load::load;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where a running instance listens and the token it accepts.
+#[derive(Clone)]
+pub struct Instance {
+    pub addr: String,
+    token: Option<String>,
+    pub state_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never printed.
+        f.debug_struct("Instance")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response: status code and body text.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Instance {
+    /// Reads the stack file for `settings.api` and `state_dir`; the address a running
+    /// instance actually bound (`state_dir/api.addr`) wins over the configured one.
+    pub fn find(file: &Path) -> Result<Instance, String> {
+        let checked = load(file, &Default::default())?;
+        let base = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let state_dir = base.join(&checked.spec.settings.state_dir);
+        let addr = std::fs::read_to_string(state_dir.join("api.addr"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| checked.spec.settings.api.clone());
+        let token = std::fs::read_to_string(state_dir.join("api.token"))
+            .ok()
+            .map(|t| t.trim().to_string());
+        Ok(Instance {
+            addr,
+            token,
+            state_dir,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Response, String> {
+        self.request("GET", path, false).await
+    }
+
+    pub async fn post(&self, path: &str) -> Result<Response, String> {
+        self.request("POST", path, true).await
+    }
+
+    async fn request(&self, method: &str, path: &str, auth: bool) -> Result<Response, String> {
+        let mut sender = self.connect().await?;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "gantry");
+        if auth {
+            let token = self.token.as_deref().ok_or_else(|| {
+                format!(
+                    "no API token in {}\n  hint: is `gantry up` running for this file?",
+                    self.state_dir.join("api.token").display()
+                )
+            })?;
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("request to {} failed: {e}", self.addr))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Response {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// Opens a streaming GET (for SSE): returns the body to read chunk by chunk.
+    pub async fn stream(&self, path: &str) -> Result<hyper::body::Incoming, String> {
+        let mut sender = self.connect().await?;
+        let req = hyper::Request::builder()
+            .uri(path)
+            .header("host", "gantry")
+            .header("accept", "text/event-stream")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("request to {} failed: {e}", self.addr))?;
+        Ok(resp.into_body())
+    }
+
+    async fn connect(
+        &self,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, String> {
+        let not_running = |e: std::io::Error| {
+            format!(
+                "cannot reach gantry at {}: {e}\n  hint: start it with `gantry up` (or `gantry up --detach`)",
+                self.addr
+            )
+        };
+        let timeout = Duration::from_secs(5);
+        macro_rules! handshake {
+            ($stream:expr) => {{
+                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new($stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                Ok(sender)
+            }};
+        }
+        if let Some(path) = self.addr.strip_prefix("unix:") {
+            let stream = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+                .await
+                .map_err(|_| format!("timed out connecting to {}", self.addr))?
+                .map_err(not_running)?;
+            handshake!(stream)
+        } else {
+            let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&self.addr))
+                .await
+                .map_err(|_| format!("timed out connecting to {}", self.addr))?
+                .map_err(not_running)?;
+            handshake!(stream)
+        }
+    }
+}
+
+/// A small runtime for client commands.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

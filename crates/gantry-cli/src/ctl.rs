@@ -1,0 +1,345 @@
+//! Client commands that talk to a running instance: `status`, `start|stop|restart`, `down`, `wait`, and `up --detach`.
+
+use crate::Outcome;
+use crate::client::{Instance, runtime};
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn fmt_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if s < 60 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, s / 60 % 60)
+    }
+}
+
+/// Renders `/api/v1/status` as a table.
+pub fn render_status(v: &serde_json::Value) -> String {
+    let boot = &v["boot"];
+    let phase = match boot["phase"].as_str() {
+        Some("decided") => {
+            let outcome = boot["outcome"].as_str().unwrap_or("?").to_uppercase();
+            let took = boot["duration_ms"].as_u64().map(fmt_ms).unwrap_or_default();
+            match boot["reason"].as_str() {
+                Some(r) => format!("{outcome} in {took}: {r}"),
+                None => format!("{outcome} in {took}"),
+            }
+        }
+        Some(p) => p.to_string(),
+        None => "unknown".into(),
+    };
+    let mut out = format!(
+        "{}: {phase}{}\n",
+        v["file"].as_str().unwrap_or("?"),
+        if v["shutting_down"] == true {
+            " (shutting down)"
+        } else {
+            ""
+        }
+    );
+    let services = v["services"].as_array().cloned().unwrap_or_default();
+    let width = services
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    out.push_str(&format!(
+        "{:<width$}  {:<10} {:>7}  {:<5} {:>8}  {:>8}  {}\n",
+        "SERVICE", "STATE", "PID", "READY", "RESTARTS", "UPTIME", "LAST ERROR"
+    ));
+    for s in services {
+        let pid = s["pid"]
+            .as_u64()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
+        let uptime = s["uptime_ms"]
+            .as_u64()
+            .map(fmt_ms)
+            .unwrap_or_else(|| "-".into());
+        let ready = if s["ready"] == true { "yes" } else { "no" };
+        out.push_str(&format!(
+            "{:<width$}  {:<10} {:>7}  {:<5} {:>8}  {:>8}  {}\n",
+            s["name"].as_str().unwrap_or("?"),
+            s["state"].as_str().unwrap_or("?"),
+            pid,
+            ready,
+            s["restarts"].as_u64().unwrap_or(0),
+            uptime,
+            s["last_error"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}
+
+pub fn status(file: &Path, json: bool, watch: bool) -> anyhow::Result<Outcome> {
+    let inst = match Instance::find(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let tty = std::io::stdout().is_terminal();
+        loop {
+            let resp = match inst.get("/api/v1/status").await {
+                Ok(r) if r.status == 200 => r,
+                Ok(r) => {
+                    eprintln!("error: gantry answered {}: {}", r.status, r.body);
+                    return Ok(Outcome::Failure);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(Outcome::Failure);
+                }
+            };
+            let v: serde_json::Value = serde_json::from_str(&resp.body)?;
+            if json {
+                crate::emit(&format!("{}\n", serde_json::to_string(&v)?));
+            } else {
+                if watch && tty {
+                    crate::emit("\x1b[H\x1b[2J");
+                }
+                crate::emit(&render_status(&v));
+            }
+            if !watch {
+                return Ok(Outcome::Success);
+            }
+            // Re-render on the next event, at most every 250 ms, at least every 2 s.
+            let mut body = inst.stream("/api/v1/events").await.ok();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            if let Some(b) = body.as_mut() {
+                use http_body_util::BodyExt as _;
+                let _ = tokio::time::timeout_at(deadline, b.frame()).await;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if !json && !tty {
+                crate::emit("\n");
+            }
+        }
+    })
+}
+
+/// `gantry start|stop|restart NAME`.
+pub fn service_action(file: &Path, action: &str, name: &str) -> anyhow::Result<Outcome> {
+    let inst = match Instance::find(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let rt = runtime()?;
+    let resp = rt.block_on(inst.post(&format!("/api/v1/services/{name}/{action}")));
+    Ok(report(resp))
+}
+
+fn report(resp: Result<crate::client::Response, String>) -> Outcome {
+    match resp {
+        Ok(r) if (200..300).contains(&r.status) => {
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            println!("{}", v["message"].as_str().unwrap_or("accepted"));
+            Outcome::Success
+        }
+        Ok(r) => {
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            let msg = v["error"].as_str().map(str::to_string).unwrap_or(r.body);
+            eprintln!("error: {msg}");
+            if let Some(h) = v["hint"].as_str() {
+                eprintln!("  hint: {h}");
+            }
+            if r.status == 404 {
+                Outcome::Usage
+            } else {
+                Outcome::Failure
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::Failure
+        }
+    }
+}
+
+/// `gantry down`: asks the instance to shut down and waits until it is gone.
+pub fn down(file: &Path, timeout: Duration) -> anyhow::Result<Outcome> {
+    let inst = match Instance::find(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        if report(inst.post("/api/v1/shutdown").await) != Outcome::Success {
+            return Ok(Outcome::Failure);
+        }
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if inst.get("/health/live").await.is_err() {
+                println!("stopped");
+                return Ok(Outcome::Success);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("error: gantry still answers after {}s", timeout.as_secs());
+        Ok(Outcome::Failure)
+    })
+}
+
+/// `gantry wait`: until the stack is ready, or until every target answers.
+pub fn wait(file: &Path, targets: &[String], timeout: Duration) -> anyhow::Result<Outcome> {
+    let rt = runtime()?;
+    if targets.is_empty() {
+        let inst = match Instance::find(file) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(Outcome::Usage);
+            }
+        };
+        return rt.block_on(async move {
+            let until = Instant::now() + timeout;
+            let mut last;
+            loop {
+                match inst.get("/health/ready").await {
+                    Ok(r) if r.status == 200 => {
+                        println!("ready");
+                        return Ok(Outcome::Success);
+                    }
+                    Ok(r) => last = r.body.trim().to_string(),
+                    Err(e) => last = e.lines().next().unwrap_or("").to_string(),
+                }
+                if Instant::now() >= until {
+                    eprintln!("error: not ready after {}s: {last}", timeout.as_secs());
+                    return Ok(Outcome::Failure);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+    for t in targets {
+        if !(t.starts_with("tcp://") || t.starts_with("http://") || t.starts_with("https://")) {
+            eprintln!(
+                "error: cannot wait for `{t}`\n  hint: write tcp://host:port or http://host:port/path"
+            );
+            return Ok(Outcome::Usage);
+        }
+    }
+    rt.block_on(async move {
+        let until = Instant::now() + timeout;
+        let mut pending: Vec<String> = targets.to_vec();
+        let mut interval = Duration::from_millis(5);
+        loop {
+            let mut still = Vec::new();
+            for t in pending {
+                let left = until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(2));
+                let outcome = match t.strip_prefix("tcp://") {
+                    Some(addr) => gantry_runtime::probe::tcp(addr, left).await,
+                    None => gantry_runtime::probe::http(&t, None, None, left).await,
+                };
+                if outcome.ok {
+                    println!("{t}: up");
+                } else {
+                    still.push((t, outcome.message));
+                }
+            }
+            if still.is_empty() {
+                return Ok(Outcome::Success);
+            }
+            if Instant::now() >= until {
+                for (t, why) in &still {
+                    eprintln!("error: {t} not up after {}s: {why}", timeout.as_secs());
+                }
+                return Ok(Outcome::Failure);
+            }
+            pending = still.into_iter().map(|(t, _)| t).collect();
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(Duration::from_millis(250));
+        }
+    })
+}
+
+/// `gantry up --detach`: starts `gantry up` in the background and returns once the boot is decided.
+pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
+    let inst = match Instance::find(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let rt = runtime()?;
+    if rt.block_on(inst.get("/health/live")).is_ok() {
+        eprintln!(
+            "error: gantry already runs for {} at {}\n  hint: `gantry status` shows it; `gantry down` stops it",
+            file.display(),
+            inst.addr
+        );
+        return Ok(Outcome::Usage);
+    }
+    std::fs::create_dir_all(&inst.state_dir)?;
+    // A previous instance's address must not be mistaken for the new one's.
+    let _ = std::fs::remove_file(inst.state_dir.join("api.addr"));
+    let log_path = inst.state_dir.join("gantry.out");
+    let log = std::fs::File::create(&log_path)?;
+    use std::os::unix::process::CommandExt as _;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("-f")
+        .arg(file)
+        .arg("up")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()?;
+    let pid = child.id();
+    rt.block_on(async move {
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let out = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = out.lines().rev().take(15).collect();
+                eprintln!("gantry exited during boot ({status}); last output:");
+                for l in tail.iter().rev() {
+                    eprintln!("  {l}");
+                }
+                return Ok(Outcome::Failure);
+            }
+            if let Ok(inst) = Instance::find(file)
+                && std::fs::metadata(inst.state_dir.join("api.addr")).is_ok()
+                && let Ok(r) = inst.get("/api/v1/status").await
+                && r.status == 200
+            {
+                let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                if v["boot"]["phase"] == "decided" {
+                    let outcome = v["boot"]["outcome"].as_str().unwrap_or("");
+                    print!("{}", render_status(&v));
+                    println!(
+                        "gantry runs in the background (pid {pid}); output in {}",
+                        log_path.display()
+                    );
+                    return Ok(if outcome == "no-go" {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    });
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+}
