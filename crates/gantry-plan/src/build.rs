@@ -293,21 +293,21 @@ fn check_ports(spec: &Spec, diags: &mut Vec<Diagnostic>) {
     let mut owner: HashMap<u16, &str> = HashMap::new();
     for s in &spec.services {
         for &port in &s.ports {
-            if let Some(first) = owner.insert(port, &s.name.value) {
-                if first != s.name.value {
-                    diags.push(
-                        Diagnostic::error(
-                            "port-conflict",
-                            format!(
-                                "port {port} is declared by `{first}` and `{}`",
-                                s.name.value
-                            ),
-                        )
-                        .key(format!("services.{}.ports", s.name.value))
-                        .at(s.name.span.clone())
-                        .hint("two services cannot listen on the same port; change one of them"),
-                    );
-                }
+            if let Some(first) = owner.insert(port, &s.name.value)
+                && first != s.name.value
+            {
+                diags.push(
+                    Diagnostic::error(
+                        "port-conflict",
+                        format!(
+                            "port {port} is declared by `{first}` and `{}`",
+                            s.name.value
+                        ),
+                    )
+                    .key(format!("services.{}.ports", s.name.value))
+                    .at(s.name.span.clone())
+                    .hint("two services cannot listen on the same port; change one of them"),
+                );
             }
         }
     }

@@ -245,6 +245,6 @@ pub fn render_json(plan: &Plan) -> serde_json::Value {
         "layers": plan.layers,
         "waves": plan.waves.iter().map(|w| w.iter().map(|&u| plan.units[u].name()).collect::<Vec<_>>()).collect::<Vec<_>>(),
         "critical_path": plan.critical_path.iter().map(|&u| plan.units[u].name()).collect::<Vec<_>>(),
-        "critical_ms": plan.timed.then(|| plan.critical_time.as_millis() as u64),
+        "critical_ms": plan.timed.then_some(plan.critical_time.as_millis() as u64),
     })
 }

@@ -396,10 +396,10 @@ impl Decoder<'_> {
     fn spec(&mut self, root: &DeTable<'_>, _span: Span) -> Spec {
         self.unknown_keys(root, keys::TOP, "");
         let mut spec = Spec::default();
-        if let Some(v) = root.get("settings") {
-            if let Some(t) = self.table(v, "settings") {
-                spec.settings = self.settings(t);
-            }
+        if let Some(v) = root.get("settings")
+            && let Some(t) = self.table(v, "settings")
+        {
+            spec.settings = self.settings(t);
         }
         if let Some(v) = root.get("env") {
             spec.env = self.env_table(v, "env");
@@ -407,97 +407,93 @@ impl Decoder<'_> {
         if let Some(v) = root.get("env_file") {
             spec.env_file = self.str_or_list(v, "env_file");
         }
-        if let Some(v) = root.get("secrets") {
-            if let Some(t) = self.table(v, "secrets") {
-                for (key, value) in t.iter() {
-                    if let Some(s) = self.secret(key, value) {
-                        spec.secrets.push(s);
-                    }
+        if let Some(v) = root.get("secrets")
+            && let Some(t) = self.table(v, "secrets")
+        {
+            for (key, value) in t.iter() {
+                if let Some(s) = self.secret(key, value) {
+                    spec.secrets.push(s);
                 }
             }
         }
         let mut defaults = ServiceDefaults::default();
-        if let Some(v) = root.get("defaults") {
-            if let Some(t) = self.table(v, "defaults") {
-                self.unknown_keys(t, keys::DEFAULTS, "defaults");
-                defaults = self.inheritable(t, "defaults");
-            }
+        if let Some(v) = root.get("defaults")
+            && let Some(t) = self.table(v, "defaults")
+        {
+            self.unknown_keys(t, keys::DEFAULTS, "defaults");
+            defaults = self.inheritable(t, "defaults");
         }
-        if let Some(v) = root.get("services") {
-            if let Some(t) = self.table(v, "services") {
-                let mut seen: std::collections::HashMap<String, Span> =
-                    std::collections::HashMap::new();
-                for (key, value) in t.iter() {
-                    let lower = key.get_ref().to_ascii_lowercase();
-                    if let Some(first) = seen.get(&lower) {
-                        let (first_line, _) = (first.start, ());
-                        let _ = first_line;
-                        self.error(
+        if let Some(v) = root.get("services")
+            && let Some(t) = self.table(v, "services")
+        {
+            let mut seen: std::collections::HashMap<String, Span> =
+                std::collections::HashMap::new();
+            for (key, value) in t.iter() {
+                let lower = key.get_ref().to_ascii_lowercase();
+                if let Some(first) = seen.get(&lower) {
+                    let (first_line, _) = (first.start, ());
+                    let _ = first_line;
+                    self.error(
                             "duplicate-name",
                             &join("services", key.get_ref()),
                             key.span(),
                             format!("service `{}` differs from another service only by letter case", key.get_ref()),
                             "give each service a distinct name; names are compared without case in paths and metrics",
                         );
-                        continue;
-                    }
-                    seen.insert(lower, key.span());
-                    if let Some(s) = self.service(key, value, &defaults) {
-                        spec.services.push(s);
-                    }
+                    continue;
+                }
+                seen.insert(lower, key.span());
+                if let Some(s) = self.service(key, value, &defaults) {
+                    spec.services.push(s);
                 }
             }
         }
         spec.defaults = defaults;
-        if let Some(v) = root.get("layers") {
-            if let Some(t) = self.table(v, "layers") {
-                self.unknown_keys(t, keys::LAYERS, "layers");
-                let order = t
-                    .get("order")
-                    .map(|o| self.str_list(o, "layers.order"))
-                    .unwrap_or_default();
-                spec.layers = Some(Layers { order });
-            }
+        if let Some(v) = root.get("layers")
+            && let Some(t) = self.table(v, "layers")
+        {
+            self.unknown_keys(t, keys::LAYERS, "layers");
+            let order = t
+                .get("order")
+                .map(|o| self.str_list(o, "layers.order"))
+                .unwrap_or_default();
+            spec.layers = Some(Layers { order });
         }
-        if let Some(v) = root.get("profiles") {
-            if let Some(t) = self.table(v, "profiles") {
-                for (key, value) in t.iter() {
-                    let path = join("profiles", key.get_ref());
-                    self.check_name(key, &path, "profile");
-                    let Some(pt) = self.table(value, &path) else {
-                        continue;
-                    };
-                    self.unknown_keys(pt, keys::PROFILE, &path);
-                    let services = pt
-                        .get("services")
-                        .map(|s| self.str_list(s, &join(&path, "services")))
-                        .unwrap_or_default();
-                    let mut priorities = Vec::new();
-                    if let Some(ps) = pt.get("priorities") {
-                        if let DeValue::Array(items) = ps.get_ref() {
-                            for (i, item) in items.iter().enumerate() {
-                                if let Some(p) = self.enumeration(
-                                    item,
-                                    &format!("{path}.priorities[{i}]"),
-                                    keys::PRIORITIES,
-                                ) {
-                                    priorities.push(priority(p));
-                                }
+        if let Some(v) = root.get("profiles")
+            && let Some(t) = self.table(v, "profiles")
+        {
+            for (key, value) in t.iter() {
+                let path = join("profiles", key.get_ref());
+                self.check_name(key, &path, "profile");
+                let Some(pt) = self.table(value, &path) else {
+                    continue;
+                };
+                self.unknown_keys(pt, keys::PROFILE, &path);
+                let services = pt
+                    .get("services")
+                    .map(|s| self.str_list(s, &join(&path, "services")))
+                    .unwrap_or_default();
+                let mut priorities = Vec::new();
+                if let Some(ps) = pt.get("priorities") {
+                    if let DeValue::Array(items) = ps.get_ref() {
+                        for (i, item) in items.iter().enumerate() {
+                            if let Some(p) = self.enumeration(
+                                item,
+                                &format!("{path}.priorities[{i}]"),
+                                keys::PRIORITIES,
+                            ) {
+                                priorities.push(priority(p));
                             }
-                        } else {
-                            self.wrong_type(
-                                &join(&path, "priorities"),
-                                ps,
-                                "an array of priorities",
-                            );
                         }
+                    } else {
+                        self.wrong_type(&join(&path, "priorities"), ps, "an array of priorities");
                     }
-                    spec.profiles.push(Profile {
-                        name: Sp::new(key.get_ref().to_string(), key.span()),
-                        services,
-                        priorities,
-                    });
                 }
+                spec.profiles.push(Profile {
+                    name: Sp::new(key.get_ref().to_string(), key.span()),
+                    services,
+                    priorities,
+                });
             }
         }
         spec
@@ -526,37 +522,37 @@ impl Decoder<'_> {
     fn settings(&mut self, t: &DeTable<'_>) -> Settings {
         self.unknown_keys(t, keys::SETTINGS, "settings");
         let mut s = Settings::default();
-        if let Some(v) = t.get("state_dir") {
-            if let Some(x) = self.string(v, "settings.state_dir") {
-                s.state_dir = x.value;
+        if let Some(v) = t.get("state_dir")
+            && let Some(x) = self.string(v, "settings.state_dir")
+        {
+            s.state_dir = x.value;
+        }
+        if let Some(v) = t.get("api")
+            && let Some(x) = self.string(v, "settings.api")
+        {
+            let ok =
+                x.value.starts_with("unix:") || x.value.parse::<std::net::SocketAddr>().is_ok();
+            if ok {
+                s.api = x.value;
+            } else {
+                self.error(
+                    "invalid-value",
+                    "settings.api",
+                    v.span(),
+                    format!("`{}` is not an address", x.value),
+                    "write host:port such as \"127.0.0.1:7070\", or \"unix:/path/to/socket\"",
+                );
             }
         }
-        if let Some(v) = t.get("api") {
-            if let Some(x) = self.string(v, "settings.api") {
-                let ok =
-                    x.value.starts_with("unix:") || x.value.parse::<std::net::SocketAddr>().is_ok();
-                if ok {
-                    s.api = x.value;
-                } else {
-                    self.error(
-                        "invalid-value",
-                        "settings.api",
-                        v.span(),
-                        format!("`{}` is not an address", x.value),
-                        "write host:port such as \"127.0.0.1:7070\", or \"unix:/path/to/socket\"",
-                    );
-                }
-            }
+        if let Some(v) = t.get("shutdown_timeout")
+            && let Some(d) = self.duration(v, "settings.shutdown_timeout")
+        {
+            s.shutdown_timeout = d;
         }
-        if let Some(v) = t.get("shutdown_timeout") {
-            if let Some(d) = self.duration(v, "settings.shutdown_timeout") {
-                s.shutdown_timeout = d;
-            }
-        }
-        if let Some(v) = t.get("allow_degraded") {
-            if let Some(b) = self.boolean(v, "settings.allow_degraded") {
-                s.allow_degraded = b;
-            }
+        if let Some(v) = t.get("allow_degraded")
+            && let Some(b) = self.boolean(v, "settings.allow_degraded")
+        {
+            s.allow_degraded = b;
         }
         if let Some(v) = t.get("revalidate") {
             s.revalidate = self.duration(v, "settings.revalidate");
@@ -580,16 +576,16 @@ impl Decoder<'_> {
             ),
             ("from_file", SecretSource::FromFile),
         ] {
-            if let Some(x) = t.get(name) {
-                if let Some(s) = self.string(x, &join(&path, name)) {
-                    sources.push(Sp::new(make(s.value), x.span()));
-                }
+            if let Some(x) = t.get(name)
+                && let Some(s) = self.string(x, &join(&path, name))
+            {
+                sources.push(Sp::new(make(s.value), x.span()));
             }
         }
-        if let Some(x) = t.get("from_command") {
-            if let Some(c) = self.command(x, &join(&path, "from_command")) {
-                sources.push(Sp::new(SecretSource::FromCommand(c.value), x.span()));
-            }
+        if let Some(x) = t.get("from_command")
+            && let Some(c) = self.command(x, &join(&path, "from_command"))
+        {
+            sources.push(Sp::new(SecretSource::FromCommand(c.value), x.span()));
         }
         if sources.len() > 1 {
             self.error(
@@ -898,27 +894,28 @@ impl Decoder<'_> {
             .and_then(|x| self.int(x, &join(path, "failure_threshold"), 1, 1000))
             .unwrap_or(3) as u32;
         for (key, d) in [("period", period), ("timeout", timeout)] {
-            if d.0.is_zero() {
-                if let Some(x) = t.get(key) {
-                    self.error(
-                        "out-of-range",
-                        &join(path, key),
-                        x.span(),
-                        format!("{key} must be greater than zero"),
-                        "use at least 1ms",
-                    );
-                }
+            if d.0.is_zero()
+                && let Some(x) = t.get(key)
+            {
+                self.error(
+                    "out-of-range",
+                    &join(path, key),
+                    x.span(),
+                    format!("{key} must be greater than zero"),
+                    "use at least 1ms",
+                );
             }
         }
-        if let Some(x) = t.get("timeout") {
-            if timeout > period && t.contains_key("period") {
-                self.diags.push(
+        if let Some(x) = t.get("timeout")
+            && timeout > period
+            && t.contains_key("period")
+        {
+            self.diags.push(
                     Diagnostic::warning("out-of-range", "timeout is longer than period; probes never overlap, so checks will be timeout apart")
                         .key(join(path, "timeout"))
                         .at(x.span())
                         .hint("make timeout at most period"),
                 );
-            }
         }
         Some(Probe {
             kind,
