@@ -2,7 +2,6 @@
 //!
 //! Exit codes (one place, here): 0 success / GO, 1 failure / NO-GO, 2 usage or config error.
 
-#[allow(dead_code)]
 mod analyze;
 mod check;
 mod client;
@@ -10,7 +9,6 @@ mod ctl;
 mod graph;
 mod init;
 mod load;
-#[allow(dead_code)]
 mod logs;
 mod up;
 
@@ -96,6 +94,31 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Where the last boot spent its time: critical chain, per-service times, blame, comparison, SVG waterfall.
+    Analyze {
+        /// `blame`: every service, slowest to get ready first.
+        #[arg(value_parser = ["blame"])]
+        view: Option<String>,
+        #[arg(long, value_enum, default_value_t = analyze::AnalyzeFormat::Text)]
+        format: analyze::AnalyzeFormat,
+        /// Compare with the previous decided boot; regressions are marked `!`.
+        #[arg(long)]
+        compare: bool,
+    },
+    /// Print services' recorded output, merged by time (works whether or not gantry runs).
+    Logs {
+        /// Services to show (default: all).
+        names: Vec<String>,
+        /// Keep printing new lines until Ctrl-C (`-F`: `-f` is the global --file).
+        #[arg(short = 'F', long)]
+        follow: bool,
+        /// Only lines newer than this (`30s`, `5m`, `2h`).
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Only this stream.
+        #[arg(long, value_parser = ["out", "err"])]
+        stream: Option<String>,
+    },
     /// Write a commented starter gantry.toml.
     Init {
         /// Overwrite an existing file.
@@ -165,6 +188,17 @@ fn main() -> ExitCode {
             }
             ctl::detach(&cli.file, &args)
         }
+        Command::Analyze {
+            view,
+            format,
+            compare,
+        } => analyze::run(&cli.file, *format, *compare, view.is_some()),
+        Command::Logs {
+            names,
+            follow,
+            since,
+            stream,
+        } => logs::run(&cli.file, names, *follow, since.as_deref(), stream.clone()),
         Command::Status { json, watch } => ctl::status(&cli.file, *json, *watch),
         Command::Start { name } => ctl::service_action(&cli.file, "start", name),
         Command::Stop { name } => ctl::service_action(&cli.file, "stop", name),

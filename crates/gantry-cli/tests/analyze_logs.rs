@@ -157,7 +157,6 @@ fn store_lists_decided_boots_newest_first() {
 // gantry analyze
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn analyze_text_shows_header_chain_and_times() {
     let (dir, conn) = stack("analyze-text");
     add_boot(&conn, Some("go"), 1240, None, &BASE);
@@ -179,7 +178,6 @@ fn analyze_text_shows_header_chain_and_times() {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn analyze_blame_sorts_slowest_first() {
     let (dir, conn) = stack("analyze-blame");
     let mut services = BASE.to_vec();
@@ -214,7 +212,6 @@ fn analyze_blame_sorts_slowest_first() {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn analyze_json_is_machine_readable() {
     let (dir, conn) = stack("analyze-json");
     add_boot(&conn, Some("go"), 1240, None, &BASE);
@@ -235,7 +232,6 @@ fn analyze_json_is_machine_readable() {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn analyze_svg_is_well_formed_xml() {
     let (dir, conn) = stack("analyze-svg");
     let mut services = BASE.to_vec();
@@ -276,7 +272,6 @@ fn analyze_svg_is_well_formed_xml() {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn analyze_compare_flags_regressions_and_exits_0() {
     let (dir, conn) = stack("analyze-compare");
     add_boot(&conn, Some("go"), 1240, None, &BASE);
@@ -325,7 +320,6 @@ fn analyze_compare_flags_regressions_and_exits_0() {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn analyze_explains_what_is_missing() {
     let dir = tempdir("analyze-missing");
     std::fs::write(dir.join("gantry.toml"), STACK).unwrap();
@@ -406,7 +400,6 @@ fn logs_stack(name: &str) -> PathBuf {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn logs_merge_by_time_with_prefixes() {
     let dir = logs_stack("logs-merge");
     let out = gantry(&dir, &["logs"]);
@@ -425,7 +418,6 @@ fn logs_merge_by_time_with_prefixes() {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn logs_of_one_service_have_no_prefix() {
     let dir = logs_stack("logs-one");
     let out = gantry(&dir, &["logs", "api", "--since", "10m"]);
@@ -435,7 +427,6 @@ fn logs_of_one_service_have_no_prefix() {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn logs_reject_unknown_names_and_bad_arguments() {
     let dir = logs_stack("logs-unknown");
     let out = gantry(&dir, &["logs", "nope"]);
@@ -460,7 +451,6 @@ fn logs_reject_unknown_names_and_bad_arguments() {
 }
 
 #[test]
-#[ignore = "enable once wired into main.rs"]
 fn logs_follow_prints_new_lines() {
     let dir = logs_stack("logs-follow");
     let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))

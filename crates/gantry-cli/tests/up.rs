@@ -303,14 +303,18 @@ command = ["sh", "-c", "sleep 300 & setsid sleep 301 & exec FIXTURE --name shell
     );
     let mut up = up("orphans", &toml, &[]);
     assert_eq!(up.wait_boot(20)["outcome"], "go");
-    // The fixture's grandchild and daemon carry the marker through their parent's argv? No:
-    // they are started with their own argv, so count processes by the test's marker plus the
-    // namespace: every descendant of gantry must die.
+    // Services have no readiness probe, so GO comes as soon as they are spawned;
+    // wait until their own children (the `sleep`s, the fixture's grandchild and
+    // daemon) exist too. Below gantry: its namespace init, 2 services, 4+ grandchildren.
     assert!(eventually(5, || processes_with(&marker).len() >= 2));
-    let descendants = descendants_of(up.child.id());
+    let mut descendants = Vec::new();
+    let all_there = eventually(5, || {
+        descendants = descendants_of(up.child.id());
+        descendants.len() >= 7
+    });
     assert!(
-        descendants.len() >= 6,
-        "gantry, its init, 2 services, grandchildren: {descendants:?}"
+        all_there,
+        "expected gantry's init, 2 services and their children: {descendants:?}"
     );
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &up.child.id().to_string()])
