@@ -343,3 +343,66 @@ pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
         }
     })
 }
+
+/// `gantry missions`: read from the state store (works whether or not gantry runs).
+pub fn missions(file: &Path, json: bool, all: bool) -> anyhow::Result<Outcome> {
+    let checked = match crate::load::load(file, &Default::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let base = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let state_dir = base.join(&checked.spec.settings.state_dir);
+    let list = gantry_runtime::store::Store::open_existing(&state_dir)
+        .map(|s| s.missions(all))
+        .unwrap_or_default();
+    if json {
+        crate::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&serde_json::json!({ "missions": list }))?
+        ));
+        return Ok(Outcome::Success);
+    }
+    if list.is_empty() {
+        crate::emit("no open missions\n");
+        return Ok(Outcome::Success);
+    }
+    let mut out = String::new();
+    for m in &list {
+        out.push_str(&format!(
+            "#{} [{}] {}{}: {}\n  since {}\n  fix: {}\n  next: {}\n",
+            m["id"],
+            m["status"].as_str().unwrap_or(""),
+            m["service"]
+                .as_str()
+                .map(|s| format!("{s} "))
+                .unwrap_or_default(),
+            m["check"].as_str().unwrap_or(""),
+            m["error"].as_str().unwrap_or(""),
+            m["created_at"].as_str().unwrap_or(""),
+            m["fix_criteria"].as_str().unwrap_or(""),
+            m["next_step"].as_str().unwrap_or(""),
+        ));
+        let lines = m["output"].as_array().cloned().unwrap_or_default();
+        if !lines.is_empty() {
+            out.push_str("  last output:\n");
+            for l in lines
+                .iter()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                out.push_str(&format!("    {}\n", l.as_str().unwrap_or("")));
+            }
+        }
+    }
+    crate::emit(&out);
+    Ok(Outcome::Success)
+}

@@ -66,6 +66,22 @@ pub enum Command {
         /// Run in the background; return once the boot is decided (0 GO or degraded, 1 NO-GO).
         #[arg(long, short = 'd')]
         detach: bool,
+        /// Skip the pre-flight (secrets are still resolved; required ones still fail closed).
+        #[arg(long)]
+        skip_preflight: bool,
+    },
+    /// The GO/NO-GO pre-flight alone: config and secrets, rehearsal, stores, coverage (exit 1 on NO-GO).
+    Preflight {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open missions: what failed, its output, what must pass, what to do next.
+    Missions {
+        #[arg(long)]
+        json: bool,
+        /// Include resolved missions.
+        #[arg(long)]
+        all: bool,
     },
     /// Show every service of the running instance: state, pid, readiness, restarts, uptime, last error.
     Status {
@@ -199,6 +215,8 @@ fn main() -> ExitCode {
             since,
             stream,
         } => logs::run(&cli.file, names, *follow, since.as_deref(), stream.clone()),
+        Command::Preflight { json } => up::preflight(&cli.file, *json),
+        Command::Missions { json, all } => ctl::missions(&cli.file, *json, *all),
         Command::Status { json, watch } => ctl::status(&cli.file, *json, *watch),
         Command::Start { name } => ctl::service_action(&cli.file, "start", name),
         Command::Stop { name } => ctl::service_action(&cli.file, "stop", name),
@@ -211,13 +229,14 @@ fn main() -> ExitCode {
             except,
             json,
             detach: false,
+            skip_preflight,
         } => {
             let selection = gantry_plan::Selection {
                 profile: profile.clone(),
                 only: only.clone(),
                 except: except.clone(),
             };
-            up::run(&cli.file, selection, *json)
+            up::run(&cli.file, selection, *json, *skip_preflight)
         }
         Command::Check { json } => check::run(&cli.file, *json),
         Command::Graph { format } => graph::run(&cli.file, *format),

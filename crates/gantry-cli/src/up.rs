@@ -9,7 +9,12 @@ use gantry_runtime::output::OutputMode;
 use std::io::IsTerminal as _;
 use std::path::Path;
 
-pub fn run(file: &Path, selection: Selection, json: bool) -> anyhow::Result<Outcome> {
+pub fn run(
+    file: &Path,
+    selection: Selection,
+    json: bool,
+    skip_preflight: bool,
+) -> anyhow::Result<Outcome> {
     let checked = match load(file, &Default::default()) {
         Ok(c) => c,
         Err(e) => {
@@ -60,6 +65,8 @@ pub fn run(file: &Path, selection: Selection, json: bool) -> anyhow::Result<Outc
         base_dir,
         output,
         seed: std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15,
+        preflight: !skip_preflight,
+        secrets: Vec::new(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -70,5 +77,49 @@ pub fn run(file: &Path, selection: Selection, json: bool) -> anyhow::Result<Outc
         0 => Outcome::Success,
         2 => Outcome::Usage,
         _ => Outcome::Failure,
+    })
+}
+
+/// `gantry preflight`: the GO/NO-GO checks alone; nothing is started.
+pub fn preflight(file: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let checked = match load(file, &Default::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    if checked.has_errors() {
+        checked.print_diagnostics();
+        eprintln!("{}: invalid: NO-GO", checked.source.path);
+        return Ok(Outcome::Usage);
+    }
+    let base_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let reaper = gantry_runtime::reaper::Reaper::start()
+            .map_err(|e| anyhow::anyhow!("cannot start the reaper: {e}"))?;
+        let (report, _secrets) =
+            gantry_runtime::preflight::run(&checked.spec, &checked.plan, &base_dir, &reaper).await;
+        anyhow::Ok(report)
+    })?;
+    if json {
+        crate::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report.to_json())?
+        ));
+    } else {
+        crate::emit(&report.render());
+    }
+    Ok(if report.go() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
     })
 }

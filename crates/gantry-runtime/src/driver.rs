@@ -6,12 +6,14 @@
 //! carries out the `Action`s the engine returns. The engine decides; this file only
 //! does what it is told and reports back.
 
+use crate::env::SecretValue;
 use crate::logs::LogFile;
 use crate::notify::NotifySocket;
 use crate::output::{BoardRow, Output, OutputMode};
 use crate::probe::{self, LogMatcher};
 use crate::process::{self, SpawnSpec, StreamKind};
 use crate::reaper::Reaper;
+use crate::redact::Redactor;
 use crate::store::{ServiceRecord, Store};
 use gantry_api::model::{
     ApiCommand, ApiState, BootPhase, CommandRequest, ServiceSnapshot, Snapshot,
@@ -44,6 +46,10 @@ pub struct UpConfig {
     pub output: OutputMode,
     /// Jitter seed; fixed in tests for reproducible runs.
     pub seed: u64,
+    /// Run the pre-flight first and refuse to boot on NO-GO.
+    pub preflight: bool,
+    /// Resolved secrets (filled by the pre-flight).
+    pub secrets: Vec<SecretValue>,
 }
 
 /// Messages from I/O tasks to the loop.
@@ -102,8 +108,38 @@ fn role_index(role: ProbeRole) -> usize {
 
 /// Boots the plan and supervises it until shutdown. Returns the process exit code:
 /// 0 after a clean shutdown, 1 after NO-GO.
-pub async fn up(cfg: UpConfig) -> i32 {
-    match Driver::new(cfg) {
+pub async fn up(mut cfg: UpConfig) -> i32 {
+    let reaper = match Reaper::start() {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: cannot start the reaper: {e}");
+            return 1;
+        }
+    };
+    // Secrets are resolved either way (required ones fail closed); the rest of the
+    // pre-flight runs unless skipped.
+    let (report, secrets) = if cfg.preflight {
+        crate::preflight::run(&cfg.spec, &cfg.plan, &cfg.base_dir, &reaper).await
+    } else {
+        crate::preflight::resolve_secrets(&cfg.spec, &cfg.base_dir, &reaper).await
+    };
+    if cfg.output == OutputMode::Json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "preflight", "report": report.to_json() })
+        );
+    } else if cfg.preflight || !report.go() {
+        print!("{}", report.render());
+    }
+    if !report.go() {
+        crate::missions::record_preflight(
+            &cfg.base_dir.join(&cfg.spec.settings.state_dir),
+            &report,
+        );
+        return 1;
+    }
+    cfg.secrets = secrets;
+    match Driver::new(cfg, reaper) {
         Ok(driver) => driver.run().await,
         Err(e) => {
             eprintln!("error: {e}");
@@ -113,6 +149,8 @@ pub async fn up(cfg: UpConfig) -> i32 {
 }
 
 struct Driver {
+    /// Masks secret values in everything that enters from outside.
+    redactor: Redactor,
     engine: Engine,
     svcs: Vec<Svc>,
     out: Output,
@@ -159,14 +197,19 @@ struct ProbeStats {
 const PROBE_SAMPLES: usize = 256;
 
 impl Driver {
-    fn new(cfg: UpConfig) -> Result<Driver, String> {
-        let reaper =
-            Arc::new(Reaper::start().map_err(|e| format!("cannot start the reaper: {e}"))?);
+    fn new(cfg: UpConfig, reaper: Arc<Reaper>) -> Result<Driver, String> {
+        let redactor = Redactor::new(cfg.secrets.iter().map(|s| s.value.clone()));
         let state_dir = cfg.base_dir.join(&cfg.spec.settings.state_dir);
         let mut svcs = Vec::with_capacity(cfg.plan.units.len());
-        let global_env = global_env(&cfg.spec, &cfg.base_dir);
+        let global_env = crate::env::global_env(&cfg.spec, &cfg.base_dir);
         for u in &cfg.plan.units {
-            svcs.push(make_svc(u, &global_env, &cfg.base_dir, &state_dir)?);
+            svcs.push(make_svc(
+                u,
+                &global_env,
+                &cfg.base_dir,
+                &state_dir,
+                &cfg.secrets,
+            )?);
         }
         let units = cfg.plan.units.iter().map(unit_config).collect();
         let engine = Engine::new(
@@ -203,6 +246,7 @@ impl Driver {
         )?;
         let n = cfg.plan.units.len();
         Ok(Driver {
+            redactor,
             api,
             probe_stats: (0..n).map(|_| ProbeStats::default()).collect(),
             procstat: crate::procstat::ProcStat::new(),
@@ -542,6 +586,7 @@ impl Driver {
                 );
             }
             Msg::Line { unit, stream, line } => {
+                let line = self.redactor.redact_owned(line);
                 let svc = &mut self.svcs[unit.0];
                 if let Some(log) = &mut svc.log {
                     let _ = log.write_line(stream, &line);
@@ -616,6 +661,8 @@ impl Driver {
                 seq,
                 outcome,
             } => {
+                let mut outcome = outcome;
+                outcome.message = self.redactor.redact_owned(outcome.message);
                 let stats = &mut self.probe_stats[unit.0];
                 if !outcome.ok {
                     stats.failures += 1;
@@ -635,9 +682,11 @@ impl Driver {
                     },
                 )
             }
-            Msg::Cleanup { unit, ok, message } => self
-                .engine
-                .handle(now, Event::CleanupDone { unit, ok, message }),
+            Msg::Cleanup { unit, ok, message } => {
+                let message = self.redactor.redact_owned(message);
+                self.engine
+                    .handle(now, Event::CleanupDone { unit, ok, message })
+            }
         }
     }
 
@@ -697,7 +746,7 @@ impl Driver {
         let spec = match &svc.spawn {
             Ok(s) => s.clone(),
             Err(e) => {
-                let error = e.clone();
+                let error = self.redactor.redact_owned(e.clone());
                 self.engine
                     .handle(now, Event::SpawnFailed { unit, r#gen, error });
                 return;
@@ -749,7 +798,7 @@ impl Driver {
                 self.engine.handle(now, Event::Spawned { unit, r#gen, pid });
             }
             Err(e) => {
-                let error = e.to_string();
+                let error = self.redactor.redact_owned(e.to_string());
                 self.engine
                     .handle(now, Event::SpawnFailed { unit, r#gen, error });
             }
@@ -831,6 +880,14 @@ impl Driver {
     }
 
     fn transition(&mut self, n: eng::Notice) {
+        if matches!(
+            n.to,
+            eng::State::Ready | eng::State::Running | eng::State::Completed
+        ) && let Some(store) = &self.store
+        {
+            // The mission's fix criterion holds now.
+            store.resolve_missions("boot", Some(&self.svcs[n.unit.0].name));
+        }
         let svc = &self.svcs[n.unit.0];
         let view = self.engine.unit(n.unit);
         self.event(serde_json::json!({
@@ -913,6 +970,39 @@ impl Driver {
         };
         self.out.verdict(ok, &verdict);
         self.record_boot(label, now.0, reason.as_deref());
+        let failed: Vec<UnitId> = match &outcome {
+            eng::Outcome::Go => Vec::new(),
+            eng::Outcome::Degraded { failed } => failed.clone(),
+            eng::Outcome::NoGo { unit, .. } => vec![*unit],
+        };
+        for unit in failed {
+            self.open_boot_mission(unit);
+        }
+    }
+
+    /// A failed service becomes a mission: what failed, its last output, what must pass.
+    fn open_boot_mission(&self, unit: UnitId) {
+        let Some(store) = &self.store else { return };
+        let v = self.engine.unit(unit);
+        let svc = &self.svcs[unit.0];
+        let layer = self.plan.layers.get(self.plan.units[unit.0].layer).cloned();
+        let gate = if self.plan.units[unit.0].service.kind == Kind::Task {
+            "completes (exit 0)"
+        } else {
+            "becomes ready"
+        };
+        let _ = store.open_mission(&crate::missions::NewMission {
+            service: Some(svc.name.clone()),
+            layer,
+            check: "boot".into(),
+            error: v.last_error.or(v.reason).unwrap_or("failed").to_string(),
+            output: svc.tail.iter().cloned().collect(),
+            fix_criteria: format!("{} {gate} in a later boot", svc.name),
+            next_step: format!(
+                "read `gantry logs {}`, fix the cause, then `gantry up` again",
+                svc.name
+            ),
+        });
     }
 
     fn failure_summary(&self, unit: UnitId) -> String {
@@ -1021,73 +1111,18 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// gantry's own environment, then `[env]`, then the global env files.
-fn global_env(spec: &Spec, base: &Path) -> Result<Vec<(String, String)>, String> {
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k != "NOTIFY_SOCKET")
-        .collect();
-    for var in &spec.env {
-        set(&mut env, &var.name.value, &var.value.value);
-    }
-    for f in &spec.env_file {
-        for (k, v) in read_env_file(&base.join(&f.value))? {
-            set(&mut env, &k, &v);
-        }
-    }
-    Ok(env)
-}
-
-fn set(env: &mut Vec<(String, String)>, k: &str, v: &str) {
-    match env.iter_mut().find(|(name, _)| name == k) {
-        Some(e) => e.1 = v.to_string(),
-        None => env.push((k.to_string(), v.to_string())),
-    }
-}
-
-/// Reads KEY=VALUE lines; `#` comments, blank lines, `export ` prefixes and
-/// surrounding quotes are handled the way docker compose and dotenv do.
-pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read env_file {}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(format!("{}:{}: expected KEY=VALUE", path.display(), i + 1));
-        };
-        let v = v.trim();
-        let v = v
-            .strip_prefix('"')
-            .and_then(|x| x.strip_suffix('"'))
-            .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
-            .unwrap_or(v);
-        out.push((k.trim().to_string(), v.to_string()));
-    }
-    Ok(out)
-}
-
 fn make_svc(
     u: &PlanUnit,
     global: &Result<Vec<(String, String)>, String>,
     base: &Path,
     state_dir: &Path,
+    secrets: &[SecretValue],
 ) -> Result<Svc, String> {
     let s = &u.service;
     let cwd = base.join(s.working_dir.as_deref().unwrap_or("."));
     let spawn = (|| -> Result<SpawnSpec, String> {
-        let mut env = global.clone()?;
-        for f in &s.env_file {
-            for (k, v) in read_env_file(&base.join(&f.value))? {
-                set(&mut env, &k, &v);
-            }
-        }
-        for var in &s.env {
-            set(&mut env, &var.name.value, &var.value.value);
-        }
+        let env =
+            crate::env::service_env(global.as_ref().map_err(Clone::clone)?, s, base, secrets)?;
         let argv = s
             .command
             .as_ref()

@@ -14,14 +14,18 @@
 //! `shared/notes/LINUX-SUPERVISION.md`; comments refer to its sections (A–D).
 
 pub mod driver;
+pub mod env;
 pub mod logs;
+pub mod missions;
 pub mod notify;
 pub mod nsinit;
 pub mod output;
+pub mod preflight;
 pub mod probe;
 pub mod process;
 pub mod procstat;
 pub mod reaper;
+pub mod redact;
 pub mod store;
 
 pub use nix::sys::signal::Signal;

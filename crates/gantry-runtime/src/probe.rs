@@ -285,11 +285,39 @@ pub async fn exec(
     timeout: Duration,
     reaper: &Reaper,
 ) -> ProbeOutcome {
+    run_command(program_and_args, env, cwd, timeout, reaper, false)
+        .await
+        .0
+}
+
+/// Runs a command like [`exec`] and also returns its standard output (at most 64 KiB
+/// of lines): for secrets from a command and pre-flight commands.
+pub async fn capture(
+    program_and_args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    timeout: Duration,
+    reaper: &Reaper,
+) -> (ProbeOutcome, Vec<String>) {
+    run_command(program_and_args, env, cwd, timeout, reaper, true).await
+}
+
+async fn run_command(
+    program_and_args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    timeout: Duration,
+    reaper: &Reaper,
+    keep_stdout: bool,
+) -> (ProbeOutcome, Vec<String>) {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut argv = program_and_args.into_iter();
     let Some(program) = argv.next() else {
-        return ProbeOutcome::new(false, "exec probe has no command".into(), started);
+        return (
+            ProbeOutcome::new(false, "exec probe has no command".into(), started),
+            Vec::new(),
+        );
     };
     let spec = SpawnSpec {
         program,
@@ -305,10 +333,18 @@ pub async fn exec(
         mut exit,
     } = match spawn(&spec, reaper) {
         Ok(s) => s,
-        Err(e) => return ProbeOutcome::new(false, format!("cannot start probe: {e}"), started),
+        Err(e) => {
+            return (
+                ProbeOutcome::new(false, format!("cannot start probe: {e}"), started),
+                Vec::new(),
+            );
+        }
     };
 
-    let mut last = LastLines::default();
+    let mut last = LastLines {
+        keep: keep_stdout.then(Vec::new),
+        ..LastLines::default()
+    };
     let (mut out_open, mut err_open) = (true, true);
     let sleep = tokio::time::sleep_until(deadline);
     tokio::pin!(sleep);
@@ -346,7 +382,10 @@ pub async fn exec(
                 msg.push_str(": ");
                 msg.push_str(&line);
             }
-            return ProbeOutcome::new(false, msg, started);
+            return (
+                ProbeOutcome::new(false, msg, started),
+                last.keep.unwrap_or_default(),
+            );
         }
     };
 
@@ -368,9 +407,14 @@ pub async fn exec(
     };
     let _ = tokio::time::timeout(EXEC_DRAIN_GRACE, drain).await;
 
+    let best = last.best();
+    let kept = last.keep.take().unwrap_or_default();
     match status {
-        Ok(st) => exec_outcome(st, last.best(), started),
-        Err(e) => ProbeOutcome::new(false, format!("exec probe: {e}"), started),
+        Ok(st) => (exec_outcome(st, best, started), kept),
+        Err(e) => (
+            ProbeOutcome::new(false, format!("exec probe: {e}"), started),
+            kept,
+        ),
     }
 }
 
@@ -389,10 +433,17 @@ fn exec_outcome(st: ExitStatus, line: Option<String>, started: Instant) -> Probe
 struct LastLines {
     out: Option<String>,
     err: Option<String>,
+    /// Every stdout line, when the caller wants the output itself (bounded).
+    keep: Option<Vec<String>>,
 }
 
 impl LastLines {
     fn note_out(&mut self, line: String) {
+        if let Some(keep) = &mut self.keep
+            && keep.iter().map(String::len).sum::<usize>() < 64 * 1024
+        {
+            keep.push(line.clone());
+        }
         if !line.trim().is_empty() {
             self.out = Some(line);
         }

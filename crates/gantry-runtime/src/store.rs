@@ -34,6 +34,19 @@ CREATE TABLE IF NOT EXISTS boots (
     duration_ms INTEGER,
     reason TEXT
 );
+CREATE TABLE IF NOT EXISTS missions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    service TEXT,
+    layer TEXT,
+    check_name TEXT NOT NULL,
+    error TEXT NOT NULL,
+    output TEXT NOT NULL,
+    fix_criteria TEXT NOT NULL,
+    next_step TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open',
+    resolved_at TEXT
+);
 CREATE TABLE IF NOT EXISTS boot_services (
     boot_id INTEGER NOT NULL REFERENCES boots(id),
     name TEXT NOT NULL,
@@ -157,6 +170,77 @@ impl Store {
             })
             .map_err(|e| e.to_string())?;
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+    }
+
+    /// Opens a mission unless the same check for the same service is already open
+    /// (then its error and output are refreshed). Returns the mission id.
+    pub fn open_mission(&self, m: &crate::missions::NewMission) -> Result<i64, String> {
+        let now = crate::logs::rfc3339_utc(std::time::SystemTime::now());
+        let output = m.output.join("\n");
+        let existing: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM missions WHERE status = 'open' AND check_name = ?1 AND service IS ?2",
+                params![m.check, m.service],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(id) = existing {
+            self.conn
+                .execute(
+                    "UPDATE missions SET error = ?1, output = ?2 WHERE id = ?3",
+                    params![m.error, output, id],
+                )
+                .map_err(|e| e.to_string())?;
+            return Ok(id);
+        }
+        self.conn
+            .execute(
+                "INSERT INTO missions (created_at, service, layer, check_name, error, output, fix_criteria, next_step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![now, m.service, m.layer, m.check, m.error, output, m.fix_criteria, m.next_step],
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Resolves open missions of `check` (for `service`) because the check passes now.
+    pub fn resolve_missions(&self, check: &str, service: Option<&str>) -> usize {
+        let now = crate::logs::rfc3339_utc(std::time::SystemTime::now());
+        self.conn
+            .execute(
+                "UPDATE missions SET status = 'resolved', resolved_at = ?1 WHERE status = 'open' AND check_name = ?2 AND service IS ?3",
+                params![now, check, service],
+            )
+            .unwrap_or(0)
+    }
+
+    /// Missions, newest first (open ones only unless `all`).
+    pub fn missions(&self, all: bool) -> Vec<serde_json::Value> {
+        let sql = if all {
+            "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at FROM missions ORDER BY id DESC LIMIT 200"
+        } else {
+            "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at FROM missions WHERE status = 'open' ORDER BY id DESC LIMIT 200"
+        };
+        let Ok(mut stmt) = self.conn.prepare(sql) else {
+            return Vec::new();
+        };
+        stmt.query_map([], |r| {
+            Ok(serde_json::json!({
+                "id": r.get::<_, i64>(0)?,
+                "created_at": r.get::<_, String>(1)?,
+                "service": r.get::<_, Option<String>>(2)?,
+                "layer": r.get::<_, Option<String>>(3)?,
+                "check": r.get::<_, String>(4)?,
+                "error": r.get::<_, String>(5)?,
+                "output": r.get::<_, String>(6)?.lines().map(str::to_string).collect::<Vec<_>>(),
+                "fix_criteria": r.get::<_, String>(7)?,
+                "next_step": r.get::<_, String>(8)?,
+                "status": r.get::<_, String>(9)?,
+                "resolved_at": r.get::<_, Option<String>>(10)?,
+            }))
+        })
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
     }
 
     /// Every recorded boot, newest first (at most 100).

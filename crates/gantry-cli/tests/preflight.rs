@@ -1,0 +1,216 @@
+//! End-to-end tests of the pre-flight, secrets that fail closed and never leak, and missions.
+
+mod support;
+
+use std::process::Command;
+use support::*;
+
+fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(gantry());
+    cmd.args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_missing_required_secret_is_no_go_before_anything_starts() {
+    let dir = tempdir("secret-missing");
+    let marker = format!("never-started-{}", std::process::id());
+    std::fs::write(
+        dir.join("gantry.toml"),
+        format!(
+            r#"
+[settings]
+api = "127.0.0.1:0"
+
+[secrets.DATABASE_URL]
+from_env = "GANTRY_TEST_MISSING_SECRET"
+services = ["api"]
+
+[services.api]
+command = "{} --name api --marker {marker}"
+"#,
+            fixture().display()
+        ),
+    )
+    .unwrap();
+    let (code, out) = run_in(&dir, &["up"], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("NO-GO"), "{out}");
+    assert!(
+        out.contains("DATABASE_URL") && out.contains("GANTRY_TEST_MISSING_SECRET"),
+        "names the secret and where it looked: {out}"
+    );
+    assert!(!out.contains("api: starting"), "nothing may start: {out}");
+    assert!(processes_with(&marker).is_empty());
+    // The NO-GO is a mission someone can act on.
+    let (code, missions) = run_in(&dir, &["missions"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        missions.contains("DATABASE_URL") && missions.contains("preflight: secret"),
+        "{missions}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_port_conflict_is_no_go_naming_the_port_and_its_holder() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let dir = tempdir("port-conflict");
+    std::fs::write(
+        dir.join("gantry.toml"),
+        format!(
+            r#"
+[services.web]
+command = "{} --name web --listen {port}"
+readiness = {{ tcp = "127.0.0.1:{port}" }}
+"#,
+            fixture().display()
+        ),
+    )
+    .unwrap();
+    let (code, out) = run_in(&dir, &["preflight"], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "port {port} is already in use by pid {}",
+            std::process::id()
+        )),
+        "{out}"
+    );
+    let (code, out) = run_in(&dir, &["preflight", "--json"], &[]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "NO-GO");
+    drop(holder);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_canary_secret_never_appears_in_any_output() {
+    let canary = format!("canary-s3cr3t-{}-xyzzy", std::process::id());
+    let dir = tempdir("canary");
+    let secret_file = dir.join("token.txt");
+    std::fs::write(&secret_file, format!("{canary}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.join("gantry.toml"),
+        format!(
+            r#"
+[settings]
+api = "127.0.0.1:0"
+
+[secrets.API_TOKEN]
+from_file = "token.txt"
+services = ["leaky"]
+
+[services.leaky]
+command = ["sh", "-c", "echo token=$API_TOKEN; echo err $API_TOKEN >&2; exec {fixture} --name leaky --listen {port}"]
+readiness = {{ tcp = "127.0.0.1:{port}" }}
+liveness = {{ exec = ["sh", "-c", "echo probe saw $API_TOKEN >&2; exit 1"], period = "100ms", failure_threshold = 2 }}
+restart = "on-failure"
+
+[services.other]
+command = "{fixture} --name other --print-env API_TOKEN"
+"#,
+            fixture = fixture().display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(gantry())
+        .args(["up", "--json"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr_file = dir.join(".gantry/api.addr");
+    assert!(eventually(20, || addr_file.exists()));
+    let addr = std::fs::read_to_string(&addr_file).unwrap();
+    // Let the liveness probe fail (it prints the secret) and restart the service at least once.
+    let status_file = dir.join("status.json");
+    assert!(eventually(20, || {
+        let (_, s) = run_in(&dir, &["status", "--json"], &[]);
+        std::fs::write(&status_file, &s).unwrap();
+        s.contains("\"restarts\":1") || s.contains("\"restarts\":2")
+    }));
+    let mut outputs = vec![std::fs::read_to_string(&status_file).unwrap()];
+    for path in [
+        "/api/v1/status",
+        "/api/v1/services/leaky",
+        "/health",
+        "/health/ready?verbose",
+        "/metrics",
+        "/api/v1/startup",
+    ] {
+        let out = Command::new("curl")
+            .args(["-s", &format!("http://{}{path}", addr.trim())])
+            .output();
+        if let Ok(o) = out {
+            outputs.push(String::from_utf8_lossy(&o.stdout).into_owned());
+        }
+    }
+    outputs.push(run_in(&dir, &["logs"], &[]).1);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    outputs.push(run_in(&dir, &["missions", "--all", "--json"], &[]).1);
+    outputs.push(run_in(&dir, &["analyze", "--format", "json"], &[]).1);
+    // Every file gantry wrote: log files, the state store (raw bytes), api files.
+    for entry in walk(&dir.join(".gantry")) {
+        outputs
+            .push(String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned());
+    }
+    let stdout = outputs.join("\n");
+    assert!(
+        stdout.contains("token=[redacted]"),
+        "the service's own line is shown, masked"
+    );
+    assert!(
+        stdout.contains("probe saw [redacted]") || stdout.contains("liveness"),
+        "the probe failure is reported"
+    );
+    assert!(
+        stdout.contains("API_TOKEN unset"),
+        "a service not listed for the secret does not get it"
+    );
+    for (i, text) in outputs.iter().enumerate() {
+        assert!(
+            !text.contains(&canary),
+            "the canary leaked in output #{i}: {}",
+            &text[..text.len().min(2000)]
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

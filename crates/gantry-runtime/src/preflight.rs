@@ -1,0 +1,715 @@
+//! The GO/NO-GO pre-flight: config and secrets, a dry-run rehearsal (commands, dirs, ports, limits, DNS, preflight commands), external stores, coverage.
+//!
+//! Everything is checked before anything starts; every check has a severity
+//! (critical → NO-GO, warning → GO with a note), says what failed and what to do.
+//! Secret values never appear in a check's text: only names and where they were looked for.
+
+use crate::env::{SecretValue, global_env, service_env};
+use crate::probe;
+use crate::process::resolve_program;
+use crate::reaper::Reaper;
+use gantry_plan::Plan;
+use gantry_spec::{Kind, ProbeKind, Restart, SecretSource, Service, Spec};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Warning,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub stage: &'static str,
+    pub check: String,
+    pub service: Option<String>,
+    pub severity: Severity,
+    pub status: Status,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// The whole pre-flight.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    /// Share of the coverage rules that hold, in percent.
+    pub coverage_pct: u32,
+}
+
+impl Report {
+    /// GO unless a critical check failed.
+    pub fn go(&self) -> bool {
+        !self
+            .checks
+            .iter()
+            .any(|c| c.status == Status::Fail && c.severity == Severity::Critical)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "go": self.go(),
+            "verdict": if self.go() { "GO" } else { "NO-GO" },
+            "coverage_pct": self.coverage_pct,
+            "checks": self.checks,
+        })
+    }
+
+    /// The human report: a table with ✓ / ✗ / ! per check, hints under failures, the verdict.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut stage = "";
+        for c in &self.checks {
+            if c.stage != stage {
+                stage = c.stage;
+                out.push_str(&format!("{stage}\n"));
+            }
+            let mark = match (c.status, c.severity) {
+                (Status::Pass, _) => "✓",
+                (Status::Fail, Severity::Critical) => "✗",
+                (Status::Fail, Severity::Warning) => "!",
+                (Status::Skip, _) => "-",
+            };
+            let who = c
+                .service
+                .as_deref()
+                .map(|s| format!("{s}: "))
+                .unwrap_or_default();
+            out.push_str(&format!("  {mark} {who}{}: {}\n", c.check, c.message));
+            if c.status == Status::Fail
+                && let Some(h) = &c.hint
+            {
+                out.push_str(&format!("      hint: {h}\n"));
+            }
+        }
+        let failed = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail && c.severity == Severity::Critical)
+            .count();
+        let warned = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail && c.severity == Severity::Warning)
+            .count();
+        out.push_str(&format!("coverage: {}%\n", self.coverage_pct));
+        if self.go() {
+            out.push_str(&format!(
+                "pre-flight: GO ({} checks, {warned} warnings)\n",
+                self.checks.len()
+            ));
+        } else {
+            out.push_str(&format!(
+                "pre-flight: NO-GO ({failed} critical, {warned} warnings); nothing was started\n"
+            ));
+        }
+        out
+    }
+}
+
+struct Builder {
+    checks: Vec<Check>,
+}
+
+impl Builder {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        stage: &'static str,
+        check: &str,
+        service: Option<&str>,
+        severity: Severity,
+        ok: bool,
+        message: String,
+        hint: Option<String>,
+    ) {
+        self.checks.push(Check {
+            stage,
+            check: check.to_string(),
+            service: service.map(str::to_string),
+            severity,
+            status: if ok { Status::Pass } else { Status::Fail },
+            message,
+            hint,
+        });
+    }
+}
+
+/// Values that mean "nobody set this yet".
+fn is_placeholder(v: &str) -> bool {
+    let t = v.trim().to_ascii_lowercase();
+    [
+        "changeme",
+        "change-me",
+        "change_me",
+        "todo",
+        "fixme",
+        "xxx",
+        "secret",
+        "password",
+        "placeholder",
+        "<secret>",
+    ]
+    .contains(&t.as_str())
+}
+
+fn describe(src: &SecretSource) -> String {
+    match src {
+        SecretSource::FromEnv(v) => format!("environment variable {v}"),
+        SecretSource::FromFile(p) => format!("file {p}"),
+        SecretSource::FromCommand(argv) => format!("command `{}`", argv.join(" ")),
+    }
+}
+
+/// Resolves every secret; failures are checks, values are returned for the services.
+async fn secrets(spec: &Spec, base: &Path, reaper: &Reaper, b: &mut Builder) -> Vec<SecretValue> {
+    let mut out = Vec::new();
+    for s in &spec.secrets {
+        let name = &s.name.value;
+        let severity = if s.required {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let Some(src) = &s.source else { continue };
+        let where_ = describe(&src.value);
+        let value: Result<String, String> = match &src.value {
+            SecretSource::FromEnv(var) => {
+                std::env::var(var).map_err(|_| format!("not set (looked in {where_})"))
+            }
+            SecretSource::FromFile(p) => {
+                let path = base.join(p);
+                match std::fs::read_to_string(&path) {
+                    Ok(v) => {
+                        use std::os::unix::fs::PermissionsExt as _;
+                        if let Ok(meta) = std::fs::metadata(&path)
+                            && meta.permissions().mode() & 0o077 != 0
+                        {
+                            b.push(
+                                "config and secrets",
+                                "secret file permissions",
+                                None,
+                                Severity::Warning,
+                                false,
+                                format!(
+                                    "secret {name}: {} is readable by group or others (mode {:o})",
+                                    path.display(),
+                                    meta.permissions().mode() & 0o777
+                                ),
+                                Some(format!("chmod 600 {}", path.display())),
+                            );
+                        }
+                        Ok(v.trim_end_matches(['\n', '\r']).to_string())
+                    }
+                    Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+                }
+            }
+            SecretSource::FromCommand(argv) => {
+                let env = global_env(spec, base).unwrap_or_default();
+                let (outcome, lines) = probe::capture(
+                    argv.clone(),
+                    env,
+                    Some(base.to_path_buf()),
+                    Duration::from_secs(10),
+                    reaper,
+                )
+                .await;
+                if outcome.ok {
+                    Ok(lines.join("\n").trim_end().to_string())
+                } else {
+                    // The command's own output may contain the secret: say only how it ended.
+                    Err(format!(
+                        "{where_} failed: {}",
+                        outcome.message.split(':').next().unwrap_or("failed")
+                    ))
+                }
+            }
+        };
+        match value {
+            Ok(v) if v.is_empty() => b.push(
+                "config and secrets",
+                "secret",
+                None,
+                severity,
+                false,
+                format!("secret {name} is empty (from {where_})"),
+                Some("set a value; required secrets fail closed".into()),
+            ),
+            Ok(v) => {
+                if is_placeholder(&v) {
+                    b.push(
+                        "config and secrets",
+                        "secret",
+                        None,
+                        Severity::Warning,
+                        false,
+                        format!("secret {name} looks like a placeholder (from {where_})"),
+                        Some("replace it with the real value".into()),
+                    );
+                } else {
+                    b.push(
+                        "config and secrets",
+                        "secret",
+                        None,
+                        severity,
+                        true,
+                        format!("secret {name} resolved from {where_}"),
+                        None,
+                    );
+                }
+                out.push(SecretValue {
+                    name: name.clone(),
+                    env: s.env.clone().unwrap_or_else(|| name.clone()),
+                    value: v,
+                    services: s.services.iter().map(|x| x.value.clone()).collect(),
+                });
+            }
+            Err(e) => b.push(
+                "config and secrets",
+                "secret",
+                None,
+                severity,
+                false,
+                format!("secret {name}: {e}"),
+                Some(match &src.value {
+                    SecretSource::FromEnv(var) => format!(
+                        "export {var}=... before `gantry up`, or use from_file / from_command"
+                    ),
+                    SecretSource::FromFile(p) => {
+                        format!("create {p} (mode 600) or point from_file elsewhere")
+                    }
+                    SecretSource::FromCommand(_) => {
+                        "run the command by hand to see why it fails".into()
+                    }
+                }),
+            ),
+        }
+    }
+    out
+}
+
+/// Ports a service will listen on: declared ones, plus the port of a tcp/http
+/// readiness or liveness probe on a loopback address (never for external services).
+pub fn implied_ports(s: &Service) -> Vec<u16> {
+    let mut ports = s.ports.clone();
+    if s.kind == Kind::External {
+        return ports;
+    }
+    for p in [&s.readiness, &s.liveness, &s.startup]
+        .into_iter()
+        .flatten()
+    {
+        let hostport = match &p.kind {
+            ProbeKind::Tcp(a) => Some(a.clone()),
+            ProbeKind::Http { url, .. } => url
+                .split_once("://")
+                .map(|(_, rest)| rest.split('/').next().unwrap_or("").to_string()),
+            _ => None,
+        };
+        if let Some(hp) = hostport
+            && let Some((host, port)) = hp.rsplit_once(':')
+            && matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "0.0.0.0")
+            && let Ok(port) = port.parse::<u16>()
+            && !ports.contains(&port)
+        {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// Who listens on a TCP port: "pid 123 (postgres)" when /proc tells.
+pub fn port_holder(port: u16) -> Option<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9
+                && f[3] == "0A"
+                && let Some((_, p)) = f[1].rsplit_once(':')
+                && u16::from_str_radix(p, 16) == Ok(port)
+            {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path())
+                && inodes.iter().any(|i| target.to_string_lossy() == *i)
+            {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                return Some(format!("pid {pid} ({})", comm.trim()));
+            }
+        }
+    }
+    Some("another process (its pid is not visible)".into())
+}
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Only the secrets stage: used when the rest of the pre-flight is skipped, since
+/// secrets must be resolved (and required ones fail closed) either way.
+pub async fn resolve_secrets(
+    spec: &Spec,
+    base: &Path,
+    reaper: &Reaper,
+) -> (Report, Vec<SecretValue>) {
+    let mut b = Builder { checks: Vec::new() };
+    let values = secrets(spec, base, reaper, &mut b).await;
+    (
+        Report {
+            checks: b.checks,
+            coverage_pct: 100,
+        },
+        values,
+    )
+}
+
+/// Runs the pre-flight. Returns the report and the resolved secrets.
+pub async fn run(
+    spec: &Spec,
+    plan: &Plan,
+    base: &Path,
+    reaper: &Reaper,
+) -> (Report, Vec<SecretValue>) {
+    let mut b = Builder { checks: Vec::new() };
+    b.push(
+        "config and secrets",
+        "config",
+        None,
+        Severity::Critical,
+        true,
+        format!(
+            "{} services, {} dependencies, valid",
+            plan.units.len(),
+            plan.edge_count()
+        ),
+        None,
+    );
+    let secrets = secrets(spec, base, reaper, &mut b).await;
+    let global = match global_env(spec, base) {
+        Ok(g) => g,
+        Err(e) => {
+            b.push(
+                "config and secrets",
+                "env_file",
+                None,
+                Severity::Critical,
+                false,
+                e,
+                Some("fix the path in env_file, or create the file".into()),
+            );
+            Vec::new()
+        }
+    };
+
+    // Rehearsal: everything short of starting.
+    let stage = "rehearsal";
+    for u in &plan.units {
+        let s = &u.service;
+        let name = s.name.value.as_str();
+        if s.kind == Kind::External {
+            continue;
+        }
+        let cwd = base.join(s.working_dir.as_deref().unwrap_or("."));
+        if !cwd.is_dir() {
+            b.push(
+                stage,
+                "working_dir",
+                Some(name),
+                Severity::Critical,
+                false,
+                format!("{} does not exist", cwd.display()),
+                Some("create it or fix working_dir".into()),
+            );
+            continue;
+        }
+        let env = match service_env(&global, s, base, &secrets) {
+            Ok(e) => e,
+            Err(e) => {
+                b.push(
+                    stage,
+                    "env_file",
+                    Some(name),
+                    Severity::Critical,
+                    false,
+                    e,
+                    Some("fix the path in env_file, or create the file".into()),
+                );
+                continue;
+            }
+        };
+        if let Some(cmd) = &s.command
+            && let Some(program) = cmd.value.first()
+        {
+            match resolve_program(program, &env, Some(&cwd)) {
+                Ok(path) => b.push(stage, "command", Some(name), Severity::Critical, true, format!("{} resolves to {}", program, path.display()), None),
+                Err(e) => b.push(stage, "command", Some(name), Severity::Critical, false, e.to_string(), Some("install the program, fix its path (relative paths are relative to working_dir), or add it to PATH".into())),
+            }
+        }
+        for port in implied_ports(s) {
+            if port_free(port) {
+                b.push(
+                    stage,
+                    "port",
+                    Some(name),
+                    Severity::Critical,
+                    true,
+                    format!("port {port} is free"),
+                    None,
+                );
+            } else {
+                let holder = port_holder(port).unwrap_or_else(|| "an unknown process".into());
+                b.push(
+                    stage,
+                    "port",
+                    Some(name),
+                    Severity::Critical,
+                    false,
+                    format!("port {port} is already in use by {holder}"),
+                    Some(format!("stop {holder}, or move {name} to a free port")),
+                );
+            }
+        }
+        if let Some(argv) = &s.preflight {
+            let outcome = probe::exec(
+                argv.clone(),
+                env.clone(),
+                Some(cwd.clone()),
+                Duration::from_secs(30),
+                reaper,
+            )
+            .await;
+            b.push(
+                stage,
+                "preflight command",
+                Some(name),
+                Severity::Critical,
+                outcome.ok,
+                outcome.message,
+                Some(format!(
+                    "run `{}` in {} to see why it fails",
+                    argv.join(" "),
+                    cwd.display()
+                )),
+            );
+        }
+        for p in [&s.readiness, &s.liveness, &s.startup]
+            .into_iter()
+            .flatten()
+        {
+            let host = match &p.kind {
+                ProbeKind::Tcp(a) => a
+                    .rsplit_once(':')
+                    .map(|(h, _)| h.trim_matches(['[', ']']).to_string()),
+                ProbeKind::Http { url, .. } => url
+                    .split_once("://")
+                    .and_then(|(_, r)| r.split('/').next())
+                    .and_then(|hp| {
+                        hp.rsplit_once(':')
+                            .map(|(h, _)| h.to_string())
+                            .or(Some(hp.to_string()))
+                    }),
+                _ => None,
+            };
+            if let Some(h) = host
+                && h.parse::<std::net::IpAddr>().is_err()
+            {
+                let ok = match tokio::time::timeout(
+                    Duration::from_secs(3),
+                    tokio::net::lookup_host((h.as_str(), 0)),
+                )
+                .await
+                {
+                    Ok(Ok(mut addrs)) => addrs.next().is_some(),
+                    _ => false,
+                };
+                b.push(
+                    stage,
+                    "probe host",
+                    Some(name),
+                    Severity::Critical,
+                    ok,
+                    if ok {
+                        format!("{h} resolves")
+                    } else {
+                        format!("{h} does not resolve")
+                    },
+                    Some("fix the host name in the probe, or add it to /etc/hosts".into()),
+                );
+            }
+        }
+    }
+    // Limits of the machine.
+    if let Ok((soft, _)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let need = 256 + 16 * plan.units.len() as u64;
+        b.push(
+            stage,
+            "open files limit",
+            None,
+            Severity::Warning,
+            soft >= need,
+            format!(
+                "soft limit {soft} (want at least {need} for {} services)",
+                plan.units.len()
+            ),
+            Some(
+                "raise it with `ulimit -n 65536` or LimitNOFILE in the unit that starts gantry"
+                    .into(),
+            ),
+        );
+    }
+    let state_dir = base.join(&spec.settings.state_dir);
+    let probe_dir = if state_dir.exists() {
+        state_dir.clone()
+    } else {
+        base.to_path_buf()
+    };
+    if let Ok(st) = nix::sys::statvfs::statvfs(&probe_dir) {
+        let free = st.blocks_available() * st.fragment_size();
+        let mb = free / (1024 * 1024);
+        let severity = if mb < 10 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        b.push(
+            stage,
+            "free disk",
+            None,
+            severity,
+            mb >= 100,
+            format!("{mb} MiB free in {}", probe_dir.display()),
+            Some("free some space: logs and the state store live there".into()),
+        );
+    }
+
+    // External services and stores must already answer.
+    for u in plan
+        .units
+        .iter()
+        .filter(|u| u.service.kind == Kind::External)
+    {
+        let s = &u.service;
+        let name = s.name.value.as_str();
+        let severity = if s.priority == gantry_spec::Priority::Critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let Some(p) = &s.readiness else {
+            b.push(
+                "stores",
+                "external service",
+                Some(name),
+                Severity::Warning,
+                false,
+                "no readiness probe, so nothing checks it".into(),
+                Some("add readiness = { tcp = \"host:port\" } or a store probe".into()),
+            );
+            continue;
+        };
+        let timeout = p.timeout.0.max(Duration::from_millis(500));
+        let outcome = match &p.kind {
+            ProbeKind::Tcp(a) => probe::tcp(a, timeout).await,
+            ProbeKind::Http {
+                url,
+                expect_status,
+                expect_body,
+            } => probe::http(url, *expect_status, expect_body.clone(), timeout).await,
+            ProbeKind::Exec(argv) => {
+                probe::exec(
+                    argv.clone(),
+                    global.clone(),
+                    Some(base.to_path_buf()),
+                    timeout,
+                    reaper,
+                )
+                .await
+            }
+            other => probe::ProbeOutcome {
+                ok: true,
+                message: format!("{} probe runs at boot", other.name()),
+                duration: Duration::ZERO,
+            },
+        };
+        b.push(
+            "stores",
+            "external service",
+            Some(name),
+            severity,
+            outcome.ok,
+            outcome.message,
+            Some(format!("start {name}, or fix its readiness probe address")),
+        );
+    }
+
+    // Coverage: gates that prove something, and services that recover.
+    let mut rules = 0u32;
+    let mut held = 0u32;
+    for u in &plan.units {
+        let s = &u.service;
+        let name = s.name.value.as_str();
+        if !u.dependents.is_empty() && s.kind != Kind::Task {
+            rules += 1;
+            if s.readiness.is_some() {
+                held += 1;
+            } else {
+                b.push(
+                    "coverage",
+                    "readiness probe",
+                    Some(name),
+                    Severity::Warning,
+                    false,
+                    "others depend on it but it has no readiness probe".into(),
+                    Some("add readiness = { tcp | http | exec | log | notify = ... }".into()),
+                );
+            }
+        }
+        if s.kind == Kind::Process {
+            rules += 1;
+            if s.liveness.is_some() || s.restart != Restart::Never {
+                held += 1;
+            } else {
+                b.push("coverage", "liveness or restart", Some(name), Severity::Warning, false, "neither a liveness probe nor a restart policy: a hang or crash stays unnoticed".into(), Some("add liveness = { ... } or restart = \"on-failure\"".into()));
+            }
+        }
+    }
+    let coverage_pct = (held * 100).checked_div(rules).unwrap_or(100);
+    (
+        Report {
+            checks: b.checks,
+            coverage_pct,
+        },
+        secrets,
+    )
+}
