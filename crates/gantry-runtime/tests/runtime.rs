@@ -293,8 +293,9 @@ fn reaper_reaps_orphans_and_parks_early_exits() {
         assert!(exit_of(s.exit).await.success());
         assert!(wait_until(|| !exists(gc)).await, "orphan {gc} not reaped");
 
-        // An orphan's status is parked; a late watch still gets it.
-        let mut s = spawn(&sh("sh -c 'exit 7' & echo $!"), reaper()).expect("spawn");
+        // An orphan's status is parked; a late watch still gets it. The orphan must
+        // outlive its parent shell, or the shell itself may reap it.
+        let mut s = spawn(&sh("sh -c 'sleep 0.2; exit 7' & echo $!"), reaper()).expect("spawn");
         let gc: u32 = s
             .stdout
             .next_line()
