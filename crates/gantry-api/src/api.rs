@@ -232,6 +232,19 @@ pub(crate) async fn boots(State(state): State<ApiState>) -> Response {
     }
 }
 
+pub(crate) async fn missions(State(state): State<ApiState>) -> Response {
+    let missions = state.missions.clone();
+    match tokio::task::spawn_blocking(move || missions()).await {
+        Ok(list) => Json(serde_json::json!({ "missions": list })).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the missions could not be read",
+            "check the state store in the state dir; `gantry missions` reads it directly",
+        )
+        .into_response(),
+    }
+}
+
 /// One broadcast object as an SSE message named after its `"event"` field.
 fn to_sse(value: &Value) -> Event {
     // axum panics on an event name with CR/LF; such a name falls back to the default "message".

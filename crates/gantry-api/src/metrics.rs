@@ -232,6 +232,13 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
         "Duration of the boot until it was decided (time so far while booting)",
         boot_duration,
     );
+    let drift = Gauge::<i64>::default();
+    drift.set(i64::try_from(snap.drift_problems).unwrap_or(i64::MAX));
+    registry.register(
+        "gantry_revalidation_problems",
+        "Problems the last continuous validation found (settings.revalidate)",
+        drift,
+    );
     registry.register(
         "gantry_boot_outcome",
         "1 for the decided boot outcome",

@@ -70,6 +70,8 @@ pub struct Snapshot {
     pub services: Vec<ServiceSnapshot>,
     /// The plan as `gantry graph --format json` prints it.
     pub graph: serde_json::Value,
+    /// Problems the last continuous validation (`settings.revalidate`) found; 0 before any.
+    pub drift_problems: u64,
 }
 
 /// A mutation requested through the API; the driver answers on the oneshot.
@@ -97,6 +99,9 @@ pub struct BootRecord {
 /// Reads the boot history (the driver passes one backed by its SQLite store).
 pub type History = Arc<dyn Fn() -> Vec<BootRecord> + Send + Sync>;
 
+/// Reads the open missions (NO-GO, failures, drift), newest first, as JSON objects.
+pub type Missions = Arc<dyn Fn() -> Vec<serde_json::Value> + Send + Sync>;
+
 /// The API's shared state.
 #[derive(Clone)]
 pub struct ApiState {
@@ -107,6 +112,7 @@ pub struct ApiState {
     /// The bearer token every mutating call must present.
     pub token: Arc<String>,
     pub history: History,
+    pub missions: Missions,
 }
 
 impl std::fmt::Debug for ApiState {

@@ -22,6 +22,7 @@ pub enum Endpoint {
     Graph,
     StartupReport,
     Boots,
+    Missions,
     Events,
     OpenApi,
     Start,
@@ -62,6 +63,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/graph", Endpoint::Graph, false),
     route("GET", "/api/v1/startup", Endpoint::StartupReport, false),
     route("GET", "/api/v1/boots", Endpoint::Boots, false),
+    route("GET", "/api/v1/missions", Endpoint::Missions, false),
     route("GET", "/api/v1/events", Endpoint::Events, false),
     route("GET", "/api/v1/openapi.json", Endpoint::OpenApi, false),
     route(
@@ -92,6 +94,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::Graph => get(api::graph),
         Endpoint::StartupReport => get(api::startup),
         Endpoint::Boots => get(api::boots),
+        Endpoint::Missions => get(api::missions),
         Endpoint::Events => get(api::events),
         Endpoint::OpenApi => get(api::openapi),
         Endpoint::Start => post(api::start),

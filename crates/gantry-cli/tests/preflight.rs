@@ -214,3 +214,80 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn revalidation_turns_drift_into_missions_without_stopping_the_stack() {
+    let dir = tempdir("revalidate");
+    let secret = dir.join("key.txt");
+    std::fs::write(&secret, "a-long-enough-secret-value\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let toml = r#"
+[settings]
+revalidate = "1s"
+
+[secrets.KEY]
+from_file = "key.txt"
+services = ["web"]
+
+[services.web]
+command = "FIXTURE --name web"
+restart = "on-failure"
+"#;
+    let mut up = up_with("revalidate-stack", toml, &[], |d| {
+        std::fs::copy(&secret, d.join("key.txt")).unwrap();
+        std::fs::set_permissions(d.join("key.txt"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    });
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let addr_file = up.dir.join(".gantry/api.addr");
+    assert!(eventually(10, || addr_file.exists()));
+    let addr = std::fs::read_to_string(&addr_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    // Someone deletes the secret file while the stack runs.
+    std::fs::remove_file(up.dir.join("key.txt")).unwrap();
+    up.wait_for("a revalidation with problems", 15, |v| {
+        v["event"] == "revalidated" && v["problems"].as_u64() > Some(0)
+    });
+    let (code, missions) = run_in(&up.dir, &["missions", "--json"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        missions.contains("revalidate: secret") && missions.contains("KEY"),
+        "{missions}"
+    );
+    let metrics = Command::new("curl")
+        .args(["-s", &format!("http://{addr}/metrics")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&metrics.stdout).contains("gantry_revalidation_problems 1"));
+    let ready = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{addr}/health/ready"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ready.stdout),
+        "200",
+        "drift never stops a healthy stack"
+    );
+    // Put it back: the mission resolves itself.
+    std::fs::copy(&secret, up.dir.join("key.txt")).unwrap();
+    std::fs::set_permissions(
+        up.dir.join("key.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    assert!(eventually(15, || run_in(&up.dir, &["missions"], &[])
+        .1
+        .contains("no open missions")));
+    assert_eq!(up.stop(), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -79,6 +79,7 @@ enum Msg {
         ok: bool,
         message: String,
     },
+    Revalidated(crate::preflight::Report),
 }
 
 /// Per-service I/O state the engine does not own.
@@ -149,6 +150,9 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
 }
 
 struct Driver {
+    /// What the continuous validation re-checks (`settings.revalidate`).
+    spec: Arc<Spec>,
+    base_dir: PathBuf,
     /// Masks secret values in everything that enters from outside.
     redactor: Redactor,
     engine: Engine,
@@ -168,6 +172,8 @@ struct Driver {
     usage: Vec<Option<crate::procstat::Usage>>,
     /// Set when something the API shows changed since the last published snapshot.
     dirty: bool,
+    /// Problems the last revalidation found.
+    drift: usize,
 }
 
 /// The driver's end of the API: what it publishes and what it is asked to do.
@@ -246,12 +252,15 @@ impl Driver {
         )?;
         let n = cfg.plan.units.len();
         Ok(Driver {
+            spec: Arc::new(cfg.spec.clone()),
+            base_dir: cfg.base_dir.clone(),
             redactor,
             api,
             probe_stats: (0..n).map(|_| ProbeStats::default()).collect(),
             procstat: crate::procstat::ProcStat::new(),
             usage: vec![None; n],
             dirty: true,
+            drift: 0,
             engine,
             svcs,
             out,
@@ -293,6 +302,17 @@ impl Driver {
         let mut interrupts = 0u32;
         let mut flush_tick = tokio::time::interval(Duration::from_millis(250));
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Continuous validation: the pre-flight again, in the background, while up.
+        let revalidate_every = self
+            .spec
+            .settings
+            .revalidate
+            .map(|d| d.0.max(Duration::from_secs(1)));
+        let mut revalidate_tick = tokio::time::interval_at(
+            Instant::now() + revalidate_every.unwrap_or(Duration::from_secs(3600)),
+            revalidate_every.unwrap_or(Duration::from_secs(3600)),
+        );
+        revalidate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut board_tick = tokio::time::interval(Duration::from_millis(100));
@@ -321,6 +341,7 @@ impl Driver {
                     let _ = reply.send(answer);
                 }
                 _ = usage_tick.tick() => self.sample_usage(),
+                _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.engine.boot_outcome().is_some() => self.revalidate(),
                 // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
                 _ = flush_tick.tick() => self.flush_logs(),
                 _ = sleep_until_opt(deadline), if deadline.is_some() => {
@@ -447,6 +468,7 @@ impl Driver {
             shutting_down: self.api.shutting_down || self.engine.is_shutting_down(),
             services,
             graph: self.api.graph.clone(),
+            drift_problems: self.drift as u64,
         };
         self.api.snapshot.send_replace(Arc::new(snap));
     }
@@ -497,6 +519,73 @@ impl Driver {
                 ))
             }
         }
+    }
+
+    fn revalidate(&mut self) {
+        let (spec, plan, base, reaper, tx) = (
+            self.spec.clone(),
+            self.plan.clone(),
+            self.base_dir.clone(),
+            self.reaper.clone(),
+            self.tx.clone(),
+        );
+        tokio::spawn(async move {
+            let (report, _) = crate::preflight::run_with(&spec, &plan, &base, &reaper, true).await;
+            let _ = tx.send(Msg::Revalidated(report));
+        });
+    }
+
+    /// Drift found by the continuous validation becomes missions (never a stop);
+    /// checks that pass again resolve theirs.
+    fn revalidated(&mut self, report: crate::preflight::Report) {
+        use crate::preflight::Status;
+        let problems: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .collect();
+        if let Some(store) = &self.store {
+            for c in &report.checks {
+                let check = format!("revalidate: {}", c.check);
+                if c.status == Status::Fail {
+                    let _ = store.open_mission(&crate::missions::NewMission {
+                        service: c.service.clone(),
+                        layer: None,
+                        check,
+                        error: c.message.clone(),
+                        output: Vec::new(),
+                        fix_criteria: format!("the check `{}` passes again", c.check),
+                        next_step: c
+                            .hint
+                            .clone()
+                            .unwrap_or_else(|| "run `gantry preflight` for details".into()),
+                    });
+                } else {
+                    store.resolve_missions(&check, c.service.as_deref());
+                }
+            }
+        }
+        self.drift = problems.len();
+        self.dirty = true;
+        if !problems.is_empty() {
+            self.out.gantry_line(&format!(
+                "revalidation: {} problem(s): {} (see `gantry missions`)",
+                problems.len(),
+                problems
+                    .iter()
+                    .map(|c| format!(
+                        "{}{}",
+                        c.service
+                            .as_deref()
+                            .map(|s| format!("{s}: "))
+                            .unwrap_or_default(),
+                        c.message
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        self.event(serde_json::json!({ "event": "revalidated", "problems": problems.len() }));
     }
 
     fn sample_usage(&mut self) {
@@ -682,6 +771,7 @@ impl Driver {
                     },
                 )
             }
+            Msg::Revalidated(report) => self.revalidated(report),
             Msg::Cleanup { unit, ok, message } => {
                 let message = self.redactor.redact_owned(message);
                 self.engine
@@ -1282,6 +1372,7 @@ fn start_api(
         shutting_down: false,
         services: Vec::new(),
         graph: graph.clone(),
+        drift_problems: 0,
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
     let (events_tx, _) = broadcast::channel(1024);
@@ -1293,7 +1384,14 @@ fn start_api(
             .map(|s| s.history())
             .unwrap_or_default()
     });
+    let missions_dir = state_dir.to_path_buf();
+    let missions: gantry_api::model::Missions = Arc::new(move || {
+        Store::open_existing(&missions_dir)
+            .map(|s| s.missions(false))
+            .unwrap_or_default()
+    });
     let state = ApiState {
+        missions,
         snapshot: snap_rx,
         events: events_tx.clone(),
         commands: cmd_tx,

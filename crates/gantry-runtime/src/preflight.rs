@@ -399,6 +399,19 @@ pub async fn run(
     base: &Path,
     reaper: &Reaper,
 ) -> (Report, Vec<SecretValue>) {
+    run_with(spec, plan, base, reaper, false).await
+}
+
+/// The pre-flight; with `revalidate`, as re-run while the stack is up: the ports are
+/// held by our own services then, and per-service preflight commands were a boot-time
+/// rehearsal, so both are left out.
+pub async fn run_with(
+    spec: &Spec,
+    plan: &Plan,
+    base: &Path,
+    reaper: &Reaper,
+    revalidate: bool,
+) -> (Report, Vec<SecretValue>) {
     let mut b = Builder { checks: Vec::new() };
     b.push(
         "config and secrets",
@@ -474,7 +487,7 @@ pub async fn run(
                 Err(e) => b.push(stage, "command", Some(name), Severity::Critical, false, e.to_string(), Some("install the program, fix its path (relative paths are relative to working_dir), or add it to PATH".into())),
             }
         }
-        for port in implied_ports(s) {
+        for port in implied_ports(s).into_iter().filter(|_| !revalidate) {
             if port_free(port) {
                 b.push(
                     stage,
@@ -498,7 +511,7 @@ pub async fn run(
                 );
             }
         }
-        if let Some(argv) = &s.preflight {
+        if let Some(argv) = s.preflight.as_ref().filter(|_| !revalidate) {
             let outcome = probe::exec(
                 argv.clone(),
                 env.clone(),

@@ -63,6 +63,7 @@ pub fn snapshot(boot: BootPhase, services: Vec<ServiceSnapshot>) -> Snapshot {
         shutting_down: false,
         services,
         graph: serde_json::json!({ "nodes": [{ "name": "db" }, { "name": "api" }], "edges": [["api", "db"]] }),
+        drift_problems: 0,
     }
 }
 
@@ -146,6 +147,11 @@ impl Harness {
             events: events.clone(),
             commands: cmd_tx,
             token: Arc::new(TOKEN.to_string()),
+            missions: Arc::new(|| {
+                vec![
+                    serde_json::json!({ "id": 1, "check": "boot", "service": "db", "status": "open" }),
+                ]
+            }),
             history: Arc::new(|| {
                 vec![
                     BootRecord {

@@ -67,7 +67,13 @@ pub struct Up {
 
 /// Writes `toml` (with `FIXTURE` replaced by the fixture's path) and starts `gantry up --json`.
 pub fn up(name: &str, toml: &str, extra: &[&str]) -> Up {
+    up_with(name, toml, extra, |_| {})
+}
+
+/// Like [`up`], with `setup` run on the stack's directory before gantry starts.
+pub fn up_with(name: &str, toml: &str, extra: &[&str], setup: impl FnOnce(&Path)) -> Up {
     let dir = tempdir(name);
+    setup(&dir);
     let mut text = toml.replace("FIXTURE", fixture().to_str().unwrap());
     // Tests run in parallel: each instance's API takes a free port (written to .gantry/api.addr).
     text = if text.contains("[settings]") {
