@@ -906,6 +906,7 @@ impl Driver {
             Ok(s) => (s.env.clone(), s.cwd.clone()),
             Err(_) => (std::env::vars().collect(), None),
         };
+        let base_dir = self.base_dir.clone();
         tokio::spawn(async move {
             let outcome = match &p.kind {
                 ProbeKind::Tcp(addr) => probe::tcp(addr, timeout).await,
@@ -917,14 +918,7 @@ impl Driver {
                 ProbeKind::Exec(argv) => {
                     probe::exec(argv.clone(), env, cwd, timeout, &reaper).await
                 }
-                other => probe::ProbeOutcome {
-                    ok: false,
-                    message: format!(
-                        "`{}` probes are not available in this build yet; use a tcp or exec probe",
-                        other.name()
-                    ),
-                    duration: Duration::ZERO,
-                },
+                other => crate::stores::check(other, timeout, &base_dir).await,
             };
             let _ = tx.send(Msg::Probe {
                 unit,

@@ -27,5 +27,6 @@ pub mod procstat;
 pub mod reaper;
 pub mod redact;
 pub mod store;
+pub mod stores;
 
 pub use nix::sys::signal::Signal;

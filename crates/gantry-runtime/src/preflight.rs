@@ -669,6 +669,7 @@ pub async fn run_with(
                 )
                 .await
             }
+            k if crate::stores::is_store(k) => crate::stores::check(k, timeout, base).await,
             other => probe::ProbeOutcome {
                 ok: true,
                 message: format!("{} probe runs at boot", other.name()),
