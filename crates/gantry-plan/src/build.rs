@@ -1,7 +1,7 @@
 //! Builds and validates the plan: resolves names, finds cycles, checks layers and conditions, computes waves and the critical path.
 
 use gantry_spec::diag::did_you_mean;
-use gantry_spec::{Condition, Diagnostic, Kind, Service, Source, Spec};
+use gantry_spec::{Condition, Diagnostic, Service, Source, Spec};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -126,7 +126,7 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
             }
             let dep = &spec.services[target];
             match d.condition {
-                Condition::Completed if dep.kind != Kind::Task => diags.push(
+                Condition::Completed if !dep.kind.is_oneshot() => diags.push(
                     Diagnostic::error(
                         "bad-condition",
                         format!("`{}` is not a task, so it never completes", d.name.value),
@@ -135,7 +135,7 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
                     .at(d.name.span.clone())
                     .hint(format!("use \"ready\" or \"started\", or set kind = \"task\" on `{}`", d.name.value)),
                 ),
-                Condition::Ready if dep.readiness.is_none() && dep.kind != Kind::Task => diags.push(
+                Condition::Ready if dep.readiness.is_none() && !dep.kind.is_oneshot() => diags.push(
                     Diagnostic::warning(
                         "no-readiness-probe",
                         format!("`{}` has no readiness probe, so \"ready\" means only \"started\"", d.name.value),

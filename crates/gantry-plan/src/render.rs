@@ -165,6 +165,7 @@ fn kind_label(kind: Kind) -> &'static str {
         Kind::Process => "process",
         Kind::Task => "task",
         Kind::External => "external",
+        Kind::Migrate => "migrate",
     }
 }
 
@@ -179,7 +180,7 @@ pub fn render_mermaid(plan: &Plan) -> String {
         let unit = &plan.units[u];
         let label = unit.name().replace('"', "#quot;");
         let _ = match unit.service.kind {
-            Kind::Task => writeln!(out, "{indent}{}[/\"{label}\"/]", mermaid_id(u)),
+            Kind::Task | Kind::Migrate => writeln!(out, "{indent}{}[/\"{label}\"/]", mermaid_id(u)),
             Kind::External => writeln!(out, "{indent}{}[(\"{label}\")]", mermaid_id(u)),
             Kind::Process => writeln!(out, "{indent}{}[\"{label}\"]", mermaid_id(u)),
         };

@@ -215,6 +215,7 @@ impl Driver {
                 &cfg.base_dir,
                 &state_dir,
                 &cfg.secrets,
+                &cfg.file,
             )?);
         }
         let units = cfg.plan.units.iter().map(unit_config).collect();
@@ -800,14 +801,14 @@ impl Driver {
                 signal,
             } => {
                 let svc = &self.svcs[unit.0];
-                if let Some((g, pid)) = svc.live {
-                    if g == r#gen {
-                        let sig = match signal {
-                            eng::StopSignal::Graceful => svc.stop_signal,
-                            eng::StopSignal::Kill => nix::sys::signal::Signal::SIGKILL,
-                        };
-                        let _ = process::signal_group(pid, sig);
-                    }
+                if let Some((g, pid)) = svc.live
+                    && g == r#gen
+                {
+                    let sig = match signal {
+                        eng::StopSignal::Graceful => svc.stop_signal,
+                        eng::StopSignal::Kill => nix::sys::signal::Signal::SIGKILL,
+                    };
+                    let _ = process::signal_group(pid, sig);
                 }
             }
             Action::RunCleanup { unit } => self.cleanup(unit),
@@ -1070,7 +1071,7 @@ impl Driver {
         let v = self.engine.unit(unit);
         let svc = &self.svcs[unit.0];
         let layer = self.plan.layers.get(self.plan.units[unit.0].layer).cloned();
-        let gate = if self.plan.units[unit.0].service.kind == Kind::Task {
+        let gate = if self.plan.units[unit.0].service.kind.is_oneshot() {
             "completes (exit 0)"
         } else {
             "becomes ready"
@@ -1201,17 +1202,35 @@ fn make_svc(
     base: &Path,
     state_dir: &Path,
     secrets: &[SecretValue],
+    file: &str,
 ) -> Result<Svc, String> {
     let s = &u.service;
     let cwd = base.join(s.working_dir.as_deref().unwrap_or("."));
     let spawn = (|| -> Result<SpawnSpec, String> {
         let env =
             crate::env::service_env(global.as_ref().map_err(Clone::clone)?, s, base, secrets)?;
-        let argv = s
-            .command
-            .as_ref()
-            .map(|c| c.value.clone())
-            .unwrap_or_default();
+        let argv = if s.kind == Kind::Migrate {
+            // A migrate service is gantry's own migrator run as a one-shot task, so it
+            // gets the same gates, retries, logs and records as any other service.
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the gantry binary: {e}"))?;
+            let file =
+                std::fs::canonicalize(file).map_err(|e| format!("cannot resolve {file}: {e}"))?;
+            vec![
+                exe.display().to_string(),
+                "-f".into(),
+                file.display().to_string(),
+                "migrate".into(),
+                "up".into(),
+                "--service".into(),
+                s.name.value.clone(),
+            ]
+        } else {
+            s.command
+                .as_ref()
+                .map(|c| c.value.clone())
+                .unwrap_or_default()
+        };
         let Some((program, args)) = argv.split_first() else {
             return Err("no command".into());
         };
@@ -1295,7 +1314,7 @@ pub fn unit_config(u: &PlanUnit) -> eng::UnitConfig {
     let s = &u.service;
     let kind = match s.kind {
         Kind::Process => eng::UnitKind::Process,
-        Kind::Task => eng::UnitKind::Task,
+        Kind::Task | Kind::Migrate => eng::UnitKind::Task,
         Kind::External => eng::UnitKind::External,
     };
     let mut c = eng::UnitConfig::new(s.name.value.clone(), kind);
@@ -1335,7 +1354,7 @@ pub fn unit_config(u: &PlanUnit) -> eng::UnitConfig {
     };
     // A migration may legitimately run for minutes; a server should be ready within one.
     c.start_timeout = Some(s.start_timeout.map(|d| d.0).unwrap_or(match s.kind {
-        Kind::Task => Duration::from_secs(600),
+        Kind::Task | Kind::Migrate => Duration::from_secs(600),
         _ => Duration::from_secs(60),
     }));
     c.stop_timeout = s.stop_timeout.0;

@@ -693,7 +693,7 @@ pub async fn run_with(
     for u in &plan.units {
         let s = &u.service;
         let name = s.name.value.as_str();
-        if !u.dependents.is_empty() && s.kind != Kind::Task {
+        if !u.dependents.is_empty() && !s.kind.is_oneshot() {
             rules += 1;
             if s.readiness.is_some() {
                 held += 1;

@@ -64,11 +64,11 @@ pub fn fmt_duration(d: Duration) -> String {
     if micros == 0 {
         return "0s".into();
     }
-    if micros % 1_000_000 == 0 {
+    if micros.is_multiple_of(1_000_000) {
         format!("{}s", micros / 1_000_000)
-    } else if micros >= 1_000_000 && micros % 100_000 == 0 {
+    } else if micros >= 1_000_000 && micros.is_multiple_of(100_000) {
         format!("{:.1}s", d.as_secs_f64())
-    } else if micros % 1_000 == 0 {
+    } else if micros.is_multiple_of(1_000) {
         format!("{}ms", micros / 1_000)
     } else if micros >= 1_000 {
         format!("{:.1}ms", micros as f64 / 1_000.0)

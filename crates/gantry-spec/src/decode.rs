@@ -994,6 +994,69 @@ impl Decoder<'_> {
         out
     }
 
+    /// The keys of a `kind = "migrate"` service; `database` is required.
+    fn migrate(&mut self, t: &DeTable<'_>, path: &str, span: Span) -> Option<MigrateSpec> {
+        let Some(database) = t
+            .get("database")
+            .and_then(|x| self.string(x, &join(path, "database")))
+        else {
+            if !t.contains_key("database") {
+                self.error(
+                    "missing-database",
+                    path,
+                    span,
+                    "a migrate service needs a database",
+                    "add database = \"postgres://127.0.0.1:5432/app\" (or mysql://, sqlite://path)",
+                );
+            }
+            return None;
+        };
+        let scheme_ok = [
+            "postgres://",
+            "postgresql://",
+            "mysql://",
+            "mariadb://",
+            "sqlite://",
+        ]
+        .iter()
+        .any(|p| database.value.starts_with(p));
+        if !scheme_ok && !database.value.is_empty() {
+            self.error(
+                "invalid-value",
+                &join(path, "database"),
+                database.span.clone(),
+                "unsupported database URL",
+                "use postgres://…, mysql://… or sqlite://path",
+            );
+        }
+        let dir = t
+            .get("dir")
+            .and_then(|x| self.string(x, &join(path, "dir")))
+            .map_or_else(|| "migrations".to_string(), |s| s.value);
+        let create_database = t
+            .get("create_database")
+            .and_then(|x| self.boolean(x, &join(path, "create_database")))
+            .unwrap_or(false);
+        let on_drift = match t
+            .get("on_drift")
+            .and_then(|x| self.enumeration(x, &join(path, "on_drift"), &["fail", "warn"]))
+        {
+            Some("warn") => OnDrift::Warn,
+            _ => OnDrift::Fail,
+        };
+        let lock_timeout = t
+            .get("lock_timeout")
+            .and_then(|x| self.duration(x, &join(path, "lock_timeout")))
+            .unwrap_or(Dur(Duration::from_secs(60)));
+        Some(MigrateSpec {
+            database,
+            dir,
+            create_database,
+            on_drift,
+            lock_timeout,
+        })
+    }
+
     fn service(
         &mut self,
         key: &Spanned<std::borrow::Cow<'_, str>>,
@@ -1011,6 +1074,7 @@ impl Decoder<'_> {
         {
             Some("task") => Kind::Task,
             Some("external") => Kind::External,
+            Some("migrate") => Kind::Migrate,
             _ => Kind::Process,
         };
         let command = t
@@ -1020,11 +1084,15 @@ impl Decoder<'_> {
             (None, Kind::Process | Kind::Task) if !t.contains_key("command") => {
                 self.error("missing-command", &path, key.span(), format!("service `{}` has no command", key.get_ref()), "add command = \"...\", or kind = \"external\" for a service gantry only probes");
             }
-            (Some(c), Kind::External) => {
+            (Some(c), Kind::External | Kind::Migrate) => {
                 self.diags.push(
                     Diagnostic::warning(
                         "ignored-key",
-                        "external services are not started; their command is ignored",
+                        if kind == Kind::External {
+                            "external services are not started; their command is ignored"
+                        } else {
+                            "migrate services run gantry's migrator; their command is ignored"
+                        },
                     )
                     .key(p("command"))
                     .at(c.span.clone())
@@ -1109,6 +1177,11 @@ impl Decoder<'_> {
             expected_start: t
                 .get("expected_start")
                 .and_then(|x| self.duration(x, &p("expected_start"))),
+            migrate: if kind == Kind::Migrate {
+                self.migrate(t, &path, key.span())
+            } else {
+                None
+            },
         };
         named_ok.then_some(service)
     }

@@ -50,7 +50,7 @@ const fn k(name: &'static str, ty: Ty, default: Option<&'static str>, doc: &'sta
 }
 
 pub const PRIORITIES: &[&str] = &["critical", "high", "medium", "low"];
-pub const KINDS: &[&str] = &["process", "task", "external"];
+pub const KINDS: &[&str] = &["process", "task", "external", "migrate"];
 pub const RESTARTS: &[&str] = &["never", "on-failure", "always"];
 pub const CONDITIONS: &[&str] = &["started", "ready", "completed"];
 pub const SIGNALS: &[&str] = &[
@@ -318,7 +318,7 @@ macro_rules! inheritable {
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 9 + 15;
+const SERVICE_LEN: usize = 9 + 18;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(
@@ -331,7 +331,7 @@ pub static SERVICE: &[Key] = &{
             "kind",
             Ty::Enum(KINDS),
             Some("\"process\""),
-            "process: long-running. task: one-shot, success = exit 0. external: not started, only probed.",
+            "process: long-running. task: one-shot, success = exit 0. external: not started, only probed. migrate: applies the SQL migrations in `dir` to `database`, one-shot.",
         ),
         k(
             "env_file",
@@ -397,13 +397,31 @@ pub static SERVICE: &[Key] = &{
             "database",
             Ty::Str,
             None,
-            "kind = \"migrate\": the database URL (reserved).",
+            "kind = \"migrate\": the database URL (postgres://, mysql:// or sqlite://path); required.",
         ),
         k(
             "dir",
             Ty::Str,
-            None,
-            "kind = \"migrate\": the migrations directory (reserved).",
+            Some("\"migrations\""),
+            "kind = \"migrate\": the directory of NNNN_name.up.sql / NNNN_name.down.sql files, relative to the file.",
+        ),
+        k(
+            "create_database",
+            Ty::Bool,
+            Some("false"),
+            "kind = \"migrate\": create the database when it is missing.",
+        ),
+        k(
+            "on_drift",
+            Ty::Enum(&["fail", "warn"]),
+            Some("\"fail\""),
+            "kind = \"migrate\": a live schema that differs from the recorded schema hash is NO-GO (fail) or a warning with a mission (warn).",
+        ),
+        k(
+            "lock_timeout",
+            Ty::Duration,
+            Some("\"60s\""),
+            "kind = \"migrate\": how long to wait for another migrator's lock.",
         ),
         k(
             "remediate",
@@ -498,4 +516,20 @@ pub static TOP: &[Key] = &[
 /// Finds a key by name in a table's registry.
 pub fn find(keys: &'static [Key], name: &str) -> Option<&'static Key> {
     keys.iter().find(|key| key.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_key_is_named_once() {
+        // SERVICE is assembled into a fixed-size array; a wrong length leaves
+        // placeholder entries with empty names behind.
+        let mut names: Vec<&str> = SERVICE.iter().map(|k| k.name).collect();
+        assert!(names.iter().all(|n| !n.is_empty()));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), SERVICE.len());
+    }
 }

@@ -101,6 +101,39 @@ pub enum Kind {
     Task,
     /// Not started by gantry, only probed.
     External,
+    /// Applies the SQL migrations in `dir` to `database` (one-shot, like a task).
+    Migrate,
+}
+
+impl Kind {
+    /// Runs once; "completed" (exit 0) is its success.
+    pub fn is_oneshot(self) -> bool {
+        matches!(self, Kind::Task | Kind::Migrate)
+    }
+}
+
+/// What to do when the live schema differs from the recorded schema hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDrift {
+    /// NO-GO.
+    #[default]
+    Fail,
+    /// A mission and a warning; the boot goes on.
+    Warn,
+}
+
+/// The settings of a `kind = "migrate"` service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateSpec {
+    /// postgres://…, mysql://… or sqlite://path (a path relative to the file).
+    pub database: Sp<String>,
+    /// The directory of `NNNN_name.up.sql` / `NNNN_name.down.sql` files, relative to the file.
+    pub dir: String,
+    pub create_database: bool,
+    pub on_drift: OnDrift,
+    /// How long to wait for another migrator's lock.
+    pub lock_timeout: Dur,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize)]
@@ -288,6 +321,8 @@ pub struct Service {
     pub ports: Vec<u16>,
     /// A hint for the critical path before any boot was recorded.
     pub expected_start: Option<Dur>,
+    /// Present for `kind = "migrate"`.
+    pub migrate: Option<MigrateSpec>,
 }
 
 #[derive(Debug, Clone)]
