@@ -388,6 +388,9 @@ pub fn missions(file: &Path, json: bool, all: bool) -> anyhow::Result<Outcome> {
             m["fix_criteria"].as_str().unwrap_or(""),
             m["next_step"].as_str().unwrap_or(""),
         ));
+        if let Some(r) = m["remediation"].as_str() {
+            out.push_str(&format!("  remediate: {r}\n"));
+        }
         let lines = m["output"].as_array().cloned().unwrap_or_default();
         if !lines.is_empty() {
             out.push_str("  last output:\n");

@@ -291,3 +291,38 @@ restart = "on-failure"
     assert_eq!(up.stop(), 0);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn remediate_runs_once_then_the_service_is_checked_again_and_its_mission_resolves() {
+    let toml = r#"
+[services.cache]
+command = ["sh", "-c", "test -f warm || { echo cache is cold >&2; exit 3; }; exec FIXTURE --name cache"]
+priority = "low"
+remediate = "touch warm"
+"#;
+    let mut up = up("remediate", toml, &[]);
+    // No readiness probe: it counts as running once spawned, then exits 3 and fails.
+    up.wait_state("cache", "failed", 20);
+    up.wait_for("the remediation", 10, |v| {
+        v["event"] == "remediated" && v["ok"] == true
+    });
+    up.wait_count("cache", "running", 2, 10);
+    let (code, out) = run_in(&up.dir, &["missions", "--all", "--json"], &[]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = &v["missions"][0];
+    assert_eq!(m["service"], "cache");
+    assert_eq!(m["status"], "resolved", "{m}");
+    assert!(
+        m["remediation"]
+            .as_str()
+            .unwrap_or("")
+            .contains("succeeded"),
+        "{m}"
+    );
+    assert!(
+        m["output"].to_string().contains("cache is cold"),
+        "the mission keeps the output: {m}"
+    );
+    assert_eq!(up.stop(), 0);
+}

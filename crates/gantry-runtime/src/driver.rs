@@ -80,6 +80,10 @@ enum Msg {
         message: String,
     },
     Revalidated(crate::preflight::Report),
+    Remediated {
+        unit: UnitId,
+        outcome: probe::ProbeOutcome,
+    },
 }
 
 /// Per-service I/O state the engine does not own.
@@ -174,6 +178,8 @@ struct Driver {
     dirty: bool,
     /// Problems the last revalidation found.
     drift: usize,
+    /// Services whose `remediate` command already ran (it runs once).
+    remediated: Vec<bool>,
 }
 
 /// The driver's end of the API: what it publishes and what it is asked to do.
@@ -262,6 +268,7 @@ impl Driver {
             usage: vec![None; n],
             dirty: true,
             drift: 0,
+            remediated: vec![false; n],
             engine,
             svcs,
             out,
@@ -773,6 +780,7 @@ impl Driver {
                 )
             }
             Msg::Revalidated(report) => self.revalidated(report),
+            Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Cleanup { unit, ok, message } => {
                 let message = self.redactor.redact_owned(message);
                 self.engine
@@ -964,7 +972,60 @@ impl Driver {
         });
     }
 
+    /// Runs a failed service's `remediate` command, once.
+    fn remediate(&mut self, unit: UnitId) {
+        let u = &self.plan.units[unit.0].service;
+        let Some(argv) = u.remediate.clone() else {
+            return;
+        };
+        if std::mem::replace(&mut self.remediated[unit.0], true) || self.engine.is_shutting_down() {
+            return;
+        }
+        let svc = &self.svcs[unit.0];
+        let (env, cwd) = match &svc.spawn {
+            Ok(s) => (s.env.clone(), s.cwd.clone()),
+            Err(_) => (std::env::vars().collect(), None),
+        };
+        self.out.gantry_line(&format!(
+            "{}: running remediate `{}`",
+            svc.name,
+            argv.join(" ")
+        ));
+        let (tx, reaper) = (self.tx.clone(), self.reaper.clone());
+        tokio::spawn(async move {
+            let outcome = probe::exec(argv, env, cwd, Duration::from_secs(60), &reaper).await;
+            let _ = tx.send(Msg::Remediated { unit, outcome });
+        });
+    }
+
+    /// Records what the remediation did and, when it succeeded, checks the service again
+    /// by starting it: reaching ready resolves its mission.
+    fn remediated(&mut self, unit: UnitId, outcome: probe::ProbeOutcome) {
+        let name = self.svcs[unit.0].name.clone();
+        let message = self.redactor.redact_owned(outcome.message);
+        let text = if outcome.ok {
+            format!("remediation succeeded ({message})")
+        } else {
+            format!("remediation failed ({message})")
+        };
+        self.out.gantry_line(&format!("{name}: {text}"));
+        if let Some(store) = &self.store {
+            store.note_remediation("boot", &name, &text);
+        }
+        self.event(serde_json::json!({ "event": "remediated", "service": name, "ok": outcome.ok, "message": message }));
+        if outcome.ok && !self.engine.is_shutting_down() {
+            let now = self.now();
+            self.engine
+                .handle(now, Event::Command(eng::Command::Start(unit)));
+        }
+    }
+
     fn transition(&mut self, n: eng::Notice) {
+        if n.to == eng::State::Failed {
+            // Open the mission first, so the remediation outcome has a record to land in.
+            self.open_boot_mission(n.unit);
+            self.remediate(n.unit);
+        }
         if matches!(
             n.to,
             eng::State::Ready | eng::State::Running | eng::State::Completed
@@ -1054,15 +1115,8 @@ impl Driver {
             reason: reason.clone(),
         };
         self.out.verdict(ok, &verdict);
+        // Every failed service already opened its mission when it failed.
         self.record_boot(label, now.0, reason.as_deref());
-        let failed: Vec<UnitId> = match &outcome {
-            eng::Outcome::Go => Vec::new(),
-            eng::Outcome::Degraded { failed } => failed.clone(),
-            eng::Outcome::NoGo { unit, .. } => vec![*unit],
-        };
-        for unit in failed {
-            self.open_boot_mission(unit);
-        }
     }
 
     /// A failed service becomes a mission: what failed, its last output, what must pass.

@@ -72,6 +72,8 @@ impl Store {
         let _ = conn.pragma_update(None, "journal_mode", "WAL");
         conn.execute_batch(SCHEMA)
             .map_err(|e| format!("cannot initialise state store {}: {e}", path.display()))?;
+        // Added after the first release of the table; older stores get the column here.
+        let _ = conn.execute("ALTER TABLE missions ADD COLUMN remediation TEXT", []);
         Ok(Store { conn, path })
     }
 
@@ -203,6 +205,14 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Adds a remediation outcome to the open mission of `check` for `service`.
+    pub fn note_remediation(&self, check: &str, service: &str, text: &str) {
+        let _ = self.conn.execute(
+            "UPDATE missions SET remediation = ?1 WHERE status = 'open' AND check_name = ?2 AND service IS ?3",
+            params![text, check, service],
+        );
+    }
+
     /// Resolves open missions of `check` (for `service`) because the check passes now.
     pub fn resolve_missions(&self, check: &str, service: Option<&str>) -> usize {
         let now = crate::logs::rfc3339_utc(std::time::SystemTime::now());
@@ -217,9 +227,9 @@ impl Store {
     /// Missions, newest first (open ones only unless `all`).
     pub fn missions(&self, all: bool) -> Vec<serde_json::Value> {
         let sql = if all {
-            "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at FROM missions ORDER BY id DESC LIMIT 200"
+            "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at, remediation FROM missions ORDER BY id DESC LIMIT 200"
         } else {
-            "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at FROM missions WHERE status = 'open' ORDER BY id DESC LIMIT 200"
+            "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at, remediation FROM missions WHERE status = 'open' ORDER BY id DESC LIMIT 200"
         };
         let Ok(mut stmt) = self.conn.prepare(sql) else {
             return Vec::new();
@@ -237,6 +247,7 @@ impl Store {
                 "next_step": r.get::<_, String>(8)?,
                 "status": r.get::<_, String>(9)?,
                 "resolved_at": r.get::<_, Option<String>>(10)?,
+                "remediation": r.get::<_, Option<String>>(11).ok().flatten(),
             }))
         })
         .map(|rows| rows.flatten().collect())

@@ -1177,6 +1177,10 @@ impl Decoder<'_> {
             expected_start: t
                 .get("expected_start")
                 .and_then(|x| self.duration(x, &p("expected_start"))),
+            remediate: t
+                .get("remediate")
+                .and_then(|x| self.command(x, &p("remediate")))
+                .map(|c| c.value),
             migrate: if kind == Kind::Migrate {
                 self.migrate(t, &path, key.span())
             } else {

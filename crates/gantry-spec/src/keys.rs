@@ -427,7 +427,7 @@ pub static SERVICE: &[Key] = &{
             "remediate",
             Ty::Command,
             None,
-            "A command run once when the service fails its checks (reserved).",
+            "A command run once when the service fails (e.g. clear a stale lock file); gantry then starts the service again and records the outcome in the mission.",
         ),
     ];
     let shared = inheritable!();

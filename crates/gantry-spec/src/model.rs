@@ -323,6 +323,8 @@ pub struct Service {
     pub expected_start: Option<Dur>,
     /// Present for `kind = "migrate"`.
     pub migrate: Option<MigrateSpec>,
+    /// Run once when the service fails; then its check runs again.
+    pub remediate: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
