@@ -10,6 +10,7 @@ mod graph;
 mod init;
 mod load;
 mod logs;
+mod migrate;
 mod up;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -141,6 +142,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Apply, revert, check and repair the SQL migrations of a `kind = "migrate"` service.
+    Migrate(migrate::MigrateArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -217,6 +220,7 @@ fn main() -> ExitCode {
         } => logs::run(&cli.file, names, *follow, since.as_deref(), stream.clone()),
         Command::Preflight { json } => up::preflight(&cli.file, *json),
         Command::Missions { json, all } => ctl::missions(&cli.file, *json, *all),
+        Command::Migrate(args) => migrate::run(&cli.file, args.clone()),
         Command::Status { json, watch } => ctl::status(&cli.file, *json, *watch),
         Command::Start { name } => ctl::service_action(&cli.file, "start", name),
         Command::Stop { name } => ctl::service_action(&cli.file, "stop", name),
