@@ -68,6 +68,8 @@ pub fn run(
         preflight: !skip_preflight,
         secrets: Vec::new(),
     };
+    // About four fds per service (pipes, notify socket, log file, probe sockets).
+    gantry_runtime::process::pregrow_fd_table(64 + 4 * cfg.plan.units.len() as i32);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -337,6 +337,18 @@ impl Waiter {
                 park(timeout);
                 continue;
             };
+            // A socket read timeout is rounded up to the kernel's tick (4 ms at HZ=250),
+            // which would make `--delay 50` take ~55 ms. Wait out the last few
+            // milliseconds with a precise park instead; a signal that arrives then
+            // stays queued in the pipe for the next wait.
+            let timeout = match (timeout, deadline) {
+                (Some(t), Some(d)) if t <= Duration::from_millis(6) => {
+                    park_until(d);
+                    return Wake::Deadline;
+                }
+                (Some(t), _) => Some(t - Duration::from_millis(5)),
+                (None, _) => None,
+            };
             if rx.set_read_timeout(timeout).is_err() {
                 park(timeout);
                 continue;
