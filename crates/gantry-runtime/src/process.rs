@@ -523,6 +523,19 @@ fn decode(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Grows the process's file-descriptor table to hold `fds` descriptors now.
+///
+/// The kernel grows the table by doubling when a new fd crosses the current size, and
+/// with several threads sharing it that waits for the other CPUs: measured here as 5–32 ms
+/// stalls of the event loop during a 50-service boot. Doing it once while the process is
+/// still single-threaded (before tokio starts) avoids them.
+pub fn pregrow_fd_table(fds: i32) {
+    let target = fds.max(64);
+    if let Ok(fd) = nix::fcntl::fcntl(std::io::stderr(), nix::fcntl::FcntlArg::F_DUPFD(target)) {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,18 +569,5 @@ mod tests {
         assert!(signal_group(1, Signal::SIGTERM).is_err());
         assert!(signal_pid(0, Signal::SIGTERM).is_err());
         assert!(signal_pid(u32::MAX, Signal::SIGTERM).is_err());
-    }
-}
-
-/// Grows the process's file-descriptor table to hold `fds` descriptors now.
-///
-/// The kernel grows the table by doubling when a new fd crosses the current size, and
-/// with several threads sharing it that waits for the other CPUs: measured here as 5–32 ms
-/// stalls of the event loop during a 50-service boot. Doing it once while the process is
-/// still single-threaded (before tokio starts) avoids them.
-pub fn pregrow_fd_table(fds: i32) {
-    let target = fds.max(64);
-    if let Ok(fd) = nix::fcntl::fcntl(std::io::stderr(), nix::fcntl::FcntlArg::F_DUPFD(target)) {
-        let _ = nix::unistd::close(fd);
     }
 }
