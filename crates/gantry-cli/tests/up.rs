@@ -549,3 +549,31 @@ fn the_quickstart_example_boots_to_go() {
     assert_eq!(outcome.as_deref(), Some("go"));
     assert_eq!(status.code(), Some(0));
 }
+
+/// Regression: the exit used to race the output readers, so a failing service's last
+/// lines (the ones that explain the failure) were lost in ~40% of NO-GOs.
+#[test]
+fn last_output_lines_of_a_failing_service_are_never_lost() {
+    let toml = r#"
+[services.db]
+kind = "task"
+command = "FIXTURE --name db --stdout-lines 5 --stderr-lines 3 --crash-after 0 --exit-code 3"
+priority = "critical"
+"#;
+    for i in 0..10 {
+        let mut up = up(&format!("last-lines-{i}"), toml, &[]);
+        let boot = up.wait_boot(20);
+        assert_eq!(boot["outcome"], "no-go");
+        assert_eq!(up.wait_exit(20), 1);
+        let lines = up
+            .events
+            .iter()
+            .filter(|v| v["event"] == "output" && v["service"] == "db")
+            .count();
+        assert!(
+            lines >= 8,
+            "run {i}: only {lines} of the 8 output lines arrived:\n{}",
+            up.log()
+        );
+    }
+}

@@ -602,11 +602,13 @@ pub async fn run_with(
         );
     }
     let state_dir = base.join(&spec.settings.state_dir);
-    let probe_dir = if state_dir.exists() {
-        state_dir.clone()
-    } else {
-        base.to_path_buf()
-    };
+    // The state dir may not exist yet: measure the filesystem it will be created on,
+    // i.e. its nearest existing ancestor, not the file's directory.
+    let probe_dir = state_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(base)
+        .to_path_buf();
     if let Ok(st) = nix::sys::statvfs::statvfs(&probe_dir) {
         let free = st.blocks_available() * st.fragment_size();
         let mb = free / (1024 * 1024);
