@@ -10,6 +10,7 @@ pub mod keys;
 pub mod model;
 pub mod schema;
 pub mod source;
+pub mod url;
 
 pub use decode::{Loaded, decode, valid_name};
 pub use diag::{Diagnostic, Severity};
