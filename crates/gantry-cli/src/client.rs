@@ -36,10 +36,7 @@ impl Instance {
     /// instance actually bound (`state_dir/api.addr`) wins over the configured one.
     pub fn find(file: &Path) -> Result<Instance, String> {
         let checked = load(file, &Default::default())?;
-        let base = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let base = crate::load::base_dir(file);
         let state_dir = base.join(&checked.spec.settings.state_dir);
         let addr = std::fs::read_to_string(state_dir.join("api.addr"))
             .map(|s| s.trim().to_string())

@@ -353,10 +353,7 @@ pub fn missions(file: &Path, json: bool, all: bool) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Usage);
         }
     };
-    let base = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = crate::load::base_dir(file);
     let state_dir = base.join(&checked.spec.settings.state_dir);
     let list = gantry_runtime::store::Store::open_existing(&state_dir)
         .map(|s| s.missions(all))

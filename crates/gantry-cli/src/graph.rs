@@ -1,30 +1,15 @@
 //! `gantry graph`: the boot plan as text, dot, mermaid or JSON.
 
-use crate::load::load;
 use crate::{GraphFormat, Outcome};
 use std::path::Path;
 
 pub fn run(file: &Path, format: GraphFormat) -> anyhow::Result<Outcome> {
-    let checked = match load(file, &Default::default()) {
+    let checked = match crate::load::load_valid(file, "invalid; run `gantry check` for details") {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(outcome) => return Ok(outcome),
     };
-    if checked.has_errors() {
-        checked.print_diagnostics();
-        eprintln!(
-            "{}: invalid; run `gantry check` for details",
-            checked.source.path
-        );
-        return Ok(Outcome::Usage);
-    }
     // Once boots are recorded, the critical path uses the last boot's real timings.
-    let base = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let base = crate::load::base_dir(file);
     let timings =
         gantry_runtime::store::Store::open_existing(&base.join(&checked.spec.settings.state_dir))
             .map(|s| s.last_timings())

@@ -72,3 +72,25 @@ pub fn check_text(
         diagnostics,
     }
 }
+
+/// Loads `path` for a command that needs a valid file. On a problem it prints it (the
+/// diagnostics, then `<file>: <verdict>`) and returns the usage outcome to exit with.
+pub fn load_valid(path: &Path, verdict: &str) -> Result<Checked, crate::Outcome> {
+    let checked = load(path, &Default::default()).map_err(|e| {
+        eprintln!("error: {e}");
+        crate::Outcome::Usage
+    })?;
+    if checked.has_errors() {
+        checked.print_diagnostics();
+        eprintln!("{}: {verdict}", checked.source.path);
+        return Err(crate::Outcome::Usage);
+    }
+    Ok(checked)
+}
+
+/// The directory relative paths in the file are resolved against.
+pub fn base_dir(file: &Path) -> &Path {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}

@@ -62,21 +62,10 @@ pub enum MigrateCommand {
 }
 
 pub fn run(file: &Path, args: MigrateArgs) -> anyhow::Result<Outcome> {
-    let checked = match crate::load::load(file, &Default::default()) {
+    let checked = match crate::load::load_valid(file, "invalid; run `gantry check` for details") {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(outcome) => return Ok(outcome),
     };
-    if checked.has_errors() {
-        checked.print_diagnostics();
-        eprintln!(
-            "{}: invalid; run `gantry check` for details",
-            checked.source.path
-        );
-        return Ok(Outcome::Usage);
-    }
     let service = match pick(&checked.spec.services, args.service.as_deref(), file) {
         Ok(s) => s,
         Err(msg) => {
@@ -128,10 +117,7 @@ pub fn run(file: &Path, args: MigrateArgs) -> anyhow::Result<Outcome> {
 
 /// The stack file's directory, absolute: relative `dir` and `sqlite://` paths start there.
 fn base_dir(file: &Path) -> PathBuf {
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::load::base_dir(file);
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 

@@ -1,7 +1,6 @@
 //! `gantry up`: become the namespace init (orphan-proofing), check the file, select services, run the driver.
 
 use crate::Outcome;
-use crate::load::load;
 use gantry_plan::Selection;
 use gantry_runtime::driver::{UpConfig, up};
 use gantry_runtime::nsinit::{self, NsMode};
@@ -15,18 +14,10 @@ pub fn run(
     json: bool,
     skip_preflight: bool,
 ) -> anyhow::Result<Outcome> {
-    let checked = match load(file, &Default::default()) {
+    let checked = match crate::load::load_valid(file, "invalid; nothing was started") {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(outcome) => return Ok(outcome),
     };
-    if checked.has_errors() {
-        checked.print_diagnostics();
-        eprintln!("{}: invalid; nothing was started", checked.source.path);
-        return Ok(Outcome::Usage);
-    }
     let plan = match gantry_plan::select(&checked.plan, &checked.spec, &selection) {
         Ok(p) => p,
         Err(e) => {
@@ -53,11 +44,7 @@ pub fn run(
     } else {
         OutputMode::Plain
     };
-    let base_dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let base_dir = crate::load::base_dir(file).to_path_buf();
     let cfg = UpConfig {
         spec: checked.spec,
         plan,
@@ -84,23 +71,11 @@ pub fn run(
 
 /// `gantry preflight`: the GO/NO-GO checks alone; nothing is started.
 pub fn preflight(file: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let checked = match load(file, &Default::default()) {
+    let checked = match crate::load::load_valid(file, "invalid: NO-GO") {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(outcome) => return Ok(outcome),
     };
-    if checked.has_errors() {
-        checked.print_diagnostics();
-        eprintln!("{}: invalid: NO-GO", checked.source.path);
-        return Ok(Outcome::Usage);
-    }
-    let base_dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    let base_dir = crate::load::base_dir(file).to_path_buf();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
