@@ -14,6 +14,17 @@ pub fn run(
     json: bool,
     skip_preflight: bool,
 ) -> anyhow::Result<Outcome> {
+    // Must happen while the process is still single-threaded: from here on, this
+    // process is PID 1 of its own PID namespace (or a subreaper when that is not
+    // permitted), so nothing it starts can outlive it, even after SIGKILL. It comes
+    // first so that the stub parent left behind has touched as little memory as possible.
+    let ns = nsinit::become_namespace_init();
+    if let NsMode::Unavailable(reason) = &ns {
+        let _ = nsinit::subreaper_fallback();
+        eprintln!(
+            "warning: no PID namespace ({reason}); services may outlive gantry if it is killed with SIGKILL"
+        );
+    }
     let checked = match crate::load::load_valid(file, "invalid; nothing was started") {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
@@ -27,16 +38,6 @@ pub fn run(
             return Ok(Outcome::Usage);
         }
     };
-    // Must happen while the process is still single-threaded: from here on, this
-    // process is PID 1 of its own PID namespace (or a subreaper when that is not
-    // permitted), so nothing it starts can outlive it, even after SIGKILL.
-    let ns = nsinit::become_namespace_init();
-    if let NsMode::Unavailable(reason) = &ns {
-        let _ = nsinit::subreaper_fallback();
-        eprintln!(
-            "warning: no PID namespace ({reason}); services may outlive gantry if it is killed with SIGKILL"
-        );
-    }
     let output = if json {
         OutputMode::Json
     } else if std::io::stdout().is_terminal() {
