@@ -58,8 +58,9 @@ pub fn run(
     };
     // About four fds per service (pipes, notify socket, log file, probe sockets).
     gantry_runtime::process::pregrow_fd_table(64 + 4 * cfg.plan.units.len() as i32);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One event loop owns all I/O (ARCHITECTURE.md): a single-threaded runtime keeps
+    // wake-ups on one core, one malloc arena and no cross-thread hand-offs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let code = runtime.block_on(up(cfg));

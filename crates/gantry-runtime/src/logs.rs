@@ -74,7 +74,7 @@ impl LogFile {
             })?;
         Ok(LogFile {
             path,
-            out: BufWriter::with_capacity(8 * 1024, file),
+            out: BufWriter::with_capacity(2 * 1024, file),
         })
     }
 

@@ -433,7 +433,7 @@ impl LineStream {
     fn new(rx: pipe::Receiver, pid: u32, stream: StreamKind) -> Self {
         Self {
             rx,
-            buf: Vec::with_capacity(8192),
+            buf: Vec::with_capacity(2048),
             start: 0,
             scanned: 0,
             eof: false,
@@ -465,7 +465,9 @@ impl LineStream {
                 self.scanned -= self.start;
                 self.start = 0;
             }
-            self.buf.reserve(8192);
+            // A small buffer per stream keeps 100 idle services cheap; a chatty one grows
+            // its buffer as needed.
+            self.buf.reserve(2048);
             match self.rx.read_buf(&mut self.buf).await {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
