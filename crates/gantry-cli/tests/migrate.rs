@@ -34,21 +34,6 @@ fn unique() -> String {
     )
 }
 
-/// `psql` against the local server; the trimmed output of `-tA` (unaligned, no headers).
-fn psql(db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", db])
-        .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run psql ({e}); install the PostgreSQL client"));
-    assert!(
-        out.status.success(),
-        "psql {sql:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// A PostgreSQL database name, dropped (if it exists) when this is dropped.
 struct PgDb(String);
 

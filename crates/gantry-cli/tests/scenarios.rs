@@ -266,22 +266,6 @@ fn unique(what: &str) -> String {
     )
 }
 
-/// `psql -tA` as postgres on `db`; the trimmed output. Fails the test on an SQL error.
-#[track_caller]
-fn psql(db: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", db])
-        .args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run psql ({e}); install the PostgreSQL client"));
-    assert!(
-        out.status.success(),
-        "psql {sql:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Best effort, for cleanups: never fails.
 fn psql_quiet(sql: &str) {
     let _ = Command::new("psql")
