@@ -577,3 +577,123 @@ priority = "critical"
         );
     }
 }
+
+/// Transitions of `service` whose reason contains `needle`, in order.
+fn transitions_with<'a>(up: &'a Up, service: &str, needle: &str) -> Vec<&'a serde_json::Value> {
+    up.events
+        .iter()
+        .filter(|v| {
+            v["event"] == "transition"
+                && v["service"] == service
+                && v["reason"].as_str().is_some_and(|r| r.contains(needle))
+        })
+        .collect()
+}
+
+#[test]
+fn start_breaker_opens_after_consecutive_failures_and_holds_the_next_attempt_for_the_cooldown() {
+    let toml = r#"
+[services.flaky]
+command = "FIXTURE --name flaky --crash-after 0 --exit-code 3"
+priority = "low"
+readiness = { tcp = "127.0.0.1:1" }
+retry = { attempts = 4, backoff = "10ms", jitter = false }
+start_breaker = { failures = 2, cooldown = "1s" }
+
+[services.web]
+command = "FIXTURE --name web"
+"#;
+    let mut up = up("start-breaker", toml, &[]);
+    up.wait_state("flaky", "failed", 30);
+    assert_eq!(up.wait_boot(20)["outcome"], "degraded", "{}", up.log());
+    let at = |v: &serde_json::Value| v["at_ms"].as_u64().unwrap();
+    // Attempt 1 fails: an ordinary retry after the 10 ms backoff.
+    let retried = transitions_with(&up, "flaky", "retrying in 10ms");
+    assert_eq!(retried.len(), 1, "{}", up.log());
+    assert_eq!(retried[0]["attempt"], 1, "{}", up.log());
+    // Attempt 2 fails: 2 consecutive failures open the breaker. The half-open attempt 3
+    // fails too and opens it again.
+    let opened = transitions_with(&up, "flaky", "start breaker open for 1s");
+    assert_eq!(opened.len(), 2, "{}", up.log());
+    assert_eq!(opened[0]["attempt"], 2, "{}", up.log());
+    assert_eq!(opened[1]["attempt"], 3, "{}", up.log());
+    for v in &opened {
+        assert_eq!(v["from"], "starting");
+        assert_eq!(v["to"], "starting");
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap()
+                .contains("exited before becoming ready (exit code 3)"),
+            "{v}"
+        );
+    }
+    // Each attempt after an opening waited the whole cooldown (engine time, so exact
+    // as a lower bound however loaded the machine is).
+    let failed = up
+        .events
+        .iter()
+        .find(|v| v["service"] == "flaky" && v["to"] == "failed")
+        .unwrap();
+    assert!(at(opened[0]) >= at(retried[0]), "{}", up.log());
+    assert!(at(opened[1]) >= at(opened[0]) + 1_000, "{}", up.log());
+    assert!(at(failed) >= at(opened[1]) + 1_000, "{}", up.log());
+    assert_eq!(failed["attempt"], 4);
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(gave up after 4 attempts)"),
+        "{failed}"
+    );
+    // The other service never noticed.
+    assert!(up.states("web").contains(&"running".to_string()));
+    assert_eq!(up.stop(), 0);
+}
+
+#[test]
+fn extend_timeout_usec_lets_a_slow_service_become_ready_past_its_start_timeout() {
+    // The fixture asks for 2 s more at once, then is ready via sd_notify after 800 ms.
+    let toml = r#"
+[services.slow]
+command = "FIXTURE --name slow --notify-extend 2000000 --delay 800 --notify"
+readiness = { notify = true }
+start_timeout = "300ms"
+
+[services.after]
+command = "FIXTURE --name after"
+depends_on = ["slow"]
+"#;
+    let mut up = up("extend-timeout", toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    assert_eq!(up.states("slow"), ["starting", "ready"], "{}", up.log());
+    assert!(
+        up.at("slow", "ready") >= up.at("slow", "starting") + 800,
+        "ready only after the fixture's delay, well past start_timeout: {}",
+        up.log()
+    );
+    assert!(up.index("after", "starting") > up.index("slow", "ready"));
+    assert_eq!(up.stop(), 0);
+}
+
+#[test]
+fn without_extend_timeout_usec_the_same_service_fails_at_its_start_timeout() {
+    let toml = r#"
+[services.slow]
+command = "FIXTURE --name slow --delay 800 --notify"
+readiness = { notify = true }
+start_timeout = "300ms"
+"#;
+    let mut up = up("no-extend-timeout", toml, &[]);
+    up.wait_state("slow", "failed", 20);
+    assert_eq!(up.wait_boot(20)["outcome"], "degraded", "{}", up.log());
+    assert_eq!(
+        up.reason("slow", "failed"),
+        "did not become ready within 300ms",
+        "{}",
+        up.log()
+    );
+    assert_eq!(up.states("slow"), ["starting", "failed"], "{}", up.log());
+    assert!(up.at("slow", "failed") >= up.at("slow", "starting") + 300);
+    assert_eq!(up.stop(), 0);
+}

@@ -145,6 +145,9 @@ impl Engine {
                 message,
             } => self.on_probe_result(unit, role, seq, ok, message),
             Event::CleanupDone { unit, ok, message } => self.on_cleanup_done(unit, ok, message),
+            Event::ExtendStartTimeout { unit, r#gen, by } => {
+                self.on_extend_start_timeout(unit, r#gen, by);
+            }
             Event::Command(command) => self.on_command(command),
         }
         self.flush();
@@ -200,6 +203,7 @@ impl Engine {
             last_error: u.last_error.as_deref(),
             reason: u.reason.as_deref(),
             retry_at: self.timers.get(id, TimerKind::Backoff),
+            start_deadline: self.timers.get(id, TimerKind::Start),
             breaker: u.breaker.as_ref().map(|b| b.state()),
             liveness_failures: u.liveness_failures(),
             config: &u.config,
@@ -700,6 +704,8 @@ impl Engine {
         u.attempt = u.attempt.saturating_add(1);
         u.r#gen += 1;
         u.doomed = None;
+        u.attempt_began = now;
+        u.start_extended = None;
         let (kind, r#gen, attempt, start_timeout) =
             (u.config.kind, u.r#gen, u.attempt, u.config.start_timeout);
         match kind {
@@ -1424,6 +1430,29 @@ impl Engine {
         self.finish_stop(id);
     }
 
+    /// sd_notify `EXTEND_TIMEOUT_USEC` semantics: "the start may take `by`
+    /// more from now". Only the live, starting incarnation can move its own
+    /// deadline, and only later, never earlier.
+    fn on_extend_start_timeout(&mut self, id: UnitId, r#gen: Gen, by: Duration) {
+        if !self.valid(id) {
+            return;
+        }
+        let u = &self.units[id.0];
+        let starting = matches!(u.life, Life::Spawning | Life::Probing) && !u.stop_requested;
+        if u.r#gen != r#gen || !starting {
+            return;
+        }
+        // No deadline (no start_timeout): nothing to extend.
+        let Some(deadline) = self.timers.get(id, TimerKind::Start) else {
+            return;
+        };
+        let at = self.now + by;
+        if at > deadline {
+            self.timers.set(id, TimerKind::Start, at);
+            self.units[id.0].start_extended = Some(at);
+        }
+    }
+
     fn on_timer(&mut self, id: UnitId, kind: TimerKind) {
         let u = &self.units[id.0];
         match kind {
@@ -1450,9 +1479,21 @@ impl Engine {
 
     fn start_timeout_message(&self, id: UnitId) -> String {
         let u = &self.units[id.0];
-        let timeout = HumanDuration(u.config.start_timeout.unwrap_or_default());
+        let configured = u.config.start_timeout.unwrap_or_default();
+        // Extended: the time actually allowed, and where it came from.
+        let (timeout, extended) = if let Some(deadline) = u.start_extended {
+            (
+                HumanDuration(deadline - u.attempt_began),
+                format!(
+                    " (start_timeout {} extended by the service)",
+                    HumanDuration(configured)
+                ),
+            )
+        } else {
+            (HumanDuration(configured), String::new())
+        };
         if u.config.kind == UnitKind::Task {
-            return format!("did not complete within {timeout}");
+            return format!("did not complete within {timeout}{extended}");
         }
         let last = [ProbeRole::Readiness, ProbeRole::Startup]
             .into_iter()
@@ -1465,7 +1506,7 @@ impl Engine {
                 Some(format!(" (last {role} probe: {m})"))
             })
             .unwrap_or_default();
-        format!("did not become ready within {timeout}{last}")
+        format!("did not become ready within {timeout}{extended}{last}")
     }
 
     // ----- Commands -------------------------------------------------------

@@ -106,6 +106,16 @@ pub enum Event {
         ok: bool,
         message: String,
     },
+    /// The starting incarnation `gen` asks for more time (sd_notify
+    /// `EXTEND_TIMEOUT_USEC`): its start deadline becomes
+    /// `max(deadline, now + by)`. Ignored once the unit is ready (or stopping,
+    /// or between attempts), for an older generation, and for a unit without
+    /// `start_timeout`.
+    ExtendStartTimeout {
+        unit: UnitId,
+        r#gen: Gen,
+        by: Duration,
+    },
     Command(Command),
 }
 

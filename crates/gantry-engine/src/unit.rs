@@ -153,6 +153,10 @@ pub(crate) struct Unit {
     pub(crate) restart_times: VecDeque<Time>,
     pub(crate) up_since: Option<Time>,
     pub(crate) started_at: Option<Time>,
+    /// When the current attempt began (its start deadline is measured from here).
+    pub(crate) attempt_began: Time,
+    /// The attempt's start deadline, when `ExtendStartTimeout` moved it later.
+    pub(crate) start_extended: Option<Time>,
     pub(crate) ready_at: Option<Time>,
     pub(crate) last_error: Option<String>,
     pub(crate) reason: Option<String>,
@@ -200,6 +204,8 @@ impl Unit {
             restart_times: VecDeque::new(),
             up_since: None,
             started_at: None,
+            attempt_began: Time::ZERO,
+            start_extended: None,
             ready_at: None,
             last_error: None,
             reason: None,

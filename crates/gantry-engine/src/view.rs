@@ -32,6 +32,8 @@ pub struct UnitView<'a> {
     pub reason: Option<&'a str>,
     /// When a backoff or breaker cooldown ends.
     pub retry_at: Option<Time>,
+    /// When the current attempt's `start_timeout` fires, extensions included.
+    pub start_deadline: Option<Time>,
     pub breaker: Option<BreakerState>,
     /// Consecutive liveness failures (non-zero means degraded).
     pub liveness_failures: u32,

@@ -330,6 +330,155 @@ fn breaker_opens_then_allows_one_half_open_attempt() {
     assert_eq!(sim.view("db").breaker, Some(BreakerState::Closed));
 }
 
+// ----- Start timeout extensions (sd_notify EXTEND_TIMEOUT_USEC) ------------------
+
+#[test]
+fn an_extension_keeps_a_slow_unit_alive_past_its_start_timeout() {
+    let mut sim = Sim::new(vec![
+        process("db").ready(pushed()).start_timeout(300),
+        process("api").after("db", Ready),
+    ]);
+    sim.start();
+    sim.spawned("db");
+    assert_eq!(sim.view("db").start_deadline, Some(Time::from_millis(300)));
+    sim.advance_ms(100);
+    sim.extend("db", 2_000);
+    assert_eq!(
+        sim.view("db").start_deadline,
+        Some(Time::from_millis(2_100))
+    );
+    // A shorter extension never moves the deadline earlier: max(deadline, now + by).
+    sim.advance_ms(50);
+    sim.extend("db", 10);
+    assert_eq!(
+        sim.view("db").start_deadline,
+        Some(Time::from_millis(2_100))
+    );
+    // Well past the configured 300 ms: still starting, nothing killed.
+    sim.advance_ms(650);
+    assert_eq!(sim.state("db"), State::Starting);
+    assert!(sim.grep("signal").is_empty(), "{:?}", sim.log());
+    sim.push("db", Readiness, true);
+    assert_eq!(sim.state("db"), State::Ready);
+    assert_eq!(sim.view("db").start_deadline, None);
+    assert_eq!(sim.spawn_times("api"), [800]);
+    sim.run_timers(10);
+    assert_eq!(sim.state("db"), State::Ready);
+}
+
+#[test]
+fn a_unit_that_extends_once_then_stays_silent_times_out_at_now_plus_by() {
+    // Degraded mode: seed failing first must not abort the boot and stop db.
+    let mut sim = Sim::degraded(vec![
+        process("db").ready(pushed()).start_timeout(300),
+        task("seed").start_timeout(300),
+    ]);
+    sim.start();
+    sim.spawned("db");
+    sim.spawned("seed");
+    sim.advance_ms(100);
+    sim.extend("db", 2_000);
+    sim.extend("seed", 500);
+    sim.advance_ms(499);
+    assert_eq!(sim.state("seed"), State::Starting);
+    sim.advance_ms(1);
+    assert_eq!(sim.state("seed"), State::Failed);
+    assert_eq!(
+        sim.view("seed").last_error,
+        Some("did not complete within 600ms (start_timeout 300ms extended by the service)")
+    );
+    sim.advance_ms(1_499);
+    assert_eq!(sim.state("db"), State::Starting);
+    sim.advance_ms(1);
+    assert_eq!(sim.state("db"), State::Failed);
+    assert_eq!(
+        sim.view("db").last_error,
+        Some("did not become ready within 2.1s (start_timeout 300ms extended by the service)")
+    );
+    assert_eq!(
+        sim.grep("signal"),
+        ["600ms signal seed#1 kill", "2100ms signal db#1 kill"]
+    );
+}
+
+#[test]
+fn extensions_from_another_generation_are_ignored_and_a_new_attempt_starts_afresh() {
+    let mut sim = Sim::new(vec![
+        process("db")
+            .ready(pushed())
+            .start_timeout(300)
+            .retry(2, 100, 100),
+    ]);
+    sim.start();
+    sim.spawned("db");
+    sim.advance_ms(100);
+    sim.extend("db", 1_000);
+    assert_eq!(
+        sim.view("db").start_deadline,
+        Some(Time::from_millis(1_100))
+    );
+    sim.advance_ms(1_000);
+    // Attempt 1 timed out at 1.1 s; its process is killed and gone, attempt 2 starts.
+    sim.killed("db", 9);
+    sim.advance_ms(100);
+    assert_eq!(sim.spawn_times("db"), [0, 1_200]);
+    sim.spawned("db");
+    assert_eq!(sim.generation("db"), 2);
+    // The extension of attempt 1 did not carry over.
+    assert_eq!(
+        sim.view("db").start_deadline,
+        Some(Time::from_millis(1_500))
+    );
+    // Late (generation 1) and future (generation 3) extensions change nothing.
+    sim.extend_gen("db", 1, 5_000);
+    sim.extend_gen("db", 3, 5_000);
+    assert_eq!(
+        sim.view("db").start_deadline,
+        Some(Time::from_millis(1_500))
+    );
+    sim.advance_ms(300);
+    assert_eq!(sim.state("db"), State::Failed);
+    assert_eq!(
+        sim.view("db").last_error,
+        Some("did not become ready within 300ms")
+    );
+}
+
+#[test]
+fn extensions_are_ignored_once_ready_between_attempts_and_without_a_start_timeout() {
+    let mut sim = Sim::new(vec![
+        process("db").ready(pushed()).start_timeout(300),
+        process("slow")
+            .ready(pushed())
+            .start_timeout(300)
+            .retry(3, 1_000, 1_000),
+        process("free").ready(pushed()),
+    ]);
+    sim.start();
+    sim.spawned("db");
+    sim.spawned("slow");
+    sim.spawned("free");
+    sim.push("db", Readiness, true);
+    sim.extend("db", 5_000);
+    assert_eq!(sim.view("db").start_deadline, None);
+    // Between attempts (backing off): no deadline to move.
+    sim.exit("slow", 1);
+    assert_eq!(sim.view("slow").retry_at, Some(Time::from_millis(1_000)));
+    sim.extend("slow", 5_000);
+    assert_eq!(sim.view("slow").start_deadline, None);
+    // No start_timeout configured: nothing to extend, nothing armed.
+    sim.extend("free", 5_000);
+    assert_eq!(sim.view("free").start_deadline, None);
+    sim.advance_ms(1_000);
+    sim.spawned("slow");
+    assert_eq!(
+        sim.view("slow").start_deadline,
+        Some(Time::from_millis(1_300))
+    );
+    assert_eq!(sim.state("db"), State::Ready);
+    assert_eq!(sim.state("free"), State::Starting);
+}
+
 // ----- Outcome ----------------------------------------------------------------
 
 #[test]

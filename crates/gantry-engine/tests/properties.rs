@@ -399,6 +399,8 @@ enum Op {
     Probe(usize, u8, u8, bool),
     Cleanup(usize, bool),
     Command(u8, usize),
+    /// `ExtendStartTimeout` for a unit, a generation choice and milliseconds.
+    Extend(usize, u8, u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -410,6 +412,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0usize..13, 0u8..3, 0u8..4, any::<bool>()).prop_map(|(u, r, s, ok)| Op::Probe(u, r, s, ok)),
         1 => (0usize..13, any::<bool>()).prop_map(|(u, ok)| Op::Cleanup(u, ok)),
         1 => (0u8..6, 0usize..13).prop_map(|(c, u)| Op::Command(c, u)),
+        1 => (0usize..13, 0u8..4, 0u64..5_000).prop_map(|(u, g, by)| Op::Extend(u, g, by)),
     ]
 }
 
@@ -552,6 +555,15 @@ proptest! {
                         _ => Command::Restart(UnitId(u)),
                     };
                     sim.command(command);
+                }
+                Op::Extend(u, g, by) => {
+                    let r#gen = pick_gen(&sim, u, g);
+                    let before = sim.engine.get(UnitId(u)).and_then(|v| v.start_deadline);
+                    sim.event(Event::ExtendStartTimeout { unit: UnitId(u), r#gen, by: ms(by) });
+                    let after = sim.engine.get(UnitId(u)).and_then(|v| v.start_deadline);
+                    // An extension only ever moves an armed deadline later.
+                    prop_assert!(before.is_some() == after.is_some() && after >= before,
+                        "extension moved u{}'s deadline from {:?} to {:?}", u, before, after);
                 }
             }
             checker.check(&sim)?;

@@ -26,6 +26,7 @@
 //! | `--http-status CODE` | status code of `/health` (default 200); a non-2xx code answers with body `not ready` |
 //! | `--ready-line TEXT` | once ready (listeners bound), print TEXT on its own line to stdout; repeatable |
 //! | `--notify` | once ready, send `READY=1` and `STATUS=ready` to the datagram socket in `NOTIFY_SOCKET` (`@` = abstract) |
+//! | `--notify-extend USEC` | at start, before the `--delay` wait, send `EXTEND_TIMEOUT_USEC=USEC` to `NOTIFY_SOCKET` (asks the supervisor for that many microseconds more start time); independent of `--notify` |
 //! | `--touch PATH` | once ready, create or truncate PATH; repeatable |
 //! | `--pidfile PATH` | at start, write own pid to PATH |
 //! | `--exit-after MS` | exit this long after process start (code from `--exit-code`, default 0) |
@@ -65,7 +66,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: gantry-fixture [--name NAME] [--delay MS] [--listen PORT]... \
-[--http PORT]... [--http-status CODE] [--ready-line TEXT]... [--notify] [--touch PATH]... \
+[--http PORT]... [--http-status CODE] [--ready-line TEXT]... [--notify] \
+[--notify-extend USEC] [--touch PATH]... \
 [--pidfile PATH] [--exit-after MS] [--crash-after MS] [--exit-code N] \
 [--fail-times N --state-file PATH] [--ignore-sigterm] [--stop-delay MS] \
 [--spawn-grandchild] [--spawn-daemon] [--print-env VAR]... [--stdout-lines N] \
@@ -81,6 +83,7 @@ struct Config {
     http_status: u16,
     ready_lines: Vec<String>,
     notify: bool,
+    notify_extend: Option<u64>,
     touch: Vec<PathBuf>,
     pidfile: Option<PathBuf>,
     exit_after: Option<Duration>,
@@ -107,6 +110,7 @@ impl Default for Config {
             http_status: 200,
             ready_lines: Vec::new(),
             notify: false,
+            notify_extend: None,
             touch: Vec::new(),
             pidfile: None,
             exit_after: None,
@@ -242,6 +246,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
             }
             "--ready-line" => cfg.ready_lines.push(take_string(f, i, a)?),
             "--notify" => cfg.notify = true,
+            "--notify-extend" => cfg.notify_extend = Some(take_number(f, i, a)?),
             "--touch" => cfg.touch.push(take_value(f, i, a)?.into()),
             "--pidfile" => cfg.pidfile = Some(take_value(f, i, a)?.into()),
             "--exit-after" => cfg.exit_after = Some(take_ms(f, i, a)?),
@@ -400,6 +405,14 @@ fn run(cfg: &Config, start: Instant) {
     }
 
     say!("fixture {name} started pid {pid}");
+
+    if let Some(usec) = cfg.notify_extend {
+        sd_notify(
+            name,
+            "--notify-extend",
+            &format!("EXTEND_TIMEOUT_USEC={usec}\n"),
+        );
+    }
 
     if let (Some(limit), Some(path)) = (cfg.fail_times, &cfg.state_file) {
         let count = bump_counter(name, path);
@@ -717,12 +730,17 @@ fn reason(status: u16) -> &'static str {
 
 /// Sends `READY=1` to `$NOTIFY_SOCKET`, as systemd's `sd_notify` does.
 fn sd_notify_ready(name: &str) {
-    const MESSAGE: &[u8] = b"READY=1\nSTATUS=ready\n";
+    sd_notify(name, "--notify", "READY=1\nSTATUS=ready\n");
+}
+
+/// Sends one datagram to `$NOTIFY_SOCKET`; warns (naming `flag`) when it cannot.
+fn sd_notify(name: &str, flag: &str, message: &str) {
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
-        warn!("fixture {name}: warning: --notify given but NOTIFY_SOCKET is not set");
+        warn!("fixture {name}: warning: {flag} given but NOTIFY_SOCKET is not set");
         return;
     };
-    let result = UnixDatagram::unbound().and_then(|sock| send_notify(&sock, &target, MESSAGE));
+    let result =
+        UnixDatagram::unbound().and_then(|sock| send_notify(&sock, &target, message.as_bytes()));
     if let Err(e) = result {
         warn!(
             "fixture {name}: warning: cannot notify {}: {e}",

@@ -433,6 +433,30 @@ fn notify_sends_ready_to_path_socket() {
 }
 
 #[test]
+fn notify_extend_is_sent_at_start_before_the_delay_then_ready() {
+    let path = temp_path("notify-extend.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind socket");
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut fx = Running::spawn(
+        fixture()
+            .args(["--name", "ext", "--notify-extend", "2000000"])
+            .args(["--delay", "300", "--notify"])
+            .env("NOTIFY_SOCKET", &path),
+    );
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("extend datagram");
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..n]),
+        "EXTEND_TIMEOUT_USEC=2000000\n"
+    );
+    // Sent at start: the fixture is not ready yet (the delay is 300 ms).
+    let n = sock.recv(&mut buf).expect("ready datagram");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    fx.wait_ready("ext");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn notify_without_socket_warns_and_goes_on() {
     let mut cmd = fixture();
     cmd.args(["--name", "nn", "--notify", "--exit-after", "0"])
@@ -518,7 +542,13 @@ fn unknown_flag_is_usage_error() {
     assert!(stderr.contains("usage:"), "{stderr}");
     assert!(stderr.contains("--frobnicate"), "{stderr}");
 
-    for bad in [&["--delay"][..], &["--delay", "soon"], &["--notify=yes"]] {
+    for bad in [
+        &["--delay"][..],
+        &["--delay", "soon"],
+        &["--notify=yes"],
+        &["--notify-extend"],
+        &["--notify-extend", "-1"],
+    ] {
         assert_eq!(run_to_end(bad).status.code(), Some(2), "{bad:?}");
     }
 }

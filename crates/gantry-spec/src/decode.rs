@@ -658,6 +658,9 @@ impl Decoder<'_> {
         if let Some(v) = t.get("start_limit") {
             d.start_limit = self.start_limit(v, &join(path, "start_limit"));
         }
+        if let Some(v) = t.get("start_breaker") {
+            d.start_breaker = self.start_breaker(v, &join(path, "start_breaker"));
+        }
         if let Some(v) = t.get("start_timeout") {
             d.start_timeout = self.duration(v, &join(path, "start_timeout"));
         }
@@ -723,6 +726,63 @@ impl Decoder<'_> {
                 .unwrap_or(s.interval);
         }
         Some(s)
+    }
+
+    /// `{ failures = N, cooldown = "30s" }`; a missing key takes its default.
+    /// A table with a bad value still decodes (with the default for that key),
+    /// so a typo does not silently drop the breaker from the spec.
+    fn start_breaker(&mut self, v: &Value<'_>, path: &str) -> Option<StartBreaker> {
+        let t = self.table(v, path)?;
+        self.unknown_keys(t, keys::START_BREAKER, path);
+        let mut b = StartBreaker::default();
+        if let Some(x) = t.get("failures") {
+            b.failures = self
+                .int(x, &join(path, "failures"), 1, 1000)
+                .map_or(b.failures, |n| n as u32);
+        }
+        if let Some(x) = t.get("cooldown") {
+            match self.duration(x, &join(path, "cooldown")) {
+                Some(d) if d.0.is_zero() => self.error(
+                    "out-of-range",
+                    &join(path, "cooldown"),
+                    x.span(),
+                    "cooldown must be greater than zero",
+                    "use at least 1ms, e.g. cooldown = \"30s\"; remove start_breaker for no breaker",
+                ),
+                Some(d) => b.cooldown = d,
+                None => {}
+            }
+        }
+        Some(b)
+    }
+
+    /// A breaker that needs at least as many failures as the retry policy allows
+    /// attempts can never open: the service gives up first.
+    fn check_breaker(&mut self, service: &Service, t: &DeTable<'_>, path: &str, fallback: Span) {
+        let Some(b) = service.start_breaker else {
+            return;
+        };
+        let attempts = service.retry.attempts;
+        if b.failures < attempts {
+            return;
+        }
+        let span = t.get("start_breaker").map_or(fallback, |x| x.span());
+        self.diags.push(
+            Diagnostic::warning(
+                "out-of-range",
+                format!(
+                    "the start breaker never opens: it needs {} failed attempts, retry allows {attempts}",
+                    b.failures
+                ),
+            )
+            .key(join(path, "start_breaker"))
+            .at(span)
+            .hint(format!(
+                "raise retry.attempts above {} (e.g. retry = {{ attempts = {} }}) or lower start_breaker.failures",
+                b.failures,
+                b.failures.saturating_add(2)
+            )),
+        );
     }
 
     fn probe(&mut self, v: &Value<'_>, path: &str) -> Option<Probe> {
@@ -1153,6 +1213,7 @@ impl Decoder<'_> {
             restart: own.restart.or(defaults.restart).unwrap_or_default(),
             retry: own.retry.or(defaults.retry).unwrap_or_default(),
             start_limit: own.start_limit.or(defaults.start_limit).unwrap_or_default(),
+            start_breaker: own.start_breaker.or(defaults.start_breaker),
             start_timeout: own.start_timeout.or(defaults.start_timeout),
             stop_signal: Sp::new(
                 own.stop_signal
@@ -1187,6 +1248,7 @@ impl Decoder<'_> {
                 None
             },
         };
+        self.check_breaker(&service, t, &path, key.span());
         named_ok.then_some(service)
     }
 }

@@ -174,6 +174,21 @@ pub static START_LIMIT: &[Key] = &[
     ),
 ];
 
+pub static START_BREAKER: &[Key] = &[
+    k(
+        "failures",
+        Ty::Int { min: 1, max: 1000 },
+        Some("3"),
+        "Consecutive failed start attempts that open the breaker.",
+    ),
+    k(
+        "cooldown",
+        Ty::Duration,
+        Some("\"30s\""),
+        "How long an open breaker holds the next attempt back; then one trial attempt closes it (success) or opens it again (failure). Must be greater than zero.",
+    ),
+];
+
 pub static PROBE: &[Key] = &[
     k(
         "exec",
@@ -308,6 +323,7 @@ macro_rules! inheritable {
             k("priority", Ty::Enum(PRIORITIES), Some("\"medium\""), "critical: a failure is NO-GO. Otherwise a failure degrades the stack and skips hard dependents."),
             k("restart", Ty::Enum(RESTARTS), Some("\"never\""), "What to do when the process exits after it started."),
             k("retry", Ty::Table(RETRY), None, "Start attempts and exponential backoff."),
+            k("start_breaker", Ty::Table(START_BREAKER), None, "Start breaker: after `failures` consecutive failed start attempts, hold the next attempt back for `cooldown`. Opens only when `retry.attempts` is larger than `failures`. Absent: no breaker."),
             k("start_limit", Ty::Table(START_LIMIT), None, "Restart burst limit."),
             k("start_timeout", Ty::Duration, None, "Time from spawn to ready (or completed) before the attempt fails."),
             k("stop_signal", Ty::Enum(SIGNALS), Some("\"SIGTERM\""), "Signal sent to the process group to stop the service."),
@@ -318,7 +334,7 @@ macro_rules! inheritable {
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 9 + 18;
+const SERVICE_LEN: usize = 10 + 18;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(

@@ -211,6 +211,24 @@ impl Default for StartLimit {
     }
 }
 
+/// The start breaker: after `failures` consecutive failed start attempts, no
+/// attempt for `cooldown`, then one half-open trial attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartBreaker {
+    pub failures: u32,
+    /// Greater than zero.
+    pub cooldown: Dur,
+}
+
+impl Default for StartBreaker {
+    fn default() -> Self {
+        StartBreaker {
+            failures: 3,
+            cooldown: Dur(Duration::from_secs(30)),
+        }
+    }
+}
+
 /// What a probe checks. Exactly one kind key per probe table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeKind {
@@ -290,6 +308,7 @@ pub struct ServiceDefaults {
     pub stop_timeout: Option<Dur>,
     pub working_dir: Option<String>,
     pub start_limit: Option<StartLimit>,
+    pub start_breaker: Option<StartBreaker>,
     pub env: Vec<EnvVar>,
 }
 
@@ -310,6 +329,8 @@ pub struct Service {
     pub restart: Restart,
     pub retry: Retry,
     pub start_limit: StartLimit,
+    /// None (the default): no breaker, attempts follow the retry backoff only.
+    pub start_breaker: Option<StartBreaker>,
     pub start_timeout: Option<Dur>,
     pub stop_signal: Sp<String>,
     pub stop_timeout: Dur,

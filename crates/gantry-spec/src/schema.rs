@@ -43,7 +43,7 @@ pub static DEPENDENCY: &[Key] = &[
 ];
 
 /// The tables that get a `$defs` entry, by name.
-fn named_tables() -> [(&'static str, &'static [Key]); 10] {
+fn named_tables() -> [(&'static str, &'static [Key]); 11] {
     [
         ("Settings", keys::SETTINGS),
         ("Secret", keys::SECRET),
@@ -51,6 +51,7 @@ fn named_tables() -> [(&'static str, &'static [Key]); 10] {
         ("Service", keys::SERVICE),
         ("Retry", keys::RETRY),
         ("StartLimit", keys::START_LIMIT),
+        ("StartBreaker", keys::START_BREAKER),
         ("Probe", keys::PROBE),
         ("Layers", keys::LAYERS),
         ("Profile", keys::PROFILE),
@@ -392,6 +393,14 @@ fn section_note(anchor: &str) -> Option<&'static str> {
              `queues`, `require_dlq` and `streams` to the store kinds. `period` and \
              `timeout` must be greater than zero.\n\n```toml\nreadiness = { tcp = \"127.0.0.1:5432\", period = \"500ms\" }\nliveness = { http = \"http://127.0.0.1:8000/health\", failure_threshold = 5 }\nstartup = { log = \"listening on\", timeout = \"2s\" }\n```"
         }
+        "start_breaker" => {
+            "Counts failed start attempts in a row (spawn failures, exits before ready, \
+             start timeouts). At `failures` the breaker opens: the next attempt waits \
+             `cooldown` instead of the retry backoff. After the cooldown one trial attempt \
+             runs: success closes the breaker, failure opens it again for another `cooldown`. \
+             Each attempt still counts against `retry.attempts`, so set it above `failures`. \
+             `gantry restart` (or `gantry start` on a failed service) closes it.\n\n```toml\nretry = { attempts = 10, backoff = \"1s\" }\nstart_breaker = { failures = 3, cooldown = \"30s\" }\n```"
+        }
         "layers" => {
             "Services without a `layer` join the first layer. A service may only depend \
              on services in its own or an earlier layer.\n\n```toml\n[layers]\norder = [\"infra\", \"app\"]\n```"
@@ -440,6 +449,7 @@ fn nested_anchor(keys: &[Key]) -> Option<&'static str> {
     match def_name(keys)? {
         "Retry" => Some("retry"),
         "StartLimit" => Some("start_limit"),
+        "StartBreaker" => Some("start_breaker"),
         _ => None,
     }
 }
@@ -675,6 +685,7 @@ mod tests {
             "## `depends_on`",
             "## Probes: `readiness`, `liveness`, `startup`",
             "## `retry`",
+            "## `start_breaker`",
             "## `start_limit`",
             "## `[layers]`",
             "## `[profiles.NAME]`",

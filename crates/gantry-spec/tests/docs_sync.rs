@@ -255,6 +255,7 @@ services = ["api"]
 stop_timeout = "10s"
 retry = { attempts = 3, backoff = "500ms", max_backoff = "10s", jitter = true }
 start_limit = { burst = 5, interval = "10s" }
+start_breaker = { failures = 2, cooldown = "30s" }
 
 [layers]
 order = ["infra", "app"]
@@ -354,6 +355,15 @@ fn schema_rejects_what_gantry_rejects() {
             "[defaults]\nretry = { attempts = 0 }\n",
             "attempts below minimum",
         ),
+        (
+            "[defaults]\nstart_breaker = { failures = 0 }\n",
+            "breaker failures below minimum",
+        ),
+        (
+            "[defaults]\nstart_breaker = { cooldown = 30 }\n",
+            "breaker cooldown without a unit",
+        ),
+        ("[defaults]\nstart_breaker = 3\n", "breaker not a table"),
     ];
     for (text, what) in cases {
         assert!(

@@ -455,6 +455,22 @@ impl Sim {
         });
     }
 
+    /// The latest incarnation asks for `by_ms` more start time (sd_notify
+    /// `EXTEND_TIMEOUT_USEC`).
+    pub fn extend(&mut self, name: &str, by_ms: u64) {
+        let r#gen = self.generation(name);
+        self.extend_gen(name, r#gen, by_ms);
+    }
+
+    pub fn extend_gen(&mut self, name: &str, r#gen: Gen, by_ms: u64) {
+        let unit = self.id(name);
+        self.event(Event::ExtendStartTimeout {
+            unit,
+            r#gen,
+            by: ms(by_ms),
+        });
+    }
+
     pub fn cleanup_done(&mut self, name: &str, ok: bool) {
         let unit = self.id(name);
         self.event(Event::CleanupDone {
