@@ -101,6 +101,61 @@ struct Svc {
     live: Option<(eng::Gen, u32)>,
     status_text: Option<String>,
     first_spawn: Option<Time>,
+    /// Loopback addresses of tcp probes, per role: what the listen watch looks for.
+    listen_targets: [Vec<std::net::SocketAddr>; 3],
+}
+
+/// Loopback tcp readiness without a connect per service per millisecond: pending tcp
+/// startup/readiness probes on a loopback address wait here, and one sock_diag LISTEN
+/// dump per millisecond (listen.rs, ~20 µs for every port at once) releases each to a
+/// single real connect as soon as something listens on its port — or, at the latest,
+/// after [`HOLD_MAX`] (or its timeout), so a service that never listens still gets its
+/// genuine "connection refused" failures reported a few times a second.
+struct ListenWatch {
+    scanner: crate::listen::ListenScanner,
+    listeners: Vec<std::net::SocketAddr>,
+    held: Vec<Held>,
+}
+
+#[derive(Clone, Copy)]
+struct Held {
+    unit: UnitId,
+    role: ProbeRole,
+    seq: u64,
+    timeout: Duration,
+    until: Instant,
+}
+
+/// How long a held probe waits for a listener before it connects anyway.
+const HOLD_MAX: Duration = Duration::from_millis(100);
+
+/// The loopback socket addresses a tcp probe address stands for (empty: not loopback,
+/// so the listen watch cannot see it — it only sees gantry's own network namespace).
+fn loopback_targets(addr: &str) -> Vec<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return match sa.ip() {
+            ip if ip.is_loopback() => vec![sa],
+            // A connect to the unspecified address goes to this host.
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), sa.port())]
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                vec![SocketAddr::new(Ipv6Addr::LOCALHOST.into(), sa.port())]
+            }
+            _ => Vec::new(),
+        };
+    }
+    match addr.rsplit_once(':') {
+        Some(("localhost", port)) => match port.parse::<u16>() {
+            Ok(port) => vec![
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+            ],
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
 }
 
 fn role_index(role: ProbeRole) -> usize {
@@ -185,6 +240,10 @@ struct Driver {
     drift: usize,
     /// Services whose `remediate` command already ran (it runs once).
     remediated: Vec<bool>,
+    /// Start-up-only pages released (once, after the boot; trim.rs).
+    trimmed: bool,
+    /// `None` when sock_diag is not available (then every probe connects).
+    listen: Option<ListenWatch>,
 }
 
 /// The driver's end of the API: what it publishes and what it is asked to do.
@@ -217,6 +276,9 @@ impl Driver {
     fn new(cfg: UpConfig, reaper: Arc<Reaper>) -> Result<Driver, String> {
         let redactor = Redactor::new(cfg.secrets.iter().map(|s| s.value.clone()));
         let state_dir = cfg.base_dir.join(&cfg.spec.settings.state_dir);
+        // Log files open at a service's first output line; the directory exists from the
+        // start so that `gantry logs` can tell "no output yet" from "never booted".
+        let _ = std::fs::create_dir_all(state_dir.join("logs"));
         let mut svcs = Vec::with_capacity(cfg.plan.units.len());
         let global_env = crate::env::global_env(&cfg.spec, &cfg.base_dir);
         for u in &cfg.plan.units {
@@ -265,6 +327,14 @@ impl Driver {
             stats_dirty: false,
             published_at: Instant::now(),
             remediated: vec![false; n],
+            trimmed: false,
+            listen: crate::listen::ListenScanner::new()
+                .ok()
+                .map(|scanner| ListenWatch {
+                    scanner,
+                    listeners: Vec::new(),
+                    held: Vec::new(),
+                }),
             engine,
             svcs,
             out,
@@ -319,6 +389,8 @@ impl Driver {
         revalidate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut listen_tick = tokio::time::interval(Duration::from_millis(1));
+        listen_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut board_tick = tokio::time::interval(Duration::from_millis(100));
         board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kill_at: Option<Instant> = None;
@@ -347,6 +419,7 @@ impl Driver {
                 _ = sigterm.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGTERM"),
                 _ = sighup.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGHUP"),
                 Some(msg) = self.rx.recv() => self.message(msg),
+                _ = listen_tick.tick(), if self.listen.as_ref().is_some_and(|w| !w.held.is_empty()) => self.listen_tick(),
                 _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
                 Some((cmd, reply)) = self.api.commands.recv() => {
                     let answer = self.api_command(cmd, &mut interrupts, &mut kill_at);
@@ -464,9 +537,12 @@ impl Driver {
                     last_error: v.last_error.map(str::to_string),
                     status_text: svc.status_text.clone(),
                     breaker: v.breaker.map(|b| {
-                        format!("{b:?}")
-                            .to_lowercase()
-                            .replace("halfopen", "half-open")
+                        match b {
+                            eng::BreakerState::Closed => "closed",
+                            eng::BreakerState::Open { .. } => "open",
+                            eng::BreakerState::HalfOpen => "half-open",
+                        }
+                        .to_string()
                     }),
                     probe_failures_total: stats.failures,
                     probe_durations: stats.durations.iter().copied().collect(),
@@ -615,6 +691,12 @@ impl Driver {
     }
 
     fn sample_usage(&mut self) {
+        // Once the boot is decided and has settled (this tick runs every 2 s), the code
+        // that only start-up ran leaves the resident set (see trim.rs).
+        if !self.trimmed && self.engine.boot_outcome().is_some() {
+            self.trimmed = true;
+            crate::trim::release_startup_pages();
+        }
         let pids: Vec<u32> = self.engine.units().filter_map(|v| v.pid).collect();
         self.procstat.refresh(&pids);
         for i in 0..self.usage.len() {
@@ -738,6 +820,14 @@ impl Driver {
                 }
             }
             Msg::Notify { unit, msg } => {
+                // EXTEND_TIMEOUT_USEC: the start may take this much longer from now
+                // (the engine ignores it unless the current incarnation is starting).
+                if let Some(usec) = msg.extend_timeout_usec {
+                    let r#gen = self.engine.unit(unit).r#gen;
+                    let by = Duration::from_micros(usec);
+                    self.engine
+                        .handle(now, Event::ExtendStartTimeout { unit, r#gen, by });
+                }
                 let svc = &mut self.svcs[unit.0];
                 if let Some(status) = &msg.status {
                     svc.status_text = Some(status.clone());
@@ -932,6 +1022,60 @@ impl Driver {
     }
 
     fn probe(&mut self, unit: UnitId, role: ProbeRole, seq: u64, timeout: Duration) {
+        // Liveness probes of running services stay plain connects: they run once a
+        // period, and a service that stops listening must fail them at once.
+        if role != ProbeRole::Liveness
+            && !self.svcs[unit.0].listen_targets[role_index(role)].is_empty()
+            && let Some(w) = &mut self.listen
+        {
+            w.held.push(Held {
+                unit,
+                role,
+                seq,
+                timeout,
+                until: Instant::now() + timeout.min(HOLD_MAX),
+            });
+            return;
+        }
+        self.run_probe(unit, role, seq, timeout);
+    }
+
+    /// One sock_diag dump; releases the held probes whose port now has a listener (or
+    /// whose hold is over) to a real connect.
+    fn listen_tick(&mut self) {
+        let Some(w) = &mut self.listen else { return };
+        let mut release = Vec::new();
+        match w.scanner.scan(&mut w.listeners) {
+            Ok(()) => {
+                let now = Instant::now();
+                let (svcs, listeners) = (&self.svcs, &w.listeners);
+                w.held.retain(|h| {
+                    let targets = &svcs[h.unit.0].listen_targets[role_index(h.role)];
+                    let go = now >= h.until
+                        || targets
+                            .iter()
+                            .any(|t| crate::listen::accepts(listeners, *t));
+                    if go {
+                        release.push(*h);
+                    }
+                    !go
+                });
+            }
+            Err(e) => {
+                // Not expected once the socket opened; fall back to connects for good.
+                release = std::mem::take(&mut w.held);
+                self.listen = None;
+                self.out.gantry_line(&format!(
+                    "note: listener scan failed ({e}); tcp probes connect every time from now on"
+                ));
+            }
+        }
+        for h in release {
+            self.run_probe(h.unit, h.role, h.seq, h.timeout);
+        }
+    }
+
+    fn run_probe(&mut self, unit: UnitId, role: ProbeRole, seq: u64, timeout: Duration) {
         let svc = &self.svcs[unit.0];
         let Some(p) = svc.probes[role_index(role)].clone() else {
             return;
@@ -1328,6 +1472,10 @@ fn make_svc(
         })
     })();
     let probes = [s.startup.clone(), s.readiness.clone(), s.liveness.clone()];
+    let listen_targets = probes.clone().map(|p| match p.map(|p| p.kind) {
+        Some(ProbeKind::Tcp(addr)) => loopback_targets(&addr),
+        _ => Vec::new(),
+    });
     let log_matchers = probes.clone().map(|p| match p.map(|p| p.kind) {
         Some(ProbeKind::Log(re)) => LogMatcher::new(&re).ok(),
         _ => None,
@@ -1351,7 +1499,7 @@ fn make_svc(
     let log = if s.kind == Kind::External {
         None
     } else {
-        LogFile::open(state_dir, &s.name.value).ok()
+        LogFile::lazy(state_dir, &s.name.value).ok()
     };
     Ok(Svc {
         name: s.name.value.clone(),
@@ -1366,6 +1514,7 @@ fn make_svc(
         live: None,
         status_text: None,
         first_spawn: None,
+        listen_targets,
     })
 }
 
@@ -1448,6 +1597,10 @@ pub fn unit_config(u: &PlanUnit) -> eng::UnitConfig {
         burst: s.start_limit.burst,
         interval: s.start_limit.interval.0,
     };
+    c.breaker = s.start_breaker.map(|b| eng::BreakerConfig {
+        failures: b.failures,
+        cooldown: b.cooldown.0,
+    });
     c.reset_after = Duration::from_secs(10);
     c
 }

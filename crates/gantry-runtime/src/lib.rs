@@ -15,6 +15,7 @@
 
 pub mod driver;
 pub mod env;
+pub mod listen;
 pub mod logs;
 pub mod missions;
 pub mod notify;
@@ -28,5 +29,6 @@ pub mod reaper;
 pub mod redact;
 pub mod store;
 pub mod stores;
+pub mod trim;
 
 pub use nix::sys::signal::Signal;

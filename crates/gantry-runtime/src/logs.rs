@@ -41,16 +41,26 @@ pub enum LogError {
     },
 }
 
-/// An open, append-only log file of one service.
+/// An append-only log file of one service. [`LogFile::lazy`] opens it at the first
+/// write, so a service that prints nothing costs neither a file nor a buffer, and the
+/// boot does not open a hundred files before it spawns anything.
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Option<BufWriter<File>>,
 }
 
 impl LogFile {
     /// Open (creating directories and the file) `<state_dir>/logs/<service>.log` for appending.
     pub fn open(state_dir: &Path, service: &str) -> Result<LogFile, LogError> {
+        let mut log = LogFile::lazy(state_dir, service)?;
+        log.writer()?;
+        Ok(log)
+    }
+
+    /// `<state_dir>/logs/<service>.log`, opened (directories and file created) at the
+    /// first write. Only the name is checked here.
+    pub fn lazy(state_dir: &Path, service: &str) -> Result<LogFile, LogError> {
         if service.is_empty()
             || service.starts_with('.')
             || service.contains('/')
@@ -58,24 +68,38 @@ impl LogFile {
         {
             return Err(LogError::InvalidName(service.to_string()));
         }
-        let dir = state_dir.join("logs");
-        std::fs::create_dir_all(&dir).map_err(|source| LogError::CreateDir {
-            path: dir.clone(),
-            source,
-        })?;
-        let path = dir.join(format!("{service}.log"));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        Ok(LogFile {
+            path: state_dir.join("logs").join(format!("{service}.log")),
+            out: None,
+        })
+    }
+
+    fn writer(&mut self) -> Result<&mut BufWriter<File>, LogError> {
+        if self.out.is_none() {
+            let open = || {
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+            };
+            let file = match open() {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let dir = self.path.parent().unwrap_or(Path::new("."));
+                    std::fs::create_dir_all(dir).map_err(|source| LogError::CreateDir {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+                    open()
+                }
+                other => other,
+            }
             .map_err(|source| LogError::Open {
-                path: path.clone(),
+                path: self.path.clone(),
                 source,
             })?;
-        Ok(LogFile {
-            path,
-            out: BufWriter::with_capacity(2 * 1024, file),
-        })
+            self.out = Some(BufWriter::with_capacity(2 * 1024, file));
+        }
+        Ok(self.out.as_mut().expect("opened above"))
     }
 
     /// Path of the file.
@@ -86,7 +110,9 @@ impl LogFile {
     /// Buffer one line (written to the file at the next flush, or when the buffer fills).
     pub fn write_line(&mut self, stream: StreamKind, line: &str) -> Result<(), LogError> {
         let ts = rfc3339_utc(SystemTime::now());
-        writeln!(self.out, "{ts} {} {line}", stream.as_str()).map_err(|e| self.write_err(e))
+        let out = self.writer()?;
+        let result = writeln!(out, "{ts} {} {line}", stream.as_str());
+        result.map_err(|e| self.write_err(e))
     }
 
     /// Write a batch of lines from one stream and flush once.
@@ -96,15 +122,24 @@ impl LogFile {
     {
         // One timestamp per batch: the lines arrived together.
         let ts = rfc3339_utc(SystemTime::now());
+        let out = self.writer()?;
+        let mut result = Ok(());
         for line in lines {
-            writeln!(self.out, "{ts} {} {line}", stream.as_str()).map_err(|e| self.write_err(e))?;
+            if let Err(e) = writeln!(out, "{ts} {} {line}", stream.as_str()) {
+                result = Err(e);
+                break;
+            }
         }
+        result.map_err(|e| self.write_err(e))?;
         self.flush()
     }
 
     /// Push buffered lines to the file.
     pub fn flush(&mut self) -> Result<(), LogError> {
-        self.out.flush().map_err(|e| self.write_err(e))
+        match &mut self.out {
+            Some(out) => out.flush().map_err(|e| self.write_err(e)),
+            None => Ok(()),
+        }
     }
 
     fn write_err(&self, source: std::io::Error) -> LogError {
@@ -118,7 +153,9 @@ impl LogFile {
 impl Drop for LogFile {
     fn drop(&mut self) {
         // Best effort; BufWriter's own drop would also try, silently.
-        let _ = self.out.flush();
+        if let Some(out) = &mut self.out {
+            let _ = out.flush();
+        }
     }
 }
 

@@ -209,6 +209,10 @@ fn run_stub(child: Pid, mask: SigSet, _death_wr: OwnedFd) -> ! {
     // `_death_wr` stays open for the stub's whole life: its closing (at our death) is what
     // the init checks for.
     let sfd = SignalFd::new(&mask).ok();
+    // From here on the stub runs a few hundred bytes of code: the pages of the binary and
+    // of libc it touched so far (argument parsing, the runtime's start) leave its
+    // resident set (trim.rs).
+    crate::trim::release_startup_pages();
     loop {
         // Check first: the init may have exited before the signalfd existed.
         match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
