@@ -60,8 +60,12 @@ pub fn run(
     gantry_runtime::process::pregrow_fd_table(64 + 4 * cfg.plan.units.len() as i32);
     // One event loop owns all I/O (ARCHITECTURE.md): a single-threaded runtime keeps
     // wake-ups on one core, one malloc arena and no cross-thread hand-offs.
+    // Spawns (posix_spawn blocks until exec) and other blocking work use a small pool
+    // whose threads leave soon after the boot.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(4)
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .build()?;
     let code = runtime.block_on(up(cfg));
     Ok(match code {
@@ -78,8 +82,12 @@ pub fn preflight(file: &Path, json: bool) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let base_dir = crate::load::base_dir(file).to_path_buf();
+    // Spawns (posix_spawn blocks until exec) and other blocking work use a small pool
+    // whose threads leave soon after the boot.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(4)
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .build()?;
     let report = runtime.block_on(async {
         let reaper = gantry_runtime::reaper::Reaper::start()

@@ -64,6 +64,11 @@ enum Msg {
         stream: StreamKind,
         line: String,
     },
+    SpawnDone {
+        unit: UnitId,
+        r#gen: eng::Gen,
+        result: Result<process::Spawned, process::SpawnError>,
+    },
     Notify {
         unit: UnitId,
         msg: crate::notify::NotifyMessage,
@@ -103,6 +108,8 @@ struct Svc {
     first_spawn: Option<Time>,
     /// Loopback addresses of tcp probes, per role: what the listen watch looks for.
     listen_targets: [Vec<std::net::SocketAddr>; 3],
+    /// When the current incarnation was spawned.
+    spawned_at: Option<Instant>,
 }
 
 /// Loopback tcp readiness without a connect per service per millisecond: pending tcp
@@ -113,6 +120,9 @@ struct Svc {
 /// genuine "connection refused" failures reported a few times a second.
 struct ListenWatch {
     scanner: crate::listen::ListenScanner,
+    /// Every 250 µs while a held probe's service started less than [`FAST_FOR`] ago,
+    /// every 2 ms after that; disarmed while nothing is held.
+    tick: crate::tick::FastTick,
     listeners: Vec<std::net::SocketAddr>,
     held: Vec<Held>,
 }
@@ -128,6 +138,11 @@ struct Held {
 
 /// How long a held probe waits for a listener before it connects anyway.
 const HOLD_MAX: Duration = Duration::from_millis(100);
+/// Listener scans every [`FAST_PERIOD`] during the first seconds of a start...
+const FAST_FOR: Duration = Duration::from_secs(2);
+const FAST_PERIOD: Duration = Duration::from_micros(250);
+/// ... and every [`SLOW_PERIOD`] for a service that takes longer.
+const SLOW_PERIOD: Duration = Duration::from_millis(2);
 
 /// The loopback socket addresses a tcp probe address stands for (empty: not loopback,
 /// so the listen watch cannot see it — it only sees gantry's own network namespace).
@@ -248,8 +263,9 @@ struct Driver {
 
 /// The driver's end of the API: what it publishes and what it is asked to do.
 struct ApiSide {
-    /// Taken when the server starts.
-    router: Option<axum::Router>,
+    /// Taken when the server starts (the router is built then, after the first spawns).
+    state: Option<(ApiState, String)>,
+    token_file: PathBuf,
     addr: String,
     addr_file: PathBuf,
     snapshot: watch::Sender<Arc<Snapshot>>,
@@ -328,13 +344,18 @@ impl Driver {
             published_at: Instant::now(),
             remediated: vec![false; n],
             trimmed: false,
-            listen: crate::listen::ListenScanner::new()
-                .ok()
-                .map(|scanner| ListenWatch {
+            listen: match (
+                crate::listen::ListenScanner::new(),
+                crate::tick::FastTick::new(),
+            ) {
+                (Ok(scanner), Ok(tick)) => Some(ListenWatch {
                     scanner,
+                    tick,
                     listeners: Vec::new(),
                     held: Vec::new(),
                 }),
+                _ => None,
+            },
             engine,
             svcs,
             out,
@@ -367,12 +388,20 @@ impl Driver {
         };
         self.out
             .gantry_line(&format!("booting {} services", self.svcs.len()));
-        self.start_api_server().await;
         for i in 0..self.svcs.len() {
             self.start_notify_listener(UnitId(i));
         }
         let now = self.now();
         self.engine.start(now);
+        // The first wave is spawned before the API is built and bound: that work is
+        // not on the boot's critical path.
+        while let Some(action) = self.engine.poll_action() {
+            if let Some(code) = self.act(action) {
+                self.flush_logs();
+                return code;
+            }
+        }
+        self.start_api_server().await;
         let mut interrupts = 0u32;
         let mut flush_tick = tokio::time::interval(Duration::from_millis(250));
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -389,8 +418,6 @@ impl Driver {
         revalidate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut listen_tick = tokio::time::interval(Duration::from_millis(1));
-        listen_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut board_tick = tokio::time::interval(Duration::from_millis(100));
         board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kill_at: Option<Instant> = None;
@@ -407,11 +434,17 @@ impl Driver {
             // State changes publish at once (health answers must follow the gates);
             // figures alone (probe durations, output) at most once a second — rebuilding
             // the snapshot after every probe result was 40% of the boot's CPU.
-            if self.dirty
+            // A burst of messages (a wave of spawns, fifty probes passing) publishes once,
+            // when the queue drains — or every 5 ms if it never does — instead of
+            // rebuilding the whole snapshot after each of them.
+            let settled =
+                self.rx.is_empty() || self.published_at.elapsed() >= Duration::from_millis(5);
+            if (self.dirty && settled)
                 || (self.stats_dirty && self.published_at.elapsed() >= Duration::from_secs(1))
             {
                 self.publish();
             }
+            self.arm_listen_tick();
             let deadline = self.engine.poll_timeout().map(|t| self.epoch + t.0);
             tokio::select! {
                 biased;
@@ -419,7 +452,7 @@ impl Driver {
                 _ = sigterm.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGTERM"),
                 _ = sighup.recv() => interrupts = self.interrupt(interrupts, &mut kill_at, "SIGHUP"),
                 Some(msg) = self.rx.recv() => self.message(msg),
-                _ = listen_tick.tick(), if self.listen.as_ref().is_some_and(|w| !w.held.is_empty()) => self.listen_tick(),
+                _ = async { self.listen.as_ref().map(|w| w.tick.tick()).expect("guarded").await }, if self.listen.as_ref().is_some_and(|w| w.tick.period().is_some()) => self.listen_tick(),
                 _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
                 Some((cmd, reply)) = self.api.commands.recv() => {
                     let answer = self.api_command(cmd, &mut interrupts, &mut kill_at);
@@ -446,9 +479,15 @@ impl Driver {
     /// Binds the API (port 0 picks a free port), records the address actually bound
     /// in state_dir/api.addr for client commands, and serves it in the background.
     async fn start_api_server(&mut self) {
-        let Some(router) = self.api.router.take() else {
+        let Some((state, token)) = self.api.state.take() else {
             return;
         };
+        if let Err(e) = write_private(&self.api.token_file, &token) {
+            self.out
+                .gantry_line(&format!("warning: {e}; the API is not started"));
+            return;
+        }
+        let router = gantry_api::router(state);
         match gantry_api::bind(&self.api.addr).await {
             Ok(listener) => {
                 let bound = listener
@@ -761,6 +800,11 @@ impl Driver {
         let now = self.now();
         self.stats_dirty = true;
         match msg {
+            Msg::SpawnDone {
+                unit,
+                r#gen,
+                result,
+            } => self.spawn_done(unit, r#gen, result),
             Msg::Exited {
                 unit,
                 r#gen,
@@ -951,6 +995,7 @@ impl Driver {
         let now = self.now();
         let svc = &mut self.svcs[unit.0];
         svc.first_spawn.get_or_insert(now);
+        svc.spawned_at = Some(Instant::now());
         let spec = match &svc.spawn {
             Ok(s) => s.clone(),
             Err(e) => {
@@ -968,7 +1013,32 @@ impl Driver {
             self.out
                 .gantry_line(&format!("{}: attempt {attempt}", svc.name));
         }
-        match process::spawn(&spec, &self.reaper) {
+        // posix_spawn blocks its thread until the child has exec'd, and on this machine
+        // most of that wait is the scheduler waking an idle CPU for the child (~0.45 ms):
+        // a wave of spawns runs on a few blocking-pool threads at once (the runtime caps
+        // them; up.rs), so the waits overlap instead of adding up. The engine already
+        // treats a spawn as pending until `Spawned` arrives.
+        let reaper = self.reaper.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = process::spawn(&spec, &reaper);
+            let _ = tx.send(Msg::SpawnDone {
+                unit,
+                r#gen,
+                result,
+            });
+        });
+    }
+
+    fn spawn_done(
+        &mut self,
+        unit: UnitId,
+        r#gen: eng::Gen,
+        result: Result<process::Spawned, process::SpawnError>,
+    ) {
+        let now = self.now();
+        let svc = &mut self.svcs[unit.0];
+        match result {
             Ok(spawned) => {
                 svc.live = Some((r#gen, spawned.pid));
                 let pid = spawned.pid;
@@ -1038,6 +1108,27 @@ impl Driver {
             return;
         }
         self.run_probe(unit, role, seq, timeout);
+    }
+
+    /// Arms the listen watch's timer for what is held now (or disarms it).
+    fn arm_listen_tick(&mut self) {
+        let Some(w) = &mut self.listen else { return };
+        let want = (!w.held.is_empty()).then(|| {
+            let young = w.held.iter().any(|h| {
+                self.svcs[h.unit.0]
+                    .spawned_at
+                    .is_some_and(|t| t.elapsed() < FAST_FOR)
+            });
+            if young { FAST_PERIOD } else { SLOW_PERIOD }
+        });
+        if w.tick.set(want).is_err() {
+            // Cannot happen with a valid timerfd; fall back to plain connects.
+            let held = std::mem::take(&mut w.held);
+            self.listen = None;
+            for h in held {
+                self.run_probe(h.unit, h.role, h.seq, h.timeout);
+            }
+        }
     }
 
     /// One sock_diag dump; releases the held probes whose port now has a listener (or
@@ -1515,6 +1606,7 @@ fn make_svc(
         status_text: None,
         first_spawn: None,
         listen_targets,
+        spawned_at: None,
     })
 }
 
@@ -1613,7 +1705,6 @@ fn start_api(
     store_path: Option<PathBuf>,
 ) -> Result<ApiSide, String> {
     let token = new_token()?;
-    write_private(&state_dir.join("api.token"), &token)?;
     let graph = gantry_plan::render_json(&cfg.plan);
     let started_at = std::time::SystemTime::now();
     let initial = Snapshot {
@@ -1646,7 +1737,7 @@ fn start_api(
         snapshot: snap_rx,
         events: events_tx.clone(),
         commands: cmd_tx,
-        token: Arc::new(token),
+        token: Arc::new(token.clone()),
         history,
     };
     let mut addr = cfg.spec.settings.api.clone();
@@ -1658,7 +1749,8 @@ fn start_api(
     }
     let _ = out;
     Ok(ApiSide {
-        router: Some(gantry_api::router(state)),
+        state: Some((state, token)),
+        token_file: state_dir.join("api.token"),
         addr,
         addr_file: state_dir.join("api.addr"),
         snapshot: snap_tx,

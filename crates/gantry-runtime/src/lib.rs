@@ -29,6 +29,7 @@ pub mod reaper;
 pub mod redact;
 pub mod store;
 pub mod stores;
+pub mod tick;
 pub mod trim;
 
 pub use nix::sys::signal::Signal;
