@@ -68,8 +68,9 @@ pub struct Snapshot {
     /// True once a shutdown was requested.
     pub shutting_down: bool,
     pub services: Vec<ServiceSnapshot>,
-    /// The plan as `gantry graph --format json` prints it.
-    pub graph: serde_json::Value,
+    /// The plan as `gantry graph --format json` prints it (shared: it never changes
+    /// while an instance runs, and every published snapshot carries it).
+    pub graph: std::sync::Arc<serde_json::Value>,
     /// Problems the last continuous validation (`settings.revalidate`) found; 0 before any.
     pub drift_problems: u64,
 }

@@ -114,10 +114,13 @@ struct Svc {
 
 /// Loopback tcp readiness without a connect per service per millisecond: pending tcp
 /// startup/readiness probes on a loopback address wait here, and one sock_diag LISTEN
-/// dump per millisecond (listen.rs, ~20 µs for every port at once) releases each to a
-/// single real connect as soon as something listens on its port — or, at the latest,
-/// after [`HOLD_MAX`] (or its timeout), so a service that never listens still gets its
-/// genuine "connection refused" failures reported a few times a second.
+/// dump per tick (listen.rs, ~21 µs for every port at once; every 250 µs in the first
+/// seconds of a start) decides for all of them. A listener bound to the probe's address
+/// (or its family's wildcard) whose accept queue has room passes the probe at once —
+/// the kernel completes the handshake of any connect to it; a match that depends on
+/// `IPV6_V6ONLY` gets one real connect (tcp_loopback_now). A probe still held after
+/// [`HOLD_MAX`] (or its timeout) runs as an ordinary connect, so a service that never
+/// listens gets its genuine "connection refused" failures a few times a second.
 struct ListenWatch {
     scanner: crate::listen::ListenScanner,
     /// Every 250 µs while a held probe's service started less than [`FAST_FOR`] ago,
@@ -259,6 +262,11 @@ struct Driver {
     trimmed: bool,
     /// `None` when sock_diag is not available (then every probe connects).
     listen: Option<ListenWatch>,
+    /// Services with an open "boot" mission (resolved when they become ready).
+    boot_missions: std::collections::HashSet<String>,
+    /// Reused buffer of the engine's actions, and how many spawns it still holds.
+    action_buf: Vec<Action>,
+    spawns_left: usize,
 }
 
 /// The driver's end of the API: what it publishes and what it is asked to do.
@@ -273,7 +281,7 @@ struct ApiSide {
     commands: mpsc::Receiver<CommandRequest>,
     file: String,
     started_at: std::time::SystemTime,
-    graph: serde_json::Value,
+    graph: Arc<serde_json::Value>,
     phase: BootPhase,
     shutting_down: bool,
 }
@@ -344,6 +352,9 @@ impl Driver {
             published_at: Instant::now(),
             remediated: vec![false; n],
             trimmed: false,
+            boot_missions: Default::default(),
+            action_buf: Vec::new(),
+            spawns_left: 0,
             listen: match (
                 crate::listen::ListenScanner::new(),
                 crate::tick::FastTick::new(),
@@ -395,11 +406,9 @@ impl Driver {
         self.engine.start(now);
         // The first wave is spawned before the API is built and bound: that work is
         // not on the boot's critical path.
-        while let Some(action) = self.engine.poll_action() {
-            if let Some(code) = self.act(action) {
-                self.flush_logs();
-                return code;
-            }
+        if let Some(code) = self.drain_actions() {
+            self.flush_logs();
+            return code;
         }
         self.start_api_server().await;
         let mut interrupts = 0u32;
@@ -422,11 +431,9 @@ impl Driver {
         board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut kill_at: Option<Instant> = None;
         loop {
-            while let Some(action) = self.engine.poll_action() {
-                if let Some(code) = self.act(action) {
-                    self.flush_logs();
-                    return code;
-                }
+            if let Some(code) = self.drain_actions() {
+                self.flush_logs();
+                return code;
             }
             if let Some((dir, file, started)) = self.pending_store.take() {
                 self.open_store(&dir, &file, started);
@@ -487,6 +494,10 @@ impl Driver {
                 .gantry_line(&format!("warning: {e}; the API is not started"));
             return;
         }
+        self.api.graph = Arc::new(gantry_plan::render_json(&self.plan));
+        self.api
+            .snapshot
+            .send_modify(|s| Arc::make_mut(s).graph = self.api.graph.clone());
         let router = gantry_api::router(state);
         match gantry_api::bind(&self.api.addr).await {
             Ok(listener) => {
@@ -720,6 +731,12 @@ impl Driver {
     fn open_store(&mut self, state_dir: &Path, file: &str, started: std::time::SystemTime) {
         match Store::open(state_dir) {
             Ok(s) => {
+                self.boot_missions = s
+                    .missions(false)
+                    .iter()
+                    .filter(|m| m["check"] == "boot")
+                    .filter_map(|m| m["service"].as_str().map(str::to_string))
+                    .collect();
                 self.boot_id = s.begin_boot(&crate::logs::rfc3339_utc(started), file).ok();
                 self.store = Some(s);
             }
@@ -941,6 +958,32 @@ impl Driver {
         }
     }
 
+    /// Carries out everything the engine asked for; the exit code once it is finished.
+    fn drain_actions(&mut self) -> Option<i32> {
+        loop {
+            let mut batch = std::mem::take(&mut self.action_buf);
+            batch.extend(std::iter::from_fn(|| self.engine.poll_action()));
+            if batch.is_empty() {
+                self.action_buf = batch;
+                return None;
+            }
+            self.spawns_left = batch
+                .iter()
+                .filter(|a| matches!(a, Action::Spawn { .. }))
+                .count();
+            let mut code = None;
+            for action in batch.drain(..) {
+                if code.is_none() {
+                    code = self.act(action);
+                }
+            }
+            self.action_buf = batch;
+            if code.is_some() {
+                return code;
+            }
+        }
+    }
+
     /// Carries out one action; returns the exit code when the engine is finished.
     fn act(&mut self, action: Action) -> Option<i32> {
         match action {
@@ -992,6 +1035,7 @@ impl Driver {
     }
 
     fn spawn(&mut self, unit: UnitId, r#gen: eng::Gen, attempt: u32) {
+        self.spawns_left = self.spawns_left.saturating_sub(1);
         let now = self.now();
         let svc = &mut self.svcs[unit.0];
         svc.first_spawn.get_or_insert(now);
@@ -1018,6 +1062,14 @@ impl Driver {
         // a wave of spawns runs on a few blocking-pool threads at once (the runtime caps
         // them; up.rs), so the waits overlap instead of adding up. The engine already
         // treats a spawn as pending until `Spawned` arrives.
+        // The last spawn of a batch runs right here (for a lone spawn — a chain's next
+        // link — a pool thread's wake-up would only add latency); the others go to the
+        // pool first, so they run alongside it.
+        if self.spawns_left == 0 {
+            let result = process::spawn(&spec, &self.reaper);
+            self.spawn_done(unit, r#gen, result);
+            return;
+        }
         let reaper = self.reaper.clone();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -1136,20 +1188,36 @@ impl Driver {
     fn listen_tick(&mut self) {
         let Some(w) = &mut self.listen else { return };
         let mut release = Vec::new();
-        match w.scanner.scan(&mut w.listeners) {
+        let mut listening = Vec::new();
+        let mut passed = Vec::new();
+        match w.scanner.scan_accepting(&mut w.listeners) {
             Ok(()) => {
                 let now = Instant::now();
                 let (svcs, listeners) = (&self.svcs, &w.listeners);
                 w.held.retain(|h| {
                     let targets = &svcs[h.unit.0].listen_targets[role_index(h.role)];
-                    let go = now >= h.until
-                        || targets
-                            .iter()
-                            .any(|t| crate::listen::accepts(listeners, *t));
-                    if go {
-                        release.push(*h);
+                    // A listener bound to the target's address (or its family's wildcard)
+                    // with room in its accept queue takes a connect for certain: that is
+                    // the probe's pass, without the ~0.1 ms loopback handshake.
+                    if let Some(l) = targets
+                        .iter()
+                        .find_map(|t| crate::listen::certainly_accepts(listeners, *t))
+                    {
+                        passed.push((*h, l));
+                        return false;
                     }
-                    !go
+                    if let Some(t) = targets
+                        .iter()
+                        .find(|t| crate::listen::accepts(listeners, **t))
+                    {
+                        listening.push((*h, *t));
+                        return false;
+                    }
+                    if now >= h.until {
+                        release.push(*h);
+                        return false;
+                    }
+                    true
                 });
             }
             Err(e) => {
@@ -1159,6 +1227,30 @@ impl Driver {
                 self.out.gantry_line(&format!(
                     "note: listener scan failed ({e}); tcp probes connect every time from now on"
                 ));
+            }
+        }
+        for (h, listener) in passed {
+            self.message(Msg::Probe {
+                unit: h.unit,
+                role: h.role,
+                seq: h.seq,
+                outcome: probe::ProbeOutcome {
+                    ok: true,
+                    message: format!("{listener} is listening and accepting connections"),
+                    duration: Duration::ZERO,
+                },
+            });
+        }
+        for (h, target) in listening {
+            // Something listens: one connect, right here (see tcp_loopback_now).
+            match probe::tcp_loopback_now(target) {
+                Some(outcome) => self.message(Msg::Probe {
+                    unit: h.unit,
+                    role: h.role,
+                    seq: h.seq,
+                    outcome,
+                }),
+                None => self.run_probe(h.unit, h.role, h.seq, h.timeout),
             }
         }
         for h in release {
@@ -1295,6 +1387,9 @@ impl Driver {
             n.to,
             eng::State::Ready | eng::State::Running | eng::State::Completed
         ) && let Some(store) = &self.store
+            // Only services known to have an open mission touch the database: a write
+            // transaction per ready service sat between a gate and the next spawn.
+            && self.boot_missions.remove(&self.svcs[n.unit.0].name)
         {
             // The mission's fix criterion holds now.
             store.resolve_missions("boot", Some(&self.svcs[n.unit.0].name));
@@ -1386,8 +1481,9 @@ impl Driver {
     }
 
     /// A failed service becomes a mission: what failed, its last output, what must pass.
-    fn open_boot_mission(&self, unit: UnitId) {
+    fn open_boot_mission(&mut self, unit: UnitId) {
         let Some(store) = &self.store else { return };
+        self.boot_missions.insert(self.svcs[unit.0].name.clone());
         let v = self.engine.unit(unit);
         let svc = &self.svcs[unit.0];
         let layer = self.plan.layers.get(self.plan.units[unit.0].layer).cloned();
@@ -1705,7 +1801,8 @@ fn start_api(
     store_path: Option<PathBuf>,
 ) -> Result<ApiSide, String> {
     let token = new_token()?;
-    let graph = gantry_plan::render_json(&cfg.plan);
+    // The graph is rendered when the API starts, after the first wave of spawns.
+    let graph = Arc::new(serde_json::Value::Null);
     let started_at = std::time::SystemTime::now();
     let initial = Snapshot {
         file: cfg.file.clone(),

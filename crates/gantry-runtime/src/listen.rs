@@ -215,12 +215,22 @@ fn request(family: u8, seq: u32) -> [u8; REQUEST_LEN] {
 
 /// The local address of the listening socket an `inet_diag_msg` describes; `None` for
 /// another family or state (the kernel filters those out already).
-fn listener_addr(msg: &[u8]) -> io::Result<Option<SocketAddr>> {
+fn listener_addr(msg: &[u8], only_accepting: bool) -> io::Result<Option<SocketAddr>> {
     if msg.len() < size_of::<InetDiagMsg>() {
         return Err(malformed("inet_diag_msg shorter than its header"));
     }
     if msg[offset_of!(InetDiagMsg, idiag_state)] != TCP_LISTEN {
         return Ok(None);
+    }
+    if only_accepting {
+        // For a listener, rqueue is the accept queue's length and wqueue its limit (the
+        // listen backlog); the kernel drops new SYNs while length > limit
+        // (sk_acceptq_is_full).
+        let queued = u32::from_ne_bytes(array(msg, offset_of!(InetDiagMsg, idiag_rqueue)));
+        let limit = u32::from_ne_bytes(array(msg, offset_of!(InetDiagMsg, idiag_wqueue)));
+        if queued > limit {
+            return Ok(None);
+        }
     }
     let id = InetDiagSockId::decode(&msg[offset_of!(InetDiagMsg, id)..]);
     let port = u16::from_be_bytes(id.idiag_sport);
@@ -263,7 +273,12 @@ enum Progress {
 
 /// Appends the listeners in one `recv`'s worth of netlink messages to `out`, skipping
 /// messages of other requests (`seq`), and tells whether the dump ended (`NLMSG_DONE`).
-fn parse_batch(mut bytes: &[u8], seq: u32, out: &mut Vec<SocketAddr>) -> io::Result<Progress> {
+fn parse_batch(
+    mut bytes: &[u8],
+    seq: u32,
+    out: &mut Vec<SocketAddr>,
+    only_accepting: bool,
+) -> io::Result<Progress> {
     while !bytes.is_empty() {
         let hdr = NlMsgHdr::decode(bytes).ok_or_else(|| malformed("truncated nlmsghdr"))?;
         let len = hdr.nlmsg_len as usize;
@@ -278,7 +293,7 @@ fn parse_batch(mut bytes: &[u8], seq: u32, out: &mut Vec<SocketAddr>) -> io::Res
             continue;
         }
         match hdr.nlmsg_type {
-            SOCK_DIAG_BY_FAMILY => out.extend(listener_addr(payload)?),
+            SOCK_DIAG_BY_FAMILY => out.extend(listener_addr(payload, only_accepting)?),
             NLMSG_DONE => {
                 // The payload is an int: 0, or a negative errno if the dump failed midway.
                 if payload.len() >= 4 {
@@ -351,12 +366,21 @@ impl ListenScanner {
     /// On error `out` holds a partial list.
     pub fn scan(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
         out.clear();
-        self.dump(libc::AF_INET as u8, out)?;
-        self.dump(libc::AF_INET6 as u8, out)
+        self.dump(libc::AF_INET as u8, out, false)?;
+        self.dump(libc::AF_INET6 as u8, out, false)
+    }
+
+    /// Like [`ListenScanner::scan`], but leaves out listeners whose accept queue is full
+    /// (the kernel would drop a new connection's SYN): what is left accepts connections
+    /// right now.
+    pub fn scan_accepting(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
+        out.clear();
+        self.dump(libc::AF_INET as u8, out, true)?;
+        self.dump(libc::AF_INET6 as u8, out, true)
     }
 
     /// Sends one dump request and appends its replies to `out` until `NLMSG_DONE`.
-    fn dump(&mut self, family: u8, out: &mut Vec<SocketAddr>) -> io::Result<()> {
+    fn dump(&mut self, family: u8, out: &mut Vec<SocketAddr>, accepting: bool) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let req = request(family, self.seq);
         let fd = self.fd.as_raw_fd();
@@ -375,7 +399,7 @@ impl ListenScanner {
             if len > self.buf.len() {
                 return Err(malformed("dump part larger than the receive buffer"));
             }
-            if parse_batch(&self.buf[..len], self.seq, out)? == Progress::Done {
+            if parse_batch(&self.buf[..len], self.seq, out, accepting)? == Progress::Done {
                 return Ok(());
             }
         }
@@ -400,6 +424,22 @@ pub fn accepts(listeners: &[SocketAddr], target: SocketAddr) -> bool {
                 // `[::]` takes IPv6 and, dual-stack, IPv4.
                 (IpAddr::V6(l), _) => l.is_unspecified(),
                 (IpAddr::V4(_), IpAddr::V6(_)) => false,
+            }
+    })
+}
+
+/// The listener that takes a connect to `target` for certain: bound to exactly that
+/// address, or to the unspecified address of the target's own family. `None` also for
+/// matches that depend on `IPV6_V6ONLY` (a `[::]` or v4-mapped listener for an IPv4
+/// target), which the dump does not report: confirm those with a connect.
+pub fn certainly_accepts(listeners: &[SocketAddr], target: SocketAddr) -> Option<SocketAddr> {
+    listeners.iter().copied().find(|l| {
+        l.port() == target.port()
+            && match (l.ip(), target.ip()) {
+                (a, b) if a == b => true,
+                (IpAddr::V4(a), IpAddr::V4(_)) => a.is_unspecified(),
+                (IpAddr::V6(a), IpAddr::V6(_)) => a.is_unspecified(),
+                _ => false,
             }
     })
 }
@@ -567,6 +607,72 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_with_a_full_accept_queue_is_not_accepting() {
+        use nix::sys::socket::{
+            AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, getsockname, listen,
+            socket,
+        };
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .expect("socket");
+        bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
+        // Backlog 0: the first connection the service does not accept fills the queue.
+        listen(&fd, Backlog::new(0).expect("backlog")).expect("listen");
+        let local: SockaddrIn = getsockname(fd.as_raw_fd()).expect("getsockname");
+        let addr = SocketAddr::from(([127, 0, 0, 1], local.port()));
+        let mut scanner = ListenScanner::new().expect("scanner");
+        let mut out = Vec::new();
+        scanner.scan_accepting(&mut out).expect("scan");
+        assert_eq!(certainly_accepts(&out, addr), Some(addr));
+        let _client = TcpStream::connect(addr).expect("first connect is queued");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            scanner.scan_accepting(&mut out).expect("scan");
+            if certainly_accepts(&out, addr).is_none() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a full queue still looked accepting"
+            );
+            std::thread::yield_now();
+        }
+        scanner.scan(&mut out).expect("scan");
+        assert!(
+            out.contains(&addr),
+            "scan() lists every listener, full or not"
+        );
+    }
+
+    #[test]
+    fn certainly_accepts_only_matches_that_do_not_depend_on_v6only() {
+        let v4 = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let target = v4("127.0.0.1:80");
+        for (listener, want) in [
+            ("127.0.0.1:80", true),
+            ("0.0.0.0:80", true),
+            ("[::]:80", false),
+            ("[::ffff:127.0.0.1]:80", false),
+            ("127.0.0.2:80", false),
+            ("127.0.0.1:81", false),
+        ] {
+            let l = v4(listener);
+            assert_eq!(
+                certainly_accepts(&[l], target),
+                want.then_some(l),
+                "{listener}"
+            );
+        }
+        let t6 = v4("[::1]:80");
+        assert!(certainly_accepts(&[v4("[::]:80")], t6).is_some());
+        assert!(certainly_accepts(&[v4("0.0.0.0:80")], t6).is_none());
+    }
+
+    #[test]
     fn accepts_follows_the_kernel_wildcard_rules() {
         let cases = [
             // (listener, target, accepted)
@@ -654,19 +760,28 @@ mod tests {
             message(SOCK_DIAG_BY_FAMILY, seq, &established),
         ]
         .concat();
-        assert_eq!(parse_batch(&batch, seq, &mut out).unwrap(), Progress::More);
+        assert_eq!(
+            parse_batch(&batch, seq, &mut out, false).unwrap(),
+            Progress::More
+        );
         let batch = [
             message(SOCK_DIAG_BY_FAMILY, seq, &v6),
             message(NLMSG_DONE, seq, &0i32.to_ne_bytes()),
             message(SOCK_DIAG_BY_FAMILY, seq, &stale),
         ]
         .concat();
-        assert_eq!(parse_batch(&batch, seq, &mut out).unwrap(), Progress::Done);
+        assert_eq!(
+            parse_batch(&batch, seq, &mut out, false).unwrap(),
+            Progress::Done
+        );
         assert_eq!(out, [addr("10.0.0.1:8080"), addr("[::1]:443")]);
 
         // A stale NLMSG_DONE does not end the dump.
         let batch = message(NLMSG_DONE, seq - 1, &0i32.to_ne_bytes());
-        assert_eq!(parse_batch(&batch, seq, &mut out).unwrap(), Progress::More);
+        assert_eq!(
+            parse_batch(&batch, seq, &mut out, false).unwrap(),
+            Progress::More
+        );
     }
 
     #[test]
@@ -675,23 +790,26 @@ mod tests {
         let mut out = Vec::new();
         let mut err = (-libc::EBUSY).to_ne_bytes().to_vec();
         err.extend([0; NLMSG_HDRLEN]); // nlmsgerr quotes the request's header
-        let e = parse_batch(&message(NLMSG_ERROR, seq, &err), seq, &mut out).unwrap_err();
+        let e = parse_batch(&message(NLMSG_ERROR, seq, &err), seq, &mut out, false).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EBUSY));
 
         let done = message(NLMSG_DONE, seq, &(-libc::EINTR).to_ne_bytes());
-        let e = parse_batch(&done, seq, &mut out).unwrap_err();
+        let e = parse_batch(&done, seq, &mut out, false).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EINTR));
 
         let ack = message(NLMSG_ERROR, seq, &[0; 4 + NLMSG_HDRLEN]);
-        assert_eq!(parse_batch(&ack, seq, &mut out).unwrap(), Progress::More);
+        assert_eq!(
+            parse_batch(&ack, seq, &mut out, false).unwrap(),
+            Progress::More
+        );
 
         let mut truncated = message(SOCK_DIAG_BY_FAMILY, seq, &[0; 72]);
         truncated.truncate(40);
-        let e = parse_batch(&truncated, seq, &mut out).unwrap_err();
+        let e = parse_batch(&truncated, seq, &mut out, false).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
 
         let short = message(SOCK_DIAG_BY_FAMILY, seq, &[0; 20]);
-        let e = parse_batch(&short, seq, &mut out).unwrap_err();
+        let e = parse_batch(&short, seq, &mut out, false).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(out.is_empty());
     }

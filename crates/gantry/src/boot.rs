@@ -153,7 +153,7 @@ impl BootBuilder {
             boot: gantry_api::model::BootPhase::Booting,
             shutting_down: false,
             services: Vec::new(),
-            graph: Value::Null,
+            graph: Value::Null.into(),
             drift_problems: 0,
         }));
         let driver = Driver::new(
@@ -161,7 +161,7 @@ impl BootBuilder {
             self.components,
             self.allow_degraded,
             self.name,
-            graph,
+            graph.into(),
             Wiring {
                 ctl: ctl_rx,
                 api: api_rx,

@@ -132,7 +132,7 @@ pub(crate) struct Driver {
     slots: Vec<Slot>,
     allow_degraded: bool,
     name: String,
-    graph: Value,
+    graph: std::sync::Arc<Value>,
     wiring: Wiring,
     epoch: Instant,
     started_at: SystemTime,
@@ -159,7 +159,7 @@ impl Driver {
         components: Vec<Component>,
         allow_degraded: bool,
         name: String,
-        graph: Value,
+        graph: std::sync::Arc<Value>,
         wiring: Wiring,
     ) -> Driver {
         let (done_tx, done_rx) = mpsc::unbounded_channel();

@@ -62,7 +62,7 @@ pub fn snapshot(boot: BootPhase, services: Vec<ServiceSnapshot>) -> Snapshot {
         boot,
         shutting_down: false,
         services,
-        graph: serde_json::json!({ "nodes": [{ "name": "db" }, { "name": "api" }], "edges": [["api", "db"]] }),
+        graph: serde_json::json!({ "nodes": [{ "name": "db" }, { "name": "api" }], "edges": [["api", "db"]] }).into(),
         drift_problems: 0,
     }
 }
