@@ -62,6 +62,7 @@ pub fn run(
     // wake-ups on one core, one malloc arena and no cross-thread hand-offs.
     // Spawns (posix_spawn blocks until exec) and other blocking work use a small pool
     // whose threads leave soon after the boot.
+    gantry_runtime::trim::single_malloc_arena();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)
