@@ -146,6 +146,8 @@ const FAST_FOR: Duration = Duration::from_secs(2);
 const FAST_PERIOD: Duration = Duration::from_micros(250);
 /// ... and every [`SLOW_PERIOD`] for a service that takes longer.
 const SLOW_PERIOD: Duration = Duration::from_millis(2);
+/// ... and every [`STORM_PERIOD`] while spawns are in flight on the pool.
+const STORM_PERIOD: Duration = Duration::from_millis(1);
 
 /// The loopback socket addresses a tcp probe address stands for (empty: not loopback,
 /// so the listen watch cannot see it — it only sees gantry's own network namespace).
@@ -267,6 +269,8 @@ struct Driver {
     /// Reused buffer of the engine's actions, and how many spawns it still holds.
     action_buf: Vec<Action>,
     spawns_left: usize,
+    /// Spawns handed to the blocking pool whose result has not come back yet.
+    pool_spawns: usize,
 }
 
 /// The driver's end of the API: what it publishes and what it is asked to do.
@@ -355,6 +359,7 @@ impl Driver {
             boot_missions: Default::default(),
             action_buf: Vec::new(),
             spawns_left: 0,
+            pool_spawns: 0,
             listen: match (
                 crate::listen::ListenScanner::new(),
                 crate::tick::FastTick::new(),
@@ -821,7 +826,10 @@ impl Driver {
                 unit,
                 r#gen,
                 result,
-            } => self.spawn_done(unit, r#gen, result),
+            } => {
+                self.pool_spawns = self.pool_spawns.saturating_sub(1);
+                self.spawn_done(unit, r#gen, result)
+            }
             Msg::Exited {
                 unit,
                 r#gen,
@@ -1070,6 +1078,7 @@ impl Driver {
             self.spawn_done(unit, r#gen, result);
             return;
         }
+        self.pool_spawns += 1;
         let reaper = self.reaper.clone();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -1171,7 +1180,15 @@ impl Driver {
                     .spawned_at
                     .is_some_and(|t| t.elapsed() < FAST_FOR)
             });
-            if young { FAST_PERIOD } else { SLOW_PERIOD }
+            // While a wave is being spawned the CPUs belong to the children starting
+            // (each start is CPU-bound for a while); scans every millisecond then.
+            if self.pool_spawns > 0 {
+                STORM_PERIOD
+            } else if young {
+                FAST_PERIOD
+            } else {
+                SLOW_PERIOD
+            }
         });
         if w.tick.set(want).is_err() {
             // Cannot happen with a valid timerfd; fall back to plain connects.
