@@ -342,16 +342,17 @@ impl Waiter {
                 park(timeout);
                 continue;
             };
-            // A socket read timeout is rounded up to the kernel's tick (4 ms at HZ=250),
-            // which would make `--delay 50` take ~55 ms. Wait out the last few
-            // milliseconds with a precise park instead; a signal that arrives then
-            // stays queued in the pipe for the next wait.
+            // A socket read timeout is rounded up to the kernel's tick (4 ms at HZ=250)
+            // and its wake-up can come late on a busy machine, which made `--delay 50`
+            // take ~55 ms. Wait out the last 10 ms with a precise park instead (a
+            // margin of 5 ms was too small: one tick plus a late wake-up overshot it);
+            // a signal that arrives then stays queued in the pipe for the next wait.
             let timeout = match (timeout, deadline) {
-                (Some(t), Some(d)) if t <= Duration::from_millis(6) => {
+                (Some(t), Some(d)) if t <= Duration::from_millis(12) => {
                     park_until(d);
                     return Wake::Deadline;
                 }
-                (Some(t), _) => Some(t - Duration::from_millis(5)),
+                (Some(t), _) => Some(t - Duration::from_millis(10)),
                 (None, _) => None,
             };
             if rx.set_read_timeout(timeout).is_err() {
