@@ -882,6 +882,10 @@ command = "./app.sh"
 [services.worker]
 command = "FIXTURE --name worker --marker {marker}"
 working_dir = "run/worker"
+
+[services.cron]
+command = "FIXTURE --name cron --marker {marker}"
+working_dir = "app.sh"
 "#
         ),
     );
@@ -894,17 +898,19 @@ working_dir = "run/worker"
         1,
         &[
             "✗ worker: working_dir: ./run/worker does not exist",
+            "✗ cron: working_dir: ./app.sh is not a directory",
             "! secret file permissions: secret KEY: ./key.txt is readable by group or others \
              (mode 644)",
             "hint: chmod 600 ./key.txt",
-            "pre-flight: NO-GO (2 critical",
+            "pre-flight: NO-GO (3 critical",
         ],
     );
-    // The path is shown as gantry joined it (file dir, working_dir, command).
+    // The path is shown as gantry joined it (file dir, working_dir, command), without
+    // the `./.` a join of relative paths collects.
     assert!(
         r.stdout.lines().any(|l| l
             .strip_prefix("  ✗ app: command: not executable: ")
-            .is_some_and(|p| p.ends_with("/app.sh"))),
+            .is_some_and(|p| p.ends_with("/app.sh") && !p.contains("/./"))),
         "{}",
         r.all()
     );

@@ -487,7 +487,11 @@ pub async fn run_with(
                 Some(name),
                 Severity::Critical,
                 false,
-                format!("{} does not exist", cwd.display()),
+                if cwd.exists() {
+                    format!("{} is not a directory", cwd.display())
+                } else {
+                    format!("{} does not exist", cwd.display())
+                },
                 Some("create it or fix working_dir".into()),
             );
             continue;

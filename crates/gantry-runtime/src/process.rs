@@ -256,6 +256,22 @@ pub fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     }
 }
 
+/// Drops the `.` components a join of relative paths collects (`././app.sh` →
+/// `./app.sh`), keeping one leading `./` so a relative path still names a file and is
+/// never searched for in PATH.
+fn tidy(p: PathBuf) -> PathBuf {
+    use std::path::Component;
+    if !p.components().any(|c| c == Component::CurDir) {
+        return p;
+    }
+    let rest: PathBuf = p.components().filter(|c| *c != Component::CurDir).collect();
+    if rest.is_relative() {
+        Path::new(".").join(rest)
+    } else {
+        rest
+    }
+}
+
 fn absolutize(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -286,7 +302,7 @@ pub fn resolve_program(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| absolutize(Path::new(".")));
     if program.contains('/') {
-        let path = base.join(program);
+        let path = tidy(base.join(program));
         return match check_executable(&path) {
             Candidate::Ok => Ok(path),
             Candidate::NotExecutable => Err(SpawnError::NotExecutable { path }),
@@ -541,6 +557,16 @@ pub fn pregrow_fd_table(fds: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_relative_paths_lose_their_extra_dots() {
+        assert_eq!(tidy("././app.sh".into()), PathBuf::from("./app.sh"));
+        assert_eq!(tidy("./bin/./app.sh".into()), PathBuf::from("./bin/app.sh"));
+        assert_eq!(tidy("/srv/./app.sh".into()), PathBuf::from("/srv/app.sh"));
+        assert_eq!(tidy("../app.sh".into()), PathBuf::from("../app.sh"));
+        let resolved = resolve_program("./sh", &[], Some(Path::new("/bin/."))).expect("/bin/sh");
+        assert_eq!(resolved, PathBuf::from("/bin/sh"));
+    }
 
     #[test]
     fn resolve_finds_sh_and_reports_missing() {
