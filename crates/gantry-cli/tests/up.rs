@@ -697,3 +697,44 @@ start_timeout = "300ms"
     assert!(up.at("slow", "failed") >= up.at("slow", "starting") + 300);
     assert_eq!(up.stop(), 0);
 }
+
+/// gantry pins itself to one CPU around its namespace fork (nsinit.rs); what it starts
+/// must see the CPUs gantry itself was given. And log files open at a service's first
+/// line: a service that prints nothing leaves no file.
+#[test]
+fn services_see_every_cpu_and_silent_services_leave_no_log_file() {
+    let ours = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Cpus_allowed_list:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap();
+    let toml = r#"
+[services.cpus]
+kind = "task"
+command = ["sh", "-c", "grep Cpus_allowed_list /proc/self/status"]
+
+[services.quiet]
+command = ["sleep", "30"]
+"#;
+    let mut up = up("affinity", toml, &[]);
+    let line = up.wait_for("the cpus task's output", 20, |v| {
+        v["event"] == "output" && v["service"] == "cpus"
+    });
+    let seen = line["line"].as_str().unwrap();
+    assert_eq!(
+        seen.strip_prefix("Cpus_allowed_list:").map(str::trim),
+        Some(ours.as_str()),
+        "{seen}"
+    );
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    assert!(eventually(5, || up
+        .dir
+        .join(".gantry/logs/cpus.log")
+        .exists()));
+    assert!(up.dir.join(".gantry/logs").is_dir());
+    assert!(!up.dir.join(".gantry/logs/quiet.log").exists());
+    assert_eq!(up.stop(), 0);
+}

@@ -110,13 +110,7 @@ pub fn tcp_loopback_now(target: std::net::SocketAddr) -> Option<ProbeOutcome> {
             let peer = stream.peer_addr().ok();
             drop(stream);
             if local.is_some() && local == peer {
-                return Some(ProbeOutcome::new(
-                    false,
-                    format!(
-                        "self-connect ({target}: nothing is listening; the kernel connected the probe to itself)"
-                    ),
-                    started,
-                ));
+                return Some(ProbeOutcome::new(false, self_connect(target), started));
             }
             Some(ProbeOutcome::new(
                 true,
@@ -131,6 +125,10 @@ pub fn tcp_loopback_now(target: std::net::SocketAddr) -> Option<ProbeOutcome> {
         )),
         Err(_) => None,
     }
+}
+
+fn self_connect(sa: std::net::SocketAddr) -> String {
+    format!("self-connect ({sa}: nothing is listening; the kernel connected the probe to itself)")
 }
 
 /// Connect to the first address of `addr` that accepts. The error is a finished message.
@@ -150,9 +148,7 @@ async fn connect(addr: &str) -> Result<(TcpStream, std::net::SocketAddr), String
                 let peer = stream.peer_addr().ok();
                 if local.is_some() && local == peer {
                     drop(stream);
-                    failures.push(format!(
-                        "self-connect ({sa}: nothing is listening; the kernel connected the probe to itself)"
-                    ));
+                    failures.push(self_connect(sa));
                     continue;
                 }
                 return Ok((stream, sa));

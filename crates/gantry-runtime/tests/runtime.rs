@@ -316,6 +316,24 @@ fn refused(message: &str, addr: &str) -> bool {
     message == format!("connection refused ({addr})") || message.starts_with("self-connect")
 }
 
+/// The listen watch's confirming connect (for a `[::]` listener behind an IPv4 probe):
+/// same outcomes and messages as the async probe.
+#[test]
+fn tcp_loopback_now_matches_the_async_probe() {
+    let listener = std::net::TcpListener::bind("[::]:0")
+        .or_else(|_| std::net::TcpListener::bind("0.0.0.0:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let o = probe::tcp_loopback_now(target).expect("finishes at once on loopback");
+    assert!(o.ok, "{}", o.message);
+    assert_eq!(o.message, format!("connected to {target}"));
+    drop(listener);
+    let o = probe::tcp_loopback_now(target).expect("refused at once");
+    assert!(!o.ok);
+    assert!(refused(&o.message, &target.to_string()), "{}", o.message);
+}
+
 #[test]
 fn tcp_probe() {
     run(async {
