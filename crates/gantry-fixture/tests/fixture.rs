@@ -648,9 +648,20 @@ fn spawn_grandchild_and_daemon() {
     assert_eq!(pgid(parent), parent);
     assert_eq!(pgid(grandchild), parent, "grandchild left the group");
     assert_eq!(pgid(daemon), daemon, "daemon did not get its own group");
-    let cmdline = std::fs::read(format!("/proc/{daemon}/cmdline")).unwrap();
-    assert!(
-        String::from_utf8_lossy(&cmdline).contains("parent-daemon"),
-        "{cmdline:?}"
-    );
+    // The spawn returns once the daemon's exec has switched address spaces,
+    // which is before the kernel has written its argv: /proc shows an empty
+    // cmdline for that moment, so poll.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let cmdline = std::fs::read(format!("/proc/{daemon}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).into_owned();
+        if cmdline.contains("parent-daemon") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon {daemon} cmdline is {cmdline:?} after {PATIENCE:?}"
+        );
+        thread::park_timeout(Duration::from_millis(2));
+    }
 }
