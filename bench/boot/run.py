@@ -70,6 +70,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 GANTRY = os.path.join(ROOT, "target", "release", "gantry")
 FIXTURE = os.path.join(ROOT, "target", "release", "gantry-fixture")
+# --static-fixture: the same fixture linked statically (no dynamic loader at its start).
+STATIC_DIR = os.path.join(ROOT, "target", "static")
+STATIC_FIXTURE = os.path.join(STATIC_DIR, "x86_64-unknown-linux-gnu", "release", "gantry-fixture")
 WAITFOR = os.path.join(HERE, "wait-for")
 MARKER = "gantrybench-%d" % os.getpid()  # on every fixture's command line (--marker)
 DELAY_MS = 50
@@ -769,9 +772,11 @@ def machine():
     commit = sh(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
     dirty = " + uncommitted changes" if sh(["git", "-C", ROOT, "status", "--porcelain", "--", "crates"]) else ""
     built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.stat(GANTRY).st_mtime)) if os.path.exists(GANTRY) else "?"
-    return ("%d cores (%s), %d MiB, Linux %s; %s (commit %s%s, built %s)"
+    linked = "static" if b"static" in (subprocess.run(["file", "-b", FIXTURE], capture_output=True).stdout
+                                       if shutil.which("file") else b"") else "dynamic"
+    return ("%d cores (%s), %d MiB, Linux %s; %s (commit %s%s, built %s); fixture %s (%s)"
             % (os.cpu_count(), model, mem, os.uname().release, sh([GANTRY, "--version"]) or "gantry ?",
-               commit, dirty, built))
+               commit, dirty, built, os.path.relpath(FIXTURE, ROOT), linked))
 
 
 def report(boot, resident, kills, skipped):
@@ -866,6 +871,19 @@ def report(boot, resident, kills, skipped):
     return "\n".join(out)
 
 
+def build_static_fixture():
+    """Builds the fixture with glibc linked in (`+crt-static`). Its start then skips the
+    dynamic loader, so a fixture that starts 50 listeners at once costs the machine less;
+    every tool runs the same binary. A separate target dir keeps these flags away from
+    the normal build."""
+    env = dict(os.environ, RUSTFLAGS="-C target-feature=+crt-static")
+    cmd = ["cargo", "build", "--release", "-p", "gantry-fixture",
+           "--target", "x86_64-unknown-linux-gnu", "--target-dir", STATIC_DIR]
+    log("building the static fixture: RUSTFLAGS='%s' %s" % (env["RUSTFLAGS"], " ".join(cmd)))
+    if subprocess.call(cmd, cwd=ROOT, env=env) != 0:
+        sys.exit("building the static fixture failed")
+
+
 def main():
     global ARGS, GANTRY, FIXTURE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -892,7 +910,12 @@ def main():
     ap.add_argument("--gantry-bin", default=GANTRY, help="gantry binary (default target/release/gantry)")
     ap.add_argument("--fixture-bin", default=FIXTURE,
                     help="fixture binary (default target/release/gantry-fixture)")
+    ap.add_argument("--static-fixture", action="store_true",
+                    help="build the fixture statically linked (target/static) and use it for every tool")
     ARGS = args = ap.parse_args()
+    if args.static_fixture:
+        build_static_fixture()
+        args.fixture_bin = STATIC_FIXTURE
     GANTRY, FIXTURE = os.path.abspath(args.gantry_bin), os.path.abspath(args.fixture_bin)
     args.runs = max(1, min(args.runs, 1000))
     args.kills = max(1, min(args.kills, 200))
