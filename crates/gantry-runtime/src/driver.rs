@@ -198,16 +198,19 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
     };
     // Secrets are resolved either way (required ones fail closed); the rest of the
     // pre-flight runs unless skipped.
-    let (report, secrets) = if cfg.preflight {
-        crate::preflight::run(&cfg.spec, &cfg.plan, &cfg.base_dir, &reaper).await
+    let (report, secrets, envs) = if cfg.preflight {
+        crate::preflight::run_for_up(&cfg.spec, &cfg.plan, &cfg.base_dir, &reaper).await
     } else {
-        crate::preflight::resolve_secrets(&cfg.spec, &cfg.base_dir, &reaper).await
+        let (report, secrets) =
+            crate::preflight::resolve_secrets(&cfg.spec, &cfg.base_dir, &reaper).await;
+        (report, secrets, Default::default())
     };
     if cfg.output == OutputMode::Json {
-        println!(
-            "{}",
-            serde_json::json!({ "event": "preflight", "report": report.to_json() })
-        );
+        // One write: printed piece by piece, stdout's line buffer would pass the report
+        // (several hundred bytes per service) to the kernel a kilobyte at a time.
+        let mut line = report.event_json();
+        line.push('\n');
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
     } else if cfg.preflight || !report.go() {
         print!("{}", report.render());
     }
@@ -219,7 +222,7 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
         return 1;
     }
     cfg.secrets = secrets;
-    match Driver::new(cfg, reaper) {
+    match Driver::new(cfg, reaper, envs) {
         Ok(driver) => driver.run().await,
         Err(e) => {
             eprintln!("error: {e}");
@@ -301,23 +304,31 @@ struct ProbeStats {
 const PROBE_SAMPLES: usize = 256;
 
 impl Driver {
-    fn new(cfg: UpConfig, reaper: Arc<Reaper>) -> Result<Driver, String> {
+    fn new(
+        cfg: UpConfig,
+        reaper: Arc<Reaper>,
+        mut envs: crate::preflight::ServiceEnvs,
+    ) -> Result<Driver, String> {
         let redactor = Redactor::new(cfg.secrets.iter().map(|s| s.value.clone()));
         let state_dir = cfg.base_dir.join(&cfg.spec.settings.state_dir);
         // Log files open at a service's first output line; the directory exists from the
         // start so that `gantry logs` can tell "no output yet" from "never booted".
         let _ = std::fs::create_dir_all(state_dir.join("logs"));
         let mut svcs = Vec::with_capacity(cfg.plan.units.len());
-        let global_env = crate::env::global_env(&cfg.spec, &cfg.base_dir);
-        for u in &cfg.plan.units {
-            svcs.push(make_svc(
-                u,
-                &global_env,
-                &cfg.base_dir,
-                &state_dir,
-                &cfg.secrets,
-                &cfg.file,
-            )?);
+        // Built only when the pre-flight did not build some service's environment.
+        let mut global_env = None;
+        for (i, u) in cfg.plan.units.iter().enumerate() {
+            let env = match envs.take(i) {
+                Some(env) => Ok(env),
+                None => {
+                    let global = global_env
+                        .get_or_insert_with(|| crate::env::global_env(&cfg.spec, &cfg.base_dir));
+                    global.clone().and_then(|g| {
+                        crate::env::service_env(&g, &u.service, &cfg.base_dir, &cfg.secrets)
+                    })
+                }
+            };
+            svcs.push(make_svc(u, env, &cfg.base_dir, &state_dir, &cfg.file)?);
         }
         let units = cfg.plan.units.iter().map(unit_config).collect();
         let engine = Engine::new(
@@ -1631,17 +1642,15 @@ fn human(d: Duration) -> String {
 
 fn make_svc(
     u: &PlanUnit,
-    global: &Result<Vec<(String, String)>, String>,
+    env: Result<Vec<(String, String)>, String>,
     base: &Path,
     state_dir: &Path,
-    secrets: &[SecretValue],
     file: &str,
 ) -> Result<Svc, String> {
     let s = &u.service;
     let cwd = base.join(s.working_dir.as_deref().unwrap_or("."));
     let spawn = (|| -> Result<SpawnSpec, String> {
-        let env =
-            crate::env::service_env(global.as_ref().map_err(Clone::clone)?, s, base, secrets)?;
+        let env = env?;
         let argv = if s.kind == Kind::Migrate {
             // A migrate service is gantry's own migrator run as a one-shot task, so it
             // gets the same gates, retries, logs and records as any other service.

@@ -11,6 +11,7 @@ use crate::reaper::Reaper;
 use gantry_plan::Plan;
 use gantry_spec::{Kind, ProbeKind, Restart, SecretSource, Service, Spec};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,6 +42,35 @@ pub struct Check {
     pub hint: Option<String>,
 }
 
+/// The report as JSON. Keys are in alphabetical order, the order the document had when
+/// it was built as a `serde_json::Value` (whose maps sort their keys).
+#[derive(Serialize)]
+struct JsonView<'a> {
+    checks: Vec<CheckView<'a>>,
+    coverage_pct: u32,
+    go: bool,
+    verdict: &'static str,
+}
+
+/// One check as JSON, keys in alphabetical order.
+struct CheckView<'a>(&'a Check);
+
+impl Serialize for CheckView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let c = self.0;
+        let mut st = s.serialize_struct("Check", 7)?;
+        st.serialize_field("check", &c.check)?;
+        st.serialize_field("hint", &c.hint)?;
+        st.serialize_field("message", &c.message)?;
+        st.serialize_field("service", &c.service)?;
+        st.serialize_field("severity", &c.severity)?;
+        st.serialize_field("stage", c.stage)?;
+        st.serialize_field("status", &c.status)?;
+        st.end()
+    }
+}
+
 /// The whole pre-flight.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -59,12 +89,32 @@ impl Report {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "go": self.go(),
-            "verdict": if self.go() { "GO" } else { "NO-GO" },
-            "coverage_pct": self.coverage_pct,
-            "checks": self.checks,
+        serde_json::to_value(self.view()).unwrap_or_default()
+    }
+
+    /// The `gantry up --json` pre-flight event line (without the newline), serialized
+    /// straight from the report: building a `Value` tree first took ~0.4 ms for 50
+    /// services, on the way to the first spawn.
+    pub fn event_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Event<'a> {
+            event: &'static str,
+            report: JsonView<'a>,
+        }
+        serde_json::to_string(&Event {
+            event: "preflight",
+            report: self.view(),
         })
+        .unwrap_or_default()
+    }
+
+    fn view(&self) -> JsonView<'_> {
+        JsonView {
+            checks: self.checks.iter().map(CheckView).collect(),
+            coverage_pct: self.coverage_pct,
+            go: self.go(),
+            verdict: if self.go() { "GO" } else { "NO-GO" },
+        }
     }
 
     /// The human report: a table with ✓ / ✗ / ! per check, hints under failures, the verdict.
@@ -439,6 +489,49 @@ pub async fn run_with(
     reaper: &Reaper,
     revalidate: bool,
 ) -> (Report, Vec<SecretValue>) {
+    let (report, secrets, _) = rehearse(spec, plan, base, reaper, revalidate).await;
+    (report, secrets)
+}
+
+/// Each service's environment as the pre-flight built it, by plan unit index (`None`
+/// where it was not built: external services, a missing working directory or env file).
+/// `gantry up` spawns with these instead of building them a second time. Holds secret
+/// values, so its `Debug` shows only how many there are.
+#[derive(Default)]
+pub struct ServiceEnvs(pub Vec<Option<Vec<(String, String)>>>);
+
+impl std::fmt::Debug for ServiceEnvs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let built = self.0.iter().filter(|e| e.is_some()).count();
+        write!(f, "ServiceEnvs({built} built)")
+    }
+}
+
+impl ServiceEnvs {
+    /// Takes the environment built for unit `i`, if any.
+    pub fn take(&mut self, i: usize) -> Option<Vec<(String, String)>> {
+        self.0.get_mut(i).and_then(Option::take)
+    }
+}
+
+/// The pre-flight for `gantry up`: also hands back every service's environment.
+pub async fn run_for_up(
+    spec: &Spec,
+    plan: &Plan,
+    base: &Path,
+    reaper: &Reaper,
+) -> (Report, Vec<SecretValue>, ServiceEnvs) {
+    rehearse(spec, plan, base, reaper, false).await
+}
+
+async fn rehearse(
+    spec: &Spec,
+    plan: &Plan,
+    base: &Path,
+    reaper: &Reaper,
+    revalidate: bool,
+) -> (Report, Vec<SecretValue>, ServiceEnvs) {
+    let mut envs = ServiceEnvs((0..plan.units.len()).map(|_| None).collect());
     let mut b = Builder { checks: Vec::new() };
     b.push(
         "config and secrets",
@@ -471,23 +564,34 @@ pub async fn run_with(
         }
     };
 
-    // Rehearsal: everything short of starting.
+    // Rehearsal: everything short of starting. Services usually share their working
+    // directory and often their program: each distinct one is looked at once.
     let stage = "rehearsal";
-    for u in &plan.units {
+    let mut dirs: HashMap<std::path::PathBuf, (bool, bool)> = HashMap::new();
+    let mut programs: HashMap<
+        (String, Option<String>, std::path::PathBuf),
+        Result<String, String>,
+    > = HashMap::new();
+    let mut hosts: HashMap<String, bool> = HashMap::new();
+    for (i, u) in plan.units.iter().enumerate() {
         let s = &u.service;
         let name = s.name.value.as_str();
         if s.kind == Kind::External {
             continue;
         }
         let cwd = base.join(s.working_dir.as_deref().unwrap_or("."));
-        if !cwd.is_dir() {
+        let (is_dir, exists) = *dirs.entry(cwd.clone()).or_insert_with(|| {
+            let is_dir = cwd.is_dir();
+            (is_dir, is_dir || cwd.exists())
+        });
+        if !is_dir {
             b.push(
                 stage,
                 "working_dir",
                 Some(name),
                 Severity::Critical,
                 false,
-                if cwd.exists() {
+                if exists {
                     format!("{} is not a directory", cwd.display())
                 } else {
                     format!("{} does not exist", cwd.display())
@@ -496,8 +600,8 @@ pub async fn run_with(
             );
             continue;
         }
-        let env = match service_env(&global, s, base, &secrets) {
-            Ok(e) => e,
+        let env: &[(String, String)] = match service_env(&global, s, base, &secrets) {
+            Ok(e) => envs.0[i].insert(e),
             Err(e) => {
                 b.push(
                     stage,
@@ -514,9 +618,22 @@ pub async fn run_with(
         if let Some(cmd) = &s.command
             && let Some(program) = cmd.value.first()
         {
-            match resolve_program(program, &env, Some(&cwd)) {
-                Ok(path) => b.push(stage, "command", Some(name), Severity::Critical, true, format!("{} resolves to {}", program, path.display()), None),
-                Err(e) => b.push(stage, "command", Some(name), Severity::Critical, false, e.to_string(), Some("install the program, fix its path (relative paths are relative to working_dir), or add it to PATH".into())),
+            // The search depends on the program, the service's PATH and its directory.
+            let path_var = env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.clone());
+            let resolved = programs
+                .entry((program.clone(), path_var, cwd.clone()))
+                .or_insert_with(|| {
+                    resolve_program(program, env, Some(&cwd))
+                        .map(|path| path.display().to_string())
+                        .map_err(|e| e.to_string())
+                });
+            match resolved {
+                Ok(path) => b.push(stage, "command", Some(name), Severity::Critical, true, format!("{program} resolves to {path}"), None),
+                Err(e) => b.push(stage, "command", Some(name), Severity::Critical, false, e.clone(), Some("install the program, fix its path (relative paths are relative to working_dir), or add it to PATH".into())),
             }
         }
         for port in implied_ports(s).into_iter().filter(|_| !revalidate) {
@@ -546,7 +663,7 @@ pub async fn run_with(
         if let Some(argv) = s.preflight.as_ref().filter(|_| !revalidate) {
             let outcome = probe::exec(
                 argv.clone(),
-                env.clone(),
+                env.to_vec(),
                 Some(cwd.clone()),
                 Duration::from_secs(30),
                 reaper,
@@ -587,14 +704,21 @@ pub async fn run_with(
             if let Some(h) = host
                 && h.parse::<std::net::IpAddr>().is_err()
             {
-                let ok = match tokio::time::timeout(
-                    Duration::from_secs(3),
-                    tokio::net::lookup_host((h.as_str(), 0)),
-                )
-                .await
-                {
-                    Ok(Ok(mut addrs)) => addrs.next().is_some(),
-                    _ => false,
+                let ok = match hosts.get(&h) {
+                    Some(&ok) => ok,
+                    None => {
+                        let ok = match tokio::time::timeout(
+                            Duration::from_secs(3),
+                            tokio::net::lookup_host((h.as_str(), 0)),
+                        )
+                        .await
+                        {
+                            Ok(Ok(mut addrs)) => addrs.next().is_some(),
+                            _ => false,
+                        };
+                        hosts.insert(h.clone(), ok);
+                        ok
+                    }
                 };
                 b.push(
                     stage,
@@ -759,5 +883,52 @@ pub async fn run_with(
             coverage_pct,
         },
         secrets,
+        envs,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(status: Status, service: Option<&str>, hint: Option<&str>) -> Check {
+        Check {
+            stage: "rehearsal",
+            check: "command".into(),
+            service: service.map(Into::into),
+            severity: Severity::Critical,
+            status,
+            message: "say \"hi\"\n\tback\\slash ✓".into(),
+            hint: hint.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_event_line_is_the_document_the_value_tree_made() {
+        for checks in [
+            vec![],
+            vec![
+                check(Status::Pass, Some("db"), None),
+                check(Status::Fail, None, Some("fix it")),
+                check(Status::Skip, Some("api"), Some("")),
+            ],
+        ] {
+            let report = Report {
+                checks,
+                coverage_pct: 67,
+            };
+            // What `gantry up --json` printed before the event was serialized directly.
+            let tree = serde_json::json!({
+                "event": "preflight",
+                "report": {
+                    "go": report.go(),
+                    "verdict": if report.go() { "GO" } else { "NO-GO" },
+                    "coverage_pct": report.coverage_pct,
+                    "checks": report.checks,
+                },
+            });
+            assert_eq!(report.event_json(), tree.to_string());
+            assert_eq!(report.to_json(), tree["report"]);
+        }
+    }
 }
