@@ -1209,7 +1209,9 @@ readiness = {{ postgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=r
                 "✗ web: external service: https probes are not supported yet \
                  (https://127.0.0.1:{port}/health)"
             ),
-            "✗ db: external service: error performing TLS handshake \
+            "✗ db: external service: error performing TLS handshake: no TLS implementation \
+             configured; this probe connects without TLS: use sslmode=prefer or \
+             sslmode=disable in the URL \
              (postgres://postgres@127.0.0.1:5432/postgres?sslmode=require)",
             "pre-flight: NO-GO (2 critical",
         ],

@@ -154,5 +154,15 @@ fn describe(e: &tokio_postgres::Error, targets: &str) -> String {
     if text.contains("password missing") {
         return "authentication failed: the server asks for a password and the URL has none".into();
     }
+    if text.contains("TLS") {
+        // The kind alone ("error performing TLS handshake") does not say why; the cause
+        // is in the source ("no TLS implementation configured").
+        let cause = std::error::Error::source(e)
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        return format!(
+            "{text}{cause}; this probe connects without TLS: use sslmode=prefer or sslmode=disable in the URL"
+        );
+    }
     text
 }
