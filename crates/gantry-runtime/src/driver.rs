@@ -637,11 +637,6 @@ impl Driver {
     ) -> Result<String, String> {
         self.dirty = true;
         let now = self.now();
-        let unit = |name: &str, engine: &Engine| {
-            engine
-                .find(name)
-                .ok_or_else(|| format!("unknown service `{name}`"))
-        };
         match cmd {
             ApiCommand::Shutdown => {
                 self.api.shutting_down = true;
@@ -649,32 +644,37 @@ impl Driver {
                 Ok("shutting down".into())
             }
             ApiCommand::Start(name) => {
-                let id = unit(&name, &self.engine)?;
-                self.out
-                    .gantry_line(&format!("{name}: start requested through the API"));
-                self.engine
-                    .handle(now, Event::Command(eng::Command::Start(id)));
-                Ok(format!("starting {name}"))
+                let reply = format!("starting {name}");
+                self.service_command(now, &name, "start", eng::Command::Start, reply)
             }
             ApiCommand::Stop(name) => {
-                let id = unit(&name, &self.engine)?;
-                self.out
-                    .gantry_line(&format!("{name}: stop requested through the API"));
-                self.engine
-                    .handle(now, Event::Command(eng::Command::Stop(id)));
-                Ok(format!("stopping {name} and what depends on it"))
+                let reply = format!("stopping {name} and what depends on it");
+                self.service_command(now, &name, "stop", eng::Command::Stop, reply)
             }
             ApiCommand::Restart(name) => {
-                let id = unit(&name, &self.engine)?;
-                self.out
-                    .gantry_line(&format!("{name}: restart requested through the API"));
-                self.engine
-                    .handle(now, Event::Command(eng::Command::Restart(id)));
-                Ok(format!(
-                    "restarting {name}; its dependents restart after it is ready"
-                ))
+                let reply = format!("restarting {name}; its dependents restart after it is ready");
+                self.service_command(now, &name, "restart", eng::Command::Restart, reply)
             }
         }
+    }
+
+    /// Hands a start / stop / restart of one service to the engine.
+    fn service_command(
+        &mut self,
+        now: Time,
+        name: &str,
+        verb: &str,
+        command: fn(UnitId) -> eng::Command,
+        reply: String,
+    ) -> Result<String, String> {
+        let id = self
+            .engine
+            .find(name)
+            .ok_or_else(|| format!("unknown service `{name}`"))?;
+        self.out
+            .gantry_line(&format!("{name}: {verb} requested through the API"));
+        self.engine.handle(now, Event::Command(command(id)));
+        Ok(reply)
     }
 
     fn revalidate(&mut self) {
