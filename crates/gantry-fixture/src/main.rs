@@ -27,6 +27,7 @@
 //! | `--ready-line TEXT` | once ready (listeners bound), print TEXT on its own line to stdout; repeatable |
 //! | `--notify` | once ready, send `READY=1` and `STATUS=ready` to the datagram socket in `NOTIFY_SOCKET` (`@` = abstract) |
 //! | `--notify-extend USEC` | at start, before the `--delay` wait, send `EXTEND_TIMEOUT_USEC=USEC` to `NOTIFY_SOCKET` (asks the supervisor for that many microseconds more start time); independent of `--notify` |
+//! | `--ready-fd N` | once ready, write a newline to file descriptor N (N >= 3), the readiness protocol of s6's `notification-fd` |
 //! | `--touch PATH` | once ready, create or truncate PATH; repeatable |
 //! | `--pidfile PATH` | at start, write own pid to PATH |
 //! | `--exit-after MS` | exit this long after process start (code from `--exit-code`, default 0) |
@@ -67,7 +68,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: gantry-fixture [--name NAME] [--delay MS] [--listen PORT]... \
 [--http PORT]... [--http-status CODE] [--ready-line TEXT]... [--notify] \
-[--notify-extend USEC] [--touch PATH]... \
+[--notify-extend USEC] [--ready-fd N] [--touch PATH]... \
 [--pidfile PATH] [--exit-after MS] [--crash-after MS] [--exit-code N] \
 [--fail-times N --state-file PATH] [--ignore-sigterm] [--stop-delay MS] \
 [--spawn-grandchild] [--spawn-daemon] [--print-env VAR]... [--stdout-lines N] \
@@ -84,6 +85,7 @@ struct Config {
     ready_lines: Vec<String>,
     notify: bool,
     notify_extend: Option<u64>,
+    ready_fd: Option<u32>,
     touch: Vec<PathBuf>,
     pidfile: Option<PathBuf>,
     exit_after: Option<Duration>,
@@ -111,6 +113,7 @@ impl Default for Config {
             ready_lines: Vec::new(),
             notify: false,
             notify_extend: None,
+            ready_fd: None,
             touch: Vec::new(),
             pidfile: None,
             exit_after: None,
@@ -247,6 +250,15 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
             "--ready-line" => cfg.ready_lines.push(take_string(f, i, a)?),
             "--notify" => cfg.notify = true,
             "--notify-extend" => cfg.notify_extend = Some(take_number(f, i, a)?),
+            "--ready-fd" => {
+                let fd: u32 = take_number(f, i, a)?;
+                if fd < 3 {
+                    return Err(format!(
+                        "--ready-fd: {fd} is stdin, stdout or stderr; give the descriptor the supervisor opened (3 or more)"
+                    ));
+                }
+                cfg.ready_fd = Some(fd);
+            }
             "--touch" => cfg.touch.push(take_value(f, i, a)?.into()),
             "--pidfile" => cfg.pidfile = Some(take_value(f, i, a)?.into()),
             "--exit-after" => cfg.exit_after = Some(take_ms(f, i, a)?),
@@ -507,6 +519,9 @@ fn become_ready(cfg: &Config) {
     if cfg.notify {
         sd_notify_ready(name);
     }
+    if let Some(fd) = cfg.ready_fd {
+        notify_fd(name, fd);
+    }
 
     for line in &cfg.ready_lines {
         say!("{line}");
@@ -619,6 +634,21 @@ fn spawn_copy(name: &str, role: &str, new_group: bool) -> u32 {
             warn!("fixture {name}: cannot spawn {role}: {e}");
             process::exit(1);
         }
+    }
+}
+
+/// s6-style readiness: a newline on the descriptor the supervisor handed over. It is
+/// reopened through /proc, so a descriptor that is not open is a warning, not a
+/// process that writes to (or closes) a number it does not own.
+fn notify_fd(name: &str, fd: u32) {
+    let path = format!("/proc/self/fd/{fd}");
+    match fs::OpenOptions::new().write(true).open(&path) {
+        Ok(mut f) => {
+            if let Err(e) = f.write_all(b"\n") {
+                warn!("fixture {name}: warning: --ready-fd {fd}: {e}");
+            }
+        }
+        Err(e) => warn!("fixture {name}: warning: --ready-fd {fd} is not open: {e}"),
     }
 }
 

@@ -548,6 +548,8 @@ fn unknown_flag_is_usage_error() {
         &["--notify=yes"],
         &["--notify-extend"],
         &["--notify-extend", "-1"],
+        &["--ready-fd", "1"],
+        &["--ready-fd", "x"],
     ] {
         assert_eq!(run_to_end(bad).status.code(), Some(2), "{bad:?}");
     }
@@ -664,4 +666,38 @@ fn spawn_grandchild_and_daemon() {
         );
         thread::park_timeout(Duration::from_millis(2));
     }
+}
+
+/// s6's readiness protocol: a newline on the descriptor the supervisor passes (here a
+/// shell opens fd 3 on a file), written only once the listener accepts.
+#[test]
+fn ready_fd_gets_a_newline_once_listening() {
+    let port = free_port();
+    let file = temp_path("ready-fd");
+    std::fs::write(&file, "").unwrap();
+    let script = format!(
+        "exec {} --name s6 --delay 50 --listen {port} --ready-fd 3 3>>{}",
+        env!("CARGO_BIN_EXE_gantry-fixture"),
+        file.display()
+    );
+    let mut fx = Running::spawn(Command::new("sh").args(["-c", &script]));
+    let deadline = Instant::now() + PATIENCE;
+    while std::fs::read_to_string(&file).unwrap() != "\n" {
+        assert!(Instant::now() < deadline, "no newline on fd 3");
+        thread::park_timeout(Duration::from_millis(1));
+    }
+    // The newline comes after the bind, so one connect (no retry) must succeed now.
+    TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("listening when fd 3 said ready");
+    fx.wait_ready("s6");
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn ready_fd_that_is_not_open_is_a_warning() {
+    let out = run_to_end(&["--name", "nofd", "--ready-fd", "57", "--exit-after", "0"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("fixture nofd ready"), "{stdout}");
+    assert!(stderr.contains("--ready-fd 57 is not open"), "{stderr}");
 }
