@@ -45,8 +45,10 @@ Tools
   supervisord  [program:x] per service; a dependent runs bench/boot/wait-for (bash /dev/tcp
                checks, `sleep 0.1` between them) before exec'ing the fixture
   honcho       Procfile with the same wait-for loops (honcho never restarts: not in kill)
-  s6           s6-svscan + run scripts with the same wait-for loops (s6 readiness needs
-               the service to write to a notification-fd, which the fixture cannot do)
+  s6           s6-svscan + run scripts with s6's native readiness: each service dir has
+               `notification-fd` 3, the fixture writes a newline to fd 3 once it listens
+               (--ready-fd 3), and a dependent's run script waits with
+               `s6-svwait -U DEP_DIRS...` (up and ready) before exec'ing the fixture
   runit        runsvdir + run scripts with the same wait-for loops
 
 Every loop is bounded in count and time; only 127.0.0.1 is used; every process started
@@ -505,6 +507,29 @@ class S6(ScanDir):
 
     def available(self):
         return None if shutil.which("s6-svscan") else "not installed (apt-get install s6)"
+
+    def prepare(self, work, svcs):
+        """Native readiness: notification-fd and s6-svwait -U instead of port loops."""
+        scan = os.path.join(work, "scan")
+        os.makedirs(scan)
+        for s in svcs:
+            d = os.path.join(scan, s.name)
+            os.makedirs(d)
+            with open(os.path.join(d, "notification-fd"), "w") as f:
+                f.write("3\n")
+            lines = ["#!/bin/sh", "exec 2>&1"]
+            if s.deps:
+                deps = " ".join(os.path.join(scan, x.name) for x in s.deps)
+                # s6-svwait needs each dependency's supervise dir; s6-svscan starts all
+                # the s6-supervise processes at once, so on the first scan one may lag.
+                lines.append("for d in %s; do while [ ! -e \"$d/supervise/status\" ]; do "
+                             "sleep 0.001; done; done" % deps)
+                lines.append("s6-svwait -U %s || exit 1" % deps)
+            lines.append("exec %s --ready-fd 3" % " ".join(s.fixture_argv()))
+            run = os.path.join(d, "run")
+            with open(run, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            os.chmod(run, 0o755)
 
     def launch(self, work):
         return popen(["s6-svscan", os.path.join(work, "scan")], work, "s6.out")
