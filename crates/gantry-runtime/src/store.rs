@@ -70,6 +70,11 @@ impl Store {
             .map_err(|e| format!("cannot open state store {}: {e}", path.display()))?;
         // WAL keeps readers (`gantry graph` while `up` runs) from blocking the writer.
         let _ = conn.pragma_update(None, "journal_mode", "WAL");
+        // The driver writes here on its event loop (the boot's start and decision):
+        // with WAL, NORMAL syncs at checkpoints instead of at every commit, so a write
+        // costs no fsync. The store stays consistent; a power cut may lose the last
+        // records, which is acceptable for boot history and missions.
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         conn.execute_batch(SCHEMA)
             .map_err(|e| format!("cannot initialise state store {}: {e}", path.display()))?;
         // Added after the first release of the table; older stores get the column here.
