@@ -85,6 +85,8 @@ enum Msg {
         message: String,
     },
     Revalidated(crate::preflight::Report),
+    /// A line for the operator from work done off the event loop.
+    Warning(String),
     Remediated {
         unit: UnitId,
         outcome: probe::ProbeOutcome,
@@ -505,11 +507,6 @@ impl Driver {
         let Some((state, token)) = self.api.state.take() else {
             return;
         };
-        if let Err(e) = write_private(&self.api.token_file, &token) {
-            self.out
-                .gantry_line(&format!("warning: {e}; the API is not started"));
-            return;
-        }
         self.api.graph = Arc::new(gantry_plan::render_json(&self.plan));
         self.api
             .snapshot
@@ -520,18 +517,34 @@ impl Driver {
                 let bound = listener
                     .local_addr()
                     .unwrap_or_else(|_| self.api.addr.clone());
-                if let Err(e) = write_private(&self.api.addr_file, &bound) {
-                    self.out.gantry_line(&format!("warning: {e}"));
-                }
                 self.out.gantry_line(&format!(
                     "API on {bound} (token in {})",
-                    self.api.addr_file.with_file_name("api.token").display()
+                    self.api.token_file.display()
                 ));
                 tokio::spawn(gantry_api::serve_on(
                     listener,
                     router,
                     std::future::pending(),
                 ));
+                // The files clients find this instance by are written off the event loop:
+                // a create or truncate can wait milliseconds for a busy file-system
+                // journal, and this runs while the first services are starting. The token
+                // goes first, so a client that sees the address can read the token.
+                let (token_file, addr_file, tx) = (
+                    self.api.token_file.clone(),
+                    self.api.addr_file.clone(),
+                    self.tx.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    let written = write_private(&token_file, &token)
+                        .and_then(|()| write_private(&addr_file, &bound));
+                    if let Err(e) = written {
+                        let _ = std::fs::remove_file(&addr_file);
+                        let _ = tx.send(Msg::Warning(format!(
+                            "warning: {e}; `gantry status` and control commands will not reach this instance"
+                        )));
+                    }
+                });
             }
             Err(e) => {
                 // The stack still runs without its API; say so instead of refusing to boot.
@@ -968,6 +981,7 @@ impl Driver {
                 )
             }
             Msg::Revalidated(report) => self.revalidated(report),
+            Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Cleanup { unit, ok, message } => {
                 let message = self.redactor.redact_owned(message);
