@@ -96,14 +96,18 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn ticks_at_sub_millisecond_periods_and_stops_when_disarmed() {
         let mut t = FastTick::new().expect("timerfd");
-        t.set(Some(Duration::from_micros(200))).expect("arm");
+        // Taken before arming: the 20th expiry is then at least 4 ms after it, however
+        // late this thread runs (taken after, a preemption in between shortened it; CI
+        // saw that).
         let start = std::time::Instant::now();
+        t.set(Some(Duration::from_micros(200))).expect("arm");
         for _ in 0..20 {
             t.tick().await.expect("tick");
         }
         // 20 ticks of 200 µs: at least 4 ms must have passed (a lower bound, not a timing
         // assertion on speed).
-        assert!(start.elapsed() >= Duration::from_millis(4));
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(4), "{elapsed:?}");
         t.set(None).expect("disarm");
         assert_eq!(t.period(), None);
         let waited = tokio::time::timeout(Duration::from_millis(20), t.tick()).await;
