@@ -493,8 +493,12 @@ class ScanDir(Tool):
             os.makedirs(d)
             run = os.path.join(d, "run")
             with open(run, "w") as f:
-                f.write("#!/bin/sh\nexec 2>&1\nexec %s\n" % " ".join(s.waiting_argv()))
+                f.write("\n".join(["#!/bin/sh", "exec 2>&1"] + self.run_body(scan, d, s)) + "\n")
             os.chmod(run, 0o755)
+
+    def run_body(self, scan, d, s):
+        """The run script after its header: the fixture behind the wait-for loop."""
+        return ["exec %s" % " ".join(s.waiting_argv())]
 
     @staticmethod
     def svc_dirs(work):
@@ -508,28 +512,20 @@ class S6(ScanDir):
     def available(self):
         return None if shutil.which("s6-svscan") else "not installed (apt-get install s6)"
 
-    def prepare(self, work, svcs):
+    def run_body(self, scan, d, s):
         """Native readiness: notification-fd and s6-svwait -U instead of port loops."""
-        scan = os.path.join(work, "scan")
-        os.makedirs(scan)
-        for s in svcs:
-            d = os.path.join(scan, s.name)
-            os.makedirs(d)
-            with open(os.path.join(d, "notification-fd"), "w") as f:
-                f.write("3\n")
-            lines = ["#!/bin/sh", "exec 2>&1"]
-            if s.deps:
-                deps = " ".join(os.path.join(scan, x.name) for x in s.deps)
-                # s6-svwait needs each dependency's supervise dir; s6-svscan starts all
-                # the s6-supervise processes at once, so on the first scan one may lag.
-                lines.append("for d in %s; do while [ ! -e \"$d/supervise/status\" ]; do "
-                             "sleep 0.001; done; done" % deps)
-                lines.append("s6-svwait -U %s || exit 1" % deps)
-            lines.append("exec %s --ready-fd 3" % " ".join(s.fixture_argv()))
-            run = os.path.join(d, "run")
-            with open(run, "w") as f:
-                f.write("\n".join(lines) + "\n")
-            os.chmod(run, 0o755)
+        with open(os.path.join(d, "notification-fd"), "w") as f:
+            f.write("3\n")
+        lines = []
+        if s.deps:
+            deps = " ".join(os.path.join(scan, x.name) for x in s.deps)
+            # s6-svwait needs each dependency's supervise dir; s6-svscan starts all
+            # the s6-supervise processes at once, so on the first scan one may lag.
+            lines.append("for d in %s; do while [ ! -e \"$d/supervise/status\" ]; do "
+                         "sleep 0.001; done; done" % deps)
+            lines.append("s6-svwait -U %s || exit 1" % deps)
+        lines.append("exec %s --ready-fd 3" % " ".join(s.fixture_argv()))
+        return lines
 
     def launch(self, work):
         return popen(["s6-svscan", os.path.join(work, "scan")], work, "s6.out")
