@@ -326,3 +326,100 @@ remediate = "touch warm"
     );
     assert_eq!(up.stop(), 0);
 }
+
+/// `gantry up` spawns with the environments the pre-flight built; with
+/// `--skip-preflight` the driver builds them itself. Both must give every service the
+/// same variables: gantry's own, `[env]`, env files, its `env`, and only its secrets.
+#[test]
+fn services_get_the_same_environment_with_and_without_the_preflight() {
+    for skip in [false, true] {
+        let dir = tempdir(if skip { "env-skip" } else { "env-pre" });
+        std::fs::write(dir.join("global.env"), "FROM_GLOBAL_FILE=g\n").unwrap();
+        std::fs::write(dir.join("svc.env"), "FROM_SVC_FILE=s\n").unwrap();
+        std::fs::write(dir.join("pin.txt"), "pin-1234\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join("pin.txt"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let print = "--print-env GANTRY_TEST_OWN --print-env FROM_ENV --print-env FROM_GLOBAL_FILE \
+                     --print-env FROM_SVC_FILE --print-env FROM_SVC --print-env PIN";
+        std::fs::write(
+            dir.join("gantry.toml"),
+            format!(
+                r#"
+env_file = ["global.env"]
+
+[settings]
+api = "127.0.0.1:0"
+
+[env]
+FROM_ENV = "e"
+
+[secrets.PIN]
+from_file = "pin.txt"
+services = ["a"]
+
+[services.a]
+kind = "task"
+command = "{fixture} --name a {print}"
+env_file = ["svc.env"]
+env = {{ FROM_SVC = "a-only" }}
+
+[services.b]
+kind = "task"
+command = "{fixture} --name b {print}"
+"#,
+                fixture = fixture().display()
+            ),
+        )
+        .unwrap();
+        let mut args = vec!["up"];
+        if skip {
+            args.push("--skip-preflight");
+        }
+        let mut child = Command::new(gantry())
+            .args(&args)
+            .current_dir(&dir)
+            .env("GANTRY_TEST_OWN", "own")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let logs = dir.join(".gantry/logs");
+        let read = |name: &str| std::fs::read_to_string(logs.join(format!("{name}.log")));
+        let done = eventually(20, || {
+            ["a", "b"]
+                .iter()
+                .all(|n| read(n).is_ok_and(|t| t.contains("PIN")))
+        });
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        assert!(
+            done,
+            "skip={skip}: the tasks did not print their environment"
+        );
+        let (a, b) = (read("a").unwrap(), read("b").unwrap());
+        for want in [
+            "GANTRY_TEST_OWN=own",
+            "FROM_ENV=e",
+            "FROM_GLOBAL_FILE=g",
+            "FROM_SVC_FILE=s",
+            "FROM_SVC=a-only",
+            "PIN=[redacted]",
+        ] {
+            assert!(a.contains(want), "skip={skip}: a lacks {want}:\n{a}");
+        }
+        for want in [
+            "GANTRY_TEST_OWN=own",
+            "FROM_ENV=e",
+            "FROM_GLOBAL_FILE=g",
+            "FROM_SVC_FILE unset",
+            "FROM_SVC unset",
+            "PIN unset",
+        ] {
+            assert!(b.contains(want), "skip={skip}: b lacks {want}:\n{b}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

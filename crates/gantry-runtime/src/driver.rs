@@ -325,9 +325,12 @@ impl Driver {
                 None => {
                     let global = global_env
                         .get_or_insert_with(|| crate::env::global_env(&cfg.spec, &cfg.base_dir));
-                    global.clone().and_then(|g| {
-                        crate::env::service_env(&g, &u.service, &cfg.base_dir, &cfg.secrets)
-                    })
+                    match global {
+                        Ok(g) => {
+                            crate::env::service_env(g, &u.service, &cfg.base_dir, &cfg.secrets)
+                        }
+                        Err(e) => Err(e.clone()),
+                    }
                 }
             };
             svcs.push(make_svc(u, env, &cfg.base_dir, &state_dir, &cfg.file)?);

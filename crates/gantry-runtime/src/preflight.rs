@@ -498,7 +498,7 @@ pub async fn run_with(
 /// `gantry up` spawns with these instead of building them a second time. Holds secret
 /// values, so its `Debug` shows only how many there are.
 #[derive(Default)]
-pub struct ServiceEnvs(pub Vec<Option<Vec<(String, String)>>>);
+pub struct ServiceEnvs(Vec<Option<Vec<(String, String)>>>);
 
 impl std::fmt::Debug for ServiceEnvs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
