@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod breaker;
+pub mod chain;
 mod config;
 mod engine;
 mod error;

@@ -1,0 +1,89 @@
+//! API commands mapped onto the engine: one wording and one set of refusals for every driver.
+
+use gantry_api::model::ApiCommand;
+use gantry_engine::{Command, Engine, UnitId};
+
+/// A resolved API command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Stop the whole stack (the driver runs its own shutdown: timers, output).
+    Shutdown,
+    /// Start, stop or restart one unit.
+    Service {
+        unit: UnitId,
+        name: String,
+        verb: Verb,
+    },
+}
+
+/// What is asked of one unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Verb {
+    /// The word in the operator's output: `api: restart requested through the API`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Restart => "restart",
+        }
+    }
+}
+
+impl Request {
+    /// The engine command that carries it out (none for the shutdown: the driver's).
+    pub fn engine_command(&self) -> Option<Command> {
+        match self {
+            Request::Shutdown => None,
+            Request::Service { unit, verb, .. } => Some(match verb {
+                Verb::Start => Command::Start(*unit),
+                Verb::Stop => Command::Stop(*unit),
+                Verb::Restart => Command::Restart(*unit),
+            }),
+        }
+    }
+
+    /// The answer the API client gets.
+    pub fn reply(&self) -> String {
+        match self {
+            Request::Shutdown => "shutting down".to_string(),
+            Request::Service { name, verb, .. } => match verb {
+                Verb::Start => format!("starting {name}"),
+                Verb::Stop => format!("stopping {name} and what depends on it"),
+                Verb::Restart => {
+                    format!("restarting {name}; its dependents restart after it is ready")
+                }
+            },
+        }
+    }
+}
+
+/// Resolves a command against the engine: unknown names and unit commands during the
+/// shutdown are refused with what to do.
+pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, String> {
+    let (name, verb) = match command {
+        ApiCommand::Shutdown => return Ok(Request::Shutdown),
+        ApiCommand::Start(name) => (name, Verb::Start),
+        ApiCommand::Stop(name) => (name, Verb::Stop),
+        ApiCommand::Restart(name) => (name, Verb::Restart),
+    };
+    let unit = engine
+        .find(name)
+        .ok_or_else(|| format!("unknown service `{name}`"))?;
+    if engine.is_shutting_down() {
+        return Err(format!(
+            "cannot {} {name}: the stack is shutting down",
+            verb.word()
+        ));
+    }
+    Ok(Request::Service {
+        unit,
+        name: name.clone(),
+        verb,
+    })
+}

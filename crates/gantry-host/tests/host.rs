@@ -1,0 +1,249 @@
+//! The host under tokio's paused clock with a fake executor: time mapping, the pump, commands, snapshots, the critical chain.
+
+use gantry_api::model::ApiCommand;
+use gantry_engine::{
+    Action, Condition, Dep, Engine, EngineOptions, Event, ProbeConfig, ProbeMode, UnitConfig,
+    UnitId, UnitKind,
+};
+use gantry_host::{Executor, Extra, Host, Request, drain};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn pushed() -> ProbeConfig {
+    ProbeConfig {
+        mode: ProbeMode::Pushed,
+        initial_delay: Duration::ZERO,
+        period: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        success_threshold: 1,
+        failure_threshold: 3,
+    }
+}
+
+fn unit(name: &str, deps: &[usize], layer: usize) -> UnitConfig {
+    let mut c = UnitConfig::new(name.to_string(), UnitKind::Process);
+    c.readiness = Some(pushed());
+    c.layer = layer;
+    c.deps = deps
+        .iter()
+        .map(|&d| Dep {
+            unit: UnitId(d),
+            condition: Condition::Ready,
+            required: true,
+        })
+        .collect();
+    c
+}
+
+fn host(units: Vec<UnitConfig>) -> Host {
+    let engine = Engine::new(
+        units,
+        EngineOptions {
+            allow_degraded: true,
+            seed: 7,
+        },
+    )
+    .expect("valid units");
+    Host::new(engine)
+}
+
+/// Answers every spawn at once with a fake pid and remembers the order of spawns; the
+/// test pushes readiness passes itself.
+struct Fake {
+    host: Host,
+    spawned: VecDeque<UnitId>,
+    transitions: Vec<(String, String)>,
+    finished: Option<i32>,
+    batches: usize,
+}
+
+impl Fake {
+    fn new(host: Host) -> Fake {
+        Fake {
+            host,
+            spawned: VecDeque::new(),
+            transitions: Vec::new(),
+            finished: None,
+            batches: 0,
+        }
+    }
+}
+
+impl Executor for Fake {
+    fn host(&mut self) -> &mut Host {
+        &mut self.host
+    }
+
+    fn begin_batch(&mut self, _batch: &[Action]) {
+        self.batches += 1;
+    }
+
+    fn act(&mut self, action: Action) -> Option<i32> {
+        match action {
+            Action::Spawn { unit, r#gen, .. } => {
+                let host = &mut self.host;
+                self.spawned.push_back(unit);
+                host.handle(Event::Spawned {
+                    unit,
+                    r#gen,
+                    pid: 100 + unit.0 as u32,
+                });
+            }
+            Action::Signal { unit, r#gen, .. } => self.host.handle(Event::Exited {
+                unit,
+                r#gen,
+                status: gantry_engine::ExitStatus::code(0),
+            }),
+            Action::RunCleanup { unit } => self.host.handle(Event::CleanupDone {
+                unit,
+                ok: true,
+                message: String::new(),
+            }),
+            Action::Transition(n) => {
+                let name = self.host.unit(n.unit).name.to_string();
+                self.transitions.push((name, n.to.to_string()));
+            }
+            Action::Finished { exit_code } => {
+                self.finished = Some(exit_code);
+                return Some(exit_code);
+            }
+            Action::RunProbe { .. } | Action::BootDecided(_) => {}
+        }
+        None
+    }
+}
+
+fn snapshot(host: &mut Host) -> gantry_api::model::Snapshot {
+    let graph = Arc::new(serde_json::Value::Null);
+    host.snapshot("gantry.toml", &graph, 0, false, |v| Extra {
+        pid: v.pid,
+        ..Extra::default()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_of_duration_max_maps_to_the_far_future_without_panicking() {
+    let mut c = unit("db", &[], 0);
+    c.start_timeout = Some(Duration::MAX);
+    let mut fake = Fake::new(host(vec![c]));
+    fake.host.start();
+    assert_eq!(drain(&mut fake), None);
+    let deadline = fake
+        .host
+        .deadline()
+        .expect("the start timeout is a deadline");
+    assert!(deadline > Instant::now() + Duration::from_secs(86_400 * 365));
+    assert!(fake.host.instant(gantry_engine::Time::MAX) > Instant::now());
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_to_ready_after_a_restart_counts_from_the_restart_and_uptime_from_ready() {
+    let mut fake = Fake::new(host(vec![unit("db", &[], 0)]));
+    fake.host.start();
+    drain(&mut fake);
+    tokio::time::sleep(Duration::from_millis(12)).await;
+    fake.host
+        .pushed_pass(UnitId(0), gantry_engine::ProbeRole::Readiness, "up".into());
+    drain(&mut fake);
+    let s = snapshot(&mut fake.host);
+    assert_eq!(s.services[0].state, "ready");
+    assert_eq!(s.services[0].time_to_ready_ms, Some(12));
+    assert_eq!(s.services[0].pid, Some(100));
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(snapshot(&mut fake.host).services[0].uptime_ms, Some(5000));
+
+    let request = fake
+        .host
+        .request(&ApiCommand::Restart("db".into()))
+        .expect("known unit");
+    assert_eq!(
+        fake.host.apply(&request),
+        "restarting db; its dependents restart after it is ready"
+    );
+    drain(&mut fake);
+    assert_eq!(fake.spawned.len(), 2, "respawned");
+    let s = snapshot(&mut fake.host);
+    assert_eq!(s.services[0].uptime_ms, None, "not up while starting");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    fake.host
+        .pushed_pass(UnitId(0), gantry_engine::ProbeRole::Readiness, "up".into());
+    drain(&mut fake);
+    let s = snapshot(&mut fake.host);
+    assert_eq!(s.services[0].time_to_ready_ms, Some(30), "{s:?}");
+    assert_eq!(s.services[0].started_ms, Some(0), "first spawn of the boot");
+    assert_eq!(s.services[0].restarts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_are_resolved_once_for_every_driver() {
+    let mut fake = Fake::new(host(vec![unit("db", &[], 0)]));
+    fake.host.start();
+    assert_eq!(
+        fake.host.request(&ApiCommand::Stop("dbb".into())),
+        Err("unknown service `dbb`".to_string())
+    );
+    assert_eq!(
+        fake.host.request(&ApiCommand::Shutdown),
+        Ok(Request::Shutdown)
+    );
+    fake.host.command(gantry_engine::Command::Shutdown);
+    let refused = fake
+        .host
+        .request(&ApiCommand::Start("db".into()))
+        .unwrap_err();
+    assert!(refused.contains("shutting down"), "{refused}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pump_runs_the_boot_and_the_shutdown_to_the_exit_code() {
+    let mut fake = Fake::new(host(vec![
+        unit("db", &[], 0),
+        unit("cache", &[], 0),
+        unit("api", &[0, 1], 1),
+        unit("ui", &[2], 2),
+    ]));
+    fake.host.start();
+    assert_eq!(drain(&mut fake), None);
+    assert_eq!(fake.spawned.len(), 2, "db and cache in the first wave");
+    for (unit, after_ms) in [(1, 5), (0, 40)] {
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        fake.host.pushed_pass(
+            UnitId(unit),
+            gantry_engine::ProbeRole::Readiness,
+            "up".into(),
+        );
+        drain(&mut fake);
+    }
+    assert_eq!(fake.spawned.back(), Some(&UnitId(2)), "api after the layer");
+    for unit in [2, 3] {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        fake.host.pushed_pass(
+            UnitId(unit),
+            gantry_engine::ProbeRole::Readiness,
+            "up".into(),
+        );
+        drain(&mut fake);
+    }
+    assert!(fake.host.engine().boot_outcome().is_some());
+    assert_eq!(fake.host.critical_chain_text(), "db → api → ui");
+    fake.host.command(gantry_engine::Command::Shutdown);
+    let mut code = drain(&mut fake);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while code.is_none() && Instant::now() < deadline {
+        gantry_host::sleep_until_opt(fake.host.deadline()).await;
+        fake.host.timeout();
+        code = drain(&mut fake);
+    }
+    assert_eq!(code, Some(0));
+    let stopped: Vec<_> = fake
+        .transitions
+        .iter()
+        .filter(|(_, to)| to == "stopped")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(stopped.first(), Some(&"ui"));
+    assert!(fake.batches >= 4);
+}
