@@ -156,7 +156,7 @@ impl BootBuilder {
             graph: Value::Null.into(),
             drift_problems: 0,
         }));
-        let driver = Driver::new(
+        let mut driver = Driver::new(
             engine,
             self.components,
             self.allow_degraded,

@@ -15,15 +15,15 @@
 //! Retries, backoff with jitter, the start breaker, timeouts, dependency order, skipping,
 //! GO/DEGRADED/NO-GO and the reverse-order stop are all the engine's: this file only does I/O.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use gantry_api::model::{ApiCommand, BootPhase, CommandRequest, ServiceSnapshot, Snapshot};
+use gantry_api::model::{ApiCommand, BootPhase, CommandRequest, Snapshot};
 use gantry_engine::{
-    Action, BreakerState, Command, Engine, Event, ExitStatus, Gen, HumanDuration, Notice, Outcome,
-    Priority, ProbeRole, State, StopSignal, Time, UnitId,
+    Action, Command, Engine, Event, ExitStatus, Gen, HumanDuration, Notice, Outcome, Priority,
+    ProbeRole, State, StopSignal, Time, UnitId,
 };
+use gantry_host::{Executor, Extra, Host};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -100,9 +100,6 @@ struct Slot {
     cleanup: Option<(AbortHandle, Time)>,
     /// `init` of the current incarnation returned `Ok`: a stop must run `cleanup`.
     initialized: bool,
-    /// Start of the first attempt of the current start sequence.
-    sequence_start: Option<Time>,
-    first_start: Option<Time>,
     /// Duration and retries of the latest sequence that ended (ready or failed).
     settled: Option<(Duration, u32)>,
     /// Reached ready before the boot was decided: SUCCESS in the startup report.
@@ -110,12 +107,7 @@ struct Slot {
     cleaned_up: bool,
     /// The latest attempt's failure, in the user's words (the engine only saw an exit code).
     cause: Option<String>,
-    probe_failures: u64,
-    probe_durations: VecDeque<f64>,
 }
-
-/// How many readiness durations per component the snapshot carries (metrics histogram).
-const PROBE_SAMPLES: usize = 256;
 
 struct ReinitWait {
     unit: UnitId,
@@ -128,20 +120,17 @@ struct ReinitWait {
 }
 
 pub(crate) struct Driver {
-    engine: Engine,
+    host: Host,
     slots: Vec<Slot>,
     allow_degraded: bool,
     name: String,
     graph: std::sync::Arc<Value>,
     wiring: Wiring,
-    epoch: Instant,
-    started_at: SystemTime,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     ctl_open: bool,
     api_open: bool,
-    /// The API phase (decided outcome) and our own verdict.
-    phase: BootPhase,
+    /// Our own verdict (the API phase is the host's).
     outcome: Option<BootOutcome>,
     report: Option<StartupReport>,
     start_waiters: Vec<oneshot::Sender<StartupReport>>,
@@ -150,7 +139,6 @@ pub(crate) struct Driver {
     shutdown_began: Option<Time>,
     shutdown_cleanups: Vec<CleanupReport>,
     finished: bool,
-    dirty: bool,
 }
 
 impl Driver {
@@ -173,30 +161,23 @@ impl Driver {
                 probe: None,
                 cleanup: None,
                 initialized: false,
-                sequence_start: None,
-                first_start: None,
                 settled: None,
                 ready_in_boot: false,
                 cleaned_up: false,
                 cause: None,
-                probe_failures: 0,
-                probe_durations: VecDeque::new(),
             })
             .collect();
         Driver {
-            engine,
+            host: Host::new(engine),
             slots,
             allow_degraded,
             name,
             graph,
             wiring,
-            epoch: Instant::now(),
-            started_at: SystemTime::now(),
             done_tx,
             done_rx,
             ctl_open: true,
             api_open: true,
-            phase: BootPhase::Booting,
             outcome: None,
             report: None,
             start_waiters: Vec::new(),
@@ -205,40 +186,31 @@ impl Driver {
             shutdown_began: None,
             shutdown_cleanups: Vec::new(),
             finished: false,
-            dirty: true,
         }
     }
 
     /// The snapshot and status before anything ran (all pending), for a boot not started yet.
-    pub(crate) fn initial_views(&self) -> (BootStatus, Snapshot) {
+    pub(crate) fn initial_views(&mut self) -> (BootStatus, Snapshot) {
         (self.status(false), self.snapshot())
     }
 
     fn now(&self) -> Time {
-        Time(self.epoch.elapsed())
-    }
-
-    fn at(&self, t: Time) -> Instant {
-        self.epoch + t.as_duration()
+        self.host.now()
     }
 
     /// Runs the boot until the shutdown is complete.
     pub(crate) async fn run(mut self) {
-        self.epoch = Instant::now();
-        self.started_at = SystemTime::now();
-        self.engine.start(Time::ZERO);
+        self.host.start();
         loop {
-            while let Some(action) = self.engine.poll_action() {
-                self.act(action);
-            }
+            gantry_host::drain(&mut self);
             self.check_reinits();
-            if self.dirty {
+            if self.host.stale().0 {
                 self.publish();
             }
             if self.finished {
                 break;
             }
-            let deadline = self.engine.poll_timeout().map(|t| self.at(t));
+            let deadline = self.host.deadline();
             tokio::select! {
                 // Results first: a completion that raced a timer still counts.
                 biased;
@@ -259,10 +231,7 @@ impl Driver {
                     }
                     None => self.api_open = false,
                 },
-                () = sleep_until_opt(deadline), if deadline.is_some() => {
-                    let now = self.now();
-                    self.engine.handle_timeout(now);
-                }
+                () = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
             }
         }
     }
@@ -294,13 +263,12 @@ impl Driver {
         if self.shutdown_began.is_none() {
             self.shutdown_began = Some(self.now());
         }
-        self.dirty = true;
-        let now = self.now();
-        self.engine.handle(now, Event::Command(Command::Shutdown));
+        self.host.command(Command::Shutdown);
     }
 
     fn find(&self, name: &str) -> Result<UnitId, BootError> {
-        self.engine
+        self.host
+            .engine()
             .find(name)
             .ok_or_else(|| BootError::UnknownComponent {
                 name: name.to_string(),
@@ -320,23 +288,20 @@ impl Driver {
                 return;
             }
         };
-        if self.engine.is_shutting_down() {
+        if self.host.engine().is_shutting_down() {
             let _ = reply.send(Err(BootError::ShuttingDown));
             return;
         }
         self.reinits.push(ReinitWait {
             unit,
-            old_gen: self.engine.unit(unit).r#gen,
+            old_gen: self.host.engine().unit(unit).r#gen,
             moved: false,
             dependents: self.hard_dependents(unit),
             reply,
         });
-        self.dirty = true;
-        let now = self.now();
         // The engine stops the hard dependents first, then the component (cleanup), starts it
         // again and restarts the dependents once it is ready.
-        self.engine
-            .handle(now, Event::Command(Command::Restart(unit)));
+        self.host.command(Command::Restart(unit));
     }
 
     /// Everything that hard-depends on `root`, transitively.
@@ -344,7 +309,7 @@ impl Driver {
         let mut found: Vec<UnitId> = Vec::new();
         let mut stack = vec![root];
         while let Some(u) = stack.pop() {
-            for v in self.engine.units() {
+            for v in self.host.engine().units() {
                 let hard = v.config.deps.iter().any(|d| d.unit == u && d.required);
                 if hard && !found.contains(&v.id) {
                     found.push(v.id);
@@ -362,17 +327,17 @@ impl Driver {
         }
         let waits = std::mem::take(&mut self.reinits);
         for mut w in waits {
-            if self.finished || self.engine.is_shutting_down() {
+            if self.finished || self.host.engine().is_shutting_down() {
                 let _ = w.reply.send(Err(BootError::ShuttingDown));
                 continue;
             }
-            let v = self.engine.unit(w.unit);
+            let v = self.host.engine().unit(w.unit);
             w.moved |= v.r#gen != w.old_gen;
             let target_done = w.moved && v.state.is_settled();
             let dependents_done = w
                 .dependents
                 .iter()
-                .all(|&d| self.engine.unit(d).state.is_settled());
+                .all(|&d| self.host.engine().unit(d).state.is_settled());
             if !(target_done && dependents_done) {
                 self.reinits.push(w);
                 continue;
@@ -389,49 +354,20 @@ impl Driver {
 
     /// A mutation from `Boot::api_router` (token already checked by the API).
     fn api_command(&mut self, command: ApiCommand) -> Result<String, String> {
-        let name = match &command {
-            ApiCommand::Shutdown => {
-                self.begin_shutdown();
-                return Ok("shutting down".to_string());
-            }
-            ApiCommand::Start(name) | ApiCommand::Stop(name) | ApiCommand::Restart(name) => {
-                name.clone()
-            }
-        };
-        let unit = self
-            .engine
-            .find(&name)
-            .ok_or_else(|| format!("unknown service `{name}`"))?;
-        if self.engine.is_shutting_down() {
-            return Err("the boot is shutting down".to_string());
+        let request = self.host.request(&command)?;
+        if request == gantry_host::Request::Shutdown {
+            self.begin_shutdown();
+            return Ok(request.reply());
         }
-        let (command, message) = match command {
-            ApiCommand::Start(_) => (Command::Start(unit), format!("starting {name}")),
-            ApiCommand::Stop(_) => (
-                Command::Stop(unit),
-                format!("stopping {name} and what depends on it"),
-            ),
-            ApiCommand::Restart(_) | ApiCommand::Shutdown => (
-                Command::Restart(unit),
-                format!("reinitializing {name}; its dependents follow once it is ready"),
-            ),
-        };
-        self.dirty = true;
-        let now = self.now();
-        self.engine.handle(now, Event::Command(command));
-        Ok(message)
+        Ok(self.host.apply(&request))
     }
 
     // ----- Actions ------------------------------------------------------------
 
-    fn act(&mut self, action: Action) {
-        self.dirty = true;
+    fn act_on(&mut self, action: Action) {
+        self.host.mark_dirty();
         match action {
-            Action::Spawn {
-                unit,
-                r#gen,
-                attempt,
-            } => self.spawn_init(unit, r#gen, attempt),
+            Action::Spawn { unit, r#gen, .. } => self.spawn_init(unit, r#gen),
             Action::RunProbe {
                 unit,
                 role,
@@ -446,15 +382,11 @@ impl Driver {
             // Components clean up while stopping (see `signal`), so `has_cleanup` is off and
             // this never comes; answer anyway so the engine can never wait on it.
             Action::RunCleanup { unit } => {
-                let now = self.now();
-                self.engine.handle(
-                    now,
-                    Event::CleanupDone {
-                        unit,
-                        ok: true,
-                        message: String::new(),
-                    },
-                );
+                self.host.handle(Event::CleanupDone {
+                    unit,
+                    ok: true,
+                    message: String::new(),
+                });
             }
             Action::Transition(notice) => self.transition(notice),
             Action::BootDecided(outcome) => self.decided(outcome),
@@ -462,17 +394,12 @@ impl Driver {
         }
     }
 
-    fn spawn_init(&mut self, unit: UnitId, r#gen: Gen, attempt: u32) {
-        let now = self.now();
+    fn spawn_init(&mut self, unit: UnitId, r#gen: Gen) {
         let tx = self.done_tx.clone();
         let slot = &mut self.slots[unit.0];
         slot.r#gen = r#gen;
         slot.live = true;
         slot.initialized = false;
-        if attempt <= 1 || slot.sequence_start.is_none() {
-            slot.sequence_start = Some(now);
-        }
-        slot.first_start.get_or_insert(now);
         let fut: BoxFuture<Result<(), String>> = match &slot.component.init {
             Some(init) => init(),
             None => Box::pin(async { Ok(()) }),
@@ -485,31 +412,24 @@ impl Driver {
             });
         }));
         // There is no process to confirm: the attempt is live as soon as its future is.
-        self.engine.handle(
-            now,
-            Event::Spawned {
-                unit,
-                r#gen,
-                pid: 0,
-            },
-        );
+        self.host.handle(Event::Spawned {
+            unit,
+            r#gen,
+            pid: 0,
+        });
     }
 
     fn run_probe(&mut self, unit: UnitId, role: ProbeRole, seq: u64, timeout: Duration) {
         let slot = &mut self.slots[unit.0];
         let Some(check) = slot.component.readiness.clone() else {
             // Only readiness is polled; a request for anything else fails visibly.
-            let now = self.now();
-            self.engine.handle(
-                now,
-                Event::ProbeResult {
-                    unit,
-                    role,
-                    seq,
-                    ok: false,
-                    message: format!("no {role} function"),
-                },
-            );
+            self.host.handle(Event::ProbeResult {
+                unit,
+                role,
+                seq,
+                ok: false,
+                message: format!("no {role} function"),
+            });
             return;
         };
         let tx = self.done_tx.clone();
@@ -571,7 +491,7 @@ impl Driver {
                 }
                 // The start deadline kills; the engine has already written why, and that
                 // is the attempt's cause.
-                let why = self.engine.unit(unit).last_error.map(str::to_string);
+                let why = self.host.engine().unit(unit).last_error.map(str::to_string);
                 let slot = &mut self.slots[unit.0];
                 if why.is_some() {
                     slot.cause = why;
@@ -625,7 +545,7 @@ impl Driver {
     /// Records a finished cleanup for the reports.
     fn cleanup_finished(&mut self, unit: UnitId, result: Result<(), String>, duration: Duration) {
         let slot = &mut self.slots[unit.0];
-        if self.shutdown_began.is_some() || self.engine.is_shutting_down() {
+        if self.shutdown_began.is_some() || self.host.engine().is_shutting_down() {
             slot.cleaned_up = true;
             self.shutdown_cleanups.push(CleanupReport {
                 name: slot.component.name.clone(),
@@ -643,20 +563,15 @@ impl Driver {
         }
         slot.live = false;
         let r#gen = slot.r#gen;
-        let now = self.now();
-        self.engine.handle(
-            now,
-            Event::Exited {
-                unit,
-                r#gen,
-                status,
-            },
-        );
+        self.host.handle(Event::Exited {
+            unit,
+            r#gen,
+            status,
+        });
     }
 
     fn on_done(&mut self, done: Done) {
-        self.dirty = true;
-        let now = self.now();
+        self.host.mark_dirty();
         match done {
             Done::Init {
                 unit,
@@ -676,16 +591,13 @@ impl Driver {
                         } else {
                             ProbeRole::Readiness
                         };
-                        self.engine.handle(
-                            now,
-                            Event::ProbeResult {
-                                unit,
-                                role,
-                                seq: 0,
-                                ok: true,
-                                message: "initialized".to_string(),
-                            },
-                        );
+                        self.host.handle(Event::ProbeResult {
+                            unit,
+                            role,
+                            seq: 0,
+                            ok: true,
+                            message: "initialized".to_string(),
+                        });
                     }
                     Err(message) => {
                         slot.cause = Some(message);
@@ -700,30 +612,14 @@ impl Driver {
                 result,
                 duration,
             } => {
-                let slot = &mut self.slots[unit.0];
-                slot.probe = None;
-                if result.is_err() {
-                    slot.probe_failures += 1;
-                }
-                if slot.probe_durations.len() == PROBE_SAMPLES {
-                    slot.probe_durations.pop_front();
-                }
-                slot.probe_durations.push_back(duration.as_secs_f64());
+                self.slots[unit.0].probe = None;
                 let (ok, message) = match result {
                     Ok(()) => (true, "ready".to_string()),
                     Err(e) => (false, e),
                 };
                 // A stale `seq` is ignored by the engine itself.
-                self.engine.handle(
-                    now,
-                    Event::ProbeResult {
-                        unit,
-                        role,
-                        seq,
-                        ok,
-                        message,
-                    },
-                );
+                self.host
+                    .probe_result(unit, role, seq, ok, message, duration);
             }
             Done::Cleanup {
                 unit,
@@ -748,13 +644,14 @@ impl Driver {
 
     fn transition(&mut self, notice: Notice) {
         let unit = notice.unit;
-        let v = self.engine.unit(unit);
+        let v = self.host.engine().unit(unit);
         let (attempt, last_error) = (v.attempt, v.last_error.map(str::to_string));
         let decided = self.outcome.is_some();
-        let slot = &mut self.slots[unit.0];
-        let elapsed = slot
-            .sequence_start
+        let elapsed = self
+            .host
+            .sequence_start(unit)
             .map_or(Duration::ZERO, |s| notice.at - s);
+        let slot = &mut self.slots[unit.0];
         match notice.to {
             State::Ready | State::Running => {
                 slot.settled = Some((elapsed, attempt.saturating_sub(1)));
@@ -807,7 +704,7 @@ impl Driver {
             BootOutcome::Degraded { failed } => Some(
                 failed
                     .iter()
-                    .filter_map(|name| self.engine.find(name))
+                    .filter_map(|name| self.host.engine().find(name))
                     .map(|u| self.failure_summary(u))
                     .collect::<Vec<_>>()
                     .join("; "),
@@ -825,11 +722,11 @@ impl Driver {
             "duration_ms": millis(now.as_duration()),
             "reason": reason,
         }));
-        self.phase = BootPhase::Decided {
+        self.host.set_phase(BootPhase::Decided {
             outcome: outcome.label().to_string(),
             duration_ms: millis(now.as_duration()),
             reason,
-        };
+        });
         if !outcome.is_up() {
             // The engine is already stopping everything that started, in reverse order.
             self.shutdown_began.get_or_insert(now);
@@ -843,7 +740,7 @@ impl Driver {
 
     /// The failed component's own error, not the engine's view of it ("exited (code 1)").
     fn nogo_reason(&self, unit: UnitId, engine_reason: String) -> String {
-        let v = self.engine.unit(unit);
+        let v = self.host.engine().unit(unit);
         if v.state != State::Failed {
             return engine_reason;
         }
@@ -852,7 +749,7 @@ impl Driver {
 
     fn failure_message(&self, unit: UnitId) -> String {
         let slot = &self.slots[unit.0];
-        let v = self.engine.unit(unit);
+        let v = self.host.engine().unit(unit);
         let cause = slot
             .cause
             .clone()
@@ -893,11 +790,11 @@ impl Driver {
                 component: None,
                 reason: "shut down before the boot was decided".to_string(),
             });
-            self.phase = BootPhase::Decided {
+            self.host.set_phase(BootPhase::Decided {
                 outcome: "no-go".to_string(),
                 duration_ms: millis(now.as_duration()),
                 reason: Some("shut down before the boot was decided".to_string()),
-            };
+            });
         }
         if !self.outcome.as_ref().is_some_and(BootOutcome::is_up) {
             // A NO-GO report is completed now that its cleanups ran.
@@ -916,7 +813,7 @@ impl Driver {
         }
         let _ = self.wiring.events.send(json!({
             "event": "finished",
-            "exit_code": self.engine.exit_code(),
+            "exit_code": self.host.engine().exit_code(),
         }));
         self.check_reinits();
         self.publish();
@@ -943,7 +840,7 @@ impl Driver {
     /// SUCCESS even if cleaned up since); otherwise the current state counts (reinitialize).
     fn component_report(&self, unit: UnitId, boot: bool) -> ComponentReport {
         let slot = &self.slots[unit.0];
-        let v = self.engine.unit(unit);
+        let v = self.host.engine().unit(unit);
         let success = if boot {
             slot.ready_in_boot
         } else {
@@ -988,10 +885,11 @@ impl Driver {
         BootStatus {
             started,
             outcome: self.outcome.clone(),
-            shutting_down: self.engine.is_shutting_down(),
+            shutting_down: self.host.engine().is_shutting_down(),
             finished: self.finished,
             components: self
-                .engine
+                .host
+                .engine()
                 .units()
                 .map(|v| {
                     let slot = &self.slots[v.id.0];
@@ -1008,62 +906,20 @@ impl Driver {
         }
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let now = self.now();
-        let ms = |t: Time| millis(t.as_duration());
-        let services = self
-            .engine
-            .units()
-            .map(|v| {
-                let slot = &self.slots[v.id.0];
-                let ready = matches!(v.state, State::Ready | State::Running | State::Completed);
-                ServiceSnapshot {
-                    name: v.name.to_string(),
-                    kind: "component".to_string(),
-                    priority: v.priority.to_string(),
-                    state: v.state.to_string(),
-                    required: v.priority != Priority::Low,
-                    ready,
-                    pid: None,
-                    attempts: v.attempt,
-                    restarts: v.restarts,
-                    started_ms: slot.first_start.map(ms),
-                    ready_ms: v.ready_at.map(ms),
-                    time_to_ready_ms: match (slot.sequence_start, v.ready_at) {
-                        (Some(s), Some(r)) if ready => Some(millis(r - s)),
-                        _ => None,
-                    },
-                    uptime_ms: v.ready_at.filter(|_| ready).map(|r| millis(now - r)),
-                    last_error: slot.cause.clone().or(v.last_error.map(str::to_string)),
-                    status_text: None,
-                    breaker: v.breaker.map(|b| {
-                        match b {
-                            BreakerState::Closed => "closed",
-                            BreakerState::Open { .. } => "open",
-                            BreakerState::HalfOpen => "half-open",
-                        }
-                        .to_string()
-                    }),
-                    probe_failures_total: slot.probe_failures,
-                    probe_durations: slot.probe_durations.iter().copied().collect(),
-                    cpu_seconds: None,
-                    rss_bytes: None,
-                }
+    fn snapshot(&mut self) -> Snapshot {
+        let slots = &self.slots;
+        self.host
+            .snapshot(&self.name, &self.graph, 0, false, |v| Extra {
+                kind: Some("component"),
+                last_error: slots[v.id.0]
+                    .cause
+                    .clone()
+                    .or(v.last_error.map(str::to_string)),
+                ..Extra::default()
             })
-            .collect();
-        Snapshot {
-            file: self.name.clone(),
-            started_at: self.started_at,
-            boot: self.phase.clone(),
-            shutting_down: self.engine.is_shutting_down(),
-            services,
-            graph: self.graph.clone(),
-            drift_problems: 0,
-        }
     }
 
     fn publish(&mut self) {
-        self.dirty = false;
         let status = self.status(true);
         let snapshot = self.snapshot();
         self.wiring.status.send_replace(Arc::new(status));
@@ -1071,10 +927,14 @@ impl Driver {
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+impl Executor for Driver {
+    fn host(&mut self) -> &mut Host {
+        &mut self.host
+    }
+
+    fn act(&mut self, action: Action) -> Option<i32> {
+        self.act_on(action);
+        None
     }
 }
 
