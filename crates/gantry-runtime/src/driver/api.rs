@@ -1,0 +1,220 @@
+//! The driver's side of the HTTP API: the server started after the first wave, the snapshots it publishes, the commands it answers, the token and address files.
+
+use super::{Driver, Msg, UpConfig};
+use crate::store::Store;
+use gantry_api::model::{ApiCommand, ApiState, BootPhase, CommandRequest, Snapshot};
+use gantry_host::{Extra, Request};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+
+/// The driver's end of the API: what it publishes and what it is asked to do.
+pub(super) struct ApiSide {
+    /// Taken when the server starts (the router is built then, after the first spawns).
+    state: Option<(ApiState, String)>,
+    token_file: PathBuf,
+    addr: String,
+    addr_file: PathBuf,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    pub(super) events: broadcast::Sender<serde_json::Value>,
+    pub(super) commands: mpsc::Receiver<CommandRequest>,
+    file: String,
+    graph: Arc<serde_json::Value>,
+    shutting_down: bool,
+}
+
+impl Driver {
+    /// Binds the API (port 0 picks a free port), records the address actually bound
+    /// in state_dir/api.addr for client commands, and serves it in the background.
+    pub(super) async fn start_api_server(&mut self) {
+        let Some((state, token)) = self.api.state.take() else {
+            return;
+        };
+        self.api.graph = Arc::new(gantry_plan::render_json(&self.plan));
+        self.api
+            .snapshot
+            .send_modify(|s| Arc::make_mut(s).graph = self.api.graph.clone());
+        let router = gantry_api::router(state);
+        match gantry_api::bind(&self.api.addr).await {
+            Ok(listener) => {
+                let bound = listener
+                    .local_addr()
+                    .unwrap_or_else(|_| self.api.addr.clone());
+                self.out.gantry_line(&format!(
+                    "API on {bound} (token in {})",
+                    self.api.token_file.display()
+                ));
+                tokio::spawn(gantry_api::serve_on(
+                    listener,
+                    router,
+                    std::future::pending(),
+                ));
+                // The files clients find this instance by are written off the event loop:
+                // a create or truncate can wait milliseconds for a busy file-system
+                // journal, and this runs while the first services are starting. The token
+                // goes first, so a client that sees the address can read the token.
+                let (token_file, addr_file, tx) = (
+                    self.api.token_file.clone(),
+                    self.api.addr_file.clone(),
+                    self.tx.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    let written = write_private(&token_file, &token)
+                        .and_then(|()| write_private(&addr_file, &bound));
+                    if let Err(e) = written {
+                        let _ = std::fs::remove_file(&addr_file);
+                        let _ = tx.send(Msg::Warning(format!(
+                            "warning: {e}; `gantry status` and control commands will not reach this instance"
+                        )));
+                    }
+                });
+            }
+            Err(e) => {
+                // The stack still runs without its API; say so instead of refusing to boot.
+                let _ = std::fs::remove_file(&self.api.addr_file);
+                self.out.gantry_line(&format!(
+                    "warning: the API cannot listen on {}: {e}; `gantry status` and control commands will not reach this instance (set [settings] api to a free address)",
+                    self.api.addr
+                ));
+            }
+        }
+    }
+
+    /// Publishes the current state for the API (coalesced: once per loop turn at most).
+    pub(super) fn publish(&mut self) {
+        self.published_at = Instant::now();
+        let (svcs, usage) = (&self.svcs, &self.usage);
+        let snap = self.host.snapshot(
+            &self.api.file,
+            &self.api.graph,
+            self.drift as u64,
+            self.api.shutting_down,
+            |v| {
+                let usage = if v.pid.is_some() { usage[v.id.0] } else { None };
+                Extra {
+                    pid: v.pid,
+                    status_text: svcs[v.id.0].status_text.clone(),
+                    cpu_seconds: usage.map(|u| u.cpu_seconds),
+                    rss_bytes: usage.map(|u| u.rss_bytes),
+                    ..Extra::default()
+                }
+            },
+        );
+        self.api.snapshot.send_replace(Arc::new(snap));
+    }
+
+    /// A mutation from the API (token already checked): the shutdown as if signalled,
+    /// service commands through the host.
+    pub(super) fn api_command(&mut self, cmd: ApiCommand) -> Result<String, String> {
+        self.host.mark_dirty();
+        let request = self.host.request(&cmd)?;
+        if let Request::Service { name, verb, .. } = &request {
+            self.out.gantry_line(&format!(
+                "{name}: {} requested through the API",
+                verb.word()
+            ));
+        } else {
+            self.api.shutting_down = true;
+            self.interrupt("API shutdown");
+            return Ok(request.reply());
+        }
+        Ok(self.host.apply(&request))
+    }
+}
+
+/// Creates the token file (mode 0600), the channels and the HTTP server task.
+pub(super) fn start_api(
+    cfg: &UpConfig,
+    state_dir: &Path,
+    store_path: Option<PathBuf>,
+) -> Result<ApiSide, String> {
+    let token = new_token()?;
+    // The graph is rendered when the API starts, after the first wave of spawns.
+    let graph = Arc::new(serde_json::Value::Null);
+    let started_at = std::time::SystemTime::now();
+    let initial = Snapshot {
+        file: cfg.file.clone(),
+        started_at,
+        boot: BootPhase::Booting,
+        shutting_down: false,
+        services: Vec::new(),
+        graph: graph.clone(),
+        drift_problems: 0,
+    };
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
+    let (events_tx, _) = broadcast::channel(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let history: gantry_api::model::History = Arc::new(move || {
+        store_path
+            .as_ref()
+            .and_then(|p| p.parent().and_then(Store::open_existing))
+            .map(|s| s.history())
+            .unwrap_or_default()
+    });
+    let missions_dir = state_dir.to_path_buf();
+    let missions: gantry_api::model::Missions = Arc::new(move || {
+        Store::open_existing(&missions_dir)
+            .map(|s| s.missions(false))
+            .unwrap_or_default()
+    });
+    let state = ApiState {
+        missions,
+        snapshot: snap_rx,
+        events: events_tx.clone(),
+        commands: cmd_tx,
+        token: Arc::new(token.clone()),
+        history,
+    };
+    let mut addr = cfg.spec.settings.api.clone();
+    // A relative unix socket path is relative to the stack file, like every other path.
+    if let Some(path) = addr.strip_prefix("unix:")
+        && Path::new(path).is_relative()
+    {
+        addr = format!("unix:{}", cfg.base_dir.join(path).display());
+    }
+    Ok(ApiSide {
+        state: Some((state, token)),
+        token_file: state_dir.join("api.token"),
+        addr,
+        addr_file: state_dir.join("api.addr"),
+        snapshot: snap_tx,
+        events: events_tx,
+        commands: cmd_rx,
+        file: cfg.file.clone(),
+        graph,
+        shutting_down: false,
+    })
+}
+
+/// 32 random bytes from the kernel, hex encoded.
+fn new_token() -> Result<String, String> {
+    use std::io::Read as _;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("cannot read /dev/urandom for the API token: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes a file readable by its owner only (created with mode 0600, never widened).
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // An existing file keeps its old mode on open; tighten it explicitly.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

@@ -1,0 +1,666 @@
+//! The event loop of `gantry up`: one tokio task owns all I/O and executes what the engine, through the host, asks for.
+//!
+//! Everything that happens — a child exits, a probe answers, a line is printed, a
+//! datagram arrives on a notify socket, a signal, a timer — becomes one message on
+//! one channel; the loop turns it into an engine `Event` through the host
+//! (gantry-host: time, the pump, commands, snapshots) and carries out the `Action`s
+//! the engine returns ([`exec`]). The engine decides; these files only do what they
+//! are told and report back. [`svc`] holds what the driver keeps per service,
+//! [`watch`] the listener scan that answers loopback tcp probes, [`api`] the API
+//! side, [`records`] what a transition or the verdict leaves behind.
+
+mod api;
+mod exec;
+mod records;
+mod svc;
+mod watch;
+
+use crate::env::SecretValue;
+use crate::output::{BoardRow, Output, OutputMode};
+use crate::probe;
+use crate::process::{self, StreamKind};
+use crate::reaper::Reaper;
+use crate::redact::Redactor;
+use crate::store::Store;
+use api::ApiSide;
+use gantry_engine as eng;
+use gantry_engine::{Engine, EngineOptions, Event, ProbeRole, UnitId};
+use gantry_host::Host;
+use gantry_plan::Plan;
+use gantry_spec::Spec;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use svc::Svc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use watch::ListenWatch;
+
+pub use svc::unit_config;
+
+/// How many lines of each service's output are kept for failure reports.
+const TAIL_LINES: usize = 50;
+
+/// Everything `gantry up` needs, already validated.
+#[derive(Debug)]
+pub struct UpConfig {
+    pub spec: Spec,
+    /// The selected plan (profile / --only / --except applied).
+    pub plan: Plan,
+    /// The file's path as the user gave it (for records).
+    pub file: String,
+    /// The directory relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+    pub output: OutputMode,
+    /// Jitter seed; fixed in tests for reproducible runs.
+    pub seed: u64,
+    /// Run the pre-flight first and refuse to boot on NO-GO.
+    pub preflight: bool,
+    /// Resolved secrets (filled by the pre-flight).
+    pub secrets: Vec<SecretValue>,
+}
+
+/// Messages from I/O tasks to the loop.
+enum Msg {
+    Exited {
+        unit: UnitId,
+        r#gen: eng::Gen,
+        status: crate::reaper::ExitStatus,
+    },
+    Line {
+        unit: UnitId,
+        stream: StreamKind,
+        line: String,
+    },
+    SpawnDone {
+        unit: UnitId,
+        r#gen: eng::Gen,
+        result: Result<process::Spawned, process::SpawnError>,
+    },
+    Notify {
+        unit: UnitId,
+        msg: crate::notify::NotifyMessage,
+    },
+    Probe {
+        unit: UnitId,
+        role: ProbeRole,
+        seq: u64,
+        outcome: probe::ProbeOutcome,
+    },
+    Cleanup {
+        unit: UnitId,
+        ok: bool,
+        message: String,
+    },
+    Revalidated(crate::preflight::Report),
+    /// A line for the operator from work done off the event loop.
+    Warning(String),
+    Remediated {
+        unit: UnitId,
+        outcome: probe::ProbeOutcome,
+    },
+}
+
+/// Boots the plan and supervises it until shutdown. Returns the process exit code:
+/// 0 after a clean shutdown, 1 after NO-GO.
+pub async fn up(mut cfg: UpConfig) -> i32 {
+    let reaper = match Reaper::start() {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: cannot start the reaper: {e}");
+            return 1;
+        }
+    };
+    // Secrets are resolved either way (required ones fail closed); the rest of the
+    // pre-flight runs unless skipped.
+    let (report, secrets, envs) = if cfg.preflight {
+        crate::preflight::run_for_up(&cfg.spec, &cfg.plan, &cfg.base_dir, &reaper).await
+    } else {
+        let (report, secrets) =
+            crate::preflight::resolve_secrets(&cfg.spec, &cfg.base_dir, &reaper).await;
+        (report, secrets, Default::default())
+    };
+    if cfg.output == OutputMode::Json {
+        // One write: printed piece by piece, stdout's line buffer would pass the report
+        // (several hundred bytes per service) to the kernel a kilobyte at a time.
+        let mut line = report.event_json();
+        line.push('\n');
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
+    } else if cfg.preflight || !report.go() {
+        print!("{}", report.render());
+    }
+    if !report.go() {
+        crate::missions::record_preflight(
+            &cfg.base_dir.join(&cfg.spec.settings.state_dir),
+            &report,
+        );
+        return 1;
+    }
+    cfg.secrets = secrets;
+    match Driver::new(cfg, reaper, envs) {
+        Ok(driver) => driver.run().await,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+struct Driver {
+    /// What the continuous validation re-checks (`settings.revalidate`).
+    spec: Arc<Spec>,
+    base_dir: PathBuf,
+    /// Masks secret values in everything that enters from outside.
+    redactor: Redactor,
+    /// The engine and its time, pump, commands and snapshots.
+    host: Host,
+    svcs: Vec<Svc>,
+    out: Output,
+    reaper: Arc<Reaper>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    store: Option<Store>,
+    boot_id: Option<i64>,
+    shutdown_timeout: Duration,
+    plan: Plan,
+    api: ApiSide,
+    procstat: crate::procstat::ProcStat,
+    usage: Vec<Option<crate::procstat::Usage>>,
+    /// Where to open the state store once the boot is under way.
+    pending_store: Option<(PathBuf, String, std::time::SystemTime)>,
+    published_at: Instant,
+    /// Problems the last revalidation found.
+    drift: usize,
+    /// Services whose `remediate` command already ran (it runs once).
+    remediated: Vec<bool>,
+    /// Start-up-only pages released (once, after the boot; trim.rs).
+    trimmed: bool,
+    /// `None` when sock_diag is not available (then every probe connects).
+    listen: Option<ListenWatch>,
+    /// Services with an open "boot" mission (resolved when they become ready).
+    boot_missions: std::collections::HashSet<String>,
+    /// How many spawns the batch being carried out still holds.
+    spawns_left: usize,
+    /// Spawns handed to the blocking pool whose result has not come back yet.
+    pool_spawns: usize,
+    /// Shutdown requests so far (the second one kills), and when the first one's
+    /// `shutdown_timeout` runs out.
+    interrupts: u32,
+    kill_at: Option<Instant>,
+}
+
+impl Driver {
+    fn new(
+        cfg: UpConfig,
+        reaper: Arc<Reaper>,
+        mut envs: crate::preflight::ServiceEnvs,
+    ) -> Result<Driver, String> {
+        let redactor = Redactor::new(cfg.secrets.iter().map(|s| s.value.clone()));
+        let state_dir = cfg.base_dir.join(&cfg.spec.settings.state_dir);
+        // Log files open at a service's first output line; the directory exists from the
+        // start so that `gantry logs` can tell "no output yet" from "never booted".
+        let _ = std::fs::create_dir_all(state_dir.join("logs"));
+        let mut svcs = Vec::with_capacity(cfg.plan.units.len());
+        // Built only when the pre-flight did not build some service's environment.
+        let mut global_env = None;
+        for (i, u) in cfg.plan.units.iter().enumerate() {
+            let env = match envs.take(i) {
+                Some(env) => Ok(env),
+                None => {
+                    let global = global_env
+                        .get_or_insert_with(|| crate::env::global_env(&cfg.spec, &cfg.base_dir));
+                    match global {
+                        Ok(g) => {
+                            crate::env::service_env(g, &u.service, &cfg.base_dir, &cfg.secrets)
+                        }
+                        Err(e) => Err(e.clone()),
+                    }
+                }
+            };
+            svcs.push(svc::make_svc(u, env, &cfg.base_dir, &state_dir, &cfg.file)?);
+        }
+        let units = cfg.plan.units.iter().map(unit_config).collect();
+        let engine = Engine::new(
+            units,
+            EngineOptions {
+                allow_degraded: cfg.spec.settings.allow_degraded,
+                seed: cfg.seed,
+            },
+        )
+        .map_err(|e| format!("invalid plan: {e}"))?;
+        let names: Vec<&str> = cfg.plan.units.iter().map(|u| u.name()).collect();
+        let out = Output::new(cfg.output, &names);
+        // The state store is opened once the first services are spawned: its file
+        // creation and fsyncs are not on the boot's critical path.
+        let (store, boot_id): (Option<Store>, Option<i64>) = (None, None);
+        let pending_store = Some((
+            state_dir.clone(),
+            cfg.file.clone(),
+            std::time::SystemTime::now(),
+        ));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let api = api::start_api(&cfg, &state_dir, Some(state_dir.join("state.db")))?;
+        let n = cfg.plan.units.len();
+        Ok(Driver {
+            spec: Arc::new(cfg.spec.clone()),
+            base_dir: cfg.base_dir.clone(),
+            redactor,
+            api,
+            procstat: crate::procstat::ProcStat::new(),
+            usage: vec![None; n],
+            drift: 0,
+            pending_store,
+            published_at: Instant::now(),
+            remediated: vec![false; n],
+            trimmed: false,
+            boot_missions: Default::default(),
+            spawns_left: 0,
+            pool_spawns: 0,
+            listen: ListenWatch::new(),
+            host: Host::new(engine),
+            svcs,
+            out,
+            reaper,
+            tx,
+            rx,
+            store,
+            boot_id,
+            shutdown_timeout: cfg.spec.settings.shutdown_timeout.0,
+            plan: cfg.plan,
+            interrupts: 0,
+            kill_at: None,
+        })
+    }
+
+    async fn run(mut self) -> i32 {
+        let (mut sigint, mut sigterm, mut sighup) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            _ => {
+                eprintln!("error: cannot install signal handlers");
+                return 1;
+            }
+        };
+        self.out
+            .gantry_line(&format!("booting {} services", self.svcs.len()));
+        for i in 0..self.svcs.len() {
+            self.start_notify_listener(UnitId(i));
+        }
+        self.host.start();
+        // The first wave is spawned before the API is built and bound: that work is
+        // not on the boot's critical path.
+        if let Some(code) = gantry_host::drain(&mut self) {
+            self.flush_logs();
+            return code;
+        }
+        self.start_api_server().await;
+        let mut flush_tick = tokio::time::interval(Duration::from_millis(250));
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Continuous validation: the pre-flight again, in the background, while up.
+        let revalidate_every = self
+            .spec
+            .settings
+            .revalidate
+            .map(|d| d.0.max(Duration::from_secs(1)));
+        let mut revalidate_tick = tokio::time::interval_at(
+            Instant::now() + revalidate_every.unwrap_or(Duration::from_secs(3600)),
+            revalidate_every.unwrap_or(Duration::from_secs(3600)),
+        );
+        revalidate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
+        usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut board_tick = tokio::time::interval(Duration::from_millis(100));
+        board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Some(code) = gantry_host::drain(&mut self) {
+                self.flush_logs();
+                return code;
+            }
+            if let Some((dir, file, started)) = self.pending_store.take() {
+                self.open_store(&dir, &file, started);
+            }
+            // State changes publish at once (health answers must follow the gates);
+            // figures alone (probe durations, output) at most once a second — rebuilding
+            // the snapshot after every probe result was 40% of the boot's CPU.
+            // A burst of messages (a wave of spawns, fifty probes passing) publishes once,
+            // when the queue drains — or every 5 ms if it never does — instead of
+            // rebuilding the whole snapshot after each of them.
+            let settled =
+                self.rx.is_empty() || self.published_at.elapsed() >= Duration::from_millis(5);
+            let (dirty, stats_dirty) = self.host.stale();
+            if (dirty && settled)
+                || (stats_dirty && self.published_at.elapsed() >= Duration::from_secs(1))
+            {
+                self.publish();
+            }
+            self.arm_listen_tick();
+            let deadline = self.host.deadline();
+            tokio::select! {
+                biased;
+                _ = sigint.recv() => self.interrupt("interrupt"),
+                _ = sigterm.recv() => self.interrupt("SIGTERM"),
+                _ = sighup.recv() => self.interrupt("SIGHUP"),
+                Some(msg) = self.rx.recv() => self.message(msg),
+                _ = async { self.listen.as_ref().map(|w| w.tick.tick()).expect("guarded").await }, if self.listen.as_ref().is_some_and(|w| w.tick.period().is_some()) => self.listen_tick(),
+                _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
+                Some((cmd, reply)) = self.api.commands.recv() => {
+                    let answer = self.api_command(cmd);
+                    let _ = reply.send(answer);
+                }
+                _ = usage_tick.tick() => self.sample_usage(),
+                _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
+                // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
+                _ = flush_tick.tick() => self.flush_logs(),
+                _ = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
+                _ = gantry_host::sleep_until_opt(self.kill_at), if self.kill_at.is_some() => {
+                    self.out.gantry_line(&format!("shutdown took longer than {}; killing what is left", gantry_spec::duration::format_duration(self.shutdown_timeout)));
+                    self.kill_at = None;
+                    self.host.command(eng::Command::Kill);
+                }
+            }
+        }
+    }
+
+    /// One event of the stream: printed in `--json` mode and sent to SSE subscribers.
+    fn event(&self, mut value: serde_json::Value) {
+        if let Some(obj) = value.as_object_mut() {
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64;
+            obj.insert("ts_ms".into(), ms.into());
+        }
+        if self.out.mode() == OutputMode::Json {
+            self.out.raw(&value.to_string());
+        }
+        let _ = self.api.events.send(value);
+    }
+
+    fn revalidate(&mut self) {
+        let (spec, plan, base, reaper, tx) = (
+            self.spec.clone(),
+            self.plan.clone(),
+            self.base_dir.clone(),
+            self.reaper.clone(),
+            self.tx.clone(),
+        );
+        tokio::spawn(async move {
+            let (report, _) = crate::preflight::run_with(&spec, &plan, &base, &reaper, true).await;
+            let _ = tx.send(Msg::Revalidated(report));
+        });
+    }
+
+    /// Drift found by the continuous validation becomes missions (never a stop);
+    /// checks that pass again resolve theirs.
+    fn revalidated(&mut self, report: crate::preflight::Report) {
+        use crate::preflight::Status;
+        let problems: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .collect();
+        if let Some(store) = &self.store {
+            for c in &report.checks {
+                let check = format!("revalidate: {}", c.check);
+                if c.status == Status::Fail {
+                    let _ = store.open_mission(&crate::missions::NewMission {
+                        service: c.service.clone(),
+                        layer: None,
+                        check,
+                        error: c.message.clone(),
+                        output: Vec::new(),
+                        fix_criteria: format!("the check `{}` passes again", c.check),
+                        next_step: c
+                            .hint
+                            .clone()
+                            .unwrap_or_else(|| "run `gantry preflight` for details".into()),
+                    });
+                } else {
+                    store.resolve_missions(&check, c.service.as_deref());
+                }
+            }
+        }
+        self.drift = problems.len();
+        self.host.mark_dirty();
+        if !problems.is_empty() {
+            self.out.gantry_line(&format!(
+                "revalidation: {} problem(s): {} (see `gantry missions`)",
+                problems.len(),
+                problems
+                    .iter()
+                    .map(|c| format!(
+                        "{}{}",
+                        c.service
+                            .as_deref()
+                            .map(|s| format!("{s}: "))
+                            .unwrap_or_default(),
+                        c.message
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        self.event(serde_json::json!({ "event": "revalidated", "problems": problems.len() }));
+    }
+
+    fn open_store(&mut self, state_dir: &Path, file: &str, started: std::time::SystemTime) {
+        match Store::open(state_dir) {
+            Ok(s) => {
+                self.boot_missions = s
+                    .missions(false)
+                    .iter()
+                    .filter(|m| m["check"] == "boot")
+                    .filter_map(|m| m["service"].as_str().map(str::to_string))
+                    .collect();
+                self.boot_id = s.begin_boot(&crate::logs::rfc3339_utc(started), file).ok();
+                self.store = Some(s);
+            }
+            Err(e) => self
+                .out
+                .gantry_line(&format!("warning: boot history is not recorded: {e}")),
+        }
+    }
+
+    fn sample_usage(&mut self) {
+        // Once the boot is decided and has settled (this tick runs every 2 s), the code
+        // that only start-up ran leaves the resident set (see trim.rs).
+        if !self.trimmed && self.host.engine().boot_outcome().is_some() {
+            self.trimmed = true;
+            crate::trim::release_startup_pages();
+        }
+        let engine = self.host.engine();
+        let pids: Vec<u32> = engine.units().filter_map(|v| v.pid).collect();
+        self.procstat.refresh(&pids);
+        for (i, usage) in self.usage.iter_mut().enumerate() {
+            *usage = engine
+                .unit(UnitId(i))
+                .pid
+                .and_then(|p| self.procstat.usage(p));
+        }
+        self.host.mark_stats();
+    }
+
+    fn board_live(&self) -> bool {
+        self.out.mode() == OutputMode::Tty && self.host.engine().boot_outcome().is_none()
+    }
+
+    fn redraw_board(&self) {
+        let now = self.host.now();
+        let rows: Vec<BoardRow> = self
+            .host
+            .engine()
+            .units()
+            .map(|v| {
+                let svc = &self.svcs[v.id.0];
+                let since = self.host.first_spawn(v.id).unwrap_or(now);
+                let end = v
+                    .ready_at
+                    .filter(|_| v.state != eng::State::Starting)
+                    .unwrap_or(now);
+                BoardRow {
+                    name: v.name.to_string(),
+                    state: v.state.to_string(),
+                    elapsed: end.0.saturating_sub(since.0),
+                    attempt: v.attempt,
+                    note: svc
+                        .status_text
+                        .clone()
+                        .or_else(|| v.reason.map(str::to_string)),
+                }
+            })
+            .collect();
+        self.out.board(&rows);
+    }
+
+    /// A shutdown request (signal or API): the first stops in order, a second kills.
+    fn interrupt(&mut self, what: &str) {
+        if self.interrupts == 0 {
+            self.out.gantry_line(&format!(
+                "{what}: stopping in reverse dependency order (press Ctrl-C again to kill at once)"
+            ));
+            self.kill_at = Instant::now().checked_add(self.shutdown_timeout);
+            self.host.command(eng::Command::Shutdown);
+        } else {
+            self.out
+                .gantry_line(&format!("{what} again: killing everything now"));
+            self.host.command(eng::Command::Kill);
+        }
+        self.interrupts += 1;
+    }
+
+    fn message(&mut self, msg: Msg) {
+        self.host.mark_stats();
+        match msg {
+            Msg::SpawnDone {
+                unit,
+                r#gen,
+                result,
+            } => {
+                self.pool_spawns = self.pool_spawns.saturating_sub(1);
+                self.spawn_done(unit, r#gen, result)
+            }
+            Msg::Exited {
+                unit,
+                r#gen,
+                status,
+            } => {
+                let svc = &mut self.svcs[unit.0];
+                if svc.live.is_some_and(|(g, _)| g == r#gen) {
+                    svc.live = None;
+                }
+                let status = eng::ExitStatus {
+                    code: status.code,
+                    signal: status.signal,
+                };
+                self.host.handle(Event::Exited {
+                    unit,
+                    r#gen,
+                    status,
+                });
+            }
+            Msg::Line { unit, stream, line } => self.line(unit, stream, line),
+            Msg::Notify { unit, msg } => self.notified(unit, msg),
+            Msg::Probe {
+                unit,
+                role,
+                seq,
+                outcome,
+            } => {
+                let message = self.redactor.redact_owned(outcome.message);
+                self.host
+                    .probe_result(unit, role, seq, outcome.ok, message, outcome.duration);
+            }
+            Msg::Revalidated(report) => self.revalidated(report),
+            Msg::Warning(text) => self.out.gantry_line(&text),
+            Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
+            Msg::Cleanup { unit, ok, message } => {
+                let message = self.redactor.redact_owned(message);
+                self.host.handle(Event::CleanupDone { unit, ok, message })
+            }
+        }
+    }
+
+    /// A line of a service's output: masked, logged, kept for failure reports, shown,
+    /// streamed, and matched against its log probes.
+    fn line(&mut self, unit: UnitId, stream: StreamKind, line: String) {
+        let line = self.redactor.redact_owned(line);
+        let svc = &mut self.svcs[unit.0];
+        if let Some(log) = &mut svc.log {
+            let _ = log.write_line(stream, &line);
+        }
+        if svc.tail.len() == TAIL_LINES {
+            svc.tail.pop_front();
+        }
+        svc.tail.push_back(line.clone());
+        if self.out.mode() != OutputMode::Json {
+            self.out.service_line(&svc.name, unit.0, stream, &line);
+        }
+        let name = svc.name.clone();
+        self.event(serde_json::json!({ "event": "output", "service": name, "stream": stream.as_str(), "line": line }));
+        let matched: Vec<ProbeRole> = eng::ProbeRole::ALL
+            .into_iter()
+            .filter(|r| self.svcs[unit.0].log_match(*r, &line))
+            .collect();
+        for role in matched {
+            self.host
+                .pushed_pass(unit, role, format!("log line matched: {line}"));
+        }
+    }
+
+    /// An sd_notify datagram: start-timeout extensions, STATUS= text, READY=1 and
+    /// WATCHDOG=1 for the roles that listen for them.
+    fn notified(&mut self, unit: UnitId, msg: crate::notify::NotifyMessage) {
+        // EXTEND_TIMEOUT_USEC: the start may take this much longer from now
+        // (the engine ignores it unless the current incarnation is starting).
+        if let Some(usec) = msg.extend_timeout_usec {
+            let r#gen = self.host.unit(unit).r#gen;
+            let by = Duration::from_micros(usec);
+            self.host
+                .handle(Event::ExtendStartTimeout { unit, r#gen, by });
+        }
+        let svc = &mut self.svcs[unit.0];
+        if let Some(status) = &msg.status {
+            svc.status_text = Some(status.clone());
+        }
+        let notify_roles: Vec<ProbeRole> = eng::ProbeRole::ALL
+            .into_iter()
+            .filter(|r| svc.role(*r).is_some_and(svc::RoleProbe::is_notify))
+            .collect();
+        for role in notify_roles {
+            let pass = match role {
+                ProbeRole::Liveness => msg.watchdog || msg.ready,
+                _ => msg.ready,
+            };
+            if pass {
+                self.host
+                    .pushed_pass(unit, role, "sd_notify READY=1".into());
+            }
+        }
+    }
+
+    fn start_notify_listener(&mut self, unit: UnitId) {
+        let Some(sock) = self.svcs[unit.0].notify.clone() else {
+            return;
+        };
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while let Ok(msg) = sock.recv().await {
+                if tx.send(Msg::Notify { unit, msg }).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn flush_logs(&mut self) {
+        for svc in &mut self.svcs {
+            if let Some(log) = &mut svc.log {
+                let _ = log.flush();
+            }
+        }
+    }
+}

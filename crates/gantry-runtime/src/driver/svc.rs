@@ -1,0 +1,284 @@
+//! What the driver keeps per service beside the engine: how to spawn it, its probes (one executor per role), its log, its last lines, its live incarnation.
+
+use super::TAIL_LINES;
+use crate::logs::LogFile;
+use crate::notify::NotifySocket;
+use crate::probe::LogMatcher;
+use crate::process::SpawnSpec;
+use gantry_engine as eng;
+use gantry_engine::{ProbeRole, UnitId};
+use gantry_plan::PlanUnit;
+use gantry_spec::{Kind, Probe, ProbeKind};
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Per-service I/O state the engine does not own.
+pub(super) struct Svc {
+    pub(super) name: String,
+    pub(super) spawn: Result<SpawnSpec, String>,
+    pub(super) cleanup: Option<Vec<String>>,
+    /// Startup, readiness, liveness (see [`role_index`]).
+    probes: [Option<RoleProbe>; 3],
+    pub(super) notify: Option<Arc<NotifySocket>>,
+    pub(super) stop_signal: nix::sys::signal::Signal,
+    pub(super) log: Option<LogFile>,
+    pub(super) tail: VecDeque<String>,
+    /// (generation, pid) of the live incarnation.
+    pub(super) live: Option<(eng::Gen, u32)>,
+    pub(super) status_text: Option<String>,
+    /// When the current incarnation was spawned.
+    pub(super) spawned_at: Option<Instant>,
+}
+
+impl Svc {
+    /// The probe of one role, if the service has one.
+    pub(super) fn role(&self, role: ProbeRole) -> Option<&RoleProbe> {
+        self.probes[role_index(role)].as_ref()
+    }
+
+    /// Whether `line` passes the service's log probe of `role`.
+    pub(super) fn log_match(&self, role: ProbeRole, line: &str) -> bool {
+        self.role(role)
+            .and_then(|p| p.matcher.as_ref())
+            .is_some_and(|m| m.matches(line))
+    }
+
+    /// Loopback addresses the listen watch looks for on behalf of `role`'s tcp probe.
+    pub(super) fn listen_targets(&self, role: ProbeRole) -> &[std::net::SocketAddr] {
+        self.role(role).map_or(&[], |p| &p.listen)
+    }
+}
+
+/// One probe of one role, with what running it needs prepared once.
+pub(super) struct RoleProbe {
+    pub(super) probe: Probe,
+    /// The compiled pattern of a `log` probe.
+    matcher: Option<LogMatcher>,
+    /// Loopback addresses of a `tcp` probe (empty: not loopback, connect every time).
+    listen: Vec<std::net::SocketAddr>,
+}
+
+impl RoleProbe {
+    fn new(probe: &Probe) -> RoleProbe {
+        RoleProbe {
+            matcher: match &probe.kind {
+                ProbeKind::Log(re) => LogMatcher::new(re).ok(),
+                _ => None,
+            },
+            listen: match &probe.kind {
+                ProbeKind::Tcp(addr) => loopback_targets(addr),
+                _ => Vec::new(),
+            },
+            probe: probe.clone(),
+        }
+    }
+
+    /// A pushed sd_notify probe.
+    pub(super) fn is_notify(&self) -> bool {
+        matches!(self.probe.kind, ProbeKind::Notify)
+    }
+}
+
+fn role_index(role: ProbeRole) -> usize {
+    match role {
+        ProbeRole::Startup => 0,
+        ProbeRole::Readiness => 1,
+        ProbeRole::Liveness => 2,
+    }
+}
+
+pub(super) fn make_svc(
+    u: &PlanUnit,
+    env: Result<Vec<(String, String)>, String>,
+    base: &Path,
+    state_dir: &Path,
+    file: &str,
+) -> Result<Svc, String> {
+    let s = &u.service;
+    let cwd = base.join(s.working_dir.as_deref().unwrap_or("."));
+    let spawn = (|| -> Result<SpawnSpec, String> {
+        let env = env?;
+        let argv = if s.kind == Kind::Migrate {
+            // A migrate service is gantry's own migrator run as a one-shot task, so it
+            // gets the same gates, retries, logs and records as any other service.
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the gantry binary: {e}"))?;
+            let file =
+                std::fs::canonicalize(file).map_err(|e| format!("cannot resolve {file}: {e}"))?;
+            vec![
+                exe.display().to_string(),
+                "-f".into(),
+                file.display().to_string(),
+                "migrate".into(),
+                "up".into(),
+                "--service".into(),
+                s.name.value.clone(),
+            ]
+        } else {
+            s.command
+                .as_ref()
+                .map(|c| c.value.clone())
+                .unwrap_or_default()
+        };
+        let Some((program, args)) = argv.split_first() else {
+            return Err("no command".into());
+        };
+        Ok(SpawnSpec {
+            program: program.clone(),
+            args: args.to_vec(),
+            env,
+            cwd: Some(cwd.clone()),
+            notify_socket: None,
+        })
+    })();
+    let probes = [&s.startup, &s.readiness, &s.liveness].map(|p| p.as_ref().map(RoleProbe::new));
+    let notify = if probes.iter().flatten().any(RoleProbe::is_notify) {
+        Some(Arc::new(NotifySocket::bind(&s.name.value).map_err(
+            |e| format!("{}: cannot create the sd_notify socket: {e}", s.name.value),
+        )?))
+    } else {
+        None
+    };
+    let stop_signal = s
+        .stop_signal
+        .value
+        .parse()
+        .unwrap_or(nix::sys::signal::Signal::SIGTERM);
+    let log = if s.kind == Kind::External {
+        None
+    } else {
+        LogFile::lazy(state_dir, &s.name.value).ok()
+    };
+    Ok(Svc {
+        name: s.name.value.clone(),
+        spawn,
+        cleanup: s.cleanup.clone(),
+        probes,
+        notify,
+        stop_signal,
+        log,
+        tail: VecDeque::with_capacity(TAIL_LINES),
+        live: None,
+        status_text: None,
+        spawned_at: None,
+    })
+}
+
+/// The loopback socket addresses a tcp probe address stands for (empty: not loopback,
+/// so the listen watch cannot see it — it only sees gantry's own network namespace).
+fn loopback_targets(addr: &str) -> Vec<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return match sa.ip() {
+            ip if ip.is_loopback() => vec![sa],
+            // A connect to the unspecified address goes to this host.
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), sa.port())]
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                vec![SocketAddr::new(Ipv6Addr::LOCALHOST.into(), sa.port())]
+            }
+            _ => Vec::new(),
+        };
+    }
+    match addr.rsplit_once(':') {
+        Some(("localhost", port)) => match port.parse::<u16>() {
+            Ok(port) => vec![
+                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+                SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+            ],
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn probe_config(p: &Probe) -> eng::ProbeConfig {
+    // Cheap probes are polled fast at boot so readiness is seen within a
+    // millisecond or two; pushed ones (log line, sd_notify) are never polled.
+    let mode = match p.kind {
+        ProbeKind::Log(_) | ProbeKind::Notify => eng::ProbeMode::Pushed,
+        ProbeKind::Tcp(_) => eng::ProbeMode::Polled {
+            min_interval: Duration::from_millis(1),
+        },
+        ProbeKind::Http { .. } => eng::ProbeMode::Polled {
+            min_interval: Duration::from_millis(2),
+        },
+        _ => eng::ProbeMode::Polled {
+            min_interval: Duration::from_millis(10),
+        },
+    };
+    eng::ProbeConfig {
+        mode,
+        initial_delay: p.initial_delay.0,
+        period: p.period.0,
+        timeout: p.timeout.0,
+        success_threshold: p.success_threshold,
+        failure_threshold: p.failure_threshold,
+    }
+}
+
+/// Maps a validated plan unit onto the engine's configuration.
+pub fn unit_config(u: &PlanUnit) -> eng::UnitConfig {
+    let s = &u.service;
+    let kind = match s.kind {
+        Kind::Process => eng::UnitKind::Process,
+        Kind::Task | Kind::Migrate => eng::UnitKind::Task,
+        Kind::External => eng::UnitKind::External,
+    };
+    let mut c = eng::UnitConfig::new(s.name.value.clone(), kind);
+    c.priority = match s.priority {
+        gantry_spec::Priority::Critical => eng::Priority::Critical,
+        gantry_spec::Priority::High => eng::Priority::High,
+        gantry_spec::Priority::Medium => eng::Priority::Medium,
+        gantry_spec::Priority::Low => eng::Priority::Low,
+    };
+    c.deps = u
+        .deps
+        .iter()
+        .map(|d| eng::Dep {
+            unit: UnitId(d.unit),
+            condition: match d.condition {
+                gantry_spec::Condition::Started => eng::Condition::Started,
+                gantry_spec::Condition::Ready => eng::Condition::Ready,
+                gantry_spec::Condition::Completed => eng::Condition::Completed,
+            },
+            required: d.required,
+        })
+        .collect();
+    c.layer = u.layer;
+    c.startup = s.startup.as_ref().map(probe_config);
+    c.readiness = s.readiness.as_ref().map(probe_config);
+    c.liveness = s.liveness.as_ref().map(probe_config);
+    c.restart = match s.restart {
+        gantry_spec::Restart::Never => eng::RestartPolicy::Never,
+        gantry_spec::Restart::OnFailure => eng::RestartPolicy::OnFailure,
+        gantry_spec::Restart::Always => eng::RestartPolicy::Always,
+    };
+    c.retry = eng::RetryPolicy {
+        attempts: s.retry.attempts,
+        backoff: s.retry.backoff.0,
+        max_backoff: s.retry.max_backoff.0,
+        jitter: s.retry.jitter,
+    };
+    // A migration may legitimately run for minutes; a server should be ready within one.
+    c.start_timeout = Some(s.start_timeout.map(|d| d.0).unwrap_or(match s.kind {
+        Kind::Task | Kind::Migrate => Duration::from_secs(600),
+        _ => Duration::from_secs(60),
+    }));
+    c.stop_timeout = s.stop_timeout.0;
+    c.has_cleanup = s.cleanup.is_some();
+    c.start_limit = eng::StartLimit {
+        burst: s.start_limit.burst,
+        interval: s.start_limit.interval.0,
+    };
+    c.breaker = s.start_breaker.map(|b| eng::BreakerConfig {
+        failures: b.failures,
+        cooldown: b.cooldown.0,
+    });
+    c.reset_after = Duration::from_secs(10);
+    c
+}

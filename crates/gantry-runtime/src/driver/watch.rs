@@ -1,0 +1,187 @@
+//! The listen watch: pending loopback tcp probes answered from one sock_diag LISTEN dump per tick instead of a connect each.
+
+use super::{Driver, Msg};
+use crate::probe;
+use gantry_engine::{ProbeRole, UnitId};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Loopback tcp readiness without a connect per service per millisecond: pending tcp
+/// startup/readiness probes on a loopback address wait here, and one sock_diag LISTEN
+/// dump per tick (listen.rs, ~21 µs for every port at once; every 250 µs in the first
+/// seconds of a start) decides for all of them. A listener bound to the probe's address
+/// (or its family's wildcard) whose accept queue has room passes the probe at once —
+/// the kernel completes the handshake of any connect to it; a match that depends on
+/// `IPV6_V6ONLY` gets one real connect (tcp_loopback_now). A probe still held after
+/// [`HOLD_MAX`] (or its timeout) runs as an ordinary connect, so a service that never
+/// listens gets its genuine "connection refused" failures a few times a second.
+pub(super) struct ListenWatch {
+    scanner: crate::listen::ListenScanner,
+    /// Every 250 µs while a held probe's service started less than [`FAST_FOR`] ago,
+    /// every 2 ms after that; disarmed while nothing is held.
+    pub(super) tick: crate::tick::FastTick,
+    listeners: Vec<std::net::SocketAddr>,
+    held: Vec<Held>,
+}
+
+#[derive(Clone, Copy)]
+struct Held {
+    unit: UnitId,
+    role: ProbeRole,
+    seq: u64,
+    timeout: Duration,
+    until: Instant,
+}
+
+/// How long a held probe waits for a listener before it connects anyway.
+const HOLD_MAX: Duration = Duration::from_millis(100);
+/// Listener scans every [`FAST_PERIOD`] during the first seconds of a start...
+const FAST_FOR: Duration = Duration::from_secs(2);
+const FAST_PERIOD: Duration = Duration::from_micros(250);
+/// ... and every [`SLOW_PERIOD`] for a service that takes longer.
+const SLOW_PERIOD: Duration = Duration::from_millis(2);
+/// ... and every [`STORM_PERIOD`] while spawns are in flight on the pool.
+const STORM_PERIOD: Duration = Duration::from_millis(1);
+
+impl ListenWatch {
+    /// `None` when sock_diag or the timerfd is not available (every probe connects).
+    pub(super) fn new() -> Option<ListenWatch> {
+        match (
+            crate::listen::ListenScanner::new(),
+            crate::tick::FastTick::new(),
+        ) {
+            (Ok(scanner), Ok(tick)) => Some(ListenWatch {
+                scanner,
+                tick,
+                listeners: Vec::new(),
+                held: Vec::new(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Driver {
+    pub(super) fn probe(&mut self, unit: UnitId, role: ProbeRole, seq: u64, timeout: Duration) {
+        // Liveness probes of running services stay plain connects: they run once a
+        // period, and a service that stops listening must fail them at once.
+        if role != ProbeRole::Liveness
+            && !self.svcs[unit.0].listen_targets(role).is_empty()
+            && let Some(w) = &mut self.listen
+        {
+            w.held.push(Held {
+                unit,
+                role,
+                seq,
+                timeout,
+                until: Instant::now() + timeout.min(HOLD_MAX),
+            });
+            return;
+        }
+        self.run_probe(unit, role, seq, timeout);
+    }
+
+    /// Arms the listen watch's timer for what is held now (or disarms it).
+    pub(super) fn arm_listen_tick(&mut self) {
+        let Some(w) = &mut self.listen else { return };
+        let want = (!w.held.is_empty()).then(|| {
+            let young = w.held.iter().any(|h| {
+                self.svcs[h.unit.0]
+                    .spawned_at
+                    .is_some_and(|t| t.elapsed() < FAST_FOR)
+            });
+            // While a wave is being spawned the CPUs belong to the children starting
+            // (each start is CPU-bound for a while); scans every millisecond then.
+            if self.pool_spawns > 0 {
+                STORM_PERIOD
+            } else if young {
+                FAST_PERIOD
+            } else {
+                SLOW_PERIOD
+            }
+        });
+        if w.tick.set(want).is_err() {
+            // Cannot happen with a valid timerfd; fall back to plain connects.
+            let held = std::mem::take(&mut w.held);
+            self.listen = None;
+            for h in held {
+                self.run_probe(h.unit, h.role, h.seq, h.timeout);
+            }
+        }
+    }
+
+    /// One sock_diag dump; releases the held probes whose port now has a listener (or
+    /// whose hold is over) to a real connect.
+    pub(super) fn listen_tick(&mut self) {
+        let Some(w) = &mut self.listen else { return };
+        let mut release = Vec::new();
+        let mut listening = Vec::new();
+        let mut passed = Vec::new();
+        match w.scanner.scan_accepting(&mut w.listeners) {
+            Ok(()) => {
+                let now = Instant::now();
+                let (svcs, listeners) = (&self.svcs, &w.listeners);
+                w.held.retain(|h| {
+                    let targets = svcs[h.unit.0].listen_targets(h.role);
+                    // A listener bound to the target's address (or its family's wildcard)
+                    // with room in its accept queue takes a connect for certain: that is
+                    // the probe's pass, without the ~0.1 ms loopback handshake.
+                    if let Some(l) = targets
+                        .iter()
+                        .find_map(|t| crate::listen::certainly_accepts(listeners, *t))
+                    {
+                        passed.push((*h, l));
+                        return false;
+                    }
+                    if let Some(t) = targets
+                        .iter()
+                        .find(|t| crate::listen::accepts(listeners, **t))
+                    {
+                        listening.push((*h, *t));
+                        return false;
+                    }
+                    if now >= h.until {
+                        release.push(*h);
+                        return false;
+                    }
+                    true
+                });
+            }
+            Err(e) => {
+                // Not expected once the socket opened; fall back to connects for good.
+                release = std::mem::take(&mut w.held);
+                self.listen = None;
+                self.out.gantry_line(&format!(
+                    "note: listener scan failed ({e}); tcp probes connect every time from now on"
+                ));
+            }
+        }
+        for (h, listener) in passed {
+            self.message(Msg::Probe {
+                unit: h.unit,
+                role: h.role,
+                seq: h.seq,
+                outcome: probe::ProbeOutcome {
+                    ok: true,
+                    message: format!("{listener} is listening and accepting connections"),
+                    duration: Duration::ZERO,
+                },
+            });
+        }
+        for (h, target) in listening {
+            // Something listens: one connect, right here (see tcp_loopback_now).
+            match probe::tcp_loopback_now(target) {
+                Some(outcome) => self.message(Msg::Probe {
+                    unit: h.unit,
+                    role: h.role,
+                    seq: h.seq,
+                    outcome,
+                }),
+                None => self.run_probe(h.unit, h.role, h.seq, h.timeout),
+            }
+        }
+        for h in release {
+            self.run_probe(h.unit, h.role, h.seq, h.timeout);
+        }
+    }
+}
