@@ -303,6 +303,21 @@ pub(crate) fn health_document(
             obj.insert("output".to_string(), Value::String(e.clone()));
         }
         checks.insert(format!("{}:state", s.name), Value::Array(vec![check]));
+        // `?verbose`: the latest probe run, its answer and its latency.
+        if q.verbose
+            && let Some(p) = &s.last_probe
+        {
+            let probe = json!({
+                "componentId": s.name,
+                "componentType": format!("{} probe", p.role),
+                "status": if p.ok { "pass" } else { "fail" },
+                "observedValue": p.duration_ms,
+                "observedUnit": "ms",
+                "output": one_line(&p.message),
+                "time": rfc3339(p.at),
+            });
+            checks.insert(format!("{}:probe", s.name), Value::Array(vec![probe]));
+        }
     }
     let mut doc = json!({
         "status": status,

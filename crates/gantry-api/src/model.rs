@@ -56,6 +56,22 @@ pub struct ServiceSnapshot {
     pub probe_durations: Vec<f64>,
     pub cpu_seconds: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// The latest probe run (polled or pushed) and what it answered.
+    pub last_probe: Option<ProbeSample>,
+}
+
+/// One probe run as `/health?verbose` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeSample {
+    /// startup | readiness | liveness
+    pub role: String,
+    pub ok: bool,
+    /// What the probe said (secrets masked).
+    pub message: String,
+    /// How long it took, in milliseconds (0 for pushed results: a log line, sd_notify).
+    pub duration_ms: f64,
+    /// When it answered.
+    pub at: SystemTime,
 }
 
 /// Everything the read endpoints need, published through a `watch` channel.

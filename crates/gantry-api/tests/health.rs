@@ -317,3 +317,27 @@ async fn health_json_pass_warn_fail() {
     );
     assert!(r.json()["checks"].get("db:state").is_none());
 }
+
+#[tokio::test]
+async fn verbose_health_json_adds_each_service_s_last_probe_and_its_latency() {
+    let mut snap = go();
+    snap.services[0].last_probe = Some(gantry_api::model::ProbeSample {
+        role: "readiness".to_string(),
+        ok: true,
+        message: "127.0.0.1:5432 is listening\nand accepting".to_string(),
+        duration_ms: 0.42,
+        at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+    });
+    let h = Harness::new(snap);
+    let plain = get(h.router(), "/health").await.json();
+    assert!(plain["checks"].get("db:probe").is_none(), "{plain}");
+    let doc = get(h.router(), "/health?verbose").await.json();
+    let probe = &doc["checks"]["db:probe"][0];
+    assert_eq!(probe["componentType"], "readiness probe");
+    assert_eq!(probe["status"], "pass");
+    assert_eq!(probe["observedValue"], 0.42);
+    assert_eq!(probe["observedUnit"], "ms");
+    assert_eq!(probe["output"], "127.0.0.1:5432 is listening and accepting");
+    assert_eq!(probe["time"], "2027-01-15T08:00:00.000Z");
+    assert!(doc["checks"].get("api:probe").is_none(), "no probe ran yet");
+}

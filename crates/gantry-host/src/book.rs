@@ -1,6 +1,6 @@
 //! What the host books per unit beside the engine: first spawn, start of the current start sequence, probe figures.
 
-use gantry_engine::Time;
+use gantry_engine::{ProbeRole, Time};
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -21,6 +21,17 @@ pub(crate) struct Book {
 pub struct ProbeRing {
     failures: u64,
     durations: VecDeque<f64>,
+    last: Option<LastProbe>,
+}
+
+/// The latest probe run of a unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastProbe {
+    pub role: ProbeRole,
+    pub ok: bool,
+    pub message: String,
+    pub duration: Duration,
+    pub at: Time,
 }
 
 impl ProbeRing {
@@ -33,6 +44,16 @@ impl ProbeRing {
             self.durations.pop_front();
         }
         self.durations.push_back(duration.as_secs_f64());
+    }
+
+    /// Remembers the latest answer (polled or pushed) for `/health?verbose`.
+    pub fn remember(&mut self, last: LastProbe) {
+        self.last = Some(last);
+    }
+
+    /// The latest answer.
+    pub fn last(&self) -> Option<&LastProbe> {
+        self.last.as_ref()
     }
 
     /// Failed probe runs so far.

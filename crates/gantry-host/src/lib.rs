@@ -22,7 +22,7 @@ mod book;
 mod command;
 pub mod snapshot;
 
-pub use book::{PROBE_SAMPLES, ProbeRing};
+pub use book::{LastProbe, PROBE_SAMPLES, ProbeRing};
 pub use command::{Request, Verb};
 pub use snapshot::Extra;
 
@@ -173,7 +173,16 @@ impl Host {
         message: String,
         duration: Duration,
     ) {
-        self.books[unit.0].probes.record(ok, duration);
+        let at = self.now();
+        let probes = &mut self.books[unit.0].probes;
+        probes.record(ok, duration);
+        probes.remember(LastProbe {
+            role,
+            ok,
+            message: message.clone(),
+            duration,
+            at,
+        });
         self.stats_dirty = true;
         self.handle(Event::ProbeResult {
             unit,
@@ -186,6 +195,15 @@ impl Host {
 
     /// A pushed pass (a log line matched, sd_notify READY=1): no duration to count.
     pub fn pushed_pass(&mut self, unit: UnitId, role: ProbeRole, message: String) {
+        let at = self.now();
+        self.books[unit.0].probes.remember(LastProbe {
+            role,
+            ok: true,
+            message: message.clone(),
+            duration: Duration::ZERO,
+            at,
+        });
+        self.stats_dirty = true;
         self.handle(Event::ProbeResult {
             unit,
             role,
@@ -308,7 +326,7 @@ impl Host {
             .units()
             .map(|v| {
                 let e = extra(&v);
-                snapshot::from_view(&v, &self.books[v.id.0], now, e)
+                snapshot::from_view(&v, &self.books[v.id.0], now, self.started_at, e)
             })
             .collect();
         Snapshot {

@@ -10,9 +10,9 @@
 //!   task has none either).
 
 use crate::book::Book;
-use gantry_api::model::ServiceSnapshot;
+use gantry_api::model::{ProbeSample, ServiceSnapshot};
 use gantry_engine::{BreakerState, State, Time, UnitView};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// What only the driver knows of a unit.
 #[derive(Clone, Debug, Default)]
@@ -55,7 +55,13 @@ pub(crate) fn uptime(v: &UnitView<'_>, now: Time) -> Option<Duration> {
         .map(|r| now - r)
 }
 
-pub(crate) fn from_view(v: &UnitView<'_>, book: &Book, now: Time, extra: Extra) -> ServiceSnapshot {
+pub(crate) fn from_view(
+    v: &UnitView<'_>,
+    book: &Book,
+    now: Time,
+    started_at: SystemTime,
+    extra: Extra,
+) -> ServiceSnapshot {
     ServiceSnapshot {
         name: v.name.to_string(),
         kind: extra
@@ -81,5 +87,14 @@ pub(crate) fn from_view(v: &UnitView<'_>, book: &Book, now: Time, extra: Extra) 
         probe_durations: book.probes.durations().collect(),
         cpu_seconds: extra.cpu_seconds,
         rss_bytes: extra.rss_bytes,
+        last_probe: book.probes.last().map(|p| ProbeSample {
+            role: p.role.to_string(),
+            ok: p.ok,
+            message: p.message.clone(),
+            duration_ms: p.duration.as_secs_f64() * 1000.0,
+            at: started_at
+                .checked_add(p.at.as_duration())
+                .unwrap_or(started_at),
+        }),
     }
 }

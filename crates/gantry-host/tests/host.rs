@@ -151,6 +151,11 @@ async fn time_to_ready_after_a_restart_counts_from_the_restart_and_uptime_from_r
     assert_eq!(s.services[0].state, "ready");
     assert_eq!(s.services[0].time_to_ready_ms, Some(12));
     assert_eq!(s.services[0].pid, Some(100));
+    let last = s.services[0].last_probe.as_ref().expect("the pushed pass");
+    assert_eq!(
+        (last.role.as_str(), last.ok, last.duration_ms),
+        ("readiness", true, 0.0)
+    );
 
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(snapshot(&mut fake.host).services[0].uptime_ms, Some(5000));
