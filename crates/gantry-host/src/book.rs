@@ -14,6 +14,9 @@ pub(crate) struct Book {
     /// The first attempt of the current start sequence (the boot's, a restart's).
     pub(crate) sequence_start: Option<Time>,
     pub(crate) probes: ProbeRing,
+    /// The error an operator's start or restart answered: not shown again once the
+    /// unit is up (a new error is).
+    pub(crate) acked_error: Option<String>,
 }
 
 /// Probe failures so far and the latest [`PROBE_SAMPLES`] durations.

@@ -254,6 +254,14 @@ impl Host {
     /// Hands a resolved request to the engine; the answer for the API client.
     pub fn apply(&mut self, request: &Request) -> String {
         self.dirty = true;
+        if let Request::Service {
+            unit,
+            verb: Verb::Start | Verb::Restart,
+            ..
+        } = request
+        {
+            self.books[unit.0].acked_error = self.engine.unit(*unit).last_error.map(str::to_string);
+        }
         if let Some(command) = request.engine_command() {
             self.handle(Event::Command(command));
         }

@@ -80,7 +80,8 @@ pub(crate) fn from_view(
         uptime_ms: uptime(v, now).map(ms),
         last_error: extra
             .last_error
-            .or_else(|| v.last_error.map(str::to_string)),
+            .or_else(|| v.last_error.map(str::to_string))
+            .filter(|e| !(crate::is_up(v.state) && book.acked_error.as_ref() == Some(e))),
         status_text: extra.status_text,
         breaker: v.breaker.map(|b| breaker_word(b).to_string()),
         probe_failures_total: book.probes.failures(),

@@ -183,6 +183,47 @@ async fn time_to_ready_after_a_restart_counts_from_the_restart_and_uptime_from_r
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_error_answered_by_a_start_is_not_shown_once_the_unit_is_up() {
+    let mut db = unit("db", &[], 0);
+    db.retry.attempts = 1;
+    let mut fake = Fake::new(host(vec![db]));
+    fake.host.start();
+    drain(&mut fake);
+    fake.host.handle(Event::Exited {
+        unit: UnitId(0),
+        r#gen: 1,
+        status: gantry_engine::ExitStatus::code(3),
+    });
+    drain(&mut fake);
+    let s = snapshot(&mut fake.host);
+    assert_eq!(s.services[0].state, "failed");
+    let error = s.services[0].last_error.clone();
+    assert!(error.is_some(), "the crash is the last error");
+    let start = fake
+        .host
+        .request(&ApiCommand::Start("db".into()))
+        .expect("known");
+    fake.host.apply(&start);
+    drain(&mut fake);
+    assert_eq!(
+        snapshot(&mut fake.host).services[0].last_error,
+        error,
+        "still starting"
+    );
+    fake.host
+        .pushed_pass(UnitId(0), gantry_engine::ProbeRole::Readiness, "up".into());
+    drain(&mut fake);
+    let s = snapshot(&mut fake.host);
+    assert_eq!(
+        (
+            s.services[0].state.as_str(),
+            s.services[0].last_error.as_deref()
+        ),
+        ("ready", None)
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn requests_are_resolved_once_for_every_driver() {
     let mut fake = Fake::new(host(vec![unit("db", &[], 0)]));
     fake.host.start();
