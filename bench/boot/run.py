@@ -81,9 +81,12 @@ DELAY_MS = 50
 
 BOOT_SCENARIOS = ("chain", "layers", "fan")
 ALL_SCENARIOS = BOOT_SCENARIOS + ("mem", "cpu", "kill")
-ALL_TOOLS = ("gantry", "oracle", "supervisord", "honcho", "s6", "runit")
+ALL_TOOLS = ("gantry", "gantry-base", "oracle", "supervisord", "honcho", "s6", "runit")
 TARGETS = {"chain": 1.05, "layers": 1.15, "fan": 1.30}
-RESIDENT_TOOLS = ("gantry", "supervisord", "s6", "runit")
+RESIDENT_TOOLS = ("gantry", "gantry-base", "supervisord", "s6", "runit")
+# --baseline-bin: a second gantry binary (e.g. the previous commit's) run as the tool
+# "gantry-base" beside "gantry", so that a change is measured side by side in one run.
+BASELINE = None
 
 ARGS = None  # the parsed command line
 WORKS = []  # temp dirs to remove at the end
@@ -385,14 +388,30 @@ class Gantry(Tool):
         with open(os.path.join(work, "gantry.toml"), "w") as f:
             f.write("\n".join(lines))
 
+    def binary(self):
+        return GANTRY
+
     def launch(self, work):
-        return popen([GANTRY, "-f", os.path.join(work, "gantry.toml"), "up", "--json"], work, "gantry.out")
+        return popen([self.binary(), "-f", os.path.join(work, "gantry.toml"), "up", "--json"], work, "gantry.out")
 
     def stop(self, proc, work):
         kill_quietly(proc.pid, signal.SIGINT)  # the stub forwards it to the namespace init
 
     def forget_state(self, work):
         shutil.rmtree(os.path.join(work, "state"), ignore_errors=True)
+
+
+class GantryBase(Gantry):
+    """The same tool with the binary of --baseline-bin."""
+    name = "gantry-base"
+
+    def available(self):
+        if not BASELINE or not os.access(BASELINE, os.X_OK):
+            return "no --baseline-bin given"
+        return None
+
+    def binary(self):
+        return BASELINE
 
 
 class Oracle(Tool):
@@ -552,7 +571,7 @@ class Runit(ScanDir):
         kill_quietly(proc.pid, signal.SIGHUP)
 
 
-TOOLS = {t.name: t for t in (Gantry(), Oracle(), Supervisord(), Honcho(), S6(), Runit())}
+TOOLS = {t.name: t for t in (Gantry(), GantryBase(), Oracle(), Supervisord(), Honcho(), S6(), Runit())}
 
 
 # --------------------------------------------------------------------------- one stack up/down
@@ -906,7 +925,7 @@ def build_static_fixture():
 
 
 def main():
-    global ARGS, GANTRY, FIXTURE
+    global ARGS, GANTRY, FIXTURE, BASELINE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated (default: all)")
     ap.add_argument("--scenarios", default=",".join(ALL_SCENARIOS), help="comma-separated (default: all)")
@@ -929,6 +948,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs (configs, logs, gantry.out)")
     ap.add_argument("--json", metavar="FILE", help="also write the raw figures here")
     ap.add_argument("--gantry-bin", default=GANTRY, help="gantry binary (default target/release/gantry)")
+    ap.add_argument("--baseline-bin", help="a second gantry binary, run as the tool gantry-base "
+                    "(add it to --tools) right after gantry in every scenario: old vs new side by side")
     ap.add_argument("--fixture-bin", default=FIXTURE,
                     help="fixture binary (default target/release/gantry-fixture)")
     ap.add_argument("--static-fixture", action="store_true",
@@ -938,6 +959,7 @@ def main():
         build_static_fixture()
         args.fixture_bin = STATIC_FIXTURE
     GANTRY, FIXTURE = os.path.abspath(args.gantry_bin), os.path.abspath(args.fixture_bin)
+    BASELINE = os.path.abspath(args.baseline_bin) if args.baseline_bin else None
     args.runs = max(1, min(args.runs, 1000))
     args.kills = max(1, min(args.kills, 200))
     args.cpu_window = max(1.0, min(args.cpu_window, 600.0))
