@@ -102,6 +102,7 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
     let outcome = Family::<OutcomeLabel, Gauge>::default();
     let cpu = Family::<ServiceLabel, FloatCounter>::default();
     let rss = Family::<ServiceLabel, Gauge>::default();
+    let dropped = Family::<ServiceLabel, Counter>::default();
 
     for s in &snap.services {
         let label = svc(&s.name);
@@ -146,6 +147,9 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
             rss.get_or_create(&label)
                 .set(i64::try_from(r).unwrap_or(i64::MAX));
         }
+        dropped
+            .get_or_create(&label)
+            .inc_by(s.output_dropped_lines_total);
     }
 
     match &snap.boot {
@@ -188,6 +192,11 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
     }
 
     registry.register(
+        "gantry_output_dropped_lines",
+        "Output lines of the service dropped because it wrote faster than gantry could log them",
+        dropped,
+    );
+    registry.register(
         "gantry_service_state",
         "Service state as a state set: 1 for the current state, 0 for the others",
         state,
@@ -209,7 +218,7 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
     );
     registry.register(
         "gantry_service_time_to_ready_seconds",
-        "Time from the first spawn of the service to ready",
+        "Time from the first attempt of the service's latest start (the boot's, or a restart's) to ready",
         time_to_ready,
     );
     registry.register(

@@ -56,6 +56,8 @@ pub struct ServiceSnapshot {
     pub probe_durations: Vec<f64>,
     pub cpu_seconds: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// Output lines dropped because the service wrote faster than gantry could log them.
+    pub output_dropped_lines_total: u64,
     /// The latest probe run (polled or pushed) and what it answered.
     pub last_probe: Option<ProbeSample>,
 }

@@ -27,6 +27,8 @@ pub struct Extra {
     pub status_text: Option<String>,
     pub cpu_seconds: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// Output lines dropped so far (the service outpaced gantry).
+    pub output_dropped_lines: u64,
 }
 
 /// The breaker state as one word.
@@ -88,6 +90,7 @@ pub(crate) fn from_view(
         probe_durations: book.probes.durations().collect(),
         cpu_seconds: extra.cpu_seconds,
         rss_bytes: extra.rss_bytes,
+        output_dropped_lines_total: extra.output_dropped_lines,
         last_probe: book.probes.last().map(|p| ProbeSample {
             role: p.role.to_string(),
             ok: p.ok,

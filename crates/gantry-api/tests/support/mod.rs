@@ -46,6 +46,7 @@ pub fn service(name: &str, state: &str, priority: &str) -> ServiceSnapshot {
         probe_durations: Vec::new(),
         cpu_seconds: None,
         rss_bytes: None,
+        output_dropped_lines_total: 0,
         last_probe: None,
     }
 }

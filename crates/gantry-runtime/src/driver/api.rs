@@ -97,6 +97,7 @@ impl Driver {
                     status_text: svcs[v.id.0].status_text.clone(),
                     cpu_seconds: usage.map(|u| u.cpu_seconds),
                     rss_bytes: usage.map(|u| u.rss_bytes),
+                    output_dropped_lines: svcs[v.id.0].dropped,
                     ..Extra::default()
                 }
             },

@@ -2,7 +2,7 @@
 
 use super::{Driver, Msg};
 use crate::probe;
-use crate::process::{self, StreamKind};
+use crate::process;
 use gantry_engine as eng;
 use gantry_engine::{Action, Event, ProbeRole, UnitId};
 use gantry_host::{Executor, Host};
@@ -136,45 +136,14 @@ impl Driver {
             Ok(spawned) => {
                 svc.live = Some((r#gen, spawned.pid));
                 let pid = spawned.pid;
-                let tx = self.tx.clone();
-                let (mut out, mut err, mut exit) = (spawned.stdout, spawned.stderr, spawned.exit);
-                // One task per process reads both streams and the exit, and reports the
-                // exit only after the output has drained (EOF on both pipes, or a short
-                // grace for a daemon that keeps them open): the last lines — usually the
-                // ones that explain a failure — reach the log, the tail and the mission.
-                tokio::spawn(async move {
-                    let (mut out_open, mut err_open) = (true, true);
-                    let mut status = None;
-                    let grace = tokio::time::sleep(Duration::from_secs(3600));
-                    tokio::pin!(grace);
-                    loop {
-                        tokio::select! {
-                            line = out.next_line(), if out_open => match line {
-                                Ok(Some(line)) => { let _ = tx.send(Msg::Line { unit, stream: StreamKind::Out, line }); }
-                                _ => out_open = false,
-                            },
-                            line = err.next_line(), if err_open => match line {
-                                Ok(Some(line)) => { let _ = tx.send(Msg::Line { unit, stream: StreamKind::Err, line }); }
-                                _ => err_open = false,
-                            },
-                            st = &mut exit, if status.is_none() => {
-                                status = Some(st.unwrap_or(crate::reaper::ExitStatus { code: None, signal: Some(9) }));
-                                grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(200));
-                            }
-                            _ = &mut grace, if status.is_some() => break,
-                        }
-                        if status.is_some() && !out_open && !err_open {
-                            break;
-                        }
-                    }
-                    if let Some(status) = status {
-                        let _ = tx.send(Msg::Exited {
-                            unit,
-                            r#gen,
-                            status,
-                        });
-                    }
-                });
+                super::output::spawn_reader(
+                    unit,
+                    r#gen,
+                    (spawned.stdout, spawned.stderr),
+                    spawned.exit,
+                    svc.budget.clone(),
+                    self.out_tx.clone(),
+                );
                 self.host.handle(Event::Spawned { unit, r#gen, pid });
             }
             Err(e) => {

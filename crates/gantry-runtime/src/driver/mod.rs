@@ -11,6 +11,7 @@
 
 mod api;
 mod exec;
+mod output;
 mod records;
 mod svc;
 mod watch;
@@ -28,6 +29,7 @@ use gantry_engine::{Engine, EngineOptions, Event, ProbeRole, UnitId};
 use gantry_host::Host;
 use gantry_plan::Plan;
 use gantry_spec::Spec;
+use output::Out;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,16 +65,6 @@ pub struct UpConfig {
 
 /// Messages from I/O tasks to the loop.
 enum Msg {
-    Exited {
-        unit: UnitId,
-        r#gen: eng::Gen,
-        status: crate::reaper::ExitStatus,
-    },
-    Line {
-        unit: UnitId,
-        stream: StreamKind,
-        line: String,
-    },
     SpawnDone {
         unit: UnitId,
         r#gen: eng::Gen,
@@ -160,6 +152,9 @@ struct Driver {
     reaper: Arc<Reaper>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
+    /// Service output and exits (output.rs): served after everything else.
+    out_tx: mpsc::UnboundedSender<Out>,
+    out_rx: mpsc::UnboundedReceiver<Out>,
     store: Option<Store>,
     boot_id: Option<i64>,
     shutdown_timeout: Duration,
@@ -240,6 +235,7 @@ impl Driver {
             std::time::SystemTime::now(),
         ));
         let (tx, rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
         let api = api::start_api(&cfg, &state_dir, Some(state_dir.join("state.db")))?;
         let n = cfg.plan.units.len();
         Ok(Driver {
@@ -264,6 +260,8 @@ impl Driver {
             reaper,
             tx,
             rx,
+            out_tx,
+            out_rx,
             store,
             boot_id,
             shutdown_timeout: cfg.spec.settings.shutdown_timeout.0,
@@ -344,13 +342,14 @@ impl Driver {
                 _ = sigint.recv() => self.interrupt("interrupt"),
                 _ = sigterm.recv() => self.interrupt("SIGTERM"),
                 _ = sighup.recv() => self.interrupt("SIGHUP"),
-                Some(msg) = self.rx.recv() => self.message(msg),
-                _ = async { self.listen.as_ref().map(|w| w.tick.tick()).expect("guarded").await }, if self.listen.as_ref().is_some_and(|w| w.tick.period().is_some()) => self.listen_tick(),
-                _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
+                // Commands before results: a flood of anything cannot delay `gantry stop`.
                 Some((cmd, reply)) = self.api.commands.recv() => {
                     let answer = self.api_command(cmd);
                     let _ = reply.send(answer);
                 }
+                Some(msg) = self.rx.recv() => self.message(msg),
+                _ = async { self.listen.as_ref().map(|w| w.tick.tick()).expect("guarded").await }, if self.listen.as_ref().is_some_and(|w| w.tick.period().is_some()) => self.listen_tick(),
+                _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
                 _ = usage_tick.tick() => self.sample_usage(),
                 _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
                 // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
@@ -361,8 +360,65 @@ impl Driver {
                     self.kill_at = None;
                     self.host.command(eng::Command::Kill);
                 }
+                // Last: service output (and exits, which follow their output). A service
+                // that floods gantry delays only its own lines (output.rs).
+                Some(out) = self.out_rx.recv() => self.output(out),
             }
         }
+    }
+
+    fn output(&mut self, out: Out) {
+        self.host.mark_stats();
+        match out {
+            Out::Line {
+                unit,
+                stream,
+                line,
+                cost,
+            } => {
+                self.svcs[unit.0].budget.add_permits(cost as usize);
+                self.line(unit, stream, line);
+            }
+            Out::Dropped { unit, lines } => {
+                let svc = &mut self.svcs[unit.0];
+                svc.dropped += lines;
+                let marker = format!(
+                    "[gantry] {lines} line(s) dropped: {} wrote faster than gantry could log (see gantry_output_dropped_lines_total)",
+                    svc.name
+                );
+                if let Some(log) = &mut svc.log {
+                    let _ = log.write_line(StreamKind::Err, &marker);
+                }
+                let name = svc.name.clone();
+                if self.wants_events() {
+                    self.event(serde_json::json!({ "event": "output_dropped", "service": name, "lines": lines }));
+                }
+            }
+            Out::Exited {
+                unit,
+                r#gen,
+                status,
+            } => {
+                let svc = &mut self.svcs[unit.0];
+                if svc.live.is_some_and(|(g, _)| g == r#gen) {
+                    svc.live = None;
+                }
+                let status = eng::ExitStatus {
+                    code: status.code,
+                    signal: status.signal,
+                };
+                self.host.handle(Event::Exited {
+                    unit,
+                    r#gen,
+                    status,
+                });
+            }
+        }
+    }
+
+    /// Whether anyone reads the event stream (`--json` output or an SSE client).
+    fn wants_events(&self) -> bool {
+        self.out.mode() == OutputMode::Json || self.api.events.receiver_count() > 0
     }
 
     /// One event of the stream: printed in `--json` mode and sent to SSE subscribers.
@@ -543,26 +599,6 @@ impl Driver {
                 self.pool_spawns = self.pool_spawns.saturating_sub(1);
                 self.spawn_done(unit, r#gen, result)
             }
-            Msg::Exited {
-                unit,
-                r#gen,
-                status,
-            } => {
-                let svc = &mut self.svcs[unit.0];
-                if svc.live.is_some_and(|(g, _)| g == r#gen) {
-                    svc.live = None;
-                }
-                let status = eng::ExitStatus {
-                    code: status.code,
-                    signal: status.signal,
-                };
-                self.host.handle(Event::Exited {
-                    unit,
-                    r#gen,
-                    status,
-                });
-            }
-            Msg::Line { unit, stream, line } => self.line(unit, stream, line),
             Msg::Notify { unit, msg } => self.notified(unit, msg),
             Msg::Probe {
                 unit,
@@ -587,6 +623,7 @@ impl Driver {
     /// A line of a service's output: masked, logged, kept for failure reports, shown,
     /// streamed, and matched against its log probes.
     fn line(&mut self, unit: UnitId, stream: StreamKind, line: String) {
+        let wants_events = self.wants_events();
         let line = self.redactor.redact_owned(line);
         let svc = &mut self.svcs[unit.0];
         if let Some(log) = &mut svc.log {
@@ -599,8 +636,10 @@ impl Driver {
         if self.out.mode() != OutputMode::Json {
             self.out.service_line(&svc.name, unit.0, stream, &line);
         }
-        let name = svc.name.clone();
-        self.event(serde_json::json!({ "event": "output", "service": name, "stream": stream.as_str(), "line": line }));
+        let name = wants_events.then(|| svc.name.clone());
+        if let Some(name) = name {
+            self.event(serde_json::json!({ "event": "output", "service": name, "stream": stream.as_str(), "line": line }));
+        }
         let matched: Vec<ProbeRole> = eng::ProbeRole::ALL
             .into_iter()
             .filter(|r| self.svcs[unit.0].log_match(*r, &line))

@@ -31,6 +31,9 @@ pub(super) struct Svc {
     pub(super) status_text: Option<String>,
     /// When the current incarnation was spawned.
     pub(super) spawned_at: Option<Instant>,
+    /// Bytes of output in flight to the loop (see output.rs), and lines dropped so far.
+    pub(super) budget: Arc<tokio::sync::Semaphore>,
+    pub(super) dropped: u64,
 }
 
 impl Svc {
@@ -164,6 +167,8 @@ pub(super) fn make_svc(
         live: None,
         status_text: None,
         spawned_at: None,
+        budget: super::output::budget(),
+        dropped: 0,
     })
 }
 
