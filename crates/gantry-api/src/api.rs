@@ -232,7 +232,10 @@ pub(crate) async fn boots(State(state): State<ApiState>) -> Response {
     }
 }
 
-pub(crate) async fn missions(State(state): State<ApiState>) -> Response {
+pub(crate) async fn missions(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize_read(&state, &headers) {
+        return e.into_response();
+    }
     let missions = state.missions.clone();
     match tokio::task::spawn_blocking(move || missions()).await {
         Ok(list) => Json(serde_json::json!({ "missions": list })).into_response(),
@@ -300,8 +303,12 @@ pub(crate) fn event_stream(
 
 pub(crate) async fn events(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     signal: Option<Extension<ShutdownSignal>>,
 ) -> Response {
+    if let Err(e) = authorize_read(&state, &headers) {
+        return e.into_response();
+    }
     let stream = event_stream(
         state.events.subscribe(),
         state.snapshot.clone(),
@@ -313,6 +320,16 @@ pub(crate) async fn events(
 }
 
 const TOKEN_HINT: &str = "send `Authorization: Bearer <token>`; the token is in the state dir's api.token file (mode 0600)";
+
+/// A read that carries service output (missions, the event stream) needs the token when
+/// the API is reachable beyond loopback.
+fn authorize_read(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.protect_reads {
+        authorize(headers, &state.token)
+    } else {
+        Ok(())
+    }
+}
 
 /// Checks `Authorization: Bearer <token>` in constant time. Never echoes what was sent.
 pub(crate) fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {

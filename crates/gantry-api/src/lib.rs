@@ -63,4 +63,6 @@ mod util;
 pub use api::{OPENAPI_JSON, SSE_KEEP_ALIVE};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, PROBE_BUCKETS};
 pub use routes::{Endpoint, ROUTES, Route, router};
-pub use server::{ApiListener, SHUTDOWN_GRACE, bind, serve, serve_on};
+pub use server::{
+    ApiListener, Limits, SHUTDOWN_GRACE, bind, host_allowed, serve, serve_on, serve_with,
+};

@@ -132,6 +132,9 @@ pub struct ApiState {
     pub token: Arc<String>,
     pub history: History,
     pub missions: Missions,
+    /// Reads that expose service output (missions, the event stream) need the token
+    /// too: set when the API is reachable beyond loopback.
+    pub protect_reads: bool,
 }
 
 impl std::fmt::Debug for ApiState {

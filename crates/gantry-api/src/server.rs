@@ -7,9 +7,11 @@ use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum::response::IntoResponse as _;
 use axum::{Extension, Router};
+use std::sync::Arc;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::api::ShutdownSignal;
 
@@ -111,43 +113,233 @@ pub async fn serve(
     serve_on(listener, router, shutdown).await
 }
 
-/// Serves on an already bound listener (see [`bind`]) until `shutdown` completes. Open event
-/// streams end at the signal, and the server stops at most [`SHUTDOWN_GRACE`] later. A Unix
-/// socket file is removed when serving ends.
+/// Limits of gantry's own API server against hostile or careless clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections at once; a connection beyond this is closed at accept.
+    pub max_connections: usize,
+    /// A request head must arrive within this; an idle keep-alive connection is closed
+    /// after it too.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 256,
+            header_read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves on an already bound listener (see [`bind`]) until `shutdown` completes, with the
+/// default [`Limits`].
 pub async fn serve_on(
     listener: ApiListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_with(listener, router, shutdown, Limits::default()).await
+}
+
+/// Serves on an already bound listener until `shutdown` completes. Open event streams end
+/// at the signal, and the server stops at most [`SHUTDOWN_GRACE`] later. A Unix socket file
+/// is removed when serving ends.
+///
+/// Hardened for a socket other local users (or, through DNS rebinding, a web page) can
+/// reach: at most `limits.max_connections` connections, a header-read and idle timeout, a
+/// `Host` header that must name an IP address or `localhost` (see [`host_allowed`]), and
+/// an accept loop that backs off when gantry is out of descriptors instead of spinning.
+pub async fn serve_with(
+    listener: ApiListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> io::Result<()> {
     let (tx, rx) = watch::channel(false);
-    let router = router.layer(Extension(ShutdownSignal(rx.clone())));
-    let signal = async move {
-        shutdown.await;
-        let _ = tx.send(true);
+    let router = router
+        .layer(axum::middleware::from_fn(host_guard))
+        .layer(Extension(ShutdownSignal(rx.clone())));
+    let conns = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = Duration::ZERO;
+    let path = match &listener {
+        ApiListener::Unix { path, .. } => Some(path.clone()),
+        ApiListener::Tcp(_) => None,
     };
-    let grace = async move {
-        let mut rx = rx;
-        if rx.wait_for(|down| *down).await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    match listener {
-        ApiListener::Tcp(l) => {
-            tokio::select! {
-                r = axum::serve(l, router).with_graceful_shutdown(signal).into_future() => r,
-                () = grace => Ok(()),
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            a = accept(&listener) => a,
+        };
+        let io = match accepted {
+            Ok(io) => {
+                backoff = Duration::ZERO;
+                io
             }
-        }
-        ApiListener::Unix { listener, path } => {
-            let r = tokio::select! {
-                r = axum::serve(listener, router).with_graceful_shutdown(signal).into_future() => r,
-                () = grace => Ok(()),
+            Err(e) => {
+                if is_resource_error(&e) {
+                    // Out of descriptors or memory: give the connections in flight time to
+                    // finish instead of spinning on accept (and never starve the loop).
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(backoff).await;
+                }
+                continue;
+            }
+        };
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            // Full: this connection is closed at once, the others keep being served.
+            drop(io);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut down = rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(true);
+            let conn = builder.serve_connection(io, service).with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            let stopping = tokio::select! {
+                _ = conn.as_mut() => false,
+                r = down.wait_for(|d| *d) => r.is_ok(),
             };
-            // Leave no socket file behind for the next instance to trip over.
-            let _ = std::fs::remove_file(&path);
-            r
+            if stopping {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+            }
+            drop(permit);
+        });
+    }
+    let _ = tx.send(true);
+    // Connections finish within the grace (event streams end at the signal).
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conns.acquire_many(all)).await;
+    if let Some(path) = path {
+        // Leave no socket file behind for the next instance to trip over.
+        let _ = std::fs::remove_file(&path);
+    }
+    Ok(())
+}
+
+/// One accepted connection, TCP or Unix, as hyper's I/O.
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &ApiListener) -> io::Result<hyper_util::rt::TokioIo<Conn>> {
+    let conn = match listener {
+        ApiListener::Tcp(l) => Conn::Tcp(l.accept().await?.0),
+        ApiListener::Unix { listener, .. } => Conn::Unix(listener.accept().await?.0),
+    };
+    Ok(hyper_util::rt::TokioIo::new(conn))
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Conn::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
         }
     }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Conn::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Conn::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Conn::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the machine (or gantry) is out of something.
+fn is_resource_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM)
+    )
+}
+
+/// The errno values of [`is_resource_error`] (Linux).
+mod libc_errno {
+    pub const ENOMEM: i32 = 12;
+    pub const ENFILE: i32 = 23;
+    pub const EMFILE: i32 = 24;
+    pub const ENOBUFS: i32 = 105;
+}
+
+/// Whether a request's `Host` may reach gantry's API: absent (HTTP/1.0, a Unix socket
+/// client), an IP address literal (with or without a port), or `localhost`. A DNS name is
+/// refused: a web page that rebinds its own name to 127.0.0.1 sends that name, so it
+/// cannot read the API from an operator's browser.
+pub fn host_allowed(host: Option<&str>) -> bool {
+    let Some(host) = host else { return true };
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        match rest.split_once(']') {
+            Some((v6, tail)) if tail.is_empty() || tail.starts_with(':') => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.parse::<u16>().is_ok() => name,
+            _ => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+async fn host_guard(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .map(|h| h.to_str().unwrap_or("\u{fffd}"));
+    if host_allowed(host) {
+        return next.run(request).await;
+    }
+    crate::error::ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "this API answers only requests addressed to an IP address or localhost (Host header)",
+        "connect to the address in the state dir's api.addr, e.g. http://127.0.0.1:7070/",
+    )
+    .into_response()
 }

@@ -380,3 +380,31 @@ async fn non_finite_numbers_become_null_not_an_error() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.json()["cpu_seconds"].is_null() && r.json()["probe_last_seconds"].is_null());
 }
+
+#[tokio::test]
+async fn output_carrying_reads_need_the_token_when_the_api_is_reachable_beyond_loopback() {
+    let mut h = Harness::new(go());
+    h.state.protect_reads = true;
+    for path in ["/api/v1/missions", "/api/v1/events"] {
+        let r = get(h.router(), path).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let r = send(
+        h.router(),
+        Request::get("/api/v1/missions")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Health and status stay open: probes and dashboards read them without a token.
+    assert_eq!(
+        get(h.router(), "/health/ready").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(h.router(), "/api/v1/status").await.status,
+        StatusCode::OK
+    );
+}

@@ -285,3 +285,136 @@ async fn shutdown_ends_open_event_streams_cleanly() {
             .is_ok()
     );
 }
+
+/// Reads until EOF or `within`; true when the peer closed the connection in time.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_are_limited_and_timed_out_so_health_stays_answered() {
+    let h = Harness::new(go());
+    let listener = gantry_api::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let limits = gantry_api::Limits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_millis(400),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(gantry_api::serve_with(
+        listener,
+        h.router(),
+        async move {
+            let _ = stopped.await;
+        },
+        limits,
+    ));
+    // Four clients connect and send nothing: they hold every slot...
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(TcpStream::connect(&addr).await.expect("connect"));
+    }
+    // (give the server a moment to accept them all: poll until a fifth is refused)
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let mut fifth = TcpStream::connect(&addr).await.expect("connect");
+        if closed_within(&mut fifth, Duration::from_millis(100)).await {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a fifth connection was never refused"
+        );
+    }
+    // ...until the header-read timeout closes them; then health answers again.
+    for conn in &mut idle {
+        assert!(
+            closed_within(conn, DEADLINE).await,
+            "an idle connection was kept open"
+        );
+    }
+    let response = http(
+        TcpStream::connect(&addr).await.expect("connect"),
+        "GET",
+        "/health/live",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("serve returned");
+}
+
+#[tokio::test]
+async fn a_host_header_naming_a_dns_name_is_refused_against_dns_rebinding() {
+    let h = Harness::new(go());
+    let listener = gantry_api::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(gantry_api::serve_on(listener, h.router(), async move {
+        let _ = stopped.await;
+    }));
+    let get = |host: String| {
+        let addr = addr.clone();
+        async move {
+            let mut s = TcpStream::connect(&addr).await.expect("connect");
+            let request =
+                format!("GET /api/v1/events HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            s.write_all(request.as_bytes()).await.expect("write");
+            let mut head = vec![0u8; 64];
+            let n = tokio::time::timeout(DEADLINE, s.read(&mut head))
+                .await
+                .expect("answer")
+                .expect("read");
+            String::from_utf8_lossy(&head[..n]).to_string()
+        }
+    };
+    let refused = get("attacker.example:7070".to_string()).await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    for ok in [
+        addr.clone(),
+        "localhost".to_string(),
+        "[::1]:7070".to_string(),
+    ] {
+        let answer = get(ok.clone()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{ok}: {answer}");
+    }
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("serve returned");
+}
+
+#[test]
+fn host_allowed_takes_ip_literals_and_localhost_only() {
+    use gantry_api::host_allowed;
+    for ok in [
+        None,
+        Some("127.0.0.1:7070"),
+        Some("10.0.0.5"),
+        Some("[::1]:80"),
+        Some("[fe80::1]"),
+        Some("LOCALHOST:1"),
+        Some("localhost"),
+    ] {
+        assert!(host_allowed(ok), "{ok:?}");
+    }
+    for bad in [
+        Some("evil.example"),
+        Some("localhost.evil.example:7070"),
+        Some("[::1"),
+        Some("[::1]x"),
+        Some("127.0.0.1.nip.io"),
+        Some(""),
+    ] {
+        assert!(!host_allowed(bad), "{bad:?}");
+    }
+}

@@ -64,7 +64,7 @@ impl Instance {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
-            .header("host", "gantry");
+            .header("host", "localhost");
         if auth {
             let token = self.token.as_deref().ok_or_else(|| {
                 format!(
@@ -97,7 +97,7 @@ impl Instance {
         let mut sender = self.connect().await?;
         let req = hyper::Request::builder()
             .uri(path)
-            .header("host", "gantry")
+            .header("host", "localhost")
             .header("accept", "text/event-stream")
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;

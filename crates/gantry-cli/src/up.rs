@@ -56,6 +56,9 @@ pub fn run(
         preflight: !skip_preflight,
         secrets: Vec::new(),
     };
+    // Descriptors: gantry's soft limit up to the hard limit (API clients, probes, pipes
+    // and logs all take one), before the pre-flight measures what is available.
+    gantry_runtime::limits::raise_fd_limit();
     // About four fds per service (pipes, notify socket, log file, probe sockets).
     gantry_runtime::process::pregrow_fd_table(64 + 4 * cfg.plan.units.len() as i32);
     // One event loop owns all I/O (ARCHITECTURE.md): a single-threaded runtime keeps

@@ -524,6 +524,8 @@ impl Boot {
             // An embedded boot keeps no history and opens no missions.
             history: Arc::new(Vec::new),
             missions: Arc::new(Vec::new),
+            // The embedding application decides where its router is reachable.
+            protect_reads: false,
         }
     }
 

@@ -149,6 +149,7 @@ impl Harness {
             events: events.clone(),
             commands: cmd_tx,
             token: Arc::new(TOKEN.to_string()),
+            protect_reads: false,
             missions: Arc::new(|| {
                 vec![
                     serde_json::json!({ "id": 1, "check": "boot", "service": "db", "status": "open" }),

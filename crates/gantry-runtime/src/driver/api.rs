@@ -166,6 +166,7 @@ pub(super) fn start_api(
         commands: cmd_tx,
         token: Arc::new(token.clone()),
         history,
+        protect_reads: beyond_loopback(&cfg.spec.settings.api),
     };
     let mut addr = cfg.spec.settings.api.clone();
     // A relative unix socket path is relative to the stack file, like every other path.
@@ -186,6 +187,23 @@ pub(super) fn start_api(
         graph,
         shutting_down: false,
     })
+}
+
+/// Whether the API address can be reached from other machines: anything but a loopback
+/// IP, `localhost` or a Unix socket (mode 0600). Then reads that carry service output
+/// need the token too.
+fn beyond_loopback(addr: &str) -> bool {
+    if addr.starts_with("unix:") {
+        return false;
+    }
+    let host = match addr.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => addr,
+    };
+    !(host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()))
 }
 
 /// 32 random bytes from the kernel, hex encoded.
