@@ -6,9 +6,10 @@
 //! - [`process`]: spawning services on the cheap `posix_spawn` path, line streams, signalling.
 //! - [`probe`]: TCP / HTTP / exec / log readiness and liveness probes.
 //! - [`notify`]: per-service `sd_notify` sockets.
-//! - [`logs`]: per-service log files.
+//! - [`logs`], [`store`], [`missions`]: re-exports of `gantry-state` (log files, the SQLite
+//!   state store, missions), kept until the driver uses that crate directly.
 //! - [`driver`]: the event loop of `gantry up` that feeds the engine and carries out its actions.
-//! - [`output`]: what `gantry up` prints. [`store`]: the embedded SQLite state store.
+//! - [`output`]: what `gantry up` prints.
 //!
 //! Facts and measurements behind the design choices are in
 //! `shared/notes/LINUX-SUPERVISION.md`; comments refer to its sections (A–D).
@@ -16,8 +17,6 @@
 pub mod driver;
 pub mod env;
 pub mod listen;
-pub mod logs;
-pub mod missions;
 pub mod notify;
 pub mod nsinit;
 pub mod output;
@@ -27,9 +26,25 @@ pub mod process;
 pub mod procstat;
 pub mod reaper;
 pub mod redact;
-pub mod store;
 pub mod stores;
 pub mod tick;
 pub mod trim;
 
 pub use nix::sys::signal::Signal;
+
+// shim: removed once driver.rs uses gantry_state directly
+pub use gantry_state::store;
+
+// shim: removed once driver.rs uses gantry_state directly
+pub mod missions {
+    //! Re-export of `gantry_state::missions`, plus the pre-flight's missions.
+    pub use crate::preflight::record_preflight;
+    pub use gantry_state::missions::*;
+}
+
+// shim: removed once driver.rs uses gantry_state directly
+pub mod logs {
+    //! Re-export of the log-file writer of `gantry_state::logfmt` and the RFC 3339 formatter.
+    pub use gantry_state::logfmt::{LogError, LogFile};
+    pub use gantry_state::time::rfc3339_utc;
+}
