@@ -135,7 +135,7 @@ fn store_lists_decided_boots_newest_first() {
         &BASE,
     );
     add_boot(&mut writer, None, 0, None, &[]); // still booting
-    let store = Store::open_existing(&dir.join("state")).unwrap();
+    let store = Store::open_existing(dir.join("state")).unwrap();
     let boots = store.decided_boots(2).unwrap();
     assert_eq!(
         boots.iter().map(|b| b.id).collect::<Vec<_>>(),
@@ -153,7 +153,7 @@ fn store_lists_decided_boots_newest_first() {
     assert!(!dir.join("state/state.db-wal").exists());
     // A file that is not a state store is an error, not an empty history.
     std::fs::write(dir.join("state/state.db"), b"not sqlite").unwrap();
-    if let Some(store) = Store::open_existing(&dir.join("state")) {
+    if let Some(store) = Store::open_existing(dir.join("state")) {
         assert!(store.decided_boots(1).is_err());
     }
     let _ = std::fs::remove_dir_all(&dir);
