@@ -1,10 +1,11 @@
 //! The API client used by `status`, `restart`, `down`, `wait`, `up --detach`: finds the running instance through the stack file.
 
 use crate::load::load;
+use gantry_state::StateDir;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Where a running instance listens and the token it accepts.
@@ -12,7 +13,7 @@ use std::time::Duration;
 pub struct Instance {
     pub addr: String,
     token: Option<String>,
-    pub state_dir: PathBuf,
+    pub state_dir: StateDir,
 }
 
 impl std::fmt::Debug for Instance {
@@ -36,12 +37,11 @@ impl Instance {
     /// instance actually bound (`state_dir/api.addr`) wins over the configured one.
     pub fn find(file: &Path) -> Result<Instance, String> {
         let checked = load(file, &Default::default())?;
-        let base = crate::load::base_dir(file);
-        let state_dir = base.join(&checked.spec.settings.state_dir);
-        let addr = std::fs::read_to_string(state_dir.join("api.addr"))
+        let state_dir = StateDir::for_stack(file, &checked.spec.settings.state_dir);
+        let addr = std::fs::read_to_string(state_dir.api_addr())
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| checked.spec.settings.api.clone());
-        let token = std::fs::read_to_string(state_dir.join("api.token"))
+        let token = std::fs::read_to_string(state_dir.api_token())
             .ok()
             .map(|t| t.trim().to_string());
         Ok(Instance {
@@ -69,7 +69,7 @@ impl Instance {
             let token = self.token.as_deref().ok_or_else(|| {
                 format!(
                     "no API token in {}\n  hint: is `gantry up` running for this file?",
-                    self.state_dir.join("api.token").display()
+                    self.state_dir.api_token().display()
                 )
             })?;
             req = req.header("authorization", format!("Bearer {token}"));

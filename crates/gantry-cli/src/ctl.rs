@@ -291,10 +291,10 @@ pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Usage);
     }
-    std::fs::create_dir_all(&inst.state_dir)?;
+    std::fs::create_dir_all(inst.state_dir.root())?;
     // A previous instance's address must not be mistaken for the new one's.
-    let _ = std::fs::remove_file(inst.state_dir.join("api.addr"));
-    let log_path = inst.state_dir.join("gantry.out");
+    let _ = std::fs::remove_file(inst.state_dir.api_addr());
+    let log_path = inst.state_dir.detach_log();
     let log = std::fs::File::create(&log_path)?;
     use std::os::unix::process::CommandExt as _;
     let mut child = std::process::Command::new(std::env::current_exe()?)
@@ -320,7 +320,7 @@ pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
                 return Ok(Outcome::Failure);
             }
             if let Ok(inst) = Instance::find(file)
-                && std::fs::metadata(inst.state_dir.join("api.addr")).is_ok()
+                && std::fs::metadata(inst.state_dir.api_addr()).is_ok()
                 && let Ok(r) = inst.get("/api/v1/status").await
                 && r.status == 200
             {
@@ -353,9 +353,8 @@ pub fn missions(file: &Path, json: bool, all: bool) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Usage);
         }
     };
-    let base = crate::load::base_dir(file);
-    let state_dir = base.join(&checked.spec.settings.state_dir);
-    let list = gantry_runtime::store::Store::open_existing(&state_dir)
+    let state_dir = gantry_state::StateDir::for_stack(file, &checked.spec.settings.state_dir);
+    let list = gantry_state::store::Store::open_existing(&state_dir)
         .map(|s| s.missions(all))
         .unwrap_or_default();
     if json {

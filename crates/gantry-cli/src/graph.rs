@@ -9,11 +9,10 @@ pub fn run(file: &Path, format: GraphFormat) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     // Once boots are recorded, the critical path uses the last boot's real timings.
-    let base = crate::load::base_dir(file);
-    let timings =
-        gantry_runtime::store::Store::open_existing(&base.join(&checked.spec.settings.state_dir))
-            .map(|s| s.last_timings())
-            .unwrap_or_default();
+    let state_dir = gantry_state::StateDir::for_stack(file, &checked.spec.settings.state_dir);
+    let timings = gantry_state::store::Store::open_existing(&state_dir)
+        .map(|s| s.last_timings())
+        .unwrap_or_default();
     let rebuilt;
     let plan = if timings.is_empty() {
         &checked.plan

@@ -1,50 +1,22 @@
 //! `gantry logs`: services' recorded output from `<state_dir>/logs/*.log`, merged by time, filtered, optionally followed.
 //!
-//! Reads the files `gantry up` writes (one `2026-11-24T07:41:00.123Z out <line>` per output
-//! line) directly, so it works whether or not gantry is running. Several services are merged
-//! by timestamp and prefixed with their name (`db      | line`). `--follow` polls the files
-//! every 200 ms (growth, truncation and rotation) until Ctrl-C.
+//! Reads the files `gantry up` writes directly, so it works whether or not gantry is running.
+//! The format, its parser, the merge by time and the following of files are
+//! `gantry_state::logfmt`; this command keeps its arguments and its output: several services
+//! are prefixed with their name (`db      | line`), and `--follow` polls the files every
+//! 200 ms until Ctrl-C.
 
 use crate::Outcome;
 use crate::load::load;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt as _;
+use gantry_state::StateDir;
+use gantry_state::logfmt::{Entry, Filter, Stream, Tail, dump, poll_all, service_logs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How often `--follow` looks at the files.
 const POLL: Duration = Duration::from_millis(200);
-/// At most this much is read from one file per poll (the rest comes at the next one).
-const MAX_CHUNK: u64 = 8 << 20;
 /// Output is handed to stdout in chunks of about this size.
 const OUT_CHUNK: usize = 64 << 10;
-
-/// Which of a service's streams a line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    Out,
-    Err,
-}
-
-impl Stream {
-    pub fn parse(s: &str) -> Option<Stream> {
-        match s {
-            "out" | "stdout" => Some(Stream::Out),
-            "err" | "stderr" => Some(Stream::Err),
-            _ => None,
-        }
-    }
-}
-
-/// One output line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// Milliseconds since the Unix epoch (`i64::MIN` for a line before any timestamp).
-    pub ts: i64,
-    pub stream: Stream,
-    pub text: String,
-}
 
 /// `gantry logs [NAME...] [-f] [--since DURATION] [--stream out|err]`.
 pub fn run(
@@ -83,8 +55,8 @@ pub fn run(
             return Ok(Outcome::Usage);
         }
     };
-    let state_dir = crate::analyze::state_dir(file, &checked.spec.settings.state_dir);
-    let log_dir = state_dir.join("logs");
+    let state_dir = StateDir::for_stack(file, &checked.spec.settings.state_dir);
+    let log_dir = state_dir.logs_dir();
     if !log_dir.is_dir() {
         anyhow::bail!(
             "no logs in {} yet\n  hint: run `gantry up` first; it records each service's output there",
@@ -97,7 +69,9 @@ pub fn run(
         .iter()
         .map(|s| s.name.value.clone())
         .collect();
-    let known = known_services(&declared, &log_files(&log_dir)?);
+    let with_logs = service_logs(&log_dir)
+        .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", log_dir.display()))?;
+    let known = known_services(&declared, &with_logs);
     let selected = match select(names, &known) {
         Ok(s) => s,
         Err(msg) => {
@@ -114,7 +88,7 @@ pub fn run(
     let mut printer = Printer::new(prefix, width, Filter { cutoff_ms, stream }, crate::emit);
     let sources: Vec<(String, PathBuf)> = selected
         .iter()
-        .map(|n| (n.clone(), log_path(&log_dir, n)))
+        .map(|n| (n.clone(), state_dir.log_file(n)))
         .collect();
     for (name, path) in &sources {
         if !names.is_empty() && !path.exists() {
@@ -125,10 +99,10 @@ pub fn run(
             );
         }
     }
-    let tails = dump(&sources, &mut printer, follow);
+    let tails = dump(&sources, follow, |n, e| printer.print(n, e), warn);
     printer.flush();
     if follow {
-        let discover = names.is_empty().then_some(log_dir.as_path());
+        let discover = names.is_empty().then_some(&state_dir);
         follow_tails(tails, &mut printer, discover)?;
     }
     Ok(Outcome::Success)
@@ -138,26 +112,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn log_path(log_dir: &Path, name: &str) -> PathBuf {
-    log_dir.join(format!("{name}.log"))
-}
-
-/// Service names that have a `<name>.log` file in `log_dir`, sorted.
-fn log_files(log_dir: &Path) -> anyhow::Result<Vec<String>> {
-    let entries = std::fs::read_dir(log_dir)
-        .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", log_dir.display()))?;
-    let mut out: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let stem = name.strip_suffix(".log")?;
-            (!stem.is_empty() && !stem.starts_with('.')).then(|| stem.to_string())
-        })
-        .collect();
-    out.sort();
-    Ok(out)
 }
 
 /// The services of the file (in file order), then those that only have a log file (sorted).
@@ -205,203 +159,7 @@ pub fn select(names: &[String], known: &[String]) -> Result<Vec<String>, String>
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parsing
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff…]Z` (UTC) to milliseconds since the Unix epoch.
-pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=days_in_month(year, month)).contains(&day)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
-        return None;
-    }
-    let rest = &s[19..];
-    let millis = match rest.strip_prefix('.') {
-        None if rest == "Z" => 0,
-        None => return None,
-        Some(frac) => {
-            let digits = frac.strip_suffix('Z')?;
-            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let ms: String = digits.chars().chain("00".chars()).take(3).collect();
-            ms.parse::<i64>().ok()?
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    Some(((days * 24 + hour) * 60 + min) * 60_000 + sec * 1000 + millis)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses log lines; a line without a timestamp and stream tag (a foreign or damaged line)
-/// keeps the previous line's time and stream, so it stays where it was.
-#[derive(Clone, Debug)]
-pub struct LineParser {
-    last_ts: i64,
-    last_stream: Stream,
-}
-
-impl Default for LineParser {
-    fn default() -> Self {
-        LineParser {
-            last_ts: i64::MIN,
-            last_stream: Stream::Out,
-        }
-    }
-}
-
-impl LineParser {
-    /// One raw line, with or without its trailing newline.
-    pub fn parse(&mut self, raw: &[u8]) -> Entry {
-        let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
-        let line = String::from_utf8_lossy(raw);
-        if let Some((ts, rest)) = line.split_once(' ')
-            && let Some(ts) = parse_timestamp(ts)
-        {
-            let (tag, text) = rest.split_once(' ').unwrap_or((rest, ""));
-            if let Some(stream) = Stream::parse(tag).filter(|_| tag.len() == 3) {
-                self.last_ts = ts;
-                self.last_stream = stream;
-                return Entry {
-                    ts,
-                    stream,
-                    text: text.to_string(),
-                };
-            }
-        }
-        Entry {
-            ts: self.last_ts,
-            stream: self.last_stream,
-            text: line.into_owned(),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading and merging
-
-/// The entries of one log file, read lazily.
-pub struct FileEntries<R> {
-    reader: R,
-    parser: LineParser,
-    /// Bytes of the lines returned so far.
-    consumed: u64,
-    /// Whether a last line without its newline is returned (else it is left for following).
-    emit_partial: bool,
-    done: bool,
-    error: Option<std::io::Error>,
-}
-
-impl<R: BufRead> FileEntries<R> {
-    pub fn new(reader: R, emit_partial: bool) -> Self {
-        FileEntries {
-            reader,
-            parser: LineParser::default(),
-            consumed: 0,
-            emit_partial,
-            done: false,
-            error: None,
-        }
-    }
-}
-
-impl<R: BufRead> Iterator for FileEntries<R> {
-    type Item = Entry;
-
-    fn next(&mut self) -> Option<Entry> {
-        if self.done {
-            return None;
-        }
-        let mut buf = Vec::new();
-        match self.reader.read_until(b'\n', &mut buf) {
-            Ok(0) => None,
-            Ok(n) => {
-                if buf.last() != Some(&b'\n') && !self.emit_partial {
-                    self.done = true;
-                    return None;
-                }
-                self.consumed += n as u64;
-                Some(self.parser.parse(&buf))
-            }
-            Err(e) => {
-                self.done = true;
-                self.error = Some(e);
-                None
-            }
-        }
-    }
-}
-
-/// Merges sources by timestamp; equal times keep the source order, and each source's own
-/// order is kept (even when its clock went backwards). `sink` gets the source index.
-pub fn merge<S: Iterator<Item = Entry>>(sources: &mut [S], mut sink: impl FnMut(usize, Entry)) {
-    let mut heads: Vec<Option<Entry>> = sources.iter_mut().map(Iterator::next).collect();
-    while let Some((_, i)) = heads
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| h.as_ref().map(|e| (e.ts, i)))
-        .min()
-    {
-        let next = sources[i].next();
-        if let Some(entry) = std::mem::replace(&mut heads[i], next) {
-            sink(i, entry);
-        }
-    }
-}
-
-/// Which lines are shown.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Filter {
-    /// Only lines at or after this time (ms since the epoch).
-    pub cutoff_ms: Option<i64>,
-    pub stream: Option<Stream>,
-}
-
-impl Filter {
-    pub fn accepts(&self, e: &Entry) -> bool {
-        self.cutoff_ms.is_none_or(|c| e.ts >= c) && self.stream.is_none_or(|s| e.stream == s)
-    }
-}
+// Printing
 
 /// `db      | line` (with a prefix) or `line`.
 pub fn format_line(prefix: Option<(&str, usize)>, text: &str) -> String {
@@ -450,133 +208,15 @@ impl<F: FnMut(&str)> Printer<F> {
     }
 }
 
-/// Prints what the files hold now, merged. Returns one [`Tail`] per source, positioned after
-/// what was printed, for following (`follow`: a last line without its newline is left to it).
-pub fn dump<F: FnMut(&str)>(
-    sources: &[(String, PathBuf)],
-    printer: &mut Printer<F>,
-    follow: bool,
-) -> Vec<Tail> {
-    let mut readers = Vec::new();
-    let mut opened = Vec::new();
-    let mut tails: Vec<Option<Tail>> = Vec::new();
-    for (i, (name, path)) in sources.iter().enumerate() {
-        match File::open(path) {
-            Ok(f) => {
-                let ino = f.metadata().ok().map(|m| m.ino());
-                readers.push(FileEntries::new(BufReader::new(f), !follow));
-                opened.push((i, ino));
-                tails.push(None);
-            }
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!("warning: cannot read {}: {e}", path.display());
-                }
-                tails.push(Some(Tail::new(name.clone(), path.clone())));
-            }
-        }
-    }
-    merge(&mut readers, |r, e| {
-        printer.print(&sources[opened[r].0].0, &e)
-    });
-    for (reader, (i, ino)) in readers.into_iter().zip(opened) {
-        if let Some(e) = &reader.error {
-            eprintln!("warning: stopped reading {}: {e}", sources[i].1.display());
-        }
-        let mut tail = Tail::new(sources[i].0.clone(), sources[i].1.clone());
-        tail.pos = reader.consumed;
-        tail.ino = ino;
-        tail.parser = reader.parser;
-        tails[i] = Some(tail);
-    }
-    tails.into_iter().flatten().collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Following
-
-/// Follows one log file: new lines since the last poll, across truncation and rotation.
-#[derive(Debug)]
-pub struct Tail {
-    pub name: String,
-    pub path: PathBuf,
-    pos: u64,
-    ino: Option<u64>,
-    partial: Vec<u8>,
-    parser: LineParser,
-    warned: bool,
-}
-
-impl Tail {
-    /// A tail at the start of `path` (which may not exist yet).
-    pub fn new(name: String, path: PathBuf) -> Self {
-        Tail {
-            name,
-            path,
-            pos: 0,
-            ino: None,
-            partial: Vec::new(),
-            parser: LineParser::default(),
-            warned: false,
-        }
-    }
-
-    /// The complete lines added since the last poll. A replaced file (another inode) or a
-    /// shorter one (truncated) is read again from its start.
-    pub fn poll(&mut self) -> std::io::Result<Vec<Entry>> {
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        if self.ino.is_some_and(|i| i != meta.ino()) || meta.len() < self.pos {
-            self.pos = 0;
-            self.partial.clear();
-        }
-        self.ino = Some(meta.ino());
-        if meta.len() == self.pos {
-            return Ok(Vec::new());
-        }
-        let mut f = File::open(&self.path)?;
-        f.seek(SeekFrom::Start(self.pos))?;
-        let n = f.take(MAX_CHUNK).read_to_end(&mut self.partial)?;
-        self.pos += n as u64;
-        let complete = match self.partial.iter().rposition(|&b| b == b'\n') {
-            Some(last) => last + 1,
-            None => return Ok(Vec::new()),
-        };
-        let rest = self.partial.split_off(complete);
-        let lines = std::mem::replace(&mut self.partial, rest);
-        Ok(lines
-            .split_inclusive(|&b| b == b'\n')
-            .map(|l| self.parser.parse(l))
-            .collect())
-    }
-
-    /// [`Tail::poll`], reporting an error once (and nothing while it persists).
-    fn poll_quietly(&mut self) -> Vec<Entry> {
-        match self.poll() {
-            Ok(v) => {
-                self.warned = false;
-                v
-            }
-            Err(e) => {
-                if !self.warned {
-                    eprintln!("warning: cannot read {}: {e}", self.path.display());
-                    self.warned = true;
-                }
-                Vec::new()
-            }
-        }
-    }
-}
 
 /// Polls `tails` every [`POLL`] and prints new lines (merged per poll) until Ctrl-C.
 /// With `discover`, log files that appear in that directory are followed too.
 fn follow_tails<F: FnMut(&str)>(
     mut tails: Vec<Tail>,
     printer: &mut Printer<F>,
-    discover: Option<&Path>,
+    discover: Option<&StateDir>,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -592,11 +232,11 @@ fn follow_tails<F: FnMut(&str)>(
                 _ = tick.tick() => {}
             }
             if let Some(dir) = discover
-                && let Ok(names) = log_files(dir)
+                && let Ok(names) = service_logs(&dir.logs_dir())
             {
                 for name in names {
                     if !tails.iter().any(|t| t.name == name) {
-                        let path = log_path(dir, &name);
+                        let path = dir.log_file(&name);
                         printer.width = printer.width.max(name.chars().count());
                         tails.push(Tail::new(name, path));
                     }
@@ -611,18 +251,20 @@ fn follow_tails<F: FnMut(&str)>(
 
 /// One poll of every tail; new lines merged by time and printed.
 pub fn poll_once<F: FnMut(&str)>(tails: &mut [Tail], printer: &mut Printer<F>) {
-    let mut batches: Vec<std::vec::IntoIter<Entry>> = tails
-        .iter_mut()
-        .map(|t| t.poll_quietly().into_iter())
-        .collect();
-    merge(&mut batches, |i, e| printer.print(&tails[i].name, &e));
+    poll_all(tails, |n, e| printer.print(n, e), warn);
     printer.flush();
+}
+
+/// A problem reading a log file: reported, never fatal.
+fn warn(message: String) {
+    eprintln!("warning: {message}");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gantry_runtime::logs::rfc3339_utc;
+    use gantry_state::logfmt::Stream;
+    use gantry_state::time::parse_rfc3339_ms;
     use std::io::Write as _;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -673,122 +315,26 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_round_trip_with_the_writer() {
-        for ms in [
-            0i64,
-            1,
-            999,
-            86_399_999,
-            951_782_400_000,   // 2000-02-29
-            1_709_210_096_789, // 2024-02-29T12:34:56.789Z
-            1_795_506_060_123, // 2026-11-24
-            4_102_444_800_000, // 2100-01-01
-        ] {
-            let t = UNIX_EPOCH + Duration::from_millis(ms as u64);
-            assert_eq!(
-                parse_timestamp(&rfc3339_utc(t)),
-                Some(ms),
-                "{}",
-                rfc3339_utc(t)
-            );
-        }
-        assert_eq!(
-            parse_timestamp("2024-02-29T12:34:56.789Z"),
-            Some(1_709_210_096_789)
+    fn printer_filters_and_prefixes() {
+        let (mut printer, out) = collecting(
+            true,
+            3,
+            Filter {
+                cutoff_ms: Some(100),
+                stream: Some(Stream::Err),
+            },
         );
-        assert_eq!(
-            parse_timestamp("2024-02-29T12:34:56Z"),
-            Some(1_709_210_096_000)
+        printer.print("db", &entry(200, "x"));
+        printer.print(
+            "db",
+            &Entry {
+                ts: 100,
+                stream: Stream::Err,
+                text: "shown".into(),
+            },
         );
-        assert_eq!(
-            parse_timestamp("2024-02-29T12:34:56.7Z"),
-            Some(1_709_210_096_700)
-        );
-        assert_eq!(
-            parse_timestamp("2024-02-29T12:34:56.78912Z"),
-            Some(1_709_210_096_789)
-        );
-        for bad in [
-            "",
-            "2024-02-30T00:00:00.000Z",
-            "2023-02-29T00:00:00.000Z",
-            "2024-13-01T00:00:00.000Z",
-            "2024-01-01T24:00:00.000Z",
-            "2024-01-01 00:00:00.000Z",
-            "2024-01-01T00:00:00.000",
-            "2024-01-01T00:00:00.Z",
-            "2024-01-01T00:00:00.0a0Z",
-            "+024-01-01T00:00:00.000Z",
-            "hello world, not a time",
-        ] {
-            assert_eq!(parse_timestamp(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn lines_parse_and_foreign_lines_stay_in_place() {
-        let mut p = LineParser::default();
-        let e = p.parse(b"2024-02-29T12:34:56.789Z err boom: x y\n");
-        assert_eq!(e.ts, 1_709_210_096_789);
-        assert_eq!(e.stream, Stream::Err);
-        assert_eq!(e.text, "boom: x y");
-        assert_eq!(p.parse(b"2024-02-29T12:34:56.790Z out \n").text, "");
-        assert_eq!(p.parse(b"2024-02-29T12:34:56.790Z out").text, "");
-        let cont = p.parse(b"  continuation without a timestamp\n");
-        assert_eq!(cont.ts, 1_709_210_096_790);
-        assert_eq!(cont.text, "  continuation without a timestamp");
-        let odd = p.parse(b"2024-02-29T12:34:57.000Z stdout x\n");
-        assert_eq!(odd.ts, 1_709_210_096_790, "unknown tag: not a log line");
-        assert_eq!(LineParser::default().parse(b"first").ts, i64::MIN);
-        assert_eq!(
-            p.parse(b"\xff\xfe bad utf8").text,
-            "\u{fffd}\u{fffd} bad utf8"
-        );
-    }
-
-    #[test]
-    fn merge_orders_by_time_and_keeps_ties_and_file_order() {
-        let a = vec![entry(10, "a1"), entry(30, "a2"), entry(30, "a3")];
-        let b = vec![
-            entry(5, "b1"),
-            entry(30, "b2"),
-            entry(20, "b3-clock-went-back"),
-        ];
-        let mut sources = [a.into_iter(), b.into_iter()];
-        let mut got = Vec::new();
-        merge(&mut sources, |i, e| got.push(format!("{i}:{}", e.text)));
-        assert_eq!(
-            got,
-            [
-                "1:b1",
-                "0:a1",
-                "0:a2",
-                "0:a3",
-                "1:b2",
-                "1:b3-clock-went-back"
-            ]
-        );
-        let mut none: [std::vec::IntoIter<Entry>; 0] = [];
-        merge(&mut none, |_, _| panic!());
-    }
-
-    #[test]
-    fn filters_and_prefixes() {
-        let f = Filter {
-            cutoff_ms: Some(100),
-            stream: Some(Stream::Err),
-        };
-        assert!(!f.accepts(&entry(200, "x")));
-        assert!(f.accepts(&Entry {
-            ts: 100,
-            stream: Stream::Err,
-            text: String::new()
-        }));
-        assert!(!f.accepts(&Entry {
-            ts: 99,
-            stream: Stream::Err,
-            text: String::new()
-        }));
+        printer.flush();
+        assert_eq!(out.borrow().as_str(), "db  | shown\n");
         assert_eq!(format_line(Some(("db", 7)), "hi"), "db      | hi\n");
         assert_eq!(format_line(None, "hi"), "hi\n");
     }
@@ -821,10 +367,10 @@ mod tests {
         );
         let sources: Vec<(String, PathBuf)> = ["db", "api", "missing"]
             .iter()
-            .map(|n| (n.to_string(), log_path(&dir, n)))
+            .map(|n| (n.to_string(), dir.join(format!("{n}.log"))))
             .collect();
         let (mut printer, out) = collecting(true, 7, Filter::default());
-        let tails = dump(&sources, &mut printer, false);
+        let tails = dump(&sources, false, |n, e| printer.print(n, e), warn);
         printer.flush();
         assert_eq!(
             out.borrow().as_str(),
@@ -832,7 +378,7 @@ mod tests {
         );
         assert_eq!(tails.len(), 3);
 
-        let cutoff = parse_timestamp("2026-11-24T07:41:00.300Z");
+        let cutoff = parse_rfc3339_ms("2026-11-24T07:41:00.300Z");
         let (mut printer, out) = collecting(
             false,
             0,
@@ -841,7 +387,7 @@ mod tests {
                 stream: Some(Stream::Out),
             },
         );
-        dump(&sources[..1], &mut printer, false);
+        dump(&sources[..1], false, |n, e| printer.print(n, e), warn);
         printer.flush();
         assert_eq!(out.borrow().as_str(), "db ready\n");
         let _ = std::fs::remove_dir_all(&dir);
@@ -860,7 +406,7 @@ mod tests {
             ("db".to_string(), dir.join("db.log")),
         ];
         let (mut printer, out) = collecting(true, 3, Filter::default());
-        let mut tails = dump(&sources, &mut printer, true);
+        let mut tails = dump(&sources, true, |n, e| printer.print(n, e), warn);
         printer.flush();
         // Following: the unfinished last line is left for the tail.
         assert_eq!(out.borrow().as_str(), "api | one\n");

@@ -3,32 +3,12 @@
 //! The binary-level tests are ignored until the commands are wired into main.rs; the store
 //! query they rely on is tested directly here, the pure logic by unit tests in the modules.
 
+use gantry_state::StateDir;
+use gantry_state::store::{ServiceRecord, Store};
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
-
-const SCHEMA: &str = "
-CREATE TABLE boots (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at TEXT NOT NULL,
-    file TEXT NOT NULL,
-    outcome TEXT,
-    duration_ms INTEGER,
-    reason TEXT
-);
-CREATE TABLE boot_services (
-    boot_id INTEGER NOT NULL REFERENCES boots(id),
-    name TEXT NOT NULL,
-    state TEXT NOT NULL,
-    priority TEXT NOT NULL,
-    started_ms INTEGER,
-    ready_ms INTEGER,
-    attempts INTEGER NOT NULL,
-    error TEXT,
-    PRIMARY KEY (boot_id, name)
-);
-";
 
 const STACK: &str = r#"
 [settings]
@@ -53,8 +33,8 @@ depends_on = ["api"]
 type Svc<'a> = (
     &'a str,
     &'a str,
-    Option<i64>,
-    Option<i64>,
+    Option<u64>,
+    Option<u64>,
     u32,
     Option<&'a str>,
 );
@@ -67,35 +47,51 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-/// A stack dir with gantry.toml and an empty state store; returns (dir, connection).
-fn stack(name: &str) -> (PathBuf, rusqlite::Connection) {
+/// A stack dir with gantry.toml and an empty state store, created by the real `Store` (so
+/// these tests follow the schema wherever it goes); returns (dir, store).
+fn stack(name: &str) -> (PathBuf, Store) {
     let dir = tempdir(name);
     std::fs::write(dir.join("gantry.toml"), STACK).unwrap();
-    std::fs::create_dir_all(dir.join("state")).unwrap();
-    let conn = rusqlite::Connection::open(dir.join("state/state.db")).unwrap();
-    conn.execute_batch(SCHEMA).unwrap();
-    (dir, conn)
+    let store = Store::open(StateDir::new(dir.join("state"))).unwrap();
+    (dir, store)
 }
 
+/// Records a boot the way `gantry up` does: begun, then (with an outcome) decided with every
+/// service's record.
 fn add_boot(
-    conn: &rusqlite::Connection,
+    store: &mut Store,
     outcome: Option<&str>,
-    duration_ms: i64,
+    duration_ms: u64,
     reason: Option<&str>,
     services: &[Svc<'_>],
 ) -> i64 {
-    conn.execute(
-        "INSERT INTO boots (started_at, file, outcome, duration_ms, reason) VALUES ('2026-11-24T07:41:00.123Z', 'gantry.toml', ?1, ?2, ?3)",
-        rusqlite::params![outcome, duration_ms, reason],
-    )
-    .unwrap();
-    let id = conn.last_insert_rowid();
-    for (name, state, started, ready, attempts, error) in services {
-        conn.execute(
-            "INSERT INTO boot_services VALUES (?1, ?2, ?3, 'normal', ?4, ?5, ?6, ?7)",
-            rusqlite::params![id, name, state, started, ready, attempts, error],
-        )
+    let id = store
+        .begin_boot("2026-11-24T07:41:00.123Z", "gantry.toml")
         .unwrap();
+    if let Some(outcome) = outcome {
+        let records: Vec<ServiceRecord> = services
+            .iter()
+            .map(
+                |&(name, state, started_ms, ready_ms, attempts, error)| ServiceRecord {
+                    name: name.into(),
+                    state: state.into(),
+                    priority: "normal".into(),
+                    started_ms,
+                    ready_ms,
+                    attempts,
+                    error: error.map(str::to_string),
+                },
+            )
+            .collect();
+        store
+            .finish_boot(
+                id,
+                outcome,
+                Duration::from_millis(duration_ms),
+                reason,
+                &records,
+            )
+            .unwrap();
     }
     id
 }
@@ -129,11 +125,17 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn store_lists_decided_boots_newest_first() {
-    let (dir, conn) = stack("store");
-    add_boot(&conn, Some("go"), 1000, None, &BASE);
-    add_boot(&conn, Some("no-go"), 500, Some("api: exit code 1"), &BASE);
-    add_boot(&conn, None, 0, None, &[]); // still booting
-    let store = gantry_runtime::store::Store::open_existing(&dir.join("state")).unwrap();
+    let (dir, mut writer) = stack("store");
+    add_boot(&mut writer, Some("go"), 1000, None, &BASE);
+    add_boot(
+        &mut writer,
+        Some("no-go"),
+        500,
+        Some("api: exit code 1"),
+        &BASE,
+    );
+    add_boot(&mut writer, None, 0, None, &[]); // still booting
+    let store = Store::open_existing(dir.join("state")).unwrap();
     let boots = store.decided_boots(2).unwrap();
     assert_eq!(
         boots.iter().map(|b| b.id).collect::<Vec<_>>(),
@@ -144,10 +146,14 @@ fn store_lists_decided_boots_newest_first() {
     assert_eq!(boots[0].reason.as_deref(), Some("api: exit code 1"));
     assert_eq!(store.decided_boots(1).unwrap().len(), 1);
     assert_eq!(store.boot_services(2).unwrap().len(), 4);
-    drop(conn);
+    // Close both connections, the writer last: it checkpoints the WAL and removes it, so the
+    // file below is all there is.
+    drop(store);
+    drop(writer);
+    assert!(!dir.join("state/state.db-wal").exists());
     // A file that is not a state store is an error, not an empty history.
     std::fs::write(dir.join("state/state.db"), b"not sqlite").unwrap();
-    if let Some(store) = gantry_runtime::store::Store::open_existing(&dir.join("state")) {
+    if let Some(store) = Store::open_existing(dir.join("state")) {
         assert!(store.decided_boots(1).is_err());
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -158,8 +164,8 @@ fn store_lists_decided_boots_newest_first() {
 
 #[test]
 fn analyze_text_shows_header_chain_and_times() {
-    let (dir, conn) = stack("analyze-text");
-    add_boot(&conn, Some("go"), 1240, None, &BASE);
+    let (dir, mut writer) = stack("analyze-text");
+    add_boot(&mut writer, Some("go"), 1240, None, &BASE);
     let out = gantry(&dir, &["analyze"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -179,11 +185,11 @@ fn analyze_text_shows_header_chain_and_times() {
 
 #[test]
 fn analyze_blame_sorts_slowest_first() {
-    let (dir, conn) = stack("analyze-blame");
+    let (dir, mut writer) = stack("analyze-blame");
     let mut services = BASE.to_vec();
     services[3] = ("web", "failed", Some(930), None, 3, Some("exit code 1"));
     add_boot(
-        &conn,
+        &mut writer,
         Some("no-go"),
         2000,
         Some("web: exit code 1"),
@@ -213,8 +219,8 @@ fn analyze_blame_sorts_slowest_first() {
 
 #[test]
 fn analyze_json_is_machine_readable() {
-    let (dir, conn) = stack("analyze-json");
-    add_boot(&conn, Some("go"), 1240, None, &BASE);
+    let (dir, mut writer) = stack("analyze-json");
+    add_boot(&mut writer, Some("go"), 1240, None, &BASE);
     let out = gantry(&dir, &["analyze", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -233,11 +239,11 @@ fn analyze_json_is_machine_readable() {
 
 #[test]
 fn analyze_svg_is_well_formed_xml() {
-    let (dir, conn) = stack("analyze-svg");
+    let (dir, mut writer) = stack("analyze-svg");
     let mut services = BASE.to_vec();
     services.push(("a<&>\"b", "failed", Some(100), None, 3, Some("x < y & z")));
     add_boot(
-        &conn,
+        &mut writer,
         Some("degraded"),
         1240,
         Some("a<&>\"b: x < y"),
@@ -273,12 +279,12 @@ fn analyze_svg_is_well_formed_xml() {
 
 #[test]
 fn analyze_compare_flags_regressions_and_exits_0() {
-    let (dir, conn) = stack("analyze-compare");
-    add_boot(&conn, Some("go"), 1240, None, &BASE);
-    add_boot(&conn, None, 0, None, &[]); // an undecided boot in between is skipped
+    let (dir, mut writer) = stack("analyze-compare");
+    add_boot(&mut writer, Some("go"), 1240, None, &BASE);
+    add_boot(&mut writer, None, 0, None, &[]); // an undecided boot in between is skipped
     // api 600 → 940 ms (+57%), web 310 → 430 ms (+39%), db 330 → 320 ms.
     add_boot(
-        &conn,
+        &mut writer,
         Some("go"),
         1700,
         None,
@@ -333,8 +339,8 @@ fn analyze_explains_what_is_missing() {
     assert!(err.contains("hint: run `gantry up` first"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 
-    let (dir, conn) = stack("analyze-one");
-    add_boot(&conn, Some("go"), 1240, None, &BASE);
+    let (dir, mut writer) = stack("analyze-one");
+    add_boot(&mut writer, Some("go"), 1240, None, &BASE);
     let out = gantry(&dir, &["analyze", "--compare"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -345,11 +351,11 @@ fn analyze_explains_what_is_missing() {
     let out = gantry(&dir, &["analyze", "--compare", "--format", "svg"]);
     assert_eq!(out.status.code(), Some(2));
 
-    add_boot(&conn, None, 0, None, &[]);
-    conn.execute_batch(
-        "DELETE FROM boot_services WHERE boot_id = 1; DELETE FROM boots WHERE id = 1",
-    )
-    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The only boot is not decided yet.
+    let (dir, mut writer) = stack("analyze-undecided");
+    add_boot(&mut writer, None, 0, None, &[]);
     let out = gantry(&dir, &["analyze"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -364,7 +370,7 @@ fn analyze_explains_what_is_missing() {
 // gantry logs
 
 fn rfc3339(t: SystemTime) -> String {
-    gantry_runtime::logs::rfc3339_utc(t)
+    gantry_state::time::rfc3339_utc(t)
 }
 
 /// state/logs with db.log and api.log, interleaved in time; the first two lines an hour old.

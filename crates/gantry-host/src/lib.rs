@@ -352,21 +352,21 @@ impl Host {
     /// become ready back through whichever gate released each one last — its
     /// dependencies and the barrier of the earlier layers.
     pub fn critical_chain(&self) -> Vec<UnitId> {
+        let layered = self.engine.units().any(|v| v.layer > 0);
         let nodes: Vec<_> = self
             .engine
             .units()
             .map(|v| gantry_engine::chain::ChainNode {
-                name: v.name,
                 deps: v.config.deps.iter().map(|d| d.unit.0).collect(),
-                layer: v.layer,
+                layer: layered.then_some(v.layer),
                 started: self.books[v.id.0].first_spawn.map(Time::as_millis),
                 ready: v.ready_at.filter(|_| is_up(v.state)).map(Time::as_millis),
             })
             .collect();
-        gantry_engine::chain::critical_chain(&nodes)
-            .into_iter()
-            .map(UnitId)
-            .collect()
+        // The walk answers last-ready first; the chain reads first link first.
+        let mut chain = gantry_engine::chain::critical_chain(&nodes);
+        chain.reverse();
+        chain.into_iter().map(UnitId).collect()
     }
 
     /// The critical chain as the GO line prints it: `db → migrate → api`.

@@ -6,9 +6,10 @@
 //! - [`process`]: spawning services on the cheap `posix_spawn` path, line streams, signalling.
 //! - [`probe`]: TCP / HTTP / exec / log readiness and liveness probes.
 //! - [`notify`]: per-service `sd_notify` sockets.
-//! - [`logs`]: per-service log files.
+//! - [`logs`], [`store`], [`missions`]: re-exports of `gantry-state` (log files, the SQLite
+//!   state store, missions), kept until the driver uses that crate directly.
 //! - [`driver`]: the event loop of `gantry up` that feeds the engine and carries out its actions.
-//! - [`output`]: what `gantry up` prints. [`store`]: the embedded SQLite state store.
+//! - [`output`]: what `gantry up` prints.
 //!
 //! Facts and measurements behind the design choices are in
 //! `shared/notes/LINUX-SUPERVISION.md`; comments refer to its sections (A–D).
@@ -17,8 +18,6 @@ pub mod driver;
 pub mod env;
 pub mod limits;
 pub mod listen;
-pub mod logs;
-pub mod missions;
 pub mod notify;
 pub mod nsinit;
 pub mod output;
@@ -28,7 +27,6 @@ pub mod process;
 pub mod procstat;
 pub mod reaper;
 pub mod redact;
-pub mod store;
 pub mod stores;
 pub mod tick;
 pub mod trim;

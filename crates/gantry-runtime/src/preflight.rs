@@ -10,6 +10,7 @@ use crate::process::resolve_program;
 use crate::reaper::Reaper;
 use gantry_plan::Plan;
 use gantry_spec::{Kind, ProbeKind, Restart, SecretSource, Service, Spec};
+use gantry_state::missions::NewMission;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -79,6 +80,12 @@ pub struct Report {
     pub coverage_pct: u32,
 }
 
+/// Records a mission for every critical pre-flight failure in the store of `state_dir`
+/// (best effort: a broken state store must not hide the NO-GO itself).
+pub fn record_preflight(state_dir: &Path, report: &Report) {
+    gantry_state::missions::record_all(state_dir, &report.missions());
+}
+
 impl Report {
     /// GO unless a critical check failed.
     pub fn go(&self) -> bool {
@@ -90,6 +97,26 @@ impl Report {
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self.view()).unwrap_or_default()
+    }
+
+    /// A mission for every critical check that failed.
+    pub fn missions(&self) -> Vec<NewMission> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::Fail && c.severity == Severity::Critical)
+            .map(|c| NewMission {
+                service: c.service.clone(),
+                layer: None,
+                check: format!("preflight: {}", c.check),
+                error: c.message.clone(),
+                output: Vec::new(),
+                fix_criteria: format!("the pre-flight check `{}` passes", c.check),
+                next_step: c
+                    .hint
+                    .clone()
+                    .unwrap_or_else(|| "run `gantry preflight` for details".into()),
+            })
+            .collect()
     }
 
     /// The `gantry up --json` pre-flight event line (without the newline), serialized

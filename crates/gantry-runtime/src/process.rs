@@ -107,31 +107,9 @@ pub enum SpawnError {
     },
 }
 
-/// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StreamKind {
-    Out,
-    Err,
-}
-
-impl StreamKind {
-    /// `"out"` or `"err"`, the tag used in log files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StreamKind::Out => "out",
-            StreamKind::Err => "err",
-        }
-    }
-}
-
-impl fmt::Display for StreamKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StreamKind::Out => "stdout",
-            StreamKind::Err => "stderr",
-        })
-    }
-}
+/// Which output stream a line came from: the log-line format's stream (its tag `out`/`err`
+/// is what the log files carry).
+pub use gantry_state::logfmt::Stream as StreamKind;
 
 /// A read error on a service's output pipe.
 #[derive(Debug, thiserror::Error)]

@@ -12,12 +12,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use gantry_runtime::logs::LogFile;
 use gantry_runtime::notify::NotifySocket;
 use gantry_runtime::probe;
 use gantry_runtime::process::{LineStream, SpawnError, SpawnSpec, StreamKind, signal_group, spawn};
 use gantry_runtime::reaper::{ExitStatus, Reaper, ReaperError};
 use gantry_runtime::{Signal, nsinit};
+use gantry_state::logfmt::LogFile;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

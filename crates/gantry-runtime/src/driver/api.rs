@@ -1,9 +1,10 @@
 //! The driver's side of the HTTP API: the server started after the first wave, the snapshots it publishes, the commands it answers, the token and address files.
 
 use super::{Driver, Msg, UpConfig};
-use crate::store::Store;
 use gantry_api::model::{ApiCommand, ApiState, BootPhase, CommandRequest, Snapshot};
 use gantry_host::{Extra, Request};
+use gantry_state::StateDir;
+use gantry_state::store::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -125,11 +126,7 @@ impl Driver {
 }
 
 /// Creates the token file (mode 0600), the channels and the HTTP server task.
-pub(super) fn start_api(
-    cfg: &UpConfig,
-    state_dir: &Path,
-    store_path: Option<PathBuf>,
-) -> Result<ApiSide, String> {
+pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide, String> {
     let token = new_token()?;
     // The graph is rendered when the API starts, after the first wave of spawns.
     let graph = Arc::new(serde_json::Value::Null);
@@ -146,14 +143,13 @@ pub(super) fn start_api(
     let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
     let (events_tx, _) = broadcast::channel(1024);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let history_dir = state_dir.root().to_path_buf();
     let history: gantry_api::model::History = Arc::new(move || {
-        store_path
-            .as_ref()
-            .and_then(|p| p.parent().and_then(Store::open_existing))
+        Store::open_existing(&history_dir)
             .map(|s| s.history())
             .unwrap_or_default()
     });
-    let missions_dir = state_dir.to_path_buf();
+    let missions_dir = state_dir.root().to_path_buf();
     let missions: gantry_api::model::Missions = Arc::new(move || {
         Store::open_existing(&missions_dir)
             .map(|s| s.missions(false))
@@ -177,9 +173,9 @@ pub(super) fn start_api(
     }
     Ok(ApiSide {
         state: Some((state, token)),
-        token_file: state_dir.join("api.token"),
+        token_file: state_dir.api_token(),
         addr,
-        addr_file: state_dir.join("api.addr"),
+        addr_file: state_dir.api_addr(),
         snapshot: snap_tx,
         events: events_tx,
         commands: cmd_rx,

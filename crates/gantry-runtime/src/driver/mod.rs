@@ -22,13 +22,14 @@ use crate::probe;
 use crate::process::{self, StreamKind};
 use crate::reaper::Reaper;
 use crate::redact::Redactor;
-use crate::store::Store;
 use api::ApiSide;
 use gantry_engine as eng;
 use gantry_engine::{Engine, EngineOptions, Event, ProbeRole, UnitId};
 use gantry_host::Host;
 use gantry_plan::Plan;
 use gantry_spec::Spec;
+use gantry_state::StateDir;
+use gantry_state::store::Store;
 use output::Out;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -123,7 +124,7 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
         print!("{}", report.render());
     }
     if !report.go() {
-        crate::missions::record_preflight(
+        crate::preflight::record_preflight(
             &cfg.base_dir.join(&cfg.spec.settings.state_dir),
             &report,
         );
@@ -192,10 +193,10 @@ impl Driver {
         mut envs: crate::preflight::ServiceEnvs,
     ) -> Result<Driver, String> {
         let redactor = Redactor::new(cfg.secrets.iter().map(|s| s.value.clone()));
-        let state_dir = cfg.base_dir.join(&cfg.spec.settings.state_dir);
+        let state_dir = StateDir::new(cfg.base_dir.join(&cfg.spec.settings.state_dir));
         // Log files open at a service's first output line; the directory exists from the
         // start so that `gantry logs` can tell "no output yet" from "never booted".
-        let _ = std::fs::create_dir_all(state_dir.join("logs"));
+        let _ = std::fs::create_dir_all(state_dir.logs_dir());
         let mut svcs = Vec::with_capacity(cfg.plan.units.len());
         // Built only when the pre-flight did not build some service's environment.
         let mut global_env = None;
@@ -213,7 +214,13 @@ impl Driver {
                     }
                 }
             };
-            svcs.push(svc::make_svc(u, env, &cfg.base_dir, &state_dir, &cfg.file)?);
+            svcs.push(svc::make_svc(
+                u,
+                env,
+                &cfg.base_dir,
+                state_dir.root(),
+                &cfg.file,
+            )?);
         }
         let units = cfg.plan.units.iter().map(unit_config).collect();
         let engine = Engine::new(
@@ -230,13 +237,13 @@ impl Driver {
         // creation and fsyncs are not on the boot's critical path.
         let (store, boot_id): (Option<Store>, Option<i64>) = (None, None);
         let pending_store = Some((
-            state_dir.clone(),
+            state_dir.root().to_path_buf(),
             cfg.file.clone(),
             std::time::SystemTime::now(),
         ));
         let (tx, rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let api = api::start_api(&cfg, &state_dir, Some(state_dir.join("state.db")))?;
+        let api = api::start_api(&cfg, &state_dir)?;
         let n = cfg.plan.units.len();
         Ok(Driver {
             spec: Arc::new(cfg.spec.clone()),
@@ -463,7 +470,7 @@ impl Driver {
             for c in &report.checks {
                 let check = format!("revalidate: {}", c.check);
                 if c.status == Status::Fail {
-                    let _ = store.open_mission(&crate::missions::NewMission {
+                    let _ = store.open_mission(&gantry_state::missions::NewMission {
                         service: c.service.clone(),
                         layer: None,
                         check,
@@ -512,7 +519,9 @@ impl Driver {
                     .filter(|m| m["check"] == "boot")
                     .filter_map(|m| m["service"].as_str().map(str::to_string))
                     .collect();
-                self.boot_id = s.begin_boot(&crate::logs::rfc3339_utc(started), file).ok();
+                self.boot_id = s
+                    .begin_boot(&gantry_state::time::rfc3339_utc(started), file)
+                    .ok();
                 self.store = Some(s);
             }
             Err(e) => self

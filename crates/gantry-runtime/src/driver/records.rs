@@ -2,10 +2,10 @@
 
 use super::Driver;
 use crate::output::OutputMode;
-use crate::store::ServiceRecord;
 use gantry_api::model::BootPhase;
 use gantry_engine as eng;
 use gantry_engine::UnitId;
+use gantry_state::store::ServiceRecord;
 use std::time::Duration;
 
 impl Driver {
@@ -125,7 +125,7 @@ impl Driver {
         } else {
             "becomes ready"
         };
-        let _ = store.open_mission(&crate::missions::NewMission {
+        let _ = store.open_mission(&gantry_state::missions::NewMission {
             service: Some(svc.name.clone()),
             layer,
             check: "boot".into(),

@@ -1,7 +1,6 @@
 //! What the driver keeps per service beside the engine: how to spawn it, its probes (one executor per role), its log, its last lines, its live incarnation.
 
 use super::TAIL_LINES;
-use crate::logs::LogFile;
 use crate::notify::NotifySocket;
 use crate::probe::LogMatcher;
 use crate::process::SpawnSpec;
@@ -9,6 +8,7 @@ use gantry_engine as eng;
 use gantry_engine::{ProbeRole, UnitId};
 use gantry_plan::PlanUnit;
 use gantry_spec::{Kind, Probe, ProbeKind};
+use gantry_state::logfmt::LogFile;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;

@@ -1,18 +1,18 @@
-//! Per-service log files: `<state_dir>/logs/<service>.log`, one timestamped line per output line.
+//! Writing per-service log files: `<state_dir>/logs/<service>.log`, one timestamped line per output line.
 //!
-//! Format: `2024-11-24T07:41:00.123Z out <line>` (UTC, millisecond precision, stream tag
-//! `out`/`err`). Writes go through a `BufWriter` and reach the file once per batch
+//! Writes go through a `BufWriter` and reach the file once per batch
 //! ([`LogFile::write_batch`] or an explicit [`LogFile::flush`]), not per line or byte.
 //!
 //! The I/O is synchronous on purpose: appends land in the page cache in microseconds,
 //! which is cheaper than hopping to tokio's blocking pool for every batch.
 
+use super::Stream;
+use crate::StateDir;
+use gantry_time::rfc3339_utc;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use crate::process::StreamKind;
+use std::time::SystemTime;
 
 /// Errors of log files; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub struct LogFile {
 
 impl LogFile {
     /// Open (creating directories and the file) `<state_dir>/logs/<service>.log` for appending.
-    pub fn open(state_dir: &Path, service: &str) -> Result<LogFile, LogError> {
+    pub fn open(state_dir: impl AsRef<Path>, service: &str) -> Result<LogFile, LogError> {
         let mut log = LogFile::lazy(state_dir, service)?;
         log.writer()?;
         Ok(log)
@@ -60,7 +60,7 @@ impl LogFile {
 
     /// `<state_dir>/logs/<service>.log`, opened (directories and file created) at the
     /// first write. Only the name is checked here.
-    pub fn lazy(state_dir: &Path, service: &str) -> Result<LogFile, LogError> {
+    pub fn lazy(state_dir: impl AsRef<Path>, service: &str) -> Result<LogFile, LogError> {
         if service.is_empty()
             || service.starts_with('.')
             || service.contains('/')
@@ -69,7 +69,7 @@ impl LogFile {
             return Err(LogError::InvalidName(service.to_string()));
         }
         Ok(LogFile {
-            path: state_dir.join("logs").join(format!("{service}.log")),
+            path: StateDir::new(state_dir.as_ref()).log_file(service),
             out: None,
         })
     }
@@ -108,7 +108,7 @@ impl LogFile {
     }
 
     /// Buffer one line (written to the file at the next flush, or when the buffer fills).
-    pub fn write_line(&mut self, stream: StreamKind, line: &str) -> Result<(), LogError> {
+    pub fn write_line(&mut self, stream: Stream, line: &str) -> Result<(), LogError> {
         let ts = rfc3339_utc(SystemTime::now());
         let out = self.writer()?;
         let result = writeln!(out, "{ts} {} {line}", stream.as_str());
@@ -116,7 +116,7 @@ impl LogFile {
     }
 
     /// Write a batch of lines from one stream and flush once.
-    pub fn write_batch<'a, I>(&mut self, stream: StreamKind, lines: I) -> Result<(), LogError>
+    pub fn write_batch<'a, I>(&mut self, stream: Stream, lines: I) -> Result<(), LogError>
     where
         I: IntoIterator<Item = &'a str>,
     {
@@ -159,49 +159,9 @@ impl Drop for LogFile {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for `t` (UTC). Times before 1970 print as the epoch.
-pub fn rfc3339_utc(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let millis = d.subsec_millis();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789); // leap year, Feb 29
-        assert_eq!(rfc3339_utc(t), "2024-02-29T12:34:56.789Z");
-        let t = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339_utc(t), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn rejects_bad_names() {

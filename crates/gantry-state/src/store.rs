@@ -1,5 +1,8 @@
-//! The embedded state store (SQLite in state_dir): every boot and each service's timings, for `gantry graph` and `analyze`.
+//! The embedded state store (SQLite in the state dir): the schema and its migrations, every boot and each service's timings, for `gantry graph` and `analyze`.
+//!
+//! The schema exists only here: everything else (missions, tests) goes through [`Store`].
 
+use crate::StateDir;
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +24,7 @@ pub struct ServiceRecord {
 
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
 }
 
@@ -60,12 +63,17 @@ CREATE TABLE IF NOT EXISTS boot_services (
 );
 ";
 
+/// Columns added after the first release of their table, as `ALTER TABLE` statements.
+/// Applied to every store at open; "duplicate column" (already migrated) is expected.
+const MIGRATIONS: &[&str] = &["ALTER TABLE missions ADD COLUMN remediation TEXT"];
+
 impl Store {
-    /// Opens (creating) `state_dir/state.db`.
-    pub fn open(state_dir: &Path) -> Result<Store, String> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| format!("cannot create state dir {}: {e}", state_dir.display()))?;
-        let path = state_dir.join("state.db");
+    /// Opens (creating the directory, the file and the tables) the store of `state_dir`.
+    pub fn open(state_dir: impl AsRef<Path>) -> Result<Store, String> {
+        let dir = StateDir::new(state_dir.as_ref());
+        std::fs::create_dir_all(dir.root())
+            .map_err(|e| format!("cannot create state dir {}: {e}", dir.root().display()))?;
+        let path = dir.state_db();
         let conn = Connection::open(&path)
             .map_err(|e| format!("cannot open state store {}: {e}", path.display()))?;
         // WAL keeps readers (`gantry graph` while `up` runs) from blocking the writer.
@@ -77,14 +85,16 @@ impl Store {
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         conn.execute_batch(SCHEMA)
             .map_err(|e| format!("cannot initialise state store {}: {e}", path.display()))?;
-        // Added after the first release of the table; older stores get the column here.
-        let _ = conn.execute("ALTER TABLE missions ADD COLUMN remediation TEXT", []);
+        // Older stores get the columns added since; on newer ones these fail harmlessly.
+        for migration in MIGRATIONS {
+            let _ = conn.execute(migration, []);
+        }
         Ok(Store { conn, path })
     }
 
-    /// Opens an existing store read-only; None when there is none yet.
-    pub fn open_existing(state_dir: &Path) -> Option<Store> {
-        let path = state_dir.join("state.db");
+    /// Opens the existing store of `state_dir` read-only; None when there is none yet.
+    pub fn open_existing(state_dir: impl AsRef<Path>) -> Option<Store> {
+        let path = StateDir::new(state_dir.as_ref()).state_db();
         if !path.exists() {
             return None;
         }
@@ -177,86 +187,6 @@ impl Store {
             })
             .map_err(|e| e.to_string())?;
         rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
-    }
-
-    /// Opens a mission unless the same check for the same service is already open
-    /// (then its error and output are refreshed). Returns the mission id.
-    pub fn open_mission(&self, m: &crate::missions::NewMission) -> Result<i64, String> {
-        let now = crate::logs::rfc3339_utc(std::time::SystemTime::now());
-        let output = m.output.join("\n");
-        let existing: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM missions WHERE status = 'open' AND check_name = ?1 AND service IS ?2",
-                params![m.check, m.service],
-                |r| r.get(0),
-            )
-            .ok();
-        if let Some(id) = existing {
-            self.conn
-                .execute(
-                    "UPDATE missions SET error = ?1, output = ?2 WHERE id = ?3",
-                    params![m.error, output, id],
-                )
-                .map_err(|e| e.to_string())?;
-            return Ok(id);
-        }
-        self.conn
-            .execute(
-                "INSERT INTO missions (created_at, service, layer, check_name, error, output, fix_criteria, next_step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![now, m.service, m.layer, m.check, m.error, output, m.fix_criteria, m.next_step],
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Adds a remediation outcome to the open mission of `check` for `service`.
-    pub fn note_remediation(&self, check: &str, service: &str, text: &str) {
-        let _ = self.conn.execute(
-            "UPDATE missions SET remediation = ?1 WHERE status = 'open' AND check_name = ?2 AND service IS ?3",
-            params![text, check, service],
-        );
-    }
-
-    /// Resolves open missions of `check` (for `service`) because the check passes now.
-    pub fn resolve_missions(&self, check: &str, service: Option<&str>) -> usize {
-        let now = crate::logs::rfc3339_utc(std::time::SystemTime::now());
-        self.conn
-            .execute(
-                "UPDATE missions SET status = 'resolved', resolved_at = ?1 WHERE status = 'open' AND check_name = ?2 AND service IS ?3",
-                params![now, check, service],
-            )
-            .unwrap_or(0)
-    }
-
-    /// Missions, newest first (open ones only unless `all`).
-    pub fn missions(&self, all: bool) -> Vec<serde_json::Value> {
-        let sql = if all {
-            "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at, remediation FROM missions ORDER BY id DESC LIMIT 200"
-        } else {
-            "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at, remediation FROM missions WHERE status = 'open' ORDER BY id DESC LIMIT 200"
-        };
-        let Ok(mut stmt) = self.conn.prepare(sql) else {
-            return Vec::new();
-        };
-        stmt.query_map([], |r| {
-            Ok(serde_json::json!({
-                "id": r.get::<_, i64>(0)?,
-                "created_at": r.get::<_, String>(1)?,
-                "service": r.get::<_, Option<String>>(2)?,
-                "layer": r.get::<_, Option<String>>(3)?,
-                "check": r.get::<_, String>(4)?,
-                "error": r.get::<_, String>(5)?,
-                "output": r.get::<_, String>(6)?.lines().map(str::to_string).collect::<Vec<_>>(),
-                "fix_criteria": r.get::<_, String>(7)?,
-                "next_step": r.get::<_, String>(8)?,
-                "status": r.get::<_, String>(9)?,
-                "resolved_at": r.get::<_, Option<String>>(10)?,
-                "remediation": r.get::<_, Option<String>>(11).ok().flatten(),
-            }))
-        })
-        .map(|rows| rows.flatten().collect())
-        .unwrap_or_default()
     }
 
     /// Every recorded boot, newest first (at most 100).

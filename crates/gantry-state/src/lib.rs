@@ -1,0 +1,24 @@
+//! What gantry keeps in its state dir, in one place: the file names, the SQLite store, missions, the log-line format, and the analysis of recorded boots.
+//!
+//! - [`StateDir`]: every file under the state dir, named once (`state.db`, `api.token`,
+//!   `api.addr`, `logs/NAME.log`, …).
+//! - [`store`]: the SQLite state store: schema and its migrations, boots and each
+//!   service's record in them.
+//! - [`missions`]: failures a person can act on, kept in the store (depends on [`store`],
+//!   never the other way round).
+//! - [`logfmt`]: the per-service log-line format, written by `gantry up` ([`logfmt::LogFile`])
+//!   and read back, merged and followed by `gantry logs`.
+//! - [`time`]: RFC 3339 timestamps (the `gantry-time` crate, shared with the HTTP API).
+//! - [`analyze`]: the pure logic of `gantry analyze`: boots read from the store, critical
+//!   chain, blame, comparison, JSON and the SVG waterfall.
+
+pub mod analyze;
+mod dir;
+pub mod logfmt;
+pub mod missions;
+pub mod store;
+
+pub use dir::StateDir;
+/// RFC 3339 timestamps: the workspace's one implementation lives in `gantry-time` so that the
+/// HTTP API (and the embeddable library through it) uses it without pulling in SQLite.
+pub use gantry_time as time;
