@@ -8,7 +8,8 @@ use crate::Outcome;
 use crate::load::load;
 use gantry_state::StateDir;
 use gantry_state::analyze::{
-    Deps, header, read_boots, render_blame, render_compare, render_svg, render_text, to_json,
+    Deps, comparable, header, read_boots, render_blame, render_compare, render_svg, render_text,
+    to_json,
 };
 use std::path::Path;
 
@@ -50,7 +51,8 @@ pub fn run(
     let deps = Deps::from_plan(&checked.plan);
 
     let state_dir = StateDir::for_stack(file, &checked.spec.settings.state_dir);
-    let boots = read_boots(&state_dir, if compare { 2 } else { 1 }).map_err(anyhow::Error::msg)?;
+    // With --compare, enough history to find an earlier boot of the same selection.
+    let boots = read_boots(&state_dir, if compare { 50 } else { 1 }).map_err(anyhow::Error::msg)?;
     let current = &boots[0]; // read_boots returns at least one or an error
     let previous = if compare {
         let Some(prev) = boots.get(1) else {
@@ -60,7 +62,21 @@ pub fn run(
                 state_dir.state_db().display()
             );
         };
-        Some(prev)
+        let Some(same) = comparable(current, &boots[1..]) else {
+            anyhow::bail!(
+                "boot #{} ran {} service(s), and no earlier boot ran the same ones (boot #{} ran {}): comparing them would report differences of selection as regressions\n  hint: run `gantry up` with the same --only / --except / --profile as boot #{}, then `gantry analyze --compare`",
+                current.id,
+                current.services.len(),
+                prev.id,
+                prev.services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                current.id
+            );
+        };
+        Some(same)
     } else {
         None
     };

@@ -97,6 +97,19 @@ pub fn read_boots(state_dir: &StateDir, count: usize) -> Result<Vec<Boot>, Strin
         .collect()
 }
 
+/// The newest of `earlier` boots that ran the same selection of services as `current`
+/// (`--only`, `--except` and profiles change it): a comparison is only meaningful like
+/// with like.
+pub fn comparable<'a>(current: &Boot, earlier: &'a [Boot]) -> Option<&'a Boot> {
+    fn names(b: &Boot) -> Vec<&str> {
+        let mut n: Vec<&str> = b.services.iter().map(|s| s.name.as_str()).collect();
+        n.sort_unstable();
+        n
+    }
+    let want = names(current);
+    earlier.iter().find(|b| names(b) == want)
+}
+
 /// Time from the first spawn to ready/completed; None when it never got there (or never spawned).
 pub fn to_ready(s: &ServiceRecord) -> Option<u64> {
     match (s.started_ms, s.ready_ms) {
@@ -379,6 +392,23 @@ mod tests {
         assert!(!is_regression(1000, 1200)); // exactly 20%
         assert!(is_regression(0, 60));
         assert!(!is_regression(500, 100)); // faster
+    }
+
+    #[test]
+    fn only_a_boot_of_the_same_selection_is_comparable() {
+        let all = || {
+            vec![
+                svc("pg", Some(0), Some(300)),
+                svc("api", Some(300), Some(500)),
+            ]
+        };
+        let current = boot(3, 500, all());
+        let only_pg = boot(2, 300, vec![svc("pg", Some(0), Some(300))]);
+        let earlier_all = boot(1, 520, all());
+        let found = comparable(&current, std::slice::from_ref(&only_pg));
+        assert!(found.is_none());
+        let earlier = [only_pg, earlier_all];
+        assert_eq!(comparable(&current, &earlier).map(|b| b.id), Some(1));
     }
 
     #[test]
