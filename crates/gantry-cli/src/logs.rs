@@ -19,13 +19,22 @@ const POLL: Duration = Duration::from_millis(200);
 const OUT_CHUNK: usize = 64 << 10;
 
 /// `gantry logs [NAME...] [-f] [--since DURATION] [--stream out|err]`.
-pub fn run(
-    file: &Path,
-    names: &[String],
-    follow: bool,
-    since: Option<&str>,
-    stream: Option<String>,
-) -> anyhow::Result<Outcome> {
+/// What `gantry logs` shows besides the names.
+#[derive(Debug, Clone, Default)]
+pub struct Show<'a> {
+    pub follow: bool,
+    pub since: Option<&'a str>,
+    pub stream: Option<String>,
+    pub timestamps: bool,
+}
+
+pub fn run(file: &Path, names: &[String], show: Show<'_>) -> anyhow::Result<Outcome> {
+    let Show {
+        follow,
+        since,
+        stream,
+        timestamps,
+    } = show;
     let stream = match stream.as_deref() {
         None => None,
         Some(s) => match Stream::parse(s) {
@@ -85,7 +94,8 @@ pub fn run(
         .map(|n| n.chars().count())
         .max()
         .unwrap_or(0);
-    let mut printer = Printer::new(prefix, width, Filter { cutoff_ms, stream }, crate::emit);
+    let mut printer = Printer::new(prefix, width, Filter { cutoff_ms, stream }, crate::emit)
+        .with_timestamps(timestamps);
     let sources: Vec<(String, PathBuf)> = selected
         .iter()
         .map(|n| (n.clone(), state_dir.log_file(n)))
@@ -176,6 +186,7 @@ pub struct Printer<F: FnMut(&str)> {
     filter: Filter,
     buf: String,
     sink: F,
+    timestamps: bool,
 }
 
 impl<F: FnMut(&str)> Printer<F> {
@@ -186,7 +197,14 @@ impl<F: FnMut(&str)> Printer<F> {
             filter,
             buf: String::new(),
             sink,
+            timestamps: false,
         }
+    }
+
+    /// Starts each line with its recorded time (`-t`).
+    pub fn with_timestamps(mut self, on: bool) -> Self {
+        self.timestamps = on;
+        self
     }
 
     pub fn print(&mut self, name: &str, e: &Entry) {
@@ -194,6 +212,14 @@ impl<F: FnMut(&str)> Printer<F> {
             return;
         }
         let prefix = self.prefix.then_some((name, self.width));
+        if self.timestamps {
+            // A line before any timestamp (a foreign file) has none to show.
+            if let Ok(ms) = u64::try_from(e.ts) {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                self.buf.push_str(&gantry_state::time::rfc3339_utc(at));
+                self.buf.push(' ');
+            }
+        }
         self.buf.push_str(&format_line(prefix, &e.text));
         if self.buf.len() >= OUT_CHUNK {
             self.flush();
@@ -312,6 +338,27 @@ mod tests {
             move |s: &str| out.borrow_mut().push_str(s)
         };
         (Printer::new(prefix, width, filter, sink), out)
+    }
+
+    #[test]
+    fn timestamps_start_each_line_when_asked() {
+        let out = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+        let sink = {
+            let out = out.clone();
+            move |s: &str| out.borrow_mut().push_str(s)
+        };
+        let filter = Filter {
+            cutoff_ms: None,
+            stream: None,
+        };
+        let mut printer = Printer::new(false, 0, filter, sink).with_timestamps(true);
+        printer.print("db", &entry(1_800_000_000_123, "listening"));
+        printer.print("db", &entry(i64::MIN, "before any timestamp"));
+        printer.flush();
+        assert_eq!(
+            out.borrow().as_str(),
+            "2027-01-15T08:00:00.123Z listening\nbefore any timestamp\n"
+        );
     }
 
     #[test]

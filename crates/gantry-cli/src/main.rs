@@ -135,6 +135,9 @@ pub enum Command {
         /// Only this stream.
         #[arg(long, value_parser = ["out", "err"])]
         stream: Option<String>,
+        /// Start each line with the time it was recorded (RFC 3339, UTC).
+        #[arg(short = 't', long)]
+        timestamps: bool,
     },
     /// Write a commented starter gantry.toml.
     Init {
@@ -217,7 +220,17 @@ fn main() -> ExitCode {
             follow,
             since,
             stream,
-        } => logs::run(&cli.file, names, *follow, since.as_deref(), stream.clone()),
+            timestamps,
+        } => logs::run(
+            &cli.file,
+            names,
+            logs::Show {
+                follow: *follow,
+                since: since.as_deref(),
+                stream: stream.clone(),
+                timestamps: *timestamps,
+            },
+        ),
         Command::Preflight { json } => up::preflight(&cli.file, *json),
         Command::Missions { json, all } => ctl::missions(&cli.file, *json, *all),
         Command::Migrate(args) => migrate::run(&cli.file, args.clone()),
