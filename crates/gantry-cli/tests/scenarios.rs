@@ -1033,7 +1033,8 @@ impl Tmpfs {
     fn mount(dir: &Path) -> Tmpfs {
         std::fs::create_dir_all(dir).unwrap();
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            // mode=0700: a state dir others may write is refused before the disk check.
+            .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
             .arg(dir)
             .output()
             .expect("mount");

@@ -48,6 +48,11 @@ impl StateDir {
         self.root.join("gantry.out")
     }
 
+    /// The lock the running instance holds (its pid and API address inside).
+    pub fn instance_lock(&self) -> PathBuf {
+        self.root.join("instance.lock")
+    }
+
     /// The per-service log files' directory.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")

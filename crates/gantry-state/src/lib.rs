@@ -16,6 +16,7 @@ pub mod analyze;
 mod dir;
 pub mod logfmt;
 pub mod missions;
+pub mod secure;
 pub mod store;
 
 pub use dir::StateDir;

@@ -74,6 +74,10 @@ impl Store {
         std::fs::create_dir_all(dir.root())
             .map_err(|e| format!("cannot create state dir {}: {e}", dir.root().display()))?;
         let path = dir.state_db();
+        // Created 0600 without following a planted symlink; SQLite gives its -wal and -shm
+        // files the database's mode.
+        crate::secure::open_private(&path, true)
+            .map_err(|e| format!("cannot open state store {}: {e}", path.display()))?;
         let conn = Connection::open(&path)
             .map_err(|e| format!("cannot open state store {}: {e}", path.display()))?;
         // WAL keeps readers (`gantry graph` while `up` runs) from blocking the writer.

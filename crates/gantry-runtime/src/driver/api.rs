@@ -60,7 +60,9 @@ impl Driver {
                     self.api.addr_file.clone(),
                     self.tx.clone(),
                 );
+                let note_api = self.lock.set_api_later(&bound);
                 tokio::task::spawn_blocking(move || {
+                    note_api();
                     let written = write_private(&token_file, &token)
                         .and_then(|()| write_private(&addr_file, &bound));
                     if let Err(e) = written {
@@ -215,17 +217,9 @@ fn new_token() -> Result<String, String> {
 /// Writes a file readable by its owner only (created with mode 0600, never widened).
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    use std::os::unix::fs::PermissionsExt as _;
+    // 0600 and never through a symlink planted in the state dir (secure.rs).
+    let mut f = gantry_state::secure::open_private(path, false)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     // An existing file keeps its old mode on open; tighten it explicitly.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))

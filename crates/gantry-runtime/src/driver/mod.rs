@@ -29,6 +29,7 @@ use gantry_host::Host;
 use gantry_plan::Plan;
 use gantry_spec::Spec;
 use gantry_state::StateDir;
+use gantry_state::secure::{InstanceLock, LockError};
 use gantry_state::store::Store;
 use output::Out;
 use std::path::{Path, PathBuf};
@@ -105,6 +106,27 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
             return 1;
         }
     };
+    // The state dir is private and this instance its only user: refused when others may
+    // write it; a second `up` learns who runs the stack before it touches anything.
+    let state = StateDir::new(cfg.base_dir.join(&cfg.spec.settings.state_dir));
+    if let Err(e) = gantry_state::secure::prepare(&state) {
+        eprintln!("NO-GO: {e}");
+        return 1;
+    }
+    let lock = match InstanceLock::acquire(&state) {
+        Ok(lock) => lock,
+        Err(LockError::Running(running)) => {
+            eprintln!(
+                "error: {running} (state dir {})\n  hint: `gantry status` shows it, `gantry down` stops it",
+                state.root().display()
+            );
+            return 1;
+        }
+        Err(LockError::Io(e)) => {
+            eprintln!("error: {e}\n  hint: check the state dir's permissions");
+            return 1;
+        }
+    };
     // Secrets are resolved either way (required ones fail closed); the rest of the
     // pre-flight runs unless skipped.
     let (report, secrets, envs) = if cfg.preflight {
@@ -131,7 +153,7 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
         return 1;
     }
     cfg.secrets = secrets;
-    match Driver::new(cfg, reaper, envs) {
+    match Driver::new(cfg, reaper, envs, lock) {
         Ok(driver) => driver.run().await,
         Err(e) => {
             eprintln!("error: {e}");
@@ -184,6 +206,8 @@ struct Driver {
     /// `shutdown_timeout` runs out.
     interrupts: u32,
     kill_at: Option<Instant>,
+    /// Held while this instance runs the stack (released when gantry exits, even killed).
+    lock: InstanceLock,
 }
 
 impl Driver {
@@ -191,6 +215,7 @@ impl Driver {
         cfg: UpConfig,
         reaper: Arc<Reaper>,
         mut envs: crate::preflight::ServiceEnvs,
+        lock: InstanceLock,
     ) -> Result<Driver, String> {
         let redactor = Redactor::new(cfg.secrets.iter().map(|s| s.value.clone()));
         let state_dir = StateDir::new(cfg.base_dir.join(&cfg.spec.settings.state_dir));
@@ -275,6 +300,7 @@ impl Driver {
             plan: cfg.plan,
             interrupts: 0,
             kill_at: None,
+            lock,
         })
     }
 

@@ -9,8 +9,9 @@
 use super::Stream;
 use crate::StateDir;
 use gantry_time::rfc3339_utc;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -76,19 +77,19 @@ impl LogFile {
 
     fn writer(&mut self) -> Result<&mut BufWriter<File>, LogError> {
         if self.out.is_none() {
-            let open = || {
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)
-            };
+            // 0600, never through a planted symlink (secure.rs).
+            let open = || crate::secure::open_private(&self.path, true);
             let file = match open() {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     let dir = self.path.parent().unwrap_or(Path::new("."));
-                    std::fs::create_dir_all(dir).map_err(|source| LogError::CreateDir {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(dir)
+                        .map_err(|source| LogError::CreateDir {
+                            path: dir.to_path_buf(),
+                            source,
+                        })?;
                     open()
                 }
                 other => other,

@@ -1,0 +1,138 @@
+//! The state dir against careless and hostile neighbours: one instance per state dir, private modes, no planted links.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Command;
+use support::*;
+
+const STACK: &str = r#"
+[services.app]
+command = "FIXTURE --name app --listen PORT"
+readiness = { tcp = "127.0.0.1:PORT" }
+"#;
+
+#[test]
+fn a_second_up_on_the_same_state_dir_names_the_running_instance_and_starts_nothing() {
+    let port = free_port();
+    let mut first = up("lock", &STACK.replace("PORT", &port.to_string()), &[]);
+    first.wait_boot(30);
+    let addr_file = first.dir.join(".gantry/api.addr");
+    assert!(eventually(10, || addr_file.exists()), "no api.addr");
+    let api = std::fs::read_to_string(&addr_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let lock = first.dir.join(".gantry/instance.lock");
+    assert!(
+        eventually(10, || std::fs::read_to_string(&lock)
+            .is_ok_and(|t| t.contains("api="))),
+        "the lock never named the API"
+    );
+
+    let second = Command::new(gantry())
+        .arg("up")
+        .current_dir(&first.dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already running: gantry pid "), "{stderr}");
+    assert!(stderr.contains(&format!("API {api}")), "{stderr}");
+    // The pid is a host pid: the first gantry's stub or its namespace init (its child).
+    let pid: u32 = stderr
+        .split("gantry pid ")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .expect("a pid");
+    let stub = first.child.id();
+    let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u32>()
+                .ok()
+        });
+    assert!(
+        pid == stub || parent == Some(stub),
+        "pid {pid} is not gantry's (stub {stub})"
+    );
+    // Nothing of the second one reached the stack: no second pre-flight, no mission.
+    let missions = Command::new(gantry())
+        .args(["missions", "--json"])
+        .current_dir(&first.dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&missions.stdout);
+    assert!(!text.contains("port"), "a mission was written: {text}");
+    assert_eq!(first.stop(), 0);
+}
+
+#[test]
+fn a_state_dir_others_can_write_is_refused_before_anything_starts() {
+    let port = free_port();
+    let dir = tempdir("shared-state");
+    std::fs::create_dir_all(dir.join(".gantry")).unwrap();
+    std::fs::set_permissions(dir.join(".gantry"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let toml = STACK
+        .replace("PORT", &port.to_string())
+        .replace("FIXTURE", fixture().to_str().unwrap());
+    std::fs::write(
+        dir.join("gantry.toml"),
+        format!("[settings]\napi = \"127.0.0.1:0\"\n{toml}"),
+    )
+    .unwrap();
+    let out = Command::new(gantry())
+        .arg("up")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writable by group or others") && stderr.contains("chmod go-w"),
+        "{stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the app started"
+    );
+    assert!(
+        !dir.join(".gantry/api.token").exists(),
+        "a token was written"
+    );
+}
+
+#[test]
+fn state_files_are_private() {
+    let port = free_port();
+    let mut stack = up(
+        "private-files",
+        &STACK.replace("PORT", &port.to_string()),
+        &[],
+    );
+    stack.wait_boot(30);
+    let state = stack.dir.join(".gantry");
+    assert!(eventually(10, || state.join("api.token").exists()));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("logs")), 0o700);
+    for f in [
+        "api.token",
+        "api.addr",
+        "state.db",
+        "instance.lock",
+        "logs/app.log",
+    ] {
+        let path = state.join(f);
+        if f == "logs/app.log" {
+            assert!(eventually(10, || path.exists()), "no log file");
+        }
+        assert_eq!(mode(&path), 0o600, "{f}");
+    }
+    assert_eq!(stack.stop(), 0);
+}
