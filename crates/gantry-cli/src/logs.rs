@@ -95,7 +95,8 @@ pub fn run(file: &Path, names: &[String], show: Show<'_>) -> anyhow::Result<Outc
         .max()
         .unwrap_or(0);
     let mut printer = Printer::new(prefix, width, Filter { cutoff_ms, stream }, crate::emit)
-        .with_timestamps(timestamps);
+        .with_timestamps(timestamps)
+        .with_terminal(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     let sources: Vec<(String, PathBuf)> = selected
         .iter()
         .map(|n| (n.clone(), state_dir.log_file(n)))
@@ -187,6 +188,8 @@ pub struct Printer<F: FnMut(&str)> {
     buf: String,
     sink: F,
     timestamps: bool,
+    /// Printing to a terminal: control sequences are shown escaped, colour passes.
+    terminal: bool,
 }
 
 impl<F: FnMut(&str)> Printer<F> {
@@ -198,7 +201,14 @@ impl<F: FnMut(&str)> Printer<F> {
             buf: String::new(),
             sink,
             timestamps: false,
+            terminal: false,
         }
+    }
+
+    /// Printing to a terminal: service output's control sequences are shown, not obeyed.
+    pub fn with_terminal(mut self, on: bool) -> Self {
+        self.terminal = on;
+        self
     }
 
     /// Starts each line with its recorded time (`-t`).
@@ -220,7 +230,12 @@ impl<F: FnMut(&str)> Printer<F> {
                 self.buf.push(' ');
             }
         }
-        self.buf.push_str(&format_line(prefix, &e.text));
+        let text = if self.terminal {
+            gantry_state::logfmt::terminal_safe(&e.text, true)
+        } else {
+            std::borrow::Cow::Borrowed(e.text.as_str())
+        };
+        self.buf.push_str(&format_line(prefix, &text));
         if self.buf.len() >= OUT_CHUNK {
             self.flush();
         }

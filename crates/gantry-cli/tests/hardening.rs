@@ -136,3 +136,64 @@ fn state_files_are_private() {
     }
     assert_eq!(stack.stop(), 0);
 }
+
+#[test]
+fn control_sequences_in_service_output_are_shown_not_sent_to_the_terminal() {
+    use std::io::BufRead as _;
+    let dir = tempdir("escapes");
+    std::fs::write(
+        dir.join("gantry.toml"),
+        r#"
+[settings]
+api = "127.0.0.1:0"
+
+[services.noisy]
+kind = "task"
+command = ["sh", "-c", 'printf "\033]52;c;ZXZpbA==\007\033]0;pwned\007\033[2Jafter\n"']
+"#,
+    )
+    .unwrap();
+    let mut child = Command::new(gantry())
+        .arg("up")
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = String::new();
+    while std::time::Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) else {
+            continue;
+        };
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("after") {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        !seen.contains('\x1b') && !seen.contains('\x07'),
+        "raw controls reached stdout: {seen:?}"
+    );
+    assert!(
+        seen.contains("\\e]52;c;ZXZpbA==\\x07\\e]0;pwned\\x07\\e[2Jafter"),
+        "{seen}"
+    );
+}

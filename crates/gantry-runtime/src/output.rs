@@ -168,6 +168,9 @@ impl Output {
         if self.mode == OutputMode::Json {
             self.json(serde_json::json!({ "event": "output", "service": name, "stream": stream.as_str(), "line": line }));
         } else {
+            // Control sequences in a service's output are shown, not obeyed (colour may
+            // pass on a terminal).
+            let line = gantry_state::logfmt::terminal_safe(line, self.mode == OutputMode::Tty);
             self.write(&format!("{} {line}", self.prefix(name, index)));
         }
     }

@@ -7,9 +7,11 @@
 //! across growth, truncation and rotation ([`Tail`]).
 
 pub mod read;
+mod terminal;
 pub mod write;
 
 pub use read::{Entry, FileEntries, Filter, LineParser, Tail, dump, merge, poll_all, service_logs};
+pub use terminal::terminal_safe;
 pub use write::{LogError, LogFile};
 
 /// Which of a service's output streams a line came from.
