@@ -222,7 +222,13 @@ pub(crate) async fn boots(State(state): State<ApiState>) -> Response {
     let history = state.history.clone();
     // The history reads SQLite: keep it off the async workers, and a panic in it stays a 500.
     match tokio::task::spawn_blocking(move || history()).await {
-        Ok(boots) => Json(serde_json::json!({ "boots": boots })).into_response(),
+        Ok(Ok(boots)) => Json(serde_json::json!({ "boots": boots })).into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e,
+            "`gantry status` shows the running boot, which does not need the store",
+        )
+        .into_response(),
         Err(_) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the boot history could not be read",
@@ -238,7 +244,13 @@ pub(crate) async fn missions(State(state): State<ApiState>, headers: HeaderMap) 
     }
     let missions = state.missions.clone();
     match tokio::task::spawn_blocking(move || missions()).await {
-        Ok(list) => Json(serde_json::json!({ "missions": list })).into_response(),
+        Ok(Ok(list)) => Json(serde_json::json!({ "missions": list })).into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e,
+            "missions cannot be listed until the store is readable again",
+        )
+        .into_response(),
         Err(_) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the missions could not be read",

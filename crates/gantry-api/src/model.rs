@@ -116,10 +116,11 @@ pub struct BootRecord {
 }
 
 /// Reads the boot history (the driver passes one backed by its SQLite store).
-pub type History = Arc<dyn Fn() -> Vec<BootRecord> + Send + Sync>;
+/// An error says the store is damaged (never an empty list in its place).
+pub type History = Arc<dyn Fn() -> Result<Vec<BootRecord>, String> + Send + Sync>;
 
 /// Reads the open missions (NO-GO, failures, drift), newest first, as JSON objects.
-pub type Missions = Arc<dyn Fn() -> Vec<serde_json::Value> + Send + Sync>;
+pub type Missions = Arc<dyn Fn() -> Result<Vec<serde_json::Value>, String> + Send + Sync>;
 
 /// The API's shared state.
 #[derive(Clone)]

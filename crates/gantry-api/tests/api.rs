@@ -408,3 +408,15 @@ async fn output_carrying_reads_need_the_token_when_the_api_is_reachable_beyond_l
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_damaged_store_is_a_500_with_what_to_do_not_an_empty_list() {
+    let mut h = Harness::new(go());
+    h.state.history = std::sync::Arc::new(|| Err("the state store x cannot be read".to_string()));
+    h.state.missions = std::sync::Arc::new(|| Err("the state store x cannot be read".to_string()));
+    for path in ["/api/v1/boots", "/api/v1/missions"] {
+        let r = get(h.router(), path).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(r.json()["error"], "the state store x cannot be read");
+    }
+}

@@ -354,9 +354,15 @@ pub fn missions(file: &Path, json: bool, all: bool) -> anyhow::Result<Outcome> {
         }
     };
     let state_dir = gantry_state::StateDir::for_stack(file, &checked.spec.settings.state_dir);
-    let list = gantry_state::store::Store::open_existing(&state_dir)
-        .map(|s| s.missions(all))
-        .unwrap_or_default();
+    let list = match gantry_state::store::Store::open_existing(&state_dir)
+        .map_or(Ok(Vec::new()), |s| s.missions(all))
+    {
+        Ok(list) => list,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Failure);
+        }
+    };
     if json {
         crate::emit(&format!(
             "{}\n",

@@ -86,15 +86,15 @@ impl Store {
     }
 
     /// Missions, newest first (open ones only unless `all`).
-    pub fn missions(&self, all: bool) -> Vec<serde_json::Value> {
+    /// Open missions (every mission with `all`), newest first; an error (not an empty
+    /// list) when the store is damaged.
+    pub fn missions(&self, all: bool) -> Result<Vec<serde_json::Value>, String> {
         let sql = if all {
             "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at, remediation FROM missions ORDER BY id DESC LIMIT 200"
         } else {
             "SELECT id, created_at, service, layer, check_name, error, output, fix_criteria, next_step, status, resolved_at, remediation FROM missions WHERE status = 'open' ORDER BY id DESC LIMIT 200"
         };
-        let Ok(mut stmt) = self.conn.prepare(sql) else {
-            return Vec::new();
-        };
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.damaged(&e))?;
         stmt.query_map([], |r| {
             Ok(serde_json::json!({
                 "id": r.get::<_, i64>(0)?,
@@ -111,7 +111,7 @@ impl Store {
                 "remediation": r.get::<_, Option<String>>(11).ok().flatten(),
             }))
         })
-        .map(|rows| rows.flatten().collect())
-        .unwrap_or_default()
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.damaged(&e))
     }
 }

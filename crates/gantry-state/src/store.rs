@@ -194,10 +194,12 @@ impl Store {
     }
 
     /// Every recorded boot, newest first (at most 100).
-    pub fn history(&self) -> Vec<gantry_api::model::BootRecord> {
-        let Ok(mut stmt) = self.conn.prepare("SELECT id, started_at, outcome, duration_ms, reason FROM boots ORDER BY id DESC LIMIT 100") else {
-            return Vec::new();
-        };
+    /// The newest 100 boots; an error (not an empty list) when the store is damaged.
+    pub fn history(&self) -> Result<Vec<gantry_api::model::BootRecord>, String> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, started_at, outcome, duration_ms, reason FROM boots ORDER BY id DESC LIMIT 100")
+            .map_err(|e| self.damaged(&e))?;
         stmt.query_map([], |r| {
             Ok(gantry_api::model::BootRecord {
                 id: r.get(0)?,
@@ -207,8 +209,16 @@ impl Store {
                 reason: r.get(4)?,
             })
         })
-        .map(|rows| rows.flatten().collect())
-        .unwrap_or_default()
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.damaged(&e))
+    }
+
+    /// What to say when the store cannot be read.
+    pub(crate) fn damaged(&self, e: &rusqlite::Error) -> String {
+        format!(
+            "the state store {} cannot be read ({e}); it is damaged or not a gantry state store\n  hint: move it aside (gantry starts a new history) or restore it from a backup",
+            self.path.display()
+        )
     }
 
     /// The newest boot: (id, outcome, duration_ms).

@@ -522,8 +522,8 @@ impl Boot {
             commands: self.inner.api.clone(),
             token: Arc::new(token),
             // An embedded boot keeps no history and opens no missions.
-            history: Arc::new(Vec::new),
-            missions: Arc::new(Vec::new),
+            history: Arc::new(|| Ok(Vec::new())),
+            missions: Arc::new(|| Ok(Vec::new())),
             // The embedding application decides where its router is reachable.
             protect_reads: false,
         }

@@ -151,12 +151,12 @@ impl Harness {
             token: Arc::new(TOKEN.to_string()),
             protect_reads: false,
             missions: Arc::new(|| {
-                vec![
+                Ok(vec![
                     serde_json::json!({ "id": 1, "check": "boot", "service": "db", "status": "open" }),
-                ]
+                ])
             }),
             history: Arc::new(|| {
-                vec![
+                Ok(vec![
                     BootRecord {
                         id: 1,
                         started_at: "2026-01-01T00:00:00Z".to_string(),
@@ -171,7 +171,7 @@ impl Harness {
                         duration_ms: Some(1500),
                         reason: None,
                     },
-                ]
+                ])
             }),
         };
         Harness {

@@ -148,14 +148,12 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
     let history_dir = state_dir.root().to_path_buf();
     let history: gantry_api::model::History = Arc::new(move || {
         Store::open_existing(&history_dir)
-            .map(|s| s.history())
-            .unwrap_or_default()
+            // No store yet: no boot recorded. A damaged one: an error, not an empty list.
+            .map_or(Ok(Vec::new()), |s| s.history())
     });
     let missions_dir = state_dir.root().to_path_buf();
     let missions: gantry_api::model::Missions = Arc::new(move || {
-        Store::open_existing(&missions_dir)
-            .map(|s| s.missions(false))
-            .unwrap_or_default()
+        Store::open_existing(&missions_dir).map_or(Ok(Vec::new()), |s| s.missions(false))
     });
     let state = ApiState {
         missions,

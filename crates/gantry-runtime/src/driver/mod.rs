@@ -541,6 +541,7 @@ impl Driver {
             Ok(s) => {
                 self.boot_missions = s
                     .missions(false)
+                    .unwrap_or_default()
                     .iter()
                     .filter(|m| m["check"] == "boot")
                     .filter_map(|m| m["service"].as_str().map(str::to_string))
