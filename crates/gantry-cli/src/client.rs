@@ -1,6 +1,6 @@
 //! The API client used by `status`, `restart`, `down`, `wait`, `up --detach`: finds the running instance through the stack file.
 
-use crate::load::load;
+use crate::load::load_for_client;
 use gantry_state::StateDir;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
@@ -36,7 +36,7 @@ impl Instance {
     /// Reads the stack file for `settings.api` and `state_dir`; the address a running
     /// instance actually bound (`state_dir/api.addr`) wins over the configured one.
     pub fn find(file: &Path) -> Result<Instance, String> {
-        let checked = load(file, &Default::default())?;
+        let checked = load_for_client(file)?;
         let state_dir = StateDir::for_stack(file, &checked.spec.settings.state_dir);
         let addr = std::fs::read_to_string(state_dir.api_addr())
             .map(|s| s.trim().to_string())

@@ -346,7 +346,7 @@ pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
 
 /// `gantry missions`: read from the state store (works whether or not gantry runs).
 pub fn missions(file: &Path, json: bool, all: bool) -> anyhow::Result<Outcome> {
-    let checked = match crate::load::load(file, &Default::default()) {
+    let checked = match crate::load::load_for_client(file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

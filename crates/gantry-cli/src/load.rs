@@ -88,6 +88,35 @@ pub fn load_valid(path: &Path, verdict: &str) -> Result<Checked, crate::Outcome>
     Ok(checked)
 }
 
+/// Loads the file for a client command (status, stop, down, logs, missions, wait), which
+/// only needs `[settings]` to find the running instance. An error that leaves the settings
+/// in doubt (a syntax error: the whole file falls back to defaults; any error under
+/// `settings`) is refused: guessing would reach another instance on the default port or
+/// read another state dir.
+pub fn load_for_client(path: &Path) -> Result<Checked, String> {
+    let checked = load(path, &Default::default())?;
+    let doubtful: Vec<&gantry_spec::Diagnostic> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .filter(|d| {
+            d.code == "syntax"
+                || d.key.is_none()
+                || d.key
+                    .as_deref()
+                    .is_some_and(|k| k == "settings" || k.starts_with("settings."))
+        })
+        .collect();
+    if let Some(first) = doubtful.first() {
+        return Err(format!(
+            "{} has errors that leave its [settings] (API address, state dir) in doubt:\n{}\n  hint: fix the file (`gantry check` lists every problem); a running instance is not affected",
+            checked.source.path,
+            first.render(&checked.source)
+        ));
+    }
+    Ok(checked)
+}
+
 /// The directory relative paths in the file are resolved against.
 pub fn base_dir(file: &Path) -> &Path {
     file.parent()

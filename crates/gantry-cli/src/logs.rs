@@ -7,7 +7,6 @@
 //! 200 ms until Ctrl-C.
 
 use crate::Outcome;
-use crate::load::load;
 use gantry_state::StateDir;
 use gantry_state::logfmt::{Entry, Filter, Stream, Tail, dump, poll_all, service_logs};
 use std::path::{Path, PathBuf};
@@ -57,7 +56,7 @@ pub fn run(file: &Path, names: &[String], show: Show<'_>) -> anyhow::Result<Outc
             }
         },
     };
-    let checked = match load(file, &Default::default()) {
+    let checked = match crate::load::load_for_client(file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -197,3 +197,39 @@ command = ["sh", "-c", 'printf "\033]52;c;ZXZpbA==\007\033]0;pwned\007\033[2Jaft
         "{seen}"
     );
 }
+
+#[test]
+fn client_commands_refuse_a_file_whose_settings_are_in_doubt() {
+    let dir = tempdir("client-syntax");
+    std::fs::write(
+        dir.join("gantry.toml"),
+        "[settings\napi = \"127.0.0.1:7070\"\n\n[services.app]\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    for args in [&["status"][..], &["down"], &["logs"], &["missions"]] {
+        let out = Command::new(gantry())
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+        assert!(
+            stderr.contains("leave its [settings]"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // An error elsewhere does not stop a client from finding the instance.
+    std::fs::write(
+        dir.join("gantry.toml"),
+        "[services.app]\ncommand = \"true\"\ndepends_on = [\"ghost\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(gantry())
+        .arg("status")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("leave its [settings]"), "{stderr}");
+}
