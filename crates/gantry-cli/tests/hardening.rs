@@ -233,3 +233,97 @@ fn client_commands_refuse_a_file_whose_settings_are_in_doubt() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("leave its [settings]"), "{stderr}");
 }
+
+#[test]
+fn idle_api_clients_cannot_starve_gantry_of_descriptors_and_restart_a_healthy_service() {
+    use std::io::BufRead as _;
+    let port = free_port();
+    let dir = tempdir("fd-exhaustion");
+    let toml = format!(
+        r#"
+[settings]
+api = "127.0.0.1:0"
+
+[services.calm]
+command = "FIXTURE --name calm --listen {port}"
+readiness = {{ tcp = "127.0.0.1:{port}" }}
+liveness = {{ tcp = "127.0.0.1:{port}", period = "100ms", failure_threshold = 1 }}
+"#
+    )
+    .replace("FIXTURE", fixture().to_str().unwrap());
+    std::fs::write(dir.join("gantry.toml"), toml).unwrap();
+    // gantry with 128 descriptors in all (it cannot raise a hard limit).
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=128:128", "--"])
+        .arg(gantry())
+        .args(["up", "--json"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(v) = serde_json::from_str(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut events = Vec::new();
+    let wait = |events: &mut Vec<serde_json::Value>,
+                secs: u64,
+                pred: &dyn Fn(&serde_json::Value) -> bool| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < until {
+            if let Ok(v) = rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                let hit = pred(&v);
+                events.push(v);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    assert!(
+        wait(&mut events, 30, &|v| v["event"] == "boot"),
+        "no boot: {events:?}"
+    );
+    let addr_file = dir.join(".gantry/api.addr");
+    assert!(eventually(10, || addr_file.exists()));
+    let api = std::fs::read_to_string(&addr_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    // An unprivileged neighbour opens 400 connections and says nothing.
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        if let Ok(c) = std::net::TcpStream::connect(&api) {
+            held.push(c);
+        }
+    }
+    // Liveness runs every 100 ms with a threshold of 1: a single probe failed for want of
+    // descriptors would restart calm. Watch for 3 s.
+    let restarted = wait(&mut events, 3, &|v| {
+        v["event"] == "transition"
+            && v["service"] == "calm"
+            && v["to"] != "ready"
+            && v["to"] != "running"
+    });
+    drop(held);
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        !restarted,
+        "calm left ready under the connection flood: {events:#?}"
+    );
+}

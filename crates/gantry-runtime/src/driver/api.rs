@@ -46,10 +46,20 @@ impl Driver {
                     "API on {bound} (token in {})",
                     self.api.token_file.display()
                 ));
-                tokio::spawn(gantry_api::serve_on(
+                // API clients may hold at most a quarter of gantry's descriptors: the rest
+                // stay for spawns, pipes, probes and logs.
+                let fds =
+                    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                        .map_or(1024, |(soft, _)| soft);
+                let limits = gantry_api::Limits {
+                    max_connections: usize::try_from(fds / 4).unwrap_or(256).clamp(8, 256),
+                    ..gantry_api::Limits::default()
+                };
+                tokio::spawn(gantry_api::serve_with(
                     listener,
                     router,
                     std::future::pending(),
+                    limits,
                 ));
                 // The files clients find this instance by are written off the event loop:
                 // a create or truncate can wait milliseconds for a busy file-system

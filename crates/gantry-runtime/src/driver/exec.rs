@@ -10,6 +10,15 @@ use gantry_spec::ProbeKind;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How long a probe or spawn that failed for want of descriptors waits before it runs again.
+const DESCRIPTOR_BACKOFF: Duration = Duration::from_millis(250);
+
+/// EMFILE / ENFILE in an error's text: the process (gantry) or the system is out of
+/// descriptors, which says nothing about the service.
+pub(super) fn out_of_descriptors(message: &str) -> bool {
+    message.contains("(os error 24)") || message.contains("(os error 23)")
+}
+
 impl Executor for Driver {
     fn host(&mut self) -> &mut Host {
         &mut self.host
@@ -79,7 +88,7 @@ impl Executor for Driver {
 }
 
 impl Driver {
-    fn spawn(&mut self, unit: UnitId, r#gen: eng::Gen, attempt: u32) {
+    pub(super) fn spawn(&mut self, unit: UnitId, r#gen: eng::Gen, attempt: u32) {
         self.spawns_left = self.spawns_left.saturating_sub(1);
         let svc = &mut self.svcs[unit.0];
         svc.spawned_at = Some(Instant::now());
@@ -146,6 +155,14 @@ impl Driver {
                 );
                 self.host.handle(Event::Spawned { unit, r#gen, pid });
             }
+            Err(e) if out_of_descriptors(&e.to_string()) => {
+                // gantry's shortage, not the service's failure: spawn it again shortly.
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(DESCRIPTOR_BACKOFF).await;
+                    let _ = tx.send(Msg::RetrySpawn { unit, r#gen });
+                });
+            }
             Err(e) => {
                 let error = self.redactor.redact_owned(e.to_string());
                 self.host.handle(Event::SpawnFailed { unit, r#gen, error });
@@ -181,6 +198,18 @@ impl Driver {
                 }
                 other => crate::stores::check(other, timeout, &base_dir).await,
             };
+            // gantry itself out of descriptors is not the service's failure: the same
+            // probe runs again once gantry has room (the engine still waits for it).
+            if out_of_descriptors(&outcome.message) {
+                tokio::time::sleep(DESCRIPTOR_BACKOFF).await;
+                let _ = tx.send(Msg::RetryProbe {
+                    unit,
+                    role,
+                    seq,
+                    timeout,
+                });
+                return;
+            }
             let _ = tx.send(Msg::Probe {
                 unit,
                 role,

@@ -82,6 +82,18 @@ enum Msg {
         seq: u64,
         outcome: probe::ProbeOutcome,
     },
+    /// A spawn to try again (gantry was out of descriptors).
+    RetrySpawn {
+        unit: UnitId,
+        r#gen: eng::Gen,
+    },
+    /// A probe to run again (gantry was out of descriptors when it ran).
+    RetryProbe {
+        unit: UnitId,
+        role: ProbeRole,
+        seq: u64,
+        timeout: Duration,
+    },
     Cleanup {
         unit: UnitId,
         ok: bool,
@@ -206,6 +218,8 @@ struct Driver {
     /// `shutdown_timeout` runs out.
     interrupts: u32,
     kill_at: Option<Instant>,
+    /// When gantry last said it was out of descriptors.
+    fd_warned: Option<Instant>,
     /// Held while this instance runs the stack (released when gantry exits, even killed).
     lock: InstanceLock,
 }
@@ -300,6 +314,7 @@ impl Driver {
             plan: cfg.plan,
             interrupts: 0,
             kill_at: None,
+            fd_warned: None,
             lock,
         })
     }
@@ -646,6 +661,24 @@ impl Driver {
                 self.host
                     .probe_result(unit, role, seq, outcome.ok, message, outcome.duration);
             }
+            Msg::RetryProbe {
+                unit,
+                role,
+                seq,
+                timeout,
+            } => {
+                self.short_of_descriptors();
+                self.run_probe(unit, role, seq, timeout);
+            }
+            Msg::RetrySpawn { unit, r#gen } => {
+                self.short_of_descriptors();
+                // Only while the engine still waits for this incarnation's spawn.
+                let v = self.host.unit(unit);
+                if v.r#gen == r#gen && v.state == eng::State::Starting && v.pid.is_none() {
+                    self.spawns_left = 0;
+                    self.spawn(unit, r#gen, v.attempt);
+                }
+            }
             Msg::Revalidated(report) => self.revalidated(report),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
@@ -654,6 +687,20 @@ impl Driver {
                 self.host.handle(Event::CleanupDone { unit, ok, message })
             }
         }
+    }
+
+    /// Says (at most every 10 s) that gantry ran out of descriptors and retried.
+    fn short_of_descriptors(&mut self) {
+        if self
+            .fd_warned
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        self.fd_warned = Some(Instant::now());
+        self.out.gantry_line(
+            "warning: gantry ran out of file descriptors; probes and spawns are retried instead of failing services (raise `ulimit -n`)",
+        );
     }
 
     /// A line of a service's output: masked, logged, kept for failure reports, shown,
