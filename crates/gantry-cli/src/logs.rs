@@ -109,7 +109,16 @@ pub fn run(file: &Path, names: &[String], show: Show<'_>) -> anyhow::Result<Outc
             );
         }
     }
-    let tails = dump(&sources, follow, |n, e| printer.print(n, e), warn);
+    // Rotated files (NAME.log.N, oldest first) are read too; only current files are followed.
+    let mut all = Vec::new();
+    for (name, path) in &sources {
+        for old in gantry_state::logfmt::rotated_files(path) {
+            all.push((name.clone(), old));
+        }
+        all.push((name.clone(), path.clone()));
+    }
+    let mut tails = dump(&all, follow, |n, e| printer.print(n, e), warn);
+    tails.retain(|t| sources.iter().any(|(_, p)| *p == t.path));
     printer.flush();
     if follow {
         let discover = names.is_empty().then_some(&state_dir);

@@ -12,7 +12,7 @@ pub mod write;
 
 pub use read::{Entry, FileEntries, Filter, LineParser, Tail, dump, merge, poll_all, service_logs};
 pub use terminal::terminal_safe;
-pub use write::{LogError, LogFile};
+pub use write::{LogError, LogFile, Rotation, rotated_files};
 
 /// Which of a service's output streams a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -49,6 +49,50 @@ pub enum LogError {
 pub struct LogFile {
     path: PathBuf,
     out: Option<BufWriter<File>>,
+    rotation: Rotation,
+    /// Bytes in the current file (its size at open, plus what was written since).
+    size: u64,
+}
+
+/// When a log file is rotated and how many old ones are kept: `NAME.log` becomes
+/// `NAME.log.1` (`.1` becomes `.2`, …) once it reaches `max_size`; the oldest beyond
+/// `keep` is deleted. A service's disk use is bounded by `max_size × (keep + 1)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_size: u64,
+    pub keep: u32,
+}
+
+impl Default for Rotation {
+    fn default() -> Rotation {
+        Rotation {
+            max_size: 10 * 1024 * 1024,
+            keep: 3,
+        }
+    }
+}
+
+/// The rotated files of the log at `path`, oldest first (`NAME.log.3`, `.2`, `.1`).
+pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = Vec::new();
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let file = e.file_name();
+            let file = file.to_string_lossy();
+            if let Some(n) = file
+                .strip_prefix(&prefix)
+                .and_then(|n| n.parse::<u32>().ok())
+            {
+                found.push((n, e.path()));
+            }
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.into_iter().map(|(_, p)| p).collect()
 }
 
 impl LogFile {
@@ -72,7 +116,18 @@ impl LogFile {
         Ok(LogFile {
             path: StateDir::new(state_dir.as_ref()).log_file(service),
             out: None,
+            rotation: Rotation::default(),
+            size: 0,
         })
+    }
+
+    /// Rotates at another size / keeps another count than [`Rotation::default`].
+    pub fn with_rotation(mut self, rotation: Rotation) -> LogFile {
+        self.rotation = Rotation {
+            max_size: rotation.max_size.max(4096),
+            keep: rotation.keep,
+        };
+        self
     }
 
     fn writer(&mut self) -> Result<&mut BufWriter<File>, LogError> {
@@ -98,6 +153,7 @@ impl LogFile {
                 path: self.path.clone(),
                 source,
             })?;
+            self.size = file.metadata().map_or(0, |m| m.len());
             self.out = Some(BufWriter::with_capacity(2 * 1024, file));
         }
         Ok(self.out.as_mut().expect("opened above"))
@@ -113,7 +169,29 @@ impl LogFile {
         let ts = rfc3339_utc(SystemTime::now());
         let out = self.writer()?;
         let result = writeln!(out, "{ts} {} {line}", stream.as_str());
-        result.map_err(|e| self.write_err(e))
+        result.map_err(|e| self.write_err(e))?;
+        self.grew(ts.len() + line.len() + 6)
+    }
+
+    /// Counts written bytes and rotates once the file reached its size.
+    fn grew(&mut self, bytes: usize) -> Result<(), LogError> {
+        self.size += bytes as u64;
+        if self.size < self.rotation.max_size {
+            return Ok(());
+        }
+        self.flush()?;
+        self.out = None;
+        self.size = 0;
+        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
+        if self.rotation.keep == 0 {
+            let _ = std::fs::remove_file(&self.path);
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(numbered(self.rotation.keep));
+        for n in (1..self.rotation.keep).rev() {
+            let _ = std::fs::rename(numbered(n), numbered(n + 1));
+        }
+        std::fs::rename(&self.path, numbered(1)).map_err(|e| self.write_err(e))
     }
 
     /// Write a batch of lines from one stream and flush once.
@@ -125,14 +203,17 @@ impl LogFile {
         let ts = rfc3339_utc(SystemTime::now());
         let out = self.writer()?;
         let mut result = Ok(());
+        let mut bytes = 0;
         for line in lines {
+            bytes += ts.len() + line.len() + 6;
             if let Err(e) = writeln!(out, "{ts} {} {line}", stream.as_str()) {
                 result = Err(e);
                 break;
             }
         }
         result.map_err(|e| self.write_err(e))?;
-        self.flush()
+        self.flush()?;
+        self.grew(bytes)
     }
 
     /// Push buffered lines to the file.
@@ -163,6 +244,34 @@ impl Drop for LogFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotates_at_its_size_and_keeps_the_newest_files() {
+        let root = std::env::temp_dir().join(format!("gantry-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut log = LogFile::lazy(&root, "chatty")
+            .unwrap()
+            .with_rotation(Rotation {
+                max_size: 4096,
+                keep: 2,
+            });
+        let line = "x".repeat(100);
+        for _ in 0..500 {
+            log.write_line(Stream::Out, &line).unwrap();
+        }
+        log.flush().unwrap();
+        let path = log.path().to_path_buf();
+        let rotated = rotated_files(&path);
+        assert_eq!(rotated.len(), 2, "{rotated:?}");
+        assert!(rotated[0].to_string_lossy().ends_with(".log.2"));
+        let total: u64 = rotated
+            .iter()
+            .chain(std::iter::once(&path))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
+        assert!(total <= 3 * (4096 + 200), "{total} bytes on disk");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn rejects_bad_names() {
