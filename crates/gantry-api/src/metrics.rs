@@ -308,6 +308,19 @@ fn sort_series(text: &str) -> String {
     out
 }
 
+pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
+    let snap = state.snapshot.borrow().clone();
+    match render(&snap, SystemTime::now()) {
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the metrics could not be encoded",
+            "this is a gantry bug; the JSON status at GET /api/v1/status still works",
+        )
+        .into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,18 +340,5 @@ mod tests {
                     h_sum{service=\"z\"} 1\nh_count{service=\"z\"} 1\n\
                     h_bucket{service=\"z\",le=\"0.5\"} 0\nh_bucket{service=\"z\",le=\"+Inf\"} 1\n# EOF\n";
         assert_eq!(sort_series(text), want);
-    }
-}
-
-pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
-    let snap = state.snapshot.borrow().clone();
-    match render(&snap, SystemTime::now()) {
-        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
-        Err(_) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the metrics could not be encoded",
-            "this is a gantry bug; the JSON status at GET /api/v1/status still works",
-        )
-        .into_response(),
     }
 }

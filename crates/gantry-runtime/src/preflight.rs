@@ -9,7 +9,7 @@ use crate::probe;
 use crate::process::resolve_program;
 use crate::reaper::Reaper;
 use gantry_plan::Plan;
-use gantry_spec::{Kind, ProbeKind, Restart, SecretSource, Service, Spec};
+use gantry_spec::{Kind, ProbeKind, Restart, Secret, SecretSource, Service, Spec};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -230,10 +230,17 @@ fn describe(src: &SecretSource) -> String {
     }
 }
 
-/// Resolves every secret; failures are checks, values are returned for the services.
-async fn secrets(spec: &Spec, base: &Path, reaper: &Reaper, b: &mut Builder) -> Vec<SecretValue> {
+/// Resolves every secret `wanted` accepts; failures are checks, values are returned
+/// for the services.
+async fn secrets(
+    spec: &Spec,
+    base: &Path,
+    reaper: &Reaper,
+    b: &mut Builder,
+    wanted: &(dyn Fn(&Secret) -> bool + Sync),
+) -> Vec<SecretValue> {
     let mut out = Vec::new();
-    for s in &spec.secrets {
+    for s in spec.secrets.iter().filter(|s| wanted(s)) {
         let name = &s.name.value;
         let severity = if s.required {
             Severity::Critical
@@ -496,8 +503,20 @@ pub async fn resolve_secrets(
     base: &Path,
     reaper: &Reaper,
 ) -> (Report, Vec<SecretValue>) {
+    resolve_secrets_where(spec, base, reaper, &|_| true).await
+}
+
+/// The secrets stage for the secrets `wanted` accepts only, resolved from their sources
+/// exactly as the pre-flight does (the manual `gantry migrate` commands resolve the
+/// secrets a migrate service's `database` names this way).
+pub async fn resolve_secrets_where(
+    spec: &Spec,
+    base: &Path,
+    reaper: &Reaper,
+    wanted: &(dyn Fn(&Secret) -> bool + Sync),
+) -> (Report, Vec<SecretValue>) {
     let mut b = Builder { checks: Vec::new() };
-    let values = secrets(spec, base, reaper, &mut b).await;
+    let values = secrets(spec, base, reaper, &mut b, wanted).await;
     (
         Report {
             checks: b.checks,
@@ -584,7 +603,7 @@ async fn rehearse(
         ),
         None,
     );
-    let secrets = secrets(spec, base, reaper, &mut b).await;
+    let secrets = secrets(spec, base, reaper, &mut b, &|_| true).await;
     let mut ports: Option<PortCheck> = None;
     let global = match global_env(spec, base) {
         Ok(g) => g,
@@ -653,6 +672,17 @@ async fn rehearse(
                 continue;
             }
         };
+        if let Some(problem) = crate::env::empty_database(s, env) {
+            b.push(
+                stage,
+                "database",
+                Some(name),
+                Severity::Critical,
+                false,
+                problem.message,
+                Some(problem.hint),
+            );
+        }
         if let Some(cmd) = &s.command
             && let Some(program) = cmd.value.first()
         {
