@@ -15,6 +15,7 @@
 
 pub mod driver;
 pub mod env;
+pub mod instance;
 pub mod listen;
 pub mod logs;
 pub mod missions;
