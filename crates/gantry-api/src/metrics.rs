@@ -266,7 +266,55 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
 
     let mut out = String::new();
     encode(&mut out, &registry)?;
-    Ok(out)
+    Ok(sort_series(&out))
+}
+
+/// The label set of a sample line without a trailing `le` (so a histogram's buckets, sum and
+/// count stay together, in the encoder's order); `""` for a line without labels.
+fn series_key(line: &str) -> &str {
+    let (Some(open), Some(close)) = (line.find('{'), line.rfind('}')) else {
+        return "";
+    };
+    if close <= open {
+        return "";
+    }
+    let labels = &line[open + 1..close];
+    match labels.rfind("le=\"") {
+        Some(0) => "",
+        Some(i)
+            if labels[..i].ends_with(',')
+                && !labels[i + 4..].trim_end_matches('"').contains('"') =>
+        {
+            &labels[..i - 1]
+        }
+        _ => labels,
+    }
+}
+
+/// prometheus-client writes a family's series in hash order; this sorts the sample lines of
+/// every family by their label set (stable, so the lines of one series keep their order), so
+/// two scrapes of the same snapshot are byte-identical and a service's series are easy to find.
+fn sort_series(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut samples: Vec<&str> = Vec::new();
+    let flush = |samples: &mut Vec<&str>, out: &mut String| {
+        samples.sort_by(|a, b| series_key(a).cmp(series_key(b)));
+        for l in samples.drain(..) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut samples, &mut out);
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            samples.push(line);
+        }
+    }
+    flush(&mut samples, &mut out);
+    out
 }
 
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
@@ -279,5 +327,27 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
             "this is a gantry bug; the JSON status at GET /api/v1/status still works",
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_sorted_within_each_family_and_buckets_keep_their_order() {
+        let text = "# HELP a x\n# TYPE a gauge\na{service=\"web\"} 1\na{service=\"api\"} 2\n\
+                    # HELP h x\n# TYPE h histogram\n\
+                    h_sum{service=\"z\"} 1\nh_count{service=\"z\"} 1\n\
+                    h_bucket{service=\"z\",le=\"0.5\"} 0\nh_bucket{service=\"z\",le=\"+Inf\"} 1\n\
+                    h_sum{service=\"b\"} 2\nh_count{service=\"b\"} 1\n\
+                    h_bucket{service=\"b\",le=\"0.5\"} 0\nh_bucket{service=\"b\",le=\"+Inf\"} 1\n# EOF\n";
+        let want = "# HELP a x\n# TYPE a gauge\na{service=\"api\"} 2\na{service=\"web\"} 1\n\
+                    # HELP h x\n# TYPE h histogram\n\
+                    h_sum{service=\"b\"} 2\nh_count{service=\"b\"} 1\n\
+                    h_bucket{service=\"b\",le=\"0.5\"} 0\nh_bucket{service=\"b\",le=\"+Inf\"} 1\n\
+                    h_sum{service=\"z\"} 1\nh_count{service=\"z\"} 1\n\
+                    h_bucket{service=\"z\",le=\"0.5\"} 0\nh_bucket{service=\"z\",le=\"+Inf\"} 1\n# EOF\n";
+        assert_eq!(sort_series(text), want);
     }
 }

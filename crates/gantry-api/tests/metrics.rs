@@ -290,3 +290,41 @@ async fn odd_names_and_values_are_escaped_not_fatal() {
     );
     assert!(r.body.trim_end().ends_with("# EOF"));
 }
+
+/// Every family's series come sorted by their labels (prometheus-client writes them in hash order).
+#[tokio::test]
+async fn series_are_sorted_by_service() {
+    let mut snap = degraded();
+    for (i, s) in snap.services.iter_mut().enumerate() {
+        s.rss_bytes = Some(1000 + i as u64);
+        s.probe_durations = vec![0.001, 0.2];
+    }
+    let r = get(Harness::new(snap).router(), "/metrics").await;
+    for family in [
+        "gantry_service_ready{",
+        "gantry_process_resident_memory_bytes{",
+        "gantry_probe_duration_seconds_sum{",
+    ] {
+        let services: Vec<&str> = r
+            .body
+            .lines()
+            .filter(|l| l.starts_with(family))
+            .map(|l| l.split('"').nth(1).unwrap_or(""))
+            .collect();
+        assert_eq!(
+            services,
+            ["api", "db", "migrate", "search"],
+            "{family}\n{}",
+            r.body
+        );
+    }
+    let states: Vec<&str> = r
+        .body
+        .lines()
+        .filter(|l| l.starts_with("gantry_service_state{service=\"db\""))
+        .map(|l| l.split('"').nth(3).unwrap_or(""))
+        .collect();
+    let mut sorted = states.clone();
+    sorted.sort_unstable();
+    assert_eq!(states, sorted);
+}

@@ -80,7 +80,20 @@ pub fn run(file: &Path, args: MigrateArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Usage);
     };
-    let migrator = match Migrator::from_spec(spec, &base_dir(file)) {
+    let base = base_dir(file);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let database = match runtime.block_on(database(&checked.spec, service, &base)) {
+        Ok(url) => url,
+        Err(outcome) => return Ok(outcome),
+    };
+    let spec = gantry_spec::MigrateSpec {
+        database: gantry_spec::Sp::new(database, spec.database.span.clone()),
+        ..spec.clone()
+    };
+    let migrator = match Migrator::from_spec(&spec, &base) {
         Ok(m) => m,
         Err(e) => return Ok(fail(&e)),
     };
@@ -99,10 +112,6 @@ pub fn run(file: &Path, args: MigrateArgs) -> anyhow::Result<Outcome> {
             Err(e) => fail(&e),
         });
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
     Ok(runtime.block_on(async {
         match args.command {
             MigrateCommand::Up => up(&migrator, name).await,
@@ -113,6 +122,66 @@ pub fn run(file: &Path, args: MigrateArgs) -> anyhow::Result<Outcome> {
             MigrateCommand::New { .. } => Outcome::Usage,
         }
     }))
+}
+
+/// The service's database URL: the one `gantry up` resolved and handed its child in
+/// `GANTRY_MIGRATE_DATABASE`, else `database` interpolated with the secrets delivered to
+/// the service (resolved from their sources, as the pre-flight does) and this environment.
+/// An empty URL or a secret that cannot be resolved is an error saying which and what to do.
+async fn database(
+    spec: &gantry_spec::Spec,
+    service: &Service,
+    base: &Path,
+) -> Result<String, Outcome> {
+    use gantry_runtime::env;
+    let handed = std::env::var(env::MIGRATE_DATABASE_VAR).ok();
+    let url = match handed {
+        Some(url) => url,
+        None => {
+            let template = service
+                .migrate
+                .as_ref()
+                .map_or("", |m| m.database_template.as_str());
+            let delivered: Vec<&str> =
+                gantry_spec::decode::secret_vars_for(spec, &service.name.value).collect();
+            let referenced = |name: &str| {
+                template.contains(&format!("${{{name}}}"))
+                    || template.contains(&format!("${{{name}:-"))
+            };
+            let wanted = |s: &gantry_spec::Secret| {
+                let var = s.env.as_deref().unwrap_or(&s.name.value);
+                delivered.contains(&var) && referenced(var)
+            };
+            let secrets = if spec.secrets.iter().any(&wanted) {
+                let reaper = gantry_runtime::reaper::Reaper::start().map_err(|e| {
+                    eprintln!("error: cannot start the reaper to resolve secrets: {e}");
+                    Outcome::Failure
+                })?;
+                let (report, values) =
+                    gantry_runtime::preflight::resolve_secrets_where(spec, base, &reaper, &wanted)
+                        .await;
+                if !report.go() {
+                    eprint!("{}", report.render());
+                    eprintln!(
+                        "error: the database URL of {} needs these secrets; fix them and run again",
+                        service.name.value
+                    );
+                    return Err(Outcome::Failure);
+                }
+                values
+            } else {
+                Vec::new()
+            };
+            env::migrate_database(service, &secrets, &|name| std::env::var(name).ok())
+                .unwrap_or_default()
+        }
+    };
+    if url.trim().is_empty() {
+        let p = env::database_problem(service);
+        eprintln!("error: {}\n  hint: {}", p.message, p.hint);
+        return Err(Outcome::Usage);
+    }
+    Ok(url)
 }
 
 /// The stack file's directory, absolute: relative `dir` and `sqlite://` paths start there.

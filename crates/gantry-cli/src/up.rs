@@ -29,6 +29,17 @@ pub fn run(
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
+    // Warnings (an unset variable that became "") are shown here too, not only by `check`.
+    checked.print_diagnostics();
+    let state_dir = crate::load::base_dir(file).join(&checked.spec.settings.state_dir);
+    if let Some(running) = gantry_runtime::instance::running(&state_dir) {
+        eprintln!(
+            "error: {running}, for {}; nothing was started\n  hint: `gantry status` shows it, \
+             `gantry down` stops it",
+            file.display()
+        );
+        return Ok(Outcome::Failure);
+    }
     let plan = match gantry_plan::select(&checked.plan, &checked.spec, &selection) {
         Ok(p) => p,
         Err(e) => {
@@ -85,7 +96,16 @@ pub fn preflight(file: &Path, json: bool) -> anyhow::Result<Outcome> {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
     };
+    checked.print_diagnostics();
     let base_dir = crate::load::base_dir(file).to_path_buf();
+    // Against a running stack its own services hold their ports: those checks (and the
+    // per-service preflight commands, a boot-time rehearsal) are left out, as when the
+    // running instance revalidates itself.
+    let running =
+        gantry_runtime::instance::running(&base_dir.join(&checked.spec.settings.state_dir));
+    if let Some(r) = &running {
+        eprintln!("{r}; the ports of its services are held by this stack and not checked");
+    }
     // Spawns (posix_spawn blocks until exec) and other blocking work use a small pool
     // whose threads leave soon after the boot.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -96,8 +116,14 @@ pub fn preflight(file: &Path, json: bool) -> anyhow::Result<Outcome> {
     let report = runtime.block_on(async {
         let reaper = gantry_runtime::reaper::Reaper::start()
             .map_err(|e| anyhow::anyhow!("cannot start the reaper: {e}"))?;
-        let (report, _secrets) =
-            gantry_runtime::preflight::run(&checked.spec, &checked.plan, &base_dir, &reaper).await;
+        let (report, _secrets) = gantry_runtime::preflight::run_with(
+            &checked.spec,
+            &checked.plan,
+            &base_dir,
+            &reaper,
+            running.is_some(),
+        )
+        .await;
         anyhow::Ok(report)
     })?;
     if json {

@@ -98,6 +98,34 @@ readiness = {{ tcp = "127.0.0.1:{port}" }}
 }
 
 #[test]
+fn a_port_conflict_on_a_store_probe_is_no_go_before_boot() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let dir = tempdir("store-port-conflict");
+    std::fs::write(
+        dir.join("gantry.toml"),
+        format!(
+            r#"
+[services.db]
+command = "{} --name db"
+readiness = {{ postgres = "postgres://app:hunter2pw@127.0.0.1:{port}/app" }}
+"#,
+            fixture().display()
+        ),
+    )
+    .unwrap();
+    let (code, out) = run_in(&dir, &["preflight"], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("port {port} is already in use by pid")),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2pw"), "{out}");
+    drop(holder);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_canary_secret_never_appears_in_any_output() {
     let canary = format!("canary-s3cr3t-{}-xyzzy", std::process::id());
     let dir = tempdir("canary");

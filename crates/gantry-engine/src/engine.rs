@@ -42,6 +42,9 @@ pub struct Engine {
     rank: Vec<usize>,
     layers: Vec<Vec<UnitId>>,
     layer_unsettled: Vec<usize>,
+    /// Units of each dense layer that are still going down (`is_blocking`): a shutdown
+    /// signals a unit only once every higher layer has none left.
+    layer_blocking: Vec<usize>,
     /// Units of dense layers `0..=open_layer` may start.
     open_layer: usize,
     options: EngineOptions,
@@ -81,11 +84,13 @@ impl Engine {
         let graph = graph::build(&units)?;
         let n = units.len();
         let layer_unsettled = graph.layers.iter().map(Vec::len).collect();
+        let layer_count = graph.layers.len();
         Ok(Engine {
             units: units.into_iter().map(Unit::new).collect(),
             dependents: graph.dependents,
             rank: graph.rank,
             layers: graph.layers,
+            layer_blocking: vec![0; layer_count],
             layer_unsettled,
             open_layer: 0,
             options,
@@ -260,12 +265,20 @@ impl Engine {
         let mut busy = 0;
         let mut unsettled = 0;
         let mut blocked_by = vec![0usize; self.units.len()];
-        for u in &self.units {
+        let mut layer_blocking = vec![0usize; self.layers.len()];
+        for (i, u) in self.units.iter().enumerate() {
             if u.blocking {
+                layer_blocking[self.rank[i]] += 1;
                 for dep in &u.config.deps {
                     blocked_by[dep.unit.0] += 1;
                 }
             }
+        }
+        if layer_blocking != self.layer_blocking {
+            return Err(format!(
+                "layer_blocking {:?} != {layer_blocking:?}",
+                self.layer_blocking
+            ));
         }
         for (i, u) in self.units.iter().enumerate() {
             let name = &u.config.name;
@@ -416,6 +429,15 @@ impl Engine {
         let blocking = u.is_blocking();
         if blocking != u.blocking {
             u.blocking = blocking;
+            let layer = self.rank[id.0];
+            if blocking {
+                self.layer_blocking[layer] += 1;
+            } else {
+                self.layer_blocking[layer] = self.layer_blocking[layer].saturating_sub(1);
+                if self.layer_blocking[layer] == 0 {
+                    self.wake_lower_layers(layer);
+                }
+            }
             for k in 0..self.units[id.0].config.deps.len() {
                 let dep = self.units[id.0].config.deps[k].unit;
                 let d = &mut self.units[dep.0];
@@ -618,7 +640,7 @@ impl Engine {
         let u = &self.units[id.0];
         if u.stop_requested {
             let stopping = matches!(u.life, Life::Stopping { .. } | Life::CleaningUp);
-            if !stopping && self.dependents_clear(id) {
+            if !stopping && self.dependents_clear(id) && self.higher_layers_clear(id) {
                 self.begin_stop(id);
             }
             return;
@@ -637,6 +659,37 @@ impl Engine {
     /// dependency order.
     fn dependents_clear(&self, id: UnitId) -> bool {
         self.units[id.0].blocked_by == 0
+    }
+
+    /// During a shutdown, nothing of a higher layer is still going down: layers are
+    /// barriers at stop as at start, in reverse (the stores of layer 0 stop last).
+    /// A kill, a restart or a stop command is not held by layers.
+    fn higher_layers_clear(&self, id: UnitId) -> bool {
+        if !self.shutting_down || self.kill_mode {
+            return true;
+        }
+        self.layer_blocking[self.rank[id.0] + 1..]
+            .iter()
+            .all(|&n| n == 0)
+    }
+
+    /// Layer `layer` has nothing left going down: the units below it that were held
+    /// by it are looked at again, down to the first layer that is itself still busy.
+    fn wake_lower_layers(&mut self, layer: usize) {
+        if !self.shutting_down {
+            return;
+        }
+        for l in (0..layer).rev() {
+            for k in 0..self.layers[l].len() {
+                let id = self.layers[l][k];
+                if self.units[id.0].stop_requested {
+                    self.mark(id);
+                }
+            }
+            if self.layer_blocking[l] > 0 {
+                break;
+            }
+        }
     }
 
     /// Starts an attempt if every gate holds; otherwise parks the unit in

@@ -42,7 +42,9 @@ pub fn global_env(spec: &Spec, base: &Path) -> Result<Vec<(String, String)>, Str
         })
         .collect();
     let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k != "NOTIFY_SOCKET" && !secret_vars.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            k != "NOTIFY_SOCKET" && k != MIGRATE_DATABASE_VAR && !secret_vars.contains(&k.as_str())
+        })
         .collect();
     for var in &spec.env {
         set(&mut env, &var.name.value, &var.value.value);
@@ -77,7 +79,100 @@ pub fn service_env(
     {
         set(&mut env, &secret.env, &secret.value);
     }
+    if let Some(url) = migrate_database(s, secrets, &|name| std::env::var(name).ok()) {
+        set(&mut env, MIGRATE_DATABASE_VAR, &url);
+    }
     Ok(env)
+}
+
+/// The variable through which `gantry up` hands a migrate service's child
+/// (`gantry migrate up --service NAME`) its resolved `database` URL; the child prefers it
+/// to re-reading the file. gantry's own: never printed, and set only for migrate services.
+pub const MIGRATE_DATABASE_VAR: &str = "GANTRY_MIGRATE_DATABASE";
+
+/// A migrate service's `database`, interpolated once more with the secrets delivered to
+/// it: `${NAME}` is the value of a secret whose variable is NAME and which lists the
+/// service, else `env(NAME)` (what the file was read with). `None` for other services.
+pub fn migrate_database(
+    s: &Service,
+    secrets: &[SecretValue],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let m = s.migrate.as_ref()?;
+    let lookup = |name: &str| {
+        secrets
+            .iter()
+            .find(|x| x.env == name && x.services.contains(&s.name.value))
+            .map(|x| x.value.clone())
+            .or_else(|| env(name))
+    };
+    Some(
+        gantry_spec::interp::interpolate(&m.database_template, &lookup)
+            .map_or_else(|_| m.database.value.clone(), |r| r.value),
+    )
+}
+
+/// What is wrong with an empty `database` and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseProblem {
+    pub message: String,
+    pub hint: String,
+}
+
+/// A migrate service whose `database` (as resolved in `env`, its environment) is empty:
+/// the message names the key and the variables it was built from.
+pub fn empty_database(s: &Service, env: &[(String, String)]) -> Option<DatabaseProblem> {
+    let m = s.migrate.as_ref()?;
+    let url = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == MIGRATE_DATABASE_VAR)
+        .map_or(m.database.value.as_str(), |(_, v)| v.as_str());
+    url.trim().is_empty().then(|| database_problem(s))
+}
+
+/// The explanation of an empty `database` of migrate service `s`.
+pub fn database_problem(s: &Service) -> DatabaseProblem {
+    let name = &s.name.value;
+    let template = s
+        .migrate
+        .as_ref()
+        .map_or("", |m| m.database_template.as_str());
+    let vars = referenced_vars(template);
+    let message = if vars.is_empty() {
+        format!("services.{name}.database is empty")
+    } else {
+        format!(
+            "services.{name}.database is empty: `{template}` uses {} and nothing set {}",
+            vars.join(", "),
+            if vars.len() == 1 { "it" } else { "them" }
+        )
+    };
+    let first = vars.first().map_or("DATABASE_URL", String::as_str);
+    DatabaseProblem {
+        message,
+        hint: format!(
+            "give the URL through a secret delivered to {name} \
+             ([secrets.{first}] from_env = \"APP_DATABASE_URL\", services = [\"{name}\"]), \
+             or export {first}=postgres://… before running gantry"
+        ),
+    }
+}
+
+/// The variable names a `${VAR}` template refers to, in order, without duplicates.
+fn referenced_vars(template: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = template;
+    while let Some(pos) = rest.find("${") {
+        let body = &rest[pos + 2..];
+        let Some(end) = body.find('}') else { break };
+        let name = body[..end].split(":-").next().unwrap_or("").to_string();
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+        rest = &body[end + 1..];
+    }
+    out
 }
 
 pub fn set(env: &mut Vec<(String, String)>, k: &str, v: &str) {

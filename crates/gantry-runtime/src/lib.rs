@@ -16,6 +16,7 @@
 
 pub mod driver;
 pub mod env;
+pub mod instance;
 pub mod limits;
 pub mod listen;
 pub mod notify;

@@ -9,7 +9,7 @@ use crate::probe;
 use crate::process::resolve_program;
 use crate::reaper::Reaper;
 use gantry_plan::Plan;
-use gantry_spec::{Kind, ProbeKind, Restart, SecretSource, Service, Spec};
+use gantry_spec::{Kind, ProbeKind, Restart, Secret, SecretSource, Service, Spec};
 use gantry_state::missions::NewMission;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -184,16 +184,23 @@ impl Report {
         out.push_str(&format!("coverage: {}%\n", self.coverage_pct));
         if self.go() {
             out.push_str(&format!(
-                "pre-flight: GO ({} checks, {warned} warnings)\n",
-                self.checks.len()
+                "pre-flight: GO ({}, {})\n",
+                plural(self.checks.len(), "check"),
+                plural(warned, "warning")
             ));
         } else {
             out.push_str(&format!(
-                "pre-flight: NO-GO ({failed} critical, {warned} warnings); nothing was started\n"
+                "pre-flight: NO-GO ({failed} critical, {}); nothing was started\n",
+                plural(warned, "warning")
             ));
         }
         out
     }
+}
+
+/// `1 warning`, `2 warnings`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 struct Builder {
@@ -250,10 +257,17 @@ fn describe(src: &SecretSource) -> String {
     }
 }
 
-/// Resolves every secret; failures are checks, values are returned for the services.
-async fn secrets(spec: &Spec, base: &Path, reaper: &Reaper, b: &mut Builder) -> Vec<SecretValue> {
+/// Resolves every secret `wanted` accepts; failures are checks, values are returned
+/// for the services.
+async fn secrets(
+    spec: &Spec,
+    base: &Path,
+    reaper: &Reaper,
+    b: &mut Builder,
+    wanted: &(dyn Fn(&Secret) -> bool + Sync),
+) -> Vec<SecretValue> {
     let mut out = Vec::new();
-    for s in &spec.secrets {
+    for s in spec.secrets.iter().filter(|s| wanted(s)) {
         let name = &s.name.value;
         let severity = if s.required {
             Severity::Critical
@@ -377,7 +391,38 @@ async fn secrets(spec: &Spec, base: &Path, reaper: &Reaper, b: &mut Builder) -> 
     out
 }
 
-/// Ports a service will listen on: declared ones, plus the port of a tcp/http
+/// `host:port` of a store probe's URL (`postgres://u:p@127.0.0.1:5432/db` →
+/// `127.0.0.1:5432`), with the scheme's default port when the URL has none; `None` for
+/// SQLite and for a URL without a host.
+fn store_host_port(kind: &ProbeKind) -> Option<String> {
+    let (url, default) = match kind {
+        ProbeKind::Postgres(p) => (&p.url, 5432),
+        ProbeKind::Mysql(p) => (&p.url, 3306),
+        ProbeKind::Redis(p) => (&p.url, 6379),
+        ProbeKind::Amqp(p) => (&p.url, 5672),
+        ProbeKind::Nats(p) => (&p.url, 4222),
+        _ => return None,
+    };
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // The first host of a multi-host URL is the one gantry's own probe connects to.
+    let hostport = hostport.split(',').next()?;
+    if hostport.is_empty() {
+        return None;
+    }
+    let has_port = match hostport.rsplit_once(':') {
+        Some((h, p)) => !(h.is_empty() || p.contains(']')),
+        None => false,
+    };
+    Some(if has_port {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:{default}")
+    })
+}
+
+/// Ports a service will listen on: declared ones, plus the port of a tcp/http/store
 /// readiness or liveness probe on a loopback address (never for external services).
 pub fn implied_ports(s: &Service) -> Vec<u16> {
     let mut ports = s.ports.clone();
@@ -393,7 +438,7 @@ pub fn implied_ports(s: &Service) -> Vec<u16> {
             ProbeKind::Http { url, .. } => url
                 .split_once("://")
                 .map(|(_, rest)| rest.split('/').next().unwrap_or("").to_string()),
-            _ => None,
+            k => store_host_port(k),
         };
         if let Some(hp) = hostport
             && let Some((host, port)) = hp.rsplit_once(':')
@@ -485,8 +530,20 @@ pub async fn resolve_secrets(
     base: &Path,
     reaper: &Reaper,
 ) -> (Report, Vec<SecretValue>) {
+    resolve_secrets_where(spec, base, reaper, &|_| true).await
+}
+
+/// The secrets stage for the secrets `wanted` accepts only, resolved from their sources
+/// exactly as the pre-flight does (the manual `gantry migrate` commands resolve the
+/// secrets a migrate service's `database` names this way).
+pub async fn resolve_secrets_where(
+    spec: &Spec,
+    base: &Path,
+    reaper: &Reaper,
+    wanted: &(dyn Fn(&Secret) -> bool + Sync),
+) -> (Report, Vec<SecretValue>) {
     let mut b = Builder { checks: Vec::new() };
-    let values = secrets(spec, base, reaper, &mut b).await;
+    let values = secrets(spec, base, reaper, &mut b, wanted).await;
     (
         Report {
             checks: b.checks,
@@ -573,7 +630,7 @@ async fn rehearse(
         ),
         None,
     );
-    let secrets = secrets(spec, base, reaper, &mut b).await;
+    let secrets = secrets(spec, base, reaper, &mut b, &|_| true).await;
     let mut ports: Option<PortCheck> = None;
     let global = match global_env(spec, base) {
         Ok(g) => g,
@@ -642,6 +699,17 @@ async fn rehearse(
                 continue;
             }
         };
+        if let Some(problem) = crate::env::empty_database(s, env) {
+            b.push(
+                stage,
+                "database",
+                Some(name),
+                Severity::Critical,
+                false,
+                problem.message,
+                Some(problem.hint),
+            );
+        }
         if let Some(cmd) = &s.command
             && let Some(program) = cmd.value.first()
         {
@@ -917,6 +985,7 @@ async fn rehearse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gantry_spec::StoreProbe;
 
     fn check(status: Status, service: Option<&str>, hint: Option<&str>) -> Check {
         Check {
@@ -928,6 +997,86 @@ mod tests {
             message: "say \"hi\"\n\tback\\slash ✓".into(),
             hint: hint.map(Into::into),
         }
+    }
+
+    fn store(url: &str) -> StoreProbe {
+        StoreProbe {
+            url: url.into(),
+            rw: false,
+            queues: vec![],
+            require_dlq: false,
+            streams: vec![],
+        }
+    }
+
+    #[test]
+    fn store_probes_name_their_host_and_port() {
+        let cases = [
+            (
+                ProbeKind::Postgres(store("postgres://app:s3@127.0.0.1:5433/app")),
+                Some("127.0.0.1:5433"),
+            ),
+            (
+                ProbeKind::Postgres(store("postgres://app@localhost/app?sslmode=disable")),
+                Some("localhost:5432"),
+            ),
+            (
+                ProbeKind::Redis(store("redis://:pw@127.0.0.1:6390/0")),
+                Some("127.0.0.1:6390"),
+            ),
+            (
+                ProbeKind::Redis(store("redis://127.0.0.1")),
+                Some("127.0.0.1:6379"),
+            ),
+            (
+                ProbeKind::Mysql(store("mysql://root:x@[::1]:3307/db")),
+                Some("[::1]:3307"),
+            ),
+            (
+                ProbeKind::Mysql(store("mysql://root:x@[::1]/db")),
+                Some("[::1]:3306"),
+            ),
+            (
+                ProbeKind::Amqp(store("amqp://guest:guest@127.0.0.1/%2f")),
+                Some("127.0.0.1:5672"),
+            ),
+            (
+                ProbeKind::Nats(store("nats://127.0.0.1:4223")),
+                Some("127.0.0.1:4223"),
+            ),
+            (ProbeKind::Sqlite(store("sqlite://data/app.db")), None),
+            (ProbeKind::Postgres(store("postgres:///app")), None),
+        ];
+        for (kind, want) in cases {
+            assert_eq!(store_host_port(&kind).as_deref(), want, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn one_warning_is_singular() {
+        let mut warn = check(Status::Fail, None, None);
+        warn.severity = Severity::Warning;
+        let one = Report {
+            checks: vec![check(Status::Pass, None, None), warn.clone()],
+            coverage_pct: 100,
+        };
+        assert!(
+            one.render()
+                .contains("pre-flight: GO (2 checks, 1 warning)\n"),
+            "{}",
+            one.render()
+        );
+        let mut crit = check(Status::Fail, None, None);
+        crit.severity = Severity::Critical;
+        let no_go = Report {
+            checks: vec![crit, warn.clone(), warn],
+            coverage_pct: 100,
+        };
+        assert!(
+            no_go.render().contains("NO-GO (1 critical, 2 warnings)"),
+            "{}",
+            no_go.render()
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ impl Redactor {
     {
         let mut patterns: Vec<String> = values
             .into_iter()
-            .map(|v| v.as_ref().to_string())
+            .flat_map(|v| url_patterns(v.as_ref()))
             .filter(|v| !v.is_empty())
             .collect();
         // A multi-line secret (a PEM key) can only show up in output line by line.
@@ -79,9 +79,50 @@ impl Redactor {
     }
 }
 
+/// A password shorter than this is not masked on its own (it would mask ordinary words
+/// everywhere): the whole URL that holds it is.
+const MIN_URL_PASSWORD: usize = 4;
+
+/// What to look for to mask one secret value. A URL with a password (`postgres://app:pw@…`)
+/// gives its password, raw and percent-decoded, so output shows the URL with only the
+/// password masked (`postgres://app:[redacted]@db:5432/app`, as the store probes show
+/// `postgres://app:***@…`); any other value is masked whole.
+fn url_patterns(value: &str) -> Vec<String> {
+    if value.contains("://") && !value.contains('\n') {
+        let passwords = gantry_spec::url::url_secrets(value);
+        if !passwords.is_empty() && passwords.iter().all(|p| p.len() >= MIN_URL_PASSWORD) {
+            return passwords;
+        }
+    }
+    vec![value.to_string()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_secret_shows_with_only_its_password_masked() {
+        let r = Redactor::new(["postgres://app:s3cret%21pw@127.0.0.1:5432/app"]);
+        assert_eq!(
+            r.redact("connecting to postgres://app:s3cret%21pw@127.0.0.1:5432/app"),
+            "connecting to postgres://app:[redacted]@127.0.0.1:5432/app"
+        );
+        assert_eq!(
+            r.redact("the password s3cret!pw"),
+            "the password [redacted]"
+        );
+        // What the migrator and the probes print is already masked and stays readable.
+        let shown =
+            "migrate migrate: postgres://app:***@127.0.0.1:5432/app with the migrations in m";
+        assert_eq!(r.redact(shown), shown);
+        // Without a password, or with one too short to look for, the URL is masked whole.
+        let r = Redactor::new(["postgres://app@127.0.0.1:5432/app", "redis://:pw@h:6379"]);
+        assert_eq!(
+            r.redact("a postgres://app@127.0.0.1:5432/app b redis://:pw@h:6379 pw"),
+            "a [redacted] b [redacted] pw"
+        );
+    }
 
     #[test]
     fn masks_every_occurrence_and_the_longest_match() {

@@ -55,10 +55,43 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     };
     let root = doc.get_ref();
     let spec = d.spec(root, doc.span());
-    Loaded {
-        spec,
-        diagnostics: d.diags,
+    let mut diagnostics = d.diags;
+    diagnostics.retain(|diag| !secret_fills_database(&spec, diag));
+    Loaded { spec, diagnostics }
+}
+
+/// The warning for a `${VAR}` without a default whose variable is not set.
+fn unset_message(var: &str) -> String {
+    format!("environment variable `{var}` is not set; using an empty string")
+}
+
+/// The names a secret delivers to service `service` (its `env`, else its name).
+pub fn secret_vars_for<'a>(spec: &'a Spec, service: &'a str) -> impl Iterator<Item = &'a str> {
+    spec.secrets
+        .iter()
+        .filter(move |s| s.services.iter().any(|x| x.value == service))
+        .map(|s| s.env.as_deref().unwrap_or(&s.name.value))
+}
+
+/// An "unset variable" warning about a migrate service's `database` whose variable is
+/// a secret delivered to that service: `gantry up` and the migrate commands fill it
+/// with the secret's value, so it is not unset where it is used.
+fn secret_fills_database(spec: &Spec, diag: &Diagnostic) -> bool {
+    if diag.code != "unset-variable" {
+        return false;
     }
+    let Some(service) = diag
+        .key
+        .as_deref()
+        .and_then(|k| k.strip_prefix("services."))
+        .and_then(|k| k.strip_suffix(".database"))
+    else {
+        return false;
+    };
+    spec.services
+        .iter()
+        .any(|s| s.name.value == service && s.migrate.is_some())
+        && secret_vars_for(spec, service).any(|var| diag.message == unset_message(var))
 }
 
 struct Decoder<'e> {
@@ -160,15 +193,10 @@ impl Decoder<'_> {
             Ok(r) => {
                 for var in r.missing {
                     self.diags.push(
-                        Diagnostic::warning(
-                            "unset-variable",
-                            format!(
-                                "environment variable `{var}` is not set; using an empty string"
-                            ),
-                        )
-                        .key(path.to_string())
-                        .at(span.clone())
-                        .hint(format!("set {var}, or give a default: ${{{var}:-value}}")),
+                        Diagnostic::warning("unset-variable", unset_message(&var))
+                            .key(path.to_string())
+                            .at(span.clone())
+                            .hint(format!("set {var}, or give a default: ${{{var}:-value}}")),
                     );
                 }
                 r.value
@@ -1056,6 +1084,10 @@ impl Decoder<'_> {
 
     /// The keys of a `kind = "migrate"` service; `database` is required.
     fn migrate(&mut self, t: &DeTable<'_>, path: &str, span: Span) -> Option<MigrateSpec> {
+        let database_template = match t.get("database").map(|x| x.get_ref()) {
+            Some(DeValue::String(s)) => s.to_string(),
+            _ => String::new(),
+        };
         let Some(database) = t
             .get("database")
             .and_then(|x| self.string(x, &join(path, "database")))
@@ -1110,6 +1142,7 @@ impl Decoder<'_> {
             .unwrap_or(Dur(Duration::from_secs(60)));
         Some(MigrateSpec {
             database,
+            database_template,
             dir,
             create_database,
             on_drift,

@@ -413,7 +413,11 @@ pub static SERVICE: &[Key] = &{
             "database",
             Ty::Str,
             None,
-            "kind = \"migrate\": the database URL (postgres://, mysql:// or sqlite://path); required.",
+            "kind = \"migrate\": the database URL (postgres://, mysql:// or sqlite://path); required. \
+             From a secret: `database = \"${DATABASE_URL}\"` with `[secrets.DATABASE_URL]` (e.g. \
+             `from_env = \"APP_DATABASE_URL\"`) listing this service in `services`; `gantry up` resolves \
+             it once and hands it to the migrator, and `gantry migrate ...` run by hand resolves the \
+             secret from its source. Output shows the URL with its password masked.",
         ),
         k(
             "dir",

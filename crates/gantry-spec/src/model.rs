@@ -128,6 +128,10 @@ pub enum OnDrift {
 pub struct MigrateSpec {
     /// postgres://…, mysql://… or sqlite://path (a path relative to the file).
     pub database: Sp<String>,
+    /// `database` as written, before `${VAR}` interpolation: `gantry up` and the manual
+    /// migrate commands interpolate it again with the secrets delivered to the service
+    /// (`database = "${DATABASE_URL}"` with a `[secrets.DATABASE_URL]` listing it).
+    pub database_template: String,
     /// The directory of `NNNN_name.up.sql` / `NNNN_name.down.sql` files, relative to the file.
     pub dir: String,
     pub create_database: bool,

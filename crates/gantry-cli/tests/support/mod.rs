@@ -72,6 +72,17 @@ pub fn up(name: &str, toml: &str, extra: &[&str]) -> Up {
 
 /// Like [`up`], with `setup` run on the stack's directory before gantry starts.
 pub fn up_with(name: &str, toml: &str, extra: &[&str], setup: impl FnOnce(&Path)) -> Up {
+    up_env(name, toml, extra, &[], setup)
+}
+
+/// Like [`up_with`], with extra variables in gantry's environment.
+pub fn up_env(
+    name: &str,
+    toml: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    setup: impl FnOnce(&Path),
+) -> Up {
     let dir = tempdir(name);
     setup(&dir);
     let mut text = toml.replace("FIXTURE", fixture().to_str().unwrap());
@@ -86,6 +97,7 @@ pub fn up_with(name: &str, toml: &str, extra: &[&str], setup: impl FnOnce(&Path)
         .arg("up")
         .arg("--json")
         .args(extra)
+        .envs(env.iter().copied())
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

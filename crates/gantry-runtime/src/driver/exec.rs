@@ -13,6 +13,9 @@ use tokio::time::Instant;
 /// How long a probe or spawn that failed for want of descriptors waits before it runs again.
 const DESCRIPTOR_BACKOFF: Duration = Duration::from_millis(250);
 
+/// How many times a spawn that failed for want of descriptors is tried again (2 s).
+const SPAWN_FD_RETRIES: u32 = 8;
+
 /// EMFILE / ENFILE in an error's text: the process (gantry) or the system is out of
 /// descriptors, which says nothing about the service.
 pub(super) fn out_of_descriptors(message: &str) -> bool {
@@ -143,6 +146,7 @@ impl Driver {
         let svc = &mut self.svcs[unit.0];
         match result {
             Ok(spawned) => {
+                svc.fd_retries = 0;
                 svc.live = Some((r#gen, spawned.pid));
                 let pid = spawned.pid;
                 super::output::spawn_reader(
@@ -155,8 +159,10 @@ impl Driver {
                 );
                 self.host.handle(Event::Spawned { unit, r#gen, pid });
             }
-            Err(e) if out_of_descriptors(&e.to_string()) => {
-                // gantry's shortage, not the service's failure: spawn it again shortly.
+            Err(e) if out_of_descriptors(&e.to_string()) && svc.fd_retries < SPAWN_FD_RETRIES => {
+                // gantry's shortage, not the service's failure: spawn it again shortly (a
+                // few times: a limit that is simply too low fails the spawn, named).
+                svc.fd_retries += 1;
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(DESCRIPTOR_BACKOFF).await;

@@ -34,6 +34,8 @@ pub(super) struct Svc {
     /// Bytes of output in flight to the loop (see output.rs), and lines dropped so far.
     pub(super) budget: Arc<tokio::sync::Semaphore>,
     pub(super) dropped: u64,
+    /// Spawns retried in a row because gantry was out of descriptors.
+    pub(super) fd_retries: u32,
 }
 
 impl Svc {
@@ -169,6 +171,7 @@ pub(super) fn make_svc(
         spawned_at: None,
         budget: super::output::budget(),
         dropped: 0,
+        fd_retries: 0,
     })
 }
 
