@@ -107,6 +107,11 @@ impl ProcStat {
             .retain(|g, _| keep.contains(g) || leaders.contains(g));
     }
 
+    /// Whether gantry runs in its own PID namespace (its pids are not the host's).
+    pub fn in_namespace(&self) -> bool {
+        self.depth > 1
+    }
+
     /// The host pid of the process with namespace pid `pid`, as of the last refresh.
     pub fn host_pid(&self, pid: u32) -> Option<u32> {
         self.host.get(&pid).copied()

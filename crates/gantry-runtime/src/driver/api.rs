@@ -97,7 +97,7 @@ impl Driver {
     /// Publishes the current state for the API (coalesced: once per loop turn at most).
     pub(super) fn publish(&mut self) {
         self.published_at = Instant::now();
-        let (svcs, usage) = (&self.svcs, &self.usage);
+        let (svcs, usage, procstat) = (&self.svcs, &self.usage, &self.procstat);
         let snap = self.host.snapshot(
             &self.api.file,
             &self.api.graph,
@@ -105,8 +105,16 @@ impl Driver {
             self.api.shutting_down,
             |v| {
                 let usage = if v.pid.is_some() { usage[v.id.0] } else { None };
+                // Host pids, as `ps` and `ss -ltnp` show them: inside gantry's PID namespace
+                // a pid is known once the next usage sample has mapped it (at the verdict,
+                // then every 2 s); until then none is shown rather than a wrong one.
+                let pid = v.pid.and_then(|p| {
+                    procstat
+                        .host_pid(p)
+                        .or((!procstat.in_namespace()).then_some(p))
+                });
                 Extra {
-                    pid: v.pid,
+                    pid,
                     status_text: svcs[v.id.0].status_text.clone(),
                     cpu_seconds: usage.map(|u| u.cpu_seconds),
                     rss_bytes: usage.map(|u| u.rss_bytes),

@@ -398,7 +398,10 @@ impl Driver {
                 Some(msg) = self.rx.recv() => self.message(msg),
                 _ = async { self.listen.as_ref().map(|w| w.tick.tick()).expect("guarded").await }, if self.listen.as_ref().is_some_and(|w| w.tick.period().is_some()) => self.listen_tick(),
                 _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
-                _ = usage_tick.tick() => self.sample_usage(),
+                _ = usage_tick.tick() => {
+                    self.trim_once();
+                    self.sample_usage();
+                }
                 _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
                 // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
                 _ = flush_tick.tick() => self.flush_logs(),
@@ -572,13 +575,17 @@ impl Driver {
         }
     }
 
-    fn sample_usage(&mut self) {
-        // Once the boot is decided and has settled (this tick runs every 2 s), the code
-        // that only start-up ran leaves the resident set (see trim.rs).
+    /// Once the boot is decided and has settled (the usage tick runs every 2 s), the code
+    /// that only start-up ran leaves the resident set (see trim.rs).
+    fn trim_once(&mut self) {
         if !self.trimmed && self.host.engine().boot_outcome().is_some() {
             self.trimmed = true;
             crate::trim::release_startup_pages();
         }
+    }
+
+    /// Host pids and CPU / RSS of every service (one /proc scan).
+    pub(super) fn sample_usage(&mut self) {
         let engine = self.host.engine();
         let pids: Vec<u32> = engine.units().filter_map(|v| v.pid).collect();
         self.procstat.refresh(&pids);

@@ -63,6 +63,9 @@ impl Driver {
 
     pub(super) fn boot_decided(&mut self, outcome: eng::Outcome) {
         self.out.end_board();
+        // Host pids and usage for the first snapshot after the verdict (`up --detach` and
+        // `status` show them); off the boot's critical path, which has ended.
+        self.sample_usage();
         let now = self.host.now();
         let (ok, verdict, label, reason) = match &outcome {
             eng::Outcome::Go => (
