@@ -4,6 +4,7 @@
 //! it never reads files, the clock or the environment.
 
 mod build;
+mod config;
 mod render;
 mod select;
 
