@@ -253,40 +253,12 @@ fn clock_seed() -> u64 {
 }
 
 /// The registered name closest to `wanted` by edit distance, if it is plausibly a typo.
+/// Candidates are sorted first so that a tie is broken the same way in every run.
 fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<String> {
     let limit = (wanted.chars().count() / 3).max(1);
-    names
-        .map(|n| (edit_distance(wanted, n), n))
-        .filter(|&(d, _)| d <= limit)
-        .min()
-        .map(|(_, n)| n.to_string())
-}
-
-/// Edit distance where swapping two neighbours counts as one edit (optimal string
-/// alignment), since `bd` for `db` is the most common typo of all.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    gantry_engine::names::nearest(wanted, names, limit).map(str::to_string)
 }
 
 struct Inner {
@@ -580,12 +552,5 @@ mod tests {
         assert_eq!(closest("dB", names.iter().copied()), Some("db".into()));
         assert_eq!(closest("queue", names.iter().copied()), None);
     }
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
-        assert_eq!(edit_distance("bd", "db"), 1);
-    }
+    // The edit distance itself is tested where it lives: gantry_engine::names.
 }
