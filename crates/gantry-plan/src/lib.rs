@@ -9,5 +9,7 @@ mod render;
 mod select;
 
 pub use build::{Plan, PlanDep, PlanUnit, Timings, build};
-pub use render::{render_dot, render_json, render_mermaid, render_text};
+pub use render::{
+    GraphEdge, GraphNode, graph_json, render_dot, render_json, render_mermaid, render_text,
+};
 pub use select::{Selection, select};

@@ -10,7 +10,8 @@ use gantry_engine::{
     Condition, Dep, Engine, EngineError, EngineOptions, Priority, ProbeConfig, ProbeMode,
     RestartPolicy, UnitConfig, UnitId, UnitKind,
 };
-use serde_json::{Value, json};
+use gantry_plan::{GraphEdge, GraphNode};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::component::Component;
@@ -131,7 +132,7 @@ impl BootBuilder {
             EngineError::Cycle { path } => BootError::Cycle { path },
             other => BootError::Invalid(other.to_string()),
         })?;
-        let graph = graph_json(&self.components);
+        let graph = graph_json(&self.components, &index);
         let names: Vec<String> = self.components.iter().map(|c| c.name.clone()).collect();
         let priorities: Vec<Priority> = self.components.iter().map(|c| c.priority).collect();
 
@@ -225,23 +226,67 @@ fn unit_config(c: &Component, deps: Vec<Dep>) -> UnitConfig {
     u
 }
 
-fn graph_json(components: &[Component]) -> Value {
-    let list: Vec<Value> = components
+/// The components as the plan's graph JSON: kind "component", no layers, waves and the
+/// longest chain from the dependencies.
+fn graph_json(components: &[Component], index: &HashMap<&str, usize>) -> Value {
+    let n = components.len();
+    let deps: Vec<Vec<usize>> = components
         .iter()
         .map(|c| {
-            json!({
-                "name": c.name,
-                "kind": "component",
-                "priority": c.priority.to_string(),
-                "depends_on": c.deps.iter().map(|(name, required)| json!({
-                    "name": name,
-                    "condition": "ready",
-                    "required": required,
-                })).collect::<Vec<_>>(),
-            })
+            c.deps
+                .iter()
+                .filter_map(|(d, _)| index.get(d.as_str()).copied())
+                .collect()
         })
         .collect();
-    json!({ "services": list })
+    // The engine accepted the graph, so it has an order; waves and the longest chain
+    // (by step count: components carry no expected times) follow it.
+    let order = gantry_engine::dependency_order(n, |i| deps[i].iter().copied()).unwrap_or_default();
+    let mut wave = vec![0usize; n];
+    let mut pred: Vec<Option<usize>> = vec![None; n];
+    for &u in &order {
+        for &d in &deps[u] {
+            if pred[u].is_none() || wave[d] + 1 > wave[u] {
+                wave[u] = wave[d] + 1;
+                pred[u] = Some(d);
+            }
+        }
+    }
+    let mut waves = vec![Vec::new(); wave.iter().max().map_or(0, |m| m + 1)];
+    for (u, &w) in wave.iter().enumerate() {
+        waves[w].push(u);
+    }
+    let mut critical = Vec::new();
+    let mut cur = (0..n).max_by_key(|&u| (wave[u], std::cmp::Reverse(u)));
+    while let Some(u) = cur {
+        critical.push(u);
+        cur = pred[u];
+    }
+    critical.reverse();
+    let priorities: Vec<String> = components.iter().map(|c| c.priority.to_string()).collect();
+    let nodes: Vec<GraphNode<'_>> = components
+        .iter()
+        .zip(&priorities)
+        .zip(&wave)
+        .map(|((c, priority), &wave)| GraphNode {
+            name: &c.name,
+            kind: "component",
+            priority,
+            layer: None,
+            wave,
+            depends_on: c
+                .deps
+                .iter()
+                .map(|(name, required)| GraphEdge {
+                    name,
+                    condition: "ready",
+                    required: *required,
+                })
+                .collect(),
+            expected_ms: None,
+        })
+        .collect();
+    gantry_plan::graph_json(&nodes, &[], &waves, &critical, None)
 }
 
 /// Different in every process and every boot, which is all full jitter needs.
@@ -553,4 +598,43 @@ mod tests {
         assert_eq!(closest("queue", names.iter().copied()), None);
     }
     // The edit distance itself is tested where it lives: gantry_engine::names.
+
+    #[test]
+    fn graph_json_has_the_plan_shape() {
+        let components = [
+            Component::new("db"),
+            Component::new("cache"),
+            Component::new("api")
+                .depends_on(["db"])
+                .depends_on_soft(["cache"]),
+            Component::new("web").depends_on(["api"]),
+        ];
+        let index: HashMap<&str, usize> = components
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
+        let g = graph_json(&components, &index);
+        let api = &g["services"][2];
+        assert_eq!(api["name"], "api");
+        assert_eq!(api["kind"], "component");
+        assert_eq!(api["priority"], "medium");
+        assert_eq!(api["wave"], 2);
+        assert_eq!(api["layer"], Value::Null);
+        assert_eq!(api["expected_ms"], Value::Null);
+        assert_eq!(
+            api["depends_on"],
+            serde_json::json!([
+                { "name": "db", "condition": "ready", "required": true },
+                { "name": "cache", "condition": "ready", "required": false }
+            ])
+        );
+        assert_eq!(
+            g["waves"],
+            serde_json::json!([["db", "cache"], ["api"], ["web"]])
+        );
+        assert_eq!(g["critical_path"], serde_json::json!(["db", "api", "web"]));
+        assert_eq!(g["layers"], serde_json::json!([]));
+        assert_eq!(g["critical_ms"], Value::Null);
+    }
 }
