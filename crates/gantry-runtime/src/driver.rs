@@ -1707,7 +1707,7 @@ fn make_svc(
         _ => Vec::new(),
     });
     let log_matchers = probes.clone().map(|p| match p.map(|p| p.kind) {
-        Some(ProbeKind::Log(re)) => LogMatcher::new(&re).ok(),
+        Some(ProbeKind::Log(re)) => Some(LogMatcher::from(re)),
         _ => None,
     });
     let notify = if probes

@@ -534,6 +534,13 @@ impl LogMatcher {
     }
 }
 
+/// The pattern the file decoder already compiled: no second compile.
+impl From<gantry_spec::LogPattern> for LogMatcher {
+    fn from(pattern: gantry_spec::LogPattern) -> LogMatcher {
+        LogMatcher(pattern.into_regex())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,6 +561,15 @@ mod tests {
         assert!(!m.matches("starting"));
         let err = LogMatcher::new("(").unwrap_err();
         assert!(err.to_string().starts_with("invalid log pattern \"(\""));
+    }
+
+    #[test]
+    fn log_matcher_from_the_decoded_pattern() {
+        let pattern = gantry_spec::LogPattern::new(r"ready in \d+ms").expect("valid");
+        assert_eq!(pattern.as_str(), r"ready in \d+ms");
+        let m = LogMatcher::from(pattern);
+        assert!(m.matches("db ready in 12ms"));
+        assert!(!m.matches("ready soon"));
     }
 
     #[test]
