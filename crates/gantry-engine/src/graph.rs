@@ -69,50 +69,121 @@ pub(crate) fn build(units: &[UnitConfig]) -> Result<Graph, EngineError> {
     })
 }
 
-/// Iterative depth-first search, so that a 10,000-unit chain cannot overflow
-/// the stack; on a back edge the whole cycle is reported, not just one edge.
+/// Rejects a cyclic graph, naming the first cycle [`dependency_order`] reports.
 fn check_cycles(units: &[UnitConfig]) -> Result<(), EngineError> {
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum Mark {
-        New,
-        OnPath,
-        Done,
+    match dependency_order(units.len(), |i| units[i].deps.iter().map(|d| d.unit.0)) {
+        Ok(_) => Ok(()),
+        Err(cycles) => Err(EngineError::Cycle {
+            path: cycles
+                .first()
+                .map(|c| c.iter().map(|&u| units[u].name.clone()).collect())
+                .unwrap_or_default(),
+        }),
     }
-    let mut mark = vec![Mark::New; units.len()];
-    for root in 0..units.len() {
-        if mark[root] != Mark::New {
-            continue;
+}
+
+/// A dependencies-first order of the graph whose node `i` depends on the nodes `deps(i)`
+/// (Kahn's algorithm: iterative, so a 10,000-node chain cannot overflow the stack).
+///
+/// On cycles it returns one cycle per group of nodes that could not be ordered, each as
+/// its full path with the first node repeated at the end, in dependency direction
+/// (`[a, b, a]`: a depends on b, b on a). The one cycle check of gantry: the plan turns
+/// these paths into diagnostics, the engine refuses to run them. Dependencies that are
+/// not below `n` are ignored (the engine reports them before it asks).
+pub fn dependency_order<D, I>(n: usize, deps: D) -> Result<Vec<usize>, Vec<Vec<usize>>>
+where
+    D: Fn(usize) -> I,
+    I: IntoIterator<Item = usize>,
+{
+    let edges = |i: usize| deps(i).into_iter().filter(move |&d| d < n);
+    // Reverse edges in one flat array (CSR), each node's dependents in node order.
+    let mut indegree = vec![0usize; n];
+    let mut start = vec![0usize; n + 1];
+    for (i, count) in indegree.iter_mut().enumerate() {
+        for d in edges(i) {
+            *count += 1;
+            start[d + 1] += 1;
         }
-        mark[root] = Mark::OnPath;
-        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
-        while let Some(top) = path.last_mut() {
-            let node = top.0;
-            let Some(dep) = units[node].deps.get(top.1) else {
-                mark[node] = Mark::Done;
-                path.pop();
-                continue;
-            };
-            top.1 += 1;
-            let next = dep.unit.0;
-            match mark[next] {
-                Mark::New => {
-                    mark[next] = Mark::OnPath;
-                    path.push((next, 0));
-                }
-                Mark::OnPath => {
-                    let start = path.iter().position(|&(u, _)| u == next).unwrap_or(0);
-                    let mut names: Vec<String> = path[start..]
-                        .iter()
-                        .map(|&(u, _)| units[u].name.clone())
-                        .collect();
-                    names.push(units[next].name.clone());
-                    return Err(EngineError::Cycle { path: names });
-                }
-                Mark::Done => {}
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut dependents = vec![0usize; start[n]];
+    for i in 0..n {
+        for d in edges(i) {
+            dependents[fill[d]] = i;
+            fill[d] += 1;
+        }
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    order.reserve(n - order.len());
+    let mut head = 0;
+    while head < order.len() {
+        let u = order[head];
+        head += 1;
+        for &d in &dependents[start[u]..start[u + 1]] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                order.push(d);
             }
         }
     }
-    Ok(())
+    if order.len() == n {
+        return Ok(order);
+    }
+    Err(stuck_cycles(n, &indegree, &edges))
+}
+
+/// The cycles among the nodes Kahn could not order (indegree > 0): from each stuck node
+/// not yet reported, walk to a stuck dependency until a node repeats. Every stuck node
+/// has one (otherwise it would have been released), so each walk ends on a cycle or on a
+/// node already reported.
+fn stuck_cycles<E, I>(n: usize, indegree: &[usize], edges: &E) -> Vec<Vec<usize>>
+where
+    E: Fn(usize) -> I,
+    I: Iterator<Item = usize>,
+{
+    let stuck: Vec<bool> = indegree.iter().map(|&d| d > 0).collect();
+    let mut reported = vec![false; n];
+    // Position of a node on the current walk; usize::MAX when it is not on it.
+    let mut pos = vec![usize::MAX; n];
+    let mut cycles = Vec::new();
+    for first in 0..n {
+        if !stuck[first] || reported[first] {
+            continue;
+        }
+        let mut path = Vec::new();
+        let mut u = first;
+        loop {
+            if pos[u] != usize::MAX {
+                let mut cycle = path[pos[u]..].to_vec();
+                cycle.push(u);
+                let already = cycle.iter().any(|&c| reported[c]);
+                for &c in &cycle {
+                    reported[c] = true;
+                }
+                if !already {
+                    cycles.push(cycle);
+                }
+                break;
+            }
+            if reported[u] {
+                break;
+            }
+            pos[u] = path.len();
+            path.push(u);
+            match edges(u).find(|&d| stuck[d]) {
+                Some(d) => u = d,
+                None => break,
+            }
+        }
+        for &p in &path {
+            reported[p] = true;
+            pos[p] = usize::MAX;
+        }
+    }
+    cycles
 }
 
 #[cfg(test)]
@@ -137,6 +208,26 @@ mod tests {
             err.to_string(),
             "dependency cycle: [ one -> two -> three -> one ]"
         );
+    }
+
+    #[test]
+    fn dependency_order_puts_dependencies_first_or_names_every_cycle() {
+        let deps: [&[usize]; 4] = [&[], &[0], &[0], &[1, 2]];
+        assert_eq!(
+            dependency_order(4, |i| deps[i].iter().copied()),
+            Ok(vec![0, 1, 2, 3])
+        );
+        // Two separate cycles, and a node stuck behind one of them.
+        let deps: [&[usize]; 5] = [&[1], &[0], &[3], &[2], &[0]];
+        assert_eq!(
+            dependency_order(5, |i| deps[i].iter().copied()),
+            Err(vec![vec![0, 1, 0], vec![2, 3, 2]])
+        );
+        // A 10,000-node chain with a back edge: no recursion, the whole path.
+        let n = 10_000;
+        let cyc = dependency_order(n, |i| [(i + 1) % n]).unwrap_err();
+        assert_eq!(cyc.len(), 1);
+        assert_eq!(cyc[0].len(), n + 1);
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod engine;
 mod error;
 mod graph;
 mod io;
+pub mod names;
 mod probe;
 mod rng;
 mod time;
@@ -53,6 +54,7 @@ pub use config::{
 };
 pub use engine::Engine;
 pub use error::EngineError;
+pub use graph::dependency_order;
 pub use io::{Action, Command, Event, ExitStatus, Gen, Notice, Outcome, State, StopSignal};
 pub use probe::adaptive_interval;
 pub use rng::SplitMix64;

@@ -313,74 +313,10 @@ fn check_ports(spec: &Spec, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Kahn's algorithm; on failure returns one cycle per strongly connected component.
+/// Dependencies-first order, or the cycles with their full paths: the engine's one cycle
+/// check ([`gantry_engine::dependency_order`]), which the plan turns into diagnostics.
 fn topo_order(units: &[PlanUnit]) -> Result<Vec<usize>, Vec<Vec<usize>>> {
-    let n = units.len();
-    let mut indegree: Vec<usize> = units.iter().map(|u| u.deps.len()).collect();
-    let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    let mut order = Vec::with_capacity(n);
-    let mut head = 0;
-    while head < queue.len() {
-        let u = queue[head];
-        head += 1;
-        order.push(u);
-        for &d in &units[u].dependents {
-            indegree[d] -= 1;
-            if indegree[d] == 0 {
-                queue.push(d);
-            }
-        }
-    }
-    if order.len() == n {
-        return Ok(order);
-    }
-    Err(find_cycles(units, &indegree))
-}
-
-/// Finds cycles among the units Kahn could not order (indegree > 0), one per
-/// strongly connected component, each as the full path with the first unit repeated.
-fn find_cycles(units: &[PlanUnit], indegree: &[usize]) -> Vec<Vec<usize>> {
-    let stuck: Vec<bool> = indegree.iter().map(|&d| d > 0).collect();
-    let mut in_cycle_reported = vec![false; units.len()];
-    let mut cycles = Vec::new();
-    for start in 0..units.len() {
-        if !stuck[start] || in_cycle_reported[start] {
-            continue;
-        }
-        // Walk dependencies that are themselves stuck: every stuck unit has one
-        // (otherwise Kahn would have released it), so the walk must revisit a unit.
-        let mut pos: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
-        let mut path = Vec::new();
-        let mut u = start;
-        loop {
-            if let Some(&p) = pos.get(&u) {
-                let mut cycle: Vec<usize> = path[p..].to_vec();
-                // Print the cycle in dependency direction: a -> b means a depends on b.
-                cycle.push(u);
-                let already = cycle.iter().any(|&c| in_cycle_reported[c]);
-                for &c in &cycle {
-                    in_cycle_reported[c] = true;
-                }
-                if !already {
-                    cycles.push(cycle);
-                }
-                break;
-            }
-            if in_cycle_reported[u] {
-                break;
-            }
-            pos.insert(u, path.len());
-            path.push(u);
-            match units[u].deps.iter().find(|d| stuck[d.unit]) {
-                Some(d) => u = d.unit,
-                None => break,
-            }
-        }
-        for &p in &path {
-            in_cycle_reported[p] = true;
-        }
-    }
-    cycles
+    gantry_engine::dependency_order(units.len(), |i| units[i].deps.iter().map(|d| d.unit))
 }
 
 fn cycle_diagnostic(units: &[PlanUnit], cycle: &[usize], source: &Source) -> Diagnostic {

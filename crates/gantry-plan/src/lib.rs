@@ -5,10 +5,13 @@
 
 mod build;
 mod chain;
+mod config;
 mod render;
 mod select;
 
 pub use build::{Plan, PlanDep, PlanUnit, Timings, build};
 pub use chain::{NamedGraph, UnitTimes, critical_chain, critical_chain_by_name};
-pub use render::{render_dot, render_json, render_mermaid, render_text};
+pub use render::{
+    GraphEdge, GraphNode, graph_json, render_dot, render_json, render_mermaid, render_text,
+};
 pub use select::{Selection, select};

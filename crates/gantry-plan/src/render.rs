@@ -220,32 +220,95 @@ pub fn render_mermaid(plan: &Plan) -> String {
     out
 }
 
-/// Machine-readable plan (`gantry graph --format json`).
-pub fn render_json(plan: &Plan) -> serde_json::Value {
-    let services: Vec<_> = plan
-        .units
+/// One service (or embedded component) of the machine-readable graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphNode<'a> {
+    pub name: &'a str,
+    /// `process`, `task`, `external`, `migrate`, or `component` (the embeddable library).
+    pub kind: &'a str,
+    pub priority: &'a str,
+    pub layer: Option<&'a str>,
+    /// 0-based start wave (printed 1-based).
+    pub wave: usize,
+    pub depends_on: Vec<GraphEdge<'a>>,
+    /// The critical-path weight, when one is known.
+    pub expected_ms: Option<u64>,
+}
+
+/// A dependency of a [`GraphNode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphEdge<'a> {
+    pub name: &'a str,
+    pub condition: &'a str,
+    pub required: bool,
+}
+
+/// The one builder of the graph JSON, for `gantry graph --format json` and the API's
+/// `/api/v1/graph`, from the process plan ([`render_json`]) and from the embeddable
+/// library's components alike. `waves` and `critical_path` hold node indexes.
+pub fn graph_json(
+    nodes: &[GraphNode<'_>],
+    layers: &[String],
+    waves: &[Vec<usize>],
+    critical_path: &[usize],
+    critical_ms: Option<u64>,
+) -> serde_json::Value {
+    let names = |list: &[usize]| list.iter().map(|&u| nodes[u].name).collect::<Vec<_>>();
+    let services: Vec<_> = nodes
         .iter()
-        .map(|u| {
+        .map(|n| {
             serde_json::json!({
-                "name": u.name(),
-                "kind": u.service.kind,
-                "priority": priority(u.service.priority),
-                "layer": plan.layers.get(u.layer),
-                "wave": u.wave + 1,
-                "depends_on": u.deps.iter().map(|d| serde_json::json!({
-                    "name": plan.units[d.unit].name(),
-                    "condition": condition(d.condition),
+                "name": n.name,
+                "kind": n.kind,
+                "priority": n.priority,
+                "layer": n.layer,
+                "wave": n.wave + 1,
+                "depends_on": n.depends_on.iter().map(|d| serde_json::json!({
+                    "name": d.name,
+                    "condition": d.condition,
                     "required": d.required,
                 })).collect::<Vec<_>>(),
-                "expected_ms": u.expected.as_millis() as u64,
+                "expected_ms": n.expected_ms,
             })
         })
         .collect();
     serde_json::json!({
         "services": services,
-        "layers": plan.layers,
-        "waves": plan.waves.iter().map(|w| w.iter().map(|&u| plan.units[u].name()).collect::<Vec<_>>()).collect::<Vec<_>>(),
-        "critical_path": plan.critical_path.iter().map(|&u| plan.units[u].name()).collect::<Vec<_>>(),
-        "critical_ms": plan.timed.then_some(plan.critical_time.as_millis() as u64),
+        "layers": layers,
+        "waves": waves.iter().map(|w| names(w)).collect::<Vec<_>>(),
+        "critical_path": names(critical_path),
+        "critical_ms": critical_ms,
     })
+}
+
+/// Machine-readable plan (`gantry graph --format json`).
+pub fn render_json(plan: &Plan) -> serde_json::Value {
+    let nodes: Vec<GraphNode<'_>> = plan
+        .units
+        .iter()
+        .map(|u| GraphNode {
+            name: u.name(),
+            kind: kind_label(u.service.kind),
+            priority: priority(u.service.priority),
+            layer: plan.layers.get(u.layer).map(String::as_str),
+            wave: u.wave,
+            depends_on: u
+                .deps
+                .iter()
+                .map(|d| GraphEdge {
+                    name: plan.units[d.unit].name(),
+                    condition: condition(d.condition),
+                    required: d.required,
+                })
+                .collect(),
+            expected_ms: Some(u.expected.as_millis() as u64),
+        })
+        .collect();
+    graph_json(
+        &nodes,
+        &plan.layers,
+        &plan.waves,
+        &plan.critical_path,
+        plan.timed.then_some(plan.critical_time.as_millis() as u64),
+    )
 }

@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 
 use crate::process::{SpawnSpec, Spawned, signal_group, spawn};
 use crate::reaper::{ExitStatus, Reaper};
+use gantry_engine::HumanDuration;
 
 /// How much of an HTTP response body is read for the `expect_body` check.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -58,27 +59,8 @@ impl ProbeOutcome {
     }
 }
 
-/// Human-readable duration for messages: "1s", "200ms", "1.5s", "350µs".
-pub fn fmt_duration(d: Duration) -> String {
-    let micros = d.as_micros();
-    if micros == 0 {
-        return "0s".into();
-    }
-    if micros.is_multiple_of(1_000_000) {
-        format!("{}s", micros / 1_000_000)
-    } else if micros >= 1_000_000 && micros.is_multiple_of(100_000) {
-        format!("{:.1}s", d.as_secs_f64())
-    } else if micros.is_multiple_of(1_000) {
-        format!("{}ms", micros / 1_000)
-    } else if micros >= 1_000 {
-        format!("{:.1}ms", micros as f64 / 1_000.0)
-    } else {
-        format!("{micros}µs")
-    }
-}
-
 fn timed_out(timeout: Duration) -> String {
-    format!("timed out after {}", fmt_duration(timeout))
+    format!("timed out after {}", HumanDuration(timeout))
 }
 
 /// TCP probe: resolve `addr` ("host:port"), connect, close at once. Ok on the first address
@@ -406,7 +388,7 @@ async fn run_command(
                 Ok(_) => "process group killed".to_string(),
                 Err(_) => format!(
                     "process group killed, pid {pid} not gone after {}",
-                    fmt_duration(EXEC_KILL_WAIT)
+                    HumanDuration(EXEC_KILL_WAIT)
                 ),
             };
             let mut msg = format!("{} ({suffix})", timed_out(timeout));
@@ -534,12 +516,21 @@ impl LogMatcher {
     }
 }
 
+/// The pattern the file decoder already compiled: no second compile.
+impl From<gantry_spec::LogPattern> for LogMatcher {
+    fn from(pattern: gantry_spec::LogPattern) -> LogMatcher {
+        LogMatcher(pattern.into_regex())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn durations() {
+        // Messages use the engine's one human duration format.
+        let fmt_duration = |d| HumanDuration(d).to_string();
         assert_eq!(fmt_duration(Duration::from_secs(1)), "1s");
         assert_eq!(fmt_duration(Duration::from_millis(200)), "200ms");
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
@@ -554,6 +545,15 @@ mod tests {
         assert!(!m.matches("starting"));
         let err = LogMatcher::new("(").unwrap_err();
         assert!(err.to_string().starts_with("invalid log pattern \"(\""));
+    }
+
+    #[test]
+    fn log_matcher_from_the_decoded_pattern() {
+        let pattern = gantry_spec::LogPattern::new(r"ready in \d+ms").expect("valid");
+        assert_eq!(pattern.as_str(), r"ready in \d+ms");
+        let m = LogMatcher::from(pattern);
+        assert!(m.matches("db ready in 12ms"));
+        assert!(!m.matches("ready soon"));
     }
 
     #[test]

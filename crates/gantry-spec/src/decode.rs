@@ -816,7 +816,39 @@ impl Decoder<'_> {
     fn probe(&mut self, v: &Value<'_>, path: &str) -> Option<Probe> {
         let t = self.table(v, path)?;
         self.unknown_keys(t, keys::PROBE, path);
-        let present: Vec<&str> = keys::PROBE_KINDS
+        let name = self.probe_kind_key(t, v, path)?;
+        let kp = join(path, name);
+        let kv = &t[name];
+        let kind = match name {
+            "exec" => ProbeKind::Exec(self.command(kv, &kp)?.value),
+            "http" => self.http_probe(t, kv, path)?,
+            "tcp" => self.tcp_probe(kv, &kp)?,
+            "log" => self.log_probe(kv, &kp)?,
+            "notify" => self.notify_probe(kv, &kp)?,
+            store_kind => {
+                let url = self.string(kv, &kp)?.value;
+                let s = self.store_probe(t, path, url);
+                match store_kind {
+                    "postgres" => ProbeKind::Postgres(s),
+                    "mysql" => ProbeKind::Mysql(s),
+                    "redis" => ProbeKind::Redis(s),
+                    "amqp" => ProbeKind::Amqp(s),
+                    "nats" => ProbeKind::Nats(s),
+                    _ => ProbeKind::Sqlite(s),
+                }
+            }
+        };
+        Some(self.probe_schedule(t, v, path, kind))
+    }
+
+    /// The one kind key of a probe table (`tcp`, `http`, …); none or several is an error.
+    fn probe_kind_key(
+        &mut self,
+        t: &DeTable<'_>,
+        v: &Value<'_>,
+        path: &str,
+    ) -> Option<&'static str> {
+        let present: Vec<&'static str> = keys::PROBE_KINDS
             .iter()
             .copied()
             .filter(|k| t.contains_key(*k))
@@ -846,125 +878,127 @@ impl Decoder<'_> {
             );
             return None;
         }
-        let name = present[0];
-        let kp = join(path, name);
-        let kv = &t[name];
-        let store = |d: &mut Self, url: String| {
-            let mut s = StoreProbe {
-                url,
-                ..StoreProbe::default()
-            };
-            if let Some(x) = t.get("rw") {
-                s.rw = d.boolean(x, &join(path, "rw")).unwrap_or(false);
-            }
-            if let Some(x) = t.get("queues") {
-                s.queues = d
-                    .str_list(x, &join(path, "queues"))
-                    .into_iter()
-                    .map(|q| q.value)
-                    .collect();
-            }
-            if let Some(x) = t.get("require_dlq") {
-                s.require_dlq = d.boolean(x, &join(path, "require_dlq")).unwrap_or(false);
-            }
-            if let Some(x) = t.get("streams") {
-                s.streams = d
-                    .str_list(x, &join(path, "streams"))
-                    .into_iter()
-                    .map(|q| q.value)
-                    .collect();
-            }
-            s
+        Some(present[0])
+    }
+
+    /// The options of a store probe (`rw`, `queues`, `require_dlq`, `streams`).
+    fn store_probe(&mut self, t: &DeTable<'_>, path: &str, url: String) -> StoreProbe {
+        let mut s = StoreProbe {
+            url,
+            ..StoreProbe::default()
         };
-        let kind = match name {
-            "exec" => ProbeKind::Exec(self.command(kv, &kp)?.value),
-            "http" => {
-                let url = self.string(kv, &kp)?;
-                if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
-                    self.error(
-                        "invalid-value",
-                        &kp,
-                        kv.span(),
-                        format!("`{}` is not an http(s) URL", url.value),
-                        "write a full URL such as \"http://127.0.0.1:8000/health\"",
-                    );
-                    return None;
-                }
-                let expect_status = t
-                    .get("expect_status")
-                    .and_then(|x| self.int(x, &join(path, "expect_status"), 100, 599))
-                    .map(|n| n as u16);
-                let expect_body = t
-                    .get("expect_body")
-                    .and_then(|x| self.string(x, &join(path, "expect_body")))
-                    .map(|s| s.value);
-                ProbeKind::Http {
-                    url: url.value,
-                    expect_status,
-                    expect_body,
-                }
+        if let Some(x) = t.get("rw") {
+            s.rw = self.boolean(x, &join(path, "rw")).unwrap_or(false);
+        }
+        if let Some(x) = t.get("queues") {
+            s.queues = self
+                .str_list(x, &join(path, "queues"))
+                .into_iter()
+                .map(|q| q.value)
+                .collect();
+        }
+        if let Some(x) = t.get("require_dlq") {
+            s.require_dlq = self.boolean(x, &join(path, "require_dlq")).unwrap_or(false);
+        }
+        if let Some(x) = t.get("streams") {
+            s.streams = self
+                .str_list(x, &join(path, "streams"))
+                .into_iter()
+                .map(|q| q.value)
+                .collect();
+        }
+        s
+    }
+
+    fn http_probe(&mut self, t: &DeTable<'_>, kv: &Value<'_>, path: &str) -> Option<ProbeKind> {
+        let kp = join(path, "http");
+        let url = self.string(kv, &kp)?;
+        if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
+            self.error(
+                "invalid-value",
+                &kp,
+                kv.span(),
+                format!("`{}` is not an http(s) URL", url.value),
+                "write a full URL such as \"http://127.0.0.1:8000/health\"",
+            );
+            return None;
+        }
+        let expect_status = t
+            .get("expect_status")
+            .and_then(|x| self.int(x, &join(path, "expect_status"), 100, 599))
+            .map(|n| n as u16);
+        let expect_body = t
+            .get("expect_body")
+            .and_then(|x| self.string(x, &join(path, "expect_body")))
+            .map(|s| s.value);
+        Some(ProbeKind::Http {
+            url: url.value,
+            expect_status,
+            expect_body,
+        })
+    }
+
+    fn tcp_probe(&mut self, kv: &Value<'_>, kp: &str) -> Option<ProbeKind> {
+        let addr = self.string(kv, kp)?;
+        let ok = addr
+            .value
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            self.error(
+                "invalid-value",
+                kp,
+                kv.span(),
+                format!("`{}` is not host:port", addr.value),
+                "write the address as \"host:port\", e.g. \"127.0.0.1:6379\"",
+            );
+            return None;
+        }
+        Some(ProbeKind::Tcp(addr.value))
+    }
+
+    fn log_probe(&mut self, kv: &Value<'_>, kp: &str) -> Option<ProbeKind> {
+        let re = self.string(kv, kp)?;
+        match LogPattern::new(&re.value) {
+            Ok(pattern) => Some(ProbeKind::Log(pattern)),
+            Err(e) => {
+                let first = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                self.error("invalid-value", kp, kv.span(), format!("invalid regular expression: {first}"), "fix the pattern (Rust regex syntax); escape literal characters such as . or ( with \\\\");
+                None
             }
-            "tcp" => {
-                let addr = self.string(kv, &kp)?;
-                let ok = addr
-                    .value
-                    .rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-                if !ok {
-                    self.error(
-                        "invalid-value",
-                        &kp,
-                        kv.span(),
-                        format!("`{}` is not host:port", addr.value),
-                        "write the address as \"host:port\", e.g. \"127.0.0.1:6379\"",
-                    );
-                    return None;
-                }
-                ProbeKind::Tcp(addr.value)
+        }
+    }
+
+    fn notify_probe(&mut self, kv: &Value<'_>, kp: &str) -> Option<ProbeKind> {
+        if self.boolean(kv, kp) != Some(true) {
+            if matches!(kv.get_ref(), DeValue::Boolean(false)) {
+                self.error(
+                    "invalid-value",
+                    kp,
+                    kv.span(),
+                    "notify = false checks nothing",
+                    "write notify = true, or remove the probe",
+                );
             }
-            "log" => {
-                let re = self.string(kv, &kp)?;
-                if let Err(e) = regex::Regex::new(&re.value) {
-                    let first = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string();
-                    self.error("invalid-value", &kp, kv.span(), format!("invalid regular expression: {first}"), "fix the pattern (Rust regex syntax); escape literal characters such as . or ( with \\\\");
-                    return None;
-                }
-                ProbeKind::Log(re.value)
-            }
-            "notify" => {
-                if self.boolean(kv, &kp) != Some(true) {
-                    if matches!(kv.get_ref(), DeValue::Boolean(false)) {
-                        self.error(
-                            "invalid-value",
-                            &kp,
-                            kv.span(),
-                            "notify = false checks nothing",
-                            "write notify = true, or remove the probe",
-                        );
-                    }
-                    return None;
-                }
-                ProbeKind::Notify
-            }
-            store_kind => {
-                let url = self.string(kv, &kp)?.value;
-                let s = store(self, url);
-                match store_kind {
-                    "postgres" => ProbeKind::Postgres(s),
-                    "mysql" => ProbeKind::Mysql(s),
-                    "redis" => ProbeKind::Redis(s),
-                    "amqp" => ProbeKind::Amqp(s),
-                    "nats" => ProbeKind::Nats(s),
-                    _ => ProbeKind::Sqlite(s),
-                }
-            }
-        };
+            return None;
+        }
+        Some(ProbeKind::Notify)
+    }
+
+    /// The probe's timing and thresholds, with their range checks.
+    fn probe_schedule(
+        &mut self,
+        t: &DeTable<'_>,
+        v: &Value<'_>,
+        path: &str,
+        kind: ProbeKind,
+    ) -> Probe {
         let dur = |d: &mut Self, key: &str, default: Duration| {
             t.get(key)
                 .and_then(|x| d.duration(x, &join(path, key)))
@@ -1005,7 +1039,7 @@ impl Decoder<'_> {
                         .hint("make timeout at most period"),
                 );
         }
-        Some(Probe {
+        Probe {
             kind,
             span: v.span(),
             initial_delay,
@@ -1013,7 +1047,7 @@ impl Decoder<'_> {
             timeout,
             success_threshold,
             failure_threshold,
-        })
+        }
     }
 
     fn depends_on(&mut self, v: &Value<'_>, path: &str) -> Vec<Dependency> {

@@ -129,38 +129,13 @@ impl Diagnostic {
     }
 }
 
-/// Edit distance, for "did you mean" hints.
-pub fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
-/// The closest candidate within a small edit distance, if any.
+/// The closest candidate within a small edit distance, if any (transposed neighbours count
+/// as one edit).
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    let len = word.chars().count();
-    let limit = (len / 3).max(1) + 1;
-    candidates
-        .into_iter()
-        // The edit distance is at least the length difference: skip hopeless candidates
-        // cheaply, which keeps hints fast in files with thousands of services.
-        .filter(|c| {
-            c.len().abs_diff(word.len()) <= limit * 4 && c.chars().count().abs_diff(len) <= limit
-        })
-        .map(|c| (levenshtein(word, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    // One edit per three chars, plus one: short names get two.
+    let limit = (word.chars().count() / 3).max(1) + 1;
+    gantry_engine::names::nearest(word, candidates, limit)
 }

@@ -5,6 +5,16 @@
 //! reference (`docs/config.md`). A test regenerates both documents and fails when
 //! the committed copies differ.
 
+use std::time::Duration;
+
+/// `start_timeout` when a service does not set one: a server should be ready within a minute.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// `start_timeout` for `kind = "task"` and `kind = "migrate"`: a one-shot (a migration) may
+/// legitimately run for minutes.
+pub const START_TIMEOUT_ONESHOT: Duration = Duration::from_secs(600);
+/// The default text of `start_timeout` in the docs; a test checks it names the two constants.
+const START_TIMEOUT_DEFAULT: &str = "\"60s\"; \"10m\" for kind = \"task\" and \"migrate\"";
+
 /// The shape of a value.
 #[derive(Debug, Clone, Copy)]
 pub enum Ty {
@@ -325,7 +335,7 @@ macro_rules! inheritable {
             k("retry", Ty::Table(RETRY), None, "Start attempts and exponential backoff."),
             k("start_breaker", Ty::Table(START_BREAKER), None, "Start breaker: after `failures` consecutive failed start attempts, hold the next attempt back for `cooldown`. Opens only when `retry.attempts` is larger than `failures`. Absent: no breaker."),
             k("start_limit", Ty::Table(START_LIMIT), None, "Restart burst limit."),
-            k("start_timeout", Ty::Duration, None, "Time from spawn to ready (or completed) before the attempt fails."),
+            k("start_timeout", Ty::Duration, Some(START_TIMEOUT_DEFAULT), "Time from spawn to ready (or completed) before the attempt fails."),
             k("stop_signal", Ty::Enum(SIGNALS), Some("\"SIGTERM\""), "Signal sent to the process group to stop the service."),
             k("stop_timeout", Ty::Duration, Some("\"10s\""), "Time after the stop signal before SIGKILL."),
         ]
@@ -341,7 +351,7 @@ pub static SERVICE: &[Key] = &{
             "command",
             Ty::Command,
             None,
-            "What to run: a string split like a shell (no expansion), or an array. Required unless kind = \"external\".",
+            "What to run: a string split like a shell (no expansion), or an array. Required unless kind = \"external\" or \"migrate\" (both ignore it).",
         ),
         k(
             "kind",
@@ -551,5 +561,24 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), SERVICE.len());
+    }
+
+    #[test]
+    fn start_timeout_default_text_names_the_constants() {
+        use crate::duration::parse_duration;
+        let key = find(SERVICE, "start_timeout").unwrap();
+        let text = key.default.unwrap();
+        // The quoted durations, in order: the default, then the one-shot default.
+        let quoted: Vec<_> = text
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter_map(|t| parse_duration(t).ok())
+            .collect();
+        assert_eq!(quoted, [START_TIMEOUT, START_TIMEOUT_ONESHOT], "{text}");
+        assert_eq!(
+            find(DEFAULTS, "start_timeout").unwrap().default,
+            key.default
+        );
     }
 }

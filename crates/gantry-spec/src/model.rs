@@ -246,8 +246,9 @@ pub enum ProbeKind {
     },
     /// Connect to `host:port`.
     Tcp(String),
-    /// A regular expression matched against the service's output lines.
-    Log(String),
+    /// A regular expression matched against the service's output lines, compiled once
+    /// when the file is decoded.
+    Log(LogPattern),
     /// sd_notify: the service sends READY=1 to $NOTIFY_SOCKET.
     Notify,
     Postgres(StoreProbe),
@@ -273,6 +274,52 @@ impl ProbeKind {
             ProbeKind::Nats(_) => "nats",
             ProbeKind::Sqlite(_) => "sqlite",
         }
+    }
+}
+
+/// A compiled `log` probe pattern (Rust regex syntax, unanchored). Compares, hashes and
+/// prints as its source text; cloning shares the compiled program.
+#[derive(Clone)]
+pub struct LogPattern(regex::Regex);
+
+impl LogPattern {
+    /// Compiles `pattern`; the decoder reports the error with the key's position.
+    pub fn new(pattern: &str) -> Result<LogPattern, regex::Error> {
+        regex::Regex::new(pattern).map(LogPattern)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The compiled expression.
+    pub fn regex(&self) -> &regex::Regex {
+        &self.0
+    }
+
+    /// Whether `line` contains a match.
+    pub fn is_match(&self, line: &str) -> bool {
+        self.0.is_match(line)
+    }
+
+    /// The compiled expression, for a consumer that keeps only that.
+    pub fn into_regex(self) -> regex::Regex {
+        self.0
+    }
+}
+
+impl PartialEq for LogPattern {
+    fn eq(&self, other: &LogPattern) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for LogPattern {}
+
+impl std::fmt::Debug for LogPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LogPattern").field(&self.as_str()).finish()
     }
 }
 

@@ -374,8 +374,10 @@ fn section_note(anchor: &str) -> Option<&'static str> {
         "services" => {
             "One table per service; the table name is the service name (see \
              [names](#names); two names differing only in case are an error). `command` is \
-             required unless `kind = \"external\"`. `database`, `dir` and `remediate` are \
-             reserved for future kinds.\n\n```toml\n[services.api]\ncommand = \"python3 app.py\"\ndepends_on = { db = \"ready\", migrate = \"completed\" }\nreadiness = { http = \"http://127.0.0.1:8000/health\", period = \"2s\" }\n```"
+             required unless `kind = \"external\"` or `kind = \"migrate\"` (a migrate \
+             service runs gantry's own migrator, set up by `database`, `dir`, \
+             `create_database`, `on_drift` and `lock_timeout`). `remediate` works for every \
+             kind.\n\n```toml\n[services.api]\ncommand = \"python3 app.py\"\ndepends_on = { db = \"ready\", migrate = \"completed\" }\nreadiness = { http = \"http://127.0.0.1:8000/health\", period = \"2s\" }\n```"
         }
         "depends_on" => {
             "Two forms. A list of names waits for each to be ready: \

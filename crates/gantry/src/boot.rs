@@ -10,7 +10,8 @@ use gantry_engine::{
     Condition, Dep, Engine, EngineError, EngineOptions, Priority, ProbeConfig, ProbeMode,
     RestartPolicy, UnitConfig, UnitId, UnitKind,
 };
-use serde_json::{Value, json};
+use gantry_plan::{GraphEdge, GraphNode};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::component::Component;
@@ -131,7 +132,7 @@ impl BootBuilder {
             EngineError::Cycle { path } => BootError::Cycle { path },
             other => BootError::Invalid(other.to_string()),
         })?;
-        let graph = graph_json(&self.components);
+        let graph = graph_json(&self.components, &index);
         let names: Vec<String> = self.components.iter().map(|c| c.name.clone()).collect();
         let priorities: Vec<Priority> = self.components.iter().map(|c| c.priority).collect();
 
@@ -225,23 +226,67 @@ fn unit_config(c: &Component, deps: Vec<Dep>) -> UnitConfig {
     u
 }
 
-fn graph_json(components: &[Component]) -> Value {
-    let list: Vec<Value> = components
+/// The components as the plan's graph JSON: kind "component", no layers, waves and the
+/// longest chain from the dependencies.
+fn graph_json(components: &[Component], index: &HashMap<&str, usize>) -> Value {
+    let n = components.len();
+    let deps: Vec<Vec<usize>> = components
         .iter()
         .map(|c| {
-            json!({
-                "name": c.name,
-                "kind": "component",
-                "priority": c.priority.to_string(),
-                "depends_on": c.deps.iter().map(|(name, required)| json!({
-                    "name": name,
-                    "condition": "ready",
-                    "required": required,
-                })).collect::<Vec<_>>(),
-            })
+            c.deps
+                .iter()
+                .filter_map(|(d, _)| index.get(d.as_str()).copied())
+                .collect()
         })
         .collect();
-    json!({ "services": list })
+    // The engine accepted the graph, so it has an order; waves and the longest chain
+    // (by step count: components carry no expected times) follow it.
+    let order = gantry_engine::dependency_order(n, |i| deps[i].iter().copied()).unwrap_or_default();
+    let mut wave = vec![0usize; n];
+    let mut pred: Vec<Option<usize>> = vec![None; n];
+    for &u in &order {
+        for &d in &deps[u] {
+            if pred[u].is_none() || wave[d] + 1 > wave[u] {
+                wave[u] = wave[d] + 1;
+                pred[u] = Some(d);
+            }
+        }
+    }
+    let mut waves = vec![Vec::new(); wave.iter().max().map_or(0, |m| m + 1)];
+    for (u, &w) in wave.iter().enumerate() {
+        waves[w].push(u);
+    }
+    let mut critical = Vec::new();
+    let mut cur = (0..n).max_by_key(|&u| (wave[u], std::cmp::Reverse(u)));
+    while let Some(u) = cur {
+        critical.push(u);
+        cur = pred[u];
+    }
+    critical.reverse();
+    let priorities: Vec<String> = components.iter().map(|c| c.priority.to_string()).collect();
+    let nodes: Vec<GraphNode<'_>> = components
+        .iter()
+        .zip(&priorities)
+        .zip(&wave)
+        .map(|((c, priority), &wave)| GraphNode {
+            name: &c.name,
+            kind: "component",
+            priority,
+            layer: None,
+            wave,
+            depends_on: c
+                .deps
+                .iter()
+                .map(|(name, required)| GraphEdge {
+                    name,
+                    condition: "ready",
+                    required: *required,
+                })
+                .collect(),
+            expected_ms: None,
+        })
+        .collect();
+    gantry_plan::graph_json(&nodes, &[], &waves, &critical, None)
 }
 
 /// Different in every process and every boot, which is all full jitter needs.
@@ -253,40 +298,12 @@ fn clock_seed() -> u64 {
 }
 
 /// The registered name closest to `wanted` by edit distance, if it is plausibly a typo.
+/// Candidates are sorted first so that a tie is broken the same way in every run.
 fn closest<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<String> {
     let limit = (wanted.chars().count() / 3).max(1);
-    names
-        .map(|n| (edit_distance(wanted, n), n))
-        .filter(|&(d, _)| d <= limit)
-        .min()
-        .map(|(_, n)| n.to_string())
-}
-
-/// Edit distance where swapping two neighbours counts as one edit (optimal string
-/// alignment), since `bd` for `db` is the most common typo of all.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    gantry_engine::names::nearest(wanted, names, limit).map(str::to_string)
 }
 
 struct Inner {
@@ -582,12 +599,44 @@ mod tests {
         assert_eq!(closest("dB", names.iter().copied()), Some("db".into()));
         assert_eq!(closest("queue", names.iter().copied()), None);
     }
+    // The edit distance itself is tested where it lives: gantry_engine::names.
 
     #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
-        assert_eq!(edit_distance("bd", "db"), 1);
+    fn graph_json_has_the_plan_shape() {
+        let components = [
+            Component::new("db"),
+            Component::new("cache"),
+            Component::new("api")
+                .depends_on(["db"])
+                .depends_on_soft(["cache"]),
+            Component::new("web").depends_on(["api"]),
+        ];
+        let index: HashMap<&str, usize> = components
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
+        let g = graph_json(&components, &index);
+        let api = &g["services"][2];
+        assert_eq!(api["name"], "api");
+        assert_eq!(api["kind"], "component");
+        assert_eq!(api["priority"], "medium");
+        assert_eq!(api["wave"], 2);
+        assert_eq!(api["layer"], Value::Null);
+        assert_eq!(api["expected_ms"], Value::Null);
+        assert_eq!(
+            api["depends_on"],
+            serde_json::json!([
+                { "name": "db", "condition": "ready", "required": true },
+                { "name": "cache", "condition": "ready", "required": false }
+            ])
+        );
+        assert_eq!(
+            g["waves"],
+            serde_json::json!([["db", "cache"], ["api"], ["web"]])
+        );
+        assert_eq!(g["critical_path"], serde_json::json!(["db", "api", "web"]));
+        assert_eq!(g["layers"], serde_json::json!([]));
+        assert_eq!(g["critical_ms"], Value::Null);
     }
 }

@@ -41,8 +41,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use watch::ListenWatch;
 
-pub use svc::unit_config;
-
 /// How many lines of each service's output are kept for failure reports.
 const TAIL_LINES: usize = 50;
 
@@ -261,7 +259,7 @@ impl Driver {
                 &cfg.file,
             )?);
         }
-        let units = cfg.plan.units.iter().map(unit_config).collect();
+        let units = cfg.plan.unit_configs();
         let engine = Engine::new(
             units,
             EngineOptions {

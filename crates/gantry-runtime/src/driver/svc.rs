@@ -5,14 +5,13 @@ use crate::notify::NotifySocket;
 use crate::probe::LogMatcher;
 use crate::process::SpawnSpec;
 use gantry_engine as eng;
-use gantry_engine::{ProbeRole, UnitId};
+use gantry_engine::ProbeRole;
 use gantry_plan::PlanUnit;
 use gantry_spec::{Kind, Probe, ProbeKind};
 use gantry_state::logfmt::LogFile;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// Per-service I/O state the engine does not own.
@@ -70,7 +69,7 @@ impl RoleProbe {
     fn new(probe: &Probe) -> RoleProbe {
         RoleProbe {
             matcher: match &probe.kind {
-                ProbeKind::Log(re) => LogMatcher::new(re).ok(),
+                ProbeKind::Log(re) => Some(LogMatcher::from(re.clone())),
                 _ => None,
             },
             listen: match &probe.kind {
@@ -202,91 +201,4 @@ fn loopback_targets(addr: &str) -> Vec<std::net::SocketAddr> {
         },
         _ => Vec::new(),
     }
-}
-
-fn probe_config(p: &Probe) -> eng::ProbeConfig {
-    // Cheap probes are polled fast at boot so readiness is seen within a
-    // millisecond or two; pushed ones (log line, sd_notify) are never polled.
-    let mode = match p.kind {
-        ProbeKind::Log(_) | ProbeKind::Notify => eng::ProbeMode::Pushed,
-        ProbeKind::Tcp(_) => eng::ProbeMode::Polled {
-            min_interval: Duration::from_millis(1),
-        },
-        ProbeKind::Http { .. } => eng::ProbeMode::Polled {
-            min_interval: Duration::from_millis(2),
-        },
-        _ => eng::ProbeMode::Polled {
-            min_interval: Duration::from_millis(10),
-        },
-    };
-    eng::ProbeConfig {
-        mode,
-        initial_delay: p.initial_delay.0,
-        period: p.period.0,
-        timeout: p.timeout.0,
-        success_threshold: p.success_threshold,
-        failure_threshold: p.failure_threshold,
-    }
-}
-
-/// Maps a validated plan unit onto the engine's configuration.
-pub fn unit_config(u: &PlanUnit) -> eng::UnitConfig {
-    let s = &u.service;
-    let kind = match s.kind {
-        Kind::Process => eng::UnitKind::Process,
-        Kind::Task | Kind::Migrate => eng::UnitKind::Task,
-        Kind::External => eng::UnitKind::External,
-    };
-    let mut c = eng::UnitConfig::new(s.name.value.clone(), kind);
-    c.priority = match s.priority {
-        gantry_spec::Priority::Critical => eng::Priority::Critical,
-        gantry_spec::Priority::High => eng::Priority::High,
-        gantry_spec::Priority::Medium => eng::Priority::Medium,
-        gantry_spec::Priority::Low => eng::Priority::Low,
-    };
-    c.deps = u
-        .deps
-        .iter()
-        .map(|d| eng::Dep {
-            unit: UnitId(d.unit),
-            condition: match d.condition {
-                gantry_spec::Condition::Started => eng::Condition::Started,
-                gantry_spec::Condition::Ready => eng::Condition::Ready,
-                gantry_spec::Condition::Completed => eng::Condition::Completed,
-            },
-            required: d.required,
-        })
-        .collect();
-    c.layer = u.layer;
-    c.startup = s.startup.as_ref().map(probe_config);
-    c.readiness = s.readiness.as_ref().map(probe_config);
-    c.liveness = s.liveness.as_ref().map(probe_config);
-    c.restart = match s.restart {
-        gantry_spec::Restart::Never => eng::RestartPolicy::Never,
-        gantry_spec::Restart::OnFailure => eng::RestartPolicy::OnFailure,
-        gantry_spec::Restart::Always => eng::RestartPolicy::Always,
-    };
-    c.retry = eng::RetryPolicy {
-        attempts: s.retry.attempts,
-        backoff: s.retry.backoff.0,
-        max_backoff: s.retry.max_backoff.0,
-        jitter: s.retry.jitter,
-    };
-    // A migration may legitimately run for minutes; a server should be ready within one.
-    c.start_timeout = Some(s.start_timeout.map(|d| d.0).unwrap_or(match s.kind {
-        Kind::Task | Kind::Migrate => Duration::from_secs(600),
-        _ => Duration::from_secs(60),
-    }));
-    c.stop_timeout = s.stop_timeout.0;
-    c.has_cleanup = s.cleanup.is_some();
-    c.start_limit = eng::StartLimit {
-        burst: s.start_limit.burst,
-        interval: s.start_limit.interval.0,
-    };
-    c.breaker = s.start_breaker.map(|b| eng::BreakerConfig {
-        failures: b.failures,
-        cooldown: b.cooldown.0,
-    });
-    c.reset_after = Duration::from_secs(10);
-    c
 }

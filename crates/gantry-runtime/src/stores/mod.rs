@@ -36,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use gantry_spec::{ProbeKind, StoreProbe};
 
-use crate::probe::{ProbeOutcome, fmt_duration};
+use crate::probe::ProbeOutcome;
+use gantry_engine::HumanDuration;
 
 pub use urls::redact_url;
 
@@ -158,7 +159,7 @@ impl Ctx {
             Ok(r) => r,
             Err(_) => Err(format!(
                 "timed out after {} while {}",
-                fmt_duration(self.timeout),
+                HumanDuration(self.timeout),
                 self.current_step()
             )),
         }
