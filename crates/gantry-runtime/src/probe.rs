@@ -523,6 +523,36 @@ impl From<gantry_spec::LogPattern> for LogMatcher {
     }
 }
 
+/// Runs one polled probe of any kind, cut at `timeout`: the one dispatch the driver and
+/// the pre-flight share. `env` and `cwd` are an exec probe's; store probes resolve paths
+/// (SQLite) against `base`. Pushed kinds (log, notify) have nothing to run: they pass
+/// with a note, since they are answered by the service itself.
+pub async fn run(
+    kind: &gantry_spec::ProbeKind,
+    env: Vec<(String, String)>,
+    cwd: Option<std::path::PathBuf>,
+    timeout: Duration,
+    reaper: &Reaper,
+    base: &std::path::Path,
+) -> ProbeOutcome {
+    use gantry_spec::ProbeKind;
+    match kind {
+        ProbeKind::Tcp(addr) => tcp(addr, timeout).await,
+        ProbeKind::Http {
+            url,
+            expect_status,
+            expect_body,
+        } => http(url, *expect_status, expect_body.clone(), timeout).await,
+        ProbeKind::Exec(argv) => exec(argv.clone(), env, cwd, timeout, reaper).await,
+        k if crate::stores::is_store(k) => crate::stores::check(k, timeout, base).await,
+        other => ProbeOutcome {
+            ok: true,
+            message: format!("{} probe is answered by the service itself", other.name()),
+            duration: Duration::ZERO,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -192,18 +192,7 @@ impl Driver {
         };
         let base_dir = self.base_dir.clone();
         tokio::spawn(async move {
-            let outcome = match &p.kind {
-                ProbeKind::Tcp(addr) => probe::tcp(addr, timeout).await,
-                ProbeKind::Http {
-                    url,
-                    expect_status,
-                    expect_body,
-                } => probe::http(url, *expect_status, expect_body.clone(), timeout).await,
-                ProbeKind::Exec(argv) => {
-                    probe::exec(argv.clone(), env, cwd, timeout, &reaper).await
-                }
-                other => crate::stores::check(other, timeout, &base_dir).await,
-            };
+            let outcome = probe::run(&p.kind, env, cwd, timeout, &reaper, &base_dir).await;
             // gantry itself out of descriptors is not the service's failure: the same
             // probe runs again once gantry has room (the engine still waits for it).
             if out_of_descriptors(&outcome.message) {

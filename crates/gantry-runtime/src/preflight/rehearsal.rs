@@ -1,0 +1,477 @@
+//! The pre-flight's dry run: every service rehearsed short of starting it (directory, environment, program, ports, its own preflight command, probe hosts), then the machine's limits, external services and coverage.
+
+use super::ports::{PortCheck, implied_ports, port_holder};
+use super::{Builder, Report, ServiceEnvs, Severity, secrets};
+use crate::env::{SecretValue, global_env, service_env};
+use crate::probe;
+use crate::process::resolve_program;
+use crate::reaper::Reaper;
+use gantry_plan::{Plan, PlanUnit};
+use gantry_spec::{Kind, Probe, ProbeKind, Restart, Service, Spec};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const STAGE: &str = "rehearsal";
+
+pub(super) async fn rehearse(
+    spec: &Spec,
+    plan: &Plan,
+    base: &Path,
+    reaper: &Reaper,
+    revalidate: bool,
+) -> (Report, Vec<SecretValue>, ServiceEnvs) {
+    let mut envs = ServiceEnvs((0..plan.units.len()).map(|_| None).collect());
+    let mut b = Builder { checks: Vec::new() };
+    b.push(
+        "config and secrets",
+        "config",
+        None,
+        Severity::Critical,
+        true,
+        format!(
+            "{} services, {} dependencies, valid",
+            plan.units.len(),
+            plan.edge_count()
+        ),
+        None,
+    );
+    let secrets = secrets(spec, base, reaper, &mut b, &|_| true).await;
+    let global = match global_env(spec, base) {
+        Ok(g) => g,
+        Err(e) => {
+            b.push(
+                "config and secrets",
+                "env_file",
+                None,
+                Severity::Critical,
+                false,
+                e,
+                Some("fix the path in env_file, or create the file".into()),
+            );
+            Vec::new()
+        }
+    };
+    let mut r = Rehearsal {
+        base,
+        reaper,
+        revalidate,
+        global: &global,
+        secrets: &secrets,
+        dirs: HashMap::new(),
+        programs: HashMap::new(),
+        hosts: HashMap::new(),
+        ports: None,
+    };
+    for (i, u) in plan.units.iter().enumerate() {
+        envs.0[i] = r.service(u, &mut b).await;
+    }
+    machine_limits(spec, plan, base, &mut b);
+    external_services(plan, &global, base, reaper, &mut b).await;
+    let coverage_pct = coverage(plan, &mut b);
+    (
+        Report {
+            checks: b.checks,
+            coverage_pct,
+        },
+        secrets,
+        envs,
+    )
+}
+
+/// What the rehearsal of the services shares: services usually share their working
+/// directory and often their program, so each distinct one is looked at once.
+struct Rehearsal<'a> {
+    base: &'a Path,
+    reaper: &'a Reaper,
+    /// The running instance checks itself: its own ports are held by its services, and
+    /// the per-service preflight commands are a boot-time rehearsal.
+    revalidate: bool,
+    global: &'a [(String, String)],
+    secrets: &'a [SecretValue],
+    /// Working dir → (is a directory, exists).
+    dirs: HashMap<PathBuf, (bool, bool)>,
+    /// (program, the service's PATH, working dir) → resolved path or why not.
+    programs: HashMap<(String, Option<String>, PathBuf), Result<String, String>>,
+    /// Probe host → resolves.
+    hosts: HashMap<String, bool>,
+    ports: Option<PortCheck>,
+}
+
+impl Rehearsal<'_> {
+    /// Rehearses one service; its environment when it could be built.
+    async fn service(&mut self, u: &PlanUnit, b: &mut Builder) -> Option<Vec<(String, String)>> {
+        let s = &u.service;
+        let name = s.name.value.as_str();
+        if s.kind == Kind::External {
+            return None;
+        }
+        let cwd = self.base.join(s.working_dir.as_deref().unwrap_or("."));
+        let (is_dir, exists) = *self.dirs.entry(cwd.clone()).or_insert_with(|| {
+            let is_dir = cwd.is_dir();
+            (is_dir, is_dir || cwd.exists())
+        });
+        if !is_dir {
+            let what = if exists {
+                format!("{} is not a directory", cwd.display())
+            } else {
+                format!("{} does not exist", cwd.display())
+            };
+            let hint = Some("create it or fix working_dir".into());
+            b.push(
+                STAGE,
+                "working_dir",
+                Some(name),
+                Severity::Critical,
+                false,
+                what,
+                hint,
+            );
+            return None;
+        }
+        let env = match service_env(self.global, s, self.base, self.secrets) {
+            Ok(e) => e,
+            Err(e) => {
+                let hint = Some("fix the path in env_file, or create the file".into());
+                b.push(
+                    STAGE,
+                    "env_file",
+                    Some(name),
+                    Severity::Critical,
+                    false,
+                    e,
+                    hint,
+                );
+                return None;
+            }
+        };
+        if let Some(problem) = crate::env::empty_database(s, &env) {
+            let (message, hint) = (problem.message, Some(problem.hint));
+            b.push(
+                STAGE,
+                "database",
+                Some(name),
+                Severity::Critical,
+                false,
+                message,
+                hint,
+            );
+        }
+        self.command(s, &env, &cwd, b);
+        if !self.revalidate {
+            self.ports(s, b);
+            self.preflight_command(s, &env, &cwd, b).await;
+        }
+        for p in [&s.readiness, &s.liveness, &s.startup]
+            .into_iter()
+            .flatten()
+        {
+            self.probe_host(name, p, b).await;
+        }
+        Some(env)
+    }
+
+    /// The program resolves (in the service's PATH, relative to its working dir).
+    fn command(&mut self, s: &Service, env: &[(String, String)], cwd: &Path, b: &mut Builder) {
+        let Some(program) = s.command.as_ref().and_then(|c| c.value.first()) else {
+            return;
+        };
+        let name = s.name.value.as_str();
+        // The search depends on the program, the service's PATH and its directory.
+        let path_var = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone());
+        let resolved = self
+            .programs
+            .entry((program.clone(), path_var, cwd.to_path_buf()))
+            .or_insert_with(|| {
+                resolve_program(program, env, Some(cwd))
+                    .map(|path| path.display().to_string())
+                    .map_err(|e| e.to_string())
+            });
+        match resolved {
+            Ok(path) => {
+                let what = format!("{program} resolves to {path}");
+                b.push(
+                    STAGE,
+                    "command",
+                    Some(name),
+                    Severity::Critical,
+                    true,
+                    what,
+                    None,
+                );
+            }
+            Err(e) => {
+                let hint = "install the program, fix its path (relative paths are relative to working_dir), or add it to PATH";
+                let what = e.clone();
+                b.push(
+                    STAGE,
+                    "command",
+                    Some(name),
+                    Severity::Critical,
+                    false,
+                    what,
+                    Some(hint.into()),
+                );
+            }
+        }
+    }
+
+    /// The ports the service will take are free (and who holds them when not).
+    fn ports(&mut self, s: &Service, b: &mut Builder) {
+        let name = s.name.value.as_str();
+        for port in implied_ports(s) {
+            if self.ports.get_or_insert_with(PortCheck::new).free(port) {
+                let what = format!("port {port} is free");
+                b.push(
+                    STAGE,
+                    "port",
+                    Some(name),
+                    Severity::Critical,
+                    true,
+                    what,
+                    None,
+                );
+            } else {
+                let holder = port_holder(port).unwrap_or_else(|| "an unknown process".into());
+                let what = format!("port {port} is already in use by {holder}");
+                let hint = Some(format!("stop {holder}, or move {name} to a free port"));
+                b.push(
+                    STAGE,
+                    "port",
+                    Some(name),
+                    Severity::Critical,
+                    false,
+                    what,
+                    hint,
+                );
+            }
+        }
+    }
+
+    /// The service's own `preflight` command passes.
+    async fn preflight_command(
+        &mut self,
+        s: &Service,
+        env: &[(String, String)],
+        cwd: &Path,
+        b: &mut Builder,
+    ) {
+        let Some(argv) = &s.preflight else { return };
+        let outcome = probe::exec(
+            argv.clone(),
+            env.to_vec(),
+            Some(cwd.to_path_buf()),
+            Duration::from_secs(30),
+            self.reaper,
+        )
+        .await;
+        let hint = Some(format!(
+            "run `{}` in {} to see why it fails",
+            argv.join(" "),
+            cwd.display()
+        ));
+        let name = s.name.value.as_str();
+        b.push(
+            STAGE,
+            "preflight command",
+            Some(name),
+            Severity::Critical,
+            outcome.ok,
+            outcome.message,
+            hint,
+        );
+    }
+
+    /// A probe's host name resolves (IP literals need no check); each name once.
+    async fn probe_host(&mut self, name: &str, p: &Probe, b: &mut Builder) {
+        let host = match &p.kind {
+            ProbeKind::Tcp(a) => a
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_matches(['[', ']']).to_string()),
+            ProbeKind::Http { url, .. } => url
+                .split_once("://")
+                .and_then(|(_, r)| r.split('/').next())
+                .and_then(|hp| {
+                    hp.rsplit_once(':')
+                        .map(|(h, _)| h.to_string())
+                        .or(Some(hp.to_string()))
+                }),
+            _ => None,
+        };
+        let Some(h) = host.filter(|h| h.parse::<std::net::IpAddr>().is_err()) else {
+            return;
+        };
+        let ok = match self.hosts.get(&h) {
+            Some(&ok) => ok,
+            None => {
+                let lookup = tokio::net::lookup_host((h.as_str(), 0));
+                let ok = match tokio::time::timeout(Duration::from_secs(3), lookup).await {
+                    Ok(Ok(mut addrs)) => addrs.next().is_some(),
+                    _ => false,
+                };
+                self.hosts.insert(h.clone(), ok);
+                ok
+            }
+        };
+        let what = if ok {
+            format!("{h} resolves")
+        } else {
+            format!("{h} does not resolve")
+        };
+        let hint = Some("fix the host name in the probe, or add it to /etc/hosts".into());
+        b.push(
+            STAGE,
+            "probe host",
+            Some(name),
+            Severity::Critical,
+            ok,
+            what,
+            hint,
+        );
+    }
+}
+
+/// Limits of the machine: open files for this many services, free disk under the state dir.
+fn machine_limits(spec: &Spec, plan: &Plan, base: &Path, b: &mut Builder) {
+    if let Ok((soft, _)) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+    {
+        let need = 256 + 16 * plan.units.len() as u64;
+        b.push(
+            STAGE,
+            "open files limit",
+            None,
+            Severity::Warning,
+            soft >= need,
+            format!(
+                "soft limit {soft} (want at least {need} for {} services)",
+                plan.units.len()
+            ),
+            Some(
+                "raise it with `ulimit -n 65536` or LimitNOFILE in the unit that starts gantry"
+                    .into(),
+            ),
+        );
+    }
+    let state_dir = base.join(&spec.settings.state_dir);
+    // The state dir may not exist yet: measure the filesystem it will be created on,
+    // i.e. its nearest existing ancestor, not the file's directory.
+    let probe_dir = state_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(base)
+        .to_path_buf();
+    if let Ok(st) = nix::sys::statvfs::statvfs(&probe_dir) {
+        let free = st.blocks_available() * st.fragment_size();
+        let mb = free / (1024 * 1024);
+        let severity = if mb < 10 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        b.push(
+            STAGE,
+            "free disk",
+            None,
+            severity,
+            mb >= 100,
+            format!("{mb} MiB free in {}", probe_dir.display()),
+            Some("free some space: logs and the state store live there".into()),
+        );
+    }
+}
+
+/// External services and stores must already answer their readiness probe.
+async fn external_services(
+    plan: &Plan,
+    global: &[(String, String)],
+    base: &Path,
+    reaper: &Reaper,
+    b: &mut Builder,
+) {
+    let externals = plan
+        .units
+        .iter()
+        .filter(|u| u.service.kind == Kind::External);
+    for u in externals {
+        let s = &u.service;
+        let name = s.name.value.as_str();
+        let severity = if s.priority == gantry_spec::Priority::Critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let Some(p) = &s.readiness else {
+            b.push(
+                "stores",
+                "external service",
+                Some(name),
+                Severity::Warning,
+                false,
+                "no readiness probe, so nothing checks it".into(),
+                Some("add readiness = { tcp = \"host:port\" } or a store probe".into()),
+            );
+            continue;
+        };
+        let timeout = p.timeout.0.max(Duration::from_millis(500));
+        let cwd = Some(base.to_path_buf());
+        let outcome = probe::run(&p.kind, global.to_vec(), cwd, timeout, reaper, base).await;
+        b.push(
+            "stores",
+            "external service",
+            Some(name),
+            severity,
+            outcome.ok,
+            outcome.message,
+            Some(format!("start {name}, or fix its readiness probe address")),
+        );
+    }
+}
+
+/// Coverage: gates that prove something, and services that recover. Percent of the rules
+/// that hold.
+fn coverage(plan: &Plan, b: &mut Builder) -> u32 {
+    let mut rules = 0u32;
+    let mut held = 0u32;
+    for u in &plan.units {
+        let s = &u.service;
+        let name = s.name.value.as_str();
+        if !u.dependents.is_empty() && !s.kind.is_oneshot() {
+            rules += 1;
+            if s.readiness.is_some() {
+                held += 1;
+            } else {
+                b.push(
+                    "coverage",
+                    "readiness probe",
+                    Some(name),
+                    Severity::Warning,
+                    false,
+                    "others depend on it but it has no readiness probe".into(),
+                    Some("add readiness = { tcp | http | exec | log | notify = ... }".into()),
+                );
+            }
+        }
+        if s.kind == Kind::Process {
+            rules += 1;
+            if s.liveness.is_some() || s.restart != Restart::Never {
+                held += 1;
+            } else {
+                b.push(
+                    "coverage",
+                    "liveness or restart",
+                    Some(name),
+                    Severity::Warning,
+                    false,
+                    "neither a liveness probe nor a restart policy: a hang or crash stays unnoticed".into(),
+                    Some("add liveness = { ... } or restart = \"on-failure\"".into()),
+                );
+            }
+        }
+    }
+    (held * 100).checked_div(rules).unwrap_or(100)
+}
