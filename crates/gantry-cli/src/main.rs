@@ -98,7 +98,7 @@ pub enum Command {
     Stop { name: String },
     /// Restart a service; what hard-depends on it restarts after it is ready again.
     Restart { name: String },
-    /// Stop the running instance (reverse dependency order) and wait until it is gone.
+    /// Stop the running instance (reverse layer and dependency order) and wait until it is gone.
     Down {
         /// How long to wait for it to be gone.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]

@@ -59,7 +59,7 @@ impl fmt::Display for ExitStatus {
 /// Requests from people (CLI, API, Ctrl-C).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    /// Stop everything in reverse dependency order, then finish.
+    /// Stop everything in reverse layer order, reverse dependency order within a layer, then finish.
     Shutdown,
     /// Second Ctrl-C: SIGKILL everything now, skip cleanups, then finish.
     Kill,

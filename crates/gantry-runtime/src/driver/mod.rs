@@ -632,7 +632,7 @@ impl Driver {
     fn interrupt(&mut self, what: &str) {
         if self.interrupts == 0 {
             self.out.gantry_line(&format!(
-                "{what}: stopping in reverse dependency order (press Ctrl-C again to kill at once)"
+                "{what}: stopping in reverse order (layers, then dependencies) (press Ctrl-C again to kill at once)"
             ));
             self.kill_at = Instant::now().checked_add(self.shutdown_timeout);
             self.host.command(eng::Command::Shutdown);
