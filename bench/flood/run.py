@@ -64,6 +64,13 @@ def http_get(addr, path, timeout=5.0):
     return int(head.split()[1]), body.decode(errors="replace")
 
 
+def parse_ts(ts):
+    """Seconds of an RFC 3339 UTC timestamp `2026-12-05T11:20:16.123Z` (one day is enough)."""
+    t = ts.decode().rstrip("Z").split("T")[1]
+    h, m, sec = t.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
 def metric(text, name, service):
     key = '%s{service="%s"}' % (name, service)
     for line in text.splitlines():
@@ -109,31 +116,53 @@ def main():
             peak = max(peak, rss_kb_tree(proc.pid))
             time.sleep(0.1)
         result["peak_rss_mb"] = round(peak / 1024, 1)
-        _, metrics = http_get(addr, "/metrics")
+        try:
+            _, metrics = http_get(addr, "/metrics")
+        except OSError:
+            metrics = ""
         dropped = metric(metrics, "gantry_output_dropped_lines_total", "flood")
-        log = os.path.join(work, ".gantry", "logs", "flood.log")
-        logged = 0
-        with open(log, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                logged += chunk.count(b"\n")
-        elapsed = time.time() - start
+        # Lines/s logged: over the log and its rotated files (NAME.log.N), from the first
+        # line's timestamp to the last one's.
+        logs = os.path.join(work, ".gantry", "logs")
+        files = sorted((f for f in os.listdir(logs) if f.startswith("flood.log")),
+                       key=lambda f: -int(f.rsplit(".", 1)[1]) if f[-1].isdigit() else 0)
+        logged, first, last = 0, None, None
+        for name in files:
+            with open(os.path.join(logs, name), "rb") as f:
+                for line in f:
+                    logged += 1
+                    ts = line.split(b" ", 1)[0]
+                    if first is None:
+                        first = ts
+                    last = ts
+        span = (parse_ts(last) - parse_ts(first)) if first and last else 0.0
         result["lines_logged"] = logged
-        result["lines_per_s_logged"] = int(logged / elapsed)
+        result["lines_per_s_logged"] = int(logged / span) if span > 0 else 0
         result["lines_dropped"] = int(dropped)
-        _, status = http_get(addr, "/api/v1/status")
-        calm = [s for s in json.loads(status)["services"] if s["name"] == "calm"][0]
-        result["calm_restarts"] = calm["restarts"]
+        try:
+            _, status = http_get(addr, "/api/v1/status")
+            calm = [s for s in json.loads(status)["services"] if s["name"] == "calm"][0]
+            result["calm_restarts"] = calm["restarts"]
+        except (OSError, ValueError, IndexError):
+            result["calm_restarts"] = -1
         t0 = time.time()
-        stop = subprocess.run([args.gantry_bin, "stop", "flood"], cwd=work, capture_output=True, timeout=60)
-        result["stop_ms"] = round((time.time() - t0) * 1000, 1)
-        result["stop_ok"] = stop.returncode == 0
-        # The flood again (a restart), then SIGTERM to the whole stack.
-        subprocess.run([args.gantry_bin, "start", "flood"], cwd=work, capture_output=True, timeout=60)
+        try:
+            stop = subprocess.run([args.gantry_bin, "stop", "flood"], cwd=work, capture_output=True, timeout=30)
+            result["stop_ms"] = round((time.time() - t0) * 1000, 1)
+            result["stop_ok"] = stop.returncode == 0
+            # The flood again (a restart), then SIGTERM to the whole stack.
+            subprocess.run([args.gantry_bin, "start", "flood"], cwd=work, capture_output=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            result["stop_ms"] = float("inf")
+            result["stop_ok"] = False
         time.sleep(2)
         t0 = time.time()
         os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-        result["sigterm_to_exit_ms"] = round((time.time() - t0) * 1000, 1)
+        try:
+            proc.wait(timeout=30)
+            result["sigterm_to_exit_ms"] = round((time.time() - t0) * 1000, 1)
+        except subprocess.TimeoutExpired:
+            result["sigterm_to_exit_ms"] = float("inf")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
