@@ -13,6 +13,9 @@ pub enum Request {
         unit: UnitId,
         name: String,
         verb: Verb,
+        /// For a start: what hard-depends on the unit and is stopped (a `stop` of the unit
+        /// stopped it); a start does not bring it back, so the answer names it.
+        stays_stopped: Vec<String>,
     },
 }
 
@@ -52,7 +55,17 @@ impl Request {
     pub fn reply(&self) -> String {
         match self {
             Request::Shutdown => "shutting down".to_string(),
-            Request::Service { name, verb, .. } => match verb {
+            Request::Service {
+                name,
+                verb,
+                stays_stopped,
+                ..
+            } => match verb {
+                Verb::Start if !stays_stopped.is_empty() => format!(
+                    "starting {name}; {} stay stopped (start them with `gantry start {}`)",
+                    stays_stopped.join(", "),
+                    stays_stopped.join("` / `gantry start ")
+                ),
                 Verb::Start => format!("starting {name}"),
                 Verb::Stop => format!("stopping {name} and what depends on it"),
                 Verb::Restart => {
@@ -81,9 +94,35 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
             verb.word()
         ));
     }
+    let stays_stopped = if verb == Verb::Start {
+        stopped_dependents(engine, unit)
+    } else {
+        Vec::new()
+    };
     Ok(Request::Service {
         unit,
         name: name.clone(),
         verb,
+        stays_stopped,
     })
+}
+
+/// Units that hard-depend on `root`, transitively, and are stopped now.
+fn stopped_dependents(engine: &Engine, root: UnitId) -> Vec<String> {
+    let mut found: Vec<UnitId> = Vec::new();
+    let mut stack = vec![root];
+    while let Some(u) = stack.pop() {
+        for v in engine.units() {
+            if v.config.deps.iter().any(|d| d.unit == u && d.required) && !found.contains(&v.id) {
+                found.push(v.id);
+                stack.push(v.id);
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|u| engine.unit(u))
+        .filter(|v| v.state == gantry_engine::State::Stopped)
+        .map(|v| v.name.to_string())
+        .collect()
 }

@@ -224,6 +224,27 @@ async fn an_error_answered_by_a_start_is_not_shown_once_the_unit_is_up() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_start_names_the_dependents_its_stop_left_stopped() {
+    let mut fake = Fake::new(host(vec![unit("db", &[], 0), unit("api", &[0], 0)]));
+    fake.host.start();
+    drain(&mut fake);
+    for u in [0, 1] {
+        fake.host
+            .pushed_pass(UnitId(u), gantry_engine::ProbeRole::Readiness, "up".into());
+        drain(&mut fake);
+    }
+    let stop = fake.host.request(&ApiCommand::Stop("db".into())).unwrap();
+    fake.host.apply(&stop);
+    drain(&mut fake);
+    assert_eq!(fake.host.unit(UnitId(1)).state.to_string(), "stopped");
+    let start = fake.host.request(&ApiCommand::Start("db".into())).unwrap();
+    assert_eq!(
+        fake.host.apply(&start),
+        "starting db; api stay stopped (start them with `gantry start api`)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn requests_are_resolved_once_for_every_driver() {
     let mut fake = Fake::new(host(vec![unit("db", &[], 0)]));
     fake.host.start();
