@@ -923,6 +923,16 @@ impl Decoder<'_> {
             );
             return None;
         }
+        if let Some(problem) = url_authority_problem(&url.value) {
+            self.error(
+                "invalid-value",
+                &kp,
+                kv.span(),
+                format!("`{}`: {problem}", url.value),
+                "write a full URL such as \"http://127.0.0.1:8000/health\" (ports 1-65535)",
+            );
+            return None;
+        }
         let expect_status = t
             .get("expect_status")
             .and_then(|x| self.int(x, &join(path, "expect_status"), 100, 599))
@@ -1326,5 +1336,33 @@ fn priority(p: &str) -> Priority {
         "high" => Priority::High,
         "low" => Priority::Low,
         _ => Priority::Medium,
+    }
+}
+
+/// What is wrong with an http(s) URL's host and port, if anything: no host, or a port that
+/// is not a number from 1 to 65535 (`http://127.0.0.1:99999/` would fail every probe run).
+fn url_authority_problem(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, tail)) => (h, tail.strip_prefix(':')),
+            None => return Some("an IPv6 host needs its closing `]`".into()),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Some("the URL has no host".into());
+    }
+    match port {
+        Some(p) if !matches!(p.parse::<u32>(), Ok(1..=65535)) => {
+            Some(format!("port `{p}` is not a number from 1 to 65535"))
+        }
+        _ => None,
     }
 }
