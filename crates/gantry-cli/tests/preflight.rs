@@ -451,3 +451,25 @@ command = "{fixture} --name b {print}"
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn an_environment_too_large_to_spawn_is_no_go_before_anything_starts() {
+    let dir = tempdir("e2big");
+    let big = "x".repeat(200 * 1024);
+    std::fs::write(
+        dir.join("gantry.toml"),
+        format!(
+            "[settings]\napi = \"127.0.0.1:0\"\n\n[services.api]\ncommand = \"true\"\nenv = {{ BLOB = \"{big}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = run_in(&dir, &["preflight"], &[]);
+    assert_eq!(code, 1, "{}", &out[..out.len().min(2000)]);
+    assert!(
+        out.contains(
+            "BLOB is 200 KiB; the kernel refuses a single argument or variable over 128 KiB"
+        ),
+        "{}",
+        &out[..out.len().min(2000)]
+    );
+}

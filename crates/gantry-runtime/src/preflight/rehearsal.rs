@@ -157,6 +157,7 @@ impl Rehearsal<'_> {
                 hint,
             );
         }
+        self.spawn_size(s, &env, b);
         self.command(s, &env, &cwd, b);
         if !self.revalidate {
             self.ports(s, b);
@@ -169,6 +170,55 @@ impl Rehearsal<'_> {
             self.probe_host(name, p, b).await;
         }
         Some(env)
+    }
+
+    /// The command and environment fit what `execve` takes (E2BIG otherwise, at every
+    /// start): each string under the kernel's 128 KiB, all of them under `ARG_MAX`.
+    fn spawn_size(&mut self, s: &Service, env: &[(String, String)], b: &mut Builder) {
+        const MAX_ARG_STRLEN: usize = 32 * 4096;
+        let arg_max = nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX)
+            .ok()
+            .flatten()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(2 * 1024 * 1024);
+        let argv = s.command.as_ref().map_or(&[][..], |c| c.value.as_slice());
+        let sizes = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), k.len() + v.len() + 2))
+            .chain(argv.iter().map(|a| ("the command", a.len() + 1)));
+        let (mut total, mut too_long) = (0usize, None);
+        for (what, n) in sizes {
+            // Each string also costs a pointer in the arrays execve builds.
+            total += n + std::mem::size_of::<usize>();
+            if n > MAX_ARG_STRLEN && too_long.is_none() {
+                too_long = Some((what.to_string(), n));
+            }
+        }
+        let name = s.name.value.as_str();
+        let problem = match too_long {
+            Some((what, n)) => Some(format!(
+                "{what} is {} KiB; the kernel refuses a single argument or variable over 128 KiB (E2BIG at every start)",
+                n / 1024
+            )),
+            None if total > arg_max => Some(format!(
+                "command and environment take {} KiB; the kernel refuses more than {} KiB (E2BIG at every start)",
+                total / 1024,
+                arg_max / 1024
+            )),
+            None => None,
+        };
+        if let Some(what) = problem {
+            let hint = Some("pass large data in a file (env_file values and secrets too), not in the environment or arguments".into());
+            b.push(
+                STAGE,
+                "spawn size",
+                Some(name),
+                Severity::Critical,
+                false,
+                what,
+                hint,
+            );
+        }
     }
 
     /// The program resolves (in the service's PATH, relative to its working dir).
