@@ -30,15 +30,25 @@ impl Checked {
     }
 }
 
+/// The largest config file gantry reads: 64 MiB (10,000 services take about 4 MiB).
+const CONFIG_CAP: u64 = 64 * 1024 * 1024;
+
 /// Reads and checks `path`. An unreadable file is an error naming the path and what to do.
 pub fn load(path: &Path, timings: &Timings) -> Result<Checked, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            "\n  hint: run `gantry init` to write a starter file, or pass -f FILE"
-        } else {
-            ""
+    let text = gantry_state::bounded::read_capped_text(path, CONFIG_CAP).map_err(|e| {
+        let hint = match &e {
+            _ if e.io_kind() == Some(std::io::ErrorKind::NotFound) => {
+                "\n  hint: run `gantry init` to write a starter file, or pass -f FILE"
+            }
+            gantry_state::bounded::ReadError::InvalidUtf8 { .. } => {
+                "\n  hint: save the file as UTF-8"
+            }
+            _ => "",
         };
-        format!("cannot read {}: {e}{hint}", path.display())
+        match e {
+            gantry_state::bounded::ReadError::Io { .. } => format!("{e}{hint}"),
+            _ => format!("cannot read the config: {e}{hint}"),
+        }
     })?;
     Ok(check_text(
         &path.display().to_string(),

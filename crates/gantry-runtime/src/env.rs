@@ -41,20 +41,24 @@ pub fn global_env(spec: &Spec, base: &Path) -> Result<Vec<(String, String)>, Str
             v
         })
         .collect();
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| {
-            k != "NOTIFY_SOCKET" && k != MIGRATE_DATABASE_VAR && !secret_vars.contains(&k.as_str())
-        })
-        .collect();
+    let mut env = Merge::from(
+        std::env::vars()
+            .filter(|(k, _)| {
+                k != "NOTIFY_SOCKET"
+                    && k != MIGRATE_DATABASE_VAR
+                    && !secret_vars.contains(&k.as_str())
+            })
+            .collect::<Vec<_>>(),
+    );
     for var in &spec.env {
-        set(&mut env, &var.name.value, &var.value.value);
+        env.set(&var.name.value, &var.value.value);
     }
     for f in &spec.env_file {
         for (k, v) in read_env_file(&base.join(&f.value))? {
-            set(&mut env, &k, &v);
+            env.set(&k, &v);
         }
     }
-    Ok(env)
+    Ok(env.into_vec())
 }
 
 /// The full environment of one service.
@@ -64,25 +68,67 @@ pub fn service_env(
     base: &Path,
     secrets: &[SecretValue],
 ) -> Result<Vec<(String, String)>, String> {
-    let mut env = global.to_vec();
+    let mut env = Merge::from(global.to_vec());
     for f in &s.env_file {
         for (k, v) in read_env_file(&base.join(&f.value))? {
-            set(&mut env, &k, &v);
+            env.set(&k, &v);
         }
     }
     for var in &s.env {
-        set(&mut env, &var.name.value, &var.value.value);
+        env.set(&var.name.value, &var.value.value);
     }
     for secret in secrets
         .iter()
         .filter(|x| x.services.contains(&s.name.value))
     {
-        set(&mut env, &secret.env, &secret.value);
+        env.set(&secret.env, &secret.value);
     }
     if let Some(url) = migrate_database(s, secrets, &|name| std::env::var(name).ok()) {
-        set(&mut env, MIGRATE_DATABASE_VAR, &url);
+        env.set(MIGRATE_DATABASE_VAR, &url);
     }
-    Ok(env)
+    Ok(env.into_vec())
+}
+
+/// An environment being built: the variables in first-set order, a later value for the
+/// same name replacing the earlier one in place. Indexed, so merging n variables is
+/// linear (40,000 `[env]` keys took 2.4 s with a scan per key).
+struct Merge {
+    vars: Vec<(String, String)>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl Merge {
+    fn from(vars: Vec<(String, String)>) -> Merge {
+        let mut m = Merge {
+            index: std::collections::HashMap::with_capacity(vars.len()),
+            vars: Vec::with_capacity(vars.len()),
+        };
+        for (k, v) in vars {
+            m.set_owned(k, v);
+        }
+        m
+    }
+
+    fn set(&mut self, k: &str, v: &str) {
+        match self.index.get(k) {
+            Some(&i) => v.clone_into(&mut self.vars[i].1),
+            None => self.set_owned(k.to_string(), v.to_string()),
+        }
+    }
+
+    fn set_owned(&mut self, k: String, v: String) {
+        match self.index.get(&k) {
+            Some(&i) => self.vars[i].1 = v,
+            None => {
+                self.index.insert(k.clone(), self.vars.len());
+                self.vars.push((k, v));
+            }
+        }
+    }
+
+    fn into_vec(self) -> Vec<(String, String)> {
+        self.vars
+    }
 }
 
 /// The variable through which `gantry up` hands a migrate service's child
@@ -175,18 +221,16 @@ fn referenced_vars(template: &str) -> Vec<String> {
     out
 }
 
-pub fn set(env: &mut Vec<(String, String)>, k: &str, v: &str) {
-    match env.iter_mut().find(|(name, _)| name == k) {
-        Some(e) => e.1 = v.to_string(),
-        None => env.push((k.to_string(), v.to_string())),
-    }
-}
+/// The most of an env file gantry reads: 4 MiB, far above any real one.
+pub const ENV_FILE_CAP: u64 = 4 * 1024 * 1024;
 
 /// Reads KEY=VALUE lines; `#` comments, blank lines, `export ` prefixes and
 /// surrounding quotes are handled the way docker compose and dotenv do.
+/// At most [`ENV_FILE_CAP`] bytes of a regular file are read (`/dev/zero` or a FIFO
+/// named by mistake is refused at once).
 pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read env_file {}: {e}", path.display()))?;
+    let text = gantry_state::bounded::read_capped_text(path, ENV_FILE_CAP)
+        .map_err(|e| format!("env_file: {e}"))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

@@ -8,6 +8,7 @@
 //! - [`notify`]: per-service `sd_notify` sockets.
 //! - [`logs`], [`store`], [`missions`]: re-exports of `gantry-state` (log files, the SQLite
 //!   state store, missions), kept until the driver uses that crate directly.
+//! - [`interrupt`]: stop signals honoured on a thread of their own before the event loop runs.
 //! - [`driver`]: the event loop of `gantry up` that feeds the engine and carries out its actions.
 //! - [`output`]: what `gantry up` prints.
 //!
@@ -17,6 +18,7 @@
 pub mod driver;
 pub mod env;
 pub mod instance;
+pub mod interrupt;
 pub mod limits;
 pub mod listen;
 pub mod notify;

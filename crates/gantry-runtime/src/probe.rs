@@ -304,15 +304,18 @@ pub async fn exec(
         .0
 }
 
-/// Runs a command like [`exec`] and also returns its standard output (at most 64 KiB
-/// of lines): for secrets from a command and pre-flight commands.
+/// The most standard output [`capture`] keeps.
+pub const CAPTURE_CAP: usize = 64 * 1024;
+
+/// Runs a command like [`exec`] and also returns its standard output lines, or `None`
+/// when it printed more than [`CAPTURE_CAP`] bytes: for secrets from a command.
 pub async fn capture(
     program_and_args: Vec<String>,
     env: Vec<(String, String)>,
     cwd: Option<PathBuf>,
     timeout: Duration,
     reaper: &Reaper,
-) -> (ProbeOutcome, Vec<String>) {
+) -> (ProbeOutcome, Option<Vec<String>>) {
     run_command(program_and_args, env, cwd, timeout, reaper, true).await
 }
 
@@ -323,14 +326,14 @@ async fn run_command(
     timeout: Duration,
     reaper: &Reaper,
     keep_stdout: bool,
-) -> (ProbeOutcome, Vec<String>) {
+) -> (ProbeOutcome, Option<Vec<String>>) {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut argv = program_and_args.into_iter();
     let Some(program) = argv.next() else {
         return (
             ProbeOutcome::new(false, "exec probe has no command".into(), started),
-            Vec::new(),
+            None,
         );
     };
     let spec = SpawnSpec {
@@ -350,7 +353,7 @@ async fn run_command(
         Err(e) => {
             return (
                 ProbeOutcome::new(false, format!("cannot start probe: {e}"), started),
-                Vec::new(),
+                None,
             );
         }
     };
@@ -364,7 +367,10 @@ async fn run_command(
     tokio::pin!(sleep);
     let status = loop {
         tokio::select! {
+            // The deadline first: a command that prints without pause (`yes`) keeps its
+            // stdout ready forever and would otherwise never be timed out.
             biased;
+            _ = &mut sleep => break None,
             st = &mut exit => break Some(st),
             line = stdout.next_line(), if out_open => match line {
                 Ok(Some(l)) => last.note_out(l),
@@ -374,7 +380,6 @@ async fn run_command(
                 Ok(Some(l)) => last.note_err(l),
                 _ => err_open = false,
             },
-            _ = &mut sleep => break None,
         }
     };
 
@@ -396,10 +401,8 @@ async fn run_command(
                 msg.push_str(": ");
                 msg.push_str(&line);
             }
-            return (
-                ProbeOutcome::new(false, msg, started),
-                last.keep.unwrap_or_default(),
-            );
+            let kept = last.kept();
+            return (ProbeOutcome::new(false, msg, started), kept);
         }
     };
 
@@ -422,7 +425,7 @@ async fn run_command(
     let _ = tokio::time::timeout(EXEC_DRAIN_GRACE, drain).await;
 
     let best = last.best();
-    let kept = last.keep.take().unwrap_or_default();
+    let kept = last.kept();
     match status {
         Ok(st) => (exec_outcome(st, best, started), kept),
         Err(e) => (
@@ -449,14 +452,20 @@ struct LastLines {
     err: Option<String>,
     /// Every stdout line, when the caller wants the output itself (bounded).
     keep: Option<Vec<String>>,
+    /// Bytes of stdout seen (lines plus their newlines).
+    kept_bytes: usize,
 }
 
 impl LastLines {
     fn note_out(&mut self, line: String) {
-        if let Some(keep) = &mut self.keep
-            && keep.iter().map(String::len).sum::<usize>() < 64 * 1024
-        {
-            keep.push(line.clone());
+        self.kept_bytes = self.kept_bytes.saturating_add(line.len() + 1);
+        if let Some(keep) = &mut self.keep {
+            if self.kept_bytes <= CAPTURE_CAP + 1 {
+                keep.push(line.clone());
+            } else if !keep.is_empty() {
+                // Over the cap: what was kept is not the output; free it.
+                *keep = Vec::new();
+            }
         }
         if !line.trim().is_empty() {
             self.out = Some(line);
@@ -467,6 +476,12 @@ impl LastLines {
             self.err = Some(line);
         }
     }
+    /// The kept stdout lines; `None` when not kept or over [`CAPTURE_CAP`].
+    fn kept(&mut self) -> Option<Vec<String>> {
+        let keep = self.keep.take()?;
+        (self.kept_bytes <= CAPTURE_CAP + 1).then_some(keep)
+    }
+
     fn best(&self) -> Option<String> {
         self.err
             .as_deref()

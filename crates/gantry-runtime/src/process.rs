@@ -408,6 +408,8 @@ pub struct LineStream {
     /// Unconsumed bytes before this offset are known to hold no newline.
     scanned: usize,
     eof: bool,
+    /// The last line yielded was cut at [`MAX_LINE`]: the next one continues it.
+    cut: bool,
     pid: u32,
     stream: StreamKind,
 }
@@ -431,6 +433,7 @@ impl LineStream {
             start: 0,
             scanned: 0,
             eof: false,
+            cut: false,
             pid,
             stream,
         }
@@ -439,6 +442,12 @@ impl LineStream {
     /// Which stream this is.
     pub fn kind(&self) -> StreamKind {
         self.stream
+    }
+
+    /// Whether the line [`LineStream::next_line`] returned last was a [`MAX_LINE`] chunk
+    /// of a longer line, which the next one continues (the redactor masks across it).
+    pub fn was_cut(&self) -> bool {
+        self.cut
     }
 
     /// The next line, or `None` once the pipe is closed and everything was yielded (every
@@ -478,6 +487,7 @@ impl LineStream {
     }
 
     fn take_line(&mut self) -> Option<String> {
+        self.cut = false;
         let pending = &self.buf[self.scanned..];
         let newline = pending.iter().position(|&b| b == b'\n');
         match newline {
@@ -502,6 +512,7 @@ impl LineStream {
             let line = String::from_utf8_lossy(&self.buf[self.start..cut]).into_owned();
             self.start = cut;
             self.scanned = cut;
+            self.cut = true;
             return Some(line);
         }
         if self.eof && avail > 0 {

@@ -13,6 +13,8 @@ pub const MASK: &str = "[redacted]";
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     finder: Option<AhoCorasick>,
+    /// Bytes of the longest pattern.
+    longest: usize,
 }
 
 impl Redactor {
@@ -45,11 +47,12 @@ impl Redactor {
             return Redactor::default();
         }
         // Leftmost-longest: a secret that contains another is masked whole.
+        let longest = patterns.iter().map(String::len).max().unwrap_or(0);
         let finder = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
             .ok();
-        Redactor { finder }
+        Redactor { finder, longest }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -69,6 +72,42 @@ impl Redactor {
             }
             _ => Cow::Borrowed(text),
         }
+    }
+
+    /// Masks one piece of a stream that may be cut inside a secret. `carry` is what the
+    /// previous call held back; `text` follows it; with `more`, the next piece continues
+    /// this one, so the end that could be the start of a secret (shorter than the
+    /// longest one) is held back in `carry` instead of shown. Returns what may be shown.
+    pub fn redact_stream(&self, carry: &mut String, text: String, more: bool) -> String {
+        let text = if carry.is_empty() {
+            text
+        } else {
+            let mut joined = std::mem::take(carry);
+            joined.push_str(&text);
+            joined
+        };
+        let Some(f) = self.finder.as_ref().filter(|_| more) else {
+            return self.redact_owned(text);
+        };
+        // Everything before `cut` is final: no match can start there and end beyond it.
+        let mut cut = text.len().saturating_sub(self.longest.saturating_sub(1));
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut out = String::with_capacity(cut);
+        let mut pos = 0;
+        for m in f.find_iter(&text) {
+            if m.start() >= cut {
+                break;
+            }
+            out.push_str(&text[pos..m.start()]);
+            out.push_str(MASK);
+            pos = m.end();
+        }
+        let cut = cut.max(pos);
+        out.push_str(&text[pos..cut]);
+        *carry = text[cut..].to_string();
+        out
     }
 
     pub fn redact_owned(&self, text: String) -> String {
@@ -100,6 +139,43 @@ fn url_patterns(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds `text` in chunks of `n` bytes, as a long line cut by the output reader.
+    fn streamed(r: &Redactor, text: &str, n: usize) -> String {
+        let mut carry = String::new();
+        let mut shown = String::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let end = (i + n).min(bytes.len());
+            let chunk = String::from_utf8(bytes[i..end].to_vec()).unwrap();
+            shown.push_str(&r.redact_stream(&mut carry, chunk, end < bytes.len()));
+            i = end;
+        }
+        shown
+    }
+
+    #[test]
+    fn a_secret_cut_between_two_chunks_is_masked() {
+        let secret = "hunter2-very-secret";
+        let r = Redactor::new([secret]);
+        let line = format!("{}{secret}{}", "a".repeat(65_530), "b".repeat(100));
+        // Every cut position through the secret, and chunk sizes smaller than it.
+        for n in [65_531, 65_535, 65_536, 65_540, 7, 3] {
+            let shown = streamed(&r, &line, n);
+            assert!(!shown.contains("hunter2"), "chunk {n}");
+            assert!(!shown.contains("very-secret"), "chunk {n}");
+            assert_eq!(
+                shown,
+                format!("{}{MASK}{}", "a".repeat(65_530), "b".repeat(100))
+            );
+        }
+        // Without secrets nothing is held back.
+        let none = Redactor::new(Vec::<String>::new());
+        let mut carry = String::new();
+        assert_eq!(none.redact_stream(&mut carry, "abc".into(), true), "abc");
+        assert!(carry.is_empty());
+    }
 
     #[test]
     fn a_url_secret_shows_with_only_its_password_masked() {

@@ -493,6 +493,47 @@ fn exec_probe_status_and_output() {
 }
 
 #[test]
+fn a_command_that_prints_without_pause_still_times_out() {
+    // `yes` keeps stdout ready forever: the deadline must still win, and what a secret
+    // command printed past the cap is refused, not truncated.
+    run(async {
+        let guard = Duration::from_secs(20);
+        let yes = || vec!["yes".to_string(), "y".to_string()];
+        let t = Duration::from_millis(300);
+        let o = tokio::time::timeout(guard, probe::exec(yes(), env(), None, t, reaper()))
+            .await
+            .expect("the exec probe ignored its timeout");
+        assert!(!o.ok);
+        assert!(
+            o.message.starts_with("timed out after 300ms"),
+            "{}",
+            o.message
+        );
+        let (o, kept) =
+            tokio::time::timeout(guard, probe::capture(yes(), env(), None, t, reaper()))
+                .await
+                .expect("capture ignored its timeout");
+        assert!(!o.ok);
+        assert!(kept.is_none(), "more than the cap was printed");
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "head -c 70000 /dev/zero | tr '\\0' x; echo".to_string(),
+        ];
+        let (o, kept) = probe::capture(argv, env(), None, Duration::from_secs(10), reaper()).await;
+        assert!(o.ok, "{}", o.message);
+        assert!(kept.is_none(), "a 70,000-byte line is over the 64 KiB cap");
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "echo a; echo b".to_string(),
+        ];
+        let (_, kept) = probe::capture(argv, env(), None, Duration::from_secs(10), reaper()).await;
+        assert_eq!(kept.unwrap(), ["a", "b"]);
+    });
+}
+
+#[test]
 fn exec_probe_timeout_kills_the_group() {
     run(async {
         let dir = temp_dir("exec-timeout");

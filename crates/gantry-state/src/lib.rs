@@ -9,10 +9,13 @@
 //! - [`logfmt`]: the per-service log-line format, written by `gantry up` ([`logfmt::LogFile`])
 //!   and read back, merged and followed by `gantry logs`.
 //! - [`time`]: RFC 3339 timestamps (the `gantry-time` crate, shared with the HTTP API).
+//! - [`bounded`]: reading a file a user named (config, env file, secret file): regular
+//!   files only, under a cap.
 //! - [`analyze`]: the pure logic of `gantry analyze`: boots read from the store, critical
 //!   chain, blame, comparison, JSON and the SVG waterfall.
 
 pub mod analyze;
+pub mod bounded;
 mod dir;
 pub mod logfmt;
 pub mod missions;

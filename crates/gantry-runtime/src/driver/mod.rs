@@ -137,6 +137,24 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
             return 1;
         }
     };
+    // The event loop's handlers exist from here on (a signal is kept for it), and until
+    // the loop runs a thread of its own honours them: nothing has started yet.
+    let signals = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => Signals {
+            int: a,
+            term: b,
+            hup: c,
+        },
+        _ => {
+            eprintln!("error: cannot install signal handlers");
+            return 1;
+        }
+    };
+    let guard = crate::interrupt::PhaseGuard::start("pre-flight");
     // Secrets are resolved either way (required ones fail closed); the rest of the
     // pre-flight runs unless skipped.
     let (report, secrets, envs) = if cfg.preflight {
@@ -163,13 +181,21 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
         return 1;
     }
     cfg.secrets = secrets;
+    drop(guard);
     match Driver::new(cfg, reaper, envs, lock) {
-        Ok(driver) => driver.run().await,
+        Ok(driver) => driver.run(signals).await,
         Err(e) => {
             eprintln!("error: {e}");
             1
         }
     }
+}
+
+/// The stop signals the event loop answers (installed before the pre-flight).
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 struct Driver {
@@ -317,18 +343,12 @@ impl Driver {
         })
     }
 
-    async fn run(mut self) -> i32 {
-        let (mut sigint, mut sigterm, mut sighup) = match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-            _ => {
-                eprintln!("error: cannot install signal handlers");
-                return 1;
-            }
-        };
+    async fn run(mut self, signals: Signals) -> i32 {
+        let Signals {
+            int: mut sigint,
+            term: mut sigterm,
+            hup: mut sighup,
+        } = signals;
         self.out
             .gantry_line(&format!("booting {} services", self.svcs.len()));
         for i in 0..self.svcs.len() {
@@ -423,10 +443,17 @@ impl Driver {
                 unit,
                 stream,
                 line,
+                cut,
                 cost,
             } => {
                 self.svcs[unit.0].budget.add_permits(cost as usize);
-                self.line(unit, stream, line);
+                // A chunk of a longer line: a secret may straddle the cut, so the end
+                // that could start one waits for the next chunk (redact.rs).
+                let carry = &mut self.svcs[unit.0].carry[stream as usize];
+                let line = self.redactor.redact_stream(carry, line, cut);
+                if !line.is_empty() || !cut {
+                    self.line(unit, stream, line);
+                }
             }
             Out::Dropped { unit, lines } => {
                 let svc = &mut self.svcs[unit.0];
@@ -708,11 +735,10 @@ impl Driver {
         );
     }
 
-    /// A line of a service's output: masked, logged, kept for failure reports, shown,
+    /// A line of a service's output (masked already): logged, kept for failure reports, shown,
     /// streamed, and matched against its log probes.
     fn line(&mut self, unit: UnitId, stream: StreamKind, line: String) {
         let wants_events = self.wants_events();
-        let line = self.redactor.redact_owned(line);
         let svc = &mut self.svcs[unit.0];
         if let Some(log) = &mut svc.log {
             let _ = log.write_line(stream, &line);

@@ -26,6 +26,8 @@ pub(super) enum Out {
         unit: UnitId,
         stream: StreamKind,
         line: String,
+        /// A [`crate::process::MAX_LINE`] chunk that the next line of this stream continues.
+        cut: bool,
         /// Budget held by this line; the loop gives it back once the line is handled.
         cost: u32,
     },
@@ -69,11 +71,11 @@ pub(super) fn spawn_reader(
         loop {
             let read = tokio::select! {
                 line = out.next_line(), if out_open => match line {
-                    Ok(Some(line)) => Some((StreamKind::Out, line)),
+                    Ok(Some(line)) => Some((StreamKind::Out, line, out.was_cut())),
                     _ => { out_open = false; None }
                 },
                 line = err.next_line(), if err_open => match line {
-                    Ok(Some(line)) => Some((StreamKind::Err, line)),
+                    Ok(Some(line)) => Some((StreamKind::Err, line, err.was_cut())),
                     _ => { err_open = false; None }
                 },
                 st = &mut exit, if status.is_none() => {
@@ -83,7 +85,7 @@ pub(super) fn spawn_reader(
                 }
                 _ = &mut grace, if status.is_some() => break,
             };
-            if let Some((stream, line)) = read {
+            if let Some((stream, line, cut)) = read {
                 let cost = cost(&line);
                 match budget.try_acquire_many(cost) {
                     Ok(permit) => {
@@ -98,6 +100,7 @@ pub(super) fn spawn_reader(
                             unit,
                             stream,
                             line,
+                            cut,
                             cost,
                         });
                     }

@@ -25,6 +25,9 @@ pub(super) struct Svc {
     pub(super) stop_signal: nix::sys::signal::Signal,
     pub(super) log: Option<LogFile>,
     pub(super) tail: VecDeque<String>,
+    /// Per stream (out, err): the end of a cut line held back until the next chunk
+    /// shows whether a secret straddles the cut (`Redactor::redact_stream`).
+    pub(super) carry: [String; 2],
     /// (generation, pid) of the live incarnation.
     pub(super) live: Option<(eng::Gen, u32)>,
     pub(super) status_text: Option<String>,
@@ -165,6 +168,7 @@ pub(super) fn make_svc(
         stop_signal,
         log,
         tail: VecDeque::with_capacity(TAIL_LINES),
+        carry: Default::default(),
         live: None,
         status_text: None,
         spawned_at: None,

@@ -387,22 +387,27 @@ impl Rehearsal<'_> {
 
 /// Limits of the machine: open files for this many services, free disk under the state dir.
 fn machine_limits(spec: &Spec, plan: &Plan, base: &Path, b: &mut Builder) {
-    if let Ok((soft, _)) =
+    if let Ok((soft, hard)) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
     {
-        let need = 256 + 16 * plan.units.len() as u64;
+        // `gantry up` raises its soft limit to the hard one before this check runs.
+        let (verdict, shortfall) = descriptors(plan.units.len() as u64, soft, hard);
+        let (severity, ok) = match verdict {
+            Descriptors::Enough => (Severity::Warning, true),
+            Descriptors::Tight => (Severity::Warning, false),
+            Descriptors::TooFew => (Severity::Critical, false),
+        };
         b.push(
             STAGE,
             "open files limit",
             None,
-            Severity::Warning,
-            soft >= need,
-            format!(
-                "soft limit {soft} (want at least {need} for {} services)",
-                plan.units.len()
-            ),
+            severity,
+            ok,
+            shortfall,
             Some(
-                "raise it with `ulimit -n 65536` or LimitNOFILE in the unit that starts gantry"
+                "raise it with `ulimit -n 65536` (and `ulimit -Hn` when the hard limit is the \
+                 cap), or LimitNOFILE in the unit that starts gantry; or start fewer services \
+                 (a profile or a service list after `gantry up`)"
                     .into(),
             ),
         );
@@ -433,6 +438,42 @@ fn machine_limits(spec: &Spec, plan: &Plan, base: &Path, b: &mut Builder) {
             Some("free some space: logs and the state store live there".into()),
         );
     }
+}
+
+/// Whether the descriptors gantry can have are enough for this many services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Descriptors {
+    /// At least the comfortable figure.
+    Enough,
+    /// Enough to run, not to weather a burst of API clients and probes: a warning.
+    Tight,
+    /// Fewer than the services' pipes and logs alone hold: NO-GO, it would fail midway.
+    TooFew,
+}
+
+/// Descriptors needed for `units` services: at least 64 for gantry itself plus 3 per
+/// service (its stdout and stderr pipes, its log file), comfortably 256 + 16 per service
+/// (notify sockets, probes in flight, API clients). The limit that counts is the hard
+/// one, which `gantry up` raises its soft limit to.
+fn descriptors(units: u64, soft: u64, hard: u64) -> (Descriptors, String) {
+    let limit = soft.max(hard);
+    let min = 64 + 3 * units;
+    let want = 256 + 16 * units;
+    let verdict = if limit < min {
+        Descriptors::TooFew
+    } else if limit < want {
+        Descriptors::Tight
+    } else {
+        Descriptors::Enough
+    };
+    let text = match verdict {
+        Descriptors::TooFew => format!(
+            "limit {limit}: {units} services need at least {min} open files (want {want}); \
+             the boot would run out of descriptors midway"
+        ),
+        _ => format!("limit {limit} (want at least {want} for {units} services)"),
+    };
+    (verdict, text)
 }
 
 /// External services and stores must already answer their readiness probe.
@@ -524,4 +565,21 @@ fn coverage(plan: &Plan, b: &mut Builder) -> u32 {
         }
     }
     (held * 100).checked_div(rules).unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Descriptors, descriptors};
+
+    #[test]
+    fn too_few_descriptors_for_the_services_is_no_go_tight_is_a_warning() {
+        // The issue's case: 100,000 services against a limit of 20,000.
+        let (v, text) = descriptors(100_000, 20_000, 20_000);
+        assert_eq!(v, Descriptors::TooFew);
+        assert!(text.contains("need at least 300064"), "{text}");
+        assert_eq!(descriptors(1_000, 1_024, 10_000).0, Descriptors::Tight);
+        assert_eq!(descriptors(100, 1_024, 1_024).0, Descriptors::Tight);
+        assert_eq!(descriptors(100, 1_024, 4_096).0, Descriptors::Enough);
+        assert_eq!(descriptors(400, 1_024, 1_024).0, Descriptors::TooFew);
+    }
 }

@@ -34,6 +34,9 @@ fn describe(src: &SecretSource) -> String {
     }
 }
 
+/// The most of a secret file gantry reads (a certificate chain fits many times over).
+const SECRET_FILE_CAP: u64 = 1024 * 1024;
+
 /// Resolves every secret `wanted` accepts; failures are checks, values are returned
 /// for the services.
 pub(super) async fn secrets(
@@ -59,7 +62,7 @@ pub(super) async fn secrets(
             }
             SecretSource::FromFile(p) => {
                 let path = base.join(p);
-                match std::fs::read_to_string(&path) {
+                match gantry_state::bounded::read_capped_text(&path, SECRET_FILE_CAP) {
                     Ok(v) => {
                         use std::os::unix::fs::PermissionsExt as _;
                         if let Ok(meta) = std::fs::metadata(&path)
@@ -81,7 +84,8 @@ pub(super) async fn secrets(
                         }
                         Ok(v.trim_end_matches(['\n', '\r']).to_string())
                     }
-                    Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+                    // The error names the path and the rule, never the content.
+                    Err(e) => Err(e.to_string()),
                 }
             }
             SecretSource::FromCommand(argv) => {
@@ -95,7 +99,13 @@ pub(super) async fn secrets(
                 )
                 .await;
                 if outcome.ok {
-                    Ok(lines.join("\n").trim_end().to_string())
+                    match lines {
+                        Some(lines) => Ok(lines.join("\n").trim_end().to_string()),
+                        None => Err(format!(
+                            "{where_} printed more than {} KiB, the most gantry reads of a secret",
+                            probe::CAPTURE_CAP / 1024
+                        )),
+                    }
                 } else {
                     // The command's own output may contain the secret: say only how it ended.
                     Err(format!(
