@@ -114,13 +114,13 @@ pub static SECRET: &[Key] = &[
         "from_file",
         Ty::Str,
         None,
-        "Read the value from this file (trailing newline removed).",
+        "Read the value from this regular file, at most 1 MiB (trailing newline removed).",
     ),
     k(
         "from_command",
         Ty::Command,
         None,
-        "Run this command and use its standard output.",
+        "Run this command and use its standard output (at most 64 KiB, within 10 s).",
     ),
     k(
         "required",
@@ -363,7 +363,7 @@ pub static SERVICE: &[Key] = &{
             "env_file",
             Ty::StrOrList,
             Some("[]"),
-            "Files of KEY=VALUE lines for this service.",
+            "Files of KEY=VALUE lines for this service (regular files, at most 4 MiB each).",
         ),
         k(
             "depends_on",
@@ -509,7 +509,7 @@ pub static TOP: &[Key] = &[
         "env_file",
         Ty::StrOrList,
         Some("[]"),
-        "Files of KEY=VALUE lines for every service.",
+        "Files of KEY=VALUE lines for every service (regular files, at most 4 MiB each).",
     ),
     k(
         "secrets",
