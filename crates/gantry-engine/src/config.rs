@@ -291,8 +291,9 @@ pub struct UnitConfig {
     pub has_cleanup: bool,
     pub start_limit: StartLimit,
     pub breaker: Option<BreakerConfig>,
-    /// A service that stayed up this long has its restart backoff reset.
-    pub reset_after: Duration,
+    /// A unit that was up (ready or running) at least this long before it
+    /// crashed is restarted at once; quicker crashes back off (`retry`).
+    pub healthy_after: Duration,
 }
 
 impl UnitConfig {
@@ -317,7 +318,7 @@ impl UnitConfig {
             has_cleanup: false,
             start_limit: StartLimit::default(),
             breaker: None,
-            reset_after: Duration::from_secs(60),
+            healthy_after: Duration::from_secs(1),
         }
     }
 

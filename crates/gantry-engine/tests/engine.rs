@@ -769,12 +769,12 @@ fn restart_policy_always_restarts_even_after_exit_0() {
 }
 
 #[test]
-fn restart_backoff_is_immediate_first_then_grows_then_resets() {
+fn restart_backoff_is_immediate_first_then_grows_then_resets_after_healthy_after() {
     let mut sim = Sim::new(vec![
         process("a")
             .restart(RestartPolicy::Always)
             .retry(3, 100, 1_000)
-            .reset_after(10_000)
+            .healthy_after(1_000)
             .start_limit(100, 10_000),
     ]);
     sim.start();
@@ -786,13 +786,77 @@ fn restart_backoff_is_immediate_first_then_grows_then_resets() {
         sim.spawned("a");
         sim.advance_ms(10);
     }
-    // Crash at 1000 -> immediate; then 100, 200, 400ms for quick crashes.
+    // Crash at 1000 after a healthy second -> immediate; then 100, 200, 400ms for quick crashes.
     assert_eq!(sim.spawn_times("a"), [0, 1_000, 1_110, 1_320, 1_730]);
-    // Up for reset_after: the next restart is immediate again.
-    sim.advance_ms(10_000);
+    // Up for just under healthy_after: still a crash loop, the backoff keeps growing.
+    sim.advance_ms(989);
     sim.exit("a", 1);
-    assert_eq!(*sim.spawn_times("a").last().unwrap(), 11_740);
-    assert_eq!(sim.view("a").restarts, 5);
+    assert_eq!(*sim.spawn_times("a").last().unwrap(), 1_730);
+    sim.advance_to_next();
+    sim.spawned("a");
+    assert_eq!(*sim.spawn_times("a").last().unwrap(), 3_529);
+    // Up for healthy_after: the next restart is immediate again.
+    sim.advance_ms(1_000);
+    sim.exit("a", 1);
+    assert_eq!(*sim.spawn_times("a").last().unwrap(), 4_529);
+    assert_eq!(sim.view("a").restarts, 6);
+}
+
+/// Issue 14, item 8: a service that was ready and serving for 3 s and is then SIGKILLed is
+/// restarted at once, every time (it waited 0.2-2.8 s when the backoff only reset after 10 s).
+#[test]
+fn a_ready_service_killed_five_times_three_seconds_apart_restarts_at_once_every_time() {
+    let mut sim = Sim::new(vec![
+        process("api")
+            .ready(probe(1_000))
+            .restart(RestartPolicy::Always)
+            .retry(3, 1_000, 30_000)
+            .healthy_after(1_000)
+            .start_limit(5, 10_000),
+    ]);
+    sim.start();
+    sim.make_ready("api");
+    for _ in 0..5 {
+        sim.advance_ms(3_000);
+        sim.killed("api", 9);
+        sim.make_ready("api");
+    }
+    assert_eq!(
+        sim.spawn_times("api"),
+        [0, 3_000, 6_000, 9_000, 12_000, 15_000]
+    );
+    assert_eq!(sim.grep("restarting in 1s"), Vec::<String>::new());
+    assert_eq!(sim.view("api").restarts, 5);
+    assert_eq!(sim.state("api"), State::Ready);
+}
+
+#[test]
+fn quick_crashes_back_off_and_the_start_limit_still_caps_them() {
+    let mut sim = Sim::new(vec![
+        process("a")
+            .ready(probe(1_000))
+            .restart(RestartPolicy::Always)
+            .retry(3, 100, 1_000)
+            .healthy_after(1_000)
+            .start_limit(3, 10_000),
+    ]);
+    sim.start();
+    sim.make_ready("a");
+    // Each incarnation is ready for 500 ms only: below healthy_after, a crash loop.
+    for _ in 0..3 {
+        sim.advance_ms(500);
+        sim.killed("a", 9);
+        sim.run_timers(1);
+        sim.make_ready("a");
+    }
+    assert_eq!(sim.spawn_times("a"), [0, 500, 1_100, 1_800]);
+    sim.advance_ms(500);
+    sim.killed("a", 9);
+    assert_eq!(sim.state("a"), State::Failed);
+    assert_eq!(
+        sim.view("a").last_error,
+        Some("restarted 3 times in 10s; giving up (exited unexpectedly (killed by signal 9))")
+    );
 }
 
 #[test]

@@ -272,7 +272,7 @@ struct ChaosUnit {
     cleanup: bool,
     start_limit: (u32, u64),
     breaker: Option<(u32, u64)>,
-    reset_after: u64,
+    healthy_after: u64,
 }
 
 fn chaos_probe() -> impl Strategy<Value = ProbeSpec> {
@@ -310,7 +310,7 @@ fn chaos_unit() -> impl Strategy<Value = ChaosUnit> {
                 (stop_timeout, cleanup),
                 start_limit,
                 breaker,
-                reset_after,
+                healthy_after,
             )| ChaosUnit {
                 kind,
                 priority,
@@ -324,7 +324,7 @@ fn chaos_unit() -> impl Strategy<Value = ChaosUnit> {
                 cleanup,
                 start_limit,
                 breaker,
-                reset_after,
+                healthy_after,
             },
         )
 }
@@ -386,7 +386,7 @@ fn chaos_config(i: usize, c: &ChaosUnit) -> U {
             failures,
             cooldown: ms(cooldown),
         });
-    u.config.reset_after = ms(c.reset_after);
+    u.config.healthy_after = ms(c.healthy_after);
     u
 }
 

@@ -9,8 +9,6 @@ use gantry_engine as eng;
 use gantry_spec::{Condition, Kind, Priority, Probe, ProbeKind, Restart, keys};
 use std::time::Duration;
 
-/// A service that stayed up this long has its restart backoff reset.
-pub const RESET_AFTER: Duration = Duration::from_secs(10);
 /// Boot polling floor of a tcp probe: a loopback connect costs microseconds, so readiness
 /// is seen within a millisecond.
 pub const TCP_MIN_INTERVAL: Duration = Duration::from_millis(1);
@@ -111,7 +109,7 @@ impl PlanUnit {
             failures: b.failures,
             cooldown: b.cooldown.0,
         });
-        c.reset_after = RESET_AFTER;
+        c.healthy_after = s.healthy_after.0;
         c
     }
 }
@@ -156,6 +154,7 @@ command = "m"
 [services.own]
 command = "x"
 start_timeout = "5s"
+healthy_after = "2.5s"
 "#,
         );
         let c = p.unit_configs();
@@ -167,7 +166,8 @@ start_timeout = "5s"
             Some(keys::START_TIMEOUT_ONESHOT)
         );
         assert_eq!(by("own").start_timeout, Some(Duration::from_secs(5)));
-        assert_eq!(by("db").reset_after, RESET_AFTER);
+        assert_eq!(by("db").healthy_after, keys::HEALTHY_AFTER);
+        assert_eq!(by("own").healthy_after, Duration::from_millis(2500));
         let mode = |u: &eng::UnitConfig, r| u.probe(r).map(|p| p.mode);
         assert_eq!(
             mode(by("db"), eng::ProbeRole::Readiness),

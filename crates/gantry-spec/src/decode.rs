@@ -700,6 +700,9 @@ impl Decoder<'_> {
         if let Some(v) = t.get("stop_timeout") {
             d.stop_timeout = self.duration(v, &join(path, "stop_timeout"));
         }
+        if let Some(v) = t.get("healthy_after") {
+            d.healthy_after = self.duration(v, &join(path, "healthy_after"));
+        }
         d
     }
 
@@ -1302,6 +1305,10 @@ impl Decoder<'_> {
                 .stop_timeout
                 .or(defaults.stop_timeout)
                 .unwrap_or(Dur(Duration::from_secs(10))),
+            healthy_after: own
+                .healthy_after
+                .or(defaults.healthy_after)
+                .unwrap_or(Dur(keys::HEALTHY_AFTER)),
             cleanup: t
                 .get("cleanup")
                 .and_then(|x| self.command(x, &p("cleanup")))

@@ -13,6 +13,11 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// legitimately run for minutes.
 pub const START_TIMEOUT_ONESHOT: Duration = Duration::from_secs(600);
 /// The default text of `start_timeout` in the docs; a test checks it names the two constants.
+/// `healthy_after` when a service does not set one: up this long, a crash restarts at once
+/// (s6 and runit wait about a second too).
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(1);
+/// The default text of `healthy_after`; a test checks it names the constant.
+const HEALTHY_AFTER_DEFAULT: &str = "\"1s\"";
 const START_TIMEOUT_DEFAULT: &str = "\"60s\"; \"10m\" for kind = \"task\" and \"migrate\"";
 
 /// The shape of a value.
@@ -335,6 +340,7 @@ macro_rules! inheritable {
             k("retry", Ty::Table(RETRY), None, "Start attempts and exponential backoff."),
             k("start_breaker", Ty::Table(START_BREAKER), None, "Start breaker: after `failures` consecutive failed start attempts, hold the next attempt back for `cooldown`. Opens only when `retry.attempts` is larger than `failures`. Absent: no breaker."),
             k("start_limit", Ty::Table(START_LIMIT), None, "Restart burst limit."),
+            k("healthy_after", Ty::Duration, Some(HEALTHY_AFTER_DEFAULT), "A service up (ready, or running without a readiness probe) at least this long is healthy: when it then crashes it is restarted at once, every time. Quicker crashes are a crash loop: they wait the `retry` backoff, growing with each one, and `start_limit` ends them."),
             k("start_timeout", Ty::Duration, Some(START_TIMEOUT_DEFAULT), "Time from spawn to ready (or completed) before the attempt fails."),
             k("stop_signal", Ty::Enum(SIGNALS), Some("\"SIGTERM\""), "Signal sent to the process group to stop the service."),
             k("stop_timeout", Ty::Duration, Some("\"10s\""), "Time after the stop signal before SIGKILL."),
@@ -344,7 +350,7 @@ macro_rules! inheritable {
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 10 + 18;
+const SERVICE_LEN: usize = 11 + 18;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(
@@ -561,6 +567,13 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), SERVICE.len());
+    }
+
+    #[test]
+    fn healthy_after_default_text_is_the_constant() {
+        use crate::duration::parse_duration;
+        let text = find(SERVICE, "healthy_after").unwrap().default.unwrap();
+        assert_eq!(parse_duration(text.trim_matches('"')), Ok(HEALTHY_AFTER));
     }
 
     #[test]

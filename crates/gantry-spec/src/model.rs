@@ -357,6 +357,7 @@ pub struct ServiceDefaults {
     pub start_timeout: Option<Dur>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<Dur>,
+    pub healthy_after: Option<Dur>,
     pub working_dir: Option<String>,
     pub start_limit: Option<StartLimit>,
     pub start_breaker: Option<StartBreaker>,
@@ -385,6 +386,8 @@ pub struct Service {
     pub start_timeout: Option<Dur>,
     pub stop_signal: Sp<String>,
     pub stop_timeout: Dur,
+    /// Up this long, a crash restarts at once; quicker crashes back off.
+    pub healthy_after: Dur,
     pub cleanup: Option<Vec<String>>,
     pub layer: Option<Sp<String>>,
     /// A dry-run command for the pre-flight (e.g. `python3 -c 'import app'`).

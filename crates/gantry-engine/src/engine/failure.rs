@@ -115,11 +115,13 @@ impl Engine {
         }
         u.restarts = u.restarts.saturating_add(1);
         u.last_error = Some(cause.clone());
-        if u.up_since.is_some_and(|s| now - s >= u.config.reset_after) {
+        // A crash after a healthy run (up for `healthy_after`) restarts at once,
+        // every time; only quick consecutive crashes (a crash loop) back off.
+        if u.up_since
+            .is_some_and(|s| now - s >= u.config.healthy_after)
+        {
             u.crash_streak = 0;
         }
-        // The first restart after a healthy run is immediate; only quick
-        // consecutive restarts back off.
         let delay = if u.crash_streak == 0 {
             Duration::ZERO
         } else {

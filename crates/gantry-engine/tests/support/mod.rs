@@ -44,7 +44,7 @@ fn base(name: &str, kind: UnitKind) -> U {
         burst: 5,
         interval: ms(10_000),
     };
-    config.reset_after = ms(60_000);
+    config.healthy_after = ms(60_000);
     U {
         config,
         deps: Vec::new(),
@@ -154,8 +154,8 @@ impl U {
         });
         self
     }
-    pub fn reset_after(mut self, t: u64) -> U {
-        self.config.reset_after = ms(t);
+    pub fn healthy_after(mut self, t: u64) -> U {
+        self.config.healthy_after = ms(t);
         self
     }
 }
