@@ -179,7 +179,9 @@ pub struct BreakerConfig {
 pub enum ProbeRole {
     /// Runs first after spawn; readiness and liveness wait until it passes.
     Startup,
-    /// Gates `Ready`; stops once the unit is ready.
+    /// Gates `Ready`; keeps running at its `period` while the unit is up, where
+    /// `failure_threshold` failures make it `Unready` (not restarted) and
+    /// `success_threshold` passes make it ready again.
     Readiness,
     /// Watches a ready unit; `failure_threshold` failures restart it.
     Liveness,
@@ -231,7 +233,8 @@ pub struct ProbeConfig {
     pub timeout: Duration,
     /// Consecutive passes needed; 0 is treated as 1.
     pub success_threshold: u32,
-    /// Consecutive failures that restart a live unit (liveness only); 0 is treated as 1.
+    /// Consecutive failures that restart a live unit (liveness) or make an up
+    /// unit unready (readiness); 0 is treated as 1.
     pub failure_threshold: u32,
 }
 

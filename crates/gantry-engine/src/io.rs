@@ -150,6 +150,10 @@ pub enum State {
     Completed,
     /// Up, without a readiness probe.
     Running,
+    /// Up, but its readiness probe (which keeps running while it is up) failed
+    /// `failure_threshold` times in a row: not restarted, its dependents keep
+    /// running, and gates on its readiness hold until it passes again.
+    Unready,
     /// Up but its liveness probe is failing below the threshold, or backing
     /// off before a restart after having been up.
     Degraded,
@@ -168,6 +172,7 @@ impl State {
             self,
             State::Ready
                 | State::Running
+                | State::Unready
                 | State::Degraded
                 | State::Completed
                 | State::Failed
@@ -185,6 +190,7 @@ impl fmt::Display for State {
             State::Ready => "ready",
             State::Completed => "completed",
             State::Running => "running",
+            State::Unready => "unready",
             State::Degraded => "degraded",
             State::Failed => "failed",
             State::Skipped => "skipped",

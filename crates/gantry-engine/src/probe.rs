@@ -28,6 +28,9 @@ pub(crate) struct Probe {
     pub(crate) passes: u32,
     pub(crate) failures: u32,
     pub(crate) last_message: Option<String>,
+    /// Runs at its `period` from the start of the activation (liveness, and
+    /// readiness once the unit is up), never on the fast boot schedule.
+    pub(crate) steady: bool,
 }
 
 impl Probe {
@@ -41,6 +44,7 @@ impl Probe {
             passes: 0,
             failures: 0,
             last_message: None,
+            steady: role == ProbeRole::Liveness,
         }
     }
 
@@ -57,8 +61,20 @@ impl Probe {
     }
 
     /// Starts a fresh activation; counts from an earlier incarnation must not
-    /// leak into this one.
+    /// leak into this one. A readiness probe starts on the fast boot schedule.
     pub(crate) fn activate(&mut self) {
+        self.steady = self.role == ProbeRole::Liveness;
+        self.begin_activation();
+    }
+
+    /// Starts a fresh activation at the steady `period`: readiness while the
+    /// unit is up.
+    pub(crate) fn activate_steady(&mut self) {
+        self.steady = true;
+        self.begin_activation();
+    }
+
+    fn begin_activation(&mut self) {
         self.active = true;
         self.in_flight = None;
         self.began = None;
@@ -79,6 +95,8 @@ impl Probe {
             // Liveness takes over from a readiness probe that just passed, so
             // an immediate run would tell nothing new.
             ProbeRole::Liveness => self.config.period.max(self.config.initial_delay),
+            // The same for readiness once up: it has just passed.
+            ProbeRole::Readiness if self.steady => self.config.period,
             ProbeRole::Startup | ProbeRole::Readiness => self.config.initial_delay,
         }
     }
@@ -86,7 +104,9 @@ impl Probe {
     /// The delay from a result to the next run.
     pub(crate) fn next_delay(&self, now: Time) -> Duration {
         match (self.role, self.config.mode) {
-            (ProbeRole::Startup | ProbeRole::Readiness, ProbeMode::Polled { min_interval }) => {
+            (ProbeRole::Startup | ProbeRole::Readiness, ProbeMode::Polled { min_interval })
+                if !self.steady =>
+            {
                 let elapsed = self.began.map_or(Duration::ZERO, |b| now - b);
                 adaptive_interval(min_interval, self.config.period, elapsed)
             }

@@ -27,8 +27,13 @@ pub(crate) enum Life {
     /// or the task runs.
     Probing,
     /// Passed its gate. `ready` is false for a process without readiness probe.
+    /// `lost`: its readiness probe, which keeps running while it is up, has
+    /// since failed `failure_threshold` times in a row (public `unready`); it is
+    /// not restarted, and gates on its readiness hold until the probe passes
+    /// `success_threshold` times again.
     Up {
         ready: bool,
+        lost: bool,
     },
     /// A task that exited 0.
     Completed,
@@ -147,6 +152,8 @@ pub(crate) struct Unit {
     /// Attempts made in the current start sequence.
     pub(crate) attempt: u32,
     pub(crate) restarts: u32,
+    /// Times its readiness was lost while it was up.
+    pub(crate) readiness_losses: u32,
     /// Consecutive quick restarts, for the restart backoff.
     pub(crate) crash_streak: u32,
     /// Times of recent automatic restarts, for the start limit.
@@ -200,6 +207,7 @@ impl Unit {
             r#gen: 0,
             attempt: 0,
             restarts: 0,
+            readiness_losses: 0,
             crash_streak: 0,
             restart_times: VecDeque::new(),
             up_since: None,
@@ -252,10 +260,11 @@ impl Unit {
     pub(crate) fn facing(&self) -> Facing {
         let live = !self.stop_requested;
         let up = matches!(self.life, Life::Up { .. } | Life::Completed);
+        let serving = matches!(self.life, Life::Up { lost: false, .. } | Life::Completed);
         let running = self.life == Life::Probing && matches!(self.proc, Proc::Alive { .. });
         Facing {
             started: live && (up || running),
-            ready: live && up,
+            ready: live && serving,
             completed: live && self.life == Life::Completed,
             dead: self.life.is_dead(),
         }
@@ -275,9 +284,10 @@ impl Unit {
             Life::BackingOff {
                 after_up: false, ..
             } => State::Starting,
+            Life::Up { lost: true, .. } => State::Unready,
             Life::Up { .. } if self.liveness_failures() > 0 => State::Degraded,
-            Life::Up { ready: true } => State::Ready,
-            Life::Up { ready: false } => State::Running,
+            Life::Up { ready: true, .. } => State::Ready,
+            Life::Up { ready: false, .. } => State::Running,
             Life::Completed => State::Completed,
             Life::Failed => State::Failed,
             Life::Skipped => State::Skipped,

@@ -37,5 +37,7 @@ pub struct UnitView<'a> {
     pub breaker: Option<BreakerState>,
     /// Consecutive liveness failures (non-zero means degraded).
     pub liveness_failures: u32,
+    /// Times its readiness was lost while it was up (it turned `unready`).
+    pub readiness_losses: u32,
     pub config: &'a UnitConfig,
 }

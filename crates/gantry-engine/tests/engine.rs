@@ -667,6 +667,166 @@ fn external_units_are_probed_never_spawned() {
     assert!(sim.engine.is_finished());
 }
 
+// ----- Running: readiness for the life of the unit --------------------------------
+
+fn gate(period_ms: u64, failures: u32, passes: u32) -> gantry_engine::ProbeConfig {
+    let mut p = probe(period_ms);
+    p.failure_threshold = failures;
+    p.success_threshold = passes;
+    p
+}
+
+#[test]
+fn readiness_keeps_running_while_up_and_a_loss_makes_the_unit_unready_without_a_restart() {
+    let mut sim = Sim::new(vec![
+        process("db")
+            .ready(gate(1_000, 3, 2))
+            .restart(RestartPolicy::Always),
+        process("api").after("db", Ready),
+        process("worker").after("db", Started),
+    ]);
+    sim.start();
+    sim.make_ready("db");
+    sim.spawned("api");
+    sim.spawned("worker");
+    assert_eq!(sim.outcome(), Some(Outcome::Go));
+    let pid = sim.view("db").pid;
+    sim.take();
+    sim.advance_ms(1_000);
+    sim.probe("db", Readiness, true);
+    // Two failures: still ready.
+    for _ in 0..2 {
+        sim.advance_ms(1_000);
+        sim.probe("db", Readiness, false);
+    }
+    assert_eq!(sim.state("db"), State::Ready);
+    sim.advance_ms(1_000);
+    sim.probe("db", Readiness, false);
+    assert_eq!(
+        sim.take_only(&["db:", "api:", "worker:", "signal", "spawn"]),
+        [
+            "4001ms db: ready -> unready (readiness failed 3 times: connection refused; not restarted, dependents keep running)",
+            "4001ms api: running -> running (dependency db is unready (readiness failed 3 times: connection refused))",
+        ]
+    );
+    let v = sim.view("db");
+    assert_eq!(
+        (v.pid, v.r#gen, v.restarts, v.readiness_losses),
+        (pid, 1, 0, 1)
+    );
+    assert_eq!(
+        v.last_error,
+        Some("readiness failed 3 times: connection refused")
+    );
+    // Two passes at boot (1 ms apart), then the probe runs at its period, never faster.
+    assert_eq!(
+        sim.probe_times("db", Readiness),
+        [0, 1, 1_001, 2_001, 3_001, 4_001]
+    );
+    // A gate on its readiness holds meanwhile: api restarted by hand waits.
+    sim.restart_unit("api");
+    sim.killed("api", 15);
+    assert_eq!(sim.state("api"), State::Pending);
+    // One pass is not enough (success_threshold 2); the second makes it ready again.
+    sim.advance_ms(1_000);
+    sim.probe("db", Readiness, true);
+    assert_eq!(sim.state("db"), State::Unready);
+    sim.advance_ms(1_000);
+    sim.probe("db", Readiness, true);
+    assert_eq!(
+        sim.take_only(&["db:", "signal", "spawn"]),
+        [
+            "4001ms signal api#1 graceful",
+            "6001ms db: unready -> ready (readiness passed 2 times in a row again)",
+            "6001ms spawn api#2",
+        ]
+    );
+    assert_eq!(sim.view("db").pid, pid);
+    assert_eq!(sim.spawn_times("db"), [0]);
+    assert_eq!(sim.spawn_times("worker"), [0]);
+}
+
+#[test]
+fn an_external_service_that_stops_answering_turns_unready_and_ready_again() {
+    let mut sim = Sim::new(vec![
+        external("pg").ready(gate(500, 2, 1)).critical(),
+        process("api").after("pg", Ready).critical(),
+    ]);
+    sim.start();
+    sim.probe("pg", Readiness, true);
+    sim.spawned("api");
+    assert_eq!(sim.outcome(), Some(Outcome::Go));
+    sim.take();
+    sim.advance_ms(500);
+    sim.probe("pg", Readiness, false);
+    sim.advance_ms(500);
+    sim.probe("pg", Readiness, false);
+    assert_eq!(sim.state("pg"), State::Unready);
+    assert_eq!(sim.state("api"), State::Running);
+    sim.advance_ms(500);
+    sim.probe("pg", Readiness, true);
+    assert_eq!(
+        sim.take_only(&["pg:", "api:", "signal", "spawn"]),
+        [
+            "1000ms pg: ready -> unready (readiness failed 2 times: connection refused; not restarted, dependents keep running)",
+            "1000ms api: running -> running (dependency pg is unready (readiness failed 2 times: connection refused))",
+            "1500ms pg: unready -> ready (readiness passed again)",
+            "1500ms api: running -> running (dependency pg is ready again)",
+        ]
+    );
+    assert_eq!(sim.view("pg").readiness_losses, 1);
+    // A shutdown from unready is an ordinary one.
+    sim.advance_ms(500);
+    sim.probe("pg", Readiness, false);
+    sim.advance_ms(500);
+    sim.probe("pg", Readiness, false);
+    sim.shutdown();
+    sim.killed("api", 15);
+    assert_eq!(sim.state("pg"), State::Stopped);
+    assert!(sim.engine.is_finished());
+    assert_eq!(sim.engine.exit_code(), 0);
+}
+
+#[test]
+fn liveness_still_restarts_a_unit_whose_readiness_is_lost() {
+    let mut live = probe(1_000);
+    live.failure_threshold = 2;
+    let mut sim = Sim::new(vec![
+        process("api")
+            .ready(gate(1_000, 1, 1))
+            .live(live)
+            .restart(RestartPolicy::Always),
+    ]);
+    sim.start();
+    sim.make_ready("api");
+    sim.advance_ms(1_000);
+    sim.probe("api", Readiness, false);
+    assert_eq!(sim.state("api"), State::Unready);
+    sim.probe("api", Liveness, false);
+    sim.advance_ms(1_000);
+    sim.probe("api", Liveness, false);
+    assert_eq!(sim.grep("signal"), ["2000ms signal api#1 graceful"]);
+    sim.killed("api", 15);
+    assert_eq!(sim.spawn_times("api"), [0, 2_000]);
+    // The new incarnation starts on the boot schedule and is ready again.
+    sim.make_ready("api");
+    assert_eq!(sim.state("api"), State::Ready);
+}
+
+#[test]
+fn a_pushed_readiness_ends_with_the_boot() {
+    let mut sim = Sim::new(vec![process("api").ready(pushed())]);
+    sim.start();
+    sim.spawned("api");
+    sim.push("api", Readiness, true);
+    assert_eq!(sim.state("api"), State::Ready);
+    // A log line or READY=1 can never say "not ready": nothing runs after the boot.
+    sim.push("api", Readiness, false);
+    sim.advance_ms(10_000);
+    assert_eq!(sim.state("api"), State::Ready);
+    assert!(sim.probe_times("api", Readiness).is_empty());
+}
+
 // ----- Running: liveness and restart policies -----------------------------------
 
 #[test]

@@ -270,6 +270,9 @@ impl Engine {
         }
         if life != Life::Probing {
             self.deactivate_probe(id, ProbeRole::Startup);
+        }
+        // Readiness keeps running while the unit is up (`keep_readiness`).
+        if !matches!(life, Life::Probing | Life::Up { .. }) {
             self.deactivate_probe(id, ProbeRole::Readiness);
         }
         if !matches!(life, Life::Up { .. }) {

@@ -89,7 +89,12 @@ impl Engine {
                 let active = u.probe(role).is_some_and(|p| p.active);
                 let allowed = match role {
                     ProbeRole::Liveness => matches!(u.life, Life::Up { .. }),
-                    ProbeRole::Startup | ProbeRole::Readiness => u.life == Life::Probing,
+                    ProbeRole::Readiness => {
+                        u.life == Life::Probing
+                            || matches!(u.life, Life::Up { .. })
+                                && u.probe(role).is_some_and(|p| p.steady && p.is_polled())
+                    }
+                    ProbeRole::Startup => u.life == Life::Probing,
                 };
                 if active && (!allowed || u.stop_requested) {
                     return Err(format!("{name}: {role} probe active in {:?}", u.life));

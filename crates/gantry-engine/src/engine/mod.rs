@@ -31,7 +31,7 @@ mod stop;
 
 use std::collections::VecDeque;
 
-use crate::config::{EngineOptions, UnitConfig, UnitId};
+use crate::config::{EngineOptions, ProbeRole, UnitConfig, UnitId};
 use crate::error::EngineError;
 use crate::graph;
 use crate::io::{Action, Event, Outcome};
@@ -224,6 +224,7 @@ impl Engine {
             start_deadline: self.timers.get(id, TimerKind::Start),
             breaker: u.breaker.as_ref().map(|b| b.state()),
             liveness_failures: u.liveness_failures(),
+            readiness_losses: u.readiness_losses,
             config: &u.config,
         })
     }
@@ -259,6 +260,14 @@ impl Engine {
     /// The exit code `Finished` carries (or will carry).
     pub fn exit_code(&self) -> i32 {
         self.exit_code
+    }
+
+    /// The `seq` of the run of `role` the engine waits for, if that probe is
+    /// active; for test harnesses that answer probes.
+    #[doc(hidden)]
+    pub fn probe_in_flight(&self, id: UnitId, role: ProbeRole) -> Option<u64> {
+        let p = self.units.get(id.0)?.probe(role)?;
+        p.in_flight.filter(|_| p.active)
     }
 
     /// The latest `now` seen; inputs never move the clock backwards.

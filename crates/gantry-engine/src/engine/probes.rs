@@ -1,9 +1,10 @@
 //! Probes: activation, scheduling, runs and results of the startup, readiness and liveness gates.
 
 use super::Engine;
-use crate::config::{ProbeRole, UnitId, UnitKind};
+use crate::config::{Condition, ProbeRole, UnitId, UnitKind};
 use crate::io::Action;
 use crate::timers::TimerKind;
+use crate::unit::Life;
 
 impl Engine {
     pub(super) fn activate_probe(&mut self, id: UnitId, role: ProbeRole) {
@@ -20,6 +21,85 @@ impl Engine {
             self.run_probe(id, role);
         } else {
             self.timers.set(id, TimerKind::Probe(role), now + delay);
+        }
+    }
+
+    /// Keeps a polled readiness probe running while the unit is up, at its
+    /// `period`; a pushed one (a log line, READY=1) can never report a failure,
+    /// so it ends with the boot.
+    pub(super) fn keep_readiness(&mut self, id: UnitId) {
+        let now = self.now;
+        let Some(p) = self.units[id.0].probe_mut(ProbeRole::Readiness) else {
+            return;
+        };
+        if !p.is_polled() {
+            self.deactivate_probe(id, ProbeRole::Readiness);
+            return;
+        }
+        p.activate_steady();
+        let at = now + p.first_delay();
+        self.timers
+            .set(id, TimerKind::Probe(ProbeRole::Readiness), at);
+    }
+
+    /// A readiness result while the unit is up: `failure_threshold` failures in
+    /// a row make it unready (never a restart: that is liveness' job), and
+    /// `success_threshold` passes make it ready again. Either way its dependents
+    /// keep running and are only told.
+    fn readiness_for_life(
+        &mut self,
+        id: UnitId,
+        ok: bool,
+        message: &str,
+        passes: u32,
+        failures: u32,
+    ) {
+        let Life::Up { ready, lost } = self.units[id.0].life else {
+            return;
+        };
+        let Some(p) = self.units[id.0].probe(ProbeRole::Readiness) else {
+            return;
+        };
+        let (success_threshold, failure_threshold) = (p.success_threshold(), p.failure_threshold());
+        if !ok {
+            self.units[id.0].last_error = Some(format!("readiness: {message}"));
+        }
+        if !lost && !ok && failures >= failure_threshold {
+            let why = format!("readiness failed {failures} times: {message}");
+            let u = &mut self.units[id.0];
+            u.readiness_losses = u.readiness_losses.saturating_add(1);
+            u.last_error = Some(why.clone());
+            self.set_life(
+                id,
+                Life::Up { ready, lost: true },
+                Some(format!("{why}; not restarted, dependents keep running")),
+            );
+            let name = &self.units[id.0].config.name;
+            self.tell_dependents(id, format!("dependency {name} is unready ({why})"));
+        } else if lost && ok && passes >= success_threshold {
+            let why = if passes == 1 {
+                "readiness passed again".to_string()
+            } else {
+                format!("readiness passed {passes} times in a row again")
+            };
+            self.set_life(id, Life::Up { ready, lost: false }, Some(why));
+            let name = &self.units[id.0].config.name;
+            self.tell_dependents(id, format!("dependency {name} is ready again"));
+        }
+    }
+
+    /// A note on each running dependent that waited for `id` to be ready: the
+    /// timeline and the event stream show what changed under it.
+    fn tell_dependents(&mut self, id: UnitId, reason: String) {
+        for k in 0..self.dependents[id.0].len() {
+            let (d, edge, _) = self.dependents[id.0][k];
+            let u = &self.units[d.0];
+            if u.config.deps[edge].condition == Condition::Ready
+                && matches!(u.life, Life::Up { .. })
+                && !u.stop_requested
+            {
+                self.note(d, reason.clone());
+            }
         }
     }
 
@@ -77,6 +157,7 @@ impl Engine {
             return;
         }
         let kind = self.units[id.0].config.kind;
+        let life = self.units[id.0].life;
         let Some(p) = self.units[id.0].probe_mut(role) else {
             return;
         };
@@ -102,6 +183,9 @@ impl Engine {
                     self.on_up(id);
                 }
                 return;
+            }
+            ProbeRole::Readiness if matches!(life, Life::Up { .. }) => {
+                self.readiness_for_life(id, ok, &message, passes, failures);
             }
             ProbeRole::Readiness if ok && passes >= success_threshold => {
                 self.on_up(id);

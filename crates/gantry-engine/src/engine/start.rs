@@ -157,8 +157,9 @@ impl Engine {
             p.activate();
             p.deactivate();
         }
-        self.set_life(id, Life::Up { ready }, None);
+        self.set_life(id, Life::Up { ready, lost: false }, None);
         if self.units[id.0].config.kind != UnitKind::Task {
+            self.keep_readiness(id);
             self.activate_probe(id, ProbeRole::Liveness);
         }
     }

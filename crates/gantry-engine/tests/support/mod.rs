@@ -624,10 +624,13 @@ impl Sim {
                 }
             }
             Action::Transition(notice) => {
-                // Every notice is emitted while no run of that unit's probes
-                // is legitimately pending (a result was just consumed, or the
-                // attempt was abandoned), so outstanding runs are void.
-                self.outstanding.retain(|(u, _), _| *u != notice.unit);
+                // A state change may abandon the unit's runs (a new attempt,
+                // a stop); the ones the engine still waits for stay (liveness
+                // and readiness both run while a unit is up).
+                let engine = &self.engine;
+                self.outstanding.retain(|&(u, role), seq| {
+                    u != notice.unit || engine.probe_in_flight(u, role) == Some(*seq)
+                });
             }
             Action::BootDecided(_) | Action::Finished { .. } => {}
         }
