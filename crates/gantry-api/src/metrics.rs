@@ -28,12 +28,13 @@ pub const PROBE_BUCKETS: [f64; 14] = [
 ];
 
 /// Every state a service can be in; the state-set gauge writes one series per state.
-const SERVICE_STATES: [&str; 10] = [
+const SERVICE_STATES: [&str; 11] = [
     "pending",
     "starting",
     "ready",
     "completed",
     "running",
+    "unready",
     "degraded",
     "failed",
     "skipped",
@@ -97,6 +98,7 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
     let probe =
         Family::<ServiceLabel, Histogram, fn() -> Histogram>::new_with_constructor(probe_histogram);
     let probe_failures = Family::<ServiceLabel, Counter>::default();
+    let readiness_lost = Family::<ServiceLabel, Counter>::default();
     let breaker = Family::<ServiceStateLabel, Gauge>::default();
     let boot_duration = FloatGauge::default();
     let outcome = Family::<OutcomeLabel, Gauge>::default();
@@ -130,6 +132,9 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
         probe_failures
             .get_or_create(&label)
             .inc_by(s.probe_failures_total);
+        readiness_lost
+            .get_or_create(&label)
+            .inc_by(s.readiness_lost_total);
         if let Some(b) = &s.breaker {
             for st in BREAKER_STATES {
                 breaker
@@ -230,6 +235,11 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
         "gantry_probe_failures",
         "Failed probes of the service",
         probe_failures,
+    );
+    registry.register(
+        "gantry_service_readiness_lost",
+        "Times the service turned unready while up (readiness failed failure_threshold times in a row; it is not restarted)",
+        readiness_lost,
     );
     registry.register(
         "gantry_breaker_state",

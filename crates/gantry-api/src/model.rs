@@ -27,7 +27,7 @@ pub struct ServiceSnapshot {
     pub kind: String,
     /// critical | high | medium | low
     pub priority: String,
-    /// pending | starting | ready | completed | running | degraded | failed | skipped | stopping | stopped
+    /// pending | starting | ready | completed | running | unready | degraded | failed | skipped | stopping | stopped
     pub state: String,
     /// Counts for /health/ready: a required service must be ready (or completed) for the stack to be ready.
     /// Required = every service except those with priority "low".
@@ -51,6 +51,9 @@ pub struct ServiceSnapshot {
     /// closed | open | half-open, when a start breaker is configured.
     pub breaker: Option<String>,
     pub probe_failures_total: u64,
+    /// Times the service turned `unready` while up (its readiness probe, which keeps
+    /// running after the boot, failed `failure_threshold` times in a row).
+    pub readiness_lost_total: u64,
     /// Probe durations in seconds observed so far (the API turns them into a histogram);
     /// the driver keeps at most the last 1,000.
     pub probe_durations: Vec<f64>,

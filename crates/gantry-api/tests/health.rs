@@ -117,6 +117,40 @@ async fn a_required_service_down_after_go_is_named() {
     );
 }
 
+/// Issue 14, item 1: readiness keeps running after the boot; a required service whose
+/// readiness is lost makes the stack not ready, named with what its probe said.
+#[tokio::test]
+async fn an_unready_service_after_go_is_named_and_ready_again_once_it_passes() {
+    let mut snap = go();
+    snap.services[0] = service("db", "unready", "critical");
+    snap.services[0].last_error =
+        Some("readiness failed 3 times: connection refused (127.0.0.1:5432)".into());
+    snap.services[0].readiness_lost_total = 1;
+    let h = Harness::new(snap);
+    assert_eq!(
+        probe(&h, "/health/ready").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: missing db (unready)".to_string()
+        )
+    );
+    let (_, verbose) = probe(&h, "/health/ready?verbose").await;
+    assert!(
+        verbose.contains(
+            "[-]db unready: readiness failed 3 times: connection refused (127.0.0.1:5432)\n"
+        ),
+        "{verbose}"
+    );
+    // Started and live are about the boot and gantry: unchanged.
+    assert_eq!(probe(&h, "/health/startup").await.0, StatusCode::OK);
+    assert_eq!(probe(&h, "/health/live").await.0, StatusCode::OK);
+    let h = Harness::new(go());
+    assert_eq!(
+        probe(&h, "/health/ready").await,
+        (StatusCode::OK, "ok".to_string())
+    );
+}
+
 #[tokio::test]
 async fn shutting_down_is_not_ready_but_stays_started_and_live() {
     let mut snap = go();

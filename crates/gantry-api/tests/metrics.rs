@@ -63,6 +63,7 @@ async fn every_family_is_present_with_its_final_name() {
         "gantry_probe_duration_seconds_sum",
         "gantry_probe_duration_seconds_count",
         "gantry_probe_failures_total",
+        "gantry_service_readiness_lost_total",
         "gantry_breaker_state",
         "gantry_boot_duration_seconds",
         "gantry_boot_outcome",
@@ -196,6 +197,39 @@ async fn values_match_the_snapshot() {
             &[("service", "api")]
         )
         .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_unready_service_shows_in_the_state_set_and_counts_its_losses() {
+    let mut snap = go();
+    snap.services[0] = service("db", "unready", "critical");
+    snap.services[0].readiness_lost_total = 2;
+    let (_, s) = scrape(snap).await;
+    let db_state = |st: &str| {
+        value(
+            &s,
+            "gantry_service_state",
+            &[("service", "db"), ("state", st)],
+        )
+    };
+    assert_eq!((db_state("unready"), db_state("ready")), (1.0, 0.0));
+    assert_eq!(value(&s, "gantry_service_ready", &[("service", "db")]), 0.0);
+    assert_eq!(
+        value(
+            &s,
+            "gantry_service_readiness_lost_total",
+            &[("service", "db")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "gantry_service_readiness_lost_total",
+            &[("service", "api")]
+        ),
+        0.0
     );
 }
 

@@ -24,6 +24,7 @@
 //! | `--listen PORT` | after the delay, bind 127.0.0.1:PORT and accept (and at once close) connections forever; repeatable |
 //! | `--http PORT` | after the delay, serve HTTP/1.1 on 127.0.0.1:PORT: `GET /health` answers `200 OK` with body `ok`, other paths 404; repeatable |
 //! | `--http-status CODE` | status code of `/health` (default 200); a non-2xx code answers with body `not ready` |
+//! | `--unready-file PATH` | while PATH exists, `/health` answers `503` with body `not ready` (checked at every request: create the file to turn readiness off, remove it to turn it on again) |
 //! | `--ready-line TEXT` | once ready (listeners bound), print TEXT on its own line to stdout; repeatable |
 //! | `--notify` | once ready, send `READY=1` and `STATUS=ready` to the datagram socket in `NOTIFY_SOCKET` (`@` = abstract) |
 //! | `--notify-extend USEC` | at start, before the `--delay` wait, send `EXTEND_TIMEOUT_USEC=USEC` to `NOTIFY_SOCKET` (asks the supervisor for that many microseconds more start time); independent of `--notify` |
@@ -67,7 +68,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: gantry-fixture [--name NAME] [--delay MS] [--listen PORT]... \
-[--http PORT]... [--http-status CODE] [--ready-line TEXT]... [--notify] \
+[--http PORT]... [--http-status CODE] [--unready-file PATH] [--ready-line TEXT]... [--notify] \
 [--notify-extend USEC] [--ready-fd N] [--touch PATH]... \
 [--pidfile PATH] [--exit-after MS] [--crash-after MS] [--exit-code N] \
 [--fail-times N --state-file PATH] [--ignore-sigterm] [--stop-delay MS] \
@@ -82,6 +83,7 @@ struct Config {
     listen: Vec<u16>,
     http: Vec<u16>,
     http_status: u16,
+    unready_file: Option<PathBuf>,
     ready_lines: Vec<String>,
     notify: bool,
     notify_extend: Option<u64>,
@@ -110,6 +112,7 @@ impl Default for Config {
             listen: Vec::new(),
             http: Vec::new(),
             http_status: 200,
+            unready_file: None,
             ready_lines: Vec::new(),
             notify: false,
             notify_extend: None,
@@ -247,6 +250,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
                 }
                 cfg.http_status = code;
             }
+            "--unready-file" => cfg.unready_file = Some(take_value(f, i, a)?.into()),
             "--ready-line" => cfg.ready_lines.push(take_string(f, i, a)?),
             "--notify" => cfg.notify = true,
             "--notify-extend" => cfg.notify_extend = Some(take_number(f, i, a)?),
@@ -512,8 +516,11 @@ fn become_ready(cfg: &Config) {
         thread::spawn(move || accept_and_drop(listener));
     }
     for listener in http {
-        let status = cfg.http_status;
-        thread::spawn(move || serve_http(listener, status));
+        let health = Health {
+            status: cfg.http_status,
+            unready_file: cfg.unready_file.clone().map(Arc::new),
+        };
+        thread::spawn(move || serve_http(listener, health));
     }
 
     if cfg.notify {
@@ -673,13 +680,31 @@ fn accept_and_drop(listener: TcpListener) {
     }
 }
 
+/// What `GET /health` answers.
+#[derive(Clone, Debug)]
+struct Health {
+    status: u16,
+    /// While this file exists, 503.
+    unready_file: Option<Arc<PathBuf>>,
+}
+
+impl Health {
+    fn status(&self) -> u16 {
+        match &self.unready_file {
+            Some(path) if path.exists() => 503,
+            _ => self.status,
+        }
+    }
+}
+
 /// Serves minimal HTTP/1.1 forever, one thread per connection.
-fn serve_http(listener: TcpListener, health_status: u16) {
+fn serve_http(listener: TcpListener, health: Health) {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
+                let health = health.clone();
                 thread::spawn(move || {
-                    let _ = answer_http(stream, health_status);
+                    let _ = answer_http(stream, health.status());
                 });
             }
             Err(_) => thread::park_timeout(Duration::from_millis(10)),

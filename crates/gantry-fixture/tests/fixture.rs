@@ -393,6 +393,25 @@ fn http_status_overrides_health() {
     );
 }
 
+#[test]
+fn unready_file_turns_health_off_while_it_exists() {
+    let port = free_port();
+    let flag = temp_path("unready");
+    let _fx = Running::spawn(fixture().args([
+        "--http",
+        &port.to_string(),
+        "--unready-file",
+        flag.to_str().unwrap(),
+    ]));
+    assert!(http_get(port, "/health").starts_with("HTTP/1.1 200 OK\r\n"));
+    std::fs::write(&flag, "").unwrap();
+    let off = http_get(port, "/health");
+    assert!(off.starts_with("HTTP/1.1 503 "), "{off}");
+    assert_eq!(body(&off), "not ready");
+    std::fs::remove_file(&flag).unwrap();
+    assert!(http_get(port, "/health").starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn notify_sends_ready_to_abstract_socket() {

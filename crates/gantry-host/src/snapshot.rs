@@ -6,8 +6,8 @@
 //!   the boot's for a unit that never restarted, the restart's after a restart (never
 //!   from the boot's first spawn) — while it is up.
 //! - `uptime_ms`: how long the current incarnation has been up: since it became ready,
-//!   while it is ready / running (none while starting, failed or stopped; a completed
-//!   task has none either).
+//!   while it is ready / running / unready / degraded (none while starting, failed or
+//!   stopped; a completed task has none either).
 
 use crate::book::Book;
 use gantry_api::model::{ProbeSample, ServiceSnapshot};
@@ -53,7 +53,12 @@ pub(crate) fn time_to_ready(v: &UnitView<'_>, book: &Book) -> Option<Duration> {
 
 pub(crate) fn uptime(v: &UnitView<'_>, now: Time) -> Option<Duration> {
     v.ready_at
-        .filter(|_| matches!(v.state, State::Ready | State::Running | State::Degraded))
+        .filter(|_| {
+            matches!(
+                v.state,
+                State::Ready | State::Running | State::Unready | State::Degraded
+            )
+        })
         .map(|r| now - r)
 }
 
@@ -87,6 +92,7 @@ pub(crate) fn from_view(
         status_text: extra.status_text,
         breaker: v.breaker.map(|b| breaker_word(b).to_string()),
         probe_failures_total: book.probes.failures(),
+        readiness_lost_total: u64::from(v.readiness_losses),
         probe_durations: book.probes.durations().collect(),
         cpu_seconds: extra.cpu_seconds,
         rss_bytes: extra.rss_bytes,

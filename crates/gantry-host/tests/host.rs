@@ -57,6 +57,8 @@ struct Fake {
     transitions: Vec<(String, String)>,
     finished: Option<i32>,
     batches: usize,
+    /// Polled probe runs not answered yet: (unit, role, seq).
+    probes: Vec<(UnitId, gantry_engine::ProbeRole, u64)>,
 }
 
 impl Fake {
@@ -67,6 +69,7 @@ impl Fake {
             transitions: Vec::new(),
             finished: None,
             batches: 0,
+            probes: Vec::new(),
         }
     }
 }
@@ -109,7 +112,10 @@ impl Executor for Fake {
                 self.finished = Some(exit_code);
                 return Some(exit_code);
             }
-            Action::RunProbe { .. } | Action::BootDecided(_) => {}
+            Action::RunProbe {
+                unit, role, seq, ..
+            } => self.probes.push((unit, role, seq)),
+            Action::BootDecided(_) => {}
         }
         None
     }
@@ -180,6 +186,62 @@ async fn time_to_ready_after_a_restart_counts_from_the_restart_and_uptime_from_r
     assert_eq!(s.services[0].time_to_ready_ms, Some(30), "{s:?}");
     assert_eq!(s.services[0].started_ms, Some(0), "first spawn of the boot");
     assert_eq!(s.services[0].restarts, 1);
+}
+
+/// Answers the one outstanding polled probe run.
+fn answer(fake: &mut Fake, ok: bool) {
+    let (unit, role, seq) = fake.probes.pop().expect("a probe run is outstanding");
+    assert!(fake.probes.is_empty());
+    let message = if ok { "ok" } else { "connection refused" };
+    fake.host.probe_result(
+        unit,
+        role,
+        seq,
+        ok,
+        message.into(),
+        Duration::from_millis(1),
+    );
+    drain(fake);
+}
+
+/// Sleeps until the engine's next deadline and fires it.
+async fn next_deadline(fake: &mut Fake) {
+    let at = fake.host.deadline().expect("a deadline");
+    tokio::time::sleep_until(at).await;
+    fake.host.timeout();
+    drain(fake);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_unit_whose_readiness_is_lost_shows_unready_up_and_counted() {
+    let mut c = unit("db", &[], 0);
+    c.readiness = Some(ProbeConfig {
+        failure_threshold: 2,
+        ..ProbeConfig::polled(Duration::from_secs(1))
+    });
+    let mut fake = Fake::new(host(vec![c]));
+    fake.host.start();
+    drain(&mut fake);
+    answer(&mut fake, true);
+    assert_eq!(snapshot(&mut fake.host).services[0].state, "ready");
+    for _ in 0..2 {
+        next_deadline(&mut fake).await;
+        answer(&mut fake, false);
+    }
+    let s = &snapshot(&mut fake.host).services[0];
+    assert_eq!((s.state.as_str(), s.ready), ("unready", false));
+    assert_eq!(s.readiness_lost_total, 1);
+    assert_eq!(s.uptime_ms, Some(2000), "still up, same incarnation");
+    assert_eq!(s.pid, Some(100));
+    assert_eq!(
+        s.last_error.as_deref(),
+        Some("readiness failed 2 times: connection refused")
+    );
+    next_deadline(&mut fake).await;
+    answer(&mut fake, true);
+    let s = &snapshot(&mut fake.host).services[0];
+    assert_eq!((s.state.as_str(), s.ready), ("ready", true));
+    assert_eq!(fake.spawned.len(), 1, "never restarted");
 }
 
 #[tokio::test(start_paused = true)]

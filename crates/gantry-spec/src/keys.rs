@@ -381,7 +381,7 @@ pub static SERVICE: &[Key] = &{
             "readiness",
             Ty::Probe,
             None,
-            "Proves the service is ready; dependents wait for it.",
+            "Proves the service is ready; dependents wait for it. A polled one keeps running at its `period` while the service is up: `failure_threshold` failures in a row make it `unready` (not restarted; `/health/ready` answers 503 naming it; dependents keep running and are told), `success_threshold` passes make it ready again.",
         ),
         k(
             "liveness",

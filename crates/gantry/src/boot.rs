@@ -199,7 +199,8 @@ fn unit_config(c: &Component, deps: Vec<Dep>) -> UnitConfig {
     u.deps = deps;
     if c.readiness.is_some() {
         // `init` done is a pushed startup probe; the readiness function is polled after it,
-        // fast at first (the engine's adaptive schedule), at most every `readiness_interval`.
+        // fast at first (the engine's adaptive schedule), at most every `readiness_interval`,
+        // and every `readiness_interval` while the component is up.
         u.startup = Some(ProbeConfig::pushed());
         u.readiness = Some(ProbeConfig {
             mode: ProbeMode::Polled {
@@ -209,7 +210,8 @@ fn unit_config(c: &Component, deps: Vec<Dep>) -> UnitConfig {
             period: c.readiness_interval,
             timeout: c.readiness_timeout,
             success_threshold: 1,
-            failure_threshold: 1,
+            // While up, three failures in a row make the component unready (not one blip).
+            failure_threshold: 3,
         });
     } else {
         // Ready = `init` returned Ok, reported as a pushed readiness pass.

@@ -114,7 +114,10 @@ const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
 ///   backoff (full jitter) until the retry policy gives up. An attempt that takes longer than
 ///   [`timeout`](Component::timeout) is cancelled (its future is dropped) and counts as failed.
 /// * `readiness`, if given, is polled after `init` succeeded, until it passes (within the same
-///   timeout); without one the component is ready as soon as `init` returns `Ok`.
+///   timeout); without one the component is ready as soon as `init` returns `Ok`. It keeps
+///   running every [`readiness_interval`](Component::readiness_interval) while the component
+///   is up: three failures in a row make it `unready` (`/health/ready` fails, nothing is
+///   restarted), one pass makes it ready again.
 /// * `cleanup` runs when an initialized component is stopped: at shutdown, after a NO-GO, before
 ///   a [`Boot::reinitialize`](crate::Boot::reinitialize), and before a retry when `init`
 ///   succeeded but readiness never came. It never runs for an `init` that did not finish.
@@ -309,8 +312,10 @@ impl Component {
     }
 
     /// A readiness check polled after `init` succeeded until it passes: fast at first, then
-    /// relaxing up to [`readiness_interval`](Component::readiness_interval). It may return
-    /// `bool` or a `Result` (see [`CheckOutput`]).
+    /// relaxing up to [`readiness_interval`](Component::readiness_interval); then every
+    /// `readiness_interval` while the component is up, where three failures in a row make it
+    /// `unready` until it passes again. It may return `bool` or a `Result` (see
+    /// [`CheckOutput`]).
     pub fn readiness<F, Fut>(mut self, readiness: F) -> Component
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -321,7 +326,8 @@ impl Component {
         self
     }
 
-    /// The longest pause between two readiness checks (default 1 s).
+    /// The longest pause between two readiness checks at start, and the pause between two
+    /// while the component is up (default 1 s).
     pub fn readiness_interval(mut self, interval: Duration) -> Component {
         self.readiness_interval = interval;
         self

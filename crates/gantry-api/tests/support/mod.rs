@@ -43,6 +43,7 @@ pub fn service(name: &str, state: &str, priority: &str) -> ServiceSnapshot {
         status_text: None,
         breaker: None,
         probe_failures_total: 0,
+        readiness_lost_total: 0,
         probe_durations: Vec::new(),
         cpu_seconds: None,
         rss_bytes: None,

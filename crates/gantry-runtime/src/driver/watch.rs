@@ -63,9 +63,11 @@ impl ListenWatch {
 
 impl Driver {
     pub(super) fn probe(&mut self, unit: UnitId, role: ProbeRole, seq: u64, timeout: Duration) {
-        // Liveness probes of running services stay plain connects: they run once a
-        // period, and a service that stops listening must fail them at once.
+        // Probes of running services (liveness, and readiness once up) stay plain
+        // connects: they run once a period, and a service that stops listening must
+        // fail them at once.
         if role != ProbeRole::Liveness
+            && self.host.unit(unit).state == gantry_engine::State::Starting
             && !self.svcs[unit.0].listen_targets(role).is_empty()
             && let Some(w) = &mut self.listen
         {
