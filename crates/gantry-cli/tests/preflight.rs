@@ -329,12 +329,16 @@ priority = "low"
 remediate = "touch warm"
 "#;
     let mut up = up("remediate", toml, &[]);
-    // No readiness probe: it counts as running once spawned, then exits 3 and fails.
+    // No readiness probe: it exits 3 within its start_grace, a failed start.
     up.wait_state("cache", "failed", 20);
     up.wait_for("the remediation", 10, |v| {
         v["event"] == "remediated" && v["ok"] == true
     });
-    up.wait_count("cache", "running", 2, 10);
+    up.wait_state("cache", "running", 10);
+    assert_eq!(
+        up.states("cache"),
+        ["starting", "failed", "pending", "starting", "running"]
+    );
     let (code, out) = run_in(&up.dir, &["missions", "--all", "--json"], &[]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

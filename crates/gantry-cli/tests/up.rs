@@ -224,11 +224,42 @@ restart = "always"
     assert_eq!(up.stop(), 0);
 }
 
+/// Issue 14, item 9: a critical process without a readiness probe that exits 5 ms after its
+/// spawn used to count as started (GO, dependents started). Within its start_grace it is a
+/// failed start: NO-GO, exit 1, the dependent never starts.
+#[test]
+fn a_critical_process_without_probes_that_dies_at_once_is_nogo() {
+    let toml = r#"
+[services.core]
+command = "FIXTURE --name core --crash-after 5"
+priority = "critical"
+
+[services.web]
+command = "FIXTURE --name web"
+depends_on = { core = "started" }
+"#;
+    let mut up = up("start-grace", toml, &[]);
+    let boot = up.wait_boot(20);
+    assert_eq!(boot["outcome"], "no-go", "{}", up.log());
+    assert_eq!(
+        up.reason("core", "failed"),
+        "exited within its start_grace of 250ms (exit code 1)"
+    );
+    assert_eq!(up.wait_exit(20), 1);
+    assert!(
+        !up.states("web").iter().any(|s| s == "starting"),
+        "web must never start: {:?}",
+        up.states("web")
+    );
+}
+
 #[test]
 fn crash_loop_hits_the_start_limit_and_fails_with_a_clear_message() {
     let toml = r#"
 [services.loop]
 command = "FIXTURE --name loop --crash-after 20"
+# Counted as started at its spawn: a crash loop of a running service, not failed starts.
+start_grace = "0s"
 restart = "always"
 retry = { backoff = "10ms", max_backoff = "20ms" }
 start_limit = { burst = 3, interval = "10s" }

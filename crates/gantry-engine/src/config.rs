@@ -294,6 +294,10 @@ pub struct UnitConfig {
     pub has_cleanup: bool,
     pub start_limit: StartLimit,
     pub breaker: Option<BreakerConfig>,
+    /// A process without a startup or readiness probe counts as started (and
+    /// running) only once it is still alive this long after its spawn; zero:
+    /// at once. Units with a probe never wait for it.
+    pub start_grace: Duration,
     /// A unit that was up (ready or running) at least this long before it
     /// crashed is restarted at once; quicker crashes back off (`retry`).
     pub healthy_after: Duration,
@@ -321,6 +325,7 @@ impl UnitConfig {
             has_cleanup: false,
             start_limit: StartLimit::default(),
             breaker: None,
+            start_grace: Duration::ZERO,
             healthy_after: Duration::from_secs(1),
         }
     }

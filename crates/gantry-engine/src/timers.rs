@@ -17,17 +17,20 @@ pub(crate) enum TimerKind {
     Backoff,
     /// Next run of a polled probe.
     Probe(ProbeRole),
+    /// End of `start_grace`: a process without probes that is still alive is up.
+    Grace,
 }
 
 impl TimerKind {
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 
     const fn index(self) -> usize {
         match self {
             TimerKind::Start => 0,
             TimerKind::Stop => 1,
             TimerKind::Backoff => 2,
-            TimerKind::Probe(role) => 3 + role.index(),
+            TimerKind::Grace => 3,
+            TimerKind::Probe(role) => 4 + role.index(),
         }
     }
 }

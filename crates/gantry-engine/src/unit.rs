@@ -169,6 +169,9 @@ pub(crate) struct Unit {
     pub(crate) reason: Option<String>,
     pub(crate) breaker: Option<Breaker>,
     pub(crate) probes: [Option<Probe>; 3],
+    /// Within `start_grace` of its spawn (a process without probes): not
+    /// started yet for its dependents.
+    pub(crate) in_grace: bool,
     /// Settled at least once: counted off its layer's barrier for good.
     pub(crate) settled_once: bool,
     /// Cached `is_busy()`, so the engine keeps a count instead of scanning.
@@ -218,6 +221,7 @@ impl Unit {
             last_error: None,
             reason: None,
             probes,
+            in_grace: false,
             settled_once: false,
             busy: true,
             blocking: false,
@@ -261,7 +265,8 @@ impl Unit {
         let live = !self.stop_requested;
         let up = matches!(self.life, Life::Up { .. } | Life::Completed);
         let serving = matches!(self.life, Life::Up { lost: false, .. } | Life::Completed);
-        let running = self.life == Life::Probing && matches!(self.proc, Proc::Alive { .. });
+        let running =
+            self.life == Life::Probing && matches!(self.proc, Proc::Alive { .. }) && !self.in_grace;
         Facing {
             started: live && (up || running),
             ready: live && serving,

@@ -152,6 +152,82 @@ fn process_without_readiness_runs_right_after_spawn() {
     assert!(sim.view("worker").pid.is_some());
 }
 
+#[test]
+fn a_process_without_probes_counts_as_started_only_after_its_start_grace() {
+    let mut sim = Sim::new(vec![
+        process("worker").grace(250),
+        process("ready_dep").after("worker", Ready),
+        process("started_dep").after("worker", Started),
+    ]);
+    sim.start();
+    sim.advance_ms(7);
+    sim.spawned("worker");
+    sim.advance_ms(100);
+    assert_eq!(sim.state("worker"), State::Starting);
+    assert_eq!(sim.spawn_times("started_dep"), Vec::<u64>::new());
+    sim.advance_ms(150);
+    assert_eq!(
+        sim.take_only(&["worker:", "spawn"]),
+        [
+            "0ms worker: pending -> starting",
+            "0ms spawn worker#1",
+            "257ms worker: starting -> running",
+            "257ms spawn started_dep#1",
+            "257ms spawn ready_dep#1",
+        ]
+    );
+    assert_eq!(sim.view("worker").ready_at, Some(Time::from_millis(257)));
+}
+
+/// Issue 14, item 9: a critical process without a readiness probe that exits right after
+/// its spawn was counted as started (GO, dependents started). Now it is NO-GO.
+#[test]
+fn an_immediate_crash_of_a_critical_process_without_probes_is_nogo() {
+    let mut sim = Sim::new(vec![
+        process("core").grace(250).critical().retry(2, 100, 100),
+        process("api").after("core", Started),
+    ]);
+    sim.start();
+    sim.spawned("core");
+    sim.advance_ms(5);
+    sim.exit("core", 3);
+    assert_eq!(sim.state("core"), State::Starting);
+    sim.advance_ms(100);
+    sim.spawned("core");
+    sim.advance_ms(5);
+    sim.exit("core", 3);
+    assert_eq!(
+        sim.outcome(),
+        Some(Outcome::NoGo {
+            unit: sim.id("core"),
+            reason:
+                "exited within its start_grace of 250ms (exit code 3) (gave up after 2 attempts)"
+                    .into()
+        })
+    );
+    assert_eq!(sim.spawn_times("api"), Vec::<u64>::new());
+    assert_eq!(sim.engine.exit_code(), 1);
+}
+
+#[test]
+fn services_with_a_probe_never_wait_for_the_grace() {
+    let mut sim = Sim::new(vec![
+        process("db").grace(250).ready(probe(1_000)),
+        process("api").grace(250).startup(probe(1_000)),
+        external("pg").grace(250),
+        process("web")
+            .after("db", Ready)
+            .after("api", Ready)
+            .after("pg", Ready),
+    ]);
+    sim.start();
+    sim.make_ready("db");
+    sim.spawned("api");
+    sim.probe("api", Startup, true);
+    assert_eq!(sim.spawn_times("web"), [0]);
+    assert_eq!(sim.state("pg"), State::Ready);
+}
+
 // ----- Readiness probing ----------------------------------------------------
 
 #[test]

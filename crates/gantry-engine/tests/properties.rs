@@ -273,6 +273,7 @@ struct ChaosUnit {
     start_limit: (u32, u64),
     breaker: Option<(u32, u64)>,
     healthy_after: u64,
+    start_grace: u64,
 }
 
 fn chaos_probe() -> impl Strategy<Value = ProbeSpec> {
@@ -298,6 +299,7 @@ fn chaos_unit() -> impl Strategy<Value = ChaosUnit> {
         (0u32..4, 0u64..5_000),
         prop::option::of((0u32..4, 0u64..3_000)),
         0u64..5_000,
+        prop::sample::select(vec![0u64, 0, 5, 250]),
     )
         .prop_map(
             |(
@@ -311,6 +313,7 @@ fn chaos_unit() -> impl Strategy<Value = ChaosUnit> {
                 start_limit,
                 breaker,
                 healthy_after,
+                start_grace,
             )| ChaosUnit {
                 kind,
                 priority,
@@ -325,6 +328,7 @@ fn chaos_unit() -> impl Strategy<Value = ChaosUnit> {
                 start_limit,
                 breaker,
                 healthy_after,
+                start_grace,
             },
         )
 }
@@ -387,6 +391,7 @@ fn chaos_config(i: usize, c: &ChaosUnit) -> U {
             cooldown: ms(cooldown),
         });
     u.config.healthy_after = ms(c.healthy_after);
+    u.config.start_grace = ms(c.start_grace);
     u
 }
 

@@ -110,6 +110,7 @@ impl PlanUnit {
             cooldown: b.cooldown.0,
         });
         c.healthy_after = s.healthy_after.0;
+        c.start_grace = s.start_grace.0;
         c
     }
 }
@@ -155,6 +156,7 @@ command = "m"
 command = "x"
 start_timeout = "5s"
 healthy_after = "2.5s"
+start_grace = "0s"
 "#,
         );
         let c = p.unit_configs();
@@ -168,6 +170,8 @@ healthy_after = "2.5s"
         assert_eq!(by("own").start_timeout, Some(Duration::from_secs(5)));
         assert_eq!(by("db").healthy_after, keys::HEALTHY_AFTER);
         assert_eq!(by("own").healthy_after, Duration::from_millis(2500));
+        assert_eq!(by("db").start_grace, keys::START_GRACE);
+        assert_eq!(by("own").start_grace, Duration::ZERO);
         let mode = |u: &eng::UnitConfig, r| u.probe(r).map(|p| p.mode);
         assert_eq!(
             mode(by("db"), eng::ProbeRole::Readiness),

@@ -703,6 +703,9 @@ impl Decoder<'_> {
         if let Some(v) = t.get("healthy_after") {
             d.healthy_after = self.duration(v, &join(path, "healthy_after"));
         }
+        if let Some(v) = t.get("start_grace") {
+            d.start_grace = self.duration(v, &join(path, "start_grace"));
+        }
         d
     }
 
@@ -1309,6 +1312,10 @@ impl Decoder<'_> {
                 .healthy_after
                 .or(defaults.healthy_after)
                 .unwrap_or(Dur(keys::HEALTHY_AFTER)),
+            start_grace: own
+                .start_grace
+                .or(defaults.start_grace)
+                .unwrap_or(Dur(keys::START_GRACE)),
             cleanup: t
                 .get("cleanup")
                 .and_then(|x| self.command(x, &p("cleanup")))

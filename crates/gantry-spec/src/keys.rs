@@ -16,6 +16,11 @@ pub const START_TIMEOUT_ONESHOT: Duration = Duration::from_secs(600);
 /// `healthy_after` when a service does not set one: up this long, a crash restarts at once
 /// (s6 and runit wait about a second too).
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(1);
+/// `start_grace` when a service does not set one: a process without a startup or readiness
+/// probe that is still alive this long after its spawn counts as started.
+pub const START_GRACE: Duration = Duration::from_millis(250);
+/// The default text of `start_grace`; a test checks it names the constant.
+const START_GRACE_DEFAULT: &str = "\"250ms\"";
 /// The default text of `healthy_after`; a test checks it names the constant.
 const HEALTHY_AFTER_DEFAULT: &str = "\"1s\"";
 const START_TIMEOUT_DEFAULT: &str = "\"60s\"; \"10m\" for kind = \"task\" and \"migrate\"";
@@ -339,6 +344,7 @@ macro_rules! inheritable {
             k("restart", Ty::Enum(RESTARTS), Some("\"never\""), "What to do when the process exits after it started."),
             k("retry", Ty::Table(RETRY), None, "Start attempts and exponential backoff."),
             k("start_breaker", Ty::Table(START_BREAKER), None, "Start breaker: after `failures` consecutive failed start attempts, hold the next attempt back for `cooldown`. Opens only when `retry.attempts` is larger than `failures`. Absent: no breaker."),
+            k("start_grace", Ty::Duration, Some(START_GRACE_DEFAULT), "A process without a startup or readiness probe counts as started (running; its dependents start) only if it is still alive this long after its spawn: an exit within it is a failed start attempt (`retry`), so a critical service that dies at once is NO-GO. Services with a probe never wait for it. \"0s\": started at its spawn."),
             k("start_limit", Ty::Table(START_LIMIT), None, "Restart burst limit."),
             k("healthy_after", Ty::Duration, Some(HEALTHY_AFTER_DEFAULT), "A service up (ready, or running without a readiness probe) at least this long is healthy: when it then crashes it is restarted at once, every time. Quicker crashes are a crash loop: they wait the `retry` backoff, growing with each one, and `start_limit` ends them."),
             k("start_timeout", Ty::Duration, Some(START_TIMEOUT_DEFAULT), "Time from spawn to ready (or completed) before the attempt fails."),
@@ -350,7 +356,7 @@ macro_rules! inheritable {
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 11 + 18;
+const SERVICE_LEN: usize = 12 + 18;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(
@@ -570,10 +576,17 @@ mod tests {
     }
 
     #[test]
-    fn healthy_after_default_text_is_the_constant() {
+    fn healthy_after_and_start_grace_default_texts_are_the_constants() {
         use crate::duration::parse_duration;
-        let text = find(SERVICE, "healthy_after").unwrap().default.unwrap();
-        assert_eq!(parse_duration(text.trim_matches('"')), Ok(HEALTHY_AFTER));
+        let text = |key| {
+            find(SERVICE, key)
+                .unwrap()
+                .default
+                .unwrap()
+                .trim_matches('"')
+        };
+        assert_eq!(parse_duration(text("healthy_after")), Ok(HEALTHY_AFTER));
+        assert_eq!(parse_duration(text("start_grace")), Ok(START_GRACE));
     }
 
     #[test]

@@ -358,6 +358,7 @@ pub struct ServiceDefaults {
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<Dur>,
     pub healthy_after: Option<Dur>,
+    pub start_grace: Option<Dur>,
     pub working_dir: Option<String>,
     pub start_limit: Option<StartLimit>,
     pub start_breaker: Option<StartBreaker>,
@@ -388,6 +389,8 @@ pub struct Service {
     pub stop_timeout: Dur,
     /// Up this long, a crash restarts at once; quicker crashes back off.
     pub healthy_after: Dur,
+    /// A process without probes counts as started once alive this long after its spawn.
+    pub start_grace: Dur,
     pub cleanup: Option<Vec<String>>,
     pub layer: Option<Sp<String>>,
     /// A dry-run command for the pre-flight (e.g. `python3 -c 'import app'`).

@@ -262,6 +262,10 @@ impl Engine {
         if !matches!(life, Life::Spawning | Life::Probing) {
             self.timers.cancel(id, TimerKind::Start);
         }
+        if life != Life::Probing {
+            self.timers.cancel(id, TimerKind::Grace);
+            self.units[id.0].in_grace = false;
+        }
         if !matches!(life, Life::BackingOff { .. }) {
             self.timers.cancel(id, TimerKind::Backoff);
         }

@@ -94,6 +94,10 @@ impl Engine {
                     } else {
                         self.attempt_failed(id, format!("exited with {status}"));
                     }
+                } else if u.in_grace {
+                    let grace = HumanDuration(u.config.start_grace);
+                    let message = format!("exited within its start_grace of {grace} ({status})");
+                    self.attempt_failed(id, message);
                 } else {
                     self.attempt_failed(id, format!("exited before becoming ready ({status})"));
                 }
@@ -165,6 +169,13 @@ impl Engine {
                 }
             }
             TimerKind::Probe(role) => self.run_probe(id, role),
+            TimerKind::Grace => {
+                if u.life == Life::Probing && u.in_grace && !u.stop_requested {
+                    self.units[id.0].in_grace = false;
+                    self.sync(id);
+                    self.on_up(id);
+                }
+            }
         }
     }
 

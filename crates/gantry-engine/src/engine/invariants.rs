@@ -79,6 +79,7 @@ impl Engine {
                     matches!(u.life, Life::BackingOff { .. }),
                 ),
                 (TimerKind::Stop, matches!(u.life, Life::Stopping { .. })),
+                (TimerKind::Grace, u.life == Life::Probing && u.in_grace),
             ];
             for (kind, allowed) in owned {
                 if self.timers.get(id, kind).is_some() && !allowed {

@@ -135,6 +135,12 @@ impl Engine {
             self.activate_probe(id, ProbeRole::Startup);
         } else if u.probe(ProbeRole::Readiness).is_some() {
             self.activate_probe(id, ProbeRole::Readiness);
+        } else if u.config.kind == UnitKind::Process && !u.config.start_grace.is_zero() {
+            // Nothing proves the start: it counts once the process outlived its grace.
+            let at = self.now + u.config.start_grace;
+            self.units[id.0].in_grace = true;
+            self.timers.set(id, TimerKind::Grace, at);
+            self.sync(id);
         } else {
             self.on_up(id);
         }

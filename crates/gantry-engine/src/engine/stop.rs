@@ -56,6 +56,7 @@ impl Engine {
             self.deactivate_probe(id, role);
         }
         self.timers.cancel(id, TimerKind::Start);
+        self.timers.cancel(id, TimerKind::Grace);
         self.sync(id);
         self.mark(id);
         self.mark_neighbours(id);

@@ -154,6 +154,10 @@ impl U {
         });
         self
     }
+    pub fn grace(mut self, t: u64) -> U {
+        self.config.start_grace = ms(t);
+        self
+    }
     pub fn healthy_after(mut self, t: u64) -> U {
         self.config.healthy_after = ms(t);
         self
