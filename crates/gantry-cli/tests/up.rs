@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::process::Command;
 use support::*;
 
 #[test]
@@ -251,6 +252,56 @@ depends_on = { core = "started" }
         "web must never start: {:?}",
         up.states("web")
     );
+}
+
+/// Issue 14, item 9: `gantry up` exited 0 when stopped (SIGTERM, `gantry down`) although a
+/// critical service had failed at runtime. It exits 1 then, and says why; a failed service
+/// that is not critical keeps the exit code 0.
+#[test]
+fn a_stop_after_a_critical_runtime_failure_exits_1() {
+    for (how, critical, code) in [
+        ("SIGTERM", true, 1),
+        ("down", true, 1),
+        ("SIGTERM", false, 0),
+    ] {
+        let priority = if critical { "critical" } else { "high" };
+        let toml = format!(
+            r#"
+[services.core]
+command = "FIXTURE --name core --crash-after 400"
+priority = "{priority}"
+
+[services.web]
+command = "FIXTURE --name web"
+"#
+        );
+        let mut up = up(&format!("exit-code-{how}-{critical}"), &toml, &[]);
+        assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+        up.wait_state("core", "failed", 20);
+        if how == "down" {
+            let out = Command::new(gantry())
+                .arg("down")
+                .current_dir(&up.dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        } else {
+            let _ = Command::new("kill")
+                .args(["-TERM", &up.child.id().to_string()])
+                .status();
+        }
+        assert_eq!(up.wait_exit(20), code, "{how}, critical {critical}");
+        let finished = up.wait_for("finished", 5, |v| v["event"] == "finished");
+        if critical {
+            assert_eq!(
+                finished["critical_failed"],
+                serde_json::json!(["core (exited unexpectedly (exit code 1))"]),
+                "{finished}"
+            );
+        } else {
+            assert_eq!(finished["critical_failed"], serde_json::json!([]));
+        }
+    }
 }
 
 #[test]

@@ -264,7 +264,8 @@ pub enum Action {
     Transition(Notice),
     /// Emitted once.
     BootDecided(Outcome),
-    /// Emitted once, after shutdown completed: 0 normally, 1 after NO-GO.
+    /// Emitted once, after shutdown completed: 0 normally, 1 after NO-GO or
+    /// when the stop came while a critical unit was failed.
     Finished {
         exit_code: i32,
     },

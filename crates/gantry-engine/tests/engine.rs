@@ -1461,6 +1461,44 @@ fn shutdown_before_start_finishes_at_once() {
     assert!(sim.spawn_times("db").is_empty());
 }
 
+/// Issue 14, item 9: `gantry up` exited 0 after SIGTERM even when a critical service had
+/// failed at runtime.
+#[test]
+fn a_stop_while_a_critical_unit_is_failed_exits_1() {
+    for kill in [false, true] {
+        let mut sim = Sim::new(vec![process("core").critical(), process("extra")]).cooperative();
+        sim.start();
+        assert_eq!(sim.outcome(), Some(Outcome::Go));
+        sim.advance_ms(1_000);
+        sim.exit("core", 2);
+        assert_eq!(sim.state("core"), State::Failed);
+        assert_eq!(
+            sim.engine.critical_failed().collect::<Vec<_>>(),
+            [sim.id("core")]
+        );
+        if kill {
+            sim.kill();
+        } else {
+            sim.shutdown();
+        }
+        assert!(sim.engine.is_finished());
+        assert_eq!(sim.grep("finished"), ["1000ms finished 1"], "kill: {kill}");
+    }
+}
+
+#[test]
+fn a_stop_exits_0_when_only_non_critical_units_failed_or_the_critical_one_is_back() {
+    let mut sim = Sim::degraded(vec![process("core").critical(), process("extra")]).cooperative();
+    sim.start();
+    sim.exit("extra", 2);
+    assert_eq!(sim.state("extra"), State::Failed);
+    sim.exit("core", 2);
+    sim.start_unit("core");
+    assert_eq!(sim.state("core"), State::Running);
+    sim.shutdown();
+    assert_eq!(sim.grep("finished"), ["0ms finished 0"]);
+}
+
 // ----- Commands -----------------------------------------------------------------
 
 #[test]

@@ -31,14 +31,14 @@ mod stop;
 
 use std::collections::VecDeque;
 
-use crate::config::{EngineOptions, ProbeRole, UnitConfig, UnitId};
+use crate::config::{EngineOptions, Priority, ProbeRole, UnitConfig, UnitId};
 use crate::error::EngineError;
 use crate::graph;
 use crate::io::{Action, Event, Outcome};
 use crate::rng::SplitMix64;
 use crate::time::Time;
 use crate::timers::{TimerKind, Timers};
-use crate::unit::Unit;
+use crate::unit::{Life, Unit};
 use crate::view::UnitView;
 
 /// The sans-IO lifecycle engine for a whole stack.
@@ -257,7 +257,18 @@ impl Engine {
         self.shutting_down
     }
 
-    /// The exit code `Finished` carries (or will carry).
+    /// Critical units that are failed now (after the boot: a runtime failure,
+    /// which makes the exit code of the stop 1).
+    pub fn critical_failed(&self) -> impl Iterator<Item = UnitId> + '_ {
+        self.units
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.config.priority == Priority::Critical && u.life == Life::Failed)
+            .map(|(i, _)| UnitId(i))
+    }
+
+    /// The exit code `Finished` carries (or will carry): 1 after a NO-GO, and
+    /// after a stop while a critical unit was failed; 0 otherwise.
     pub fn exit_code(&self) -> i32 {
         self.exit_code
     }

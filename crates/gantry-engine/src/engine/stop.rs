@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::Engine;
 use crate::config::{ProbeRole, UnitId};
-use crate::io::{Action, StopSignal};
+use crate::io::{Action, Outcome, StopSignal};
 use crate::time::HumanDuration;
 use crate::timers::TimerKind;
 use crate::unit::{Goal, Life, Proc};
@@ -174,10 +174,22 @@ impl Engine {
         }
     }
 
+    /// A stop of a stack that booted (GO or degraded) while a critical unit is
+    /// failed ends with exit code 1, as a NO-GO does: the stack did not keep
+    /// what it promised. A unit brought back since (restarted, started by hand)
+    /// no longer counts.
+    fn note_runtime_failures(&mut self) {
+        let booted = self.outcome.as_ref().is_some_and(Outcome::is_up);
+        if booted && self.critical_failed().next().is_some() {
+            self.exit_code = 1;
+        }
+    }
+
     pub(super) fn begin_shutdown(&mut self, pending_reason: String) {
         if self.shutting_down {
             return;
         }
+        self.note_runtime_failures();
         self.shutting_down = true;
         for i in 0..self.units.len() {
             self.request_down(UnitId(i), Life::Skipped, &pending_reason);
@@ -187,6 +199,9 @@ impl Engine {
     pub(super) fn kill_all(&mut self) {
         if self.finished {
             return;
+        }
+        if !self.shutting_down {
+            self.note_runtime_failures();
         }
         self.kill_mode = true;
         self.shutting_down = true;

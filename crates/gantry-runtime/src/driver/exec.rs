@@ -79,9 +79,33 @@ impl Executor for Driver {
             }
             Action::BootDecided(outcome) => self.boot_decided(outcome),
             Action::Finished { exit_code } => {
+                // A stack that booted but lost a critical service exits 1 too: say which.
+                let engine = self.host.engine();
+                let failed: Vec<String> = if engine.boot_outcome().is_some_and(|o| o.is_up()) {
+                    engine
+                        .critical_failed()
+                        .map(|u| {
+                            let v = engine.unit(u);
+                            match v.last_error.or(v.reason) {
+                                Some(e) => format!("{} ({e})", v.name),
+                                None => v.name.to_string(),
+                            }
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let why = if failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " — critical service failed at runtime: {}",
+                        failed.join("; ")
+                    )
+                };
                 self.out
-                    .gantry_line(&format!("all services stopped (exit {exit_code})"));
-                self.event(serde_json::json!({ "event": "finished", "exit_code": exit_code }));
+                    .gantry_line(&format!("all services stopped (exit {exit_code}){why}"));
+                self.event(serde_json::json!({ "event": "finished", "exit_code": exit_code, "critical_failed": failed }));
                 self.publish();
                 return Some(exit_code);
             }
