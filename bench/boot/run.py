@@ -23,6 +23,9 @@ Scenarios
   cpu      CPU time of those processes over 20 s of that steady state (same run as mem)
   kill     SIGKILL a running service (restart always, fixture with --delay 0): time until
            its port accepts again; one kill per service, 20 services
+  restart  one such service SIGKILLed --restart-kills times (default 5), --restart-gap s
+           (default 3) apart: every restart's time until its port accepts again (a service
+           that was ready for seconds must come back at once every time, not back off)
 
 Boot metric: wall time from launching the supervisor until every port accepts, measured
 here with blocking connects to one not-yet-accepting port at a time, 0.2 ms apart (so
@@ -80,7 +83,7 @@ MARKER = "gantrybench-%d" % os.getpid()  # on every fixture's command line (--ma
 DELAY_MS = 50
 
 BOOT_SCENARIOS = ("chain", "layers", "fan")
-ALL_SCENARIOS = BOOT_SCENARIOS + ("mem", "cpu", "kill")
+ALL_SCENARIOS = BOOT_SCENARIOS + ("mem", "cpu", "kill", "restart")
 ALL_TOOLS = ("gantry", "gantry-base", "oracle", "supervisord", "honcho", "s6", "runit")
 TARGETS = {"chain": 1.05, "layers": 1.15, "fan": 1.30}
 RESIDENT_TOOLS = ("gantry", "gantry-base", "supervisord", "s6", "runit")
@@ -141,6 +144,8 @@ def stack(scenario, base):
         return [Svc("m%03d" % j, base + j, liveness=True, restart=True) for j in range(100)], DELAY_MS
     if scenario == "kill":
         return [Svc("k%02d" % j, base + j, delay=0, restart=True) for j in range(ARGS.kills)], 0
+    if scenario == "restart":
+        return [Svc("r00", base, delay=0, restart=True)], 0
     raise ValueError(scenario)
 
 
@@ -384,6 +389,8 @@ class Gantry(Tool):
                 lines.append('restart = "always"')
             if s.liveness:
                 lines.append('liveness = { tcp = "127.0.0.1:%d", period = "1s" }' % s.port)
+            if ARGS.gantry_keys:
+                lines.append(ARGS.gantry_keys)
             lines.append("")
         with open(os.path.join(work, "gantry.toml"), "w") as f:
             f.write("\n".join(lines))
@@ -749,6 +756,36 @@ def bench_resident(tool):
     }
 
 
+def kill_and_wait(s):
+    """SIGKILLs the fixture listening on s.port: (ms until its port accepts again, None) or
+    (None, error)."""
+    pid = fixture_pid(s.port)
+    if pid is None:
+        return None, "%s: no fixture found" % s.name
+    # The victim's exit is awaited on a pidfd, which becomes readable once the process has
+    # exited, i.e. after its listening socket is closed. (Reading /proc/PID/stat is not
+    # enough: it can read as gone while the old socket still accepts, which made some
+    # restarts look like 0.2 ms.)
+    pfd = os.pidfd_open(pid)
+    try:
+        t0 = time.perf_counter()
+        os.kill(pid, signal.SIGKILL)
+        waiter = select.poll()
+        waiter.register(pfd, select.POLLIN)
+        exited = bool(waiter.poll(5000))
+    finally:
+        os.close(pfd)
+    if not exited:
+        return None, "%s: pid %d did not exit within 5 s of SIGKILL" % (s.name, pid)
+    limit = t0 + 5
+    while not accepts(s.port) and time.perf_counter() < limit:
+        time.sleep(ARGS.poll / 4)
+    t1 = time.perf_counter()
+    if t1 >= limit:
+        return None, "%s: the port did not accept again within 5 s" % s.name
+    return (t1 - t0) * 1000, None
+
+
 def bench_kill(tool):
     svcs, _ = stack("kill", ARGS.port_base)
     lat, errors = [], []
@@ -759,40 +796,45 @@ def bench_kill(tool):
             if wait_ports([s.port for s in svcs], up.t0, 30, ARGS.poll, up.alive) is None:
                 return {"tool": tool.name, "error": "the stack did not come up"}
             time.sleep(ARGS.settle)
-            # One kill per service: a second crash soon after a restart would (rightly) back off.
+            # One kill per service (the restart scenario kills one service again and again).
             for s in svcs:
-                pid = fixture_pid(s.port)
-                if pid is None:
-                    errors.append("%s: no fixture found" % s.name)
-                    continue
-                # The victim's exit is awaited on a pidfd, which becomes readable once the
-                # process has exited, i.e. after its listening socket is closed. (Reading
-                # /proc/PID/stat is not enough: it can read as gone while the old socket
-                # still accepts, which made some restarts look like 0.2 ms.)
-                pfd = os.pidfd_open(pid)
-                try:
-                    t0 = time.perf_counter()
-                    os.kill(pid, signal.SIGKILL)
-                    waiter = select.poll()
-                    waiter.register(pfd, select.POLLIN)
-                    exited = bool(waiter.poll(5000))
-                finally:
-                    os.close(pfd)
-                if not exited:
-                    errors.append("%s: pid %d did not exit within 5 s of SIGKILL" % (s.name, pid))
-                    continue
-                limit = t0 + 5
-                while not accepts(s.port) and time.perf_counter() < limit:
-                    time.sleep(ARGS.poll / 4)
-                t1 = time.perf_counter()
-                if t1 >= limit:
-                    errors.append("%s: the port did not accept again within 5 s" % s.name)
+                ms, err = kill_and_wait(s)
+                if err:
+                    errors.append(err)
                 else:
-                    lat.append((t1 - t0) * 1000)
+                    lat.append(ms)
                 time.sleep(ARGS.kill_gap)
     finally:
         cleanup_works()
     log("  %s kill: %s ms" % (tool.name, " ".join("%.1f" % x for x in lat)))
+    return {"tool": tool.name, "lat": lat, "errors": errors}
+
+
+def bench_restart(tool):
+    """One service killed --restart-kills times, --restart-gap s apart (measured from one kill
+    to the next): each restart's latency, in order."""
+    svcs, _ = stack("restart", ARGS.port_base)
+    s = svcs[0]
+    lat, errors = [], []
+    wait_quiet()
+    work = make_work(tool, svcs)
+    try:
+        with Up(tool, svcs, work) as up:
+            if wait_ports([s.port], up.t0, 30, ARGS.poll, up.alive) is None:
+                return {"tool": tool.name, "error": "the stack did not come up"}
+            time.sleep(ARGS.restart_gap)
+            for _ in range(ARGS.restart_kills):
+                t_kill = time.perf_counter()
+                ms, err = kill_and_wait(s)
+                lat.append(ms)
+                if err:
+                    errors.append(err)
+                left = t_kill + ARGS.restart_gap - time.perf_counter()
+                if left > 0:
+                    time.sleep(left)
+    finally:
+        cleanup_works()
+    log("  %s restart: %s ms" % (tool.name, " ".join("—" if x is None else "%.1f" % x for x in lat)))
     return {"tool": tool.name, "lat": lat, "errors": errors}
 
 
@@ -819,7 +861,7 @@ def machine():
                commit, dirty, built, os.path.relpath(FIXTURE, ROOT), linked))
 
 
-def report(boot, resident, kills, skipped):
+def report(boot, resident, kills, skipped, restarts=()):
     out = []
     if boot:
         out.append("### Boot until every port accepts (median of %d runs; ratio = median / critical path)\n"
@@ -906,6 +948,26 @@ def report(boot, resident, kills, skipped):
             out.append("| %s | %d | %.2f ms | %.2f | %.2f | %.2f | %s | %s |" % (
                 r["tool"], len(lat), statistics.median(lat), lat[0], p90, lat[-1], tgt,
                 "; ".join(r["errors"]) if r["errors"] else ""))
+    if restarts:
+        out.append("\n### One service SIGKILLed %d times, %.0f s apart: each restart until its port accepts again\n"
+                   % (ARGS.restart_kills, ARGS.restart_gap))
+        out.append("| tool | %s | max | target | errors |" % " | ".join("kill %d" % (i + 1) for i in range(ARGS.restart_kills)))
+        out.append("| --- |%s --- | --- | --- |" % (" --- |" * ARGS.restart_kills))
+        for r in restarts:
+            if "error" in r:
+                out.append("| %s |%s — | | %s |" % (r["tool"], " — |" * ARGS.restart_kills, r["error"]))
+                continue
+            cells = ["—" if x is None else "%.2f ms" % x for x in r["lat"]]
+            cells += ["—"] * (ARGS.restart_kills - len(cells))
+            got = [x for x in r["lat"] if x is not None]
+            worst = max(got) if got else None
+            tgt = ""
+            if r["tool"].startswith("gantry"):
+                every = len(got) == ARGS.restart_kills and worst <= 10
+                tgt = "each ≤ 10 ms: %s" % ("met" if every else "**missed**")
+            out.append("| %s | %s | %s | %s | %s |" % (
+                r["tool"], " | ".join(cells), "—" if worst is None else "%.2f ms" % worst, tgt,
+                "; ".join(r["errors"])))
     if skipped:
         out.append("\nNot measured: " + "; ".join("%s (%s)" % kv for kv in skipped.items()) + ".")
     return "\n".join(out)
@@ -938,6 +1000,9 @@ def main():
     ap.add_argument("--settle", type=float, default=3.0, help="seconds after a boot before mem/cpu/kill")
     ap.add_argument("--cpu-window", type=float, default=20.0, help="seconds of CPU accounting (default 20)")
     ap.add_argument("--kill-gap", type=float, default=0.2, help="seconds between two kills")
+    ap.add_argument("--restart-kills", type=int, default=5, help="kills of the one service in `restart` (default 5)")
+    ap.add_argument("--restart-gap", type=float, default=3.0,
+                    help="seconds from one kill to the next in `restart`, and before the first (default 3)")
     ap.add_argument("--quiet-busy", type=float, default=0.15,
                     help="before each run wait until the CPUs are at most this busy (default 0.15)")
     ap.add_argument("--quiet-wait", type=float, default=30.0, help="... but wait at most this long (s)")
@@ -950,6 +1015,9 @@ def main():
     ap.add_argument("--gantry-bin", default=GANTRY, help="gantry binary (default target/release/gantry)")
     ap.add_argument("--baseline-bin", help="a second gantry binary, run as the tool gantry-base "
                     "(add it to --tools) right after gantry in every scenario: old vs new side by side")
+    ap.add_argument("--gantry-keys", default="",
+                    help="TOML lines added to every gantry service, e.g. 'healthy_after = \"10s\"' "
+                    "(the restart backoff before issue 14: it reset only after 10 s of uptime)")
     ap.add_argument("--fixture-bin", default=FIXTURE,
                     help="fixture binary (default target/release/gantry-fixture)")
     ap.add_argument("--static-fixture", action="store_true",
@@ -962,6 +1030,8 @@ def main():
     BASELINE = os.path.abspath(args.baseline_bin) if args.baseline_bin else None
     args.runs = max(1, min(args.runs, 1000))
     args.kills = max(1, min(args.kills, 200))
+    args.restart_kills = max(1, min(args.restart_kills, 50))
+    args.restart_gap = max(0.1, min(args.restart_gap, 60.0))
     args.cpu_window = max(1.0, min(args.cpu_window, 600.0))
     if args.port_base < 1024 or args.port_base + 200 >= 32768:
         sys.exit("--port-base must be in 1024..32567 (below the ephemeral range)")
@@ -985,7 +1055,7 @@ def main():
             sys.exit("unknown scenario %s (known: %s)" % (s, ", ".join(ALL_SCENARIOS)))
 
     where = machine()  # before the runs: the commit checked out when they started
-    boot, resident, kills = [], [], []
+    boot, resident, kills, restarts = [], [], [], []
     try:
         for sc in [s for s in BOOT_SCENARIOS if s in scenarios]:
             for t in tools:
@@ -1004,14 +1074,19 @@ def main():
                 if t.restarts:
                     log("kill / %s" % t.name)
                     kills.append(bench_kill(t))
+        if "restart" in scenarios:
+            for t in tools:
+                if t.restarts:
+                    log("restart / %s" % t.name)
+                    restarts.append(bench_restart(t))
     finally:
         cleanup_strays()
         cleanup_works()
     print("Machine: " + where + "\n")
-    print(report(boot, resident, kills, skipped))
+    print(report(boot, resident, kills, skipped, restarts))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": where, "boot": boot, "resident": resident, "kills": kills,
+            json.dump({"machine": where, "boot": boot, "resident": resident, "kills": kills, "restarts": restarts,
                        "skipped": skipped}, f, indent=1)
 
 
