@@ -43,7 +43,10 @@ impl Driver {
         }
         let mut text = format!("{}: {}", svc.name, n.to);
         match n.to {
-            eng::State::Ready | eng::State::Completed | eng::State::Running => {
+            // Ready again after a readiness loss: no start to time.
+            eng::State::Ready | eng::State::Completed | eng::State::Running
+                if n.from != eng::State::Unready =>
+            {
                 // From the start of this start sequence: a restart's own time, not the
                 // time since the boot's first spawn.
                 if let Some(start) = self.host.sequence_start(n.unit) {
