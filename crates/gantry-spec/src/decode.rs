@@ -199,6 +199,15 @@ impl Decoder<'_> {
                             .hint(format!("set {var}, or give a default: ${{{var}:-value}}")),
                     );
                 }
+                for (var, why) in r.required {
+                    self.error(
+                        "required-variable",
+                        path,
+                        span.clone(),
+                        format!("{var} is required but not set: {why}"),
+                        format!("export {var}=... before running gantry"),
+                    );
+                }
                 r.value
             }
             Err(e) => {
@@ -207,7 +216,7 @@ impl Decoder<'_> {
                     path,
                     span,
                     e,
-                    "write ${VAR} or ${VAR:-default}; use $$ for a literal $",
+                    "write ${VAR}, ${VAR:-default} or ${VAR:?message}; use $$ for a literal $",
                 );
                 raw.to_string()
             }

@@ -336,7 +336,10 @@ error: it could mean seconds or milliseconds.
 <a id=\"interpolation\"></a>
 **Interpolation**: string values may use `${VAR}` and `${VAR:-default}`, taken from
 the environment gantry runs in. An unset `${VAR}` without a default becomes empty
-and is reported as a warning. `$$` is a literal `$`; a `$` not followed by `{` (as in
+and is reported as a warning. `${VAR:?message}` marks a plain variable that must be
+set and not empty: without it the file is an error naming the variable, the key and
+the message, and nothing starts (unlike a secret, the value is not masked in output).
+`$$` is a literal `$`; a `$` not followed by `{` (as in
 `$HOME` inside a command) is kept as is for the shell.
 
 <a id=\"commands\"></a>
