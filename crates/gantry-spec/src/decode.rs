@@ -31,6 +31,13 @@ impl Loaded {
 
 /// Parses and decodes `source`. `env` looks up variables for `${VAR}` interpolation.
 pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    // Before the parser builds a tree that deep: see depth.rs.
+    if let Some(too_deep) = crate::depth::too_deep(&source.text) {
+        return Loaded {
+            spec: Spec::default(),
+            diagnostics: vec![too_deep],
+        };
+    }
     let (doc, errors) = DeTable::parse_recoverable(&source.text);
     if !errors.is_empty() {
         let diagnostics = errors

@@ -3,6 +3,7 @@
 //! Pure: no I/O except what the caller passes in (the text and an environment lookup).
 
 pub mod decode;
+pub mod depth;
 pub mod diag;
 pub mod duration;
 pub mod interp;

@@ -348,6 +348,12 @@ pipes), or an array of arguments: `command = \"python3 app.py\"` or
 **Names** of services, profiles, layers and secrets start with a letter or digit,
 then letters, digits, `_`, `-` or `.`; at most 63 characters.
 
+<a id=\"limits\"></a>
+**Nesting** goes at most 32 levels deep: each segment of a table header
+(`[services.api]` is two), each segment of a dotted key, each array and each inline
+table is one level. gantry's own keys need at most five; anything deeper is an error
+(`too-deep`) at the first key or bracket beyond the limit.
+
 **Unknown keys are warnings**, never errors, so a file written for a newer gantry
 still loads in an older one; `gantry check` suggests the closest known key.";
 

@@ -5,6 +5,7 @@
 //! exercised automatically), with random, wrong-typed and junk values, and an
 //! occasional cut or stray character to reach the syntax-error path.
 
+use gantry_spec::depth::MAX_DEPTH;
 use gantry_spec::keys::{self, Key, Ty};
 use gantry_spec::{Source, decode};
 use proptest::prelude::*;
@@ -24,6 +25,17 @@ fn check(text: &str) -> Result<(), TestCaseError> {
         }
         let rendered = d.render(&source);
         prop_assert!(rendered.contains(d.code), "{rendered}");
+        // Nesting 33 levels deep takes at least 32 of `[`, `{` and `.`.
+        if d.code == "too-deep" {
+            let nesting = text
+                .chars()
+                .filter(|c| matches!(c, '[' | '{' | '.'))
+                .count();
+            prop_assert!(
+                nesting >= MAX_DEPTH,
+                "too-deep with {nesting} brackets and dots"
+            );
+        }
         let _ = d.to_json(&source);
     }
     Ok(())
