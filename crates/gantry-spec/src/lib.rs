@@ -10,6 +10,7 @@ pub mod interp;
 pub mod keys;
 pub mod model;
 pub mod schema;
+pub mod size;
 pub mod source;
 pub mod url;
 

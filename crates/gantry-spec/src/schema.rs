@@ -43,9 +43,10 @@ pub static DEPENDENCY: &[Key] = &[
 ];
 
 /// The tables that get a `$defs` entry, by name.
-fn named_tables() -> [(&'static str, &'static [Key]); 11] {
+fn named_tables() -> [(&'static str, &'static [Key]); 12] {
     [
         ("Settings", keys::SETTINGS),
+        ("Logs", keys::LOGS),
         ("Secret", keys::SECRET),
         ("Defaults", keys::DEFAULTS),
         ("Service", keys::SERVICE),
@@ -108,6 +109,12 @@ fn ty_schema(ty: &Ty) -> Value {
         Ty::Bool => json!({ "type": "boolean" }),
         Ty::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
         Ty::Duration => reference("Duration"),
+        // `minimum` applies to the integer form, `pattern` to the string form.
+        Ty::Size { min } => json!({
+            "type": ["integer", "string"],
+            "minimum": min,
+            "pattern": crate::size::SIZE_PATTERN
+        }),
         Ty::Enum(options) => json!({ "type": "string", "enum": options }),
         Ty::Command => reference("Command"),
         Ty::StrOrList => json!({
@@ -339,6 +346,11 @@ the environment gantry runs in. An unset `${VAR}` without a default becomes empt
 and is reported as a warning. `$$` is a literal `$`; a `$` not followed by `{` (as in
 `$HOME` inside a command) is kept as is for the shell.
 
+<a id=\"sizes\"></a>
+**Sizes** are a number of bytes (`4096`) or a string with a binary unit: `\"512KiB\"`,
+`\"10MiB\"`, `\"1.5GiB\"` (units `B`, `KiB`, `MiB`, `GiB`, `TiB`). `\"10MB\"` is an
+error: it could mean 10,000,000 or 10,485,760 bytes.
+
 <a id=\"commands\"></a>
 **Commands** are a string split like a shell (quotes group words; no expansion, no
 pipes), or an array of arguments: `command = \"python3 app.py\"` or
@@ -409,6 +421,13 @@ fn section_note(anchor: &str) -> Option<&'static str> {
              Each attempt still counts against `retry.attempts`, so set it above `failures`. \
              `gantry restart` (or `gantry start` on a failed service) closes it.\n\n```toml\nretry = { attempts = 10, backoff = \"1s\" }\nstart_breaker = { failures = 3, cooldown = \"30s\" }\n```"
         }
+        "logs" => {
+            "Every service's output goes to `state_dir/logs/NAME.log` (read it with \
+             `gantry logs`). At `max_size` the file is renamed `NAME.log.1` (an older `.1` \
+             becomes `.2`, and so on) and a new one is started; the oldest beyond `keep` is \
+             deleted, so a service's logs take at most about `max_size × (keep + 1)`.\n\n\
+             ```toml\n[settings]\nlogs = { max_size = \"50MiB\", keep = 5 }\n```"
+        }
         "layers" => {
             "Services without a `layer` join the first layer. A service may only depend \
              on services in its own or an earlier layer.\n\n```toml\n[layers]\norder = [\"infra\", \"app\"]\n```"
@@ -429,6 +448,10 @@ fn ty_text(ty: &Ty) -> String {
         Ty::Bool => "boolean".into(),
         Ty::Int { min, max } => format!("integer, {min} to {max}"),
         Ty::Duration => "[duration](#durations)".into(),
+        Ty::Size { min } => format!(
+            "[size](#sizes), at least {}",
+            crate::size::format_size(*min)
+        ),
         Ty::Enum(options) => format!(
             "one of {}",
             options
@@ -458,6 +481,7 @@ fn nested_anchor(keys: &[Key]) -> Option<&'static str> {
         "Retry" => Some("retry"),
         "StartLimit" => Some("start_limit"),
         "StartBreaker" => Some("start_breaker"),
+        "Logs" => Some("logs"),
         _ => None,
     }
 }
@@ -685,6 +709,7 @@ mod tests {
         let doc = config_reference();
         let order = [
             "## `[settings]`",
+            "## `logs`",
             "## `[env]`",
             "## `env_file`",
             "## `[secrets.NAME]`",
