@@ -9,6 +9,7 @@ use crate::duration::parse_duration;
 use crate::interp::interpolate;
 use crate::keys::{self, Key};
 use crate::model::*;
+use crate::size::{format_size, parse_size};
 use crate::source::{Source, Span};
 use std::time::Duration;
 use toml::Spanned;
@@ -31,6 +32,13 @@ impl Loaded {
 
 /// Parses and decodes `source`. `env` looks up variables for `${VAR}` interpolation.
 pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    // Before the parser builds a tree that deep: see depth.rs.
+    if let Some(too_deep) = crate::depth::too_deep(&source.text) {
+        return Loaded {
+            spec: Spec::default(),
+            diagnostics: vec![too_deep],
+        };
+    }
     let (doc, errors) = DeTable::parse_recoverable(&source.text);
     if !errors.is_empty() {
         let diagnostics = errors
@@ -294,6 +302,46 @@ impl Decoder<'_> {
                     format!("invalid duration: {e}"),
                     "use a number with a unit: us, ms, s, m, h or d (e.g. \"250ms\", \"1m30s\")",
                 );
+                None
+            }
+        }
+    }
+
+    /// A size: an integer of bytes, or a string with a binary unit; at least `min` bytes.
+    fn size(&mut self, v: &Value<'_>, path: &str, min: u64) -> Option<u64> {
+        const FORMS: &str =
+            "write a number of bytes, or a string with a unit: \"512KiB\", \"10MiB\", \"1GiB\"";
+        let parsed = match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) if n >= 0 => Ok(n as u64),
+                Ok(_) => Err("a size cannot be negative".to_string()),
+                Err(_) => Err("the number is too large".to_string()),
+            },
+            DeValue::Float(_) => Err("a size is a whole number of bytes".to_string()),
+            DeValue::String(s) => {
+                let s = self.interp(s, path, v.span());
+                parse_size(&s).map_err(|e| format!("invalid size: {e}"))
+            }
+            _ => {
+                self.wrong_type(path, v, "a size such as \"10MiB\"");
+                return None;
+            }
+        };
+        match parsed {
+            Ok(n) if n >= min => Some(n),
+            Ok(n) => {
+                let (have, least) = (format_size(n), format_size(min));
+                self.error(
+                    "out-of-range",
+                    path,
+                    v.span(),
+                    format!("{have} is below the minimum of {least}"),
+                    format!("use at least \"{least}\", e.g. \"10MiB\""),
+                );
+                None
+            }
+            Err(e) => {
+                self.error("bad-size", path, v.span(), e, FORMS);
                 None
             }
         }
@@ -594,7 +642,30 @@ impl Decoder<'_> {
         if let Some(v) = t.get("revalidate") {
             s.revalidate = self.duration(v, "settings.revalidate");
         }
+        if let Some(v) = t.get("logs") {
+            s.logs = self.logs(v, "settings.logs");
+        }
         s
+    }
+
+    /// `{ max_size = "10MiB", keep = 3 }`; a missing or bad key keeps its default.
+    fn logs(&mut self, v: &Value<'_>, path: &str) -> LogRotation {
+        let mut l = LogRotation::default();
+        let Some(t) = self.table(v, path) else {
+            return l;
+        };
+        self.unknown_keys(t, keys::LOGS, path);
+        if let Some(x) = t.get("max_size") {
+            l.max_size = self
+                .size(x, &join(path, "max_size"), keys::LOG_MIN_SIZE)
+                .unwrap_or(l.max_size);
+        }
+        if let Some(x) = t.get("keep") {
+            l.keep = self
+                .int(x, &join(path, "keep"), 0, 1000)
+                .map_or(l.keep, |n| n as u32);
+        }
+        l
     }
 
     fn secret(

@@ -15,6 +15,13 @@ pub const START_TIMEOUT_ONESHOT: Duration = Duration::from_secs(600);
 /// The default text of `start_timeout` in the docs; a test checks it names the two constants.
 const START_TIMEOUT_DEFAULT: &str = "\"60s\"; \"10m\" for kind = \"task\" and \"migrate\"";
 
+/// `[settings] logs.max_size` when unset: a service log is rotated at 10 MiB.
+pub const LOG_MAX_SIZE: u64 = 10 << 20;
+/// The smallest `logs.max_size`: below a page, a file would rotate at almost every line.
+pub const LOG_MIN_SIZE: u64 = 4 << 10;
+/// `[settings] logs.keep` when unset: three rotated files per service.
+pub const LOG_KEEP: u32 = 3;
+
 /// The shape of a value.
 #[derive(Debug, Clone, Copy)]
 pub enum Ty {
@@ -25,6 +32,10 @@ pub enum Ty {
         max: i64,
     },
     Duration,
+    /// Bytes: an integer, or a string with a binary unit (`"512KiB"`, `"10MiB"`); at least `min`.
+    Size {
+        min: u64,
+    },
     Enum(&'static [&'static str]),
     /// A string split like a shell, or an array of strings.
     Command,
@@ -70,6 +81,21 @@ pub const PROBE_KINDS: &[&str] = &[
     "exec", "http", "tcp", "log", "notify", "postgres", "mysql", "redis", "amqp", "nats", "sqlite",
 ];
 
+pub static LOGS: &[Key] = &[
+    k(
+        "max_size",
+        Ty::Size { min: LOG_MIN_SIZE },
+        Some("\"10MiB\""),
+        "A service's log file is rotated once it reaches this size: `NAME.log` becomes `NAME.log.1`, `.1` becomes `.2`, and so on.",
+    ),
+    k(
+        "keep",
+        Ty::Int { min: 0, max: 1000 },
+        Some("3"),
+        "Rotated files kept per service; the oldest beyond this is deleted. 0 keeps none: the log starts over at `max_size`.",
+    ),
+];
+
 pub static SETTINGS: &[Key] = &[
     k(
         "state_dir",
@@ -100,6 +126,12 @@ pub static SETTINGS: &[Key] = &[
         Ty::Duration,
         None,
         "Re-run the pre-flight checks this often while the stack is up.",
+    ),
+    k(
+        "logs",
+        Ty::Table(LOGS),
+        None,
+        "Rotation of the per-service log files in `state_dir/logs`: `{ max_size = \"10MiB\", keep = 3 }`.",
     ),
 ];
 
@@ -561,6 +593,17 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), SERVICE.len());
+    }
+
+    #[test]
+    fn log_defaults_text_names_the_constants() {
+        use crate::size::parse_size;
+        let max_size = find(LOGS, "max_size").unwrap();
+        let text = max_size.default.unwrap().trim_matches('"');
+        assert_eq!(parse_size(text), Ok(LOG_MAX_SIZE));
+        assert!(matches!(max_size.ty, Ty::Size { min } if min == LOG_MIN_SIZE));
+        let keep = find(LOGS, "keep").unwrap();
+        assert_eq!(keep.default, Some(LOG_KEEP.to_string().as_str()));
     }
 
     #[test]

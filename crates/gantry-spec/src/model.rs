@@ -51,6 +51,25 @@ pub struct Settings {
     pub allow_degraded: bool,
     /// Re-run the pre-flight checks this often while the stack is up.
     pub revalidate: Option<Dur>,
+    /// How the per-service log files are rotated.
+    pub logs: LogRotation,
+}
+
+/// `[settings] logs`: a service log is rotated at `max_size` bytes and `keep` rotated
+/// files are kept, so a service's logs take at most about `max_size × (keep + 1)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRotation {
+    pub max_size: u64,
+    pub keep: u32,
+}
+
+impl Default for LogRotation {
+    fn default() -> Self {
+        LogRotation {
+            max_size: crate::keys::LOG_MAX_SIZE,
+            keep: crate::keys::LOG_KEEP,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -61,6 +80,7 @@ impl Default for Settings {
             shutdown_timeout: Dur(Duration::from_secs(30)),
             allow_degraded: true,
             revalidate: None,
+            logs: LogRotation::default(),
         }
     }
 }

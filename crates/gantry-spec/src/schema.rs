@@ -43,9 +43,10 @@ pub static DEPENDENCY: &[Key] = &[
 ];
 
 /// The tables that get a `$defs` entry, by name.
-fn named_tables() -> [(&'static str, &'static [Key]); 11] {
+fn named_tables() -> [(&'static str, &'static [Key]); 12] {
     [
         ("Settings", keys::SETTINGS),
+        ("Logs", keys::LOGS),
         ("Secret", keys::SECRET),
         ("Defaults", keys::DEFAULTS),
         ("Service", keys::SERVICE),
@@ -108,6 +109,12 @@ fn ty_schema(ty: &Ty) -> Value {
         Ty::Bool => json!({ "type": "boolean" }),
         Ty::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
         Ty::Duration => reference("Duration"),
+        // `minimum` applies to the integer form, `pattern` to the string form.
+        Ty::Size { min } => json!({
+            "type": ["integer", "string"],
+            "minimum": min,
+            "pattern": crate::size::SIZE_PATTERN
+        }),
         Ty::Enum(options) => json!({ "type": "string", "enum": options }),
         Ty::Command => reference("Command"),
         Ty::StrOrList => json!({
@@ -342,6 +349,11 @@ the message, and nothing starts (unlike a secret, the value is not masked in out
 `$$` is a literal `$`; a `$` not followed by `{` (as in
 `$HOME` inside a command) is kept as is for the shell.
 
+<a id=\"sizes\"></a>
+**Sizes** are a number of bytes (`4096`) or a string with a binary unit: `\"512KiB\"`,
+`\"10MiB\"`, `\"1.5GiB\"` (units `B`, `KiB`, `MiB`, `GiB`, `TiB`). `\"10MB\"` is an
+error: it could mean 10,000,000 or 10,485,760 bytes.
+
 <a id=\"commands\"></a>
 **Commands** are a string split like a shell (quotes group words; no expansion, no
 pipes), or an array of arguments: `command = \"python3 app.py\"` or
@@ -350,6 +362,12 @@ pipes), or an array of arguments: `command = \"python3 app.py\"` or
 <a id=\"names\"></a>
 **Names** of services, profiles, layers and secrets start with a letter or digit,
 then letters, digits, `_`, `-` or `.`; at most 63 characters.
+
+<a id=\"limits\"></a>
+**Nesting** goes at most 32 levels deep: each segment of a table header
+(`[services.api]` is two), each segment of a dotted key, each array and each inline
+table is one level. gantry's own keys need at most five; anything deeper is an error
+(`too-deep`) at the first key or bracket beyond the limit.
 
 **Unknown keys are warnings**, never errors, so a file written for a newer gantry
 still loads in an older one; `gantry check` suggests the closest known key.";
@@ -406,6 +424,13 @@ fn section_note(anchor: &str) -> Option<&'static str> {
              Each attempt still counts against `retry.attempts`, so set it above `failures`. \
              `gantry restart` (or `gantry start` on a failed service) closes it.\n\n```toml\nretry = { attempts = 10, backoff = \"1s\" }\nstart_breaker = { failures = 3, cooldown = \"30s\" }\n```"
         }
+        "logs" => {
+            "Every service's output goes to `state_dir/logs/NAME.log` (read it with \
+             `gantry logs`). At `max_size` the file is renamed `NAME.log.1` (an older `.1` \
+             becomes `.2`, and so on) and a new one is started; the oldest beyond `keep` is \
+             deleted, so a service's logs take at most about `max_size × (keep + 1)`.\n\n\
+             ```toml\n[settings]\nlogs = { max_size = \"50MiB\", keep = 5 }\n```"
+        }
         "layers" => {
             "Services without a `layer` join the first layer. A service may only depend \
              on services in its own or an earlier layer.\n\n```toml\n[layers]\norder = [\"infra\", \"app\"]\n```"
@@ -426,6 +451,10 @@ fn ty_text(ty: &Ty) -> String {
         Ty::Bool => "boolean".into(),
         Ty::Int { min, max } => format!("integer, {min} to {max}"),
         Ty::Duration => "[duration](#durations)".into(),
+        Ty::Size { min } => format!(
+            "[size](#sizes), at least {}",
+            crate::size::format_size(*min)
+        ),
         Ty::Enum(options) => format!(
             "one of {}",
             options
@@ -455,6 +484,7 @@ fn nested_anchor(keys: &[Key]) -> Option<&'static str> {
         "Retry" => Some("retry"),
         "StartLimit" => Some("start_limit"),
         "StartBreaker" => Some("start_breaker"),
+        "Logs" => Some("logs"),
         _ => None,
     }
 }
@@ -682,6 +712,7 @@ mod tests {
         let doc = config_reference();
         let order = [
             "## `[settings]`",
+            "## `logs`",
             "## `[env]`",
             "## `env_file`",
             "## `[secrets.NAME]`",

@@ -241,6 +241,7 @@ state_dir = ".gantry"
 api = "127.0.0.1:7070"
 shutdown_timeout = "1m30s"
 allow_degraded = false
+logs = { max_size = "1MiB", keep = 5 }
 
 [env]
 APP_ENV = "${APP_ENV:-development}"
@@ -364,6 +365,16 @@ fn schema_rejects_what_gantry_rejects() {
             "breaker cooldown without a unit",
         ),
         ("[defaults]\nstart_breaker = 3\n", "breaker not a table"),
+        (
+            "[settings]\nlogs = { max_size = \"10MB\" }\n",
+            "decimal size unit",
+        ),
+        (
+            "[settings]\nlogs = { max_size = 1024 }\n",
+            "log size below 4 KiB",
+        ),
+        ("[settings]\nlogs = { keep = -1 }\n", "negative keep"),
+        ("[settings]\nlogs = \"10MiB\"\n", "logs not a table"),
     ];
     for (text, what) in cases {
         assert!(

@@ -282,6 +282,7 @@ impl Driver {
                 env,
                 &cfg.base_dir,
                 state_dir.root(),
+                cfg.spec.settings.logs,
                 &cfg.file,
             )?);
         }

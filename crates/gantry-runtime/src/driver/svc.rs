@@ -7,8 +7,8 @@ use crate::process::SpawnSpec;
 use gantry_engine as eng;
 use gantry_engine::ProbeRole;
 use gantry_plan::PlanUnit;
-use gantry_spec::{Kind, Probe, ProbeKind};
-use gantry_state::logfmt::LogFile;
+use gantry_spec::{Kind, LogRotation, Probe, ProbeKind};
+use gantry_state::logfmt::{LogFile, Rotation};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
@@ -102,6 +102,7 @@ pub(super) fn make_svc(
     env: Result<Vec<(String, String)>, String>,
     base: &Path,
     state_dir: &Path,
+    logs: LogRotation,
     file: &str,
 ) -> Result<Svc, String> {
     let s = &u.service;
@@ -157,7 +158,13 @@ pub(super) fn make_svc(
     let log = if s.kind == Kind::External {
         None
     } else {
-        LogFile::lazy(state_dir, &s.name.value).ok()
+        // `[settings] logs`: rotated at max_size, keep old files kept.
+        LogFile::lazy(state_dir, &s.name.value).ok().map(|log| {
+            log.with_rotation(Rotation {
+                max_size: logs.max_size,
+                keep: logs.keep,
+            })
+        })
     };
     Ok(Svc {
         name: s.name.value.clone(),
