@@ -61,6 +61,9 @@ pub struct UpConfig {
     pub preflight: bool,
     /// Resolved secrets (filled by the pre-flight).
     pub secrets: Vec<SecretValue>,
+    /// A stop-signal watcher the caller started before loading the file; kept until the
+    /// event loop's handlers take over (one is started here when `None`).
+    pub guard: Option<crate::interrupt::PhaseGuard>,
 }
 
 /// Messages from I/O tasks to the loop.
@@ -154,7 +157,10 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
             return 1;
         }
     };
-    let guard = crate::interrupt::PhaseGuard::start("pre-flight");
+    let guard = cfg
+        .guard
+        .take()
+        .or_else(crate::interrupt::PhaseGuard::start);
     // Secrets are resolved either way (required ones fail closed); the rest of the
     // pre-flight runs unless skipped.
     let (report, secrets, envs) = if cfg.preflight {
