@@ -153,6 +153,11 @@ impl Engine {
             Event::ExtendStartTimeout { unit, r#gen, by } => {
                 self.on_extend_start_timeout(unit, r#gen, by);
             }
+            Event::LivenessFailed {
+                unit,
+                r#gen,
+                message,
+            } => self.on_liveness_failed(unit, r#gen, message),
             Event::Command(command) => self.on_command(command),
         }
         self.flush();
@@ -1255,7 +1260,7 @@ impl Engine {
             return;
         };
         p.activate();
-        if !p.is_polled() {
+        if !p.is_timed() {
             return;
         }
         let delay = p.first_delay();
@@ -1282,6 +1287,15 @@ impl Engine {
         if !p.active || p.in_flight.is_some() {
             return;
         }
+        if p.is_watchdog() {
+            // Nothing to run: the deadline passed without a keep-alive.
+            let message = format!(
+                "watchdog: no keep-alive within {}",
+                HumanDuration(p.watchdog_period())
+            );
+            self.on_probe_result(id, role, 0, false, message);
+            return;
+        }
         self.next_seq += 1;
         p.in_flight = Some(seq);
         p.began.get_or_insert(now);
@@ -1301,7 +1315,7 @@ impl Engine {
         let Some(p) = self.units[id.0].probe(role) else {
             return;
         };
-        if !p.active || !p.is_polled() || p.in_flight.is_some() {
+        if !p.active || !p.is_timed() || p.in_flight.is_some() {
             return;
         }
         let at = now + p.next_delay(now);
@@ -1504,6 +1518,23 @@ impl Engine {
             self.timers.set(id, TimerKind::Start, at);
             self.units[id.0].start_extended = Some(at);
         }
+    }
+
+    /// The live incarnation says it is hung (sd_notify `WATCHDOG=trigger`):
+    /// a liveness failure that restarts it at once, whatever
+    /// `failure_threshold` says. Only while its liveness probe watches it.
+    fn on_liveness_failed(&mut self, id: UnitId, r#gen: Gen, message: String) {
+        if !self.valid(id) || self.units[id.0].r#gen != r#gen {
+            return;
+        }
+        let Some(p) = self.units[id.0].probe_mut(ProbeRole::Liveness) else {
+            return;
+        };
+        if !p.active {
+            return;
+        }
+        p.record(false, message.clone());
+        self.auto_restart(id, format!("liveness failed: {message}"));
     }
 
     fn on_timer(&mut self, id: UnitId, kind: TimerKind) {
