@@ -191,6 +191,10 @@ fn a_zero_period_watchdog_cannot_spin() {
     sim.spawned("api");
     // Each firing moves time forward by at least 1 ms.
     sim.advance_ms(10);
-    assert_eq!(sim.grep("no keep-alive").len(), 1, "degraded once, then silent");
+    assert_eq!(
+        sim.grep("no keep-alive").len(),
+        1,
+        "degraded once, then silent"
+    );
     assert_eq!(sim.view("api").restarts, 0);
 }

@@ -60,6 +60,7 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     let mut d = Decoder {
         diags: Vec::new(),
         env,
+        logs: LogRotation::default(),
     };
     let root = doc.get_ref();
     let spec = d.spec(root, doc.span());
@@ -105,6 +106,8 @@ fn secret_fills_database(spec: &Spec, diag: &Diagnostic) -> bool {
 struct Decoder<'e> {
     diags: Vec<Diagnostic>,
     env: &'e dyn Fn(&str) -> Option<String>,
+    /// `[settings] logs`, which `[defaults]` and services refine key by key.
+    logs: LogRotation,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -506,7 +509,7 @@ impl Decoder<'_> {
             && let Some(t) = self.table(v, "defaults")
         {
             self.unknown_keys(t, keys::DEFAULTS, "defaults");
-            defaults = self.inheritable(t, "defaults");
+            defaults = self.inheritable(t, "defaults", self.logs);
         }
         if let Some(v) = root.get("services")
             && let Some(t) = self.table(v, "services")
@@ -643,14 +646,18 @@ impl Decoder<'_> {
             s.revalidate = self.duration(v, "settings.revalidate");
         }
         if let Some(v) = t.get("logs") {
-            s.logs = self.logs(v, "settings.logs");
+            s.logs = self.logs(v, "settings.logs", LogRotation::default());
+            self.logs = s.logs;
+        }
+        if let Some(v) = t.get("retention") {
+            s.retention = self.retention(v, "settings.retention");
         }
         s
     }
 
-    /// `{ max_size = "10MiB", keep = 3 }`; a missing or bad key keeps its default.
-    fn logs(&mut self, v: &Value<'_>, path: &str) -> LogRotation {
-        let mut l = LogRotation::default();
+    /// `{ max_size = "10MiB", keep = 3 }`; a missing or bad key keeps its value in `base`.
+    fn logs(&mut self, v: &Value<'_>, path: &str, base: LogRotation) -> LogRotation {
+        let mut l = base;
         let Some(t) = self.table(v, path) else {
             return l;
         };
@@ -738,8 +745,38 @@ impl Decoder<'_> {
         })
     }
 
-    fn inheritable(&mut self, t: &DeTable<'_>, path: &str) -> ServiceDefaults {
+    /// `{ boots = 100, missions = "30d" }`; a missing or bad key keeps its default.
+    fn retention(&mut self, v: &Value<'_>, path: &str) -> Retention {
+        let mut r = Retention::default();
+        let Some(t) = self.table(v, path) else {
+            return r;
+        };
+        self.unknown_keys(t, keys::RETENTION, path);
+        if let Some(x) = t.get("boots") {
+            r.boots = self
+                .int(x, &join(path, "boots"), 1, 1_000_000)
+                .map_or(r.boots, |n| n as u64);
+        }
+        if let Some(x) = t.get("missions") {
+            r.missions = self
+                .duration(x, &join(path, "missions"))
+                .unwrap_or(r.missions);
+        }
+        r
+    }
+
+    /// The keys `[defaults]` and a service share; `logs_base` is the rotation whose keys a
+    /// `logs` table here leaves unchanged.
+    fn inheritable(
+        &mut self,
+        t: &DeTable<'_>,
+        path: &str,
+        logs_base: LogRotation,
+    ) -> ServiceDefaults {
         let mut d = ServiceDefaults::default();
+        if let Some(v) = t.get("logs") {
+            d.logs = Some(self.logs(v, &join(path, "logs"), logs_base));
+        }
         if let Some(v) = t.get("working_dir") {
             d.working_dir = self.string(v, &join(path, "working_dir")).map(|s| s.value);
         }
@@ -1118,6 +1155,7 @@ impl Decoder<'_> {
                 );
             }
         }
+        let watchdog = self.watchdog(t, v, path, &kind);
         if let Some(x) = t.get("timeout")
             && timeout > period
             && t.contains_key("period")
@@ -1137,7 +1175,60 @@ impl Decoder<'_> {
             timeout,
             success_threshold,
             failure_threshold,
+            watchdog,
         }
+    }
+
+    /// `watchdog` of a `notify` liveness probe (greater than zero); on any other probe it is
+    /// ignored with a warning. A notify liveness probe without one is a warning too: it can
+    /// never fail.
+    fn watchdog(
+        &mut self,
+        t: &DeTable<'_>,
+        v: &Value<'_>,
+        path: &str,
+        kind: &ProbeKind,
+    ) -> Option<Dur> {
+        let liveness_notify = path.ends_with(".liveness") && *kind == ProbeKind::Notify;
+        let Some(x) = t.get("watchdog") else {
+            if liveness_notify {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "no-watchdog",
+                        "a notify liveness probe without `watchdog` can never fail: any READY=1 or WATCHDOG=1 passes it and silence goes unnoticed",
+                    )
+                    .key(path.to_string())
+                    .at(v.span())
+                    .hint("add watchdog = \"10s\" (the service reads it from $WATCHDOG_USEC and sends WATCHDOG=1 at least that often), or use another liveness probe"),
+                );
+            }
+            return None;
+        };
+        let key = join(path, "watchdog");
+        let d = self.duration(x, &key)?;
+        if !liveness_notify {
+            self.diags.push(
+                Diagnostic::warning(
+                    "ignored-key",
+                    "`watchdog` applies to a notify liveness probe only; ignored here",
+                )
+                .key(key)
+                .at(x.span())
+                .hint("write it in liveness = { notify = true, watchdog = \"10s\" }"),
+            );
+            return None;
+        }
+        if d.0.is_zero() {
+            self.error(
+                "out-of-range",
+                &key,
+                x.span(),
+                "watchdog must be greater than zero",
+                "use the longest silence the service may keep, e.g. \"10s\"",
+            );
+            return None;
+        }
+        Some(d)
     }
 
     fn depends_on(&mut self, v: &Value<'_>, path: &str) -> Vec<Dependency> {
@@ -1318,7 +1409,7 @@ impl Decoder<'_> {
             }
             _ => {}
         }
-        let own = self.inheritable(t, &path);
+        let own = self.inheritable(t, &path, defaults.logs.unwrap_or(self.logs));
         let mut env = defaults.env.clone();
         for var in own.env {
             env.retain(|e| e.name.value != var.name.value);
@@ -1404,6 +1495,7 @@ impl Decoder<'_> {
             } else {
                 None
             },
+            logs: own.logs.or(defaults.logs).unwrap_or(self.logs),
         };
         self.check_breaker(&service, t, &path, key.span());
         named_ok.then_some(service)

@@ -21,6 +21,10 @@ pub const LOG_MAX_SIZE: u64 = 10 << 20;
 pub const LOG_MIN_SIZE: u64 = 4 << 10;
 /// `[settings] logs.keep` when unset: three rotated files per service.
 pub const LOG_KEEP: u32 = 3;
+/// `[settings] retention.boots` when unset: the newest 100 boots are kept.
+pub const RETENTION_BOOTS: u64 = 100;
+/// `[settings] retention.missions` when unset: resolved missions are kept 30 days.
+pub const RETENTION_MISSIONS: Duration = Duration::from_secs(30 * 86_400);
 
 /// The shape of a value.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +100,24 @@ pub static LOGS: &[Key] = &[
     ),
 ];
 
+pub static RETENTION: &[Key] = &[
+    k(
+        "boots",
+        Ty::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        Some("100"),
+        "The newest boots kept in the state store, each with its services' records (`gantry analyze`, the critical path's weights); older ones are deleted.",
+    ),
+    k(
+        "missions",
+        Ty::Duration,
+        Some("\"30d\""),
+        "Resolved missions are deleted this long after they were resolved. Open missions are never deleted.",
+    ),
+];
+
 pub static SETTINGS: &[Key] = &[
     k(
         "state_dir",
@@ -131,7 +153,13 @@ pub static SETTINGS: &[Key] = &[
         "logs",
         Ty::Table(LOGS),
         None,
-        "Rotation of the per-service log files in `state_dir/logs`: `{ max_size = \"10MiB\", keep = 3 }`.",
+        "Rotation of the per-service log files in `state_dir/logs`: `{ max_size = \"10MiB\", keep = 3 }`. A service (or `[defaults]`) may set its own.",
+    ),
+    k(
+        "retention",
+        Ty::Table(RETENTION),
+        None,
+        "How much history the state store keeps: `{ boots = 100, missions = \"30d\" }`; pruned after each boot and then hourly.",
     ),
 ];
 
@@ -289,6 +317,12 @@ pub static PROBE: &[Key] = &[
         "Open this SQLite file and run `PRAGMA quick_check`.",
     ),
     k(
+        "watchdog",
+        Ty::Duration,
+        None,
+        "`liveness = { notify = true }` only: a keep-alive (sd_notify `WATCHDOG=1`) is due at least this often, and each interval without one is a liveness failure; `WATCHDOG=trigger` restarts at once. The service reads the interval from `WATCHDOG_USEC` (and its pid from `WATCHDOG_PID`), like systemd's `WatchdogSec`. Without it a notify liveness probe can never fail.",
+    ),
+    k(
         "initial_delay",
         Ty::Duration,
         Some("\"0s\""),
@@ -370,13 +404,14 @@ macro_rules! inheritable {
             k("start_timeout", Ty::Duration, Some(START_TIMEOUT_DEFAULT), "Time from spawn to ready (or completed) before the attempt fails."),
             k("stop_signal", Ty::Enum(SIGNALS), Some("\"SIGTERM\""), "Signal sent to the process group to stop the service."),
             k("stop_timeout", Ty::Duration, Some("\"10s\""), "Time after the stop signal before SIGKILL."),
+            k("logs", Ty::Table(LOGS), Some("`[settings] logs`"), "Rotation of this service's log file; keys left out come from `[defaults]`, then `[settings]`."),
         ]
     };
 }
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 10 + 18;
+const SERVICE_LEN: usize = 11 + 18;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(

@@ -51,8 +51,27 @@ pub struct Settings {
     pub allow_degraded: bool,
     /// Re-run the pre-flight checks this often while the stack is up.
     pub revalidate: Option<Dur>,
-    /// How the per-service log files are rotated.
+    /// How the per-service log files are rotated (a service may set its own).
     pub logs: LogRotation,
+    /// How much history the state store keeps.
+    pub retention: Retention,
+}
+
+/// `[settings] retention`: the state store keeps the newest `boots` boots and resolved
+/// missions for `missions` after they were resolved; open missions are always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub boots: u64,
+    pub missions: Dur,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            boots: crate::keys::RETENTION_BOOTS,
+            missions: Dur(crate::keys::RETENTION_MISSIONS),
+        }
+    }
 }
 
 /// `[settings] logs`: a service log is rotated at `max_size` bytes and `keep` rotated
@@ -81,6 +100,7 @@ impl Default for Settings {
             allow_degraded: true,
             revalidate: None,
             logs: LogRotation::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -366,6 +386,8 @@ pub struct Probe {
     pub timeout: Dur,
     pub success_threshold: u32,
     pub failure_threshold: u32,
+    /// `notify` liveness only: a keep-alive (`WATCHDOG=1`) is due at least this often.
+    pub watchdog: Option<Dur>,
 }
 
 /// Keys `[defaults]` may give every service.
@@ -381,6 +403,8 @@ pub struct ServiceDefaults {
     pub start_limit: Option<StartLimit>,
     pub start_breaker: Option<StartBreaker>,
     pub env: Vec<EnvVar>,
+    /// Log rotation, resolved over `[settings] logs` key by key.
+    pub logs: Option<LogRotation>,
 }
 
 #[derive(Debug, Clone)]
@@ -417,6 +441,8 @@ pub struct Service {
     pub migrate: Option<MigrateSpec>,
     /// Run once when the service fails; then its check runs again.
     pub remediate: Option<Vec<String>>,
+    /// How its log file is rotated: its own keys, then `[defaults]`, then `[settings]`.
+    pub logs: LogRotation,
 }
 
 #[derive(Debug, Clone)]

@@ -43,10 +43,11 @@ pub static DEPENDENCY: &[Key] = &[
 ];
 
 /// The tables that get a `$defs` entry, by name.
-fn named_tables() -> [(&'static str, &'static [Key]); 12] {
+fn named_tables() -> [(&'static str, &'static [Key]); 13] {
     [
         ("Settings", keys::SETTINGS),
         ("Logs", keys::LOGS),
+        ("Retention", keys::RETENTION),
         ("Secret", keys::SECRET),
         ("Defaults", keys::DEFAULTS),
         ("Service", keys::SERVICE),
@@ -413,8 +414,16 @@ fn section_note(anchor: &str) -> Option<&'static str> {
             "A probe table has exactly one kind key (`exec`, `http`, `tcp`, `log`, \
              `notify`, `postgres`, `mysql`, `redis`, `amqp`, `nats`, `sqlite`); the other \
              keys tune it. `expect_status` and `expect_body` apply to `http`; `rw`, \
-             `queues`, `require_dlq` and `streams` to the store kinds. `period` and \
-             `timeout` must be greater than zero.\n\n```toml\nreadiness = { tcp = \"127.0.0.1:5432\", period = \"500ms\" }\nliveness = { http = \"http://127.0.0.1:8000/health\", failure_threshold = 5 }\nstartup = { log = \"listening on\", timeout = \"2s\" }\n```"
+             `queues`, `require_dlq` and `streams` to the store kinds; `watchdog` to a \
+             `notify` liveness probe. `period` and `timeout` must be greater than zero.\n\n```toml\nreadiness = { tcp = \"127.0.0.1:5432\", period = \"500ms\" }\nliveness = { http = \"http://127.0.0.1:8000/health\", failure_threshold = 5 }\nstartup = { log = \"listening on\", timeout = \"2s\" }\n```\n\n\
+             A `notify` liveness probe with `watchdog` is a watchdog, as systemd's \
+             `WatchdogSec`: the service gets `WATCHDOG_USEC` (the interval) and \
+             `WATCHDOG_PID` (its own pid) and must send `WATCHDOG=1` at least that often, \
+             typically every half interval; each interval without one is a liveness \
+             failure (`failure_threshold` of them in a row restart it), and \
+             `WATCHDOG=trigger` restarts it at once. Without `watchdog` the probe passes on \
+             any `READY=1` or `WATCHDOG=1` and can never fail, which `gantry check` warns \
+             about.\n\n```toml\nliveness = { notify = true, watchdog = \"10s\", failure_threshold = 1 }\n```"
         }
         "start_breaker" => {
             "Counts failed start attempts in a row (spawn failures, exits before ready, \
@@ -429,7 +438,20 @@ fn section_note(anchor: &str) -> Option<&'static str> {
              `gantry logs`). At `max_size` the file is renamed `NAME.log.1` (an older `.1` \
              becomes `.2`, and so on) and a new one is started; the oldest beyond `keep` is \
              deleted, so a service's logs take at most about `max_size × (keep + 1)`.\n\n\
-             ```toml\n[settings]\nlogs = { max_size = \"50MiB\", keep = 5 }\n```"
+             A service (or `[defaults]`) may set its own; the keys it leaves out come from \
+             `[defaults]`, then `[settings]`. `gantry logs` reads the rotated files too, \
+             oldest first.\n\n\
+             ```toml\n[settings]\nlogs = { max_size = \"50MiB\", keep = 5 }\n\n\
+             [services.chatty]\nlogs = { max_size = \"200MiB\" }   # keep = 5 from [settings]\n```"
+        }
+        "retention" => {
+            "The state store (`state_dir/state.db`) records every boot with each service's \
+             timings, and a mission for each failure. Once a boot is decided, and then every \
+             hour, gantry deletes the boots beyond the newest `boots` (with their services' \
+             records) and the missions resolved more than `missions` ago, a few hundred rows \
+             at a time off the event loop. Open missions are never deleted. SQLite reuses the \
+             freed pages, so the file stops growing; it does not shrink.\n\n\
+             ```toml\n[settings]\nretention = { boots = 500, missions = \"90d\" }\n```"
         }
         "layers" => {
             "Services without a `layer` join the first layer. A service may only depend \
@@ -485,6 +507,7 @@ fn nested_anchor(keys: &[Key]) -> Option<&'static str> {
         "StartLimit" => Some("start_limit"),
         "StartBreaker" => Some("start_breaker"),
         "Logs" => Some("logs"),
+        "Retention" => Some("retention"),
         _ => None,
     }
 }
@@ -712,7 +735,7 @@ mod tests {
         let doc = config_reference();
         let order = [
             "## `[settings]`",
-            "## `logs`",
+            "## `retention`",
             "## `[env]`",
             "## `env_file`",
             "## `[secrets.NAME]`",
@@ -723,6 +746,7 @@ mod tests {
             "## `retry`",
             "## `start_breaker`",
             "## `start_limit`",
+            "## `logs`",
             "## `[layers]`",
             "## `[profiles.NAME]`",
         ];

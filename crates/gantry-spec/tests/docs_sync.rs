@@ -242,6 +242,7 @@ api = "127.0.0.1:7070"
 shutdown_timeout = "1m30s"
 allow_degraded = false
 logs = { max_size = "1MiB", keep = 5 }
+retention = { boots = 500, missions = "90d" }
 
 [env]
 APP_ENV = "${APP_ENV:-development}"
@@ -257,6 +258,7 @@ stop_timeout = "10s"
 retry = { attempts = 3, backoff = "500ms", max_backoff = "10s", jitter = true }
 start_limit = { burst = 5, interval = "10s" }
 start_breaker = { failures = 2, cooldown = "30s" }
+logs = { keep = 2 }
 
 [layers]
 order = ["infra", "app"]
@@ -285,6 +287,11 @@ startup = { log = "listening on", timeout = "2s" }
 layer = "app"
 env = { PORT = "8000" }
 future_key = "unknown keys are only warnings"
+
+[services.worker]
+command = "./worker"
+liveness = { notify = true, watchdog = "10s", failure_threshold = 1 }
+logs = { max_size = "50MiB", keep = 10 }
 
 [profiles.minimal]
 priorities = ["critical"]
