@@ -13,6 +13,7 @@ mod api;
 mod exec;
 mod output;
 mod records;
+mod retention;
 mod svc;
 mod watch;
 
@@ -107,6 +108,8 @@ enum Msg {
         unit: UnitId,
         outcome: probe::ProbeOutcome,
     },
+    /// A pruning pass of the state store's history ended (retention.rs).
+    Pruned(Result<gantry_state::retention::Pruned, String>),
 }
 
 /// Boots the plan and supervises it until shutdown. Returns the process exit code:
@@ -256,6 +259,10 @@ struct Driver {
     fd_warned: Option<Instant>,
     /// Held while this instance runs the stack (released when gantry exits, even killed).
     lock: InstanceLock,
+    /// The state dir (the store, logs).
+    state_dir: PathBuf,
+    /// A pruning pass of the history is under way (retention.rs).
+    pruning: bool,
 }
 
 impl Driver {
@@ -292,7 +299,6 @@ impl Driver {
                 env,
                 &cfg.base_dir,
                 state_dir.root(),
-                cfg.spec.settings.logs,
                 &cfg.file,
             )?);
         }
@@ -352,6 +358,8 @@ impl Driver {
             kill_at: None,
             fd_warned: None,
             lock,
+            state_dir: state_dir.root().to_path_buf(),
+            pruning: false,
         })
     }
 
@@ -389,6 +397,10 @@ impl Driver {
         revalidate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // History beyond `[settings] retention`: pruned once the boot is decided, then hourly.
+        let mut retention_tick =
+            tokio::time::interval_at(Instant::now() + retention::EVERY, retention::EVERY);
+        retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut board_tick = tokio::time::interval(Duration::from_millis(100));
         board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -440,6 +452,7 @@ impl Driver {
                     self.sample_usage();
                 }
                 _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
+                _ = retention_tick.tick() => self.prune_history(),
                 // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
                 _ = flush_tick.tick() => self.flush_logs(),
                 _ = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
@@ -734,6 +747,7 @@ impl Driver {
             Msg::Revalidated(report) => self.revalidated(report),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
+            Msg::Pruned(result) => self.pruned(result),
             Msg::Cleanup { unit, ok, message } => {
                 let message = self.redactor.redact_owned(message);
                 self.host.handle(Event::CleanupDone { unit, ok, message })
@@ -803,15 +817,24 @@ impl Driver {
             .into_iter()
             .filter(|r| svc.role(*r).is_some_and(svc::RoleProbe::is_notify))
             .collect();
+        let watchdog = svc.watchdog().is_some();
         for role in notify_roles {
             let pass = match role {
+                // A watchdog is kept alive by WATCHDOG=1 only, as systemd's.
+                ProbeRole::Liveness if watchdog => msg.watchdog,
                 ProbeRole::Liveness => msg.watchdog || msg.ready,
                 _ => msg.ready,
             };
             if pass {
+                let what = if msg.ready { "READY=1" } else { "WATCHDOG=1" };
                 self.host
-                    .pushed_pass(unit, role, "sd_notify READY=1".into());
+                    .pushed_pass(unit, role, format!("sd_notify {what}"));
             }
+        }
+        // The service says it is hung: restarted at once if a watchdog watches it.
+        if msg.watchdog_trigger && watchdog {
+            self.host
+                .reported_hung(unit, "sd_notify WATCHDOG=trigger".into());
         }
     }
 

@@ -114,6 +114,8 @@ impl Driver {
         self.out.verdict(ok, &verdict);
         // Every failed service already opened its mission when it failed.
         self.record_boot(label, now.0, reason.as_deref());
+        // Off the boot's critical path, which has ended.
+        self.prune_history();
     }
 
     /// A failed service becomes a mission: what failed, its last output, what must pass.
