@@ -408,9 +408,7 @@ impl Driver {
                 self.flush_logs();
                 return code;
             }
-            if let Some((dir, file, started)) = self.pending_store.take() {
-                self.open_store(&dir, &file, started);
-            }
+            self.open_pending_store();
             // State changes publish at once (health answers must follow the gates);
             // figures alone (probe durations, output) at most once a second — rebuilding
             // the snapshot after every probe result was 40% of the boot's CPU.
@@ -610,6 +608,13 @@ impl Driver {
             ));
         }
         self.event(serde_json::json!({ "event": "revalidated", "problems": problems.len() }));
+    }
+
+    /// Opens the state store unless it is open already (it waits for the first wave).
+    fn open_pending_store(&mut self) {
+        if let Some((dir, file, started)) = self.pending_store.take() {
+            self.open_store(&dir, &file, started);
+        }
     }
 
     fn open_store(&mut self, state_dir: &Path, file: &str, started: std::time::SystemTime) {
