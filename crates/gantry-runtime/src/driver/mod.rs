@@ -427,9 +427,8 @@ impl Driver {
             }
             // A change left unpublished for spacing is published when the gap is over,
             // even if nothing else happens by then.
-            let publish_due = (self.host.stale().0 && self.rx.is_empty()).then(|| {
-                self.published_at + self.publish_gap()
-            });
+            let publish_due = (self.host.stale().0 && self.rx.is_empty())
+                .then(|| self.published_at + self.publish_gap());
             self.arm_listen_tick();
             let deadline = self.host.deadline();
             tokio::select! {
