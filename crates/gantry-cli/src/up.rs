@@ -25,6 +25,9 @@ pub fn run(
             "warning: no PID namespace ({reason}); services may outlive gantry if it is killed with SIGKILL"
         );
     }
+    // As PID 1 gantry ignores signals it has no handler for: from here until the event
+    // loop's handlers take over, a thread answers them (loading a large file takes time).
+    let guard = gantry_runtime::interrupt::PhaseGuard::start();
     let checked = match crate::load::load_valid(file, "invalid; nothing was started") {
         Ok(c) => c,
         Err(outcome) => return Ok(outcome),
@@ -66,6 +69,7 @@ pub fn run(
         seed: std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15,
         preflight: !skip_preflight,
         secrets: Vec::new(),
+        guard,
     };
     // Descriptors: gantry's soft limit up to the hard limit (API clients, probes, pipes
     // and logs all take one), before the pre-flight measures what is available.

@@ -186,7 +186,7 @@ fn sigterm_during_the_preflight_stops_gantry_and_starts_nothing() {
     );
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("SIGTERM during the pre-flight: stopped; nothing was started"),
+        err.contains("SIGTERM before the boot: stopped; nothing was started"),
         "{err}"
     );
     // The pre-flight's own command went with it (the namespace is gone).

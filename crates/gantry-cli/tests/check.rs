@@ -309,6 +309,7 @@ snap!(
 A = "${GANTRY_TEST_UNSET}"
 B = "${GANTRY_TEST_UNSET:-fallback}"
 C = "${not valid}"
+D = "${GANTRY_TEST_UNSET:?the port the API listens on}"
 
 [services.api]
 command = "x"

@@ -222,6 +222,10 @@ pub enum ProbeMode {
     /// The shell reports results whenever they happen (log regex, sd_notify);
     /// the engine never asks to run it.
     Pushed,
+    /// Pushed, with a watchdog (systemd's `WatchdogSec`): the shell reports
+    /// keep-alive passes (sd_notify `WATCHDOG=1`) and each `period` that goes
+    /// by without one is a failure, counted against `failure_threshold`.
+    Watchdog,
 }
 
 /// One probe of a unit.

@@ -116,6 +116,16 @@ pub enum Event {
         r#gen: Gen,
         by: Duration,
     },
+    /// The incarnation `gen` reports itself hung (sd_notify
+    /// `WATCHDOG=trigger`): a liveness failure that restarts it at once,
+    /// without waiting for `failure_threshold`. Ignored unless its liveness
+    /// probe is active (the unit is up and has one), and for an older
+    /// generation.
+    LivenessFailed {
+        unit: UnitId,
+        r#gen: Gen,
+        message: String,
+    },
     Command(Command),
 }
 

@@ -52,6 +52,23 @@ impl Probe {
         matches!(self.config.mode, ProbeMode::Polled { .. })
     }
 
+    /// A pushed probe whose silence for `period` is a failure.
+    pub(crate) fn is_watchdog(&self) -> bool {
+        self.config.mode == ProbeMode::Watchdog
+    }
+
+    /// Whether the engine keeps a deadline for it: the next run of a polled
+    /// probe, the watchdog of a pushed one.
+    pub(crate) fn is_timed(&self) -> bool {
+        self.is_polled() || self.is_watchdog()
+    }
+
+    /// How long a watchdog waits for a keep-alive (at least 1 ms, so that a
+    /// zero period cannot make the timer fire at the instant it is armed).
+    pub(crate) fn watchdog_period(&self) -> Duration {
+        self.config.period.max(Duration::from_millis(1))
+    }
+
     pub(crate) fn success_threshold(&self) -> u32 {
         self.config.success_threshold.max(1)
     }
@@ -91,6 +108,9 @@ impl Probe {
 
     /// The delay before the first run of an activation.
     pub(crate) fn first_delay(&self) -> Duration {
+        if self.is_watchdog() {
+            return self.watchdog_period().max(self.config.initial_delay);
+        }
         match self.role {
             // Liveness takes over from a readiness probe that just passed, so
             // an immediate run would tell nothing new.
@@ -103,6 +123,9 @@ impl Probe {
 
     /// The delay from a result to the next run.
     pub(crate) fn next_delay(&self, now: Time) -> Duration {
+        if self.is_watchdog() {
+            return self.watchdog_period();
+        }
         match (self.role, self.config.mode) {
             (ProbeRole::Startup | ProbeRole::Readiness, ProbeMode::Polled { min_interval })
                 if !self.steady =>

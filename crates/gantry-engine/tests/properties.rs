@@ -350,7 +350,9 @@ fn chaos_config(i: usize, c: &ChaosUnit) -> U {
     let probe = |p: &ProbeSpec| {
         p.map(
             |(pushed, min, initial, period, success, failure)| ProbeConfig {
-                mode: if pushed {
+                mode: if pushed && min % 2 == 1 {
+                    ProbeMode::Watchdog
+                } else if pushed {
                     ProbeMode::Pushed
                 } else {
                     ProbeMode::Polled {
@@ -406,6 +408,8 @@ enum Op {
     Command(u8, usize),
     /// `ExtendStartTimeout` for a unit, a generation choice and milliseconds.
     Extend(usize, u8, u64),
+    /// `LivenessFailed` (sd_notify `WATCHDOG=trigger`) for a unit and a generation choice.
+    Hung(usize, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -418,6 +422,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..13, any::<bool>()).prop_map(|(u, ok)| Op::Cleanup(u, ok)),
         1 => (0u8..6, 0usize..13).prop_map(|(c, u)| Op::Command(c, u)),
         1 => (0usize..13, 0u8..4, 0u64..5_000).prop_map(|(u, g, by)| Op::Extend(u, g, by)),
+        1 => (0usize..13, 0u8..4).prop_map(|(u, g)| Op::Hung(u, g)),
     ]
 }
 
@@ -569,6 +574,10 @@ proptest! {
                     // An extension only ever moves an armed deadline later.
                     prop_assert!(before.is_some() == after.is_some() && after >= before,
                         "extension moved u{}'s deadline from {:?} to {:?}", u, before, after);
+                }
+                Op::Hung(u, g) => {
+                    let r#gen = pick_gen(&sim, u, g);
+                    sim.event(Event::LivenessFailed { unit: UnitId(u), r#gen, message: "hung".into() });
                 }
             }
             checker.check(&sim)?;

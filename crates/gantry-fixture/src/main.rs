@@ -28,6 +28,9 @@
 //! | `--ready-line TEXT` | once ready (listeners bound), print TEXT on its own line to stdout; repeatable |
 //! | `--notify` | once ready, send `READY=1` and `STATUS=ready` to the datagram socket in `NOTIFY_SOCKET` (`@` = abstract) |
 //! | `--notify-extend USEC` | at start, before the `--delay` wait, send `EXTEND_TIMEOUT_USEC=USEC` to `NOTIFY_SOCKET` (asks the supervisor for that many microseconds more start time); independent of `--notify` |
+//! | `--watchdog` | once ready, send `WATCHDOG=1` to `NOTIFY_SOCKET` at once and then every half of `WATCHDOG_USEC` (as systemd advises), on a thread of its own; prints `fixture NAME: watchdog every USEC us, WATCHDOG_PID=PID, pid PID`. Not at all when `WATCHDOG_PID` names another process |
+//! | `--watchdog-stop-after N` | implies `--watchdog`; after N keep-alives, stop sending them (prints `fixture NAME: watchdog stopped after N`) and play hung |
+//! | `--watchdog-trigger-after MS` | implies `--watchdog`; MS after ready, send `WATCHDOG=trigger` (prints `fixture NAME: watchdog trigger sent`) and stop the keep-alives |
 //! | `--ready-fd N` | once ready, write a newline to file descriptor N (N >= 3), the readiness protocol of s6's `notification-fd` |
 //! | `--touch PATH` | once ready, create or truncate PATH; repeatable |
 //! | `--pidfile PATH` | at start, write own pid to PATH |
@@ -69,7 +72,8 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: gantry-fixture [--name NAME] [--delay MS] [--listen PORT]... \
 [--http PORT]... [--http-status CODE] [--unready-file PATH] [--ready-line TEXT]... [--notify] \
-[--notify-extend USEC] [--ready-fd N] [--touch PATH]... \
+[--notify-extend USEC] [--watchdog] [--watchdog-stop-after N] \
+[--watchdog-trigger-after MS] [--ready-fd N] [--touch PATH]... \
 [--pidfile PATH] [--exit-after MS] [--crash-after MS] [--exit-code N] \
 [--fail-times N --state-file PATH] [--ignore-sigterm] [--stop-delay MS] \
 [--spawn-grandchild] [--spawn-daemon] [--print-env VAR]... [--stdout-lines N] \
@@ -87,6 +91,9 @@ struct Config {
     ready_lines: Vec<String>,
     notify: bool,
     notify_extend: Option<u64>,
+    watchdog: bool,
+    watchdog_stop_after: Option<u64>,
+    watchdog_trigger_after: Option<Duration>,
     ready_fd: Option<u32>,
     touch: Vec<PathBuf>,
     pidfile: Option<PathBuf>,
@@ -116,6 +123,9 @@ impl Default for Config {
             ready_lines: Vec::new(),
             notify: false,
             notify_extend: None,
+            watchdog: false,
+            watchdog_stop_after: None,
+            watchdog_trigger_after: None,
             ready_fd: None,
             touch: Vec::new(),
             pidfile: None,
@@ -254,6 +264,15 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String
             "--ready-line" => cfg.ready_lines.push(take_string(f, i, a)?),
             "--notify" => cfg.notify = true,
             "--notify-extend" => cfg.notify_extend = Some(take_number(f, i, a)?),
+            "--watchdog" => cfg.watchdog = true,
+            "--watchdog-stop-after" => {
+                cfg.watchdog = true;
+                cfg.watchdog_stop_after = Some(take_number(f, i, a)?);
+            }
+            "--watchdog-trigger-after" => {
+                cfg.watchdog = true;
+                cfg.watchdog_trigger_after = Some(take_ms(f, i, a)?);
+            }
             "--ready-fd" => {
                 let fd: u32 = take_number(f, i, a)?;
                 if fd < 3 {
@@ -526,6 +545,9 @@ fn become_ready(cfg: &Config) {
     if cfg.notify {
         sd_notify_ready(name);
     }
+    if cfg.watchdog {
+        start_watchdog(cfg);
+    }
     if let Some(fd) = cfg.ready_fd {
         notify_fd(name, fd);
     }
@@ -787,6 +809,63 @@ fn reason(status: u16) -> &'static str {
 /// Sends `READY=1` to `$NOTIFY_SOCKET`, as systemd's `sd_notify` does.
 fn sd_notify_ready(name: &str) {
     sd_notify(name, "--notify", "READY=1\nSTATUS=ready\n");
+}
+
+/// `--watchdog`: keep-alives every half of `$WATCHDOG_USEC`, from a thread of their own,
+/// until `--watchdog-stop-after` pings were sent or `--watchdog-trigger-after` is due.
+fn start_watchdog(cfg: &Config) {
+    let name = cfg.name.clone();
+    let usec = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&u| u > 0);
+    let Some(usec) = usec else {
+        warn!("fixture {name}: warning: --watchdog given but WATCHDOG_USEC is not set");
+        return;
+    };
+    let pid = process::id();
+    let watchdog_pid = std::env::var("WATCHDOG_PID").ok();
+    // What sd_watchdog_enabled() does: a WATCHDOG_PID of another process means "not you".
+    if let Some(p) = &watchdog_pid
+        && p.trim().parse::<u32>().ok() != Some(pid)
+    {
+        warn!(
+            "fixture {name}: warning: WATCHDOG_PID={p} is not this process ({pid}); no keep-alives"
+        );
+        return;
+    }
+    say!(
+        "fixture {name}: watchdog every {usec} us, WATCHDOG_PID={}, pid {pid}",
+        watchdog_pid.as_deref().unwrap_or("unset")
+    );
+    let every = Duration::from_micros(usec) / 2;
+    let stop_after = cfg.watchdog_stop_after;
+    let trigger_at = cfg.watchdog_trigger_after.map(|d| Instant::now() + d);
+    thread::spawn(move || {
+        let mut sent = 0u64;
+        let mut next = Instant::now();
+        loop {
+            if let Some(at) = trigger_at.filter(|&at| at <= next) {
+                park_until(at);
+                sd_notify(&name, "--watchdog-trigger-after", "WATCHDOG=trigger\n");
+                say!("fixture {name}: watchdog trigger sent");
+                return;
+            }
+            if stop_after.is_some_and(|n| sent >= n) {
+                say!("fixture {name}: watchdog stopped after {sent}");
+                if let Some(at) = trigger_at {
+                    park_until(at);
+                    sd_notify(&name, "--watchdog-trigger-after", "WATCHDOG=trigger\n");
+                    say!("fixture {name}: watchdog trigger sent");
+                }
+                return;
+            }
+            park_until(next);
+            sd_notify(&name, "--watchdog", "WATCHDOG=1\n");
+            sent += 1;
+            next += every;
+        }
+    });
 }
 
 /// Sends one datagram to `$NOTIFY_SOCKET`; warns (naming `flag`) when it cannot.

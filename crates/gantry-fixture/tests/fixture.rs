@@ -475,6 +475,80 @@ fn notify_extend_is_sent_at_start_before_the_delay_then_ready() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// Datagrams received on `sock` until `until` holds for the list (or PATIENCE runs out).
+fn datagrams(sock: &UnixDatagram, until: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !until(&got) {
+        let Ok(n) = sock.recv(&mut buf) else { break };
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    got
+}
+
+#[test]
+fn watchdog_pings_every_half_interval_then_stops_after_n() {
+    let path = temp_path("watchdog.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind socket");
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut fx = Running::spawn(
+        fixture()
+            .args(["--name", "wd", "--watchdog-stop-after", "3"])
+            .env("NOTIFY_SOCKET", &path)
+            .env("WATCHDOG_USEC", "40000"),
+    );
+    let line = fx.wait_stdout("watchdog", |l| l.contains("watchdog every"));
+    assert!(
+        line.starts_with("fixture wd: watchdog every 40000 us, WATCHDOG_PID=unset, pid "),
+        "{line}"
+    );
+    let got = datagrams(&sock, |g| g.len() >= 3);
+    assert_eq!(got, ["WATCHDOG=1\n"; 3]);
+    fx.wait_stdout("stopped", |l| l == "fixture wd: watchdog stopped after 3");
+    // Hung from here on: nothing more arrives.
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(sock.recv(&mut buf).is_err(), "a keep-alive after the stop");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn watchdog_trigger_is_sent_after_its_delay_and_a_foreign_watchdog_pid_is_respected() {
+    let path = temp_path("watchdog-trigger.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind socket");
+    sock.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut fx = Running::spawn(
+        fixture()
+            .args(["--name", "wt", "--watchdog-trigger-after", "50"])
+            .env("NOTIFY_SOCKET", &path)
+            .env("WATCHDOG_USEC", "10000000"),
+    );
+    let got = datagrams(&sock, |g| g.last().is_some_and(|m| m != "WATCHDOG=1\n"));
+    assert_eq!(got, ["WATCHDOG=1\n", "WATCHDOG=trigger\n"]);
+    fx.wait_stdout("trigger", |l| l == "fixture wt: watchdog trigger sent");
+
+    // WATCHDOG_PID of another process: not this one's watchdog.
+    let mut fx = Running::spawn(
+        fixture()
+            .args(["--name", "wp", "--watchdog", "--exit-after", "100"])
+            .env("NOTIFY_SOCKET", &path)
+            .env("WATCHDOG_USEC", "10000")
+            .env("WATCHDOG_PID", "1"),
+    );
+    assert_eq!(fx.wait_exit(PATIENCE).code(), Some(0));
+    let (_, stderr) = fx.drain();
+    assert!(
+        stderr.contains("WATCHDOG_PID=1 is not this process"),
+        "{stderr}"
+    );
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(sock.recv(&mut buf).is_err(), "pinged for another pid");
+    std::fs::remove_file(&path).unwrap();
+}
+
 #[test]
 fn notify_without_socket_warns_and_goes_on() {
     let mut cmd = fixture();

@@ -213,6 +213,26 @@ impl Host {
         });
     }
 
+    /// The live incarnation of `unit` says it is hung (sd_notify `WATCHDOG=trigger`): a
+    /// liveness failure that restarts it at once if a liveness probe watches it.
+    pub fn reported_hung(&mut self, unit: UnitId, message: String) {
+        let at = self.now();
+        let r#gen = self.engine.unit(unit).r#gen;
+        self.books[unit.0].probes.remember(LastProbe {
+            role: ProbeRole::Liveness,
+            ok: false,
+            message: message.clone(),
+            duration: Duration::ZERO,
+            at,
+        });
+        self.stats_dirty = true;
+        self.handle(Event::LivenessFailed {
+            unit,
+            r#gen,
+            message,
+        });
+    }
+
     /// Everything the engine wants done now, in the reused buffer.
     fn take_batch(&mut self) -> Vec<Action> {
         let mut batch = std::mem::take(&mut self.batch);

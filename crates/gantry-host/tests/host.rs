@@ -376,3 +376,88 @@ async fn the_pump_runs_the_boot_and_the_shutdown_to_the_exit_code() {
     assert_eq!(stopped.first(), Some(&"ui"));
     assert!(fake.batches >= 4);
 }
+
+/// `db` with no readiness probe (running once spawned) and a 1 s watchdog liveness.
+fn watched(failure_threshold: u32) -> Fake {
+    let mut c = UnitConfig::new("db".to_string(), UnitKind::Process);
+    c.liveness = Some(ProbeConfig {
+        mode: ProbeMode::Watchdog,
+        failure_threshold,
+        ..pushed()
+    });
+    c.restart = gantry_engine::RestartPolicy::Always;
+    let mut fake = Fake::new(host(vec![c]));
+    fake.host.start();
+    drain(&mut fake);
+    fake
+}
+
+/// Sleeps until the host's next deadline and fires it, as the drivers' loops do.
+async fn fire_deadline(fake: &mut Fake) {
+    let deadline = fake.host.deadline().expect("a deadline is armed");
+    tokio::time::sleep_until(deadline).await;
+    fake.host.timeout();
+    drain(fake);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watchdog_deadline_is_the_hosts_deadline_and_keep_alives_move_it() {
+    let mut fake = watched(1);
+    let started = Instant::now();
+    assert_eq!(fake.host.deadline(), Some(started + Duration::from_secs(1)));
+    // Keep-alives every 600 ms for 6 s: the deadline follows each one.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        fake.host.pushed_pass(
+            UnitId(0),
+            gantry_engine::ProbeRole::Liveness,
+            "sd_notify WATCHDOG=1".into(),
+        );
+        drain(&mut fake);
+        assert_eq!(
+            fake.host.deadline(),
+            Some(Instant::now() + Duration::from_secs(1))
+        );
+    }
+    assert_eq!(fake.spawned.len(), 1);
+    // Silence: the deadline fires, the failure restarts it (threshold 1).
+    fire_deadline(&mut fake).await;
+    assert_eq!(Instant::now() - started, Duration::from_millis(7_000));
+    assert_eq!(
+        fake.spawned.len(),
+        2,
+        "restarted after the missed keep-alive"
+    );
+    assert_eq!(
+        fake.host.unit(UnitId(0)).last_error,
+        Some("liveness failed 1 times: watchdog: no keep-alive within 1s")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn missed_keep_alives_show_as_degraded_until_the_threshold_restarts() {
+    let mut fake = watched(2);
+    fire_deadline(&mut fake).await;
+    let s = snapshot(&mut fake.host);
+    assert_eq!(s.services[0].state, "degraded");
+    assert_eq!(fake.spawned.len(), 1);
+    fire_deadline(&mut fake).await;
+    assert_eq!(fake.spawned.len(), 2);
+    assert_eq!(fake.host.unit(UnitId(0)).restarts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reported_hang_restarts_at_once_and_is_the_last_probe() {
+    let mut fake = watched(3);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    fake.host
+        .reported_hung(UnitId(0), "sd_notify WATCHDOG=trigger".into());
+    drain(&mut fake);
+    assert_eq!(fake.spawned.len(), 2, "restarted at once");
+    let s = snapshot(&mut fake.host);
+    let last = s.services[0].last_probe.as_ref().expect("the hang");
+    assert_eq!(
+        (last.role.as_str(), last.ok, last.message.as_str()),
+        ("liveness", false, "sd_notify WATCHDOG=trigger")
+    );
+}

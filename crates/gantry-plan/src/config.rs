@@ -30,12 +30,17 @@ pub fn probe_mode(kind: &ProbeKind) -> eng::ProbeMode {
     eng::ProbeMode::Polled { min_interval }
 }
 
-/// The engine's view of a probe: its schedule and thresholds.
+/// The engine's view of a probe: its schedule and thresholds. A `watchdog` (notify
+/// liveness only, checked by the decoder) makes it a watchdog whose period is that interval.
 pub fn probe_config(p: &Probe) -> eng::ProbeConfig {
+    let (mode, period) = match p.watchdog {
+        Some(interval) => (eng::ProbeMode::Watchdog, interval.0),
+        None => (probe_mode(&p.kind), p.period.0),
+    };
     eng::ProbeConfig {
-        mode: probe_mode(&p.kind),
+        mode,
         initial_delay: p.initial_delay.0,
-        period: p.period.0,
+        period,
         timeout: p.timeout.0,
         success_threshold: p.success_threshold,
         failure_threshold: p.failure_threshold,
@@ -201,5 +206,27 @@ start_grace = "0s"
             api.deps,
             [eng::Dep::hard(eng::UnitId(db), eng::Condition::Ready)]
         );
+    }
+
+    #[test]
+    fn a_notify_liveness_watchdog_becomes_an_engine_watchdog_of_that_period() {
+        let p = plan(
+            r#"
+[services.watched]
+command = "w"
+liveness = { notify = true, watchdog = "2s", period = "9s", failure_threshold = 1 }
+[services.ready_only]
+command = "r"
+readiness = { notify = true }
+"#,
+        );
+        let c = p.unit_configs();
+        let by = |n: &str| c.iter().find(|u| u.name == n).unwrap();
+        let live = by("watched").liveness.expect("liveness");
+        assert_eq!(live.mode, eng::ProbeMode::Watchdog);
+        assert_eq!(live.period, Duration::from_secs(2));
+        assert_eq!(live.failure_threshold, 1);
+        let ready = by("ready_only").readiness.expect("readiness");
+        assert_eq!(ready.mode, eng::ProbeMode::Pushed);
     }
 }

@@ -342,6 +342,7 @@ async fn run_command(
         env,
         cwd,
         notify_socket: None,
+        watchdog: None,
     };
     let Spawned {
         pid,

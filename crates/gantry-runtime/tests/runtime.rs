@@ -184,6 +184,7 @@ fn env_is_exactly_what_was_given() {
             ],
             cwd: Some("/tmp".into()),
             notify_socket: Some("@gantry/test".into()),
+            watchdog: None,
         };
         let mut s = spawn(&spec, reaper()).expect("spawn env");
         let mut lines = all_lines(&mut s.stdout).await;
@@ -204,6 +205,28 @@ fn env_is_exactly_what_was_given() {
         spec.cwd = Some("/tmp".into());
         let mut s = spawn(&spec, reaper()).expect("spawn pwd");
         assert_eq!(all_lines(&mut s.stdout).await, vec!["/tmp"]);
+        exit_of(s.exit).await;
+    });
+}
+
+#[test]
+fn a_watchdog_service_gets_its_interval_and_its_own_pid() {
+    run(async {
+        // The program is a shell too, so `$$` is the service's own pid after the shim's exec.
+        let mut spec = sh("echo \"$WATCHDOG_USEC $WATCHDOG_PID $$\"; env | grep -c WATCHDOG_");
+        spec.watchdog = Some(Duration::from_millis(1500));
+        let mut s = spawn(&spec, reaper()).expect("spawn with a watchdog");
+        let lines = all_lines(&mut s.stdout).await;
+        assert_eq!(
+            lines,
+            [format!("1500000 {0} {0}", s.pid), "2".to_string()],
+            "WATCHDOG_USEC, WATCHDOG_PID = the pid gantry supervises = the service's own"
+        );
+        assert!(exit_of(s.exit).await.success());
+
+        // Without a watchdog: neither variable, and no shell in between.
+        let mut s = spawn(&sh("env | grep -c WATCHDOG_; exit 0"), reaper()).expect("spawn");
+        assert_eq!(all_lines(&mut s.stdout).await, ["0"]);
         exit_of(s.exit).await;
     });
 }

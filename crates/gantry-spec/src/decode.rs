@@ -9,6 +9,7 @@ use crate::duration::parse_duration;
 use crate::interp::interpolate;
 use crate::keys::{self, Key};
 use crate::model::*;
+use crate::size::{format_size, parse_size};
 use crate::source::{Source, Span};
 use std::time::Duration;
 use toml::Spanned;
@@ -31,6 +32,13 @@ impl Loaded {
 
 /// Parses and decodes `source`. `env` looks up variables for `${VAR}` interpolation.
 pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    // Before the parser builds a tree that deep: see depth.rs.
+    if let Some(too_deep) = crate::depth::too_deep(&source.text) {
+        return Loaded {
+            spec: Spec::default(),
+            diagnostics: vec![too_deep],
+        };
+    }
     let (doc, errors) = DeTable::parse_recoverable(&source.text);
     if !errors.is_empty() {
         let diagnostics = errors
@@ -52,6 +60,7 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     let mut d = Decoder {
         diags: Vec::new(),
         env,
+        logs: LogRotation::default(),
     };
     let root = doc.get_ref();
     let spec = d.spec(root, doc.span());
@@ -97,6 +106,8 @@ fn secret_fills_database(spec: &Spec, diag: &Diagnostic) -> bool {
 struct Decoder<'e> {
     diags: Vec<Diagnostic>,
     env: &'e dyn Fn(&str) -> Option<String>,
+    /// `[settings] logs`, which `[defaults]` and services refine key by key.
+    logs: LogRotation,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -199,6 +210,15 @@ impl Decoder<'_> {
                             .hint(format!("set {var}, or give a default: ${{{var}:-value}}")),
                     );
                 }
+                for (var, why) in r.required {
+                    self.error(
+                        "required-variable",
+                        path,
+                        span.clone(),
+                        format!("{var} is required but not set: {why}"),
+                        format!("export {var}=... before running gantry"),
+                    );
+                }
                 r.value
             }
             Err(e) => {
@@ -207,7 +227,7 @@ impl Decoder<'_> {
                     path,
                     span,
                     e,
-                    "write ${VAR} or ${VAR:-default}; use $$ for a literal $",
+                    "write ${VAR}, ${VAR:-default} or ${VAR:?message}; use $$ for a literal $",
                 );
                 raw.to_string()
             }
@@ -285,6 +305,46 @@ impl Decoder<'_> {
                     format!("invalid duration: {e}"),
                     "use a number with a unit: us, ms, s, m, h or d (e.g. \"250ms\", \"1m30s\")",
                 );
+                None
+            }
+        }
+    }
+
+    /// A size: an integer of bytes, or a string with a binary unit; at least `min` bytes.
+    fn size(&mut self, v: &Value<'_>, path: &str, min: u64) -> Option<u64> {
+        const FORMS: &str =
+            "write a number of bytes, or a string with a unit: \"512KiB\", \"10MiB\", \"1GiB\"";
+        let parsed = match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) if n >= 0 => Ok(n as u64),
+                Ok(_) => Err("a size cannot be negative".to_string()),
+                Err(_) => Err("the number is too large".to_string()),
+            },
+            DeValue::Float(_) => Err("a size is a whole number of bytes".to_string()),
+            DeValue::String(s) => {
+                let s = self.interp(s, path, v.span());
+                parse_size(&s).map_err(|e| format!("invalid size: {e}"))
+            }
+            _ => {
+                self.wrong_type(path, v, "a size such as \"10MiB\"");
+                return None;
+            }
+        };
+        match parsed {
+            Ok(n) if n >= min => Some(n),
+            Ok(n) => {
+                let (have, least) = (format_size(n), format_size(min));
+                self.error(
+                    "out-of-range",
+                    path,
+                    v.span(),
+                    format!("{have} is below the minimum of {least}"),
+                    format!("use at least \"{least}\", e.g. \"10MiB\""),
+                );
+                None
+            }
+            Err(e) => {
+                self.error("bad-size", path, v.span(), e, FORMS);
                 None
             }
         }
@@ -449,7 +509,7 @@ impl Decoder<'_> {
             && let Some(t) = self.table(v, "defaults")
         {
             self.unknown_keys(t, keys::DEFAULTS, "defaults");
-            defaults = self.inheritable(t, "defaults");
+            defaults = self.inheritable(t, "defaults", self.logs);
         }
         if let Some(v) = root.get("services")
             && let Some(t) = self.table(v, "services")
@@ -585,7 +645,34 @@ impl Decoder<'_> {
         if let Some(v) = t.get("revalidate") {
             s.revalidate = self.duration(v, "settings.revalidate");
         }
+        if let Some(v) = t.get("logs") {
+            s.logs = self.logs(v, "settings.logs", LogRotation::default());
+            self.logs = s.logs;
+        }
+        if let Some(v) = t.get("retention") {
+            s.retention = self.retention(v, "settings.retention");
+        }
         s
+    }
+
+    /// `{ max_size = "10MiB", keep = 3 }`; a missing or bad key keeps its value in `base`.
+    fn logs(&mut self, v: &Value<'_>, path: &str, base: LogRotation) -> LogRotation {
+        let mut l = base;
+        let Some(t) = self.table(v, path) else {
+            return l;
+        };
+        self.unknown_keys(t, keys::LOGS, path);
+        if let Some(x) = t.get("max_size") {
+            l.max_size = self
+                .size(x, &join(path, "max_size"), keys::LOG_MIN_SIZE)
+                .unwrap_or(l.max_size);
+        }
+        if let Some(x) = t.get("keep") {
+            l.keep = self
+                .int(x, &join(path, "keep"), 0, 1000)
+                .map_or(l.keep, |n| n as u32);
+        }
+        l
     }
 
     fn secret(
@@ -658,8 +745,38 @@ impl Decoder<'_> {
         })
     }
 
-    fn inheritable(&mut self, t: &DeTable<'_>, path: &str) -> ServiceDefaults {
+    /// `{ boots = 100, missions = "30d" }`; a missing or bad key keeps its default.
+    fn retention(&mut self, v: &Value<'_>, path: &str) -> Retention {
+        let mut r = Retention::default();
+        let Some(t) = self.table(v, path) else {
+            return r;
+        };
+        self.unknown_keys(t, keys::RETENTION, path);
+        if let Some(x) = t.get("boots") {
+            r.boots = self
+                .int(x, &join(path, "boots"), 1, 1_000_000)
+                .map_or(r.boots, |n| n as u64);
+        }
+        if let Some(x) = t.get("missions") {
+            r.missions = self
+                .duration(x, &join(path, "missions"))
+                .unwrap_or(r.missions);
+        }
+        r
+    }
+
+    /// The keys `[defaults]` and a service share; `logs_base` is the rotation whose keys a
+    /// `logs` table here leaves unchanged.
+    fn inheritable(
+        &mut self,
+        t: &DeTable<'_>,
+        path: &str,
+        logs_base: LogRotation,
+    ) -> ServiceDefaults {
         let mut d = ServiceDefaults::default();
+        if let Some(v) = t.get("logs") {
+            d.logs = Some(self.logs(v, &join(path, "logs"), logs_base));
+        }
         if let Some(v) = t.get("working_dir") {
             d.working_dir = self.string(v, &join(path, "working_dir")).map(|s| s.value);
         }
@@ -1044,6 +1161,7 @@ impl Decoder<'_> {
                 );
             }
         }
+        let watchdog = self.watchdog(t, v, path, &kind);
         if let Some(x) = t.get("timeout")
             && timeout > period
             && t.contains_key("period")
@@ -1063,7 +1181,60 @@ impl Decoder<'_> {
             timeout,
             success_threshold,
             failure_threshold,
+            watchdog,
         }
+    }
+
+    /// `watchdog` of a `notify` liveness probe (greater than zero); on any other probe it is
+    /// ignored with a warning. A notify liveness probe without one is a warning too: it can
+    /// never fail.
+    fn watchdog(
+        &mut self,
+        t: &DeTable<'_>,
+        v: &Value<'_>,
+        path: &str,
+        kind: &ProbeKind,
+    ) -> Option<Dur> {
+        let liveness_notify = path.ends_with(".liveness") && *kind == ProbeKind::Notify;
+        let Some(x) = t.get("watchdog") else {
+            if liveness_notify {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "no-watchdog",
+                        "a notify liveness probe without `watchdog` can never fail: any READY=1 or WATCHDOG=1 passes it and silence goes unnoticed",
+                    )
+                    .key(path.to_string())
+                    .at(v.span())
+                    .hint("add watchdog = \"10s\" (the service reads it from $WATCHDOG_USEC and sends WATCHDOG=1 at least that often), or use another liveness probe"),
+                );
+            }
+            return None;
+        };
+        let key = join(path, "watchdog");
+        let d = self.duration(x, &key)?;
+        if !liveness_notify {
+            self.diags.push(
+                Diagnostic::warning(
+                    "ignored-key",
+                    "`watchdog` applies to a notify liveness probe only; ignored here",
+                )
+                .key(key)
+                .at(x.span())
+                .hint("write it in liveness = { notify = true, watchdog = \"10s\" }"),
+            );
+            return None;
+        }
+        if d.0.is_zero() {
+            self.error(
+                "out-of-range",
+                &key,
+                x.span(),
+                "watchdog must be greater than zero",
+                "use the longest silence the service may keep, e.g. \"10s\"",
+            );
+            return None;
+        }
+        Some(d)
     }
 
     fn depends_on(&mut self, v: &Value<'_>, path: &str) -> Vec<Dependency> {
@@ -1244,7 +1415,7 @@ impl Decoder<'_> {
             }
             _ => {}
         }
-        let own = self.inheritable(t, &path);
+        let own = self.inheritable(t, &path, defaults.logs.unwrap_or(self.logs));
         let mut env = defaults.env.clone();
         for var in own.env {
             env.retain(|e| e.name.value != var.name.value);
@@ -1338,6 +1509,7 @@ impl Decoder<'_> {
             } else {
                 None
             },
+            logs: own.logs.or(defaults.logs).unwrap_or(self.logs),
         };
         self.check_breaker(&service, t, &path, key.span());
         named_ok.then_some(service)

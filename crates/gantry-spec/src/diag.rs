@@ -89,7 +89,7 @@ impl Diagnostic {
         }
         out.push_str(&self.message);
         if let Some((line, col, span)) = caret {
-            let text = source.line_text(line);
+            let (text, col) = excerpt(source.line_text(line), col);
             let width = text.chars().count().saturating_sub(col - 1).max(1);
             let len = source.text.get(span.clone()).map_or(1, |s| {
                 s.lines().next().map_or(1, |l| l.chars().count().max(1))
@@ -129,6 +129,30 @@ impl Diagnostic {
     }
 }
 
+/// Lines longer than this many characters are shown as an excerpt around the column.
+const EXCERPT: usize = 120;
+
+/// `line` as shown under a diagnostic, and the 1-based column in what is shown: a long
+/// line (a minified file, 100,000 dotted keys) is cut to [`EXCERPT`] characters around
+/// `col`, with `…` where text was left out.
+fn excerpt(line: &str, col: usize) -> (String, usize) {
+    let chars = line.chars().count();
+    if chars <= EXCERPT {
+        return (line.to_string(), col);
+    }
+    let from = col.saturating_sub(1 + EXCERPT / 3).min(chars - EXCERPT);
+    let mut shown: String = line.chars().skip(from).take(EXCERPT).collect();
+    let mut col = col - from;
+    if from > 0 {
+        shown.insert(0, '…');
+        col += 1;
+    }
+    if from + EXCERPT < chars {
+        shown.push('…');
+    }
+    (shown, col)
+}
+
 /// The closest candidate within a small edit distance, if any (transposed neighbours count
 /// as one edit).
 pub fn did_you_mean<'a>(
@@ -138,4 +162,35 @@ pub fn did_you_mean<'a>(
     // One edit per three chars, plus one: short names get two.
     let limit = (word.chars().count() / 3).max(1) + 1;
     gantry_engine::names::nearest(word, candidates, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_line_is_shown_around_the_column() {
+        let line = format!("{}X{}", "a".repeat(1000), "b".repeat(1000));
+        let source = Source::new("f.toml", line.clone());
+        let d = Diagnostic::error("syntax", "here").at(1000..1001);
+        let rendered = d.render(&source);
+        assert!(
+            rendered.starts_with("error[syntax]: f.toml:1:1001: here"),
+            "{rendered}"
+        );
+        let lines: Vec<&str> = rendered.lines().collect();
+        let (text, caret) = (lines[1], lines[2]);
+        assert!(text.chars().count() < EXCERPT + 20, "{text}");
+        assert!(text.contains('…') && text.ends_with('…'), "{text}");
+        // The caret stands under the X.
+        let at = caret.chars().position(|c| c == '^').unwrap();
+        assert_eq!(text.chars().nth(at), Some('X'), "{text}\n{caret}");
+        // Short lines are shown whole, and so are columns at either end of a long line.
+        assert_eq!(excerpt("short", 3), ("short".to_string(), 3));
+        let (start, col) = excerpt(&line, 1);
+        assert_eq!((start.chars().next(), col), (Some('a'), 1));
+        let (end, col) = excerpt(&line, 2001);
+        assert_eq!(end.chars().nth(col - 1), Some('b'));
+        assert!(end.starts_with('…') && !end.ends_with('…'));
+    }
 }

@@ -1,4 +1,4 @@
-//! `${VAR}` and `${VAR:-default}` interpolation of string values from the environment.
+//! `${VAR}`, `${VAR:-default}` and `${VAR:?message}` interpolation of string values from the environment.
 
 /// The result of interpolating one string.
 #[derive(Debug, PartialEq, Eq)]
@@ -6,9 +6,13 @@ pub struct Interpolated {
     pub value: String,
     /// Variables referenced without a default that were not set (they became empty).
     pub missing: Vec<String>,
+    /// `${VAR:?message}` references whose variable was unset or empty: (name, message).
+    pub required: Vec<(String, String)>,
 }
 
-/// Replaces `${VAR}` and `${VAR:-default}` using `lookup`; `$$` is a literal `$`.
+/// Replaces `${VAR}` and `${VAR:-default}` using `lookup`; `${VAR:?message}` is the
+/// value of VAR, which must be set and not empty (else it is listed in `required`, as
+/// in the shell); `$$` is a literal `$`.
 /// A `$` not followed by `{` or `$` is kept as is, so shell snippets like `$HOME`
 /// inside commands pass through to the shell untouched.
 pub fn interpolate(
@@ -17,6 +21,7 @@ pub fn interpolate(
 ) -> Result<Interpolated, String> {
     let mut value = String::with_capacity(text.len());
     let mut missing = Vec::new();
+    let mut required = Vec::new();
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
         value.push_str(&rest[..pos]);
@@ -29,12 +34,29 @@ pub fn interpolate(
                 return Err(format!("unclosed `${{` in `{text}`"));
             };
             let body = &body_start[..end];
-            let (name, default) = match body.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (body, None),
+            let (name, default, demand) = match (body.split_once(":-"), body.split_once(":?")) {
+                (Some((n, d)), Some((m, _))) if n.len() < m.len() => (n, Some(d), None),
+                (_, Some((n, msg))) => (n, None, Some(msg)),
+                (Some((n, d)), None) => (n, Some(d), None),
+                (None, None) => (body, None, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("`${{{body}}}` is not a valid variable reference"));
+            }
+            if let Some(msg) = demand {
+                match lookup(name) {
+                    Some(v) if !v.is_empty() => value.push_str(&v),
+                    _ => {
+                        let msg = if msg.trim().is_empty() {
+                            "required".to_string()
+                        } else {
+                            msg.trim().to_string()
+                        };
+                        required.push((name.to_string(), msg));
+                    }
+                }
+                rest = &body_start[end + 1..];
+                continue;
             }
             match (lookup(name), default) {
                 (Some(v), _) if !v.is_empty() || default.is_none() => value.push_str(&v),
@@ -49,7 +71,11 @@ pub fn interpolate(
         }
     }
     value.push_str(rest);
-    Ok(Interpolated { value, missing })
+    Ok(Interpolated {
+        value,
+        missing,
+        required,
+    })
 }
 
 // Kept as a function so the match above stays exhaustive without a panic path:
@@ -77,6 +103,21 @@ mod tests {
         assert_eq!(r.value, "ab");
         assert_eq!(r.missing, vec!["NOPE".to_string()]);
         assert!(interpolate("${OPEN", &env).is_err());
+        // ${VAR:?message}: the value when set and not empty, else listed with its message.
+        let r = interpolate("${HOME:?set HOME}/a ${NOPE:?give NOPE} ${EMPTY:?}", &env).unwrap();
+        assert_eq!(r.value, "/root/a  ");
+        assert_eq!(
+            r.required,
+            vec![
+                ("NOPE".to_string(), "give NOPE".to_string()),
+                ("EMPTY".to_string(), "required".to_string())
+            ]
+        );
+        assert!(r.missing.is_empty());
+        // A default may contain ":?" and stays a default.
+        let r = interpolate("${NOPE:-a:?b}", &env).unwrap();
+        assert_eq!(r.value, "a:?b");
+        assert!(r.required.is_empty());
         assert!(interpolate("${a b}", &env).is_err());
     }
 }

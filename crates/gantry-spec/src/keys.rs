@@ -25,6 +25,17 @@ const START_GRACE_DEFAULT: &str = "\"250ms\"";
 const HEALTHY_AFTER_DEFAULT: &str = "\"1s\"";
 const START_TIMEOUT_DEFAULT: &str = "\"60s\"; \"10m\" for kind = \"task\" and \"migrate\"";
 
+/// `[settings] logs.max_size` when unset: a service log is rotated at 10 MiB.
+pub const LOG_MAX_SIZE: u64 = 10 << 20;
+/// The smallest `logs.max_size`: below a page, a file would rotate at almost every line.
+pub const LOG_MIN_SIZE: u64 = 4 << 10;
+/// `[settings] logs.keep` when unset: three rotated files per service.
+pub const LOG_KEEP: u32 = 3;
+/// `[settings] retention.boots` when unset: the newest 100 boots are kept.
+pub const RETENTION_BOOTS: u64 = 100;
+/// `[settings] retention.missions` when unset: resolved missions are kept 30 days.
+pub const RETENTION_MISSIONS: Duration = Duration::from_secs(30 * 86_400);
+
 /// The shape of a value.
 #[derive(Debug, Clone, Copy)]
 pub enum Ty {
@@ -35,6 +46,10 @@ pub enum Ty {
         max: i64,
     },
     Duration,
+    /// Bytes: an integer, or a string with a binary unit (`"512KiB"`, `"10MiB"`); at least `min`.
+    Size {
+        min: u64,
+    },
     Enum(&'static [&'static str]),
     /// A string split like a shell, or an array of strings.
     Command,
@@ -80,6 +95,39 @@ pub const PROBE_KINDS: &[&str] = &[
     "exec", "http", "tcp", "log", "notify", "postgres", "mysql", "redis", "amqp", "nats", "sqlite",
 ];
 
+pub static LOGS: &[Key] = &[
+    k(
+        "max_size",
+        Ty::Size { min: LOG_MIN_SIZE },
+        Some("\"10MiB\""),
+        "A service's log file is rotated once it reaches this size: `NAME.log` becomes `NAME.log.1`, `.1` becomes `.2`, and so on.",
+    ),
+    k(
+        "keep",
+        Ty::Int { min: 0, max: 1000 },
+        Some("3"),
+        "Rotated files kept per service; the oldest beyond this is deleted. 0 keeps none: the log starts over at `max_size`.",
+    ),
+];
+
+pub static RETENTION: &[Key] = &[
+    k(
+        "boots",
+        Ty::Int {
+            min: 1,
+            max: 1_000_000,
+        },
+        Some("100"),
+        "The newest boots kept in the state store, each with its services' records (`gantry analyze`, the critical path's weights); older ones are deleted.",
+    ),
+    k(
+        "missions",
+        Ty::Duration,
+        Some("\"30d\""),
+        "Resolved missions are deleted this long after they were resolved. Open missions are never deleted.",
+    ),
+];
+
 pub static SETTINGS: &[Key] = &[
     k(
         "state_dir",
@@ -110,6 +158,18 @@ pub static SETTINGS: &[Key] = &[
         Ty::Duration,
         None,
         "Re-run the pre-flight checks this often while the stack is up.",
+    ),
+    k(
+        "logs",
+        Ty::Table(LOGS),
+        None,
+        "Rotation of the per-service log files in `state_dir/logs`: `{ max_size = \"10MiB\", keep = 3 }`. A service (or `[defaults]`) may set its own.",
+    ),
+    k(
+        "retention",
+        Ty::Table(RETENTION),
+        None,
+        "How much history the state store keeps: `{ boots = 100, missions = \"30d\" }`; pruned after each boot and then hourly.",
     ),
 ];
 
@@ -267,6 +327,12 @@ pub static PROBE: &[Key] = &[
         "Open this SQLite file and run `PRAGMA quick_check`.",
     ),
     k(
+        "watchdog",
+        Ty::Duration,
+        None,
+        "`liveness = { notify = true }` only: a keep-alive (sd_notify `WATCHDOG=1`) is due at least this often, and each interval without one is a liveness failure; `WATCHDOG=trigger` restarts at once. The service reads the interval from `WATCHDOG_USEC` (and its pid from `WATCHDOG_PID`), like systemd's `WatchdogSec`. Without it a notify liveness probe can never fail.",
+    ),
+    k(
         "initial_delay",
         Ty::Duration,
         Some("\"0s\""),
@@ -350,13 +416,14 @@ macro_rules! inheritable {
             k("start_timeout", Ty::Duration, Some(START_TIMEOUT_DEFAULT), "Time from spawn to ready (or completed) before the attempt fails."),
             k("stop_signal", Ty::Enum(SIGNALS), Some("\"SIGTERM\""), "Signal sent to the process group to stop the service."),
             k("stop_timeout", Ty::Duration, Some("\"10s\""), "Time after the stop signal before SIGKILL."),
+            k("logs", Ty::Table(LOGS), Some("`[settings] logs`"), "Rotation of this service's log file; keys left out come from `[defaults]`, then `[settings]`."),
         ]
     };
 }
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 12 + 18;
+const SERVICE_LEN: usize = 13 + 18;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(
@@ -587,6 +654,17 @@ mod tests {
         };
         assert_eq!(parse_duration(text("healthy_after")), Ok(HEALTHY_AFTER));
         assert_eq!(parse_duration(text("start_grace")), Ok(START_GRACE));
+    }
+
+    #[test]
+    fn log_defaults_text_names_the_constants() {
+        use crate::size::parse_size;
+        let max_size = find(LOGS, "max_size").unwrap();
+        let text = max_size.default.unwrap().trim_matches('"');
+        assert_eq!(parse_size(text), Ok(LOG_MAX_SIZE));
+        assert!(matches!(max_size.ty, Ty::Size { min } if min == LOG_MIN_SIZE));
+        let keep = find(LOGS, "keep").unwrap();
+        assert_eq!(keep.default, Some(LOG_KEEP.to_string().as_str()));
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! Pure: no I/O except what the caller passes in (the text and an environment lookup).
 
 pub mod decode;
+pub mod depth;
 pub mod diag;
 pub mod duration;
 pub mod interp;
 pub mod keys;
 pub mod model;
 pub mod schema;
+pub mod size;
 pub mod source;
 pub mod url;
 

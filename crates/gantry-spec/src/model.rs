@@ -51,6 +51,44 @@ pub struct Settings {
     pub allow_degraded: bool,
     /// Re-run the pre-flight checks this often while the stack is up.
     pub revalidate: Option<Dur>,
+    /// How the per-service log files are rotated (a service may set its own).
+    pub logs: LogRotation,
+    /// How much history the state store keeps.
+    pub retention: Retention,
+}
+
+/// `[settings] retention`: the state store keeps the newest `boots` boots and resolved
+/// missions for `missions` after they were resolved; open missions are always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub boots: u64,
+    pub missions: Dur,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            boots: crate::keys::RETENTION_BOOTS,
+            missions: Dur(crate::keys::RETENTION_MISSIONS),
+        }
+    }
+}
+
+/// `[settings] logs`: a service log is rotated at `max_size` bytes and `keep` rotated
+/// files are kept, so a service's logs take at most about `max_size × (keep + 1)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRotation {
+    pub max_size: u64,
+    pub keep: u32,
+}
+
+impl Default for LogRotation {
+    fn default() -> Self {
+        LogRotation {
+            max_size: crate::keys::LOG_MAX_SIZE,
+            keep: crate::keys::LOG_KEEP,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -61,6 +99,8 @@ impl Default for Settings {
             shutdown_timeout: Dur(Duration::from_secs(30)),
             allow_degraded: true,
             revalidate: None,
+            logs: LogRotation::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -346,6 +386,8 @@ pub struct Probe {
     pub timeout: Dur,
     pub success_threshold: u32,
     pub failure_threshold: u32,
+    /// `notify` liveness only: a keep-alive (`WATCHDOG=1`) is due at least this often.
+    pub watchdog: Option<Dur>,
 }
 
 /// Keys `[defaults]` may give every service.
@@ -363,6 +405,8 @@ pub struct ServiceDefaults {
     pub start_limit: Option<StartLimit>,
     pub start_breaker: Option<StartBreaker>,
     pub env: Vec<EnvVar>,
+    /// Log rotation, resolved over `[settings] logs` key by key.
+    pub logs: Option<LogRotation>,
 }
 
 #[derive(Debug, Clone)]
@@ -403,6 +447,8 @@ pub struct Service {
     pub migrate: Option<MigrateSpec>,
     /// Run once when the service fails; then its check runs again.
     pub remediate: Option<Vec<String>>,
+    /// How its log file is rotated: its own keys, then `[defaults]`, then `[settings]`.
+    pub logs: LogRotation,
 }
 
 #[derive(Debug, Clone)]

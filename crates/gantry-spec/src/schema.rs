@@ -43,9 +43,11 @@ pub static DEPENDENCY: &[Key] = &[
 ];
 
 /// The tables that get a `$defs` entry, by name.
-fn named_tables() -> [(&'static str, &'static [Key]); 11] {
+fn named_tables() -> [(&'static str, &'static [Key]); 13] {
     [
         ("Settings", keys::SETTINGS),
+        ("Logs", keys::LOGS),
+        ("Retention", keys::RETENTION),
         ("Secret", keys::SECRET),
         ("Defaults", keys::DEFAULTS),
         ("Service", keys::SERVICE),
@@ -108,6 +110,12 @@ fn ty_schema(ty: &Ty) -> Value {
         Ty::Bool => json!({ "type": "boolean" }),
         Ty::Int { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
         Ty::Duration => reference("Duration"),
+        // `minimum` applies to the integer form, `pattern` to the string form.
+        Ty::Size { min } => json!({
+            "type": ["integer", "string"],
+            "minimum": min,
+            "pattern": crate::size::SIZE_PATTERN
+        }),
         Ty::Enum(options) => json!({ "type": "string", "enum": options }),
         Ty::Command => reference("Command"),
         Ty::StrOrList => json!({
@@ -336,8 +344,16 @@ error: it could mean seconds or milliseconds.
 <a id=\"interpolation\"></a>
 **Interpolation**: string values may use `${VAR}` and `${VAR:-default}`, taken from
 the environment gantry runs in. An unset `${VAR}` without a default becomes empty
-and is reported as a warning. `$$` is a literal `$`; a `$` not followed by `{` (as in
+and is reported as a warning. `${VAR:?message}` marks a plain variable that must be
+set and not empty: without it the file is an error naming the variable, the key and
+the message, and nothing starts (unlike a secret, the value is not masked in output).
+`$$` is a literal `$`; a `$` not followed by `{` (as in
 `$HOME` inside a command) is kept as is for the shell.
+
+<a id=\"sizes\"></a>
+**Sizes** are a number of bytes (`4096`) or a string with a binary unit: `\"512KiB\"`,
+`\"10MiB\"`, `\"1.5GiB\"` (units `B`, `KiB`, `MiB`, `GiB`, `TiB`). `\"10MB\"` is an
+error: it could mean 10,000,000 or 10,485,760 bytes.
 
 <a id=\"commands\"></a>
 **Commands** are a string split like a shell (quotes group words; no expansion, no
@@ -347,6 +363,12 @@ pipes), or an array of arguments: `command = \"python3 app.py\"` or
 <a id=\"names\"></a>
 **Names** of services, profiles, layers and secrets start with a letter or digit,
 then letters, digits, `_`, `-` or `.`; at most 63 characters.
+
+<a id=\"limits\"></a>
+**Nesting** goes at most 32 levels deep: each segment of a table header
+(`[services.api]` is two), each segment of a dotted key, each array and each inline
+table is one level. gantry's own keys need at most five; anything deeper is an error
+(`too-deep`) at the first key or bracket beyond the limit.
 
 **Unknown keys are warnings**, never errors, so a file written for a newer gantry
 still loads in an older one; `gantry check` suggests the closest known key.";
@@ -392,8 +414,16 @@ fn section_note(anchor: &str) -> Option<&'static str> {
             "A probe table has exactly one kind key (`exec`, `http`, `tcp`, `log`, \
              `notify`, `postgres`, `mysql`, `redis`, `amqp`, `nats`, `sqlite`); the other \
              keys tune it. `expect_status` and `expect_body` apply to `http`; `rw`, \
-             `queues`, `require_dlq` and `streams` to the store kinds. `period` and \
-             `timeout` must be greater than zero.\n\n```toml\nreadiness = { tcp = \"127.0.0.1:5432\", period = \"500ms\" }\nliveness = { http = \"http://127.0.0.1:8000/health\", failure_threshold = 5 }\nstartup = { log = \"listening on\", timeout = \"2s\" }\n```"
+             `queues`, `require_dlq` and `streams` to the store kinds; `watchdog` to a \
+             `notify` liveness probe. `period` and `timeout` must be greater than zero.\n\n```toml\nreadiness = { tcp = \"127.0.0.1:5432\", period = \"500ms\" }\nliveness = { http = \"http://127.0.0.1:8000/health\", failure_threshold = 5 }\nstartup = { log = \"listening on\", timeout = \"2s\" }\n```\n\n\
+             A `notify` liveness probe with `watchdog` is a watchdog, as systemd's \
+             `WatchdogSec`: the service gets `WATCHDOG_USEC` (the interval) and \
+             `WATCHDOG_PID` (its own pid) and must send `WATCHDOG=1` at least that often, \
+             typically every half interval; each interval without one is a liveness \
+             failure (`failure_threshold` of them in a row restart it), and \
+             `WATCHDOG=trigger` restarts it at once. Without `watchdog` the probe passes on \
+             any `READY=1` or `WATCHDOG=1` and can never fail, which `gantry check` warns \
+             about.\n\n```toml\nliveness = { notify = true, watchdog = \"10s\", failure_threshold = 1 }\n```"
         }
         "start_breaker" => {
             "Counts failed start attempts in a row (spawn failures, exits before ready, \
@@ -402,6 +432,26 @@ fn section_note(anchor: &str) -> Option<&'static str> {
              runs: success closes the breaker, failure opens it again for another `cooldown`. \
              Each attempt still counts against `retry.attempts`, so set it above `failures`. \
              `gantry restart` (or `gantry start` on a failed service) closes it.\n\n```toml\nretry = { attempts = 10, backoff = \"1s\" }\nstart_breaker = { failures = 3, cooldown = \"30s\" }\n```"
+        }
+        "logs" => {
+            "Every service's output goes to `state_dir/logs/NAME.log` (read it with \
+             `gantry logs`). At `max_size` the file is renamed `NAME.log.1` (an older `.1` \
+             becomes `.2`, and so on) and a new one is started; the oldest beyond `keep` is \
+             deleted, so a service's logs take at most about `max_size × (keep + 1)`.\n\n\
+             A service (or `[defaults]`) may set its own; the keys it leaves out come from \
+             `[defaults]`, then `[settings]`. `gantry logs` reads the rotated files too, \
+             oldest first.\n\n\
+             ```toml\n[settings]\nlogs = { max_size = \"50MiB\", keep = 5 }\n\n\
+             [services.chatty]\nlogs = { max_size = \"200MiB\" }   # keep = 5 from [settings]\n```"
+        }
+        "retention" => {
+            "The state store (`state_dir/state.db`) records every boot with each service's \
+             timings, and a mission for each failure. Once a boot is decided, and then every \
+             hour, gantry deletes the boots beyond the newest `boots` (with their services' \
+             records) and the missions resolved more than `missions` ago, a few hundred rows \
+             at a time off the event loop. Open missions are never deleted. SQLite reuses the \
+             freed pages, so the file stops growing; it does not shrink.\n\n\
+             ```toml\n[settings]\nretention = { boots = 500, missions = \"90d\" }\n```"
         }
         "layers" => {
             "Services without a `layer` join the first layer. A service may only depend \
@@ -423,6 +473,10 @@ fn ty_text(ty: &Ty) -> String {
         Ty::Bool => "boolean".into(),
         Ty::Int { min, max } => format!("integer, {min} to {max}"),
         Ty::Duration => "[duration](#durations)".into(),
+        Ty::Size { min } => format!(
+            "[size](#sizes), at least {}",
+            crate::size::format_size(*min)
+        ),
         Ty::Enum(options) => format!(
             "one of {}",
             options
@@ -452,6 +506,8 @@ fn nested_anchor(keys: &[Key]) -> Option<&'static str> {
         "Retry" => Some("retry"),
         "StartLimit" => Some("start_limit"),
         "StartBreaker" => Some("start_breaker"),
+        "Logs" => Some("logs"),
+        "Retention" => Some("retention"),
         _ => None,
     }
 }
@@ -679,6 +735,7 @@ mod tests {
         let doc = config_reference();
         let order = [
             "## `[settings]`",
+            "## `retention`",
             "## `[env]`",
             "## `env_file`",
             "## `[secrets.NAME]`",
@@ -689,6 +746,7 @@ mod tests {
             "## `retry`",
             "## `start_breaker`",
             "## `start_limit`",
+            "## `logs`",
             "## `[layers]`",
             "## `[profiles.NAME]`",
         ];

@@ -241,6 +241,8 @@ state_dir = ".gantry"
 api = "127.0.0.1:7070"
 shutdown_timeout = "1m30s"
 allow_degraded = false
+logs = { max_size = "1MiB", keep = 5 }
+retention = { boots = 500, missions = "90d" }
 
 [env]
 APP_ENV = "${APP_ENV:-development}"
@@ -256,6 +258,7 @@ stop_timeout = "10s"
 retry = { attempts = 3, backoff = "500ms", max_backoff = "10s", jitter = true }
 start_limit = { burst = 5, interval = "10s" }
 start_breaker = { failures = 2, cooldown = "30s" }
+logs = { keep = 2 }
 
 [layers]
 order = ["infra", "app"]
@@ -284,6 +287,11 @@ startup = { log = "listening on", timeout = "2s" }
 layer = "app"
 env = { PORT = "8000" }
 future_key = "unknown keys are only warnings"
+
+[services.worker]
+command = "./worker"
+liveness = { notify = true, watchdog = "10s", failure_threshold = 1 }
+logs = { max_size = "50MiB", keep = 10 }
 
 [profiles.minimal]
 priorities = ["critical"]
@@ -364,6 +372,16 @@ fn schema_rejects_what_gantry_rejects() {
             "breaker cooldown without a unit",
         ),
         ("[defaults]\nstart_breaker = 3\n", "breaker not a table"),
+        (
+            "[settings]\nlogs = { max_size = \"10MB\" }\n",
+            "decimal size unit",
+        ),
+        (
+            "[settings]\nlogs = { max_size = 1024 }\n",
+            "log size below 4 KiB",
+        ),
+        ("[settings]\nlogs = { keep = -1 }\n", "negative keep"),
+        ("[settings]\nlogs = \"10MiB\"\n", "logs not a table"),
     ];
     for (text, what) in cases {
         assert!(

@@ -5,6 +5,7 @@
 //! exercised automatically), with random, wrong-typed and junk values, and an
 //! occasional cut or stray character to reach the syntax-error path.
 
+use gantry_spec::depth::MAX_DEPTH;
 use gantry_spec::keys::{self, Key, Ty};
 use gantry_spec::{Source, decode};
 use proptest::prelude::*;
@@ -24,6 +25,17 @@ fn check(text: &str) -> Result<(), TestCaseError> {
         }
         let rendered = d.render(&source);
         prop_assert!(rendered.contains(d.code), "{rendered}");
+        // Nesting 33 levels deep takes at least 32 of `[`, `{` and `.`.
+        if d.code == "too-deep" {
+            let nesting = text
+                .chars()
+                .filter(|c| matches!(c, '[' | '{' | '.'))
+                .count();
+            prop_assert!(
+                nesting >= MAX_DEPTH,
+                "too-deep with {nesting} brackets and dots"
+            );
+        }
         let _ = d.to_json(&source);
     }
     Ok(())
@@ -134,6 +146,22 @@ fn duration() -> BoxedStrategy<String> {
     .boxed()
 }
 
+fn size(min: u64) -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => prop::sample::select(vec!["4KiB", "512KiB", "10MiB", "1.5GiB", "10 MiB", "4096B", "1TiB"])
+            .prop_map(quote),
+        2 => "[0-9]{0,5}(\\.[0-9]{0,2})? ?(B|KiB|MiB|GiB|TiB|KB|MB|k|x)?".prop_map(|s| quote(&s)),
+        1 => prop::sample::select(vec![0, min - 1, min, u64::MAX / 2])
+            .prop_map(|n| n.to_string()),
+        1 => Just(quote("99999999999TiB")),
+        1 => Just(quote("${SET}")),
+        1 => any::<i64>().prop_map(|n| n.to_string()),
+        1 => Just("1.5".to_string()),
+        1 => junk(),
+    ]
+    .boxed()
+}
+
 fn int(min: i64, max: i64) -> BoxedStrategy<String> {
     prop_oneof![
         4 => (min..=max).prop_map(|n| n.to_string()),
@@ -219,6 +247,7 @@ fn value_for(ty: Ty) -> BoxedStrategy<String> {
         Ty::Bool => any::<bool>().prop_map(|b| b.to_string()).boxed(),
         Ty::Int { min, max } => int(min, max),
         Ty::Duration => duration(),
+        Ty::Size { min } => size(min),
         Ty::Enum(options) => prop_oneof![
             4 => prop::sample::select(options.to_vec()).prop_map(quote),
             1 => prop::sample::select(options.to_vec()).prop_map(|o| quote(&o.to_uppercase())),

@@ -6,6 +6,8 @@
 //!   service's record in them.
 //! - [`missions`]: failures a person can act on, kept in the store (depends on [`store`],
 //!   never the other way round).
+//! - [`retention`]: pruning the store's boots and resolved missions by
+//!   `[settings] retention`, in small batches (builds on [`store`] too).
 //! - [`logfmt`]: the per-service log-line format, written by `gantry up` ([`logfmt::LogFile`])
 //!   and read back, merged and followed by `gantry logs`.
 //! - [`time`]: RFC 3339 timestamps (the `gantry-time` crate, shared with the HTTP API).
@@ -19,6 +21,7 @@ pub mod bounded;
 mod dir;
 pub mod logfmt;
 pub mod missions;
+pub mod retention;
 pub mod secure;
 pub mod store;
 

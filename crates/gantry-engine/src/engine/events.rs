@@ -148,6 +148,23 @@ impl Engine {
         }
     }
 
+    /// The live incarnation says it is hung (sd_notify `WATCHDOG=trigger`):
+    /// a liveness failure that restarts it at once, whatever
+    /// `failure_threshold` says. Only while its liveness probe watches it.
+    pub(super) fn on_liveness_failed(&mut self, id: UnitId, r#gen: Gen, message: String) {
+        if !self.valid(id) || self.units[id.0].r#gen != r#gen {
+            return;
+        }
+        let Some(p) = self.units[id.0].probe_mut(ProbeRole::Liveness) else {
+            return;
+        };
+        if !p.active {
+            return;
+        }
+        p.record(false, message.clone());
+        self.auto_restart(id, format!("liveness failed: {message}"));
+    }
+
     pub(super) fn on_timer(&mut self, id: UnitId, kind: TimerKind) {
         let u = &self.units[id.0];
         match kind {

@@ -166,6 +166,11 @@ impl Engine {
             Event::ExtendStartTimeout { unit, r#gen, by } => {
                 self.on_extend_start_timeout(unit, r#gen, by);
             }
+            Event::LivenessFailed {
+                unit,
+                r#gen,
+                message,
+            } => self.on_liveness_failed(unit, r#gen, message),
             Event::Command(command) => self.on_command(command),
         }
         self.flush();

@@ -3,6 +3,7 @@
 use super::Engine;
 use crate::config::{Condition, ProbeRole, UnitId, UnitKind};
 use crate::io::Action;
+use crate::time::HumanDuration;
 use crate::timers::TimerKind;
 use crate::unit::Life;
 
@@ -13,7 +14,7 @@ impl Engine {
             return;
         };
         p.activate();
-        if !p.is_polled() {
+        if !p.is_timed() {
             return;
         }
         let delay = p.first_delay();
@@ -119,6 +120,15 @@ impl Engine {
         if !p.active || p.in_flight.is_some() {
             return;
         }
+        if p.is_watchdog() {
+            // Nothing to run: the deadline passed without a keep-alive.
+            let message = format!(
+                "watchdog: no keep-alive within {}",
+                HumanDuration(p.watchdog_period())
+            );
+            self.on_probe_result(id, role, 0, false, message);
+            return;
+        }
         self.next_seq += 1;
         p.in_flight = Some(seq);
         p.began.get_or_insert(now);
@@ -138,7 +148,7 @@ impl Engine {
         let Some(p) = self.units[id.0].probe(role) else {
             return;
         };
-        if !p.active || !p.is_polled() || p.in_flight.is_some() {
+        if !p.active || !p.is_timed() || p.in_flight.is_some() {
             return;
         }
         let at = now + p.next_delay(now);

@@ -7,6 +7,7 @@ use gantry_state::StateDir;
 use gantry_state::store::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
@@ -95,8 +96,16 @@ impl Driver {
     }
 
     /// Publishes the current state for the API (coalesced: once per loop turn at most).
+    /// The least time between two snapshots: nine times what the last one cost (nothing
+    /// at 50 services, ~20 ms at 5,000), at most 100 ms.
+    pub(super) fn publish_gap(&self) -> Duration {
+        self.publish_cost
+            .saturating_mul(9)
+            .min(Duration::from_millis(100))
+    }
+
     pub(super) fn publish(&mut self) {
-        self.published_at = Instant::now();
+        let started = Instant::now();
         let (svcs, usage, procstat) = (&self.svcs, &self.usage, &self.procstat);
         let snap = self.host.snapshot(
             &self.api.file,
@@ -123,7 +132,10 @@ impl Driver {
                 }
             },
         );
-        self.api.snapshot.send_replace(Arc::new(snap));
+        // The previous snapshot is freed here too (unless a reader still holds it).
+        drop(self.api.snapshot.send_replace(Arc::new(snap)));
+        self.published_at = Instant::now();
+        self.publish_cost = self.published_at - started;
     }
 
     /// A mutation from the API (token already checked): the shutdown as if signalled,

@@ -13,6 +13,7 @@ mod api;
 mod exec;
 mod output;
 mod records;
+mod retention;
 mod svc;
 mod watch;
 
@@ -61,6 +62,9 @@ pub struct UpConfig {
     pub preflight: bool,
     /// Resolved secrets (filled by the pre-flight).
     pub secrets: Vec<SecretValue>,
+    /// A stop-signal watcher the caller started before loading the file; kept until the
+    /// event loop's handlers take over (one is started here when `None`).
+    pub guard: Option<crate::interrupt::PhaseGuard>,
 }
 
 /// Messages from I/O tasks to the loop.
@@ -104,6 +108,8 @@ enum Msg {
         unit: UnitId,
         outcome: probe::ProbeOutcome,
     },
+    /// A pruning pass of the state store's history ended (retention.rs).
+    Pruned(Result<gantry_state::retention::Pruned, String>),
 }
 
 /// Boots the plan and supervises it until shutdown. Returns the process exit code:
@@ -154,7 +160,10 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
             return 1;
         }
     };
-    let guard = crate::interrupt::PhaseGuard::start("pre-flight");
+    let guard = cfg
+        .guard
+        .take()
+        .or_else(crate::interrupt::PhaseGuard::start);
     // Secrets are resolved either way (required ones fail closed); the rest of the
     // pre-flight runs unless skipped.
     let (report, secrets, envs) = if cfg.preflight {
@@ -224,6 +233,10 @@ struct Driver {
     /// Where to open the state store once the boot is under way.
     pending_store: Option<(PathBuf, String, std::time::SystemTime)>,
     published_at: Instant,
+    /// What the last snapshot took to build and publish: the next one waits at least
+    /// nine times as long, so publishing stays under a tenth of the loop's time however
+    /// many services there are (5,000 exits each rebuilding 5,000 entries took 18 s).
+    publish_cost: Duration,
     /// Problems the last revalidation found.
     drift: usize,
     /// Services whose `remediate` command already ran (it runs once).
@@ -246,6 +259,10 @@ struct Driver {
     fd_warned: Option<Instant>,
     /// Held while this instance runs the stack (released when gantry exits, even killed).
     lock: InstanceLock,
+    /// The state dir (the store, logs).
+    state_dir: PathBuf,
+    /// A pruning pass of the history is under way (retention.rs).
+    pruning: bool,
 }
 
 impl Driver {
@@ -318,6 +335,7 @@ impl Driver {
             drift: 0,
             pending_store,
             published_at: Instant::now(),
+            publish_cost: Duration::ZERO,
             remediated: vec![false; n],
             trimmed: false,
             boot_missions: Default::default(),
@@ -340,6 +358,8 @@ impl Driver {
             kill_at: None,
             fd_warned: None,
             lock,
+            state_dir: state_dir.root().to_path_buf(),
+            pruning: false,
         })
     }
 
@@ -377,6 +397,10 @@ impl Driver {
         revalidate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // History beyond `[settings] retention`: pruned once the boot is decided, then hourly.
+        let mut retention_tick =
+            tokio::time::interval_at(Instant::now() + retention::EVERY, retention::EVERY);
+        retention_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut board_tick = tokio::time::interval(Duration::from_millis(100));
         board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -384,23 +408,27 @@ impl Driver {
                 self.flush_logs();
                 return code;
             }
-            if let Some((dir, file, started)) = self.pending_store.take() {
-                self.open_store(&dir, &file, started);
-            }
+            self.open_pending_store();
             // State changes publish at once (health answers must follow the gates);
             // figures alone (probe durations, output) at most once a second — rebuilding
             // the snapshot after every probe result was 40% of the boot's CPU.
             // A burst of messages (a wave of spawns, fifty probes passing) publishes once,
             // when the queue drains — or every 5 ms if it never does — instead of
             // rebuilding the whole snapshot after each of them.
-            let settled =
-                self.rx.is_empty() || self.published_at.elapsed() >= Duration::from_millis(5);
+            let spaced = self.published_at + self.publish_gap();
+            let settled = (self.rx.is_empty()
+                || self.published_at.elapsed() >= Duration::from_millis(5))
+                && Instant::now() >= spaced;
             let (dirty, stats_dirty) = self.host.stale();
             if (dirty && settled)
                 || (stats_dirty && self.published_at.elapsed() >= Duration::from_secs(1))
             {
                 self.publish();
             }
+            // A change left unpublished for spacing is published when the gap is over,
+            // even if nothing else happens by then.
+            let publish_due = (self.host.stale().0 && self.rx.is_empty())
+                .then(|| self.published_at + self.publish_gap());
             self.arm_listen_tick();
             let deadline = self.host.deadline();
             tokio::select! {
@@ -421,9 +449,11 @@ impl Driver {
                     self.sample_usage();
                 }
                 _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
+                _ = retention_tick.tick() => self.prune_history(),
                 // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
                 _ = flush_tick.tick() => self.flush_logs(),
                 _ = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
+                _ = gantry_host::sleep_until_opt(publish_due), if publish_due.is_some() => {}
                 _ = gantry_host::sleep_until_opt(self.kill_at), if self.kill_at.is_some() => {
                     self.out.gantry_line(&format!("shutdown took longer than {}; killing what is left", gantry_spec::duration::format_duration(self.shutdown_timeout)));
                     self.kill_at = None;
@@ -579,6 +609,13 @@ impl Driver {
         self.event(serde_json::json!({ "event": "revalidated", "problems": problems.len() }));
     }
 
+    /// Opens the state store unless it is open already (it waits for the first wave).
+    fn open_pending_store(&mut self) {
+        if let Some((dir, file, started)) = self.pending_store.take() {
+            self.open_store(&dir, &file, started);
+        }
+    }
+
     fn open_store(&mut self, state_dir: &Path, file: &str, started: std::time::SystemTime) {
         match Store::open(state_dir) {
             Ok(s) => {
@@ -714,6 +751,7 @@ impl Driver {
             Msg::Revalidated(report) => self.revalidated(report),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
+            Msg::Pruned(result) => self.pruned(result),
             Msg::Cleanup { unit, ok, message } => {
                 let message = self.redactor.redact_owned(message);
                 self.host.handle(Event::CleanupDone { unit, ok, message })
@@ -783,15 +821,24 @@ impl Driver {
             .into_iter()
             .filter(|r| svc.role(*r).is_some_and(svc::RoleProbe::is_notify))
             .collect();
+        let watchdog = svc.watchdog().is_some();
         for role in notify_roles {
             let pass = match role {
+                // A watchdog is kept alive by WATCHDOG=1 only, as systemd's.
+                ProbeRole::Liveness if watchdog => msg.watchdog,
                 ProbeRole::Liveness => msg.watchdog || msg.ready,
                 _ => msg.ready,
             };
             if pass {
+                let what = if msg.ready { "READY=1" } else { "WATCHDOG=1" };
                 self.host
-                    .pushed_pass(unit, role, "sd_notify READY=1".into());
+                    .pushed_pass(unit, role, format!("sd_notify {what}"));
             }
+        }
+        // The service says it is hung: restarted at once if a watchdog watches it.
+        if msg.watchdog_trigger && watchdog {
+            self.host
+                .reported_hung(unit, "sd_notify WATCHDOG=trigger".into());
         }
     }
 

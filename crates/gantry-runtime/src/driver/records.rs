@@ -115,12 +115,18 @@ impl Driver {
             reason: reason.clone(),
         });
         self.out.verdict(ok, &verdict);
-        // Every failed service already opened its mission when it failed.
+        // Every failed service already opened its mission when it failed. A boot decided
+        // within the first wave comes before the store opened: it opens now.
+        self.open_pending_store();
         self.record_boot(label, now.0, reason.as_deref());
+        // Off the boot's critical path, which has ended.
+        self.prune_history();
     }
 
     /// A failed service becomes a mission: what failed, its last output, what must pass.
     fn open_boot_mission(&mut self, unit: UnitId) {
+        // A failure within the first wave comes before the store opened.
+        self.open_pending_store();
         let Some(store) = &self.store else { return };
         self.boot_missions.insert(self.svcs[unit.0].name.clone());
         let v = self.host.unit(unit);

@@ -8,7 +8,7 @@ use gantry_engine as eng;
 use gantry_engine::ProbeRole;
 use gantry_plan::PlanUnit;
 use gantry_spec::{Kind, Probe, ProbeKind};
-use gantry_state::logfmt::LogFile;
+use gantry_state::logfmt::{LogFile, Rotation};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
@@ -51,6 +51,14 @@ impl Svc {
         self.role(role)
             .and_then(|p| p.matcher.as_ref())
             .is_some_and(|m| m.matches(line))
+    }
+
+    /// The keep-alive interval of a notify liveness probe with a `watchdog`.
+    pub(super) fn watchdog(&self) -> Option<std::time::Duration> {
+        self.role(ProbeRole::Liveness)
+            .filter(|p| p.is_notify())
+            .and_then(|p| p.probe.watchdog)
+            .map(|d| d.0)
     }
 
     /// Loopback addresses the listen watch looks for on behalf of `role`'s tcp probe.
@@ -139,8 +147,18 @@ pub(super) fn make_svc(
             env,
             cwd: Some(cwd.clone()),
             notify_socket: None,
+            watchdog: None,
         })
     })();
+    // A notify liveness probe with a watchdog: the service learns the interval (and its
+    // pid) from WATCHDOG_USEC and WATCHDOG_PID.
+    let watchdog = s
+        .liveness
+        .as_ref()
+        .filter(|p| p.kind == ProbeKind::Notify)
+        .and_then(|p| p.watchdog)
+        .map(|d| d.0);
+    let spawn = spawn.map(|spec| SpawnSpec { watchdog, ..spec });
     let probes = [&s.startup, &s.readiness, &s.liveness].map(|p| p.as_ref().map(RoleProbe::new));
     let notify = if probes.iter().flatten().any(RoleProbe::is_notify) {
         Some(Arc::new(NotifySocket::bind(&s.name.value).map_err(
@@ -157,7 +175,14 @@ pub(super) fn make_svc(
     let log = if s.kind == Kind::External {
         None
     } else {
-        LogFile::lazy(state_dir, &s.name.value).ok()
+        // Its `logs` (over `[defaults]` and `[settings]`): rotated at max_size, `keep`
+        // old files kept.
+        LogFile::lazy(state_dir, &s.name.value).ok().map(|log| {
+            log.with_rotation(Rotation {
+                max_size: s.logs.max_size,
+                keep: s.logs.keep,
+            })
+        })
     };
     Ok(Svc {
         name: s.name.value.clone(),
