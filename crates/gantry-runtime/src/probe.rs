@@ -557,6 +557,7 @@ pub async fn run(
             url,
             expect_status,
             expect_body,
+            ..
         } => http(url, *expect_status, expect_body.clone(), timeout).await,
         ProbeKind::Exec(argv) => exec(argv.clone(), env, cwd, timeout, reaper).await,
         k if crate::stores::is_store(k) => crate::stores::check(k, timeout, base).await,

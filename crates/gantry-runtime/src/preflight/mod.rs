@@ -345,6 +345,7 @@ mod tests {
             queues: vec![],
             require_dlq: false,
             streams: vec![],
+            tls: Default::default(),
         }
     }
 
