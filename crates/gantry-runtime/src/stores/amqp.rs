@@ -46,6 +46,18 @@ use lapin::{Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 
 use super::{Ctx, connect_failure, host_port, random_token, resolve};
 
+/// The TLS endpoint of an `amqps://` probe (for the pre-flight's certificate report).
+pub(super) fn tls_endpoint(p: &StoreProbe) -> Option<crate::tls::inspect::Endpoint> {
+    let uri: AMQPUri = p.url.parse().ok()?;
+    (uri.scheme == AMQPScheme::AMQPS).then(|| crate::tls::inspect::Endpoint {
+        host: uri.authority.host.clone(),
+        port: uri.authority.port,
+        preamble: crate::tls::inspect::Preamble::None,
+        verify: crate::tls::Verify::Full.with(&p.tls),
+        tls: p.tls.clone(),
+    })
+}
+
 /// Re-declares per queue while learning its flags and arguments.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
 
