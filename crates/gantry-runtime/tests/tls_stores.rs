@@ -35,7 +35,7 @@ impl Drop for Proc {
 
 /// Waits (polling, bounded) until `port` accepts on loopback; panics with `log` if the
 /// server exits or the deadline passes.
-fn wait_port(p: &mut Proc, port: u16, what: &str, log: &Path) {
+async fn wait_port(p: &mut Proc, port: u16, what: &str, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     while Instant::now() < deadline {
@@ -48,7 +48,7 @@ fn wait_port(p: &mut Proc, port: u16, what: &str, log: &Path) {
                 std::fs::read_to_string(log).unwrap_or_default()
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!(
         "{what} did not listen on {addr} within 30s:\n{}",
@@ -111,7 +111,7 @@ fn write_leaf(dir: &TempDir, name: &str, leaf: &Leaf) -> (PathBuf, PathBuf) {
 
 // ------------------------------------------------------------------------------- redis
 
-fn redis_tls(dir: &TempDir, name: &str, leaf: &Leaf, ca: &Path) -> (Proc, u16) {
+async fn redis_tls(dir: &TempDir, name: &str, leaf: &Leaf, ca: &Path) -> (Proc, u16) {
     let (cert, key) = write_leaf(dir, name, leaf);
     let port = free_port();
     let log = dir.path().join(format!("{name}.log"));
@@ -146,7 +146,7 @@ fn redis_tls(dir: &TempDir, name: &str, leaf: &Leaf, ca: &Path) -> (Proc, u16) {
             .spawn()
             .expect("start redis-server"),
     );
-    wait_port(&mut p, port, "redis-server", &log);
+    wait_port(&mut p, port, "redis-server", &log).await;
     (p, port)
 }
 
@@ -161,19 +161,22 @@ async fn rediss_probes_a_real_tls_redis() {
         "valid",
         &ca.server(&["127.0.0.1", "localhost"], -1, 365),
         &ca_pem,
-    );
+    )
+    .await;
     let (_expired, expired_port) = redis_tls(
         &dir,
         "expired",
         &ca.server(&["127.0.0.1"], -400, -10),
         &ca_pem,
-    );
+    )
+    .await;
     let (_named, named_port) = redis_tls(
         &dir,
         "named",
         &ca.server(&["cache.example"], -1, 365),
         &ca_pem,
-    );
+    )
+    .await;
     let run = |url: String, tls: TlsOptions, rw: bool| {
         let base = dir.path().to_path_buf();
         async move {
@@ -265,7 +268,7 @@ struct Pg {
     data: PathBuf,
 }
 
-fn postgres_tls(dir: &TempDir, bin: &Path, leaf: &Leaf) -> Pg {
+async fn postgres_tls(dir: &TempDir, bin: &Path, leaf: &Leaf) -> Pg {
     let nobody = nix::unistd::User::from_name("nobody")
         .unwrap()
         .expect("a nobody user");
@@ -333,7 +336,26 @@ fn postgres_tls(dir: &TempDir, bin: &Path, leaf: &Leaf) -> Pg {
             .spawn()
             .expect("start postgres"),
     );
-    wait_port(&mut proc, port, "postgres", &log);
+    wait_port(&mut proc, port, "postgres", &log).await;
+    // Listening is not accepting yet ("the database system is starting up"): poll a plain
+    // SELECT 1, bounded.
+    let plain = ProbeKind::Postgres(probe_of(
+        format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        TlsOptions::default(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = stores::check(&plain, T, dir.path()).await;
+        if o.ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "postgres never accepted a query: {}",
+            o.message
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Pg { proc, port, data }
 }
 
@@ -365,7 +387,7 @@ async fn postgres_sslmodes_against_a_real_tls_postgres() {
     dir.write("ca.pem", &ca.pem());
     dir.write("other.pem", &Ca::new("another CA").pem());
     // The certificate names localhost only: 127.0.0.1 is the wrong name.
-    let mut pg = postgres_tls(&dir, &bin, &ca.server(&["localhost"], -1, 365));
+    let mut pg = postgres_tls(&dir, &bin, &ca.server(&["localhost"], -1, 365)).await;
     let port = pg.port;
     let run = |url: String, tls: TlsOptions| {
         let base = dir.path().to_path_buf();
@@ -477,7 +499,7 @@ async fn nats_tls_probes_a_real_tls_nats() {
             .spawn()
             .expect("start nats-server"),
     );
-    wait_port(&mut p, port, "nats-server", &log);
+    wait_port(&mut p, port, "nats-server", &log).await;
     let run = |url: String, tls: TlsOptions| {
         let base = dir.path().to_path_buf();
         async move { stores::check(&ProbeKind::Nats(probe_of(url, tls)), T, &base).await }
