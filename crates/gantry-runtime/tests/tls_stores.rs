@@ -1,7 +1,8 @@
-//! TLS store probes against real servers configured for TLS, each a throwaway instance on a free loopback port in its own temp dir, with certificates made in the test: Redis (`--tls-port`), PostgreSQL (`ssl=on`, started from /usr/lib/postgresql/*/bin under runuser) and NATS (`--tls`). Valid, wrong CA, expired and wrong-name certificates; the pre-flight's inspection through each protocol's preamble.
+//! TLS store probes against real servers configured for TLS, each a throwaway instance on a free loopback port in its own temp dir, with certificates made in the test: Redis (`--tls-port`), PostgreSQL (`ssl=on`, started from /usr/lib/postgresql/*/bin under runuser) and NATS (`--tls`); RabbitMQ (`amqps://`) through a rustls terminator in the test in front of the machine's broker. Valid, wrong CA, expired and wrong-name certificates; the pre-flight's inspection through each protocol's preamble.
 //!
 //! The servers are the machine's packages (scripts/setup installs them); a missing one
-//! fails the test with what to do, except PostgreSQL with GANTRY_TEST_NO_POSTGRES=1.
+//! fails the test with what to do, except PostgreSQL with GANTRY_TEST_NO_POSTGRES=1. The
+//! AMQP test needs the RabbitMQ that scripts/stores starts on 5672.
 
 mod pki;
 
@@ -512,6 +513,98 @@ async fn nats_tls_probes_a_real_tls_nats() {
     );
 
     let kind = ProbeKind::Nats(probe_of(url, ca_file("ca.pem")));
+    let ep = gantry_runtime::tls::endpoint(&kind).expect("a TLS endpoint");
+    let r = inspect::inspect(&ep, dir.path(), T).await;
+    assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
+}
+
+// -------------------------------------------------------------------------------- amqp
+
+/// A TLS terminator on a free loopback port serving `leaf` and passing the bytes on to
+/// `upstream`; stopped when dropped.
+struct Terminator {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Terminator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn terminator(leaf: &Leaf, upstream: SocketAddr) -> Terminator {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    Terminator { port, task }
+}
+
+#[tokio::test]
+async fn amqps_probes_rabbitmq_through_tls() {
+    let broker = SocketAddr::from(([127, 0, 0, 1], 5672));
+    if TcpStream::connect_timeout(&broker, Duration::from_secs(3)).is_err() {
+        panic!(
+            "RabbitMQ is not answering on {broker}; run scripts/stores to start the store servers"
+        );
+    }
+    let dir = TempDir::new("amqps");
+    let ca = Ca::new("gantry test CA");
+    dir.write("ca.pem", &ca.pem());
+    dir.write("other.pem", &Ca::new("another CA").pem());
+    let valid = terminator(&ca.server(&["127.0.0.1", "localhost"], -1, 365), broker).await;
+    let expired = terminator(&ca.server(&["127.0.0.1"], -400, -5), broker).await;
+    let named = terminator(&ca.server(&["mq.example"], -1, 365), broker).await;
+    let run = |port: u16, tls: TlsOptions| {
+        let base = dir.path().to_path_buf();
+        let url = format!("amqps://guest:guest@127.0.0.1:{port}/%2f");
+        async move { stores::check(&ProbeKind::Amqp(probe_of(url, tls)), T, &base).await }
+    };
+    let o = run(valid.port, ca_file("ca.pem")).await;
+    assert_ok(&o, "connected");
+    assert!(!o.message.contains("guest:guest"), "{}", o.message);
+    assert_fail(
+        &run(valid.port, ca_file("other.pem")).await,
+        "is not signed by a trusted CA",
+    );
+    assert_fail(&run(expired.port, ca_file("ca.pem")).await, "expired on");
+    assert_fail(
+        &run(named.port, ca_file("ca.pem")).await,
+        "is not valid for the name 127.0.0.1 (it names mq.example)",
+    );
+
+    let kind = ProbeKind::Amqp(probe_of(
+        format!("amqps://guest:guest@127.0.0.1:{}/%2f", valid.port),
+        ca_file("ca.pem"),
+    ));
     let ep = gantry_runtime::tls::endpoint(&kind).expect("a TLS endpoint");
     let r = inspect::inspect(&ep, dir.path(), T).await;
     assert_eq!(r.verdict, Verdict::Valid, "{r:?}");

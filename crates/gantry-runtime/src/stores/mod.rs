@@ -105,7 +105,10 @@ pub async fn check(kind: &ProbeKind, timeout: Duration, base_dir: &Path) -> Prob
             redact_url(&p.url),
             ctx.run(redis::check(p, &ctx, base_dir)).await,
         ),
-        ProbeKind::Amqp(p) => (redact_url(&p.url), ctx.run(amqp::check(p, &ctx)).await),
+        ProbeKind::Amqp(p) => (
+            redact_url(&p.url),
+            ctx.run(amqp::check(p, &ctx, base_dir)).await,
+        ),
         ProbeKind::Nats(p) => (
             redact_url(&p.url),
             ctx.run(nats::check(p, &ctx, base_dir)).await,
