@@ -609,3 +609,93 @@ async fn amqps_probes_rabbitmq_through_tls() {
     let r = inspect::inspect(&ep, dir.path(), T).await;
     assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
 }
+
+// ------------------------------------------------------------------------------- mysql
+
+/// A throwaway MariaDB with TLS serving `leaf` (root without a password on 127.0.0.1).
+async fn mariadb_tls(dir: &TempDir, leaf: &Leaf) -> (Proc, u16) {
+    let (cert, key) = write_leaf(dir, "server", leaf);
+    let data = dir.path().join("data");
+    let st = Command::new(tool("mariadb-install-db"))
+        .args([
+            "--no-defaults",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+        ])
+        .args(["--skip-test-db"])
+        .arg(format!("--datadir={}", data.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run mariadb-install-db");
+    assert!(
+        st.status.success(),
+        "mariadb-install-db failed: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let port = free_port();
+    let log = dir.path().join("mariadb.log");
+    let logfile = std::fs::File::create(&log).unwrap();
+    let mut p = Proc(
+        Command::new(tool("mariadbd"))
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1"])
+            .args(["--skip-log-bin", "--innodb-buffer-pool-size=16M"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg(format!("--socket={}", dir.path().join("sock").display()))
+            .arg(format!("--ssl-cert={}", cert.display()))
+            .arg(format!("--ssl-key={}", key.display()))
+            .stdin(Stdio::null())
+            .stdout(logfile.try_clone().unwrap())
+            .stderr(logfile)
+            .spawn()
+            .expect("start mariadbd"),
+    );
+    wait_port(&mut p, port, "mariadbd", &log).await;
+    (p, port)
+}
+
+#[tokio::test]
+async fn mysql_ssl_modes_against_a_real_tls_mariadb() {
+    let dir = TempDir::new("mysqltls");
+    let ca = Ca::new("gantry test CA");
+    dir.write("ca.pem", &ca.pem());
+    dir.write("other.pem", &Ca::new("another CA").pem());
+    // The certificate names localhost only: 127.0.0.1 is the wrong name.
+    let (_db, port) = mariadb_tls(&dir, &ca.server(&["localhost"], -1, 365)).await;
+    let run = |host: &str, mode: &str, tls: TlsOptions| {
+        let base = dir.path().to_path_buf();
+        let url = format!("mysql://root@{host}:{port}/mysql?ssl-mode={mode}");
+        async move { stores::check(&ProbeKind::Mysql(probe_of(url, tls)), T, &base).await }
+    };
+    assert_ok(
+        &run("localhost", "VERIFY_IDENTITY", ca_file("ca.pem")).await,
+        "connected, SELECT 1 ok",
+    );
+    assert_fail(
+        &run("127.0.0.1", "VERIFY_IDENTITY", ca_file("ca.pem")).await,
+        "is not valid for the name 127.0.0.1 (it names localhost)",
+    );
+    assert_ok(
+        &run("127.0.0.1", "VERIFY_CA", ca_file("ca.pem")).await,
+        "SELECT 1 ok",
+    );
+    assert_fail(
+        &run("localhost", "VERIFY_IDENTITY", ca_file("other.pem")).await,
+        "is not signed by a trusted CA",
+    );
+    // REQUIRED without a CA encrypts without verifying, as the MySQL client does.
+    assert_ok(
+        &run("127.0.0.1", "REQUIRED", TlsOptions::default()).await,
+        "SELECT 1 ok",
+    );
+
+    // The pre-flight's inspection, through the greeting and the SSL request packet.
+    let kind = ProbeKind::Mysql(probe_of(
+        format!("mysql://root@localhost:{port}/mysql?ssl-mode=VERIFY_IDENTITY"),
+        ca_file("ca.pem"),
+    ));
+    let ep = gantry_runtime::tls::endpoint(&kind).expect("a TLS endpoint");
+    let r = inspect::inspect(&ep, dir.path(), T).await;
+    assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
+}

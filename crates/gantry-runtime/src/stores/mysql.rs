@@ -7,6 +7,12 @@
 //! without TLS. mysql_async's own `require_ssl=true` (with `verify_ca`, `verify_identity`)
 //! works too. The roots are `ca_file`, else the system's; `cert_file` and `key_file` give
 //! the client certificate.
+//!
+//! mysql_async cannot leave the host name out of its check (its `skip_domain_validation`
+//! looks for a message rustls 0.23 no longer writes), so for `VERIFY_CA` the probe first
+//! looks at the certificate (one handshake of its own) and, when the URL's host is not
+//! among its names, has mysql_async verify the chain against a name the certificate lists:
+//! the chain is still verified on the connection that logs in.
 
 use std::path::Path;
 
@@ -73,10 +79,11 @@ fn options(p: &StoreProbe) -> Result<(Opts, Option<Verify>), String> {
 /// mysql_async's TLS options for `verify`, with the probe's CA (else the system roots) and
 /// client certificate.
 async fn ssl_opts(tls: &TlsOptions, base: &Path, verify: Verify) -> Result<SslOpts, String> {
+    // mysql_async builds a verifier even when it accepts any certificate, and that needs a
+    // root: its bundled ones serve for that, unused.
     let mut ssl = SslOpts::default()
-        .with_disable_built_in_roots(true)
-        .with_danger_accept_invalid_certs(verify == Verify::None)
-        .with_danger_skip_domain_validation(verify == Verify::ChainOnly);
+        .with_disable_built_in_roots(verify != Verify::None)
+        .with_danger_accept_invalid_certs(verify == Verify::None);
     if verify != Verify::None {
         // PEM or DER buffers (mysql_async's `PathOrBuf` is not exported; `Vec<u8>` converts).
         let roots: Vec<Vec<u8>> = match &tls.ca_file {
@@ -125,10 +132,20 @@ pub(super) async fn check(p: &StoreProbe, ctx: &Ctx, base: &Path) -> Result<Stri
     }
     // One plain connection: no switch to the unix socket after connecting over TCP (that
     // would be a second connection, and not the path the URL names).
+    let endpoint = tls_endpoint(p);
     let mut opts = OptsBuilder::from_opts(opts).prefer_socket(false);
     if let Some(verify) = verify {
         ctx.step("loading the TLS settings");
-        opts = opts.ssl_opts(Some(ssl_opts(&p.tls, base, verify).await?));
+        let mut ssl = ssl_opts(&p.tls, base, verify).await?;
+        if verify == Verify::ChainOnly
+            && let Some(ep) = &endpoint
+        {
+            ctx.step("looking at the server's certificate (VERIFY_CA)");
+            let name =
+                crate::tls::inspect::name_for_chain_check(ep, base, ctx.client_timeout()).await?;
+            ssl = ssl.with_danger_tls_hostname_override(name);
+        }
+        opts = opts.ssl_opts(Some(ssl));
     }
 
     ctx.step("connecting");

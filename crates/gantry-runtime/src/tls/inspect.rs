@@ -80,6 +80,42 @@ impl Report {
     }
 }
 
+/// For a client that verifies the name itself and cannot leave it out (mysql_async): the
+/// name to verify the certificate of `ep` against so that checking the chain and that
+/// name is what `verify-ca` asks. `None` when `ep.host` itself is valid; a name the
+/// certificate lists when it is not (the chain still has to verify, on the connection
+/// that counts); an error when the chain does not verify or no handshake happens.
+pub(crate) async fn name_for_chain_check(
+    ep: &Endpoint,
+    base: &Path,
+    timeout: Duration,
+) -> Result<Option<String>, String> {
+    let full = Endpoint {
+        verify: Verify::Full,
+        ..ep.clone()
+    };
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let outcome = tokio::time::timeout(timeout, handshake(&full, base, seen.clone())).await;
+    let verdict = seen.lock().map(|mut s| s.verdict.take()).unwrap_or(None);
+    match (verdict, outcome) {
+        (Some(Ok(())), _) => Ok(None),
+        (
+            Some(Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { presented, .. },
+            ))),
+            _,
+        ) if !presented.is_empty() => Ok(Some(super::bare_name(&presented[0]).to_string())),
+        (Some(Err(e)), _) => Err(super::describe(&e, &ep.host).to_string()),
+        (None, Err(_)) => Err(format!(
+            "no TLS handshake with {} within {}",
+            ep.target(),
+            gantry_engine::HumanDuration(timeout)
+        )),
+        (None, Ok(Err(Failure::Config(why) | Failure::Connection(why)))) => Err(why),
+        (None, Ok(Ok(()))) => Err(format!("{} sent no certificate", ep.target())),
+    }
+}
+
 /// What the recorder saw.
 #[derive(Debug, Default)]
 struct Seen {

@@ -418,7 +418,7 @@ pub fn describe_certificate(c: &CertificateError, host: &str) -> Problem {
 
 /// A name as webpki presents it (`DnsName("db.example")`, `IpAddress(10.0.0.1)`) without
 /// its wrapping.
-fn bare_name(presented: &str) -> &str {
+pub(crate) fn bare_name(presented: &str) -> &str {
     let inner = match (presented.find('('), presented.strip_suffix(')')) {
         (Some(open), Some(body)) if open < body.len() => &body[open + 1..],
         _ => presented,
