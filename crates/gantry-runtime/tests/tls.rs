@@ -345,9 +345,24 @@ async fn preflight(
         .0
 }
 
+/// The pre-flight tests share one runtime, where the one reaper of the process runs.
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("build tokio runtime")
+    })
+}
+
 fn reaper() -> &'static gantry_runtime::reaper::Reaper {
     static REAPER: std::sync::OnceLock<gantry_runtime::reaper::Reaper> = std::sync::OnceLock::new();
-    REAPER.get_or_init(|| gantry_runtime::reaper::Reaper::start().expect("start the reaper"))
+    REAPER.get_or_init(|| {
+        let _guard = rt().enter();
+        gantry_runtime::reaper::Reaper::start().expect("start the reaper")
+    })
 }
 
 fn certificate_check(
@@ -360,8 +375,13 @@ fn certificate_check(
         .unwrap_or_else(|| panic!("no certificate check in:\n{}", report.render()))
 }
 
-#[tokio::test]
-async fn the_preflight_reports_certificates_of_external_services() {
+#[test]
+fn the_preflight_reports_certificates_of_external_services() {
+    reaper();
+    rt().block_on(preflight_reports_certificates());
+}
+
+async fn preflight_reports_certificates() {
     let dir = TempDir::new("preflight-tls");
     let ca = Ca::new("gantry test CA");
     dir.write("ca.pem", &ca.pem());
@@ -426,4 +446,46 @@ async fn the_preflight_reports_certificates_of_external_services() {
         "{}",
         report.render()
     );
+}
+
+#[test]
+fn revalidation_also_checks_the_certificates_of_running_services() {
+    reaper();
+    rt().block_on(revalidation_checks_certificates());
+}
+
+async fn revalidation_checks_certificates() {
+    let dir = TempDir::new("revalidate-tls");
+    let ca = Ca::new("gantry test CA");
+    dir.write("ca.pem", &ca.pem());
+    let soon = https(&ca.server(&["127.0.0.1"], -1, 3), None).await;
+    let text = format!(
+        "[services.api]\ncommand = \"true\"\nrestart = \"always\"\n\
+         readiness = {{ http = \"https://{}/health\", ca_file = \"ca.pem\" }}\n",
+        soon.addr
+    );
+    let source = gantry_spec::Source::new("gantry.toml", &text);
+    let loaded = gantry_spec::decode(&source, &|_| None);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let (plan, _) = gantry_plan::build(&loaded.spec, &source, &Default::default());
+    let run = |revalidate| {
+        gantry_runtime::preflight::run_with(&loaded.spec, &plan, dir.path(), reaper(), revalidate)
+    };
+    // At the boot the service is not listening yet: its probe checks the chain when it runs.
+    let (boot, _) = run(false).await;
+    assert!(
+        boot.checks.iter().all(|c| c.check != "certificate"),
+        "{}",
+        boot.render()
+    );
+    let (running, _) = run(true).await;
+    let c = certificate_check(&running);
+    assert_eq!(
+        (c.status, c.severity),
+        (Status::Fail, Severity::Warning),
+        "{}",
+        running.render()
+    );
+    assert!(c.message.contains("expires in"), "{}", c.message);
+    assert_eq!(c.service.as_deref(), Some("api"));
 }

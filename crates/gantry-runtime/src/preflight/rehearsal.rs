@@ -1,4 +1,4 @@
-//! The pre-flight's dry run: every service rehearsed short of starting it (directory, environment, program, ports, its own preflight command, probe hosts), then the machine's limits, external services and coverage.
+//! The pre-flight's dry run: every service rehearsed short of starting it (directory, environment, program, ports, its own preflight command, probe hosts), then the machine's limits, external services, TLS certificates and coverage.
 
 use super::ports::{PortCheck, implied_ports, port_holder};
 use super::{Builder, Report, ServiceEnvs, Severity, secrets};
