@@ -30,7 +30,6 @@ use rustls::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use rustls::ClientConfig as Config;
 pub use tokio_rustls::client::TlsStream;
 
 /// The TLS endpoint a probe connects to, if it uses TLS: an `https://` URL or a store URL
