@@ -262,7 +262,8 @@ fn pg_bin() -> Option<PathBuf> {
     versions.pop().map(|(_, b)| b)
 }
 
-/// A throwaway PostgreSQL with `ssl=on` serving `leaf`, run as `nobody` (it refuses root).
+/// A throwaway PostgreSQL with `ssl=on` serving `leaf`, run as `nobody` (it refuses root);
+/// the server process itself is the child, so dropping it stops the server.
 struct Pg {
     proc: Proc,
     port: u16,
@@ -281,9 +282,15 @@ async fn postgres_tls(dir: &TempDir, bin: &Path, leaf: &Leaf) -> Pg {
     }
     own(dir.path());
     let data = root.join("data");
-    let st = Command::new("runuser")
-        .args(["-u", "nobody", "--"])
-        .arg(bin.join("initdb"))
+    // As `nobody` directly (not through runuser, which would stay the parent: killing it
+    // would leave the server behind).
+    let as_nobody = |cmd: &mut Command| {
+        use std::os::unix::process::CommandExt as _;
+        cmd.uid(nobody.uid.as_raw()).gid(nobody.gid.as_raw());
+    };
+    let mut initdb = Command::new(bin.join("initdb"));
+    as_nobody(&mut initdb);
+    let st = initdb
         .arg("-D")
         .arg(&data)
         .args([
@@ -297,7 +304,7 @@ async fn postgres_tls(dir: &TempDir, bin: &Path, leaf: &Leaf) -> Pg {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .expect("run initdb under runuser");
+        .expect("run initdb as nobody");
     assert!(
         st.status.success(),
         "initdb failed: {}",
@@ -308,34 +315,36 @@ async fn postgres_tls(dir: &TempDir, bin: &Path, leaf: &Leaf) -> Pg {
     let log = root.join("server.log");
     let logfile = std::fs::File::create(&log).unwrap();
     let mut proc = Proc(
-        Command::new("runuser")
-            .args(["-u", "nobody", "--"])
-            .arg(bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-k")
-            .arg(root.join("sock"))
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "ssl=on",
-            ])
-            .args([
-                "-c",
-                "ssl_cert_file=server.pem",
-                "-c",
-                "ssl_key_file=server.key",
-            ])
-            .stdin(Stdio::null())
-            .stdout(logfile.try_clone().unwrap())
-            .stderr(logfile)
-            .spawn()
-            .expect("start postgres"),
+        {
+            let mut c = Command::new(bin.join("postgres"));
+            as_nobody(&mut c);
+            c
+        }
+        .arg("-D")
+        .arg(&data)
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-k")
+        .arg(root.join("sock"))
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "ssl=on",
+        ])
+        .args([
+            "-c",
+            "ssl_cert_file=server.pem",
+            "-c",
+            "ssl_key_file=server.key",
+        ])
+        .stdin(Stdio::null())
+        .stdout(logfile.try_clone().unwrap())
+        .stderr(logfile)
+        .spawn()
+        .expect("start postgres"),
     );
     wait_port(&mut proc, port, "postgres", &log).await;
     // Listening is not accepting yet ("the database system is starting up"): poll a plain
