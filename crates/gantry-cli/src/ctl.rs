@@ -232,7 +232,7 @@ pub fn wait(file: &Path, targets: &[String], timeout: Duration) -> anyhow::Resul
     for t in targets {
         if !(t.starts_with("tcp://") || t.starts_with("http://") || t.starts_with("https://")) {
             eprintln!(
-                "error: cannot wait for `{t}`\n  hint: write tcp://host:port or http://host:port/path"
+                "error: cannot wait for `{t}`\n  hint: write tcp://host:port, http://host:port/path or https://host:port/path"
             );
             return Ok(Outcome::Usage);
         }
@@ -249,7 +249,12 @@ pub fn wait(file: &Path, targets: &[String], timeout: Duration) -> anyhow::Resul
                     .min(Duration::from_secs(2));
                 let outcome = match t.strip_prefix("tcp://") {
                     Some(addr) => gantry_runtime::probe::tcp(addr, left).await,
-                    None => gantry_runtime::probe::http(&t, None, None, left).await,
+                    // https:// is verified against the system roots.
+                    None => {
+                        let tls = gantry_spec::TlsOptions::default();
+                        let base = std::path::Path::new(".");
+                        gantry_runtime::probe::http(&t, None, None, &tls, base, left).await
+                    }
                 };
                 if outcome.ok {
                     println!("{t}: up");

@@ -405,3 +405,16 @@ fn missing_file_is_a_usage_error_with_a_hint() {
         "{err}"
     );
 }
+
+snap!(
+    insecure_tls_probe,
+    r#"
+[services.edge]
+kind = "external"
+readiness = { http = "https://edge.internal:8443/health", insecure_skip_verify = true }
+
+[services.db]
+kind = "external"
+readiness = { postgres = "postgres://app@db/app?sslmode=verify-full", cert_file = "probe.pem" }
+"#
+);

@@ -1180,8 +1180,23 @@ readiness = {{ redis = "redis://nosuch.invalid:6379" }}
 
 #[test]
 fn scenario_27_ssl_tls_errors() {
+    // The local PostgreSQL serves TLS with its own certificate (`SHOW ssl_cert_file`, the
+    // Debian snakeoil one, for localhost): `require` encrypts without verifying (libpq's
+    // meaning); `verify-full` with that certificate as `ca_file` passes for localhost and
+    // names the mismatch for 127.0.0.1; with an unrelated CA the chain is refused. An https
+    // endpoint that is down is not checked. Certificates made in the test (expired, expiring
+    // soon, client certificates) are in gantry-runtime's tests/tls.rs and tls_stores.rs.
     require_postgres();
     let port = free_port();
+    let server_cert = psql("postgres", "SHOW ssl_cert_file");
+    let pem = std::fs::read_to_string(&server_cert)
+        .unwrap_or_else(|e| panic!("the local PostgreSQL's certificate {server_cert}: {e}"));
+    let bundle = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt")
+        .expect("the system CA bundle (ca-certificates)");
+    let end = "-----END CERTIFICATE-----";
+    let unrelated = &bundle[..bundle.find(end).expect("a certificate in the bundle") + end.len()];
+    let pg = "postgres://postgres@HOST:5432/postgres?sslmode=MODE";
+    let url = |host: &str, mode: &str| pg.replace("HOST", host).replace("MODE", mode);
     let stack = Stack::new(
         "tls",
         &format!(
@@ -1194,23 +1209,56 @@ readiness = {{ http = "https://127.0.0.1:{port}/health" }}
 [services.db]
 kind = "external"
 priority = "critical"
-readiness = {{ postgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=require" }}
-"#
+readiness = {{ postgres = "{require}" }}
+
+[services.named]
+kind = "external"
+priority = "critical"
+readiness = {{ postgres = "{full_localhost}", ca_file = "server.pem" }}
+
+[services.ip]
+kind = "external"
+priority = "critical"
+readiness = {{ postgres = "{full_ip}", ca_file = "server.pem" }}
+
+[services.stranger]
+kind = "external"
+priority = "critical"
+readiness = {{ postgres = "{full_localhost}", ca_file = "unrelated.pem" }}
+"#,
+            require = url("127.0.0.1", "require"),
+            full_localhost = url("localhost", "verify-full"),
+            full_ip = url("127.0.0.1", "verify-full"),
         ),
     );
+    stack.write("server.pem", &pem);
+    stack.write("unrelated.pem", unrelated);
     let r = stack.run(&["up"]);
     r.expect(
         1,
         &[
+            &format!("✗ web: external service: connection refused (127.0.0.1:{port})"),
             &format!(
-                "✗ web: external service: https probes are not supported yet \
-                 (https://127.0.0.1:{port}/health)"
+                "- web: certificate: 127.0.0.1:{port}: not checked: connection refused (127.0.0.1:{port})"
             ),
-            "✗ db: external service: error performing TLS handshake: no TLS implementation \
-             configured; this probe connects without TLS: use sslmode=prefer or \
-             sslmode=disable in the URL \
-             (postgres://postgres@127.0.0.1:5432/postgres?sslmode=require)",
-            "pre-flight: NO-GO (2 critical",
+            &format!(
+                "✓ db: external service: connected, SELECT 1 ok ({})",
+                url("127.0.0.1", "require")
+            ),
+            "✓ db: certificate: 127.0.0.1:5432: certificate not verified; expires in",
+            "✓ named: external service: connected, SELECT 1 ok",
+            "✓ named: certificate: localhost:5432: chain and host name verified; expires in",
+            "✗ ip: external service: the certificate of 127.0.0.1 is not valid for the name \
+             127.0.0.1 (it names localhost): connect with a name the certificate lists",
+            "✗ ip: certificate: 127.0.0.1:5432: the certificate of 127.0.0.1 is not valid for \
+             the name 127.0.0.1 (it names localhost)",
+            "hint: connect with a name the certificate lists, or reissue it with this name in \
+             its subjectAltName",
+            "✗ stranger: external service: the certificate of localhost is not signed by a \
+             trusted CA (unknown issuer): set ca_file to the PEM of the CA that signed it",
+            "✗ stranger: certificate: localhost:5432: the certificate of localhost is not \
+             signed by a trusted CA (unknown issuer)",
+            "pre-flight: NO-GO (5 critical",
         ],
     );
 }

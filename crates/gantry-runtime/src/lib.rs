@@ -4,7 +4,9 @@
 //!   called first thing in `main()`, before tokio starts.
 //! - [`reaper`]: the single owner of `waitpid` in the process; routes exit statuses by pid.
 //! - [`process`]: spawning services on the cheap `posix_spawn` path, line streams, signalling.
-//! - [`probe`]: TCP / HTTP / exec / log readiness and liveness probes.
+//! - [`probe`]: TCP / HTTP(S) / exec / log readiness and liveness probes.
+//! - [`tls`]: rustls (ring) client configs for https and TLS store probes, and the
+//!   pre-flight's certificate inspection.
 //! - [`notify`]: per-service `sd_notify` sockets.
 //! - [`logs`], [`store`], [`missions`]: re-exports of `gantry-state` (log files, the SQLite
 //!   state store, missions), kept until the driver uses that crate directly.
@@ -32,6 +34,7 @@ pub mod reaper;
 pub mod redact;
 pub mod stores;
 pub mod tick;
+pub mod tls;
 pub mod trim;
 
 pub use nix::sys::signal::Signal;

@@ -1,4 +1,4 @@
-//! Probe executors: TCP connect, HTTP GET, exec, and log-line matching.
+//! Probe executors: TCP connect, HTTP(S) GET, exec, and log-line matching.
 //!
 //! Every probe is cut at its timeout, never panics, and reports a [`ProbeOutcome`] whose
 //! message says precisely what happened: `connection refused (127.0.0.1:9)`, `timed out
@@ -144,22 +144,25 @@ async fn connect(addr: &str) -> Result<(TcpStream, std::net::SocketAddr), String
     Err(failures.join("; "))
 }
 
-/// HTTP probe: `GET url` over plain http/1.1 (`Connection: close`). Success is the
-/// `expect_status` when given, else any 2xx/3xx; with `expect_body`, the first
+/// HTTP probe: `GET url` over http/1.1 (`Connection: close`), over TLS for `https://`
+/// (verified against `tls.ca_file` or the system roots; files relative to `base`). Success
+/// is the `expect_status` when given, else any 2xx/3xx; with `expect_body`, the first
 /// [`MAX_BODY`] bytes of the body must also contain that substring.
 pub async fn http(
     url: &str,
     expect_status: Option<u16>,
     expect_body: Option<String>,
+    tls: &gantry_spec::TlsOptions,
+    base: &std::path::Path,
     timeout: Duration,
 ) -> ProbeOutcome {
     let started = Instant::now();
-    match tokio::time::timeout(
-        timeout,
-        http_inner(url, expect_status, expect_body.as_deref()),
-    )
-    .await
-    {
+    let check = Check {
+        url,
+        expect_status,
+        expect_body: expect_body.as_deref(),
+    };
+    match tokio::time::timeout(timeout, http_inner(&check, tls, base)).await {
         Ok(Ok(msg)) => ProbeOutcome::new(true, msg, started),
         Ok(Err(msg)) => ProbeOutcome::new(false, msg, started),
         Err(_) => ProbeOutcome::new(
@@ -170,40 +173,61 @@ pub async fn http(
     }
 }
 
-async fn http_inner(
-    url: &str,
+/// What one http probe asks for.
+struct Check<'a> {
+    url: &'a str,
     expect_status: Option<u16>,
-    expect_body: Option<&str>,
-) -> Result<String, String> {
+    expect_body: Option<&'a str>,
+}
+
+/// Where an http(s) URL connects: host (IPv6 brackets kept), port, and whether over TLS.
+pub(crate) fn http_target(url: &str) -> Result<(hyper::Uri, String, u16, bool), String> {
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(format!("https probes are not supported yet ({url})")),
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         Some(other) => return Err(format!("unsupported URL scheme {other:?} in {url}")),
         None => return Err(format!("invalid URL {url:?}: missing http:// scheme")),
-    }
+    };
     let host = match uri.host() {
-        Some(h) if !h.is_empty() => h,
+        Some(h) if !h.is_empty() => h.to_string(),
         _ => return Err(format!("invalid URL {url:?}: missing host")),
     };
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    Ok((uri, host, port, https))
+}
+
+/// The TLS endpoint of an `https://` probe, for the pre-flight's certificate check.
+pub fn http_tls_endpoint(
+    url: &str,
+    tls: &gantry_spec::TlsOptions,
+) -> Option<crate::tls::inspect::Endpoint> {
+    let (_, host, port, https) = http_target(url).ok()?;
+    https.then(|| crate::tls::inspect::Endpoint {
+        host,
+        port,
+        preamble: crate::tls::inspect::Preamble::None,
+        verify: crate::tls::Verify::Full.with(tls),
+        tls: tls.clone(),
+    })
+}
+
+async fn http_inner(
+    check: &Check<'_>,
+    tls: &gantry_spec::TlsOptions,
+    base: &std::path::Path,
+) -> Result<String, String> {
+    let url = check.url;
+    let (uri, host, port, https) = http_target(url)?;
     // Host header and connect target: host[:port] (IPv6 literals keep their brackets).
     let host_header = match uri.port_u16() {
         Some(p) => format!("{host}:{p}"),
-        None => host.to_string(),
+        None => host.clone(),
     };
     let target = format!("{host}:{port}");
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-
-    let (stream, _) = connect(&target).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {target} failed: {e}"))?;
-    tokio::pin!(conn);
-    let mut conn_done = false;
-
     let req = hyper::Request::get(path)
         .header(hyper::header::HOST, host_header)
         .header(hyper::header::USER_AGENT, "gantry-probe")
@@ -211,19 +235,59 @@ async fn http_inner(
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
 
+    let config = if https {
+        let verify = crate::tls::Verify::Full.with(tls);
+        Some(crate::tls::client_config(tls, base, verify).await?)
+    } else {
+        None
+    };
+    let (stream, _) = connect(&target).await?;
+    match config {
+        None => exchange(TokioIo::new(stream), &target, req, check).await,
+        Some(config) => {
+            let stream = crate::tls::handshake(stream, &host, std::sync::Arc::new(config)).await?;
+            exchange(TokioIo::new(stream), &target, req, check).await
+        }
+    }
+}
+
+/// One request and its answer on a connected (plain or TLS) stream.
+async fn exchange<IO>(
+    io: IO,
+    target: &str,
+    req: hyper::Request<Empty<Bytes>>,
+    check: &Check<'_>,
+) -> Result<String, String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let url = check.url;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake with {target} failed: {e}"))?;
+    tokio::pin!(conn);
+    let mut conn_done = false;
+
+    // Over TLS 1.3 a server refuses a client certificate after the handshake: its alert
+    // arrives with the answer.
+    let failed = |e: hyper::Error| match crate::tls::find_error(&e) {
+        Some(tls) => crate::tls::describe(tls, target.rsplit_once(':').map_or(target, |(h, _)| h))
+            .to_string(),
+        None => format!("GET {url} failed: {e}"),
+    };
     let resp = with_conn(conn.as_mut(), &mut conn_done, sender.send_request(req))
         .await
-        .map_err(|e| format!("GET {url} failed: {e}"))?
-        .map_err(|e| format!("GET {url} failed: {e}"))?;
+        .map_err(failed)?
+        .map_err(failed)?;
     let status = resp.status().as_u16();
-    let (status_ok, expected) = match expect_status {
+    let (status_ok, expected) = match check.expect_status {
         Some(want) => (status == want, format!("{want}")),
         None => ((200..400).contains(&status), "2xx/3xx".to_string()),
     };
     if !status_ok {
         return Err(format!("HTTP {status} from {url} (expected {expected})"));
     }
-    let Some(needle) = expect_body else {
+    let Some(needle) = check.expect_body else {
         return Ok(format!("HTTP {status} from {url}"));
     };
 
@@ -558,7 +622,8 @@ pub async fn run(
             url,
             expect_status,
             expect_body,
-        } => http(url, *expect_status, expect_body.clone(), timeout).await,
+            tls,
+        } => http(url, *expect_status, expect_body.clone(), tls, base, timeout).await,
         ProbeKind::Exec(argv) => exec(argv.clone(), env, cwd, timeout, reaper).await,
         k if crate::stores::is_store(k) => crate::stores::check(k, timeout, base).await,
         other => ProbeOutcome {
@@ -609,15 +674,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn http_rejects_https_and_garbage() {
-        let o = http("https://127.0.0.1/", None, None, Duration::from_secs(1)).await;
+    async fn http_rejects_garbage() {
+        let none = gantry_spec::TlsOptions::default();
+        let base = std::path::Path::new("/");
+        let o = http(
+            "ftp://127.0.0.1/",
+            None,
+            None,
+            &none,
+            base,
+            Duration::from_secs(1),
+        )
+        .await;
         assert!(!o.ok);
         assert!(
-            o.message.contains("https probes are not supported yet"),
+            o.message.contains("unsupported URL scheme"),
             "{}",
             o.message
         );
-        let o = http("not a url", None, None, Duration::from_secs(1)).await;
+        let o = http("not a url", None, None, &none, base, Duration::from_secs(1)).await;
         assert!(!o.ok);
         assert!(o.message.starts_with("invalid URL"), "{}", o.message);
     }

@@ -7,7 +7,7 @@
 //! the Reaper has orphans to reap.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +17,11 @@ use gantry_runtime::probe;
 use gantry_runtime::process::{LineStream, SpawnError, SpawnSpec, StreamKind, signal_group, spawn};
 use gantry_runtime::reaper::{ExitStatus, Reaper, ReaperError};
 use gantry_runtime::{Signal, nsinit};
+
+/// No TLS keys: plain http probes.
+fn no_tls() -> gantry_spec::TlsOptions {
+    gantry_spec::TlsOptions::default()
+}
 use gantry_state::logfmt::LogFile;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -432,24 +437,56 @@ fn http_probe() {
         let base = http_server().await;
         let t = Duration::from_secs(2);
 
-        let o = probe::http(&format!("{base}/ok"), None, None, t).await;
+        let o = probe::http(
+            &format!("{base}/ok"),
+            None,
+            None,
+            &no_tls(),
+            Path::new("."),
+            t,
+        )
+        .await;
         assert!(o.ok, "{}", o.message);
         assert_eq!(o.message, format!("HTTP 200 from {base}/ok"));
 
-        let o = probe::http(&format!("{base}/ok"), None, Some("good".into()), t).await;
+        let o = probe::http(
+            &format!("{base}/ok"),
+            None,
+            Some("good".into()),
+            &no_tls(),
+            Path::new("."),
+            t,
+        )
+        .await;
         assert!(o.ok, "{}", o.message);
 
         let url = format!("{base}/fail");
-        let o = probe::http(&url, None, None, t).await;
+        let o = probe::http(&url, None, None, &no_tls(), Path::new("."), t).await;
         assert!(!o.ok);
         assert_eq!(o.message, format!("HTTP 503 from {url} (expected 2xx/3xx)"));
 
-        let o = probe::http(&url, Some(503), None, t).await;
+        let o = probe::http(&url, Some(503), None, &no_tls(), Path::new("."), t).await;
         assert!(o.ok, "{}", o.message);
-        let o = probe::http(&format!("{base}/ok"), Some(204), None, t).await;
+        let o = probe::http(
+            &format!("{base}/ok"),
+            Some(204),
+            None,
+            &no_tls(),
+            Path::new("."),
+            t,
+        )
+        .await;
         assert_eq!(o.message, format!("HTTP 200 from {base}/ok (expected 204)"));
 
-        let o = probe::http(&format!("{base}/ok"), None, Some("ready".into()), t).await;
+        let o = probe::http(
+            &format!("{base}/ok"),
+            None,
+            Some("ready".into()),
+            &no_tls(),
+            Path::new("."),
+            t,
+        )
+        .await;
         assert!(!o.ok);
         assert_eq!(
             o.message,
@@ -461,6 +498,8 @@ fn http_probe() {
             &format!("{base}/hang"),
             None,
             None,
+            &no_tls(),
+            Path::new("."),
             Duration::from_millis(300),
         )
         .await;
@@ -475,7 +514,15 @@ fn http_probe() {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = l.local_addr().expect("addr");
         drop(l);
-        let o = probe::http(&format!("http://{addr}/"), None, None, t).await;
+        let o = probe::http(
+            &format!("http://{addr}/"),
+            None,
+            None,
+            &no_tls(),
+            Path::new("."),
+            t,
+        )
+        .await;
         assert!(!o.ok);
         assert!(refused(&o.message, &addr.to_string()), "{}", o.message);
     });

@@ -942,15 +942,19 @@ impl Decoder<'_> {
         let name = self.probe_kind_key(t, v, path)?;
         let kp = join(path, name);
         let kv = &t[name];
+        let tls = self.tls_options(t, name, path);
         let kind = match name {
             "exec" => ProbeKind::Exec(self.command(kv, &kp)?.value),
-            "http" => self.http_probe(t, kv, path)?,
+            "http" => self.http_probe(t, kv, path, tls)?,
             "tcp" => self.tcp_probe(kv, &kp)?,
             "log" => self.log_probe(kv, &kp)?,
             "notify" => self.notify_probe(kv, &kp)?,
             store_kind => {
                 let url = self.string(kv, &kp)?.value;
-                let s = self.store_probe(t, path, url);
+                let s = StoreProbe {
+                    tls,
+                    ..self.store_probe(t, path, url)
+                };
                 match store_kind {
                     "postgres" => ProbeKind::Postgres(s),
                     "mysql" => ProbeKind::Mysql(s),
@@ -1033,7 +1037,91 @@ impl Decoder<'_> {
         s
     }
 
-    fn http_probe(&mut self, t: &DeTable<'_>, kv: &Value<'_>, path: &str) -> Option<ProbeKind> {
+    /// The TLS keys of a probe table: a client certificate needs both files, an empty path
+    /// is an error; on a kind that never uses TLS they are a warning, and so is
+    /// `insecure_skip_verify = true` (any server passes).
+    fn tls_options(&mut self, t: &DeTable<'_>, kind: &str, path: &str) -> TlsOptions {
+        let mut tls = TlsOptions::default();
+        let file = |d: &mut Self, key: &str| -> Option<String> {
+            let x = t.get(key)?;
+            let v = d.string(x, &join(path, key))?;
+            if v.value.trim().is_empty() {
+                d.error(
+                    "invalid-value",
+                    &join(path, key),
+                    x.span(),
+                    format!("`{key}` is empty"),
+                    "write the path of a PEM file (relative to this file), or remove the key",
+                );
+                return None;
+            }
+            Some(v.value)
+        };
+        tls.ca_file = file(self, "ca_file");
+        tls.cert_file = file(self, "cert_file");
+        tls.key_file = file(self, "key_file");
+        if let Some(x) = t.get("insecure_skip_verify") {
+            tls.insecure_skip_verify = self
+                .boolean(x, &join(path, "insecure_skip_verify"))
+                .unwrap_or(false);
+        }
+        for (have, missing) in [("cert_file", "key_file"), ("key_file", "cert_file")] {
+            if let Some(x) = t.get(have)
+                && !t.contains_key(missing)
+            {
+                self.error(
+                    "missing-key",
+                    &join(path, have),
+                    x.span(),
+                    format!("`{have}` without `{missing}`: a client certificate needs both"),
+                    format!("add {missing} = \"...\" (PEM), or remove {have}"),
+                );
+            }
+        }
+        let uses_tls = matches!(
+            kind,
+            "http" | "postgres" | "mysql" | "redis" | "amqp" | "nats"
+        );
+        for key in keys::TLS_KEYS {
+            let Some((k, _)) = t.get_key_value(*key) else {
+                continue;
+            };
+            if !uses_tls {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "unused-key",
+                        format!("`{key}` has no effect on a {kind} probe (ignored)"),
+                    )
+                    .key(join(path, key))
+                    .at(k.span())
+                    .hint("TLS keys apply to http (https://) and the postgres, mysql, redis, amqp and nats probes; remove it"),
+                );
+            }
+        }
+        if uses_tls
+            && tls.insecure_skip_verify
+            && let Some((k, _)) = t.get_key_value("insecure_skip_verify")
+        {
+            self.diags.push(
+                Diagnostic::warning(
+                    "insecure",
+                    "insecure_skip_verify = true: the server's certificate is not checked, so any server (or a man in the middle) passes this probe",
+                )
+                .key(join(path, "insecure_skip_verify"))
+                .at(k.span())
+                .hint("set ca_file to the PEM of the CA that signed the server's certificate, and remove insecure_skip_verify"),
+            );
+        }
+        tls
+    }
+
+    fn http_probe(
+        &mut self,
+        t: &DeTable<'_>,
+        kv: &Value<'_>,
+        path: &str,
+        tls: TlsOptions,
+    ) -> Option<ProbeKind> {
         let kp = join(path, "http");
         let url = self.string(kv, &kp)?;
         if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
@@ -1064,10 +1152,22 @@ impl Decoder<'_> {
             .get("expect_body")
             .and_then(|x| self.string(x, &join(path, "expect_body")))
             .map(|s| s.value);
+        if tls.is_set() && !url.value.starts_with("https://") {
+            self.diags.push(
+                Diagnostic::warning(
+                    "unused-key",
+                    format!("TLS keys have no effect: `{}` is not an https:// URL", url.value),
+                )
+                .key(kp.clone())
+                .at(kv.span())
+                .hint("use an https:// URL, or remove ca_file, cert_file, key_file and insecure_skip_verify"),
+            );
+        }
         Some(ProbeKind::Http {
             url: url.value,
             expect_status,
             expect_body,
+            tls,
         })
     }
 

@@ -398,7 +398,34 @@ pub static PROBE: &[Key] = &[
         Some("[]"),
         "nats: JetStream streams that must exist.",
     ),
+    k(
+        "ca_file",
+        Ty::Str,
+        None,
+        "TLS (https and TLS store URLs): PEM file of the CA certificates that signed the server's certificate; trusted instead of the system roots. Relative to the file.",
+    ),
+    k(
+        "cert_file",
+        Ty::Str,
+        None,
+        "TLS: PEM client certificate chain presented to the server (with `key_file`).",
+    ),
+    k(
+        "key_file",
+        Ty::Str,
+        None,
+        "TLS: PEM private key of `cert_file`.",
+    ),
+    k(
+        "insecure_skip_verify",
+        Ty::Bool,
+        Some("false"),
+        "TLS: accept any server certificate (no chain, name or expiry check). `gantry check` warns; prefer `ca_file`.",
+    ),
 ];
+
+/// The keys of a probe table that configure TLS.
+pub const TLS_KEYS: &[&str] = &["ca_file", "cert_file", "key_file", "insecure_skip_verify"];
 
 /// Keys shared by `[services.NAME]` and `[defaults]`.
 macro_rules! inheritable {

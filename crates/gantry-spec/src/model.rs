@@ -283,6 +283,8 @@ pub enum ProbeKind {
         url: String,
         expect_status: Option<u16>,
         expect_body: Option<String>,
+        /// How an `https://` URL's server is verified (and the client certificate).
+        tls: TlsOptions,
     },
     /// Connect to `host:port`.
     Tcp(String),
@@ -375,6 +377,34 @@ pub struct StoreProbe {
     pub require_dlq: bool,
     /// NATS JetStream streams that must exist.
     pub streams: Vec<String>,
+    /// How a TLS connection's server is verified (and the client certificate); whether the
+    /// probe uses TLS at all is the URL's (`sslmode`, `ssl-mode`, `rediss://`, `amqps://`,
+    /// `tls://`).
+    pub tls: TlsOptions,
+}
+
+/// The TLS keys of a probe table. Paths are as written (relative to the file); the probe
+/// resolves them when it runs, so a rotated certificate is picked up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct TlsOptions {
+    /// PEM file of the CA certificates to trust instead of the system roots.
+    pub ca_file: Option<String>,
+    /// PEM client certificate chain (with `key_file`).
+    pub cert_file: Option<String>,
+    /// PEM private key of the client certificate (with `cert_file`).
+    pub key_file: Option<String>,
+    /// No verification of the server's certificate at all (`gantry check` warns).
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsOptions {
+    /// True when any key was written.
+    pub fn is_set(&self) -> bool {
+        self.ca_file.is_some()
+            || self.cert_file.is_some()
+            || self.key_file.is_some()
+            || self.insecure_skip_verify
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -197,6 +197,11 @@ fn refine(def: &str, schema: &mut Value) {
             set(&mut props["http"], "pattern", json!("^https?://"));
             set(&mut props["tcp"], "pattern", json!("^.+:[0-9]{1,5}$"));
             set(&mut props["notify"], "const", json!(true));
+            set(
+                schema,
+                "dependentRequired",
+                json!({ "cert_file": ["key_file"], "key_file": ["cert_file"] }),
+            );
         }
         "Secret" => {
             let sources: Vec<Value> = ["from_env", "from_file", "from_command"]
@@ -423,7 +428,18 @@ fn section_note(anchor: &str) -> Option<&'static str> {
              failure (`failure_threshold` of them in a row restart it), and \
              `WATCHDOG=trigger` restarts it at once. Without `watchdog` the probe passes on \
              any `READY=1` or `WATCHDOG=1` and can never fail, which `gantry check` warns \
-             about.\n\n```toml\nliveness = { notify = true, watchdog = \"10s\", failure_threshold = 1 }\n```"
+             about.\n\n```toml\nliveness = { notify = true, watchdog = \"10s\", failure_threshold = 1 }\n```\n\n\
+             **TLS.** An `https://` URL, and a store URL that asks for TLS (postgres \
+             `sslmode=require|verify-ca|verify-full`, mysql `ssl-mode=REQUIRED|VERIFY_CA|VERIFY_IDENTITY` \
+             or `require_ssl=true`, `rediss://`, `amqps://`, nats `tls://`), is checked with \
+             rustls against the system roots, or against `ca_file` alone when it is set; \
+             `cert_file` and `key_file` present a client certificate. The chain, the host name \
+             and the expiry are verified (postgres `sslmode=require` and mysql `REQUIRED` \
+             encrypt without verifying, as libpq and the MySQL client do, unless `ca_file` is \
+             set). `insecure_skip_verify = true` accepts any certificate and `gantry check` \
+             warns about it. The pre-flight reports each reachable TLS endpoint's chain and \
+             days to expiry: a warning under 14 days; expired or not valid (unknown CA, wrong \
+             name) fails like the probe itself, NO-GO for a critical service.\n\n```toml\n[services.db]\nkind = \"external\"\nreadiness = { postgres = \"postgres://app@db.internal/app?sslmode=verify-full\", ca_file = \"certs/db-ca.pem\" }\n\n[services.api]\nreadiness = { http = \"https://127.0.0.1:8443/health\", ca_file = \"certs/ca.pem\", cert_file = \"certs/probe.pem\", key_file = \"certs/probe.key\" }\n```"
         }
         "start_breaker" => {
             "Counts failed start attempts in a row (spawn failures, exits before ready, \

@@ -168,6 +168,17 @@ fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Ve
                     }
                 }
             }
+            "dependentRequired" => {
+                if let Some(o) = v.as_object() {
+                    for (k, needs) in arg.as_object().unwrap() {
+                        for n in needs.as_array().unwrap() {
+                            if o.contains_key(k) && !o.contains_key(n.as_str().unwrap()) {
+                                fail(format!("{k} needs {n}"));
+                            }
+                        }
+                    }
+                }
+            }
             "properties" | "additionalProperties" | "propertyNames" => {
                 let Some(o) = v.as_object() else { continue };
                 for (k, item) in o {
@@ -382,6 +393,10 @@ fn schema_rejects_what_gantry_rejects() {
         ),
         ("[settings]\nlogs = { keep = -1 }\n", "negative keep"),
         ("[settings]\nlogs = \"10MiB\"\n", "logs not a table"),
+        (
+            "[services.a]\ncommand = \"x\"\nreadiness = { http = \"https://h\", cert_file = \"c.pem\" }\n",
+            "client certificate without its key",
+        ),
     ];
     for (text, what) in cases {
         assert!(

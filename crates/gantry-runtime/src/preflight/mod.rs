@@ -1,4 +1,4 @@
-//! The GO/NO-GO pre-flight: config and secrets, a dry-run rehearsal (commands, dirs, ports, limits, DNS, preflight commands), external stores, coverage.
+//! The GO/NO-GO pre-flight: config and secrets, a dry-run rehearsal (commands, dirs, ports, limits, DNS, preflight commands), external stores, the certificates of reachable TLS endpoints, coverage.
 //!
 //! Everything is checked before anything starts; every check has a severity
 //! (critical → NO-GO, warning → GO with a note), says what failed and what to do.
@@ -345,6 +345,7 @@ mod tests {
             queues: vec![],
             require_dlq: false,
             streams: vec![],
+            tls: Default::default(),
         }
     }
 
@@ -382,6 +383,14 @@ mod tests {
             (
                 ProbeKind::Nats(store("nats://127.0.0.1:4223")),
                 Some("127.0.0.1:4223"),
+            ),
+            (
+                ProbeKind::Amqp(store("amqps://guest:guest@127.0.0.1/%2f")),
+                Some("127.0.0.1:5671"),
+            ),
+            (
+                ProbeKind::Redis(store("rediss://127.0.0.1")),
+                Some("127.0.0.1:6379"),
             ),
             (ProbeKind::Sqlite(store("sqlite://data/app.db")), None),
             (ProbeKind::Postgres(store("postgres:///app")), None),

@@ -10,6 +10,13 @@ pub(super) fn store_host_port(kind: &ProbeKind) -> Option<String> {
         ProbeKind::Postgres(p) => (&p.url, 5432),
         ProbeKind::Mysql(p) => (&p.url, 3306),
         ProbeKind::Redis(p) => (&p.url, 6379),
+        ProbeKind::Amqp(p)
+            if p.url
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("amqps://")) =>
+        {
+            (&p.url, 5671)
+        }
         ProbeKind::Amqp(p) => (&p.url, 5672),
         ProbeKind::Nats(p) => (&p.url, 4222),
         _ => return None,

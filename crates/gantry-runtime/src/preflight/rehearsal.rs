@@ -1,4 +1,4 @@
-//! The pre-flight's dry run: every service rehearsed short of starting it (directory, environment, program, ports, its own preflight command, probe hosts), then the machine's limits, external services and coverage.
+//! The pre-flight's dry run: every service rehearsed short of starting it (directory, environment, program, ports, its own preflight command, probe hosts), then the machine's limits, external services, TLS certificates and coverage.
 
 use super::ports::{PortCheck, implied_ports, port_holder};
 use super::{Builder, Report, ServiceEnvs, Severity, secrets};
@@ -68,6 +68,7 @@ pub(super) async fn rehearse(
     }
     machine_limits(spec, plan, base, &mut b);
     external_services(plan, &global, base, reaper, &mut b).await;
+    certificates(plan, base, revalidate, &mut b).await;
     let coverage_pct = coverage(plan, &mut b);
     (
         Report {
@@ -520,6 +521,122 @@ async fn external_services(
             outcome.message,
             Some(format!("start {name}, or fix its readiness probe address")),
         );
+    }
+}
+
+/// Days before a certificate's end that the pre-flight starts warning.
+pub const CERT_WARN_DAYS: i64 = 14;
+
+/// The certificate chain and days to expiry of every TLS endpoint a probe connects to that
+/// is up now: external services' at the boot, every service's when the running stack
+/// revalidates (before the boot the others are not listening yet; their probes verify the
+/// chain when they run). Each endpoint once. Under [`CERT_WARN_DAYS`] is a warning;
+/// expired or not valid (unknown CA, wrong name) fails with the service's weight, as its
+/// probe would: NO-GO for a critical service.
+async fn certificates(plan: &Plan, base: &Path, revalidate: bool, b: &mut Builder) {
+    let mut seen = std::collections::HashSet::new();
+    for u in &plan.units {
+        let s = &u.service;
+        if s.kind != Kind::External && !revalidate {
+            continue;
+        }
+        let name = s.name.value.as_str();
+        let severity = if s.priority == gantry_spec::Priority::Critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        for p in [&s.readiness, &s.liveness, &s.startup]
+            .into_iter()
+            .flatten()
+        {
+            let Some(ep) = crate::tls::endpoint(&p.kind) else {
+                continue;
+            };
+            if !seen.insert(ep.clone()) {
+                continue;
+            }
+            let timeout = p.timeout.0.max(Duration::from_secs(2));
+            let report = crate::tls::inspect::inspect(&ep, base, timeout).await;
+            certificate_check(name, severity, &ep, &report, b);
+        }
+    }
+}
+
+fn certificate_check(
+    name: &str,
+    severity: Severity,
+    ep: &crate::tls::inspect::Endpoint,
+    report: &crate::tls::inspect::Report,
+    b: &mut Builder,
+) {
+    use crate::tls::inspect::Verdict;
+    let target = ep.target();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let expiry = report.expires.as_ref().map(|(at, whose)| {
+        let days = report.days_left(now).unwrap_or(0);
+        (days, crate::tls::x509::date(*at), whose.as_str())
+    });
+    match &report.verdict {
+        Verdict::Invalid(problem) => b.push(
+            "stores",
+            "certificate",
+            Some(name),
+            severity,
+            false,
+            format!("{target}: {}", problem.what),
+            Some(problem.todo.clone()),
+        ),
+        Verdict::NoHandshake(why) => b.checks.push(super::Check {
+            stage: "stores",
+            check: "certificate".into(),
+            service: Some(name.to_string()),
+            severity: Severity::Warning,
+            status: super::Status::Skip,
+            message: format!("{target}: not checked: {why}"),
+            hint: None,
+        }),
+        Verdict::Valid => match expiry {
+            Some((days, date, whose)) if days < CERT_WARN_DAYS => b.push(
+                "stores",
+                "certificate",
+                Some(name),
+                Severity::Warning,
+                false,
+                format!(
+                    "{target}: {whose} expires in {} ({date}); {}",
+                    crate::tls::days_text(days),
+                    report.verify.what()
+                ),
+                Some(format!(
+                    "renew the certificate {target} serves before {date}: its probes fail from then on"
+                )),
+            ),
+            Some((days, date, _)) => b.push(
+                "stores",
+                "certificate",
+                Some(name),
+                Severity::Warning,
+                true,
+                format!(
+                    "{target}: {}; expires in {} ({date})",
+                    report.verify.what(),
+                    crate::tls::days_text(days)
+                ),
+                None,
+            ),
+            None => b.push(
+                "stores",
+                "certificate",
+                Some(name),
+                Severity::Warning,
+                true,
+                format!("{target}: {}; expiry not readable", report.verify.what()),
+                None,
+            ),
+        },
     }
 }
 

@@ -46,6 +46,18 @@ use lapin::{Connection, ConnectionProperties, ErrorKind, ExchangeKind};
 
 use super::{Ctx, connect_failure, host_port, random_token, resolve};
 
+/// The TLS endpoint of an `amqps://` probe (for the pre-flight's certificate report).
+pub(super) fn tls_endpoint(p: &StoreProbe) -> Option<crate::tls::inspect::Endpoint> {
+    let uri: AMQPUri = p.url.parse().ok()?;
+    (uri.scheme == AMQPScheme::AMQPS).then(|| crate::tls::inspect::Endpoint {
+        host: uri.authority.host.clone(),
+        port: uri.authority.port,
+        preamble: crate::tls::inspect::Preamble::None,
+        verify: crate::tls::Verify::Full.with(&p.tls),
+        tls: p.tls.clone(),
+    })
+}
+
 /// Re-declares per queue while learning its flags and arguments.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
 
@@ -55,14 +67,42 @@ const RESOURCE_LOCKED: u16 = 405;
 const PRECONDITION_FAILED: u16 = 406;
 const NOT_ALLOWED: u16 = 530;
 
-pub(super) async fn check(p: &StoreProbe, ctx: &Ctx) -> Result<String, String> {
+/// An `amqps://` connection: lapin's own TLS hook (tcp-stream on rustls-connector, ring),
+/// handed gantry's client config, so the verifier, the roots and the messages are the
+/// other TLS probes'.
+async fn connect_tls(
+    uri: AMQPUri,
+    tls: &gantry_spec::TlsOptions,
+    base: &std::path::Path,
+) -> Result<lapin::Result<Connection>, String> {
+    use lapin::tcp::{AsyncTcpStream, RustlsConnector};
+    let config = std::sync::Arc::new(
+        crate::tls::client_config(tls, base, crate::tls::Verify::Full.with(tls)).await?,
+    );
+    let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
+    let connect = async move |uri: AMQPUri, rt: async_rs::Runtime<async_rs::Tokio>| {
+        let host = uri.authority.host.clone();
+        let addrs: Vec<std::net::SocketAddr> =
+            tokio::net::lookup_host((host.as_str(), uri.authority.port))
+                .await?
+                .collect();
+        let plain = AsyncTcpStream::connect(&rt, addrs).await?;
+        let connector = RustlsConnector::from(config.clone());
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        lapin::Result::Ok(plain.into_rustls(&connector, name).await?)
+    };
+    Ok(Connection::connector(uri, runtime, connect, ConnectionProperties::default()).await)
+}
+
+pub(super) async fn check(
+    p: &StoreProbe,
+    ctx: &Ctx,
+    base: &std::path::Path,
+) -> Result<String, String> {
     let uri: AMQPUri = p
         .url
         .parse()
         .map_err(|e| format!("invalid amqp URL: {e}"))?;
-    if uri.scheme == AMQPScheme::AMQPS {
-        return Err("amqps:// (TLS) is not supported by this build".into());
-    }
     let host = uri.authority.host.clone();
     let target = host_port(&host, uri.authority.port);
     let vhost = uri.vhost.clone();
@@ -71,9 +111,15 @@ pub(super) async fn check(p: &StoreProbe, ctx: &Ctx) -> Result<String, String> {
     resolve(&host, uri.authority.port).await?;
 
     ctx.step("connecting");
-    let conn = Connection::connect_uri(uri, ConnectionProperties::default())
-        .await
-        .map_err(|e| describe_connect(&e, &target, &vhost, &user))?;
+    let conn = if uri.scheme == AMQPScheme::AMQPS {
+        ctx.step("loading the TLS settings");
+        let tls = connect_tls(uri, &p.tls, base);
+        ctx.step("connecting over TLS");
+        tls.await?
+    } else {
+        Connection::connect_uri(uri, ConnectionProperties::default()).await
+    }
+    .map_err(|e| describe_connect(&e, &target, &vhost, &user))?;
     let result = work(&conn, p, ctx, &vhost).await;
     ctx.step("closing the connection");
     let _ = conn.close(200, "gantry probe done".into()).await;
@@ -412,6 +458,10 @@ fn describe(e: &lapin::Error) -> String {
 }
 
 fn describe_connect(e: &lapin::Error, target: &str, vhost: &str, user: &str) -> String {
+    if let Some(tls) = crate::tls::find_error(e) {
+        let host = target.rsplit_once(':').map_or(target, |(h, _)| h);
+        return crate::tls::describe(tls, host).to_string();
+    }
     match e.kind() {
         ErrorKind::ProtocolError(p) => {
             let text = p.get_message().to_string();

@@ -25,7 +25,7 @@ mod nats;
 mod postgres;
 mod redis;
 mod sqlite;
-mod urls;
+pub(crate) mod urls;
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -62,6 +62,19 @@ fn store_of(kind: &ProbeKind) -> Option<&StoreProbe> {
     }
 }
 
+/// The TLS endpoint a store probe connects to, when its URL asks for TLS (`sslmode`,
+/// `ssl-mode`, `rediss://`, `amqps://`, `tls://`).
+pub fn tls_endpoint(kind: &ProbeKind) -> Option<crate::tls::inspect::Endpoint> {
+    match kind {
+        ProbeKind::Postgres(p) => postgres::tls_endpoint(p),
+        ProbeKind::Mysql(p) => mysql::tls_endpoint(p),
+        ProbeKind::Redis(p) => redis::tls_endpoint(p),
+        ProbeKind::Amqp(p) => amqp::tls_endpoint(p),
+        ProbeKind::Nats(p) => nats::tls_endpoint(p),
+        _ => None,
+    }
+}
+
 /// Runs one store probe, cut at `timeout`. A relative SQLite path is taken from `base_dir`
 /// (the directory of `gantry.toml`). Any other probe kind fails with a message saying so.
 pub async fn check(kind: &ProbeKind, timeout: Duration, base_dir: &Path) -> ProbeOutcome {
@@ -80,11 +93,26 @@ pub async fn check(kind: &ProbeKind, timeout: Duration, base_dir: &Path) -> Prob
             let shown = path.display().to_string();
             (shown, ctx.run(sqlite::check(path, p.rw, timeout)).await)
         }
-        ProbeKind::Postgres(p) => (redact_url(&p.url), ctx.run(postgres::check(p, &ctx)).await),
-        ProbeKind::Mysql(p) => (redact_url(&p.url), ctx.run(mysql::check(p, &ctx)).await),
-        ProbeKind::Redis(p) => (redact_url(&p.url), ctx.run(redis::check(p, &ctx)).await),
-        ProbeKind::Amqp(p) => (redact_url(&p.url), ctx.run(amqp::check(p, &ctx)).await),
-        ProbeKind::Nats(p) => (redact_url(&p.url), ctx.run(nats::check(p, &ctx)).await),
+        ProbeKind::Postgres(p) => (
+            redact_url(&p.url),
+            ctx.run(postgres::check(p, &ctx, base_dir)).await,
+        ),
+        ProbeKind::Mysql(p) => (
+            redact_url(&p.url),
+            ctx.run(mysql::check(p, &ctx, base_dir)).await,
+        ),
+        ProbeKind::Redis(p) => (
+            redact_url(&p.url),
+            ctx.run(redis::check(p, &ctx, base_dir)).await,
+        ),
+        ProbeKind::Amqp(p) => (
+            redact_url(&p.url),
+            ctx.run(amqp::check(p, &ctx, base_dir)).await,
+        ),
+        ProbeKind::Nats(p) => (
+            redact_url(&p.url),
+            ctx.run(nats::check(p, &ctx, base_dir)).await,
+        ),
         _ => unreachable!("store_of returned Some"),
     };
     let (ok, detail) = match result {

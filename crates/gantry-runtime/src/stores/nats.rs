@@ -1,5 +1,6 @@
-//! NATS probe: connect (async-nats; credentials from the URL) and check that each
-//! JetStream stream in `streams` exists (`$JS.API.STREAM.INFO`).
+//! NATS probe: connect (async-nats; credentials from the URL; `tls://` over rustls with the
+//! probe's `ca_file` or the system roots) and check that each JetStream stream in
+//! `streams` exists (`$JS.API.STREAM.INFO`).
 
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::GetStreamErrorKind;
@@ -7,8 +8,38 @@ use async_nats::{ConnectErrorKind, ConnectOptions};
 use gantry_spec::StoreProbe;
 
 use super::{Ctx, connect_failure, io_error, resolve};
+use crate::tls::Verify;
+use crate::tls::inspect::{Endpoint, Preamble};
 
-pub(super) async fn check(p: &StoreProbe, ctx: &Ctx) -> Result<String, String> {
+/// Whether any server of the URL is `tls://`.
+fn wants_tls(url: &str) -> bool {
+    url.split(',').any(|part| {
+        part.trim()
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("tls://"))
+    })
+}
+
+/// The TLS endpoint of a `tls://` probe: its first server.
+pub(super) fn tls_endpoint(p: &StoreProbe) -> Option<Endpoint> {
+    if !wants_tls(&p.url) {
+        return None;
+    }
+    let (host, port) = servers(&p.url).ok()?.into_iter().next()?;
+    Some(Endpoint {
+        host,
+        port,
+        preamble: Preamble::Nats,
+        verify: Verify::Full.with(&p.tls),
+        tls: p.tls.clone(),
+    })
+}
+
+pub(super) async fn check(
+    p: &StoreProbe,
+    ctx: &Ctx,
+    base: &std::path::Path,
+) -> Result<String, String> {
     let servers = servers(&p.url)?;
     ctx.step("resolving the host name");
     for (host, port) in &servers {
@@ -20,12 +51,20 @@ pub(super) async fn check(p: &StoreProbe, ctx: &Ctx) -> Result<String, String> {
         .collect::<Vec<_>>()
         .join(", ");
 
-    ctx.step("connecting");
-    let client = ConnectOptions::new()
+    let mut options = ConnectOptions::new()
         .name("gantry-probe")
         .connection_timeout(ctx.client_timeout())
         .ignore_discovered_servers()
-        .max_reconnects(Some(1))
+        .max_reconnects(Some(1));
+    // A server that demands TLS of a nats:// client gets it too, with the same settings.
+    let tls = wants_tls(&p.url);
+    if tls || p.tls.is_set() {
+        ctx.step("loading the TLS settings");
+        let config = crate::tls::client_config(&p.tls, base, Verify::Full.with(&p.tls)).await?;
+        options = options.require_tls(tls).tls_client_config(config);
+    }
+    ctx.step("connecting");
+    let client = options
         .connect(p.url.as_str())
         .await
         .map_err(|e| describe_connect(&e, &targets))?;
@@ -103,8 +142,10 @@ fn servers(url: &str) -> Result<Vec<(String, u16)>, String> {
         let rest = match part.find("://") {
             Some(i) => {
                 let scheme = &part[..i];
-                if scheme.eq_ignore_ascii_case("tls") || scheme.eq_ignore_ascii_case("wss") {
-                    return Err(format!("{scheme}:// (TLS) is not supported by this build"));
+                if scheme.eq_ignore_ascii_case("ws") || scheme.eq_ignore_ascii_case("wss") {
+                    return Err(format!(
+                        "{scheme}:// (websocket) is not supported: use nats:// or tls://"
+                    ));
                 }
                 &part[i + 3..]
             }
@@ -144,6 +185,11 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn describe_connect(e: &async_nats::ConnectError, targets: &str) -> String {
+    if let Some(tls) = crate::tls::find_error(e) {
+        let host = targets.split(", ").next().unwrap_or(targets);
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        return crate::tls::describe(tls, host).to_string();
+    }
     match e.kind() {
         ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
             format!("authentication failed: {}", error_chain(e))
@@ -174,6 +220,12 @@ mod tests {
             servers("nats://[::1]:4223").unwrap(),
             vec![("::1".to_string(), 4223)]
         );
-        assert!(servers("tls://h:4222").is_err());
+        assert_eq!(
+            servers("tls://h:4223").unwrap(),
+            vec![("h".to_string(), 4223)]
+        );
+        assert!(servers("wss://h:443").is_err());
+        assert!(wants_tls("nats://a:1, tls://b:2"));
+        assert!(!wants_tls("nats://a:1"));
     }
 }

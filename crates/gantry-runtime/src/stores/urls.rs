@@ -1,12 +1,12 @@
 //! Store URLs shown without their password: re-exports of the shared rules in `gantry_spec::url`.
 
-#[cfg(test)]
-use gantry_spec::url::percent_decode;
+pub(crate) use gantry_spec::url::percent_decode as decode;
 pub use gantry_spec::url::{redact_url, url_secrets as secrets};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gantry_spec::url::percent_decode;
 
     #[test]
     fn masks_the_password_of_a_url() {
