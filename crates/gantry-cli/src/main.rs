@@ -11,6 +11,7 @@ mod init;
 mod load;
 mod logs;
 mod migrate;
+mod schema_stage;
 mod up;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};

@@ -120,7 +120,7 @@ pub fn preflight(file: &Path, json: bool) -> anyhow::Result<Outcome> {
     let report = runtime.block_on(async {
         let reaper = gantry_runtime::reaper::Reaper::start()
             .map_err(|e| anyhow::anyhow!("cannot start the reaper: {e}"))?;
-        let (report, _secrets) = gantry_runtime::preflight::run_with(
+        let (mut report, secrets) = gantry_runtime::preflight::run_with(
             &checked.spec,
             &checked.plan,
             &base_dir,
@@ -128,6 +128,10 @@ pub fn preflight(file: &Path, json: bool) -> anyhow::Result<Outcome> {
             running.is_some(),
         )
         .await;
+        // Migrate services: their history and live schema against what was recorded.
+        report
+            .checks
+            .extend(crate::schema_stage::checks(&checked.spec, &base_dir, &secrets).await);
         anyhow::Ok(report)
     })?;
     if json {

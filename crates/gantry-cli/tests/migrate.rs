@@ -95,6 +95,20 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// `gantry -f gantry.toml preflight`.
+    fn preflight(&self) -> Run {
+        let out = Command::new(gantry())
+            .arg("-f")
+            .arg(self.file())
+            .arg("preflight")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -413,10 +427,25 @@ fn command_line_on_sqlite() {
     stack
         .migrate(&["verify"])
         .expect(1, &["+ column users.nickname"]);
+    // `gantry preflight` has a schema stage: the drift is NO-GO there too.
+    stack.preflight().expect(
+        1,
+        &[
+            "schema\n",
+            "✗ migrate: migrations:",
+            "+ column users.nickname",
+            "gantry migrate verify --service migrate",
+            "pre-flight: NO-GO",
+        ],
+    );
     stack
         .migrate(&["repair", "--schema"])
         .expect(0, &["recorded the live schema", "+ column users.nickname"]);
     stack.migrate(&["verify"]).expect(0, &["ok"]);
+    stack.preflight().expect(
+        0,
+        &["✓ migrate: migrations: 2 applied, 0 pending, checksums match, the schema matches its recorded hash"],
+    );
 
     // A failing migration: dirty until repaired.
     stack.write(
