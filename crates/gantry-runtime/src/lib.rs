@@ -4,6 +4,7 @@
 //!   called first thing in `main()`, before tokio starts.
 //! - [`reaper`]: the single owner of `waitpid` in the process; routes exit statuses by pid.
 //! - [`process`]: spawning services on the cheap `posix_spawn` path, line streams, signalling.
+//! - [`resource`]: per-service memory and CPU limits (cgroup v2, cgroup v1 or rlimits).
 //! - [`probe`]: TCP / HTTP / exec / log readiness and liveness probes.
 //! - [`notify`]: per-service `sd_notify` sockets.
 //! - [`logs`], [`store`], [`missions`]: re-exports of `gantry-state` (log files, the SQLite
@@ -30,6 +31,7 @@ pub mod process;
 pub mod procstat;
 pub mod reaper;
 pub mod redact;
+pub mod resource;
 pub mod stores;
 pub mod tick;
 pub mod trim;

@@ -342,6 +342,7 @@ async fn run_command(
         env,
         cwd,
         notify_socket: None,
+        confine: None,
     };
     let Spawned {
         pid,

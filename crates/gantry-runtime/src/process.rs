@@ -7,8 +7,10 @@
 //! - resolves the program to an absolute path itself (searching the service's PATH);
 //! - uses only `env_clear`, `envs`, `current_dir`, `process_group(0)` and stdio setup, all of
 //!   which stay on the `posix_spawn` path;
-//! - never uses `pre_exec`. Per-child setup that needs code in the child (PDEATHSIG,
-//!   credentials, rlimits) belongs in an exec'd shim, not here.
+//! - never uses `pre_exec`, except for a service with `memory_max` or `cpu_max`: its child
+//!   joins its cgroup (or sets its rlimit) before exec, which takes the fork path for that
+//!   service only (see [`crate::resource`] for why). Other per-child setup that needs code
+//!   in the child (PDEATHSIG, credentials) belongs in an exec'd shim, not here.
 //!
 //! Measured on the 2-vCPU dev VM (test `spawn_latency_report`: 200 sequential spawns of
 //! `/bin/true`, with path resolution, pipes and tokio registration included): `spawn()`
@@ -57,6 +59,9 @@ pub struct SpawnSpec {
     pub cwd: Option<PathBuf>,
     /// Value for `NOTIFY_SOCKET`, from [`crate::notify::NotifySocket::env_value`].
     pub notify_socket: Option<String>,
+    /// The groups to join and the rlimit to set in the child before exec, from
+    /// [`crate::resource::Limiter::prepare`].
+    pub confine: Option<crate::resource::Confine>,
 }
 
 /// A running service.
@@ -187,6 +192,15 @@ pub fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     }
     if let Some(dir) = &cwd {
         cmd.current_dir(dir);
+    }
+    if let Some(confine) = &spec.confine {
+        let setup = confine.child_setup();
+        // SAFETY: the closure runs in the forked child and only calls write(2) and
+        // setrlimit(2), both async-signal-safe; it allocates nothing.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(setup);
+        }
     }
 
     // Taken before the spawn: any status parked with a lower counter belongs to an earlier

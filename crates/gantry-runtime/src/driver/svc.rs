@@ -140,6 +140,7 @@ pub(super) fn make_svc(
             env,
             cwd: Some(cwd.clone()),
             notify_socket: None,
+            confine: None,
         })
     })();
     let probes = [&s.startup, &s.readiness, &s.liveness].map(|p| p.as_ref().map(RoleProbe::new));
