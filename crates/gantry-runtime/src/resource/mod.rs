@@ -167,8 +167,26 @@ impl Limiter {
     /// Finds how this machine can enforce the limits the plan's services set, and makes
     /// gantry's own groups for it. Touches nothing when no service sets a limit.
     pub fn detect(plan: &Plan) -> Limiter {
-        let units = plan
-            .units
+        Self::detect_for(Self::units(plan))
+    }
+
+    /// What [`Limiter::detect`] finds on a machine where gantry can use no cgroup:
+    /// `RLIMIT_AS` for memory, nothing for a CPU rate. Touches no cgroup (the tests of
+    /// the fallback run on any machine with it).
+    pub fn without_cgroups(plan: &Plan) -> Limiter {
+        let units = Self::units(plan);
+        let need = |f: fn(&Limits) -> bool| units.iter().any(|u| f(&u.limits));
+        Limiter {
+            trees: Vec::new(),
+            memory: need(|l| l.memory_max.is_some()).then_some(Enforcement::Rlimit),
+            cpu: need(|l| l.cpu_max.is_some()).then_some(Enforcement::None),
+            why_not: vec!["cgroups were not looked for".into()],
+            units,
+        }
+    }
+
+    fn units(plan: &Plan) -> Vec<Unit> {
+        plan.units
             .iter()
             .map(|u| Unit {
                 name: u.service.name.value.clone(),
@@ -180,8 +198,7 @@ impl Limiter {
                 },
                 ..Unit::default()
             })
-            .collect();
-        Self::detect_for(units)
+            .collect()
     }
 
     fn detect_for(units: Vec<Unit>) -> Limiter {
