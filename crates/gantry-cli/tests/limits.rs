@@ -222,3 +222,41 @@ cpu_max = 0.2
         assert!(!d.exists(), "{} is left after the run", d.display());
     }
 }
+
+#[test]
+fn groups_a_killed_gantry_left_behind_are_removed_at_the_next_start() {
+    let marker = format!("sweep-{}", std::process::id());
+    let stack = |name: &str| {
+        format!(
+            "[services.sleepy]\ncommand = \"FIXTURE --name {name}-{marker}\"\nmemory_max = \"128MiB\"\n"
+        )
+    };
+    let mut first = up("limits-sweep-1", &stack("first"), &[]);
+    if cgroup_enforced(&mut first, "sleepy").is_none() {
+        first.stop();
+        return;
+    }
+    first.wait_state("sleepy", "running", 30);
+    let groups = gantry_groups(pid_of(&format!("first-{marker}")));
+    assert!(!groups.is_empty(), "sleepy is in no group");
+    // SIGKILL: gantry cannot clean up. Its PID namespace dies with it, so the groups
+    // empty, but they stay.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(
+        eventually(10, || groups
+            .iter()
+            .all(|g| std::fs::read_to_string(g.join("cgroup.procs"))
+                .is_ok_and(|p| p.trim().is_empty()))),
+        "the killed gantry's services did not die"
+    );
+    let own: Vec<PathBuf> = groups.iter().map(|g| g.parent().unwrap().into()).collect();
+    assert!(own.iter().all(|d| d.exists()));
+
+    let mut second = up("limits-sweep-2", &stack("second"), &[]);
+    second.wait_state("sleepy", "running", 30);
+    for d in &own {
+        assert!(!d.exists(), "{} was not swept", d.display());
+    }
+    assert_eq!(second.stop(), 0);
+}

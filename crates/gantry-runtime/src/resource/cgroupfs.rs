@@ -125,7 +125,8 @@ pub(super) fn own_group_name() -> String {
 const OWN_PREFIX: &str = "gantry-";
 
 /// Removes the groups a gantry that is gone left behind in `parent` (killed with SIGKILL,
-/// it could not remove them): `gantry-<pid>` with no such process, or with our own name.
+/// it could not remove them): `gantry-<pid>` with no such live process (a zombie counts as
+/// gone: a killed gantry waits for a reaper that may be slow), or with our own name.
 /// Groups that still hold processes stay (rmdir refuses them).
 pub(super) fn sweep_stale(parent: &Path, own_name: &str) {
     let Ok(entries) = std::fs::read_dir(parent) else {
@@ -138,11 +139,21 @@ pub(super) fn sweep_stale(parent: &Path, own_name: &str) {
         };
         let gone = pid
             .parse::<u32>()
-            .is_ok_and(|p| name == own_name || !Path::new("/proc").join(p.to_string()).exists());
+            .is_ok_and(|p| name == own_name || !alive(p));
         if gone && e.path().is_dir() {
             remove_tree(&e.path());
         }
     }
+}
+
+/// Whether host pid `pid` is a live process (not gone, not a zombie waiting to be reaped).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// rmdir of `dir`'s child groups, then of `dir`; true when `dir` is gone.
