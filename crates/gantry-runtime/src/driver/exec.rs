@@ -110,6 +110,16 @@ impl Driver {
         // Its cgroups (made at the first spawn), which the child joins before exec.
         match self.limiter.prepare(unit.0) {
             Ok(confine) => spec.confine = confine,
+            // gantry's shortage of descriptors, as for the spawn itself (spawn_done).
+            Err(e) if out_of_descriptors(&e) && svc.fd_retries < SPAWN_FD_RETRIES => {
+                svc.fd_retries += 1;
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(DESCRIPTOR_BACKOFF).await;
+                    let _ = tx.send(Msg::RetrySpawn { unit, r#gen });
+                });
+                return;
+            }
             Err(e) => {
                 let error = format!(
                     "cannot apply its limits: {e} (remove memory_max and cpu_max from [services.{}] to run it without)",

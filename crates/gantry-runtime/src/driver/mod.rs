@@ -186,6 +186,13 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
         let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
     } else if cfg.preflight || !report.go() {
         print!("{}", report.render());
+    } else {
+        // Without the pre-flight, a limit that is not enforced is still said once.
+        for (service, enforced, message, _) in limiter.report() {
+            if !enforced {
+                eprintln!("warning: {service}: limits: {message}");
+            }
+        }
     }
     if !report.go() {
         crate::preflight::record_preflight(

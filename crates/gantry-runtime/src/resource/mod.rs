@@ -185,7 +185,15 @@ impl Limiter {
         }
     }
 
+    /// The limiter's view of each unit; none at all when no service sets a limit (a boot
+    /// without limits pays nothing for them).
     fn units(plan: &Plan) -> Vec<Unit> {
+        let limited = |u: &&gantry_plan::PlanUnit| {
+            u.service.kind != Kind::External && !u.service.limits.is_empty()
+        };
+        if !plan.units.iter().any(|u| limited(&u)) {
+            return Vec::new();
+        }
         plan.units
             .iter()
             .map(|u| Unit {
