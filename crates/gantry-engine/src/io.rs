@@ -15,6 +15,10 @@ pub type Gen = u64;
 pub struct ExitStatus {
     pub code: Option<i32>,
     pub signal: Option<i32>,
+    /// The kernel's OOM killer killed a process of this incarnation (the service itself
+    /// when `signal` is SIGKILL, else one of its children) under its memory limit, in
+    /// bytes: the shell read it from the service's cgroup. Only the reason text uses it.
+    pub oom_kill: Option<u64>,
 }
 
 impl ExitStatus {
@@ -23,6 +27,7 @@ impl ExitStatus {
         ExitStatus {
             code: Some(code),
             signal: None,
+            oom_kill: None,
         }
     }
 
@@ -31,28 +36,41 @@ impl ExitStatus {
         ExitStatus {
             code: None,
             signal: Some(signal),
+            oom_kill: None,
         }
     }
 
     /// Exit code 0 and no signal.
     pub const fn success(&self) -> bool {
-        matches!(
-            self,
-            ExitStatus {
-                code: Some(0),
-                signal: None
-            }
-        )
+        matches!((self.code, self.signal), (Some(0), None))
     }
 }
 
+/// SIGKILL, the OOM killer's signal.
+const SIGKILL: i32 = 9;
+
 impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.code, self.signal) {
-            (_, Some(signal)) => write!(f, "killed by signal {signal}"),
-            (Some(code), None) => write!(f, "exit code {code}"),
-            (None, None) => f.write_str("unknown exit status"),
+        match (self.code, self.signal, self.oom_kill) {
+            (_, Some(SIGKILL), Some(limit)) => {
+                return write!(
+                    f,
+                    "killed by the kernel's OOM killer (memory_max {})",
+                    crate::format_size(limit)
+                );
+            }
+            (_, Some(signal), _) => write!(f, "killed by signal {signal}")?,
+            (Some(code), None, _) => write!(f, "exit code {code}")?,
+            (None, None, _) => f.write_str("unknown exit status")?,
         }
+        if let Some(limit) = self.oom_kill {
+            write!(
+                f,
+                "; the kernel's OOM killer killed one of its processes (memory_max {})",
+                crate::format_size(limit)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -279,4 +297,27 @@ pub enum Action {
     Finished {
         exit_code: i32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitStatus;
+
+    #[test]
+    fn an_oom_kill_is_named_with_the_limit() {
+        let oom = |mut st: ExitStatus| {
+            st.oom_kill = Some(64 << 20);
+            st.to_string()
+        };
+        assert_eq!(ExitStatus::signal(9).to_string(), "killed by signal 9");
+        assert_eq!(
+            oom(ExitStatus::signal(9)),
+            "killed by the kernel's OOM killer (memory_max 64MiB)"
+        );
+        assert_eq!(
+            oom(ExitStatus::code(137)),
+            "exit code 137; the kernel's OOM killer killed one of its processes (memory_max 64MiB)"
+        );
+        assert!(!ExitStatus::signal(9).success() && ExitStatus::code(0).success());
+    }
 }

@@ -4,6 +4,7 @@
 //!   called first thing in `main()`, before tokio starts.
 //! - [`reaper`]: the single owner of `waitpid` in the process; routes exit statuses by pid.
 //! - [`process`]: spawning services on the cheap `posix_spawn` path, line streams, signalling.
+//! - [`resource`]: per-service memory and CPU limits (cgroup v2, cgroup v1 or rlimits).
 //! - [`probe`]: TCP / HTTP(S) / exec / log readiness and liveness probes.
 //! - [`tls`]: rustls (ring) client configs for https and TLS store probes, and the
 //!   pre-flight's certificate inspection.
@@ -32,6 +33,7 @@ pub mod process;
 pub mod procstat;
 pub mod reaper;
 pub mod redact;
+pub mod resource;
 pub mod stores;
 pub mod tick;
 pub mod tls;

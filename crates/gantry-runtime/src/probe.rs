@@ -407,6 +407,7 @@ async fn run_command(
         cwd,
         notify_socket: None,
         watchdog: None,
+        confine: None,
     };
     let Spawned {
         pid,

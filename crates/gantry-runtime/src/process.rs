@@ -7,10 +7,12 @@
 //! - resolves the program to an absolute path itself (searching the service's PATH);
 //! - uses only `env_clear`, `envs`, `current_dir`, `process_group(0)` and stdio setup, all of
 //!   which stay on the `posix_spawn` path;
-//! - never uses `pre_exec`. Per-child setup that needs code in the child (PDEATHSIG,
-//!   credentials, rlimits) belongs in an exec'd shim, not here. The one shim so far:
-//!   a service with a watchdog gets `WATCHDOG_PID`, its own pid, which only the child
-//!   knows; `/bin/sh` sets it from `$$` and execs the program in the same process
+//! - never uses `pre_exec`, except for a service with `memory_max` or `cpu_max`: its child
+//!   joins its cgroup (or sets its rlimit) before exec, which takes the fork path for that
+//!   service only (see [`crate::resource`] for why). Other per-child setup that needs code
+//!   in the child (PDEATHSIG, credentials) belongs in an exec'd shim, not here. The one shim
+//!   so far: a service with a watchdog gets `WATCHDOG_PID`, its own pid, which only the
+//!   child knows; `/bin/sh` sets it from `$$` and execs the program in the same process
 //!   ([`WATCHDOG_SHIM`]), at the cost of one more exec for those services only.
 //!
 //! Measured on the 2-vCPU dev VM (test `spawn_latency_report`: 200 sequential spawns of
@@ -64,6 +66,9 @@ pub struct SpawnSpec {
     /// set through [`WATCHDOG_SHIM`]; left out when there is no `/bin/sh`, which
     /// `sd_watchdog_enabled()` accepts).
     pub watchdog: Option<std::time::Duration>,
+    /// The groups to join and the rlimit to set in the child before exec, from
+    /// [`crate::resource::Limiter::prepare`].
+    pub confine: Option<crate::resource::Confine>,
 }
 
 /// The shell that sets `WATCHDOG_PID`.
@@ -214,6 +219,15 @@ pub fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     }
     if let Some(dir) = &cwd {
         cmd.current_dir(dir);
+    }
+    if let Some(confine) = &spec.confine {
+        let setup = confine.child_setup();
+        // SAFETY: the closure runs in the forked child and only calls write(2) and
+        // setrlimit(2), both async-signal-safe; it allocates nothing.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(setup);
+        }
     }
 
     // Taken before the spawn: any status parked with a lower counter belongs to an earlier

@@ -190,6 +190,7 @@ fn env_is_exactly_what_was_given() {
             cwd: Some("/tmp".into()),
             notify_socket: Some("@gantry/test".into()),
             watchdog: None,
+            confine: None,
         };
         let mut s = spawn(&spec, reaper()).expect("spawn env");
         let mut lines = all_lines(&mut s.stdout).await;

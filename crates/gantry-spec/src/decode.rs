@@ -350,6 +350,37 @@ impl Decoder<'_> {
         }
     }
 
+    /// A share of the CPUs: a number (`0.5`, `2`) or a string (`"50%"`, `"0.5"`).
+    fn cpu(&mut self, v: &Value<'_>, path: &str) -> Option<MilliCpus> {
+        const FORMS: &str =
+            "write a number of CPUs (cpu_max = 0.5) or a percentage of one CPU (cpu_max = \"50%\")";
+        let parsed = match v.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => crate::cpu::from_cpus(n as f64, i.as_str()),
+                Err(_) => Err("the number is too large".to_string()),
+            },
+            DeValue::Float(x) => match x.as_str().parse::<f64>() {
+                Ok(n) => crate::cpu::from_cpus(n, x.as_str()),
+                Err(_) => Err(format!("`{}` is not a CPU share", x.as_str())),
+            },
+            DeValue::String(s) => {
+                let s = self.interp(s, path, v.span());
+                crate::cpu::parse_cpu(&s)
+            }
+            _ => {
+                self.wrong_type(path, v, "a number of CPUs such as 0.5, or \"50%\"");
+                return None;
+            }
+        };
+        match parsed {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.error("bad-cpu", path, v.span(), e, FORMS);
+                None
+            }
+        }
+    }
+
     fn enumeration(
         &mut self,
         v: &Value<'_>,
@@ -822,6 +853,12 @@ impl Decoder<'_> {
         }
         if let Some(v) = t.get("start_grace") {
             d.start_grace = self.duration(v, &join(path, "start_grace"));
+        }
+        if let Some(v) = t.get("memory_max") {
+            d.limits.memory_max = self.size(v, &join(path, "memory_max"), keys::MEMORY_MIN);
+        }
+        if let Some(v) = t.get("cpu_max") {
+            d.limits.cpu_max = self.cpu(v, &join(path, "cpu_max"));
         }
         d
     }
@@ -1610,7 +1647,23 @@ impl Decoder<'_> {
                 None
             },
             logs: own.logs.or(defaults.logs).unwrap_or(self.logs),
+            limits: own.limits.or(defaults.limits),
         };
+        if kind == Kind::External
+            && let Some((name, x)) = ["memory_max", "cpu_max"]
+                .iter()
+                .find_map(|k| t.get(*k).map(|x| (*k, x)))
+        {
+            self.diags.push(
+                Diagnostic::warning(
+                    "ignored-key",
+                    "external services are not started by gantry; their limits are ignored",
+                )
+                .key(p(name))
+                .at(x.span())
+                .hint("limit the external service where it runs, or remove the key"),
+            );
+        }
         self.check_breaker(&service, t, &path, key.span());
         named_ok.then_some(service)
     }

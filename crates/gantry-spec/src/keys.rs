@@ -36,6 +36,10 @@ pub const RETENTION_BOOTS: u64 = 100;
 /// `[settings] retention.missions` when unset: resolved missions are kept 30 days.
 pub const RETENTION_MISSIONS: Duration = Duration::from_secs(30 * 86_400);
 
+/// The smallest `memory_max`: below it a service is killed before it has started, and
+/// `memory_max = 256` (bytes, where MiB was meant) is caught.
+pub const MEMORY_MIN: u64 = 1 << 20;
+
 /// The shape of a value.
 #[derive(Debug, Clone, Copy)]
 pub enum Ty {
@@ -50,6 +54,8 @@ pub enum Ty {
     Size {
         min: u64,
     },
+    /// A share of the CPUs: a number (`0.5`, `2`) or a percentage string (`"50%"`).
+    Cpu,
     Enum(&'static [&'static str]),
     /// A string split like a shell, or an array of strings.
     Command,
@@ -444,13 +450,15 @@ macro_rules! inheritable {
             k("stop_signal", Ty::Enum(SIGNALS), Some("\"SIGTERM\""), "Signal sent to the process group to stop the service."),
             k("stop_timeout", Ty::Duration, Some("\"10s\""), "Time after the stop signal before SIGKILL."),
             k("logs", Ty::Table(LOGS), Some("`[settings] logs`"), "Rotation of this service's log file; keys left out come from `[defaults]`, then `[settings]`."),
+            k("memory_max", Ty::Size { min: MEMORY_MIN }, None, "Memory the service's processes may use together; beyond it the kernel's OOM killer ends the service, and the reason says so. Enforced with a cgroup; where gantry cannot use one, the address space of each process is capped instead (RLIMIT_AS); the pre-flight says which. Absent: no limit."),
+            k("cpu_max", Ty::Cpu, None, "CPU time the service's processes may use together, in CPUs: `0.5` or `\"50%\"` is half of one CPU, `2` is two. A cgroup CPU quota per 100 ms; without cgroups it is not enforced (no rlimit limits a rate), and the pre-flight warns. Absent: no limit."),
         ]
     };
 }
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 13 + 18;
+const SERVICE_LEN: usize = 15 + 18;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(

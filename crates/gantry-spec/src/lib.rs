@@ -2,6 +2,7 @@
 //!
 //! Pure: no I/O except what the caller passes in (the text and an environment lookup).
 
+pub mod cpu;
 pub mod decode;
 pub mod depth;
 pub mod diag;

@@ -6,6 +6,8 @@
 use crate::source::Span;
 use std::time::Duration;
 
+pub use crate::cpu::MilliCpus;
+
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sp<T> {
@@ -420,6 +422,46 @@ pub struct Probe {
     pub watchdog: Option<Dur>,
 }
 
+/// `memory_max` and `cpu_max`: what the service's processes may use together. How they
+/// are enforced (cgroup v2, cgroup v1, or an rlimit) is the runtime's choice, said in the
+/// pre-flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Bytes of memory.
+    pub memory_max: Option<u64>,
+    /// A share of the CPUs.
+    pub cpu_max: Option<MilliCpus>,
+}
+
+impl Limits {
+    /// Neither limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.memory_max.is_none() && self.cpu_max.is_none()
+    }
+
+    /// Each limit the service sets itself, else the one from `[defaults]`.
+    pub fn or(self, defaults: Limits) -> Limits {
+        Limits {
+            memory_max: self.memory_max.or(defaults.memory_max),
+            cpu_max: self.cpu_max.or(defaults.cpu_max),
+        }
+    }
+}
+
+impl std::fmt::Display for Limits {
+    /// `memory_max 64MiB, cpu_max 0.2 CPU`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(m) = self.memory_max {
+            parts.push(format!("memory_max {}", crate::size::format_size(m)));
+        }
+        if let Some(c) = self.cpu_max {
+            parts.push(format!("cpu_max {c}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
 /// Keys `[defaults]` may give every service.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceDefaults {
@@ -434,6 +476,7 @@ pub struct ServiceDefaults {
     pub working_dir: Option<String>,
     pub start_limit: Option<StartLimit>,
     pub start_breaker: Option<StartBreaker>,
+    pub limits: Limits,
     pub env: Vec<EnvVar>,
     /// Log rotation, resolved over `[settings] logs` key by key.
     pub logs: Option<LogRotation>,
@@ -479,6 +522,8 @@ pub struct Service {
     pub remediate: Option<Vec<String>>,
     /// How its log file is rotated: its own keys, then `[defaults]`, then `[settings]`.
     pub logs: LogRotation,
+    /// `memory_max` and `cpu_max` (its own, else `[defaults]`).
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone)]

@@ -116,6 +116,13 @@ fn ty_schema(ty: &Ty) -> Value {
             "minimum": min,
             "pattern": crate::size::SIZE_PATTERN
         }),
+        // Bounds apply to the number form (in CPUs), `pattern` to the string form.
+        Ty::Cpu => json!({
+            "type": ["number", "string"],
+            "minimum": f64::from(crate::cpu::CPU_MIN.0) / 1000.0,
+            "maximum": f64::from(crate::cpu::CPU_MAX.0) / 1000.0,
+            "pattern": crate::cpu::CPU_PATTERN
+        }),
         Ty::Enum(options) => json!({ "type": "string", "enum": options }),
         Ty::Command => reference("Command"),
         Ty::StrOrList => json!({
@@ -492,6 +499,11 @@ fn ty_text(ty: &Ty) -> String {
         Ty::Size { min } => format!(
             "[size](#sizes), at least {}",
             crate::size::format_size(*min)
+        ),
+        Ty::Cpu => format!(
+            "number of CPUs or percentage string, {} to {}",
+            crate::cpu::CPU_MIN,
+            crate::cpu::CPU_MAX
         ),
         Ty::Enum(options) => format!(
             "one of {}",

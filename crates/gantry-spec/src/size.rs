@@ -2,13 +2,7 @@
 
 /// Binary units only: `10MB` could mean 10,000,000 or 10,485,760 bytes, and a guess is
 /// worse than an error.
-const UNITS: &[(&str, u64)] = &[
-    ("B", 1),
-    ("KiB", 1 << 10),
-    ("MiB", 1 << 20),
-    ("GiB", 1 << 30),
-    ("TiB", 1 << 40),
-];
+use gantry_engine::SIZE_UNITS as UNITS;
 
 /// What the JSON Schema accepts for a size string: the same forms as [`parse_size`].
 pub const SIZE_PATTERN: &str = r"^([0-9]+ *B?|[0-9]+(\.[0-9]+)? *[KMGT]iB)$";
@@ -63,16 +57,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
-/// Formats bytes the way a user would write them: the largest unit that divides them.
-pub fn format_size(bytes: u64) -> String {
-    let (unit, scale) = UNITS
-        .iter()
-        .rev()
-        .find(|(_, scale)| bytes >= *scale && bytes.is_multiple_of(*scale))
-        .copied()
-        .unwrap_or(("B", 1));
-    format!("{}{unit}", bytes / scale)
-}
+/// Formats bytes the way a user would write them (the engine's formatter, which names a
+/// memory limit in an OOM kill's reason).
+pub use gantry_engine::format_size;
 
 #[cfg(test)]
 mod tests {

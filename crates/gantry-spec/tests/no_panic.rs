@@ -162,6 +162,19 @@ fn size(min: u64) -> BoxedStrategy<String> {
     .boxed()
 }
 
+fn cpu() -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => prop::sample::select(vec!["0.5", "2", "0.01", "1024"]).prop_map(str::to_string),
+        2 => "[0-9]{0,5}(\\.[0-9]{0,3})? ?%?".prop_map(|s| quote(&s)),
+        1 => any::<f64>().prop_map(|x| format!("{x:?}")),
+        1 => prop::sample::select(vec!["inf", "nan", "-0.0", "1e400", "0.0005"]).prop_map(str::to_string),
+        1 => any::<i64>().prop_map(|n| n.to_string()),
+        1 => Just(quote("${SET}")),
+        1 => junk(),
+    ]
+    .boxed()
+}
+
 fn int(min: i64, max: i64) -> BoxedStrategy<String> {
     prop_oneof![
         4 => (min..=max).prop_map(|n| n.to_string()),
@@ -248,6 +261,7 @@ fn value_for(ty: Ty) -> BoxedStrategy<String> {
         Ty::Int { min, max } => int(min, max),
         Ty::Duration => duration(),
         Ty::Size { min } => size(min),
+        Ty::Cpu => cpu(),
         Ty::Enum(options) => prop_oneof![
             4 => prop::sample::select(options.to_vec()).prop_map(quote),
             1 => prop::sample::select(options.to_vec()).prop_map(|o| quote(&o.to_uppercase())),

@@ -131,6 +131,28 @@ impl Driver {
         if let Some(n) = &svc.notify {
             spec.notify_socket = Some(n.env_value());
         }
+        // Its cgroups (made at the first spawn), which the child joins before exec.
+        match self.limiter.prepare(unit.0) {
+            Ok(confine) => spec.confine = confine,
+            // gantry's shortage of descriptors, as for the spawn itself (spawn_done).
+            Err(e) if out_of_descriptors(&e) && svc.fd_retries < SPAWN_FD_RETRIES => {
+                svc.fd_retries += 1;
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(DESCRIPTOR_BACKOFF).await;
+                    let _ = tx.send(Msg::RetrySpawn { unit, r#gen });
+                });
+                return;
+            }
+            Err(e) => {
+                let error = format!(
+                    "cannot apply its limits: {e} (remove memory_max and cpu_max from [services.{}] to run it without)",
+                    svc.name
+                );
+                self.host.handle(Event::SpawnFailed { unit, r#gen, error });
+                return;
+            }
+        }
         if attempt > 1 {
             self.out
                 .gantry_line(&format!("{}: attempt {attempt}", svc.name));
@@ -194,6 +216,10 @@ impl Driver {
                 });
             }
             Err(e) => {
+                // No incarnation runs in its groups: release them.
+                if self.limiter.exited(unit.0).removal_pending {
+                    self.remove_groups_later(unit, 1);
+                }
                 let error = self.redactor.redact_owned(e.to_string());
                 self.host.handle(Event::SpawnFailed { unit, r#gen, error });
             }

@@ -110,6 +110,11 @@ enum Msg {
     },
     /// A pruning pass of the state store's history ended (retention.rs).
     Pruned(Result<gantry_state::retention::Pruned, String>),
+    /// Remove a service's cgroups again (processes left in them were still dying).
+    RemoveGroups {
+        unit: UnitId,
+        tries: u32,
+    },
 }
 
 /// Boots the plan and supervises it until shutdown. Returns the process exit code:
@@ -164,10 +169,13 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
         .guard
         .take()
         .or_else(crate::interrupt::PhaseGuard::start);
+    // How this machine enforces the services' limits, found once (gantry's own groups
+    // are made here, and removed when the limiter is dropped or closed).
+    let limiter = crate::resource::Limiter::detect(&cfg.plan);
     // Secrets are resolved either way (required ones fail closed); the rest of the
     // pre-flight runs unless skipped.
     let (report, secrets, envs) = if cfg.preflight {
-        crate::preflight::run_for_up(&cfg.spec, &cfg.plan, &cfg.base_dir, &reaper).await
+        crate::preflight::run_for_up(&cfg.spec, &cfg.plan, &cfg.base_dir, &reaper, &limiter).await
     } else {
         let (report, secrets) =
             crate::preflight::resolve_secrets(&cfg.spec, &cfg.base_dir, &reaper).await;
@@ -181,6 +189,13 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
         let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
     } else if cfg.preflight || !report.go() {
         print!("{}", report.render());
+    } else {
+        // Without the pre-flight, a limit that is not enforced is still said once.
+        for (service, enforced, message, _) in limiter.report() {
+            if !enforced {
+                eprintln!("warning: {service}: limits: {message}");
+            }
+        }
     }
     if !report.go() {
         crate::preflight::record_preflight(
@@ -191,7 +206,7 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
     }
     cfg.secrets = secrets;
     drop(guard);
-    match Driver::new(cfg, reaper, envs, lock) {
+    match Driver::new(cfg, reaper, envs, lock, limiter) {
         Ok(driver) => driver.run(signals).await,
         Err(e) => {
             eprintln!("error: {e}");
@@ -263,6 +278,8 @@ struct Driver {
     state_dir: PathBuf,
     /// A pruning pass of the history is under way (retention.rs).
     pruning: bool,
+    /// The services' cgroups (or rlimits): `memory_max`, `cpu_max`, OOM kills.
+    limiter: crate::resource::Limiter,
 }
 
 impl Driver {
@@ -271,6 +288,7 @@ impl Driver {
         reaper: Arc<Reaper>,
         mut envs: crate::preflight::ServiceEnvs,
         lock: InstanceLock,
+        limiter: crate::resource::Limiter,
     ) -> Result<Driver, String> {
         let redactor = Redactor::new(cfg.secrets.iter().map(|s| s.value.clone()));
         let state_dir = StateDir::new(cfg.base_dir.join(&cfg.spec.settings.state_dir));
@@ -360,10 +378,18 @@ impl Driver {
             lock,
             state_dir: state_dir.root().to_path_buf(),
             pruning: false,
+            limiter,
         })
     }
 
+    /// Runs the event loop to its end, then removes the groups the limits made.
     async fn run(mut self, signals: Signals) -> i32 {
+        let code = self.event_loop(signals).await;
+        self.limiter.close().await;
+        code
+    }
+
+    async fn event_loop(&mut self, signals: Signals) -> i32 {
         let Signals {
             int: mut sigint,
             term: mut sigterm,
@@ -377,7 +403,7 @@ impl Driver {
         self.host.start();
         // The first wave is spawned before the API is built and bound: that work is
         // not on the boot's critical path.
-        if let Some(code) = gantry_host::drain(&mut self) {
+        if let Some(code) = gantry_host::drain(self) {
             self.flush_logs();
             return code;
         }
@@ -404,7 +430,7 @@ impl Driver {
         let mut board_tick = tokio::time::interval(Duration::from_millis(100));
         board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if let Some(code) = gantry_host::drain(&mut self) {
+            if let Some(code) = gantry_host::drain(self) {
                 self.flush_logs();
                 return code;
             }
@@ -506,12 +532,15 @@ impl Driver {
                 status,
             } => {
                 let svc = &mut self.svcs[unit.0];
+                let mut oom_kill = None;
                 if svc.live.is_some_and(|(g, _)| g == r#gen) {
                     svc.live = None;
+                    oom_kill = self.groups_after_exit(unit);
                 }
                 let status = eng::ExitStatus {
                     code: status.code,
                     signal: status.signal,
+                    oom_kill,
                 };
                 self.host.handle(Event::Exited {
                     unit,
@@ -752,11 +781,39 @@ impl Driver {
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),
+            Msg::RemoveGroups { unit, tries } => {
+                if !self.limiter.remove(unit.0) {
+                    self.remove_groups_later(unit, tries + 1);
+                }
+            }
             Msg::Cleanup { unit, ok, message } => {
                 let message = self.redactor.redact_owned(message);
                 self.host.handle(Event::CleanupDone { unit, ok, message })
             }
         }
+    }
+
+    /// The live incarnation of `unit` exited: whether the OOM killer struck it (its memory
+    /// limit), and its cgroups emptied and removed, now or shortly.
+    fn groups_after_exit(&mut self, unit: UnitId) -> Option<u64> {
+        let ended = self.limiter.exited(unit.0);
+        if ended.removal_pending {
+            self.remove_groups_later(unit, 1);
+        }
+        ended.oom_kill
+    }
+
+    /// Tries again to remove `unit`'s groups in 10 ms, at most 200 times (2 s); what is
+    /// left then goes when gantry exits.
+    fn remove_groups_later(&self, unit: UnitId, tries: u32) {
+        if tries > 200 {
+            return;
+        }
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let _ = tx.send(Msg::RemoveGroups { unit, tries });
+        });
     }
 
     /// Says (at most every 10 s) that gantry ran out of descriptors and retried.

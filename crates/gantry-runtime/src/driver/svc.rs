@@ -148,6 +148,7 @@ pub(super) fn make_svc(
             cwd: Some(cwd.clone()),
             notify_socket: None,
             watchdog: None,
+            confine: None,
         })
     })();
     // A notify liveness probe with a watchdog: the service learns the interval (and its

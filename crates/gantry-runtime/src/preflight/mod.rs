@@ -284,7 +284,12 @@ pub async fn run_with(
     reaper: &Reaper,
     revalidate: bool,
 ) -> (Report, Vec<SecretValue>) {
-    let (report, secrets, _) = rehearsal::rehearse(spec, plan, base, reaper, revalidate).await;
+    // How limits would be enforced is found the way `gantry up` finds it (gantry's own
+    // groups are made, and removed again when `limits` is dropped); the running instance
+    // already said it at its start.
+    let limits = (!revalidate).then(|| crate::resource::Limiter::detect(plan));
+    let (report, secrets, _) =
+        rehearsal::rehearse(spec, plan, base, reaper, revalidate, limits.as_ref()).await;
     (report, secrets)
 }
 
@@ -309,14 +314,16 @@ impl ServiceEnvs {
     }
 }
 
-/// The pre-flight for `gantry up`: also hands back every service's environment.
+/// The pre-flight for `gantry up`: also hands back every service's environment. `limits`
+/// is the limiter the boot will use (the pre-flight says how it enforces each limit).
 pub async fn run_for_up(
     spec: &Spec,
     plan: &Plan,
     base: &Path,
     reaper: &Reaper,
+    limits: &crate::resource::Limiter,
 ) -> (Report, Vec<SecretValue>, ServiceEnvs) {
-    rehearsal::rehearse(spec, plan, base, reaper, false).await
+    rehearsal::rehearse(spec, plan, base, reaper, false, Some(limits)).await
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub(super) async fn rehearse(
     base: &Path,
     reaper: &Reaper,
     revalidate: bool,
+    limits: Option<&crate::resource::Limiter>,
 ) -> (Report, Vec<SecretValue>, ServiceEnvs) {
     let mut envs = ServiceEnvs((0..plan.units.len()).map(|_| None).collect());
     let mut b = Builder { checks: Vec::new() };
@@ -67,6 +68,9 @@ pub(super) async fn rehearse(
         envs.0[i] = r.service(u, &mut b).await;
     }
     machine_limits(spec, plan, base, &mut b);
+    if let Some(limits) = limits {
+        service_limits(limits, &mut b);
+    }
     external_services(plan, &global, base, reaper, &mut b).await;
     certificates(plan, base, revalidate, &mut b).await;
     let coverage_pct = coverage(plan, &mut b);
@@ -437,6 +441,22 @@ fn machine_limits(spec: &Spec, plan: &Plan, base: &Path, b: &mut Builder) {
             mb >= 100,
             format!("{mb} MiB free in {}", probe_dir.display()),
             Some("free some space: logs and the state store live there".into()),
+        );
+    }
+}
+
+/// How each service's `memory_max` and `cpu_max` are enforced: a warning when a limit is
+/// only approximated (RLIMIT_AS) or not enforced at all (a CPU rate without cgroups).
+fn service_limits(limits: &crate::resource::Limiter, b: &mut Builder) {
+    for (service, enforced, message, hint) in limits.report() {
+        b.push(
+            STAGE,
+            "limits",
+            Some(&service),
+            Severity::Warning,
+            enforced,
+            message,
+            hint,
         );
     }
 }
