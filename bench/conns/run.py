@@ -42,8 +42,8 @@ Then, with a baseline of --baseline seconds first:
   ready again. gantry's own output is searched for "Too many open files".
 
 - **the machine**: its CPU busy share over each phase (/proc/stat) and the part of it that
-  is not this script's process tree (client, attackers, gantry, services), i.e. other
-  people's work: with more than 10 % of that, a note says the latencies are not gantry's
+  is neither this script's process tree (client, attackers, gantry, services) nor interrupt
+  work (irq, softirq, ksoftirqd), i.e. other people's work: with more than 10 % of that, a note says the latencies are not gantry's
   alone. The attack's latencies are also given second by second.
 
 Prints JSON, a Markdown table and the verdict against the targets; asserts nothing.
@@ -227,13 +227,36 @@ def cpu_ticks():
     return sum(v) - idle, sum(v)
 
 
-def tree_ticks(pid):
-    """utime + stime jiffies of pid and all its descendants (every thread; zombies too)."""
+def interrupt_ticks():
+    """Jiffies of interrupt work no process of ours is charged for: the irq and softirq
+    columns of /proc/stat plus the ksoftirqd threads (the loopback traffic of an attack)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    total = v[5] + v[6]
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        if "(ksoftirqd/" in head:
+            fields = tail.split()
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def tree_ticks(pid, reaped=True):
+    """utime + stime jiffies of pid and all its descendants (every thread; zombies too), and
+    of the children pid has already reaped (cutime + cstime: the attackers, once polled)."""
     total = 0
     try:
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
+        if reaped:
+            total += int(fields[13]) + int(fields[14])
         children = []
         for task in os.listdir("/proc/%d/task" % pid):
             with open("/proc/%d/task/%s/children" % (pid, task)) as f:
@@ -241,7 +264,7 @@ def tree_ticks(pid):
     except OSError:
         return total
     for c in children:
-        total += tree_ticks(c)
+        total += tree_ticks(c, reaped=False)
     return total
 
 
@@ -354,7 +377,7 @@ def measure(addr, mode, rate, seconds, pid, should_stop=None):
     interval = 1.0 / rate
     start = time.monotonic()
     busy0, total0 = cpu_ticks()
-    ours0 = tree_ticks(os.getpid())
+    ours0 = tree_ticks(os.getpid()) + interrupt_ticks()
     n = int(seconds * rate)
     k = 0
     next_sample = start
@@ -456,7 +479,7 @@ def measure(addr, mode, rate, seconds, pid, should_stop=None):
         c.close()
     sel.close()
     busy1, total1 = cpu_ticks()
-    ours1 = tree_ticks(os.getpid())
+    ours1 = tree_ticks(os.getpid()) + interrupt_ticks()
     ok = len(lat)
     total = ok + sum(fails.values())
     # Percentiles over every request, a failed one counted as infinitely slow.
@@ -479,8 +502,8 @@ def measure(addr, mode, rate, seconds, pid, should_stop=None):
         # Everything on the machine, this client and the attackers included.
         "machine_cpu_busy_pct": round(100 * (busy1 - busy0) / max(1, total1 - total0), 1),
         # The machine's busy time minus that of this script's process tree (client, attackers,
-        # gantry and its services): other people's work, plus interrupt time no process is
-        # charged for. Above ~10 % the latency figures are the machine's, not gantry's.
+        # gantry and its services) and of interrupt work (the attack's loopback traffic):
+        # other people's work. Above ~10 % the latency figures are the machine's, not gantry's.
         "other_cpu_busy_pct": round(100 * max(0, (busy1 - busy0) - (ours1 - ours0)) / max(1, total1 - total0), 1),
     }
 
