@@ -43,8 +43,9 @@ Then, with a baseline of --baseline seconds first:
 
 - **the machine**: its CPU busy share over each phase (/proc/stat) and the part of it that
   is neither this script's process tree (client, attackers, gantry, services) nor interrupt
-  work (irq, softirq, ksoftirqd), i.e. other people's work: with more than 10 % of that, a note says the latencies are not gantry's
-  alone. The attack's latencies are also given second by second.
+  work (irq, softirq, ksoftirqd), i.e. other people's work: with more than 10 % of that, a
+  note says the latencies are not gantry's alone. The attack's latencies are also given
+  second by second.
 
 Prints JSON, a Markdown table and the verdict against the targets; asserts nothing.
 """
