@@ -38,9 +38,15 @@
 //!
 //! Read endpoints need no token: `GET /status`, `GET /services/{name}`, `GET /graph`,
 //! `GET /startup` (the startup-manager report: SUCCESS / DEGRADED / FAILED / SKIPPED / PENDING
-//! per component), `GET /boots` (`{"boots": [...]}`), `GET /events` (Server-Sent Events, one
-//! message per broadcast object named after its `"event"` field; a client that falls behind
-//! gets an `event: lagged` message with the number skipped) and `GET /openapi.json`.
+//! per component), `GET /boots` (`{"boots": [...]}`), `GET /missions`, `GET /events`
+//! (Server-Sent Events, one message per broadcast object named after its `"event"` field; a
+//! client that falls behind gets an `event: lagged` message with the number skipped) and
+//! `GET /openapi.json`. The two that carry service output, `/missions` and `/events`, need the
+//! token when the API is reachable beyond loopback (401 without it).
+//!
+//! Every route answers 403 to a `Host` header that names a DNS name (against DNS rebinding;
+//! see [`host_allowed`]). Connections over the limit are closed at accept and a request head
+//! must arrive within the header-read timeout ([`Limits`]): neither sends a status code.
 //!
 //! Mutations need `Authorization: Bearer <token>` (the token is in the state dir's `api.token`,
 //! compared in constant time): `POST /services/{name}/start`, `/stop`, `/restart` and

@@ -1,5 +1,7 @@
 //! `docs/openapi.json` and the router must agree: same (method, path) set, every documented
-//! operation reachable, bearer security exactly on the mutations, every `$ref` resolvable.
+//! operation reachable, bearer security required exactly on the mutations (optional on the
+//! reads that need it beyond loopback), the documented 401s and the Host guard's 403 the
+//! ones really given, every `$ref` resolvable.
 
 mod support;
 
@@ -96,9 +98,8 @@ fn bearer_security_is_on_exactly_the_mutations() {
     );
     for r in ROUTES {
         let op = &doc["paths"][r.path][r.method.to_lowercase()];
-        let secured = op["security"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|x| x.get("bearerAuth").is_some()));
+        // Required: bearer listed and no `{}` alternative (which makes it optional).
+        let secured = bearer(op) && !bearer_optional(op);
         assert_eq!(secured, r.auth, "{} {}", r.method, r.path);
         if r.auth {
             assert!(
@@ -132,6 +133,23 @@ fn bearer_security_is_on_exactly_the_mutations() {
             );
         }
     }
+}
+
+/// The operation lists the bearer scheme among its security requirements.
+fn bearer(op: &Value) -> bool {
+    op["security"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|x| x.get("bearerAuth").is_some()))
+}
+
+/// The bearer scheme is optional: an empty requirement `{}` is an alternative (OpenAPI 3.1).
+/// That is how the reads that need the token only beyond loopback are documented.
+fn bearer_optional(op: &Value) -> bool {
+    bearer(op)
+        && op["security"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|x| x.as_object().is_some_and(|o| o.is_empty()))
+        })
 }
 
 fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
@@ -261,4 +279,103 @@ async fn responses_carry_the_documented_required_fields() {
             "boot record lacks {key}"
         );
     }
+}
+
+/// The documented 401s are exactly the ones the router gives to a request without a token:
+/// always for the mutations, and for the reads with optional bearer security only when the
+/// API is reachable beyond loopback (`protect_reads`).
+#[tokio::test]
+async fn documented_401s_are_the_ones_the_router_gives() {
+    let doc = document();
+    for protect_reads in [false, true] {
+        let mut h = Harness::new(go());
+        h.state.protect_reads = protect_reads;
+        let _seen = h.answer_commands();
+        for r in ROUTES {
+            let op = &doc["paths"][r.path][r.method.to_lowercase()];
+            let documented = op["responses"]["401"].is_object();
+            assert_eq!(
+                documented,
+                r.auth || bearer_optional(op),
+                "{} {}: a 401 is documented exactly where a token can be needed",
+                r.method,
+                r.path
+            );
+            let request = Request::builder()
+                .method(Method::from_bytes(r.method.as_bytes()).unwrap())
+                .uri(r.path.replace("{name}", "db"))
+                .body(Body::empty())
+                .unwrap();
+            let status = h.router().oneshot(request).await.unwrap().status();
+            let expected = r.auth || (protect_reads && bearer_optional(op));
+            assert_eq!(
+                status == StatusCode::UNAUTHORIZED,
+                expected,
+                "{} {} without a token (protect_reads {protect_reads}) answered {status}",
+                r.method,
+                r.path
+            );
+        }
+    }
+}
+
+/// Sends `METHOD PATH` with the given `Host` over a real socket; returns the status line's code
+/// and the body.
+async fn raw(addr: &str, method: &str, path: &str, host: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("an answer within 10 s")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Every operation documents the Host guard's 403, and the served API really answers every
+/// documented operation with it (the JSON error) when `Host` names a DNS name.
+#[tokio::test]
+async fn every_operation_documents_and_gets_the_host_guard_403() {
+    let doc = document();
+    let mut h = Harness::new(go());
+    let _seen = h.answer_commands();
+    let listener = gantry_api::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gantry_api::serve_on(listener, h.router(), async move {
+        let _ = stopped.await;
+    }));
+    for (method, path) in documented(&doc) {
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        assert_eq!(
+            op["responses"]["403"]["$ref"], "#/components/responses/HostNotAllowed",
+            "{method} {path} documents the Host guard's 403"
+        );
+        let uri = path.replace("{name}", "db");
+        let (code, body) = raw(&addr, &method, &uri, "rebind.attacker.example").await;
+        assert_eq!(code, 403, "{method} {uri}: {body}");
+        let error: Value = serde_json::from_str(&body).expect("a JSON error");
+        assert!(
+            error["error"].is_string() && error["hint"].is_string(),
+            "{body}"
+        );
+    }
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("serve returned");
 }
