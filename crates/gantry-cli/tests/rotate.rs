@@ -137,3 +137,46 @@ command = ["sleep", "600"]
         assert!(!everything.contains(value.as_str()), "{value} leaked");
     }
 }
+
+#[test]
+fn revalidation_says_a_secret_changed_at_its_source_without_its_value() {
+    let pid = std::process::id();
+    let old = format!("reval-old-{pid}-c0ffee");
+    let new = format!("reval-new-{pid}-decade");
+    let toml = r#"
+[settings]
+revalidate = "1s"
+
+[secrets.TOKEN]
+from_file = "token"
+services = ["consumer"]
+
+[services.consumer]
+command = ["sh", "-c", 'echo "token=$TOKEN"; exec sleep 600']
+"#;
+    let mut up = up_with("rotate-reval", toml, &[], |dir| write_secret(dir, &old));
+    let boot = up.wait_boot(30);
+    assert_eq!(boot["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    write_secret(&dir, &new);
+    let changed = up.wait_for("the change", 30, |v| v["event"] == "secret_changed");
+    assert_eq!(changed["secret"], "TOKEN", "{changed}");
+    let (code, missions) = run_in(&dir, &["missions"]);
+    assert_eq!(code, 0, "{missions}");
+    assert!(missions.contains("gantry rotate TOKEN"), "{missions}");
+    // The rotation resolves the mission.
+    let (code, out) = run_in(&dir, &["rotate", "TOKEN"]);
+    assert_eq!(code, 0, "{out}");
+    up.wait_for("the rotation", 30, |v| v["event"] == "secret_rotated");
+    let (_, after) = run_in(&dir, &["missions"]);
+    assert!(!after.contains("gantry rotate TOKEN"), "{after}");
+    assert_eq!(up.stop(), 0);
+    let everything = format!(
+        "{}\n{missions}\n{out}\n{after}\n{}",
+        up.log(),
+        state_text(&dir)
+    );
+    for value in [&old, &new] {
+        assert!(!everything.contains(value.as_str()), "{value} leaked");
+    }
+}
