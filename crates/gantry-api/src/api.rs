@@ -414,7 +414,7 @@ async fn dispatch(state: &ApiState, command: ApiCommand) -> Response {
     };
     let service = match &command {
         ApiCommand::Start(n) | ApiCommand::Stop(n) | ApiCommand::Restart(n) => Some(n.clone()),
-        ApiCommand::Shutdown => None,
+        ApiCommand::Rotate(_) | ApiCommand::Shutdown => None,
     };
     let (tx, rx) = oneshot::channel();
     let exchange = async {
@@ -449,6 +449,12 @@ async fn dispatch(state: &ApiState, command: ApiCommand) -> Response {
             }),
         )
             .into_response(),
+        Err(message) if message.starts_with("unknown secret") => ApiError::new(
+            StatusCode::NOT_FOUND,
+            message,
+            "the secrets are the [[secrets]] of the stack file",
+        )
+        .into_response(),
         Err(message) if message.starts_with("unknown service") => ApiError::new(
             StatusCode::NOT_FOUND,
             message,
@@ -503,6 +509,14 @@ pub(crate) async fn restart(
     name: Result<Path<String>, PathRejection>,
 ) -> Response {
     service_command(&state, &headers, name, ApiCommand::Restart).await
+}
+
+pub(crate) async fn rotate(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    service_command(&state, &headers, name, ApiCommand::Rotate).await
 }
 
 pub(crate) async fn shutdown(State(state): State<ApiState>, headers: HeaderMap) -> Response {

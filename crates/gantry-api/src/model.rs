@@ -102,6 +102,8 @@ pub enum ApiCommand {
     Start(String),
     Stop(String),
     Restart(String),
+    /// Re-resolve a secret from its source and restart its consumers (`gantry rotate`).
+    Rotate(String),
     Shutdown,
 }
 

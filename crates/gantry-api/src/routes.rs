@@ -28,6 +28,7 @@ pub enum Endpoint {
     Start,
     Stop,
     Restart,
+    Rotate,
     Shutdown,
 }
 
@@ -79,6 +80,12 @@ pub const ROUTES: &[Route] = &[
         Endpoint::Restart,
         true,
     ),
+    route(
+        "POST",
+        "/api/v1/secrets/{name}/rotate",
+        Endpoint::Rotate,
+        true,
+    ),
     route("POST", "/api/v1/shutdown", Endpoint::Shutdown, true),
 ];
 
@@ -100,6 +107,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::Start => post(api::start),
         Endpoint::Stop => post(api::stop),
         Endpoint::Restart => post(api::restart),
+        Endpoint::Rotate => post(api::rotate),
         Endpoint::Shutdown => post(api::shutdown),
     }
 }

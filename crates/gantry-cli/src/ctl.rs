@@ -144,6 +144,20 @@ pub fn service_action(file: &Path, action: &str, name: &str) -> anyhow::Result<O
     Ok(report(resp))
 }
 
+/// `gantry rotate SECRET`.
+pub fn rotate(file: &Path, name: &str) -> anyhow::Result<Outcome> {
+    let inst = match Instance::find(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let rt = runtime()?;
+    let resp = rt.block_on(inst.post(&format!("/api/v1/secrets/{name}/rotate")));
+    Ok(report(resp))
+}
+
 fn report(resp: Result<crate::client::Response, String>) -> Outcome {
     match resp {
         Ok(r) if (200..300).contains(&r.status) => {

@@ -99,6 +99,8 @@ pub enum Command {
     Stop { name: String },
     /// Restart a service; what hard-depends on it restarts after it is ready again.
     Restart { name: String },
+    /// Re-read a secret from its source in the running instance (the old value stays masked) and restart the services that use it, in dependency order.
+    Rotate { name: String },
     /// Stop the running instance (reverse layer and dependency order) and wait until it is gone.
     Down {
         /// How long to wait for it to be gone.
@@ -239,6 +241,7 @@ fn main() -> ExitCode {
         Command::Start { name } => ctl::service_action(&cli.file, "start", name),
         Command::Stop { name } => ctl::service_action(&cli.file, "stop", name),
         Command::Restart { name } => ctl::service_action(&cli.file, "restart", name),
+        Command::Rotate { name } => ctl::rotate(&cli.file, name),
         Command::Down { timeout } => ctl::down(&cli.file, *timeout),
         Command::Wait { targets, timeout } => ctl::wait(&cli.file, targets, *timeout),
         Command::Up {

@@ -81,6 +81,12 @@ impl Request {
 pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, String> {
     let (name, verb) = match command {
         ApiCommand::Shutdown => return Ok(Request::Shutdown),
+        // The driver answers rotations itself; the host only resolves unit commands.
+        ApiCommand::Rotate(name) => {
+            return Err(format!(
+                "cannot rotate secret `{name}` here: rotation is the process driver's"
+            ));
+        }
         ApiCommand::Start(name) => (name, Verb::Start),
         ApiCommand::Stop(name) => (name, Verb::Stop),
         ApiCommand::Restart(name) => (name, Verb::Restart),

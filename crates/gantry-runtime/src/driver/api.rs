@@ -142,6 +142,9 @@ impl Driver {
     /// service commands through the host.
     pub(super) fn api_command(&mut self, cmd: ApiCommand) -> Result<String, String> {
         self.host.mark_dirty();
+        if let ApiCommand::Rotate(name) = &cmd {
+            return self.rotate(name);
+        }
         let request = self.host.request(&cmd)?;
         if let Request::Service { name, verb, .. } = &request {
             self.out.gantry_line(&format!(

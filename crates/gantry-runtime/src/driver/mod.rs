@@ -14,6 +14,7 @@ mod exec;
 mod output;
 mod records;
 mod retention;
+mod rotate;
 mod svc;
 mod watch;
 
@@ -69,6 +70,11 @@ pub struct UpConfig {
 
 /// Messages from I/O tasks to the loop.
 enum Msg {
+    /// A secret re-resolved for `gantry rotate` (rotate.rs): its value, or why not.
+    Rotated {
+        name: String,
+        result: Result<SecretValue, String>,
+    },
     SpawnDone {
         unit: UnitId,
         r#gen: eng::Gen,
@@ -101,7 +107,7 @@ enum Msg {
         ok: bool,
         message: String,
     },
-    Revalidated(crate::preflight::Report),
+    Revalidated(crate::preflight::Report, Vec<SecretValue>),
     /// A line for the operator from work done off the event loop.
     Warning(String),
     Remediated {
@@ -228,6 +234,12 @@ struct Driver {
     base_dir: PathBuf,
     /// Masks secret values in everything that enters from outside.
     redactor: Redactor,
+    /// The secrets as resolved now (rotate.rs replaces one on `gantry rotate`).
+    secrets: Vec<SecretValue>,
+    /// Every value the redactor masks: the current ones and those rotated away.
+    masked: Vec<String>,
+    /// Secrets revalidation found changed at their source (told once until rotated).
+    stale_secrets: std::collections::HashSet<String>,
     /// The engine and its time, pump, commands and snapshots.
     host: Host,
     svcs: Vec<Svc>,
@@ -347,6 +359,9 @@ impl Driver {
             spec: Arc::new(cfg.spec.clone()),
             base_dir: cfg.base_dir.clone(),
             redactor,
+            masked: cfg.secrets.iter().map(|x| x.value.clone()).collect(),
+            secrets: cfg.secrets.clone(),
+            stale_secrets: Default::default(),
             api,
             procstat: crate::procstat::ProcStat::new(),
             usage: vec![None; n],
@@ -580,8 +595,9 @@ impl Driver {
             self.tx.clone(),
         );
         tokio::spawn(async move {
-            let (report, _) = crate::preflight::run_with(&spec, &plan, &base, &reaper, true).await;
-            let _ = tx.send(Msg::Revalidated(report));
+            let (report, values) =
+                crate::preflight::run_with(&spec, &plan, &base, &reaper, true).await;
+            let _ = tx.send(Msg::Revalidated(report, values));
         });
     }
 
@@ -777,7 +793,11 @@ impl Driver {
                     self.spawn(unit, r#gen, v.attempt);
                 }
             }
-            Msg::Revalidated(report) => self.revalidated(report),
+            Msg::Revalidated(report, values) => {
+                self.secrets_changed(&values);
+                self.revalidated(report);
+            }
+            Msg::Rotated { name, result } => self.rotated(&name, result),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),
