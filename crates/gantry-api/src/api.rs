@@ -319,15 +319,36 @@ pub(crate) async fn events(
     State(state): State<ApiState>,
     headers: HeaderMap,
     signal: Option<Extension<ShutdownSignal>>,
+    streams: Option<Extension<crate::slots::StreamSlots>>,
 ) -> Response {
     if let Err(e) = authorize_read(&state, &headers) {
         return e.into_response();
     }
+    // Served by gantry's own server, a stream holds one of its few stream permits for its
+    // life, so streams can never keep every connection busy (server.rs).
+    let permit = match streams {
+        Some(Extension(slots)) => match slots.try_take() {
+            Some(p) => Some(p),
+            None => {
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many event streams are open",
+                    "close an event stream (`gantry up` watchers, curl of /api/v1/events) and retry",
+                )
+                .into_response();
+            }
+        },
+        None => None,
+    };
     let stream = event_stream(
         state.events.subscribe(),
         state.snapshot.clone(),
         signal.map(|Extension(s)| s),
-    );
+    )
+    .map(move |event| {
+        let _held = &permit;
+        event
+    });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
         .into_response()

@@ -64,6 +64,7 @@ mod metrics;
 pub mod model;
 mod routes;
 mod server;
+mod slots;
 mod util;
 
 pub use api::{OPENAPI_JSON, SSE_KEEP_ALIVE};

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use axum::response::IntoResponse as _;
 use axum::{Extension, Router};
-use std::sync::Arc;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::api::ShutdownSignal;
+use crate::slots::{Slots, StreamSlots, Tracked};
 
 /// After the shutdown signal, connections get this long to finish before the server stops anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -116,7 +116,9 @@ pub async fn serve(
 /// Limits of gantry's own API server against hostile or careless clients.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Open connections at once; a connection beyond this is closed at accept.
+    /// Open connections at once. When all are taken, a newcomer takes the slot of the
+    /// connection that has waited longest without a request in progress (it is closed);
+    /// only when every connection is busy is the newcomer closed at accept.
     pub max_connections: usize,
     /// A request head must arrive within this; an idle keep-alive connection is closed
     /// after it too.
@@ -160,9 +162,12 @@ pub async fn serve_with(
     let router = router
         .layer(axum::middleware::from_fn(host_guard))
         .layer(Extension(ShutdownSignal(rx.clone())));
-    let conns = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = Slots::new(limits.max_connections);
+    // Event streams may keep at most a quarter of the connections busy.
+    let router = router.layer(Extension(StreamSlots::new(limits.max_connections / 4)));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut backoff = Duration::ZERO;
+    let mut accepted_in_row: u32 = 0;
     let path = match &listener {
         ApiListener::Unix { path, .. } => Some(path.clone()),
         ApiListener::Tcp(_) => None,
@@ -175,6 +180,13 @@ pub async fn serve_with(
         let io = match accepted {
             Ok(io) => {
                 backoff = Duration::ZERO;
+                // A burst of connections (an attack) must not hold the loop: other tasks —
+                // requests in progress, the supervisor's own work — get a turn every few
+                // accepts instead of after tokio's whole cooperative budget.
+                accepted_in_row = accepted_in_row.wrapping_add(1);
+                if accepted_in_row.is_multiple_of(8) {
+                    tokio::task::yield_now().await;
+                }
                 io
             }
             Err(e) => {
@@ -188,12 +200,16 @@ pub async fn serve_with(
                 continue;
             }
         };
-        let Ok(permit) = conns.clone().try_acquire_owned() else {
-            // Full: this connection is closed at once, the others keep being served.
+        let Ok(slot) = slots.admit() else {
+            // Every connection has a request in progress: this one is closed at once.
             drop(io);
             continue;
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let service = Tracked {
+            inner: hyper_util::service::TowerToHyperService::new(router.clone()),
+            slots: slots.clone(),
+            track: slot.track.clone(),
+        };
         let mut down = rx.clone();
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -206,18 +222,23 @@ pub async fn serve_with(
             let stopping = tokio::select! {
                 _ = conn.as_mut() => false,
                 r = down.wait_for(|d| *d) => r.is_ok(),
+                // Evicted for a newcomer: closed at once unless a request raced in, which
+                // is finished first.
+                () = slot.track.evict.notified() => true,
             };
             if stopping {
                 conn.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
             }
-            drop(permit);
+            drop(slot);
         });
     }
     let _ = tx.send(true);
     // Connections finish within the grace (event streams end at the signal).
-    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conns.acquire_many(all)).await;
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while slots.open() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     if let Some(path) = path {
         // Leave no socket file behind for the next instance to trip over.
         let _ = std::fs::remove_file(&path);

@@ -298,15 +298,13 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-#[tokio::test]
-async fn idle_connections_are_limited_and_timed_out_so_health_stays_answered() {
-    let h = Harness::new(go());
+/// Serves `h` on a loopback port with `limits`; the address and a stop switch.
+async fn serve_limited(
+    h: &Harness,
+    limits: gantry_api::Limits,
+) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
     let listener = gantry_api::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let limits = gantry_api::Limits {
-        max_connections: 4,
-        header_read_timeout: Duration::from_millis(400),
-    };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(gantry_api::serve_with(
         listener,
@@ -316,30 +314,141 @@ async fn idle_connections_are_limited_and_timed_out_so_health_stays_answered() {
         },
         limits,
     ));
+    (addr, stop, server)
+}
+
+/// Opens an event stream and reads its response head.
+async fn open_stream(addr: &str) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = vec![0u8; 512];
+    let n = tokio::time::timeout(DEADLINE, s.read(&mut head))
+        .await
+        .expect("answer")
+        .expect("read");
+    (s, String::from_utf8_lossy(&head[..n]).to_string())
+}
+
+#[tokio::test]
+async fn silent_connections_give_their_slots_to_newcomers_so_health_stays_answered() {
+    let h = Harness::new(go());
+    // The header-read timeout is far away: what frees the slots here is eviction.
+    let limits = gantry_api::Limits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_secs(60),
+    };
+    let (addr, stop, server) = serve_limited(&h, limits).await;
     // Four clients connect and send nothing: they hold every slot...
-    let mut idle = Vec::new();
+    let mut silent = Vec::new();
     for _ in 0..4 {
-        idle.push(TcpStream::connect(&addr).await.expect("connect"));
+        silent.push(TcpStream::connect(&addr).await.expect("connect"));
     }
-    // (give the server a moment to accept them all: poll until a fifth is refused)
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let mut fifth = TcpStream::connect(&addr).await.expect("connect");
-        if closed_within(&mut fifth, Duration::from_millis(100)).await {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a fifth connection was never refused"
-        );
+    // ...yet a newcomer is answered: it takes the slot of the longest-silent one.
+    let response = http(
+        TcpStream::connect(&addr).await.expect("connect"),
+        "GET",
+        "/health/live",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        closed_within(&mut silent[0], DEADLINE).await,
+        "the oldest silent connection kept its slot"
+    );
+    // Four newer silent connections push out the older ones, oldest first, and a request
+    // still gets through after them.
+    let mut newer = Vec::new();
+    for _ in 0..4 {
+        newer.push(TcpStream::connect(&addr).await.expect("connect"));
     }
-    // ...until the header-read timeout closes them; then health answers again.
-    for conn in &mut idle {
+    for conn in &mut silent[1..] {
         assert!(
             closed_within(conn, DEADLINE).await,
-            "an idle connection was kept open"
+            "an older silent connection kept its slot"
         );
     }
+    let response = http(
+        TcpStream::connect(&addr).await.expect("connect"),
+        "GET",
+        "/health/live",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        closed_within(&mut newer[0], DEADLINE).await,
+        "the oldest of the newer connections kept its slot"
+    );
+    for conn in &mut newer[1..] {
+        assert!(
+            !closed_within(conn, Duration::from_millis(100)).await,
+            "a younger silent connection was closed before an older one"
+        );
+    }
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("serve returned");
+}
+
+#[tokio::test]
+async fn event_streams_are_capped_and_never_evicted_by_newcomers() {
+    let h = Harness::new(go());
+    // Eight connections, so at most two event streams.
+    let limits = gantry_api::Limits {
+        max_connections: 8,
+        header_read_timeout: Duration::from_secs(60),
+    };
+    let (addr, stop, server) = serve_limited(&h, limits).await;
+    let (mut first, head) = open_stream(&addr).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let (mut second, head) = open_stream(&addr).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let (_third, head) = open_stream(&addr).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(head.contains("too many event streams"), "{head}");
+    // Silent connections fill the rest, then newcomers keep coming: they evict the silent
+    // ones, never a stream in progress.
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(TcpStream::connect(&addr).await.expect("connect"));
+    }
+    for _ in 0..10 {
+        let response = http(
+            TcpStream::connect(&addr).await.expect("connect"),
+            "GET",
+            "/health/live",
+        )
+        .await;
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    }
+    for stream in [&mut first, &mut second] {
+        assert!(
+            !closed_within(stream, Duration::from_millis(200)).await,
+            "an event stream was evicted"
+        );
+    }
+    drop((first, second));
+    stop.send(()).unwrap();
+    let _ = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("serve returned");
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
+    let h = Harness::new(go());
+    let limits = gantry_api::Limits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_millis(400),
+    };
+    let (addr, stop, server) = serve_limited(&h, limits).await;
+    let mut silent = TcpStream::connect(&addr).await.expect("connect");
+    assert!(
+        closed_within(&mut silent, DEADLINE).await,
+        "a silent connection was kept open"
+    );
     let response = http(
         TcpStream::connect(&addr).await.expect("connect"),
         "GET",
