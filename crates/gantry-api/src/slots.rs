@@ -178,10 +178,7 @@ where
         let fut = self.inner.call(request);
         Box::pin(async move {
             let response = fut.await?;
-            Ok(response.map(|inner| TrackedBody {
-                inner,
-                _busy: busy,
-            }))
+            Ok(response.map(|inner| TrackedBody { inner, _busy: busy }))
         })
     }
 }

@@ -302,7 +302,11 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 async fn serve_limited(
     h: &Harness,
     limits: gantry_api::Limits,
-) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
+) -> (
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let listener = gantry_api::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();

@@ -313,7 +313,7 @@ impl UnitConfig {
         UnitConfig {
             name: name.into(),
             kind,
-            priority: Priority::Medium,
+            priority: Priority::High,
             deps: Vec::new(),
             layer: 0,
             startup: None,

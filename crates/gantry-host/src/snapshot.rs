@@ -76,7 +76,10 @@ pub(crate) fn from_view(
             .map_or_else(|| v.kind.to_string(), str::to_string),
         priority: v.priority.to_string(),
         state: v.state.to_string(),
-        required: v.priority != gantry_engine::Priority::Low,
+        required: matches!(
+            v.priority,
+            gantry_engine::Priority::Critical | gantry_engine::Priority::High
+        ),
         ready: crate::is_up(v.state),
         pid: extra.pid,
         attempts: v.attempt,

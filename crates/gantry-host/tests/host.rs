@@ -461,3 +461,40 @@ async fn a_reported_hang_restarts_at_once_and_is_the_last_probe() {
         ("liveness", false, "sd_notify WATCHDOG=trigger")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn critical_and_high_units_are_required_for_readiness_medium_and_low_are_optional() {
+    use gantry_engine::Priority;
+    let units = [
+        ("db", Priority::Critical),
+        ("api", Priority::High),
+        ("search", Priority::Medium),
+        ("stats", Priority::Low),
+    ]
+    .map(|(name, p)| {
+        let mut c = unit(name, &[], 0);
+        c.priority = p;
+        c
+    });
+    let mut fake = Fake::new(host(units.to_vec()));
+    let snap = snapshot(&mut fake.host);
+    let required: Vec<(&str, bool)> = snap
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.required))
+        .collect();
+    assert_eq!(
+        required,
+        [
+            ("db", true),
+            ("api", true),
+            ("search", false),
+            ("stats", false)
+        ]
+    );
+    // The default is high: required.
+    assert_eq!(
+        UnitConfig::new("x", UnitKind::Process).priority,
+        Priority::High
+    );
+}

@@ -439,7 +439,7 @@ macro_rules! inheritable {
         [
             k("working_dir", Ty::Str, Some("the file's directory"), "Directory the command runs in; relative to the file."),
             k("env", Ty::MapOf(&Ty::Str, "VAR"), Some("{}"), "Environment variables for the service (merged over `[env]`)."),
-            k("priority", Ty::Enum(PRIORITIES), Some("\"medium\""), "critical: a failure is NO-GO. Otherwise a failure degrades the stack and skips hard dependents."),
+            k("priority", Ty::Enum(PRIORITIES), Some("\"high\""), "critical: a failure is NO-GO. Otherwise a failure degrades the stack and skips hard dependents. critical and high services are required for readiness (/health/ready is 503 while one is not ready); medium and low are optional."),
             k("restart", Ty::Enum(RESTARTS), Some("\"never\""), "What to do when the process exits after it started."),
             k("retry", Ty::Table(RETRY), None, "Start attempts and exponential backoff."),
             k("start_breaker", Ty::Table(START_BREAKER), None, "Start breaker: after `failures` consecutive failed start attempts, hold the next attempt back for `cooldown`. Opens only when `retry.attempts` is larger than `failures`. Absent: no breaker."),

@@ -185,12 +185,15 @@ pub struct MigrateSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
-    /// A failure is NO-GO.
+    /// A failure is NO-GO; required for readiness.
     Critical,
-    High,
-    /// The default.
+    /// The default. A failure degrades the stack; required for readiness (`/health/ready`
+    /// answers 503 while it is not ready).
     #[default]
+    High,
+    /// Important but optional: a failure degrades the stack; readiness does not wait for it.
     Medium,
+    /// Nice to have: as `Medium`.
     Low,
 }
 

@@ -622,7 +622,7 @@ mod tests {
         let api = &g["services"][2];
         assert_eq!(api["name"], "api");
         assert_eq!(api["kind"], "component");
-        assert_eq!(api["priority"], "medium");
+        assert_eq!(api["priority"], "high");
         assert_eq!(api["wave"], 2);
         assert_eq!(api["layer"], Value::Null);
         assert_eq!(api["expected_ms"], Value::Null);

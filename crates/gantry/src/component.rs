@@ -159,7 +159,8 @@ pub struct Component {
 }
 
 impl Component {
-    /// A component with the seeds' defaults: priority `Medium`, no dependencies, a 60 s timeout
+    /// A component with the defaults: priority `High` (as in gantry.toml: required for
+    /// readiness, a failure degrades), no dependencies, a 60 s timeout
     /// per attempt, 3 retries with exponential backoff from 1 s to 30 s (full jitter), a 10 s
     /// cleanup timeout, and an `init` that succeeds at once.
     ///
@@ -170,7 +171,7 @@ impl Component {
     pub fn new(name: impl Into<String>) -> Component {
         Component {
             name: name.into(),
-            priority: Priority::Medium,
+            priority: Priority::High,
             deps: Vec::new(),
             timeout: Duration::from_secs(60),
             retry: DEFAULT_RETRY,

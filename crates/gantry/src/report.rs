@@ -408,7 +408,7 @@ impl BootStatus {
     }
 
     /// What `/health/ready` answers: decided GO or DEGRADED, not shutting down, and every
-    /// component that is not `Low` priority ready.
+    /// `Critical` and `High` component ready (`Medium` and `Low` are optional).
     pub fn is_ready(&self) -> bool {
         self.outcome.as_ref().is_some_and(BootOutcome::is_up)
             && !self.shutting_down
@@ -416,7 +416,7 @@ impl BootStatus {
             && self
                 .components
                 .iter()
-                .all(|c| c.priority == Priority::Low || c.ready())
+                .all(|c| matches!(c.priority, Priority::Medium | Priority::Low) || c.ready())
     }
 }
 

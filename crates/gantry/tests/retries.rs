@@ -134,7 +134,7 @@ async fn the_init_error_is_reported_in_the_users_words() {
     assert_eq!(
         report.metrics()["cache"],
         serde_json::json!({"status": "DEGRADED", "duration": 0.02, "retries": 2,
-                           "priority": "MEDIUM", "error": "connection refused (attempt 3)"})
+                           "priority": "HIGH", "error": "connection refused (attempt 3)"})
     );
     boot.shutdown().await;
 }
