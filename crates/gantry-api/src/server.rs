@@ -70,39 +70,10 @@ pub async fn bind(addr: &str) -> io::Result<ApiListener> {
             "the API address is empty; expected host:port or unix:PATH",
         ));
     }
-    bind_tcp(addr).await.map(ApiListener::Tcp)
-}
-
-/// The accept queue of the API's TCP listener. A burst of connections (an attacker's, or
-/// many clients at once) overflows a short queue, and a client whose SYN is dropped waits
-/// a whole second for its retry; the kernel caps this at `net.core.somaxconn`.
-const BACKLOG: u32 = 4096;
-
-async fn bind_tcp(addr: &str) -> io::Result<TcpListener> {
-    let mut last = None;
-    for a in tokio::net::lookup_host(addr)
+    TcpListener::bind(addr)
         .await
-        .map_err(|e| context(addr, &e))?
-    {
-        let socket = if a.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        };
-        let bound = socket.and_then(|s| {
-            s.set_reuseaddr(true)?;
-            s.bind(a)?;
-            s.listen(BACKLOG)
-        });
-        match bound {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    let e = last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the name resolves to no address")
-    });
-    Err(context(addr, &e))
+        .map(ApiListener::Tcp)
+        .map_err(|e| context(addr, &e))
 }
 
 fn remove_stale_socket(path: &Path) -> io::Result<()> {
