@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::response::IntoResponse as _;
 use axum::{Extension, Router};
+use std::sync::Arc;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
@@ -177,7 +178,7 @@ pub async fn serve_with(
             () = &mut shutdown => break,
             a = accept(&listener) => a,
         };
-        let io = match accepted {
+        let (io, tcp) = match accepted {
             Ok(io) => {
                 backoff = Duration::ZERO;
                 // A burst of connections (an attack) must not hold the loop: other tasks —
@@ -224,7 +225,17 @@ pub async fn serve_with(
                 r = down.wait_for(|d| *d) => r.is_ok(),
                 // Evicted for a newcomer: closed at once unless a request raced in, which
                 // is finished first.
-                () = slot.track.evict.notified() => true,
+                () = slot.track.evict.notified() => {
+                    if !slot.track.has_spoken() {
+                        // It never sent a request (an attacker's, most likely): reset it
+                        // instead of a FIN handshake, the cheaper close under a flood.
+                        if let Some(tcp) = &tcp {
+                            let _ = tcp.set_zero_linger();
+                        }
+                        return;
+                    }
+                    true
+                }
             };
             if stopping {
                 conn.as_mut().graceful_shutdown();
@@ -246,18 +257,65 @@ pub async fn serve_with(
     Ok(())
 }
 
-/// One accepted connection, TCP or Unix, as hyper's I/O.
+/// One accepted connection, TCP or Unix, as hyper's I/O. The TCP stream is shared so the
+/// connection's task can still reach its socket options once hyper owns it.
 enum Conn {
-    Tcp(tokio::net::TcpStream),
+    Tcp(Arc<tokio::net::TcpStream>),
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &ApiListener) -> io::Result<hyper_util::rt::TokioIo<Conn>> {
-    let conn = match listener {
-        ApiListener::Tcp(l) => Conn::Tcp(l.accept().await?.0),
-        ApiListener::Unix { listener, .. } => Conn::Unix(listener.accept().await?.0),
-    };
-    Ok(hyper_util::rt::TokioIo::new(conn))
+type Accepted = (
+    hyper_util::rt::TokioIo<Conn>,
+    Option<Arc<tokio::net::TcpStream>>,
+);
+
+async fn accept(listener: &ApiListener) -> io::Result<Accepted> {
+    Ok(match listener {
+        ApiListener::Tcp(l) => {
+            let stream = Arc::new(l.accept().await?.0);
+            let tcp = Some(stream.clone());
+            (hyper_util::rt::TokioIo::new(Conn::Tcp(stream)), tcp)
+        }
+        ApiListener::Unix { listener, .. } => (
+            hyper_util::rt::TokioIo::new(Conn::Unix(listener.accept().await?.0)),
+            None,
+        ),
+    })
+}
+
+/// Reads from a shared TCP stream: wait until readable, then read without blocking.
+fn poll_read_shared(
+    s: &tokio::net::TcpStream,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut tokio::io::ReadBuf<'_>,
+) -> std::task::Poll<io::Result<()>> {
+    loop {
+        std::task::ready!(s.poll_read_ready(cx))?;
+        match s.try_read(buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                return std::task::Poll::Ready(Ok(()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return std::task::Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// Writes to a shared TCP stream: wait until writable, then write without blocking.
+fn poll_write_shared(
+    s: &tokio::net::TcpStream,
+    cx: &mut std::task::Context<'_>,
+    buf: &[u8],
+) -> std::task::Poll<io::Result<usize>> {
+    loop {
+        std::task::ready!(s.poll_write_ready(cx))?;
+        match s.try_write(buf) {
+            Ok(n) => return std::task::Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return std::task::Poll::Ready(Err(e)),
+        }
+    }
 }
 
 impl tokio::io::AsyncRead for Conn {
@@ -267,7 +325,7 @@ impl tokio::io::AsyncRead for Conn {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Conn::Tcp(s) => poll_read_shared(s, cx, buf),
             Conn::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
         }
     }
@@ -280,7 +338,7 @@ impl tokio::io::AsyncWrite for Conn {
         buf: &[u8],
     ) -> std::task::Poll<io::Result<usize>> {
         match self.get_mut() {
-            Conn::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Conn::Tcp(s) => poll_write_shared(s, cx, buf),
             Conn::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
         }
     }
@@ -290,7 +348,7 @@ impl tokio::io::AsyncWrite for Conn {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Conn::Tcp(_) => std::task::Poll::Ready(Ok(())),
             Conn::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
         }
     }
@@ -300,7 +358,10 @@ impl tokio::io::AsyncWrite for Conn {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            // The write half's FIN; reads stay open, as tokio's own shutdown does.
+            Conn::Tcp(s) => std::task::Poll::Ready(
+                socket2::SockRef::from(&**s).shutdown(std::net::Shutdown::Write),
+            ),
             Conn::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
         }
     }

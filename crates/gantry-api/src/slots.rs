@@ -21,6 +21,13 @@ use std::time::Instant;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+impl Track {
+    /// Whether a request ever reached the router on this connection.
+    pub(crate) fn has_spoken(&self) -> bool {
+        self.served.load(Ordering::Relaxed) > 0 || self.busy.load(Ordering::Acquire) > 0
+    }
+}
+
 /// What the registry knows of one connection.
 #[derive(Debug)]
 pub(crate) struct Track {
@@ -28,6 +35,8 @@ pub(crate) struct Track {
     waiting_since: AtomicU64,
     /// Requests in progress (0 or 1 on HTTP/1.1).
     busy: AtomicU32,
+    /// Requests seen, in progress or done.
+    served: AtomicU32,
     /// Told when the connection is evicted.
     pub(crate) evict: Notify,
 }
@@ -106,6 +115,7 @@ impl Slots {
         let track = Arc::new(Track {
             waiting_since: AtomicU64::new(now),
             busy: AtomicU32::new(0),
+            served: AtomicU32::new(0),
             evict: Notify::new(),
         });
         inner.live.insert(id, track.clone());
@@ -119,6 +129,7 @@ impl Slots {
     /// Marks a request of `track` in progress until the returned guard is dropped.
     pub(crate) fn begin(self: &Arc<Self>, track: &Arc<Track>) -> Busy {
         track.busy.fetch_add(1, Ordering::AcqRel);
+        track.served.fetch_add(1, Ordering::Relaxed);
         Busy {
             slots: self.clone(),
             track: track.clone(),
