@@ -60,6 +60,7 @@
 mod api;
 mod error;
 mod health;
+mod ingress;
 mod metrics;
 pub mod model;
 mod routes;
@@ -67,6 +68,7 @@ mod server;
 mod slots;
 mod util;
 
+pub use ingress::{IngressControl, ModeRequest};
 pub use api::{OPENAPI_JSON, SSE_KEEP_ALIVE};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, PROBE_BUCKETS};
 pub use routes::{Endpoint, ROUTES, Route, router};

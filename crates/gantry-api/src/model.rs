@@ -141,6 +141,8 @@ pub struct ApiState {
     /// Reads that expose service output (missions, the event stream) need the token
     /// too: set when the API is reachable beyond loopback.
     pub protect_reads: bool,
+    /// The ingress, when the stack has one.
+    pub ingress: Option<Arc<dyn crate::IngressControl>>,
 }
 
 impl std::fmt::Debug for ApiState {

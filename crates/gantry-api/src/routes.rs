@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 
 use crate::model::ApiState;
-use crate::{api, error, health, metrics};
+use crate::{api, error, health, ingress, metrics};
 
 /// Which handler serves a route. A `match` over it builds the router, so adding a variant
 /// without a handler does not compile.
@@ -30,6 +30,8 @@ pub enum Endpoint {
     Restart,
     Rotate,
     Shutdown,
+    Ingress,
+    IngressMode,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
@@ -87,6 +89,8 @@ pub const ROUTES: &[Route] = &[
         true,
     ),
     route("POST", "/api/v1/shutdown", Endpoint::Shutdown, true),
+    route("GET", "/api/v1/ingress", Endpoint::Ingress, false),
+    route("POST", "/api/v1/ingress/mode", Endpoint::IngressMode, true),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -109,6 +113,8 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::Restart => post(api::restart),
         Endpoint::Rotate => post(api::rotate),
         Endpoint::Shutdown => post(api::shutdown),
+        Endpoint::Ingress => get(ingress::status),
+        Endpoint::IngressMode => post(ingress::mode),
     }
 }
 

@@ -545,6 +545,7 @@ impl Boot {
             missions: Arc::new(|| Ok(Vec::new())),
             // The embedding application decides where its router is reachable.
             protect_reads: false,
+            ingress: None,
         }
     }
 

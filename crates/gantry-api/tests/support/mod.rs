@@ -151,6 +151,7 @@ impl Harness {
             commands: cmd_tx,
             token: Arc::new(TOKEN.to_string()),
             protect_reads: false,
+            ingress: Some(Arc::new(FakeIngress::default())),
             missions: Arc::new(|| {
                 Ok(vec![
                     serde_json::json!({ "id": 1, "check": "boot", "service": "db", "status": "open" }),
@@ -271,4 +272,39 @@ pub async fn post(router: Router, uri: &str, authorization: Option<&str>) -> Rep
 
 pub fn bearer() -> String {
     format!("Bearer {TOKEN}")
+}
+
+/// An ingress that remembers the modes it was switched to and renders one series.
+#[derive(Default)]
+pub struct FakeIngress {
+    pub modes: std::sync::Mutex<Vec<(String, Option<u8>)>>,
+}
+
+impl gantry_api::IngressControl for FakeIngress {
+    fn status(&self) -> Value {
+        let mode = self
+            .modes
+            .lock()
+            .unwrap()
+            .last()
+            .map_or("normal".to_string(), |m| m.0.clone());
+        serde_json::json!({ "mode": mode, "routes": [] })
+    }
+
+    fn set_mode(&self, mode: &str, shed_percent: Option<u8>) -> Result<String, String> {
+        if !["normal", "write_drain", "brownout", "emergency"].contains(&mode) {
+            return Err(format!("unknown mode `{mode}`"));
+        }
+        self.modes
+            .lock()
+            .unwrap()
+            .push((mode.to_string(), shed_percent));
+        Ok(mode.to_string())
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        out.push_str(
+            "# HELP gantry_ingress_in_flight Requests in flight.\n# TYPE gantry_ingress_in_flight gauge\ngantry_ingress_in_flight{route=\"api\"} 0\n",
+        );
+    }
 }

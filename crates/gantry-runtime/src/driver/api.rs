@@ -196,6 +196,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         token: Arc::new(token.clone()),
         history,
         protect_reads: beyond_loopback(&cfg.spec.settings.api),
+        ingress: None,
     };
     let mut addr = cfg.spec.settings.api.clone();
     // A relative unix socket path is relative to the stack file, like every other path.
