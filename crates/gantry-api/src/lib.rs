@@ -68,8 +68,8 @@ mod server;
 mod slots;
 mod util;
 
-pub use ingress::{IngressControl, ModeRequest};
 pub use api::{OPENAPI_JSON, SSE_KEEP_ALIVE};
+pub use ingress::{IngressControl, ModeRequest};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, PROBE_BUCKETS};
 pub use routes::{Endpoint, ROUTES, Route, router};
 pub use server::{

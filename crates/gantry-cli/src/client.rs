@@ -2,7 +2,7 @@
 
 use crate::load::load_for_client;
 use gantry_state::StateDir;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use std::path::Path;
@@ -52,19 +52,38 @@ impl Instance {
     }
 
     pub async fn get(&self, path: &str) -> Result<Response, String> {
-        self.request("GET", path, false).await
+        self.request("GET", path, false, None).await
     }
 
     pub async fn post(&self, path: &str) -> Result<Response, String> {
-        self.request("POST", path, true).await
+        self.request("POST", path, true, None).await
     }
 
-    async fn request(&self, method: &str, path: &str, auth: bool) -> Result<Response, String> {
+    /// A POST with a JSON body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Response, String> {
+        self.request("POST", path, true, Some(body.to_string()))
+            .await
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        auth: bool,
+        body: Option<String>,
+    ) -> Result<Response, String> {
         let mut sender = self.connect().await?;
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", "localhost");
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
         if auth {
             let token = self.token.as_deref().ok_or_else(|| {
                 format!(
@@ -74,7 +93,9 @@ impl Instance {
             })?;
             req = req.header("authorization", format!("Bearer {token}"));
         }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| e.to_string())?;
         let resp = sender
             .send_request(req)
             .await
@@ -99,7 +120,7 @@ impl Instance {
             .uri(path)
             .header("host", "localhost")
             .header("accept", "text/event-stream")
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|e| e.to_string())?;
         let resp = sender
             .send_request(req)
@@ -110,7 +131,7 @@ impl Instance {
 
     async fn connect(
         &self,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, String> {
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
         let not_running = |e: std::io::Error| {
             format!(
                 "cannot reach gantry at {}: {e}\n  hint: start it with `gantry up` (or `gantry up --detach`)",

@@ -158,6 +158,99 @@ pub fn rotate(file: &Path, name: &str) -> anyhow::Result<Outcome> {
     Ok(report(resp))
 }
 
+/// `gantry ingress [status] [--json]`: routes, instances, the mode and the golden signals.
+pub fn ingress_status(file: &Path, json: bool) -> anyhow::Result<Outcome> {
+    let inst = match Instance::find(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let rt = runtime()?;
+    let resp = match rt.block_on(inst.get("/api/v1/ingress")) {
+        Ok(r) if r.status == 200 => r,
+        other => return Ok(report(other)),
+    };
+    if json {
+        println!("{}", resp.body);
+        return Ok(Outcome::Success);
+    }
+    let v: serde_json::Value = serde_json::from_str(&resp.body).unwrap_or_default();
+    print!("{}", render_ingress(&v));
+    Ok(Outcome::Success)
+}
+
+/// The ingress status as a table: one line per route, one per instance under it.
+pub fn render_ingress(v: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mode = v["mode"]["mode"]
+        .as_str()
+        .or(v["mode"].as_str())
+        .unwrap_or("?");
+    let _ = writeln!(
+        out,
+        "mode: {mode}   open: {}",
+        v["open"].as_bool().unwrap_or(false)
+    );
+    let quantile = |x: &serde_json::Value| {
+        x.as_f64()
+            .map_or("-".to_string(), |s| format!("{:.1}ms", s * 1000.0))
+    };
+    for r in v["routes"].as_array().into_iter().flatten() {
+        let s = &r["signals"];
+        let _ = writeln!(
+            out,
+            "route {:<16} → {:<12} requests {:>8}  5xx {:>6}  in flight {:>4}  p50 {}  p99 {}",
+            r["name"].as_str().unwrap_or("?"),
+            r["service"].as_str().unwrap_or("?"),
+            s["requests"].as_u64().unwrap_or(0),
+            s["status"]["5xx"].as_u64().unwrap_or(0),
+            s["in_flight"].as_u64().unwrap_or(0),
+            quantile(&s["p50"]),
+            quantile(&s["p99"]),
+        );
+    }
+    for i in v["instances"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  instance {:<14} {:<21} ready {:<5} breaker {}",
+            i["id"].as_str().unwrap_or("?"),
+            i["addr"].as_str().unwrap_or("?"),
+            i["ready"].as_bool().unwrap_or(false),
+            i["breaker"].as_str().unwrap_or("?"),
+        );
+    }
+    out
+}
+
+/// `gantry ingress mode MODE [--shed PERCENT] [--reason TEXT]`.
+pub fn ingress_mode(
+    file: &Path,
+    mode: &str,
+    shed_percent: Option<u8>,
+    reason: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let inst = match Instance::find(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let rt = runtime()?;
+    let body = serde_json::json!({ "mode": mode, "shed_percent": shed_percent, "reason": reason });
+    let resp = rt.block_on(inst.post_json("/api/v1/ingress/mode", &body));
+    match resp {
+        Ok(r) if r.status == 200 => {
+            println!("ingress mode: {mode}");
+            Ok(Outcome::Success)
+        }
+        other => Ok(report(other)),
+    }
+}
+
 fn report(resp: Result<crate::client::Response, String>) -> Outcome {
     match resp {
         Ok(r) if (200..300).contains(&r.status) => {

@@ -38,6 +38,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `gantry ingress …`.
+#[derive(Debug, Subcommand)]
+pub enum IngressAction {
+    /// Routes, instances, the mode and the golden signals (the default).
+    Status,
+    /// Switch the traffic mode; takes effect for the next request, in-flight ones finish.
+    Mode {
+        /// normal, write_drain (writes get 503, reads pass), brownout (routes marked
+        /// shed_in_brownout get 503), emergency (a maintenance page except health paths).
+        #[arg(value_parser = ["normal", "write_drain", "brownout", "emergency"])]
+        mode: String,
+        /// In brownout, the share (0-100) of the other routes' requests shed too.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        shed: Option<u8>,
+        /// Why (kept with the event).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Validate the file: every problem at once, with file:line:column (exit 2 when invalid).
@@ -99,6 +119,15 @@ pub enum Command {
     Stop { name: String },
     /// Restart a service; what hard-depends on it restarts after it is ready again.
     Restart { name: String },
+    /// The ingress: its routes, instances, traffic mode and golden signals; `gantry ingress
+    /// mode write_drain` switches the mode.
+    Ingress {
+        #[command(subcommand)]
+        action: Option<IngressAction>,
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-read a secret from its source in the running instance (the old value stays masked) and restart the services that use it, in dependency order.
     Rotate { name: String },
     /// Stop the running instance (reverse layer and dependency order) and wait until it is gone.
@@ -242,6 +271,12 @@ fn main() -> ExitCode {
         Command::Stop { name } => ctl::service_action(&cli.file, "stop", name),
         Command::Restart { name } => ctl::service_action(&cli.file, "restart", name),
         Command::Rotate { name } => ctl::rotate(&cli.file, name),
+        Command::Ingress { action, json } => match action {
+            None | Some(IngressAction::Status) => ctl::ingress_status(&cli.file, *json),
+            Some(IngressAction::Mode { mode, shed, reason }) => {
+                ctl::ingress_mode(&cli.file, mode.as_str(), *shed, reason.as_deref())
+            }
+        },
         Command::Down { timeout } => ctl::down(&cli.file, *timeout),
         Command::Wait { targets, timeout } => ctl::wait(&cli.file, targets, *timeout),
         Command::Up {
