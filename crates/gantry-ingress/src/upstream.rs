@@ -1,0 +1,322 @@
+//! Upstream side: the services and their instances (swapped lock-free), power-of-two-choices
+//! balancing on in-flight counts, per-instance circuit breakers, and the keep-alive pool's
+//! connector that counts open connections per instance.
+
+use crate::config::{BreakerConfig, Instance};
+use crate::metrics::Signals;
+use arc_swap::ArcSwap;
+use gantry_resilience::CircuitBreaker;
+use gantry_resilience::breaker::{OwnedPermit, SlidingWindow};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// One instance with its live state.
+#[derive(Debug)]
+pub(crate) struct InstanceState {
+    pub(crate) id: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) authority: http::uri::Authority,
+    pub(crate) ready: AtomicBool,
+    pub(crate) draining: AtomicBool,
+    pub(crate) breaker: CircuitBreaker,
+    pub(crate) signals: Signals,
+    pub(crate) connections: Arc<AtomicU64>,
+    pub(crate) idle: Notify,
+}
+
+impl InstanceState {
+    fn eligible(&self) -> bool {
+        self.ready.load(Relaxed)
+            && !self.draining.load(Relaxed)
+            && self.breaker.state().permits_calls()
+    }
+}
+
+/// A request's hold on an instance: counts it in flight until dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(pub(crate) Arc<InstanceState>);
+
+impl InFlight {
+    pub(crate) fn new(inst: Arc<InstanceState>) -> Self {
+        inst.signals.in_flight.fetch_add(1, Relaxed);
+        InFlight(inst)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.signals.in_flight.fetch_sub(1, Relaxed) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A service's current instance set.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceSlot {
+    pub(crate) instances: ArcSwap<Vec<Arc<InstanceState>>>,
+}
+
+/// Every service the ingress knows, plus the per-address connection counters.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    services: Mutex<HashMap<String, Arc<ServiceSlot>>>,
+    conns: Mutex<HashMap<SocketAddr, Arc<AtomicU64>>>,
+    breaker: BreakerConfig,
+}
+
+impl Registry {
+    pub(crate) fn new(breaker: BreakerConfig) -> Self {
+        Registry { services: Mutex::default(), conns: Mutex::default(), breaker }
+    }
+
+    pub(crate) fn slot(&self, service: &str) -> Arc<ServiceSlot> {
+        let mut map = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(service.to_owned()).or_default().clone()
+    }
+
+    pub(crate) fn all(&self) -> Vec<(String, Arc<ServiceSlot>)> {
+        let map = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn conn_counter(&self, addr: SocketAddr) -> Arc<AtomicU64> {
+        let mut map = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(addr).or_default().clone()
+    }
+
+    /// Replaces a service's set; an instance with the same id and address keeps its
+    /// breaker, counters and draining flag.
+    pub(crate) fn set_instances(&self, service: &str, instances: Vec<Instance>) {
+        let slot = self.slot(service);
+        let old = slot.instances.load_full();
+        let new: Vec<Arc<InstanceState>> = instances
+            .into_iter()
+            .map(|i| match old.iter().find(|o| o.id == i.id && o.addr == i.addr) {
+                Some(o) => {
+                    o.ready.store(i.ready, Relaxed);
+                    o.clone()
+                }
+                None => Arc::new(InstanceState {
+                    authority: http::uri::Authority::try_from(i.addr.to_string().as_str())
+                        .unwrap_or_else(|_| http::uri::Authority::from_static("invalid")),
+                    connections: self.conn_counter(i.addr),
+                    breaker: self.build_breaker(),
+                    id: i.id,
+                    addr: i.addr,
+                    ready: AtomicBool::new(i.ready),
+                    draining: AtomicBool::new(false),
+                    signals: Signals::default(),
+                    idle: Notify::new(),
+                }),
+            })
+            .collect();
+        slot.instances.store(Arc::new(new));
+    }
+
+    fn build_breaker(&self) -> CircuitBreaker {
+        let c = &self.breaker;
+        let built = CircuitBreaker::builder()
+            .sliding_window(SlidingWindow::Count { size: c.window.max(1) })
+            .minimum_number_of_calls(c.minimum_calls.max(1))
+            .failure_rate_threshold(c.failure_rate.clamp(0.01, 1.0))
+            .wait_in_open(c.open_for)
+            .permitted_calls_in_half_open(c.trial_calls.max(1))
+            .build();
+        match built {
+            Ok(b) => b,
+            // Out-of-range settings fall back to the library's defaults rather than no breaker.
+            Err(_) => match CircuitBreaker::builder().build() {
+                Ok(b) => b,
+                Err(_) => unreachable!("the default breaker settings are valid"),
+            },
+        }
+    }
+
+    /// Finds an instance by id.
+    pub(crate) fn find(&self, service: &str, id: &str) -> Option<Arc<InstanceState>> {
+        self.slot(service).instances.load().iter().find(|i| i.id == id).cloned()
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new({
+        let x = &0u8 as *const u8 as u64;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        (x ^ t) | 1
+    });
+}
+
+/// A cheap xorshift in `0..n` (n > 0).
+pub(crate) fn rand_below(n: usize) -> usize {
+    RNG.with(|c| {
+        let mut x = c.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.set(x);
+        (x % n as u64) as usize
+    })
+}
+
+/// Why no instance was picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoPick {
+    /// No instance is ready (or all are draining).
+    NoneReady,
+    /// Ready instances exist but every breaker is open.
+    AllBroken,
+}
+
+/// Power of two choices on in-flight counts among eligible instances, avoiding `avoid`
+/// when another is eligible; returns the instance with a breaker permit.
+pub(crate) fn pick(
+    slot: &ServiceSlot,
+    avoid: Option<&Arc<InstanceState>>,
+) -> Result<(Arc<InstanceState>, OwnedPermit), NoPick> {
+    let set = slot.instances.load();
+    let n = set.len();
+    let ok = |i: &Arc<InstanceState>| i.eligible() && avoid.is_none_or(|a| !Arc::ptr_eq(a, i));
+    if n == 0 {
+        return Err(NoPick::NoneReady);
+    }
+    // Two random draws first (the common case), then a scan from a random start.
+    let a = &set[rand_below(n)];
+    let b = &set[rand_below(n)];
+    let first = match (ok(a), ok(b)) {
+        (true, true) => {
+            if b.signals.in_flight.load(Relaxed) < a.signals.in_flight.load(Relaxed) {
+                Some(b)
+            } else {
+                Some(a)
+            }
+        }
+        (true, false) => Some(a),
+        (false, true) => Some(b),
+        _ => None,
+    };
+    if let Some(i) = first
+        && let Ok(p) = i.breaker.try_acquire_owned()
+    {
+        return Ok((i.clone(), p));
+    }
+    let start = rand_below(n);
+    let mut any_ready = false;
+    for k in 0..n {
+        let i = &set[(start + k) % n];
+        if i.ready.load(Relaxed) && !i.draining.load(Relaxed) {
+            any_ready = true;
+        }
+        if ok(i)
+            && let Ok(p) = i.breaker.try_acquire_owned()
+        {
+            return Ok((i.clone(), p));
+        }
+    }
+    // Only the avoided instance is left: let the caller use it rather than fail.
+    if let Some(a) = avoid
+        && a.eligible()
+        && let Ok(p) = a.breaker.try_acquire_owned()
+    {
+        return Ok((a.clone(), p));
+    }
+    Err(if any_ready { NoPick::AllBroken } else { NoPick::NoneReady })
+}
+
+/// HttpConnector wrapper counting open connections per upstream address.
+#[derive(Clone)]
+pub(crate) struct CountingConnector {
+    pub(crate) inner: HttpConnector,
+    pub(crate) registry: Arc<Registry>,
+}
+
+impl tower_service::Service<http::Uri> for CountingConnector {
+    type Response = Counted;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Counted, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let fut = self.inner.call(uri);
+        let registry = self.registry.clone();
+        Box::pin(async move {
+            let io = fut.await?;
+            let addr = io.inner().peer_addr()?;
+            let counter = registry.conn_counter(addr);
+            counter.fetch_add(1, Relaxed);
+            Ok(Counted { io, counter })
+        })
+    }
+}
+
+/// An upstream connection that decrements its instance's count when closed.
+pub(crate) struct Counted {
+    io: TokioIo<TcpStream>,
+    counter: Arc<AtomicU64>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Connection for Counted {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
+impl hyper::rt::Read for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
