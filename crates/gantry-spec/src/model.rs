@@ -8,6 +8,9 @@ use std::time::Duration;
 
 pub use crate::cpu::MilliCpus;
 
+mod ingress;
+pub use ingress::{Ingress, Listener, ListenerTls, PortRange, Replicas, Route};
+
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sp<T> {
@@ -39,6 +42,8 @@ pub struct Spec {
     pub services: Vec<Service>,
     pub layers: Option<Layers>,
     pub profiles: Vec<Profile>,
+    /// `[ingress]`, when the file has one.
+    pub ingress: Option<Ingress>,
 }
 
 #[derive(Debug, Clone)]
@@ -527,6 +532,12 @@ pub struct Service {
     pub logs: LogRotation,
     /// `memory_max` and `cpu_max` (its own, else `[defaults]`).
     pub limits: Limits,
+    /// `host:port` where the ingress sends this service's traffic; with replicas it may
+    /// hold `${PORT}`, which the plan replaces per instance.
+    pub upstream: Option<Sp<String>>,
+    /// `replicas = N`: the plan runs N instances. With it, `${PORT}` and `${REPLICA}` are
+    /// kept as written in the service's strings and replaced per instance by the plan.
+    pub replicas: Option<Replicas>,
 }
 
 #[derive(Debug, Clone)]

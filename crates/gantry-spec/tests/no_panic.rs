@@ -275,6 +275,9 @@ fn value_for(ty: Ty) -> BoxedStrategy<String> {
             .prop_map(|v| format!("[{}]", v.join(", ")))
             .boxed(),
         Ty::Table(keys) => inline_table(keys),
+        Ty::TableList(keys) => prop::collection::vec(inline_table(keys), 0..3)
+            .prop_map(|v| format!("[{}]", v.join(", ")))
+            .boxed(),
         Ty::MapOf(inner, _) => prop::collection::btree_map(name(), value_for(*inner), 0..3)
             .prop_map(|m| {
                 let body: Vec<String> = m
