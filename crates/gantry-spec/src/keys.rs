@@ -583,7 +583,10 @@ pub static SERVICE: &[Key] = &{
         ),
         k(
             "replicas",
-            Ty::Int { min: 1, max: REPLICAS_MAX },
+            Ty::Int {
+                min: 1,
+                max: REPLICAS_MAX,
+            },
             None,
             "kind = \"process\" only: run this many instances, named `NAME.1` to `NAME.N`. Each gets `REPLICA` (1 to N) and, with `replica_ports`, `PORT` in its environment, and `${REPLICA}` / `${PORT}` in every string of the service (command, env, probes, upstream) are replaced per instance. Dependents of `NAME` wait for every instance.",
         ),

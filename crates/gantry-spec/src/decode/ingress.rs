@@ -28,9 +28,7 @@ fn host_port(addr: &str) -> bool {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    !host.is_empty()
-        && !host.contains(['/', ' ', '@'])
-        && port.parse::<u16>().is_ok_and(|p| p > 0)
+    !host.is_empty() && !host.contains(['/', ' ', '@']) && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 impl Decoder<'_> {
@@ -282,10 +280,14 @@ impl Decoder<'_> {
                     "duplicate-listener",
                     "ingress.listeners",
                     l.listen.span.clone(),
-                    format!(
-                        "`{}` is listed twice (also as `{}`)",
-                        l.listen.value, first.listen.value
-                    ),
+                    if first.listen.value == l.listen.value {
+                        format!("`{}` is listed twice", l.listen.value)
+                    } else {
+                        format!(
+                            "`{}` is the same address as `{}`",
+                            l.listen.value, first.listen.value
+                        )
+                    },
                     "give each listener its own address, or remove one",
                 );
             }
@@ -323,7 +325,10 @@ impl Decoder<'_> {
                 "write the name alone, without scheme, port or path, e.g. host = \"api.example.com\"",
             );
         }
-        if route_path.is_none() && host.is_none() && !t.contains_key("path") && !t.contains_key("host")
+        if route_path.is_none()
+            && host.is_none()
+            && !t.contains_key("path")
+            && !t.contains_key("host")
         {
             self.error(
                 "route-match",
@@ -611,7 +616,11 @@ pub(super) fn check_routes(spec: &Spec, source: &Source, diags: &mut Vec<Diagnos
     };
     for (i, r) in ingress.routes.iter().enumerate() {
         let key = format!("ingress.routes[{i}].service");
-        let Some(s) = spec.services.iter().find(|s| s.name.value == r.service.value) else {
+        let Some(s) = spec
+            .services
+            .iter()
+            .find(|s| s.name.value == r.service.value)
+        else {
             let names = spec.services.iter().map(|s| s.name.value.as_str());
             let d = Diagnostic::error(
                 "unknown-service",
@@ -632,7 +641,11 @@ pub(super) fn check_routes(spec: &Spec, source: &Source, diags: &mut Vec<Diagnos
                     format!(
                         "`{}` is a one-shot (kind = \"{}\"); it serves no requests",
                         s.name.value,
-                        if s.kind == Kind::Migrate { "migrate" } else { "task" }
+                        if s.kind == Kind::Migrate {
+                            "migrate"
+                        } else {
+                            "task"
+                        }
                     ),
                 )
                 .key(key)
@@ -667,18 +680,20 @@ pub(super) fn check_routes(spec: &Spec, source: &Source, diags: &mut Vec<Diagnos
             || "/".to_string(),
             |p| {
                 let t = p.value.trim_end_matches('/');
-                if t.is_empty() { "/".into() } else { t.to_string() }
+                if t.is_empty() {
+                    "/".into()
+                } else {
+                    t.to_string()
+                }
             },
         )
     };
     for (i, r) in ingress.routes.iter().enumerate() {
         let host = r.host.as_ref().map(|h| h.value.as_str());
         let path = norm(&r.path);
-        if let Some((j, first)) = ingress.routes[..i]
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.host.as_ref().map(|h| h.value.as_str()) == host && norm(&f.path) == path)
-        {
+        if let Some((j, first)) = ingress.routes[..i].iter().enumerate().find(|(_, f)| {
+            f.host.as_ref().map(|h| h.value.as_str()) == host && norm(&f.path) == path
+        }) {
             let (line, _) = source.line_col(first.span.start);
             let what = match host {
                 Some(h) => format!("host `{h}` and path `{path}`"),
