@@ -1683,6 +1683,7 @@ impl Decoder<'_> {
                 .get("upstream")
                 .and_then(|x| self.upstream(x, &p("upstream"))),
             replicas: self.replicas(t, &path, kind),
+            instance: None,
         };
         self.instance_vars = false;
         if kind == Kind::External

@@ -9,7 +9,7 @@ use std::time::Duration;
 pub use crate::cpu::MilliCpus;
 
 mod ingress;
-pub use ingress::{Ingress, Listener, ListenerTls, PortRange, Replicas, Route};
+pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -538,6 +538,20 @@ pub struct Service {
     /// `replicas = N`: the plan runs N instances. With it, `${PORT}` and `${REPLICA}` are
     /// kept as written in the service's strings and replaced per instance by the plan.
     pub replicas: Option<Replicas>,
+    /// Set by the plan on each instance of a replicated service (never by the decoder):
+    /// which service it is an instance of, its number and its port.
+    pub instance: Option<Instance>,
+}
+
+impl Service {
+    /// The name in the file: the service's own, or for an instance (`api.2`) the name
+    /// of the service it belongs to (`api`). Secrets' `services`, profiles and routes
+    /// name this.
+    pub fn base_name(&self) -> &str {
+        self.instance
+            .as_ref()
+            .map_or(self.name.value.as_str(), |i| i.service.as_str())
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -106,3 +106,14 @@ impl Replicas {
         self.ports.as_ref()?.port(replica)
     }
 }
+
+/// One instance of a replicated service, as the plan expands it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The service's name in the file (`api`).
+    pub service: String,
+    /// 1-based.
+    pub replica: u32,
+    /// Its port from `replica_ports`, if the service has a range.
+    pub port: Option<u16>,
+}
