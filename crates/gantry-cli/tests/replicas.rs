@@ -54,7 +54,11 @@ depends_on = ["api"]
     assert_eq!(boot["outcome"], "go", "{}", up.log());
     // Both instances are units of their own, ready before their dependent starts.
     for (name, port, replica) in [("api.1", base, 1), ("api.2", last, 2)] {
-        assert!(up.states(name).contains(&"ready".to_string()), "{}", up.log());
+        assert!(
+            up.states(name).contains(&"ready".to_string()),
+            "{}",
+            up.log()
+        );
         assert!(
             up.index("web", "starting") > up.index(name, "ready"),
             "{}",
@@ -69,6 +73,9 @@ depends_on = ["api"]
         assert!(printed(format!("REPLICA={replica}")), "{}", up.log());
         assert!(health(port).contains("200 OK"), "instance {name} on {port}");
     }
-    assert!(up.states("api").is_empty(), "no unit is named after the group");
+    assert!(
+        up.states("api").is_empty(),
+        "no unit is named after the group"
+    );
     assert_eq!(up.stop(), 0);
 }

@@ -195,3 +195,15 @@ fn the_port_allocation_is_deterministic() {
         |p: &Plan| -> Vec<Vec<u16>> { p.units.iter().map(|u| u.service.ports.clone()).collect() };
     assert_eq!(ports(&a), ports(&b));
 }
+
+#[test]
+fn the_text_graph_counts_services_and_lists_instances() {
+    let (_, p) = plan(STACK);
+    let text = gantry_plan::render_text(&p);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("4 services (7 units with instances)"),
+        "{text}"
+    );
+    assert!(text.contains("api.1, api.2, api.3"), "{text}");
+}
