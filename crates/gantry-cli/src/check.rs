@@ -37,7 +37,16 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<Outcome> {
             println!(
                 "{}: ok: {}, {}, {}{}",
                 checked.source.path,
-                plural(checked.plan.units.len(), "service"),
+                // A replicated service counts once; its instances show as units.
+                if checked.plan.units.len() == checked.spec.services.len() {
+                    plural(checked.spec.services.len(), "service")
+                } else {
+                    format!(
+                        "{} ({} with instances)",
+                        plural(checked.spec.services.len(), "service"),
+                        plural(checked.plan.units.len(), "unit")
+                    )
+                },
                 plural(checked.plan.edge_count(), "dependency")
                     .replace("dependencys", "dependencies"),
                 plural(checked.plan.waves.len(), "wave"),

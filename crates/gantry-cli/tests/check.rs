@@ -418,3 +418,62 @@ kind = "external"
 readiness = { postgres = "postgres://app@db/app?sslmode=verify-full", cert_file = "probe.pem" }
 "#
 );
+
+snap!(
+    ingress_valid_with_replicas,
+    r#"
+[ingress]
+listen = "127.0.0.1:8080"
+
+[[ingress.routes]]
+path = "/api"
+service = "api"
+
+[services.api]
+command = ["api", "--port", "${PORT}"]
+replicas = 2
+replica_ports = "9100-9109"
+readiness = { http = "http://127.0.0.1:${PORT}/health" }
+
+[services.web]
+command = "web"
+depends_on = ["api"]
+"#
+);
+
+snap!(
+    ingress_errors,
+    r#"
+[ingress]
+listeners = [{ listen = "0.0.0.0:80", cert = "tls/cert.pem" }, { listen = "nowhere" }]
+
+[[ingress.routes]]
+path = "/api"
+service = "apii"
+
+[[ingress.routes]]
+path = "/web"
+service = "web"
+
+[[ingress.routes]]
+path = "/web/"
+service = "api"
+
+[services.api]
+command = "api"
+upstream = "127.0.0.1:8000"
+
+[services.web]
+command = "web"
+
+[services.job]
+kind = "task"
+command = "job"
+replicas = 3
+
+[services.pool]
+command = "pool --port ${PORT}"
+replicas = 5
+replica_ports = "9100-9102"
+"#
+);

@@ -47,11 +47,46 @@ pub struct Plan {
     pub critical_time: Duration,
     /// Whether the weights came from recorded boots or hints (otherwise every unit weighs 1).
     pub timed: bool,
+    /// The instances of each service with `replicas` (file order). Such a service has no
+    /// unit of its own: its instances `NAME.1` … `NAME.N` are the units, and a dependent
+    /// of `NAME` depends on every one of them (it starts when all meet the condition).
+    pub replica_groups: Vec<crate::ReplicaGroup>,
 }
 
 impl Plan {
     pub fn index(&self, name: &str) -> Option<usize> {
         self.units.iter().position(|u| u.name() == name)
+    }
+
+    /// The units a name in the file stands for: the unit of that name, or every instance
+    /// of a replicated service; None when neither exists.
+    pub fn units_of(&self, name: &str) -> Option<Vec<usize>> {
+        if let Some(i) = self.index(name) {
+            return Some(vec![i]);
+        }
+        self.replica_group(name).map(|g| g.units.clone())
+    }
+
+    /// The instances of replicated service `service`.
+    pub fn replica_group(&self, service: &str) -> Option<&crate::ReplicaGroup> {
+        self.replica_groups.iter().find(|g| g.service == service)
+    }
+
+    /// Where the ingress sends `service`'s traffic: each of its units' name and `upstream`
+    /// (for a replicated service, its instances `api.1` = `127.0.0.1:9100`, …). Empty when
+    /// the service does not exist; an address is None when the service has none.
+    pub fn upstreams(&self, service: &str) -> Vec<(&str, Option<&str>)> {
+        self.units_of(service)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| {
+                let u = &self.units[i];
+                (
+                    u.name(),
+                    u.service.upstream.as_ref().map(|a| a.value.as_str()),
+                )
+            })
+            .collect()
     }
 
     pub fn edge_count(&self) -> usize {
@@ -63,9 +98,14 @@ impl Plan {
 /// the plan is only meaningful when none of them is an error.
 pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(spec.services.len());
-    for (i, s) in spec.services.iter().enumerate() {
-        by_name.insert(s.name.value.as_str(), i);
+    let (services, replica_groups) = crate::replicas::expand(spec);
+    // A name in the file stands for one unit, or for every instance of a replicated service.
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::with_capacity(services.len());
+    for (i, s) in services.iter().enumerate() {
+        by_name.insert(s.name.value.as_str(), vec![i]);
+    }
+    for g in &replica_groups {
+        by_name.insert(g.service.as_str(), g.units.clone());
     }
     let layers: Vec<String> = spec
         .layers
@@ -89,13 +129,13 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
         }
     }
 
-    let mut units: Vec<PlanUnit> = Vec::with_capacity(spec.services.len());
-    for s in &spec.services {
+    let mut units: Vec<PlanUnit> = Vec::with_capacity(services.len());
+    for s in &services {
         let path = format!("services.{}", s.name.value);
         let mut deps = Vec::with_capacity(s.depends_on.len());
         for d in &s.depends_on {
             let key = format!("{path}.depends_on");
-            let Some(&target) = by_name.get(d.name.value.as_str()) else {
+            let Some(targets) = by_name.get(d.name.value.as_str()) else {
                 let mut diag = Diagnostic::error(
                     "unknown-dependency",
                     format!("unknown service `{}`", d.name.value),
@@ -112,7 +152,7 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
                 diags.push(diag);
                 continue;
             };
-            if deps.iter().any(|x: &PlanDep| x.unit == target) {
+            if deps.iter().any(|x: &PlanDep| targets.contains(&x.unit)) {
                 diags.push(
                     Diagnostic::warning(
                         "duplicate-dependency",
@@ -124,7 +164,7 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
                 );
                 continue;
             }
-            let dep = &spec.services[target];
+            let dep = &services[targets[0]];
             match d.condition {
                 Condition::Completed if !dep.kind.is_oneshot() => diags.push(
                     Diagnostic::error(
@@ -146,11 +186,11 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
                 ),
                 _ => {}
             }
-            deps.push(PlanDep {
-                unit: target,
+            deps.extend(targets.iter().map(|&unit| PlanDep {
+                unit,
                 condition: d.condition,
                 required: d.required,
-            });
+            }));
         }
         let mut layer = 0;
         if let Some(l) = &s.layer {
@@ -191,6 +231,7 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
         }
         let expected = timings
             .get(&s.name.value)
+            .or_else(|| timings.get(s.base_name()))
             .copied()
             .or(s.expected_start.map(|d| d.0))
             .unwrap_or(Duration::ZERO);
@@ -221,7 +262,7 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
                         ),
                     )
                     .key(format!("services.{}.depends_on", me.name()))
-                    .at(me.service.depends_on.iter().find(|x| x.name.value == other.name()).map_or(me.service.name.span.clone(), |x| x.name.span.clone()))
+                    .at(me.service.depends_on.iter().find(|x| x.name.value == other.name() || x.name.value == other.service.base_name()).map_or(me.service.name.span.clone(), |x| x.name.span.clone()))
                     .hint("move one of them so dependencies point to the same or an earlier layer"),
                 );
             }
@@ -233,6 +274,7 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
     let mut plan = Plan {
         units,
         layers,
+        replica_groups,
         ..Plan::default()
     };
     let layers_consistent = !diags.iter().any(|d| d.code == "layer-order");
@@ -251,7 +293,7 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
     (plan, diags)
 }
 
-fn check_references(spec: &Spec, by_name: &HashMap<&str, usize>, diags: &mut Vec<Diagnostic>) {
+fn check_references(spec: &Spec, by_name: &HashMap<&str, Vec<usize>>, diags: &mut Vec<Diagnostic>) {
     let names = || spec.services.iter().map(|s| s.name.value.as_str());
     let unknown = |what: String, name: &gantry_spec::Sp<String>, key: String| {
         let d = Diagnostic::error(
@@ -328,7 +370,7 @@ fn cycle_diagnostic(units: &[PlanUnit], cycle: &[usize], source: &Source) -> Dia
             .service
             .depends_on
             .iter()
-            .find(|d| d.name.value == to.name())
+            .find(|d| d.name.value == to.name() || d.name.value == to.service.base_name())
             .map_or(from.service.name.span.clone(), |d| d.name.span.clone());
         let (line, _) = source.line_col(span.start);
         edges.push((

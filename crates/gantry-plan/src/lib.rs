@@ -7,6 +7,7 @@ mod build;
 mod chain;
 mod config;
 mod render;
+mod replicas;
 mod select;
 
 pub use build::{Plan, PlanDep, PlanUnit, Timings, build};
@@ -14,4 +15,5 @@ pub use chain::{NamedGraph, UnitTimes, critical_chain, critical_chain_by_name};
 pub use render::{
     GraphEdge, GraphNode, graph_json, render_dot, render_json, render_mermaid, render_text,
 };
+pub use replicas::ReplicaGroup;
 pub use select::{Selection, select};

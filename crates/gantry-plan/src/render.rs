@@ -47,13 +47,33 @@ fn critical_line(plan: &Plan) -> String {
     }
 }
 
+/// `3 services`, or with replicas `2 services (3 units with instances)`: a replicated
+/// service counts once, its instances `NAME.1` … are the units shown below.
+fn services_text(plan: &Plan) -> String {
+    let extra: usize = plan
+        .replica_groups
+        .iter()
+        .map(|g| g.units.len().saturating_sub(1))
+        .sum();
+    let units = plan.units.len();
+    let services = plural(units - extra.min(units), "service", "services");
+    if extra == 0 {
+        services
+    } else {
+        format!(
+            "{services} ({} with instances)",
+            plural(units, "unit", "units")
+        )
+    }
+}
+
 /// The human view: counts, one line per wave, the critical path.
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{}, {}, {}{}",
-        plural(plan.units.len(), "service", "services"),
+        services_text(plan),
         plural(plan.edge_count(), "dependency", "dependencies"),
         plural(plan.waves.len(), "wave", "waves"),
         if plan.layers.is_empty() {

@@ -16,8 +16,9 @@ pub struct Selection {
 /// that were not selected are dropped (they only order the start).
 pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String> {
     let n = plan.units.len();
+    // A replicated service's name stands for all its instances; `api.2` for one.
     let lookup = |name: &str| {
-        plan.index(name)
+        plan.units_of(name)
             .ok_or_else(|| format!("unknown service `{name}`"))
     };
     let mut chosen = vec![sel.profile.is_none() && sel.only.is_empty(); n];
@@ -42,7 +43,9 @@ pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String>
                 )
             })?;
         for s in &profile.services {
-            chosen[lookup(&s.value)?] = true;
+            for i in lookup(&s.value)? {
+                chosen[i] = true;
+            }
         }
         for (i, u) in plan.units.iter().enumerate() {
             if profile.priorities.contains(&u.service.priority) {
@@ -51,7 +54,9 @@ pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String>
         }
     }
     for name in &sel.only {
-        chosen[lookup(name)?] = true;
+        for i in lookup(name)? {
+            chosen[i] = true;
+        }
     }
     // Pull in hard dependencies, transitively.
     let mut stack: Vec<usize> = (0..n).filter(|&i| chosen[i]).collect();
@@ -64,8 +69,9 @@ pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String>
         }
     }
     for name in &sel.except {
-        let i = lookup(name)?;
-        chosen[i] = false;
+        for i in lookup(name)? {
+            chosen[i] = false;
+        }
     }
     // Excluding something others hard-need would make them wait forever.
     for (i, u) in plan.units.iter().enumerate() {
@@ -122,6 +128,20 @@ pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String>
         })
         .filter(|w: &Vec<usize>| !w.is_empty())
         .collect();
+    let replica_groups = plan
+        .replica_groups
+        .iter()
+        .map(|g| crate::ReplicaGroup {
+            service: g.service.clone(),
+            units: g
+                .units
+                .iter()
+                .filter(|&&u| remap[u] != usize::MAX)
+                .map(|&u| remap[u])
+                .collect(),
+        })
+        .filter(|g| !g.units.is_empty())
+        .collect();
     Ok(Plan {
         units,
         layers: plan.layers.clone(),
@@ -129,5 +149,6 @@ pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String>
         critical_path,
         critical_time: plan.critical_time,
         timed: plan.timed,
+        replica_groups,
     })
 }

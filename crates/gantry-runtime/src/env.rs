@@ -77,9 +77,10 @@ pub fn service_env(
     for var in &s.env {
         env.set(&var.name.value, &var.value.value);
     }
+    // An instance of a replicated service (`api.2`) receives what the file gives `api`.
     for secret in secrets
         .iter()
-        .filter(|x| x.services.contains(&s.name.value))
+        .filter(|x| x.services.iter().any(|n| n == s.base_name()))
     {
         env.set(&secret.env, &secret.value);
     }

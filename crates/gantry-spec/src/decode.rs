@@ -15,6 +15,10 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod ingress;
+
+pub use ingress::instance_name;
+
 type Value<'i> = Spanned<DeValue<'i>>;
 
 /// The outcome of reading a file: the spec (best effort, even with errors) and every diagnostic.
@@ -61,9 +65,16 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
         diags: Vec::new(),
         env,
         logs: LogRotation::default(),
+        instance_vars: false,
+        port_used: None,
     };
     let root = doc.get_ref();
-    let spec = d.spec(root, doc.span());
+    let mut spec = d.spec(root, doc.span());
+    if let Some(v) = root.get("ingress") {
+        spec.ingress = d.ingress(v);
+    }
+    d.check_instances(&spec);
+    ingress::check_routes(&spec, source, &mut d.diags);
     let mut diagnostics = d.diags;
     diagnostics.retain(|diag| !secret_fills_database(&spec, diag));
     Loaded { spec, diagnostics }
@@ -108,6 +119,11 @@ struct Decoder<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
     /// `[settings] logs`, which `[defaults]` and services refine key by key.
     logs: LogRotation,
+    /// Set while a service with `replicas` is decoded: `${PORT}` and `${REPLICA}` stay as
+    /// written, for the plan to replace per instance.
+    instance_vars: bool,
+    /// Where such a service first wrote `${PORT}` (it then needs `replica_ports`).
+    port_used: Option<Span>,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -200,7 +216,21 @@ impl Decoder<'_> {
     }
 
     fn interp(&mut self, raw: &str, path: &str, span: Span) -> String {
-        match interpolate(raw, self.env) {
+        let keep = self.instance_vars;
+        let port_used = std::cell::Cell::new(false);
+        let env = self.env;
+        let lookup = |name: &str| match name {
+            "PORT" | "REPLICA" if keep => {
+                port_used.set(port_used.get() || name == "PORT");
+                Some(format!("${{{name}}}"))
+            }
+            _ => env(name),
+        };
+        let result = interpolate(raw, &lookup);
+        if port_used.get() && self.port_used.is_none() {
+            self.port_used = Some(span.clone());
+        }
+        match result {
             Ok(r) => {
                 for var in r.missing {
                     self.diags.push(
@@ -1171,7 +1201,7 @@ impl Decoder<'_> {
             );
             return None;
         }
-        if let Some(problem) = url_authority_problem(&url.value) {
+        if let Some(problem) = url_authority_problem(&ingress::with_sample_instance(&url.value)) {
             self.error(
                 "invalid-value",
                 &kp,
@@ -1210,8 +1240,7 @@ impl Decoder<'_> {
 
     fn tcp_probe(&mut self, kv: &Value<'_>, kp: &str) -> Option<ProbeKind> {
         let addr = self.string(kv, kp)?;
-        let ok = addr
-            .value
+        let ok = ingress::with_sample_instance(&addr.value)
             .rsplit_once(':')
             .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
         if !ok {
@@ -1518,6 +1547,8 @@ impl Decoder<'_> {
         let named_ok = self.check_name(key, &path, "service");
         let t = self.table(v, &path)?;
         self.unknown_keys(t, keys::SERVICE, &path);
+        self.instance_vars = t.contains_key("replicas");
+        self.port_used = None;
         let p = |k: &str| join(&path, k);
         let kind = match t
             .get("kind")
@@ -1648,7 +1679,13 @@ impl Decoder<'_> {
             },
             logs: own.logs.or(defaults.logs).unwrap_or(self.logs),
             limits: own.limits.or(defaults.limits),
+            upstream: t
+                .get("upstream")
+                .and_then(|x| self.upstream(x, &p("upstream"))),
+            replicas: self.replicas(t, &path, kind),
+            instance: None,
         };
+        self.instance_vars = false;
         if kind == Kind::External
             && let Some((name, x)) = ["memory_max", "cpu_max"]
                 .iter()

@@ -78,6 +78,18 @@ pub fn interpolate(
     })
 }
 
+/// `text` with `${PORT}` and `${REPLICA}` replaced for one instance of a replicated
+/// service. The decoder keeps exactly these two references as written in such a service
+/// (everything else was interpolated already), so this is a plain replacement; without a
+/// port, `${PORT}` stays (the decoder reported it).
+pub fn instance_vars(text: &str, port: Option<u16>, replica: u32) -> String {
+    let mut out = text.replace("${REPLICA}", &replica.to_string());
+    if let Some(port) = port {
+        out = out.replace("${PORT}", &port.to_string());
+    }
+    out
+}
+
 // Kept as a function so the match above stays exhaustive without a panic path:
 // `(Some(v), None)` is always taken by the first arm.
 fn unreachable_empty() {}
@@ -92,6 +104,15 @@ mod tests {
             "EMPTY" => Some(String::new()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn instance_vars_replace_port_and_replica() {
+        assert_eq!(
+            instance_vars("127.0.0.1:${PORT}/r${REPLICA}-${REPLICA}", Some(9100), 2),
+            "127.0.0.1:9100/r2-2"
+        );
+        assert_eq!(instance_vars("${PORT} $PORT", None, 1), "${PORT} $PORT");
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 pub use crate::cpu::MilliCpus;
 
+mod ingress;
+pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
+
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sp<T> {
@@ -39,6 +42,8 @@ pub struct Spec {
     pub services: Vec<Service>,
     pub layers: Option<Layers>,
     pub profiles: Vec<Profile>,
+    /// `[ingress]`, when the file has one.
+    pub ingress: Option<Ingress>,
 }
 
 #[derive(Debug, Clone)]
@@ -527,6 +532,26 @@ pub struct Service {
     pub logs: LogRotation,
     /// `memory_max` and `cpu_max` (its own, else `[defaults]`).
     pub limits: Limits,
+    /// `host:port` where the ingress sends this service's traffic; with replicas it may
+    /// hold `${PORT}`, which the plan replaces per instance.
+    pub upstream: Option<Sp<String>>,
+    /// `replicas = N`: the plan runs N instances. With it, `${PORT}` and `${REPLICA}` are
+    /// kept as written in the service's strings and replaced per instance by the plan.
+    pub replicas: Option<Replicas>,
+    /// Set by the plan on each instance of a replicated service (never by the decoder):
+    /// which service it is an instance of, its number and its port.
+    pub instance: Option<Instance>,
+}
+
+impl Service {
+    /// The name in the file: the service's own, or for an instance (`api.2`) the name
+    /// of the service it belongs to (`api`). Secrets' `services`, profiles and routes
+    /// name this.
+    pub fn base_name(&self) -> &str {
+        self.instance
+            .as_ref()
+            .map_or(self.name.value.as_str(), |i| i.service.as_str())
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -43,8 +43,12 @@ pub static DEPENDENCY: &[Key] = &[
 ];
 
 /// The tables that get a `$defs` entry, by name.
-fn named_tables() -> [(&'static str, &'static [Key]); 13] {
+fn named_tables() -> [(&'static str, &'static [Key]); 17] {
     [
+        ("Ingress", keys::INGRESS),
+        ("IngressTls", keys::INGRESS_TLS),
+        ("Listener", keys::LISTENER),
+        ("Route", keys::ROUTE),
         ("Settings", keys::SETTINGS),
         ("Logs", keys::LOGS),
         ("Retention", keys::RETENTION),
@@ -77,7 +81,7 @@ fn doc_of_table(target: &[Key]) -> Option<&'static str> {
     fn walk(keys: &'static [Key], target: &[Key]) -> Option<&'static str> {
         for key in keys {
             let inner = match key.ty {
-                Ty::Table(t) => Some(t),
+                Ty::Table(t) | Ty::TableList(t) => Some(t),
                 Ty::MapOf(&Ty::Table(t), _) => Some(t),
                 _ => None,
             };
@@ -140,6 +144,7 @@ fn ty_schema(ty: &Ty) -> Value {
             Some(name) => reference(name),
             None => table_schema(keys),
         },
+        Ty::TableList(keys) => json!({ "type": "array", "items": ty_schema(&Ty::Table(keys)) }),
         Ty::MapOf(inner, placeholder) => {
             let (values, names) = if *placeholder == "VAR" {
                 // Environment values: the decoder takes any scalar and passes it as written.
@@ -388,6 +393,13 @@ still loads in an older one; `gantry check` suggests the closest known key.";
 /// Handwritten notes for sections whose registry entries do not say enough.
 fn section_note(anchor: &str) -> Option<&'static str> {
     Some(match anchor {
+        "ingress" => {
+            "`gantry check` validates the whole table: listener addresses, `cert` with \
+             `key`, every route's service (it must exist, serve requests and have an \
+             `upstream` or `replicas` with `replica_ports`), and two routes with the same \
+             host and path. A replicated service is balanced across its instances \
+             (`NAME.1` … `NAME.N`, see `replicas`).\n\n```toml\n[ingress]\nlisten = \"127.0.0.1:8080\"\n\n[[ingress.routes]]\npath = \"/api\"\nservice = \"api\"\n\n[services.api]\ncommand = [\"./api\", \"--port\", \"${PORT}\"]\nreplicas = 2\nreplica_ports = \"9100-9109\"\nupstream = \"127.0.0.1:${PORT}\"\nreadiness = { http = \"http://127.0.0.1:${PORT}/health\" }\n```"
+        }
         "env" => {
             "Values may be strings, integers, floats or booleans; non-strings are passed \
              as written. A service's own `env` (and `[defaults] env`) is merged over these, \
@@ -521,6 +533,10 @@ fn ty_text(ty: &Ty) -> String {
             Some(anchor) => format!("table, see [`{anchor}`](#{anchor})"),
             None => "table".into(),
         },
+        Ty::TableList(keys) => match nested_anchor(keys) {
+            Some(anchor) => format!("array of tables, see [`{anchor}`](#{anchor})"),
+            None => "array of tables".into(),
+        },
         Ty::MapOf(inner, placeholder) => {
             format!("table of `{placeholder}` = {}", ty_text(inner))
         }
@@ -536,6 +552,9 @@ fn nested_anchor(keys: &[Key]) -> Option<&'static str> {
         "StartBreaker" => Some("start_breaker"),
         "Logs" => Some("logs"),
         "Retention" => Some("retention"),
+        "IngressTls" => Some("ingress.tls"),
+        "Listener" => Some("ingress.listeners"),
+        "Route" => Some("ingress.routes"),
         _ => None,
     }
 }
@@ -640,10 +659,10 @@ fn nested_sections(table: &'static [Key]) -> Vec<Section> {
                     rows: keys::PROBE.to_vec(),
                 }
             }
-            Ty::Table(t) => match nested_anchor(t) {
+            Ty::Table(t) | Ty::TableList(t) => match nested_anchor(t) {
                 Some(anchor) => Section {
                     anchor,
-                    heading: format!("`{}`", key.name),
+                    heading: format!("`{anchor}`"),
                     doc: Some(key.doc.to_string()),
                     rows: t.to_vec(),
                 },

@@ -151,7 +151,7 @@ fn size(min: u64) -> BoxedStrategy<String> {
         3 => prop::sample::select(vec!["4KiB", "512KiB", "10MiB", "1.5GiB", "10 MiB", "4096B", "1TiB"])
             .prop_map(quote),
         2 => "[0-9]{0,5}(\\.[0-9]{0,2})? ?(B|KiB|MiB|GiB|TiB|KB|MB|k|x)?".prop_map(|s| quote(&s)),
-        1 => prop::sample::select(vec![0, min - 1, min, u64::MAX / 2])
+        1 => prop::sample::select(vec![0, min.saturating_sub(1), min, u64::MAX / 2])
             .prop_map(|n| n.to_string()),
         1 => Just(quote("99999999999TiB")),
         1 => Just(quote("${SET}")),
@@ -275,6 +275,9 @@ fn value_for(ty: Ty) -> BoxedStrategy<String> {
             .prop_map(|v| format!("[{}]", v.join(", ")))
             .boxed(),
         Ty::Table(keys) => inline_table(keys),
+        Ty::TableList(keys) => prop::collection::vec(inline_table(keys), 0..3)
+            .prop_map(|v| format!("[{}]", v.join(", ")))
+            .boxed(),
         Ty::MapOf(inner, _) => prop::collection::btree_map(name(), value_for(*inner), 0..3)
             .prop_map(|m| {
                 let body: Vec<String> = m
