@@ -5,22 +5,6 @@ mod support;
 use std::process::Command;
 use support::*;
 
-fn run_in(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(gantry())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// The sha256 of a file, as `sha256sum` prints it (the same tool the consumer uses).
 fn sha256_of(path: &std::path::Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
@@ -82,7 +66,7 @@ command = ["sleep", "600"]
             .is_ok_and(|h| h.starts_with(&old_hash))),
         "the consumer never wrote the old value's hash"
     );
-    let (_, status) = run_in(&dir, &["status", "--json"]);
+    let (_, status) = gantry_in(&dir, &["status", "--json"]);
     let pid_of = |status: &str, name: &str| -> serde_json::Value {
         let v: serde_json::Value = serde_json::from_str(status).unwrap_or_default();
         v["services"]
@@ -94,13 +78,13 @@ command = ["sleep", "600"]
     let other_pid = pid_of(&status, "other");
 
     // An unknown secret is a usage error and changes nothing.
-    let (code, out) = run_in(&dir, &["rotate", "NOPE"]);
+    let (code, out) = gantry_in(&dir, &["rotate", "NOPE"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("unknown secret `NOPE`"), "{out}");
 
     write_secret(&dir, &new);
     let new_hash = sha256_of(&dir.join("token"));
-    let (code, rotate_out) = run_in(&dir, &["rotate", "TOKEN"]);
+    let (code, rotate_out) = gantry_in(&dir, &["rotate", "TOKEN"]);
     assert_eq!(code, 0, "{rotate_out}");
     let rotated = up.wait_for("the rotation", 30, |v| v["event"] == "secret_rotated");
     assert_eq!(
@@ -114,7 +98,7 @@ command = ["sleep", "600"]
         "the consumer was not restarted with the new value; events:\n{}",
         up.log()
     );
-    let (_, status_after) = run_in(&dir, &["status", "--json"]);
+    let (_, status_after) = gantry_in(&dir, &["status", "--json"]);
     assert!(!other_pid.is_null(), "{status}");
     assert_eq!(pid_of(&status_after, "other"), other_pid, "{status_after}");
     // Both incarnations printed their value, masked.
@@ -125,7 +109,7 @@ command = ["sleep", "600"]
         "{}",
         std::fs::read_to_string(&log_file).unwrap_or_default()
     );
-    let (_, missions) = run_in(&dir, &["missions", "--json"]);
+    let (_, missions) = gantry_in(&dir, &["missions", "--json"]);
     assert_eq!(up.stop(), 0);
 
     let everything = format!(
@@ -161,14 +145,14 @@ command = ["sh", "-c", 'echo "token=$TOKEN"; exec sleep 600']
     write_secret(&dir, &new);
     let changed = up.wait_for("the change", 30, |v| v["event"] == "secret_changed");
     assert_eq!(changed["secret"], "TOKEN", "{changed}");
-    let (code, missions) = run_in(&dir, &["missions"]);
+    let (code, missions) = gantry_in(&dir, &["missions"]);
     assert_eq!(code, 0, "{missions}");
     assert!(missions.contains("gantry rotate TOKEN"), "{missions}");
     // The rotation resolves the mission.
-    let (code, out) = run_in(&dir, &["rotate", "TOKEN"]);
+    let (code, out) = gantry_in(&dir, &["rotate", "TOKEN"]);
     assert_eq!(code, 0, "{out}");
     up.wait_for("the rotation", 30, |v| v["event"] == "secret_rotated");
-    let (_, after) = run_in(&dir, &["missions"]);
+    let (_, after) = gantry_in(&dir, &["missions"]);
     assert!(!after.contains("gantry rotate TOKEN"), "{after}");
     assert_eq!(up.stop(), 0);
     let everything = format!(

@@ -2,24 +2,7 @@
 
 mod support;
 
-use std::process::Command;
 use support::*;
-
-fn run_in(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(gantry())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 #[test]
 fn a_running_stack_is_named_and_gets_no_false_missions() {
@@ -37,7 +20,7 @@ readiness = {{ http = "http://127.0.0.1:{port}/health" }}
     let api = std::fs::read_to_string(up.dir.join(".gantry/api.addr")).unwrap();
     let api = api.trim();
 
-    let (code, out) = run_in(&up.dir, &["up"]);
+    let (code, out) = gantry_in(&up.dir, &["up"]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("already running: gantry pid ") && out.contains(&format!("API {api}")),
@@ -45,7 +28,7 @@ readiness = {{ http = "http://127.0.0.1:{port}/health" }}
     );
     assert!(!out.contains("in use"), "{out}");
 
-    let (code, out) = run_in(&up.dir, &["preflight"]);
+    let (code, out) = gantry_in(&up.dir, &["preflight"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("already running"), "{out}");
     assert!(
@@ -53,7 +36,7 @@ readiness = {{ http = "http://127.0.0.1:{port}/health" }}
         "{out}"
     );
 
-    let (code, out) = run_in(&up.dir, &["missions"]);
+    let (code, out) = gantry_in(&up.dir, &["missions"]);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("port"), "no false missions: {out}");
     assert_eq!(up.stop(), 0);
@@ -78,7 +61,7 @@ env = {{ GREETING = "${{GANTRY_TEST_SURELY_UNSET}}" }}
         ),
     )
     .unwrap();
-    let (code, out) = run_in(&dir, &["preflight"]);
+    let (code, out) = gantry_in(&dir, &["preflight"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("`GANTRY_TEST_SURELY_UNSET` is not set"),

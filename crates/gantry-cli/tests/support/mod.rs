@@ -322,3 +322,20 @@ pub fn psql(db: &str, sql: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Runs `gantry ARGS` in `dir`: its exit code and stdout followed by stderr.
+pub fn gantry_in(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(gantry())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

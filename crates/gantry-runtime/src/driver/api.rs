@@ -14,7 +14,7 @@ use tokio::time::Instant;
 /// The driver's end of the API: what it publishes and what it is asked to do.
 pub(super) struct ApiSide {
     /// Taken when the server starts (the router is built then, after the first spawns).
-    state: Option<(ApiState, String)>,
+    pub(super) state: Option<(ApiState, String)>,
     token_file: PathBuf,
     addr: String,
     addr_file: PathBuf,

@@ -11,6 +11,7 @@
 
 mod api;
 mod exec;
+mod ingress;
 mod output;
 mod records;
 mod retention;
@@ -292,6 +293,8 @@ struct Driver {
     pruning: bool,
     /// The services' cgroups (or rlimits): `memory_max`, `cpu_max`, OOM kills.
     limiter: crate::resource::Limiter,
+    /// The proxy in front of the stack, when the file has `[ingress]`.
+    ingress: Option<ingress::IngressSide>,
 }
 
 impl Driver {
@@ -353,7 +356,18 @@ impl Driver {
         ));
         let (tx, rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let api = api::start_api(&cfg, &state_dir)?;
+        let mut api = api::start_api(&cfg, &state_dir)?;
+        // Bound before the first spawn, closed until the boot is GO (every route answers
+        // 503 saying what it waits for); a port in use stops the boot here.
+        let ingress = ingress::IngressSide::start(
+            &cfg.spec,
+            &cfg.plan,
+            &cfg.base_dir,
+            &state_dir.logs_dir(),
+        )?;
+        if let (Some(ing), Some((state, _))) = (&ingress, &mut api.state) {
+            state.ingress = Some(ing.control());
+        }
         let n = cfg.plan.units.len();
         Ok(Driver {
             spec: Arc::new(cfg.spec.clone()),
@@ -394,12 +408,17 @@ impl Driver {
             state_dir: state_dir.root().to_path_buf(),
             pruning: false,
             limiter,
+            ingress,
         })
     }
 
     /// Runs the event loop to its end, then removes the groups the limits made.
     async fn run(mut self, signals: Signals) -> i32 {
         let code = self.event_loop(signals).await;
+        if let Some(ing) = self.ingress.take() {
+            // Closed since the shutdown began; in-flight requests finish, then the thread ends.
+            let _ = tokio::task::spawn_blocking(move || ing.handle.shutdown()).await;
+        }
         self.limiter.close().await;
         code
     }
@@ -448,6 +467,10 @@ impl Driver {
             if let Some(code) = gantry_host::drain(self) {
                 self.flush_logs();
                 return code;
+            }
+            if let Some(ing) = &mut self.ingress {
+                // Instances and the gate follow the engine at once, not at the next snapshot.
+                ing.sync(self.host.engine());
             }
             self.open_pending_store();
             // State changes publish at once (health answers must follow the gates);
