@@ -13,6 +13,10 @@ pub struct PlanDep {
     pub unit: usize,
     pub condition: Condition,
     pub required: bool,
+    /// One instance of a replicated service: the dependent waits for every instance at the
+    /// boot, but one instance going down later (a rolling restart, a crash the ingress
+    /// routes around) does not stop or restart it — the engine sees a soft dependency.
+    pub instance: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -186,10 +190,12 @@ pub fn build(spec: &Spec, source: &Source, timings: &Timings) -> (Plan, Vec<Diag
                 ),
                 _ => {}
             }
+            let group = targets.len() > 1;
             deps.extend(targets.iter().map(|&unit| PlanDep {
                 unit,
                 condition: d.condition,
                 required: d.required,
+                instance: group,
             }));
         }
         let mut layer = 0;

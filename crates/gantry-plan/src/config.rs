@@ -82,7 +82,7 @@ impl PlanUnit {
                     Condition::Ready => eng::Condition::Ready,
                     Condition::Completed => eng::Condition::Completed,
                 },
-                required: d.required,
+                required: d.required && !d.instance,
             })
             .collect();
         c.layer = self.layer;

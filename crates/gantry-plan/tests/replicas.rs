@@ -207,3 +207,25 @@ fn the_text_graph_counts_services_and_lists_instances() {
     );
     assert!(text.contains("api.1, api.2, api.3"), "{text}");
 }
+
+#[test]
+fn a_dependent_waits_for_every_instance_but_is_not_bounced_by_one() {
+    let (_, plan) = plan(STACK);
+    let configs = plan.unit_configs();
+    let web = &configs[plan.index("web").unwrap()];
+    let api: Vec<usize> = ["api.1", "api.2", "api.3"]
+        .iter()
+        .map(|n| plan.index(n).unwrap())
+        .collect();
+    // Every instance gates the dependent's start ...
+    let deps: Vec<usize> = web.deps.iter().map(|d| d.unit.0).collect();
+    assert_eq!(deps, api);
+    // ... as a soft dependency, so a rolling restart of one instance leaves it running,
+    assert!(web.deps.iter().all(|d| !d.required));
+    // while the plan keeps the dependency hard for selection (`--only web` takes api).
+    let u = &plan.units[plan.index("web").unwrap()];
+    assert!(u.deps.iter().all(|d| d.required && d.instance));
+    // An unreplicated dependency stays hard.
+    let api1 = &configs[api[0]];
+    assert!(api1.deps.iter().all(|d| d.required));
+}
