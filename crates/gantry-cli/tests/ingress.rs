@@ -109,3 +109,150 @@ readiness = {{ http = "http://127.0.0.1:{api}/health" }}
     // Metrics carry the proxy's series.
     assert_eq!(up.stop(), 0);
 }
+
+/// Host pids of `gantry status --json` by service name, and whether each is ready.
+fn instances(dir: &std::path::Path) -> Vec<(String, Option<u64>, bool)> {
+    let (code, out) = gantry_in(dir, &["status", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    v["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or("").to_string(),
+                s["pid"].as_u64(),
+                s["ready"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// GETs through the ingress from `threads` clients until `stop` is set: (answered, failures).
+fn load(
+    port: u16,
+    threads: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(u64, Vec<String>)>> {
+    (0..threads)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && std::time::Instant::now() < deadline
+                {
+                    let (code, answer) = request(port, "GET", "/health");
+                    if code == 200 {
+                        ok += 1;
+                    } else if failed.len() < 5 {
+                        failed.push(answer);
+                    } else {
+                        failed.push(String::new());
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn two_replicas_behind_the_ingress_lose_no_request_to_kills_or_rolling_restarts() {
+    let base = free_port();
+    let (first, ing) = (base, free_port());
+    // Two ports for the replicas: retried until both are free.
+    let mut range = (first, first + 1);
+    for _ in 0..50 {
+        let p = free_port();
+        if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() && p + 1 != ing {
+            range = (p, p + 1);
+            break;
+        }
+    }
+    let toml = format!(
+        r#"
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name api-${{REPLICA}} --http ${{PORT}}"
+replicas = 2
+replica_ports = "{}-{}"
+restart = "always"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        range.0, range.1
+    );
+    let mut up = up("ingress-replicas", &toml, &[]);
+    let boot = up.wait_boot(20);
+    assert_eq!(boot["outcome"], "go", "{}", up.log());
+    assert!(eventually(10, || request(ing, "GET", "/health").0 == 200));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients = load(ing, 2, stop.clone());
+    // Chaos: SIGKILL an instance three times; gantry restarts it, the ingress routes around it.
+    for round in 0..3 {
+        let victim = if round % 2 == 0 { "api.1" } else { "api.2" };
+        // A host pid is shown once gantry has mapped it (at most 2 s after a start).
+        let mut pid = 0;
+        assert!(eventually(10, || {
+            pid = instances(&up.dir)
+                .into_iter()
+                .find(|(n, _, ready)| n == victim && *ready)
+                .and_then(|(_, pid, _)| pid)
+                .unwrap_or(0);
+            pid != 0
+        }));
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        assert!(
+            eventually(20, || instances(&up.dir)
+                .iter()
+                .any(|(n, p, ready)| n == victim && *ready && p.is_some() && *p != Some(pid))),
+            "{victim} did not come back: {}",
+            up.log()
+        );
+    }
+    // Rolling restarts: every instance replaced, one at a time.
+    for _ in 0..2 {
+        let before = instances(&up.dir);
+        let (code, out) = gantry_in(&up.dir, &["restart", "api"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("rolling restart"), "{out}");
+        assert!(
+            eventually(30, || {
+                let now = instances(&up.dir);
+                ["api.1", "api.2"].iter().all(|name| {
+                    let old = before.iter().find(|(n, _, _)| n == name).and_then(|x| x.1);
+                    now.iter()
+                        .any(|(n, p, ready)| n == name && *ready && p.is_some() && *p != old)
+                })
+            }),
+            "the rolling restart did not replace both instances: {}",
+            up.log()
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.join().unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(ok > 0);
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed; first: {:?}",
+        failed.len(),
+        ok + failed.len() as u64,
+        failed.iter().find(|f| !f.is_empty())
+    );
+    assert_eq!(up.stop(), 0);
+}

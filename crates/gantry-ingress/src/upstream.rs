@@ -102,7 +102,8 @@ impl Registry {
     }
 
     /// Replaces a service's set; an instance with the same id and address keeps its
-    /// breaker, counters and draining flag.
+    /// breaker, counters and draining flag — except that one coming back ready after being
+    /// unready (a new incarnation, after a drain and restart) takes traffic again.
     pub(crate) fn set_instances(&self, service: &str, instances: Vec<Instance>) {
         let slot = self.slot(service);
         let old = slot.instances.load_full();
@@ -111,7 +112,9 @@ impl Registry {
             .map(
                 |i| match old.iter().find(|o| o.id == i.id && o.addr == i.addr) {
                     Some(o) => {
-                        o.ready.store(i.ready, Relaxed);
+                        if !o.ready.swap(i.ready, Relaxed) && i.ready {
+                            o.draining.store(false, Relaxed);
+                        }
                         o.clone()
                     }
                     None => Arc::new(InstanceState {

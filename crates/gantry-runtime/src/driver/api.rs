@@ -145,6 +145,31 @@ impl Driver {
         if let ApiCommand::Rotate(name) = &cmd {
             return self.rotate(name);
         }
+        if let ApiCommand::Restart(name) = &cmd
+            && self.plan.replica_group(name).is_some()
+        {
+            return self.rolling_restart(name);
+        }
+        // Start or stop of a replicated service: every instance.
+        if let ApiCommand::Start(name) | ApiCommand::Stop(name) = &cmd
+            && let Some(group) = self.plan.replica_group(name)
+        {
+            let names: Vec<String> = group
+                .units
+                .iter()
+                .map(|&i| self.plan.units[i].name().to_string())
+                .collect();
+            let mut replies = Vec::with_capacity(names.len());
+            for unit in names {
+                let one = match &cmd {
+                    ApiCommand::Start(_) => ApiCommand::Start(unit),
+                    _ => ApiCommand::Stop(unit),
+                };
+                let request = self.host.request(&one)?;
+                replies.push(self.host.apply(&request));
+            }
+            return Ok(replies.join("; "));
+        }
         let request = self.host.request(&cmd)?;
         if let Request::Service { name, verb, .. } = &request {
             self.out.gantry_line(&format!(

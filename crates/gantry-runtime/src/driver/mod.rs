@@ -14,6 +14,7 @@ mod exec;
 mod ingress;
 mod output;
 mod records;
+mod rolling;
 mod retention;
 mod rotate;
 mod svc;
@@ -71,6 +72,8 @@ pub struct UpConfig {
 
 /// Messages from I/O tasks to the loop.
 enum Msg {
+    /// The ingress drained an instance of a rolling restart (rolling.rs).
+    Drained { unit: UnitId },
     /// A secret re-resolved for `gantry rotate` (rotate.rs): its value, or why not.
     Rotated {
         name: String,
@@ -295,6 +298,8 @@ struct Driver {
     limiter: crate::resource::Limiter,
     /// The proxy in front of the stack, when the file has `[ingress]`.
     ingress: Option<ingress::IngressSide>,
+    /// A rolling restart of a replicated service in progress.
+    rolling: Option<rolling::Rolling>,
 }
 
 impl Driver {
@@ -409,6 +414,7 @@ impl Driver {
             pruning: false,
             limiter,
             ingress,
+            rolling: None,
         })
     }
 
@@ -472,6 +478,7 @@ impl Driver {
                 // Instances and the gate follow the engine at once, not at the next snapshot.
                 ing.sync(self.host.engine());
             }
+            self.roll();
             self.open_pending_store();
             // State changes publish at once (health answers must follow the gates);
             // figures alone (probe durations, output) at most once a second — rebuilding
@@ -821,6 +828,7 @@ impl Driver {
                 self.revalidated(report);
             }
             Msg::Rotated { name, result } => self.rotated(&name, result),
+            Msg::Drained { unit } => self.drained(unit),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),
