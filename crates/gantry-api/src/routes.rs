@@ -29,6 +29,7 @@ pub enum Endpoint {
     Stop,
     Restart,
     Rotate,
+    Reload,
     Shutdown,
 }
 
@@ -86,6 +87,7 @@ pub const ROUTES: &[Route] = &[
         Endpoint::Rotate,
         true,
     ),
+    route("POST", "/api/v1/reload", Endpoint::Reload, true),
     route("POST", "/api/v1/shutdown", Endpoint::Shutdown, true),
 ];
 
@@ -108,6 +110,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::Stop => post(api::stop),
         Endpoint::Restart => post(api::restart),
         Endpoint::Rotate => post(api::rotate),
+        Endpoint::Reload => post(api::reload),
         Endpoint::Shutdown => post(api::shutdown),
     }
 }

@@ -101,6 +101,11 @@ pub enum Command {
     Restart { name: String },
     /// Re-read a secret from its source in the running instance (the old value stays masked) and restart the services that use it, in dependency order.
     Rotate { name: String },
+    /// Load the stack file again in the running instance and restart only the services whose definition changed, in dependency order (SIGHUP does the same); an invalid file changes nothing (exit 1).
+    Reload {
+        /// The stack file of the running instance (default: -f).
+        file: Option<PathBuf>,
+    },
     /// Stop the running instance (reverse layer and dependency order) and wait until it is gone.
     Down {
         /// How long to wait for it to be gone.
@@ -242,6 +247,7 @@ fn main() -> ExitCode {
         Command::Stop { name } => ctl::service_action(&cli.file, "stop", name),
         Command::Restart { name } => ctl::service_action(&cli.file, "restart", name),
         Command::Rotate { name } => ctl::rotate(&cli.file, name),
+        Command::Reload { file } => ctl::reload(file.as_deref().unwrap_or(&cli.file)),
         Command::Down { timeout } => ctl::down(&cli.file, *timeout),
         Command::Wait { targets, timeout } => ctl::wait(&cli.file, targets, *timeout),
         Command::Up {

@@ -13,6 +13,7 @@ mod api;
 mod exec;
 mod output;
 mod records;
+mod reload;
 mod retention;
 mod rotate;
 mod svc;
@@ -43,6 +44,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use watch::ListenWatch;
 
+pub use reload::{INVALID, LoadFn, Reloader};
+
 /// How many lines of each service's output are kept for failure reports.
 const TAIL_LINES: usize = 50;
 
@@ -66,10 +69,15 @@ pub struct UpConfig {
     /// A stop-signal watcher the caller started before loading the file; kept until the
     /// event loop's handlers take over (one is started here when `None`).
     pub guard: Option<crate::interrupt::PhaseGuard>,
+    /// Loads the file again for `gantry reload` and SIGHUP (same path and selection);
+    /// without it a reload is refused.
+    pub reload: Option<Reloader>,
 }
 
 /// Messages from I/O tasks to the loop.
 enum Msg {
+    /// The stack file loaded again for a reload (reload.rs), or why not.
+    Reloaded(Box<Result<reload::Loaded, String>>),
     /// A secret re-resolved for `gantry rotate` (rotate.rs): its value, or why not.
     Rotated {
         name: String,
@@ -292,6 +300,10 @@ struct Driver {
     pruning: bool,
     /// The services' cgroups (or rlimits): `memory_max`, `cpu_max`, OOM kills.
     limiter: crate::resource::Limiter,
+    /// Loads the stack file again (reload.rs).
+    reloader: Option<Reloader>,
+    /// Set while a reload is under way: who waits for its answer.
+    reload_waiters: Option<Vec<reload::Waiter>>,
 }
 
 impl Driver {
@@ -394,6 +406,8 @@ impl Driver {
             state_dir: state_dir.root().to_path_buf(),
             pruning: false,
             limiter,
+            reloader: cfg.reload,
+            reload_waiters: None,
         })
     }
 
@@ -476,11 +490,17 @@ impl Driver {
                 biased;
                 _ = sigint.recv() => self.interrupt("interrupt"),
                 _ = sigterm.recv() => self.interrupt("SIGTERM"),
-                _ = sighup.recv() => self.interrupt("SIGHUP"),
+                // SIGHUP reloads the stack file (before the loop runs, the pre-flight's
+                // guard treats it as a stop: nothing has started then).
+                _ = sighup.recv() => self.reload("SIGHUP", None),
                 // Commands before results: a flood of anything cannot delay `gantry stop`.
                 Some((cmd, reply)) = self.api.commands.recv() => {
-                    let answer = self.api_command(cmd);
-                    let _ = reply.send(answer);
+                    if cmd == gantry_api::model::ApiCommand::Reload {
+                        self.reload("API", Some(reply));
+                    } else {
+                        let answer = self.api_command(cmd);
+                        let _ = reply.send(answer);
+                    }
                 }
                 Some(msg) = self.rx.recv() => self.message(msg),
                 _ = async { self.listen.as_ref().map(|w| w.tick.tick()).expect("guarded").await }, if self.listen.as_ref().is_some_and(|w| w.tick.period().is_some()) => self.listen_tick(),
@@ -798,6 +818,7 @@ impl Driver {
                 self.revalidated(report);
             }
             Msg::Rotated { name, result } => self.rotated(&name, result),
+            Msg::Reloaded(result) => self.reloaded(*result),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),
