@@ -130,10 +130,7 @@ pub fn load_for_client(path: &Path) -> Result<Checked, String> {
 /// Loads the file again for the running `gantry up` (`gantry reload`, SIGHUP): the same
 /// checks and the same selection as `up`. Errors are rendered as `gantry check` renders
 /// them and start with [`gantry_runtime::driver::INVALID`] (the API answers 422).
-pub fn reload(
-    path: &Path,
-    selection: &gantry_plan::Selection,
-) -> Result<(Spec, Plan), String> {
+pub fn reload(path: &Path, selection: &gantry_plan::Selection) -> Result<(Spec, Plan), String> {
     let invalid = gantry_runtime::driver::INVALID;
     let checked = load(path, &Default::default()).map_err(|e| format!("{invalid}: {e}"))?;
     if checked.has_errors() {

@@ -31,11 +31,7 @@ fn pids(dir: &std::path::Path, names: &[&str]) -> Vec<u64> {
         found = names
             .iter()
             .filter_map(|n| {
-                v["services"]
-                    .as_array()?
-                    .iter()
-                    .find(|s| s["name"] == *n)?["pid"]
-                    .as_u64()
+                v["services"].as_array()?.iter().find(|s| s["name"] == *n)?["pid"].as_u64()
             })
             .collect();
         found.len() == names.len()
@@ -70,8 +66,16 @@ fn sighup_restarts_only_the_edited_service() {
         .args(["-HUP", &up.child.id().to_string()])
         .status();
     let reloaded = up.wait_for("the reload", 30, |v| v["event"] == "reloaded");
-    assert_eq!(reloaded["changed"], serde_json::json!(["api"]), "{reloaded}");
-    assert_eq!(reloaded["restarted"], serde_json::json!(["api"]), "{reloaded}");
+    assert_eq!(
+        reloaded["changed"],
+        serde_json::json!(["api"]),
+        "{reloaded}"
+    );
+    assert_eq!(
+        reloaded["restarted"],
+        serde_json::json!(["api"]),
+        "{reloaded}"
+    );
     assert_eq!(reloaded["unchanged"], 2, "{reloaded}");
     up.wait_count("api", "running", 2, 20);
     let ok = eventually(20, || {

@@ -74,7 +74,10 @@ fn the_graph_cannot_change_by_a_replacement() {
     let mut config = sim.view("web").config.clone();
     config.deps.clear();
     let err = sim.engine.replace_config(web, config).unwrap_err();
-    assert_eq!(err, "the dependencies of web cannot change while the stack runs");
+    assert_eq!(
+        err,
+        "the dependencies of web cannot change while the stack runs"
+    );
     let mut config = sim.view("web").config.clone();
     config.name = "www".into();
     assert!(sim.engine.replace_config(web, config).is_err());

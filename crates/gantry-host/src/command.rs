@@ -88,7 +88,9 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
             ));
         }
         ApiCommand::Reload => {
-            return Err("cannot reload here: reloading a stack file is the process driver's".into());
+            return Err(
+                "cannot reload here: reloading a stack file is the process driver's".into(),
+            );
         }
         ApiCommand::Start(name) => (name, Verb::Start),
         ApiCommand::Stop(name) => (name, Verb::Stop),

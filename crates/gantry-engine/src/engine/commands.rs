@@ -160,7 +160,10 @@ impl Engine {
     /// Returns whether it was taken on at once.
     pub fn replace_config(&mut self, id: UnitId, config: UnitConfig) -> Result<bool, String> {
         let Some(u) = self.units.get_mut(id.0) else {
-            return Err(format!("no unit {id}: the engine has {} units", self.units.len()));
+            return Err(format!(
+                "no unit {id}: the engine has {} units",
+                self.units.len()
+            ));
         };
         let old = &u.config;
         let what = if old.name != config.name {
