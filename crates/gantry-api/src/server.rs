@@ -100,10 +100,7 @@ async fn bind_tcp(addr: &str) -> io::Result<TcpListener> {
         }
     }
     let e = last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the name resolves to no address",
-        )
+        io::Error::new(io::ErrorKind::InvalidInput, "the name resolves to no address")
     });
     Err(context(addr, &e))
 }
