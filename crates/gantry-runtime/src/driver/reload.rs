@@ -283,11 +283,11 @@ impl Driver {
                 refused.push(format!("{name}: {e}"));
                 continue;
             }
-            let listen = self.svcs[id.0].take_definition(svc);
+            let logs_changed = self.plan.units[id.0].service.logs != new_u.service.logs;
+            let listen = self.svcs[id.0].take_definition(svc, logs_changed);
             if listen {
                 self.start_notify_listener(id);
             }
-            self.plan.units[id.0].service = new_u.service.clone();
             // A service a person stopped (or one skipped) keeps its state; it starts with
             // the new definition when it starts.
             let state = self.host.unit(id).state;
@@ -302,6 +302,17 @@ impl Driver {
                 }
                 Ok(_) => {}
                 Err(e) => refused.push(format!("{name}: {e}")),
+            }
+        }
+        // The running plan holds the new definitions (revalidation checks what the file
+        // says now); those that could not be applied keep the old one.
+        for (j, u) in new.plan.units.iter().enumerate() {
+            if let Some(i) = self.plan.index(u.name())
+                && !refused
+                    .iter()
+                    .any(|r| r.starts_with(&format!("{}: ", u.name())))
+            {
+                self.plan.units[i].service = new.plan.units[j].service.clone();
             }
         }
         let unchanged = self.plan.units.len() - changed_names.len();

@@ -70,9 +70,9 @@ impl Svc {
 impl Svc {
     /// Takes on what a reloaded definition (`new`, from [`make_svc`]) says: how to spawn,
     /// probe, stop, clean up and log it. What belongs to the running incarnation (its
-    /// pid, last lines, output budget) stays. Returns true when the service now needs a
-    /// notify listener it did not have.
-    pub(super) fn take_definition(&mut self, new: Svc) -> bool {
+    /// pid, last lines, output budget, and its log file unless `logs_changed`) stays.
+    /// Returns true when the service now needs a notify listener it did not have.
+    pub(super) fn take_definition(&mut self, new: Svc, logs_changed: bool) -> bool {
         self.spawn = new.spawn;
         self.cleanup = new.cleanup;
         self.probes = new.probes;
@@ -89,10 +89,10 @@ impl Svc {
                 false
             }
         };
-        if let Some(log) = &mut self.log {
-            let _ = log.flush();
-        }
-        if new.log.is_some() {
+        if logs_changed {
+            if let Some(log) = &mut self.log {
+                let _ = log.flush();
+            }
             self.log = new.log;
         }
         listen
