@@ -43,6 +43,7 @@ fn pids(dir: &std::path::Path, names: &[&str]) -> Vec<u64> {
 const STACK: &str = r#"
 [services.db]
 command = ["sleep", "600"]
+env_file = ["db.env"]
 
 [services.api]
 command = ["sleep", "600"]
@@ -53,9 +54,13 @@ env = { MODE = "one" }
 command = ["sleep", "600"]
 "#;
 
+fn write_db_env(dir: &std::path::Path) {
+    std::fs::write(dir.join("db.env"), "DB_MODE=a\n").unwrap();
+}
+
 #[test]
 fn sighup_restarts_only_the_edited_service() {
-    let mut up = up("reload-hup", STACK, &[]);
+    let mut up = up_with("reload-hup", STACK, &[], write_db_env);
     assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
     let dir = up.dir.clone();
     let before = pids(&dir, &["db", "api", "worker"]);
@@ -98,12 +103,45 @@ fn sighup_restarts_only_the_edited_service() {
     });
     assert_eq!(again["unchanged"], 3, "{again}");
     assert!(n <= up.events.len());
+
+    // An env file read again: db changed, and api, which depends on it, restarts after it.
+    let before = pids(&dir, &["db", "api", "worker"]);
+    std::fs::write(dir.join("db.env"), "DB_MODE=b\n").unwrap();
+    let (code, out) = run_in(&dir, &["reload"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("db changed — restarting db; 2 unchanged"),
+        "{out}"
+    );
+    up.wait_count("db", "running", 2, 20);
+    up.wait_count("api", "running", 3, 20);
+    // In dependency order: db's new incarnation runs before api's third one.
+    let nth = |service: &str, n: usize| {
+        up.events
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| {
+                v["event"] == "transition" && v["service"] == service && v["to"] == "running"
+            })
+            .nth(n)
+            .map(|(i, _)| i)
+    };
+    assert!(
+        nth("db", 1) < nth("api", 2),
+        "api came back before db; events:\n{}",
+        up.log()
+    );
+    let ok = eventually(20, || {
+        let after = pids(&dir, &["db", "api", "worker"]);
+        after[0] != before[0] && after[1] != before[1] && after[2] == before[2]
+    });
+    assert!(ok, "before {before:?}; events:\n{}", up.log());
     assert_eq!(up.stop(), 0);
 }
 
 #[test]
 fn a_broken_file_or_an_added_service_changes_nothing() {
-    let mut up = up("reload-broken", STACK, &[]);
+    let mut up = up_with("reload-broken", STACK, &[], write_db_env);
     assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
     let dir = up.dir.clone();
     let before = pids(&dir, &["db", "api", "worker"]);
@@ -139,16 +177,37 @@ fn a_broken_file_or_an_added_service_changes_nothing() {
     );
     assert!(out.contains("gantry down"), "{out}");
 
+    // A setting that applies only at gantry's start: said, the rest applied.
+    std::fs::write(
+        &file,
+        good.replace("api = \"127.0.0.1:0\"", "api = \"127.0.0.1:1\""),
+    )
+    .unwrap();
+    let (code, out) = run_in(&dir, &["reload"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warning: api changed and needs a restart of gantry"),
+        "{out}"
+    );
+
     // The stack kept running as it was.
     assert_eq!(pids(&dir, &["db", "api", "worker"]), before);
     assert!(
-        !up.events.iter().any(|v| v["event"] == "reloaded"),
+        up.events
+            .iter()
+            .filter(|v| v["event"] == "reloaded")
+            .all(|v| v["changed"] == serde_json::json!([])),
         "{}",
         up.log()
     );
     let (_, missions) = run_in(&dir, &["missions", "--json"]);
-    assert!(missions.contains("\"reload\""), "{missions}");
-    // Put right, a reload goes through and resolves the mission.
+    assert!(
+        !missions.contains("\"reload\""),
+        "resolved by the good reload: {missions}"
+    );
+    let (_, all) = run_in(&dir, &["missions", "--json", "--all"]);
+    assert!(all.contains("\"reload\""), "{all}");
+    // Put right, a reload goes through.
     std::fs::write(&file, &good).unwrap();
     let (code, out) = run_in(&dir, &["reload"]);
     assert_eq!(code, 0, "{out}");
