@@ -51,7 +51,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
-    /// Boot the stack: pre-checked, health-gated, in dependency order; supervise it until Ctrl-C.
+    /// Boot the stack: pre-checked, health-gated, in dependency order; supervise it until Ctrl-C (SIGHUP reloads the file, like `gantry reload`).
     Up {
         /// Run only the services of this profile (and what they need).
         #[arg(long)]
