@@ -141,17 +141,13 @@ pub fn reload(path: &Path, selection: &gantry_plan::Selection) -> Result<(Spec, 
             .map(|d| d.render(&checked.source))
             .collect();
         return Err(format!(
-            "{invalid} {} ({errors} error(s)); nothing changed, the stack keeps running:\n{}",
+            "{invalid} {} ({errors} error(s)):\n{}",
             checked.source.path,
             rendered.join("\n\n")
         ));
     }
-    let plan = gantry_plan::select(&checked.plan, &checked.spec, selection).map_err(|e| {
-        format!(
-            "{invalid} {}: {e}; nothing changed, the stack keeps running",
-            checked.source.path
-        )
-    })?;
+    let plan = gantry_plan::select(&checked.plan, &checked.spec, selection)
+        .map_err(|e| format!("{invalid} {}: {e}", checked.source.path))?;
     Ok((checked.spec, plan))
 }
 

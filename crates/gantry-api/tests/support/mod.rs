@@ -208,7 +208,7 @@ impl Harness {
                     ApiCommand::Shutdown => Ok("shutting down".to_string()),
                     // A driver whose stack file has an error.
                     ApiCommand::Reload => Err(format!(
-                        "{} gantry.toml (1 error(s)); nothing changed, the stack keeps running:\nerror[invalid-value]: gantry.toml:3:16: services.api.stop_timeout: not a duration",
+                        "{} gantry.toml (1 error(s)):\nerror[invalid-value]: gantry.toml:3:16: services.api.stop_timeout: not a duration",
                         gantry_api::INVALID_FILE
                     )),
                     other => Ok(format!("{other:?} accepted")),
