@@ -52,6 +52,7 @@ env = { MODE = "one" }
 
 [services.worker]
 command = ["sleep", "600"]
+readiness = { exec = ["true"], period = "10s" }
 "#;
 
 fn write_db_env(dir: &std::path::Path) {
@@ -93,7 +94,9 @@ fn sighup_restarts_only_the_edited_service() {
         pids(&dir, &["db", "api", "worker"]),
         up.log()
     );
-    // A second SIGHUP with nothing edited touches nothing.
+    // A second SIGHUP with nothing but a comment added (every line moved) touches nothing.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("# moved\n# down\n{text}")).unwrap();
     let _ = Command::new("kill")
         .args(["-HUP", &up.child.id().to_string()])
         .status();

@@ -359,12 +359,33 @@ impl Driver {
 fn same_definition(a: &gantry_spec::Service, b: &gantry_spec::Service) -> bool {
     a.command.as_ref().map(|c| &c.value) == b.command.as_ref().map(|c| &c.value)
         && a.working_dir == b.working_dir
-        && a.startup == b.startup
-        && a.readiness == b.readiness
-        && a.liveness == b.liveness
+        && same_probe(&a.startup, &b.startup)
+        && same_probe(&a.readiness, &b.readiness)
+        && same_probe(&a.liveness, &b.liveness)
         && a.stop_signal.value == b.stop_signal.value
         && a.cleanup == b.cleanup
         && a.remediate == b.remediate
         && a.logs == b.logs
-        && a.migrate == b.migrate
+        && match (&a.migrate, &b.migrate) {
+            (Some(x), Some(y)) => {
+                let mut y = y.clone();
+                y.database.span = x.database.span.clone();
+                *x == y
+            }
+            (x, y) => x.is_none() && y.is_none(),
+        }
+}
+
+/// Two probes that run the same way, wherever they are written in the file (their spans
+/// differ when lines above them were added or removed).
+fn same_probe(a: &Option<gantry_spec::Probe>, b: &Option<gantry_spec::Probe>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            *x == gantry_spec::Probe {
+                span: x.span.clone(),
+                ..y.clone()
+            }
+        }
+        (x, y) => x.is_none() && y.is_none(),
+    }
 }
