@@ -8,6 +8,7 @@ use gantry_engine::{State, UnitConfig, UnitId};
 use gantry_host::Request;
 use gantry_plan::{Plan, PlanUnit};
 use gantry_spec::Spec;
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -166,18 +167,22 @@ impl Driver {
         if self.host.engine().is_shutting_down() {
             return Err("the stack is shutting down".into());
         }
-        // The same services, or refused.
-        let old_names: Vec<&str> = self.plan.units.iter().map(PlanUnit::name).collect();
-        let new_names: Vec<&str> = new.plan.units.iter().map(PlanUnit::name).collect();
-        let added: Vec<&str> = new_names
+        // The same services, or refused (sets: a stack of 10,000 services stays cheap).
+        let old_names: HashSet<&str> = self.plan.units.iter().map(PlanUnit::name).collect();
+        let new_names: HashSet<&str> = new.plan.units.iter().map(PlanUnit::name).collect();
+        let added: Vec<&str> = new
+            .plan
+            .units
             .iter()
+            .map(PlanUnit::name)
             .filter(|n| !old_names.contains(n))
-            .copied()
             .collect();
-        let removed: Vec<&str> = old_names
+        let removed: Vec<&str> = self
+            .plan
+            .units
             .iter()
+            .map(PlanUnit::name)
             .filter(|n| !new_names.contains(n))
-            .copied()
             .collect();
         if !added.is_empty() || !removed.is_empty() {
             let mut parts = Vec::new();
@@ -194,16 +199,23 @@ impl Driver {
         }
         // Each new unit's engine definition, its dependencies renumbered to the running
         // units (the new plan may order them differently).
+        let running: std::collections::HashMap<String, usize> = self
+            .plan
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.name().to_string(), i))
+            .collect();
         let mut configs: Vec<(UnitId, UnitConfig, usize)> = Vec::new();
         let mut rewired = Vec::new();
         for (j, u) in new.plan.units.iter().enumerate() {
-            let Some(i) = self.plan.index(u.name()) else {
+            let Some(&i) = running.get(u.name()) else {
                 continue;
             };
             let mut config = u.engine_config();
             for d in &mut config.deps {
                 let name = new.plan.units[d.unit.0].name();
-                d.unit = UnitId(self.plan.index(name).unwrap_or(usize::MAX));
+                d.unit = UnitId(running.get(name).copied().unwrap_or(usize::MAX));
             }
             let old = self.host.unit(UnitId(i)).config;
             if old.deps != config.deps || old.layer != config.layer || old.kind != config.kind {
@@ -307,7 +319,7 @@ impl Driver {
         // The running plan holds the new definitions (revalidation checks what the file
         // says now); those that could not be applied keep the old one.
         for (j, u) in new.plan.units.iter().enumerate() {
-            if let Some(i) = self.plan.index(u.name())
+            if let Some(&i) = running.get(u.name())
                 && !refused
                     .iter()
                     .any(|r| r.starts_with(&format!("{}: ", u.name())))
