@@ -424,6 +424,9 @@ struct Accepted {
     message: String,
 }
 
+/// How the driver's answer to a reload starts when the stack file has errors (422).
+pub const INVALID_FILE: &str = "invalid stack file";
+
 /// Hands a command to the driver and turns its answer into 202 / 404 / 409 / 503 / 504.
 async fn dispatch(state: &ApiState, command: ApiCommand) -> Response {
     let gone = || {
@@ -435,7 +438,7 @@ async fn dispatch(state: &ApiState, command: ApiCommand) -> Response {
     };
     let service = match &command {
         ApiCommand::Start(n) | ApiCommand::Stop(n) | ApiCommand::Restart(n) => Some(n.clone()),
-        ApiCommand::Rotate(_) | ApiCommand::Shutdown => None,
+        ApiCommand::Rotate(_) | ApiCommand::Reload | ApiCommand::Shutdown => None,
     };
     let (tx, rx) = oneshot::channel();
     let exchange = async {
@@ -474,6 +477,13 @@ async fn dispatch(state: &ApiState, command: ApiCommand) -> Response {
             StatusCode::NOT_FOUND,
             message,
             "the secrets are the [[secrets]] of the stack file",
+        )
+        .into_response(),
+        // A reload of a file with errors: the diagnostics, as `gantry check` prints them.
+        Err(message) if message.starts_with(INVALID_FILE) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            message,
+            "fix the file (`gantry check` lists every problem) and reload again; the stack keeps running as it was",
         )
         .into_response(),
         Err(message) if message.starts_with("unknown service") => ApiError::new(
@@ -538,6 +548,13 @@ pub(crate) async fn rotate(
     name: Result<Path<String>, PathRejection>,
 ) -> Response {
     service_command(&state, &headers, name, ApiCommand::Rotate).await
+}
+
+pub(crate) async fn reload(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&headers, &state.token) {
+        return e.into_response();
+    }
+    dispatch(&state, ApiCommand::Reload).await
 }
 
 pub(crate) async fn shutdown(State(state): State<ApiState>, headers: HeaderMap) -> Response {

@@ -68,7 +68,7 @@ mod server;
 mod slots;
 mod util;
 
-pub use api::{OPENAPI_JSON, SSE_KEEP_ALIVE};
+pub use api::{INVALID_FILE, OPENAPI_JSON, SSE_KEEP_ALIVE};
 pub use ingress::{IngressControl, ModeRequest};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, PROBE_BUCKETS};
 pub use routes::{Endpoint, ROUTES, Route, router};

@@ -104,6 +104,8 @@ pub enum ApiCommand {
     Restart(String),
     /// Re-resolve a secret from its source and restart its consumers (`gantry rotate`).
     Rotate(String),
+    /// Load the stack file again and restart what changed (`gantry reload`, SIGHUP).
+    Reload,
     Shutdown,
 }
 

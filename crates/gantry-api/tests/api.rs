@@ -196,6 +196,7 @@ async fn mutations_need_the_bearer_token() {
         "/api/v1/services/api/start",
         "/api/v1/services/api/stop",
         "/api/v1/services/api/restart",
+        "/api/v1/reload",
         "/api/v1/shutdown",
     ];
     let wrong = format!("Bearer {TOKEN}x");
@@ -419,4 +420,17 @@ async fn a_damaged_store_is_a_500_with_what_to_do_not_an_empty_list() {
         assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
         assert_eq!(r.json()["error"], "the state store x cannot be read");
     }
+}
+
+#[tokio::test]
+async fn a_reload_of_an_invalid_file_is_422_with_the_diagnostics() {
+    let mut h = Harness::new(go());
+    let mut seen = h.answer_commands();
+    let r = post(h.router(), "/api/v1/reload", Some(&bearer())).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let error = r.json()["error"].as_str().unwrap().to_string();
+    assert!(error.starts_with(gantry_api::INVALID_FILE), "{error}");
+    assert!(error.contains("gantry.toml:3:16"), "{error}");
+    assert!(r.json()["hint"].as_str().unwrap().contains("gantry check"));
+    assert_eq!(seen.try_recv().unwrap(), ApiCommand::Reload);
 }

@@ -1,4 +1,4 @@
-//! Client commands that talk to a running instance: `status`, `start|stop|restart`, `down`, `wait`, and `up --detach`.
+//! Client commands that talk to a running instance: `status`, `start|stop|restart`, `rotate`, `reload`, `down`, `wait`, and `up --detach`.
 
 use crate::Outcome;
 use crate::client::{Instance, runtime};
@@ -155,6 +155,20 @@ pub fn rotate(file: &Path, name: &str) -> anyhow::Result<Outcome> {
     };
     let rt = runtime()?;
     let resp = rt.block_on(inst.post(&format!("/api/v1/secrets/{name}/rotate")));
+    Ok(report(resp))
+}
+
+/// `gantry reload [FILE]`: the running instance loads its file again and applies it.
+pub fn reload(file: &Path) -> anyhow::Result<Outcome> {
+    let inst = match Instance::find(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Outcome::Usage);
+        }
+    };
+    let rt = runtime()?;
+    let resp = rt.block_on(inst.post("/api/v1/reload"));
     Ok(report(resp))
 }
 

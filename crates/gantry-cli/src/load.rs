@@ -127,6 +127,30 @@ pub fn load_for_client(path: &Path) -> Result<Checked, String> {
     Ok(checked)
 }
 
+/// Loads the file again for the running `gantry up` (`gantry reload`, SIGHUP): the same
+/// checks and the same selection as `up`. Errors are rendered as `gantry check` renders
+/// them and start with [`gantry_runtime::driver::INVALID`] (the API answers 422).
+pub fn reload(path: &Path, selection: &gantry_plan::Selection) -> Result<(Spec, Plan), String> {
+    let invalid = gantry_runtime::driver::INVALID;
+    let checked = load(path, &Default::default()).map_err(|e| format!("{invalid}: {e}"))?;
+    if checked.has_errors() {
+        let (errors, _) = checked.counts();
+        let rendered: Vec<String> = checked
+            .diagnostics
+            .iter()
+            .map(|d| d.render(&checked.source))
+            .collect();
+        return Err(format!(
+            "{invalid} {} ({errors} error(s)):\n{}",
+            checked.source.path,
+            rendered.join("\n\n")
+        ));
+    }
+    let plan = gantry_plan::select(&checked.plan, &checked.spec, selection)
+        .map_err(|e| format!("{invalid} {}: {e}", checked.source.path))?;
+    Ok((checked.spec, plan))
+}
+
 /// The directory relative paths in the file are resolved against.
 pub fn base_dir(file: &Path) -> &Path {
     file.parent()

@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
-    /// Boot the stack: pre-checked, health-gated, in dependency order; supervise it until Ctrl-C.
+    /// Boot the stack: pre-checked, health-gated, in dependency order; supervise it until Ctrl-C (SIGHUP reloads the file, like `gantry reload`).
     Up {
         /// Run only the services of this profile (and what they need).
         #[arg(long)]
@@ -130,6 +130,11 @@ pub enum Command {
     },
     /// Re-read a secret from its source in the running instance (the old value stays masked) and restart the services that use it, in dependency order.
     Rotate { name: String },
+    /// Load the stack file again in the running instance and restart only the services whose definition changed, in dependency order (SIGHUP does the same); an invalid file changes nothing (exit 1).
+    Reload {
+        /// The stack file of the running instance (default: -f).
+        file: Option<PathBuf>,
+    },
     /// Stop the running instance (reverse layer and dependency order) and wait until it is gone.
     Down {
         /// How long to wait for it to be gone.
@@ -277,6 +282,7 @@ fn main() -> ExitCode {
                 ctl::ingress_mode(&cli.file, mode.as_str(), *shed, reason.as_deref())
             }
         },
+        Command::Reload { file } => ctl::reload(file.as_deref().unwrap_or(&cli.file)),
         Command::Down { timeout } => ctl::down(&cli.file, *timeout),
         Command::Wait { targets, timeout } => ctl::wait(&cli.file, targets, *timeout),
         Command::Up {

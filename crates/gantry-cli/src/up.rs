@@ -43,6 +43,13 @@ pub fn run(
         );
         return Ok(Outcome::Failure);
     }
+    // `gantry reload` and SIGHUP load the file again the same way: same path, same selection.
+    let reload = {
+        let (file, selection) = (file.to_path_buf(), selection.clone());
+        gantry_runtime::driver::Reloader(std::sync::Arc::new(move || {
+            crate::load::reload(&file, &selection)
+        }))
+    };
     let plan = match gantry_plan::select(&checked.plan, &checked.spec, &selection) {
         Ok(p) => p,
         Err(e) => {
@@ -70,6 +77,7 @@ pub fn run(
         preflight: !skip_preflight,
         secrets: Vec::new(),
         guard,
+        reload: Some(reload),
     };
     // Descriptors: gantry's soft limit up to the hard limit (API clients, probes, pipes
     // and logs all take one), before the pre-flight measures what is available.

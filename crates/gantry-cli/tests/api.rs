@@ -98,6 +98,11 @@ command = "FIXTURE --name web"
             .0,
         401
     );
+    assert_eq!(http(&addr, "POST", "/api/v1/reload", None).unwrap().0, 401);
+    // The file is unchanged: the reload touches nothing.
+    let (code, body) = http(&addr, "POST", "/api/v1/reload", Some(token.trim())).unwrap();
+    assert_eq!(code, 202, "{body}");
+    assert!(body.contains("nothing changed; 1 unchanged"), "{body}");
     let (code, body) = http(
         &addr,
         "POST",

@@ -213,9 +213,11 @@ readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
             .args(["-KILL", &pid.to_string()])
             .status();
         assert!(
-            eventually(20, || instances(&up.dir)
-                .iter()
-                .any(|(n, p, ready)| n == victim && *ready && p.is_some() && *p != Some(pid))),
+            eventually(20, || instances(&up.dir).iter().any(|(n, p, ready)| n
+                == victim
+                && *ready
+                && p.is_some()
+                && *p != Some(pid))),
             "{victim} did not come back: {}",
             up.log()
         );

@@ -169,6 +169,9 @@ pub(crate) struct Unit {
     pub(crate) reason: Option<String>,
     pub(crate) breaker: Option<Breaker>,
     pub(crate) probes: [Option<Probe>; 3],
+    /// A definition handed in by a reload (`Engine::replace_config`), taken on at the
+    /// unit's next start while its process is down.
+    pub(crate) pending_config: Option<Box<UnitConfig>>,
     /// Within `start_grace` of its spawn (a process without probes): not
     /// started yet for its dependents.
     pub(crate) in_grace: bool,
@@ -221,6 +224,7 @@ impl Unit {
             last_error: None,
             reason: None,
             probes,
+            pending_config: None,
             in_grace: false,
             settled_once: false,
             busy: true,

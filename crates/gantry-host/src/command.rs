@@ -87,6 +87,11 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
                 "cannot rotate secret `{name}` here: rotation is the process driver's"
             ));
         }
+        ApiCommand::Reload => {
+            return Err(
+                "cannot reload here: reloading a stack file is the process driver's".into(),
+            );
+        }
         ApiCommand::Start(name) => (name, Verb::Start),
         ApiCommand::Stop(name) => (name, Verb::Stop),
         ApiCommand::Restart(name) => (name, Verb::Restart),

@@ -288,6 +288,17 @@ impl Host {
         request.reply()
     }
 
+    /// Replaces a unit's definition (a reload; see `Engine::replace_config`): taken on
+    /// at once when it has no process, else at its next start.
+    pub fn replace_config(
+        &mut self,
+        unit: UnitId,
+        config: gantry_engine::UnitConfig,
+    ) -> Result<bool, String> {
+        self.dirty = true;
+        self.engine.replace_config(unit, config)
+    }
+
     /// Sends an engine command (shutdown, kill, start, ...) directly.
     pub fn command(&mut self, command: gantry_engine::Command) {
         self.dirty = true;

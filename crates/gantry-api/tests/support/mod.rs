@@ -188,7 +188,8 @@ impl Harness {
         gantry_api::router(self.state.clone())
     }
 
-    /// Answers commands like a driver: "ghost" is unknown, stopping "db" is refused, the rest is accepted.
+    /// Answers commands like a driver: "ghost" is unknown, stopping "db" is refused, a reload
+    /// finds the file invalid, the rest is accepted.
     /// Every command received is forwarded to the returned receiver.
     pub fn answer_commands(&mut self) -> mpsc::UnboundedReceiver<ApiCommand> {
         let (seen_tx, seen_rx) = mpsc::unbounded_channel();
@@ -206,6 +207,11 @@ impl Harness {
                         Err("db has dependents running: api".to_string())
                     }
                     ApiCommand::Shutdown => Ok("shutting down".to_string()),
+                    // A driver whose stack file has an error.
+                    ApiCommand::Reload => Err(format!(
+                        "{} gantry.toml (1 error(s)):\nerror[invalid-value]: gantry.toml:3:16: services.api.stop_timeout: not a duration",
+                        gantry_api::INVALID_FILE
+                    )),
                     other => Ok(format!("{other:?} accepted")),
                 };
                 let _ = seen_tx.send(command);

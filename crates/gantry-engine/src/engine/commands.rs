@@ -1,11 +1,12 @@
-//! Commands from people: start, stop and restart of a unit (with what depends on it), shutdown and kill.
+//! Commands from people: start, stop and restart of a unit (with what depends on it), shutdown, kill, and a unit's definition replaced by a reload.
 
 use std::time::Duration;
 
 use super::Engine;
-use crate::config::UnitId;
+use crate::config::{ProbeRole, UnitConfig, UnitId};
 use crate::io::Command;
-use crate::unit::{Goal, Life};
+use crate::probe::Probe;
+use crate::unit::{Goal, Life, Proc};
 
 impl Engine {
     pub(super) fn on_command(&mut self, command: Command) {
@@ -148,5 +149,63 @@ impl Engine {
             // back because its goal is up again.
             Life::Waiting | Life::Stopping { .. } | Life::CleaningUp => {}
         }
+    }
+}
+
+impl Engine {
+    /// Replaces the definition of unit `id` (a reload of the stack file). The graph
+    /// cannot change this way: name, kind, layer and dependencies must be the same.
+    /// The new definition is taken on at once when the unit has no process, otherwise
+    /// at its next start: the caller restarts it (`Command::Restart`) to apply it now.
+    /// Returns whether it was taken on at once.
+    pub fn replace_config(&mut self, id: UnitId, config: UnitConfig) -> Result<bool, String> {
+        let Some(u) = self.units.get_mut(id.0) else {
+            return Err(format!(
+                "no unit {id}: the engine has {} units",
+                self.units.len()
+            ));
+        };
+        let old = &u.config;
+        let what = if old.name != config.name {
+            Some("name")
+        } else if old.kind != config.kind {
+            Some("kind")
+        } else if old.layer != config.layer {
+            Some("layer")
+        } else if old.deps != config.deps {
+            Some("dependencies")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(format!(
+                "the {what} of {} cannot change while the stack runs",
+                old.name
+            ));
+        }
+        u.pending_config = Some(Box::new(config));
+        if u.proc == Proc::Down {
+            self.take_pending_config(id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A unit whose process is down takes on a definition a reload handed in: its probes
+    /// and start breaker are built anew from it (their counts start over).
+    pub(super) fn take_pending_config(&mut self, id: UnitId) {
+        let u = &mut self.units[id.0];
+        if u.proc != Proc::Down {
+            return;
+        }
+        let Some(config) = u.pending_config.take() else {
+            return;
+        };
+        let config = *config;
+        u.probes = ProbeRole::ALL.map(|role| config.probe(role).map(|p| Probe::new(*p, role)));
+        if u.config.breaker != config.breaker {
+            u.breaker = config.breaker.map(crate::breaker::Breaker::new);
+        }
+        u.config = config;
     }
 }

@@ -73,6 +73,7 @@ impl Engine {
             }
             return;
         }
+        self.take_pending_config(id);
         let now = self.now;
         let admitted = match self.units[id.0].breaker.as_mut() {
             Some(breaker) => breaker.admit(now),

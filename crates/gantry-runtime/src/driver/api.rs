@@ -26,6 +26,13 @@ pub(super) struct ApiSide {
     shutting_down: bool,
 }
 
+impl ApiSide {
+    /// The stack file as the user named it.
+    pub(super) fn file(&self) -> &str {
+        &self.file
+    }
+}
+
 impl Driver {
     /// Binds the API (port 0 picks a free port), records the address actually bound
     /// in state_dir/api.addr for client commands, and serves it in the background.

@@ -95,26 +95,10 @@ impl IngressSide {
         services.dedup();
         let groups = services
             .into_iter()
-            .map(|service| {
-                let members = plan
-                    .units_of(&service)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|i| {
-                        let u = &plan.units[i];
-                        let addr = u
-                            .service
-                            .upstream
-                            .as_ref()
-                            .and_then(|a| resolve_upstream(&a.value));
-                        (UnitId(i), u.name().to_string(), addr)
-                    })
-                    .collect();
-                Group {
-                    service,
-                    members,
-                    sent: None,
-                }
+            .map(|service| Group {
+                members: members(plan, &service),
+                service,
+                sent: None,
             })
             .collect();
         let handle = gantry_ingress::start(cfg).map_err(|e| e.to_string())?;
@@ -123,6 +107,14 @@ impl IngressSide {
             groups,
             open: false,
         }))
+    }
+
+    /// The instances again from a reloaded plan (an `upstream` may have changed).
+    pub(super) fn replan(&mut self, plan: &Plan) {
+        for g in &mut self.groups {
+            g.members = members(plan, &g.service);
+            g.sent = None;
+        }
     }
 
     /// Tells the proxy what changed: each routed service's ready instances, and whether
@@ -168,6 +160,23 @@ impl IngressSide {
     pub(super) fn control(&self) -> Arc<dyn gantry_api::IngressControl> {
         Arc::new(Control(self.handle.clone()))
     }
+}
+
+/// The units of `service` with their names and upstream addresses.
+fn members(plan: &Plan, service: &str) -> Vec<(UnitId, String, Option<SocketAddr>)> {
+    plan.units_of(service)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| {
+            let u = &plan.units[i];
+            let addr = u
+                .service
+                .upstream
+                .as_ref()
+                .and_then(|a| resolve_upstream(&a.value));
+            (UnitId(i), u.name().to_string(), addr)
+        })
+        .collect()
 }
 
 /// `host:port` → an address; a name is resolved once (`localhost:8000`).

@@ -14,8 +14,9 @@ mod exec;
 mod ingress;
 mod output;
 mod records;
-mod rolling;
+mod reload;
 mod retention;
+mod rolling;
 mod rotate;
 mod svc;
 mod watch;
@@ -45,6 +46,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use watch::ListenWatch;
 
+pub use reload::{INVALID, LoadFn, Reloader};
+
 /// How many lines of each service's output are kept for failure reports.
 const TAIL_LINES: usize = 50;
 
@@ -68,12 +71,19 @@ pub struct UpConfig {
     /// A stop-signal watcher the caller started before loading the file; kept until the
     /// event loop's handlers take over (one is started here when `None`).
     pub guard: Option<crate::interrupt::PhaseGuard>,
+    /// Loads the file again for `gantry reload` and SIGHUP (same path and selection);
+    /// without it a reload is refused.
+    pub reload: Option<Reloader>,
 }
 
 /// Messages from I/O tasks to the loop.
 enum Msg {
     /// The ingress drained an instance of a rolling restart (rolling.rs).
-    Drained { unit: UnitId },
+    Drained {
+        unit: UnitId,
+    },
+    /// The stack file loaded again for a reload (reload.rs), or why not.
+    Reloaded(Box<Result<reload::Loaded, String>>),
     /// A secret re-resolved for `gantry rotate` (rotate.rs): its value, or why not.
     Rotated {
         name: String,
@@ -300,6 +310,10 @@ struct Driver {
     ingress: Option<ingress::IngressSide>,
     /// A rolling restart of a replicated service in progress.
     rolling: Option<rolling::Rolling>,
+    /// Loads the stack file again (reload.rs).
+    reloader: Option<Reloader>,
+    /// Set while a reload is under way: who waits for its answer.
+    reload_waiters: Option<Vec<reload::Waiter>>,
 }
 
 impl Driver {
@@ -415,6 +429,8 @@ impl Driver {
             limiter,
             ingress,
             rolling: None,
+            reloader: cfg.reload,
+            reload_waiters: None,
         })
     }
 
@@ -506,11 +522,17 @@ impl Driver {
                 biased;
                 _ = sigint.recv() => self.interrupt("interrupt"),
                 _ = sigterm.recv() => self.interrupt("SIGTERM"),
-                _ = sighup.recv() => self.interrupt("SIGHUP"),
+                // SIGHUP reloads the stack file (before the loop runs, the pre-flight's
+                // guard treats it as a stop: nothing has started then).
+                _ = sighup.recv() => self.reload("SIGHUP", None),
                 // Commands before results: a flood of anything cannot delay `gantry stop`.
                 Some((cmd, reply)) = self.api.commands.recv() => {
-                    let answer = self.api_command(cmd);
-                    let _ = reply.send(answer);
+                    if cmd == gantry_api::model::ApiCommand::Reload {
+                        self.reload("API", Some(reply));
+                    } else {
+                        let answer = self.api_command(cmd);
+                        let _ = reply.send(answer);
+                    }
                 }
                 Some(msg) = self.rx.recv() => self.message(msg),
                 _ = async { self.listen.as_ref().map(|w| w.tick.tick()).expect("guarded").await }, if self.listen.as_ref().is_some_and(|w| w.tick.period().is_some()) => self.listen_tick(),
@@ -829,6 +851,7 @@ impl Driver {
             }
             Msg::Rotated { name, result } => self.rotated(&name, result),
             Msg::Drained { unit } => self.drained(unit),
+            Msg::Reloaded(result) => self.reloaded(*result),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),

@@ -67,6 +67,38 @@ impl Svc {
     }
 }
 
+impl Svc {
+    /// Takes on what a reloaded definition (`new`, from [`make_svc`]) says: how to spawn,
+    /// probe, stop, clean up and log it. What belongs to the running incarnation (its
+    /// pid, last lines, output budget, and its log file unless `logs_changed`) stays.
+    /// Returns true when the service now needs a notify listener it did not have.
+    pub(super) fn take_definition(&mut self, new: Svc, logs_changed: bool) -> bool {
+        self.spawn = new.spawn;
+        self.cleanup = new.cleanup;
+        self.probes = new.probes;
+        self.stop_signal = new.stop_signal;
+        let listen = match (&self.notify, new.notify) {
+            // The socket (and its listener) of the running incarnation stays.
+            (Some(_), Some(_)) => false,
+            (None, Some(n)) => {
+                self.notify = Some(n);
+                true
+            }
+            (_, None) => {
+                self.notify = None;
+                false
+            }
+        };
+        if logs_changed {
+            if let Some(log) = &mut self.log {
+                let _ = log.flush();
+            }
+            self.log = new.log;
+        }
+        listen
+    }
+}
+
 /// One probe of one role, with what running it needs prepared once.
 pub(super) struct RoleProbe {
     pub(super) probe: Probe,
