@@ -98,10 +98,13 @@ impl Driver {
             .find(|s| s.name == name)
             .is_none_or(|s| s.value != fresh.value);
         // The consumers' environment: the variable replaced (or added).
-        for svc in &fresh.services {
-            let Some(i) = self.plan.index(svc) else {
-                continue;
-            };
+        // (A replicated service's instances all consume it.)
+        let units: Vec<usize> = fresh
+            .services
+            .iter()
+            .flat_map(|s| self.plan.units_of(s).unwrap_or_default())
+            .collect();
+        for i in units {
             if let Ok(spawn) = &mut self.svcs[i].spawn {
                 match spawn.env.iter_mut().find(|(k, _)| *k == fresh.env) {
                     Some(slot) => slot.1 = fresh.value.clone(),
@@ -114,7 +117,7 @@ impl Driver {
             .services
             .iter()
             .filter_map(|s| {
-                let i = self.plan.index(s)?;
+                let i = *self.plan.units_of(s)?.first()?;
                 let wave = self.plan.waves.iter().position(|w| w.contains(&i))?;
                 Some((wave, i, s.clone()))
             })
@@ -132,6 +135,15 @@ impl Driver {
         let mut restarted = Vec::new();
         let mut refused = Vec::new();
         for (_, _, svc) in &consumers {
+            // A replicated consumer rolls: one instance at a time, drained first, so the
+            // rotation costs it no request.
+            if self.plan.replica_group(svc).is_some() {
+                match self.rolling_restart(svc) {
+                    Ok(_) => restarted.push(format!("{svc} (rolling)")),
+                    Err(e) => refused.push(format!("{svc}: {e}")),
+                }
+                continue;
+            }
             match self.host.request(&ApiCommand::Restart(svc.clone())) {
                 Ok(request @ Request::Service { .. }) => {
                     self.host.apply(&request);
