@@ -46,9 +46,19 @@ fn main() {
             std::process::exit(1);
         }
     };
-    h.set_instances("up", vec![Instance { id: "up#1".into(), addr: upstream, ready: true }]);
+    h.set_instances(
+        "up",
+        vec![Instance {
+            id: "up#1".into(),
+            addr: upstream,
+            ready: true,
+        }],
+    );
     h.set_open(true);
-    eprintln!("rss_before_kb={before} rss_started_kb={} flavor={flavor:?}", rss_kb());
+    eprintln!(
+        "rss_before_kb={before} rss_started_kb={} flavor={flavor:?}",
+        rss_kb()
+    );
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
     h.shutdown();

@@ -14,9 +14,14 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let up = l.local_addr().expect("addr");
         tokio::spawn(async move {
             while let Ok((s, _)) = l.accept().await {
@@ -24,17 +29,29 @@ fn main() {
                     let svc = service_fn(|_r: Request<hyper::body::Incoming>| async {
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
                 });
             }
         });
         let h = gantry_ingress::start(IngressConfig {
-            listeners: vec![ListenerConfig { listen: "127.0.0.1:0".parse().expect("addr"), tls: None }],
+            listeners: vec![ListenerConfig {
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                tls: None,
+            }],
             routes: vec![RouteConfig::new("api", "/", "api")],
             ..IngressConfig::default()
         })
         .expect("ingress");
-        h.set_instances("api", vec![Instance { id: "api#1".into(), addr: up, ready: true }]);
+        h.set_instances(
+            "api",
+            vec![Instance {
+                id: "api#1".into(),
+                addr: up,
+                ready: true,
+            }],
+        );
         h.set_open(true);
         let addr = h.local_addrs()[0];
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -65,7 +82,13 @@ fn main() {
         }
         lat.sort_unstable();
         let p = |q: f64| lat[((lat.len() as f64 * q).ceil() as usize).saturating_sub(1)];
-        println!("switch_to_first_503_us p50={} p99={} max={} (n={})", p(0.5), p(0.99), lat[lat.len() - 1], lat.len());
+        println!(
+            "switch_to_first_503_us p50={} p99={} max={} (n={})",
+            p(0.5),
+            p(0.99),
+            lat[lat.len() - 1],
+            lat.len()
+        );
         h.shutdown();
     });
 }

@@ -42,13 +42,19 @@ impl AccessLog {
 pub(crate) fn open(
     path: &Path,
     routes: Vec<String>,
-) -> std::io::Result<(AccessLog, impl std::future::Future<Output = ()> + Send + 'static)> {
+) -> std::io::Result<(
+    AccessLog,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
         std::fs::create_dir_all(dir)?;
     }
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     let (tx, mut rx) = mpsc::channel::<Line>(8192);
     let dropped = Arc::new(AtomicU64::new(0));
     let task = async move {

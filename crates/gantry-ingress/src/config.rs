@@ -50,7 +50,12 @@ impl Default for IngressConfig {
             retry_budget: 0.1,
             retry_body_cap: 64 * 1024,
             maintenance_page: None,
-            health_paths: vec!["/healthz".into(), "/health/*".into(), "/readyz".into(), "/livez".into()],
+            health_paths: vec![
+                "/healthz".into(),
+                "/health/*".into(),
+                "/readyz".into(),
+                "/livez".into(),
+            ],
             retry_after_secs: 5,
             drain_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
@@ -161,7 +166,10 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { idle_timeout: Duration::from_secs(30), max_idle_per_instance: 256 }
+        PoolConfig {
+            idle_timeout: Duration::from_secs(30),
+            max_idle_per_instance: 256,
+        }
     }
 }
 
@@ -222,7 +230,9 @@ impl Mode {
     pub(crate) fn decode(word: u32) -> Mode {
         match word & 0xff {
             1 => Mode::WriteDrain,
-            2 => Mode::Brownout { shed_percent: ((word >> 8) & 0xff) as u8 },
+            2 => Mode::Brownout {
+                shed_percent: ((word >> 8) & 0xff) as u8,
+            },
             3 => Mode::Emergency,
             _ => Mode::Normal,
         }

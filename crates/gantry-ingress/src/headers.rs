@@ -28,8 +28,11 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     h.remove(header::PROXY_AUTHENTICATE);
     h.remove("proxy-connection");
     // Any other Proxy-* header.
-    let proxy: Vec<HeaderName> =
-        h.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
+    let proxy: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
     for n in proxy {
         h.remove(n);
     }
@@ -44,8 +47,10 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
 pub(crate) fn wants_upgrade(h: &HeaderMap) -> bool {
     h.contains_key(header::UPGRADE)
         && h.get_all(header::CONNECTION).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
         })
 }
 
@@ -73,7 +78,10 @@ pub(crate) fn add_forwarded(h: &mut HeaderMap, client: IpAddr, tls: bool, host: 
     let mut fwd = format!("for={node};proto={proto}");
     if let Some(host) = host {
         // A host is a token or a quoted string; quote when it is not a plain token.
-        if host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+        if host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
             fwd.push_str(";host=");
             fwd.push_str(host);
         } else if !host.contains(['"', '\\']) {
@@ -98,7 +106,10 @@ mod tests {
     #[test]
     fn strips_connection_named_and_proxy_headers() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("proxy-foo", HeaderValue::from_static("1"));
@@ -114,9 +125,17 @@ mod tests {
     fn forwarded_appends() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(&mut h, "::1".parse().unwrap(), true, Some("example.com:8080"));
+        add_forwarded(
+            &mut h,
+            "::1".parse().unwrap(),
+            true,
+            Some("example.com:8080"),
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["forwarded"], "for=\"[::1]\";proto=https;host=\"example.com:8080\"");
+        assert_eq!(
+            h["forwarded"],
+            "for=\"[::1]\";proto=https;host=\"example.com:8080\""
+        );
     }
 }

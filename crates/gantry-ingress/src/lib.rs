@@ -100,7 +100,9 @@ pub struct IngressHandle {
 
 impl std::fmt::Debug for IngressHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IngressHandle").field("listening", &self.inner.local_addrs).finish()
+        f.debug_struct("IngressHandle")
+            .field("listening", &self.inner.local_addrs)
+            .finish()
     }
 }
 
@@ -130,8 +132,10 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
             let mut http = HttpConnector::new();
             http.set_connect_timeout(Some(r.connect_timeout));
             http.set_nodelay(true);
-            let connector =
-                upstream::CountingConnector { inner: http, registry: registry.clone() };
+            let connector = upstream::CountingConnector {
+                inner: http,
+                registry: registry.clone(),
+            };
             let client = Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(cfg.pool.idle_timeout)
                 .pool_max_idle_per_host(cfg.pool.max_idle_per_instance)
@@ -185,7 +189,11 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
             b
         }
     };
-    let rt = rt.enable_all().thread_name("gantry-ingress").build().map_err(StartError::Runtime)?;
+    let rt = rt
+        .enable_all()
+        .thread_name("gantry-ingress")
+        .build()
+        .map_err(StartError::Runtime)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Vec<SocketAddr>, StartError>>();
     let listeners = cfg.listeners.clone();
@@ -355,7 +363,11 @@ impl IngressHandle {
             "# HELP gantry_ingress_open Whether the ingress lets traffic through (boot is GO)."
         );
         let _ = writeln!(out, "# TYPE gantry_ingress_open gauge");
-        let _ = writeln!(out, "gantry_ingress_open {}", u8::from(s.open.load(Relaxed)));
+        let _ = writeln!(
+            out,
+            "gantry_ingress_open {}",
+            u8::from(s.open.load(Relaxed))
+        );
         let _ = writeln!(
             out,
             "# HELP gantry_ingress_mode The current traffic mode (1 on the active one)."
@@ -363,7 +375,11 @@ impl IngressHandle {
         let _ = writeln!(out, "# TYPE gantry_ingress_mode gauge");
         let mode = self.mode().as_str();
         for m in ["normal", "write_drain", "brownout", "emergency"] {
-            let _ = writeln!(out, "gantry_ingress_mode{{mode=\"{m}\"}} {}", u8::from(m == mode));
+            let _ = writeln!(
+                out,
+                "gantry_ingress_mode{{mode=\"{m}\"}} {}",
+                u8::from(m == mode)
+            );
         }
         metrics::render_headers(out, "gantry_ingress", "route");
         for r in &s.routes {
@@ -408,7 +424,12 @@ impl IngressHandle {
     /// the proxy thread (blocking; from async code call it on `spawn_blocking`).
     pub fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
-        let thread = self.inner.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(t) = thread {
             let _ = t.join();
         }

@@ -23,7 +23,10 @@ pub(crate) struct Histogram {
 impl Histogram {
     pub(crate) fn record(&self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let i = BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(BUCKETS_US.len());
+        let i = BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(BUCKETS_US.len());
         self.buckets[i].fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
     }
@@ -46,7 +49,10 @@ impl Histogram {
             }
             if (seen + c) as f64 >= rank {
                 let lo = if i == 0 { 0 } else { BUCKETS_US[i - 1] } as f64;
-                let hi = BUCKETS_US.get(i).copied().unwrap_or(BUCKETS_US[BUCKETS_US.len() - 1] * 2)
+                let hi = BUCKETS_US
+                    .get(i)
+                    .copied()
+                    .unwrap_or(BUCKETS_US[BUCKETS_US.len() - 1] * 2)
                     as f64;
                 let frac = (rank - seen as f64) / c as f64;
                 return Some((lo + (hi - lo) * frac) / 1000.0);
@@ -67,7 +73,13 @@ pub(crate) enum Shed {
     NoInstance = 4,
 }
 
-const SHED_NAMES: [&str; 5] = ["write_drain", "brownout", "emergency", "not_open", "no_instance"];
+const SHED_NAMES: [&str; 5] = [
+    "write_drain",
+    "brownout",
+    "emergency",
+    "not_open",
+    "no_instance",
+];
 
 /// Counters shared by routes and instances.
 #[derive(Debug, Default)]
@@ -214,7 +226,11 @@ pub(crate) fn route_snapshot(name: &str, service: &str, m: &RouteMetrics) -> Rou
         name: name.to_owned(),
         service: service.to_owned(),
         signals: m.signals.snapshot(),
-        shed: SHED_NAMES.iter().zip(&m.sheds).map(|(n, c)| (*n, c.load(Relaxed))).collect(),
+        shed: SHED_NAMES
+            .iter()
+            .zip(&m.sheds)
+            .map(|(n, c)| (*n, c.load(Relaxed)))
+            .collect(),
     }
 }
 
@@ -227,7 +243,11 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Prometheus text for one family of signals; `labels` is `route="x"` or `service="a",instance="a#1"`.
 pub(crate) fn render_signals(out: &mut String, prefix: &str, labels: &str, s: &Signals) {
     for (class, c) in CLASSES.iter().zip(&s.classes) {
-        let _ = writeln!(out, "{prefix}_requests_total{{{labels},class=\"{class}\"}} {}", c.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "{prefix}_requests_total{{{labels},class=\"{class}\"}} {}",
+            c.load(Relaxed)
+        );
     }
     let counts = s.latency.counts();
     let mut cum = 0;
@@ -237,34 +257,72 @@ pub(crate) fn render_signals(out: &mut String, prefix: &str, labels: &str, s: &S
             Some(us) => format!("{}", *us as f64 / 1e6),
             None => "+Inf".to_owned(),
         };
-        let _ = writeln!(out, "{prefix}_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cum}");
+        let _ = writeln!(
+            out,
+            "{prefix}_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cum}"
+        );
     }
     let _ = writeln!(
         out,
         "{prefix}_request_duration_seconds_sum{{{labels}}} {}",
         s.latency.sum_us.load(Relaxed) as f64 / 1e6
     );
-    let _ = writeln!(out, "{prefix}_request_duration_seconds_count{{{labels}}} {cum}");
-    let _ = writeln!(out, "{prefix}_in_flight{{{labels}}} {}", s.in_flight.load(Relaxed));
-    let _ = writeln!(out, "{prefix}_retries_total{{{labels}}} {}", s.retries.load(Relaxed));
-    let _ = writeln!(out, "{prefix}_upstream_errors_total{{{labels}}} {}", s.errors.load(Relaxed));
+    let _ = writeln!(
+        out,
+        "{prefix}_request_duration_seconds_count{{{labels}}} {cum}"
+    );
+    let _ = writeln!(
+        out,
+        "{prefix}_in_flight{{{labels}}} {}",
+        s.in_flight.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "{prefix}_retries_total{{{labels}}} {}",
+        s.retries.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "{prefix}_upstream_errors_total{{{labels}}} {}",
+        s.errors.load(Relaxed)
+    );
 }
 
 pub(crate) fn render_sheds(out: &mut String, labels: &str, m: &RouteMetrics) {
     for (n, c) in SHED_NAMES.iter().zip(&m.sheds) {
-        let _ = writeln!(out, "gantry_ingress_shed_total{{{labels},reason=\"{n}\"}} {}", c.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "gantry_ingress_shed_total{{{labels},reason=\"{n}\"}} {}",
+            c.load(Relaxed)
+        );
     }
 }
 
 /// `# HELP` / `# TYPE` lines for one family prefix.
 pub(crate) fn render_headers(out: &mut String, prefix: &str, what: &str) {
     let fams: [(&str, &str, &str); 6] = [
-        ("requests_total", "counter", "requests answered, by status class"),
-        ("request_duration_seconds", "histogram", "time to the response head"),
+        (
+            "requests_total",
+            "counter",
+            "requests answered, by status class",
+        ),
+        (
+            "request_duration_seconds",
+            "histogram",
+            "time to the response head",
+        ),
         ("in_flight", "gauge", "requests being served"),
         ("retries_total", "counter", "retries made"),
-        ("upstream_errors_total", "counter", "connect errors and timeouts toward upstreams"),
-        ("shed_total", "counter", "requests the ingress answered itself, by reason"),
+        (
+            "upstream_errors_total",
+            "counter",
+            "connect errors and timeouts toward upstreams",
+        ),
+        (
+            "shed_total",
+            "counter",
+            "requests the ingress answered itself, by reason",
+        ),
     ];
     for (name, ty, help) in fams {
         if name == "shed_total" && prefix != "gantry_ingress" {
@@ -277,7 +335,9 @@ pub(crate) fn render_headers(out: &mut String, prefix: &str, what: &str) {
 
 /// Escapes a Prometheus label value.
 pub(crate) fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

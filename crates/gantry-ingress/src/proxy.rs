@@ -105,31 +105,46 @@ pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
 fn strip(prefix: &str, path: &str) -> String {
     let p = prefix.trim_end_matches('/');
     let rest = path.get(p.len()..).unwrap_or("");
-    if rest.starts_with('/') { rest.to_owned() } else { format!("/{rest}") }
+    if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    }
 }
 
 fn full(b: impl Into<Bytes>) -> ProxyBody {
-    Full::new(b.into()).map_err(|never: Infallible| match never {}).boxed()
+    Full::new(b.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
 
 fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-fn unavailable(shared: &Shared, ctype: &'static str, body: impl Into<Bytes>) -> Response<ProxyBody> {
+fn unavailable(
+    shared: &Shared,
+    ctype: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ProxyBody> {
     let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    r.headers_mut().insert(header::RETRY_AFTER, shared.retry_after.clone());
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, shared.retry_after.clone());
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 fn plain(status: StatusCode, msg: String) -> Response<ProxyBody> {
     let mut r = Response::new(full(msg));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -138,7 +153,11 @@ struct RouteGuard(Arc<Shared>, usize);
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
-        self.0.routes[self.1].metrics.signals.in_flight.fetch_sub(1, Relaxed);
+        self.0.routes[self.1]
+            .metrics
+            .signals
+            .in_flight
+            .fetch_sub(1, Relaxed);
     }
 }
 
@@ -167,11 +186,17 @@ impl Body for Tracked {
 }
 
 fn is_write(m: &Method) -> bool {
-    matches!(*m, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+    matches!(
+        *m,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 fn is_idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE)
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
 }
 
 /// Serves one request; never fails (every error is an HTTP answer).
@@ -200,7 +225,10 @@ pub(crate) async fn handle(
     route.metrics.signals.in_flight.fetch_add(1, Relaxed);
     let guard = RouteGuard(shared.clone(), idx);
     let method = req.method().clone();
-    let path = shared.access_log.is_some().then(|| req.uri().path().to_owned());
+    let path = shared
+        .access_log
+        .is_some()
+        .then(|| req.uri().path().to_owned());
     let (resp, instance) = serve(&shared, route, guard, req, peer, tls, host.as_deref()).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
@@ -238,7 +266,11 @@ fn gate(shared: &Shared, route: &Route, req: &Request<Incoming>) -> Option<Respo
                 return None;
             }
             route.metrics.shed(Shed::Emergency);
-            Some(unavailable(shared, "text/html; charset=utf-8", shared.maintenance.clone()))
+            Some(unavailable(
+                shared,
+                "text/html; charset=utf-8",
+                shared.maintenance.clone(),
+            ))
         }
         Mode::WriteDrain => {
             if !is_write(req.method())
@@ -341,7 +373,11 @@ async fn serve(
         let cap = usize::try_from(shared.max_body).unwrap_or(usize::MAX);
         stream_body = Some(Limited::new(body, cap).boxed());
     }
-    let attempts = if retryable_method && retry_body.is_some() { 3 } else { 1 };
+    let attempts = if retryable_method && retry_body.is_some() {
+        3
+    } else {
+        1
+    };
     shared.budget.deposit();
 
     let mut last: Option<Arc<InstanceState>> = None;
@@ -413,7 +449,12 @@ async fn serve(
                 let (mut rp, rb) = resp.into_parts();
                 strip_hop_by_hop(&mut rp.headers, switching);
                 let Some(g) = guard.take() else { break };
-                let body = Tracked { inner: rb, _inst: held, _route: g }.boxed();
+                let body = Tracked {
+                    inner: rb,
+                    _inst: held,
+                    _route: g,
+                }
+                .boxed();
                 return (Response::from_parts(rp, body), Some(inst.id.clone()));
             }
             Ok(Err(e)) => {

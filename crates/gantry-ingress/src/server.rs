@@ -18,11 +18,24 @@ use tokio_rustls::TlsAcceptor;
 
 /// Loads a TLS listener's certificate chain and key.
 pub(crate) fn tls_acceptor(addr: SocketAddr, files: &TlsFiles) -> Result<TlsAcceptor, StartError> {
-    let bad = |what: String| StartError::Tls { addr, message: what };
+    let bad = |what: String| StartError::Tls {
+        addr,
+        message: what,
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .map_err(|e| bad(format!("cannot read certificate file {}: {e}", files.cert.display())))?
+        .map_err(|e| {
+            bad(format!(
+                "cannot read certificate file {}: {e}",
+                files.cert.display()
+            ))
+        })?
         .collect::<Result<_, _>>()
-        .map_err(|e| bad(format!("certificate file {} is not valid PEM: {e}", files.cert.display())))?;
+        .map_err(|e| {
+            bad(format!(
+                "certificate file {} is not valid PEM: {e}",
+                files.cert.display()
+            ))
+        })?;
     if certs.is_empty() {
         return Err(bad(format!(
             "certificate file {} holds no CERTIFICATE block; give a PEM chain, leaf first",
@@ -55,7 +68,12 @@ pub(crate) fn tls_acceptor(addr: SocketAddr, files: &TlsFiles) -> Result<TlsAcce
 /// Binds one listener with a deep accept queue.
 pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     let err = |e: std::io::Error| StartError::Bind { addr, source: e };
-    let sock = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(err)?;
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
     sock.set_reuseaddr(true).map_err(err)?;
     sock.bind(addr).map_err(err)?;
     sock.listen(4096).map_err(err)

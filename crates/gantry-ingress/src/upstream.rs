@@ -77,7 +77,11 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn new(breaker: BreakerConfig) -> Self {
-        Registry { services: Mutex::default(), conns: Mutex::default(), breaker }
+        Registry {
+            services: Mutex::default(),
+            conns: Mutex::default(),
+            breaker,
+        }
     }
 
     pub(crate) fn slot(&self, service: &str) -> Arc<ServiceSlot> {
@@ -104,24 +108,26 @@ impl Registry {
         let old = slot.instances.load_full();
         let new: Vec<Arc<InstanceState>> = instances
             .into_iter()
-            .map(|i| match old.iter().find(|o| o.id == i.id && o.addr == i.addr) {
-                Some(o) => {
-                    o.ready.store(i.ready, Relaxed);
-                    o.clone()
-                }
-                None => Arc::new(InstanceState {
-                    authority: http::uri::Authority::try_from(i.addr.to_string().as_str())
-                        .unwrap_or_else(|_| http::uri::Authority::from_static("invalid")),
-                    connections: self.conn_counter(i.addr),
-                    breaker: self.build_breaker(),
-                    id: i.id,
-                    addr: i.addr,
-                    ready: AtomicBool::new(i.ready),
-                    draining: AtomicBool::new(false),
-                    signals: Signals::default(),
-                    idle: Notify::new(),
-                }),
-            })
+            .map(
+                |i| match old.iter().find(|o| o.id == i.id && o.addr == i.addr) {
+                    Some(o) => {
+                        o.ready.store(i.ready, Relaxed);
+                        o.clone()
+                    }
+                    None => Arc::new(InstanceState {
+                        authority: http::uri::Authority::try_from(i.addr.to_string().as_str())
+                            .unwrap_or_else(|_| http::uri::Authority::from_static("invalid")),
+                        connections: self.conn_counter(i.addr),
+                        breaker: self.build_breaker(),
+                        id: i.id,
+                        addr: i.addr,
+                        ready: AtomicBool::new(i.ready),
+                        draining: AtomicBool::new(false),
+                        signals: Signals::default(),
+                        idle: Notify::new(),
+                    }),
+                },
+            )
             .collect();
         slot.instances.store(Arc::new(new));
     }
@@ -129,7 +135,9 @@ impl Registry {
     fn build_breaker(&self) -> CircuitBreaker {
         let c = &self.breaker;
         let built = CircuitBreaker::builder()
-            .sliding_window(SlidingWindow::Count { size: c.window.max(1) })
+            .sliding_window(SlidingWindow::Count {
+                size: c.window.max(1),
+            })
             .minimum_number_of_calls(c.minimum_calls.max(1))
             .failure_rate_threshold(c.failure_rate.clamp(0.01, 1.0))
             .wait_in_open(c.open_for)
@@ -147,7 +155,12 @@ impl Registry {
 
     /// Finds an instance by id.
     pub(crate) fn find(&self, service: &str, id: &str) -> Option<Arc<InstanceState>> {
-        self.slot(service).instances.load().iter().find(|i| i.id == id).cloned()
+        self.slot(service)
+            .instances
+            .load()
+            .iter()
+            .find(|i| i.id == id)
+            .cloned()
     }
 }
 
@@ -235,7 +248,11 @@ pub(crate) fn pick(
     {
         return Ok((a.clone(), p));
     }
-    Err(if any_ready { NoPick::AllBroken } else { NoPick::NoneReady })
+    Err(if any_ready {
+        NoPick::AllBroken
+    } else {
+        NoPick::NoneReady
+    })
 }
 
 /// HttpConnector wrapper counting open connections per upstream address.

@@ -32,9 +32,21 @@ async fn routes_by_host_and_prefix_and_strips_prefix() {
     assert_eq!(r.json()["uri"], "/users?x=1");
 
     let r = get(&cl, addr, "/apix").await;
-    assert_eq!(r.json()["upstream"], c.addr.to_string(), "/apix is not under /api");
+    assert_eq!(
+        r.json()["upstream"],
+        c.addr.to_string(),
+        "/apix is not under /api"
+    );
 
-    let r = send(&cl, "GET", addr, "/anything", &[("host", "ADMIN.example:8080")], "").await;
+    let r = send(
+        &cl,
+        "GET",
+        addr,
+        "/anything",
+        &[("host", "ADMIN.example:8080")],
+        "",
+    )
+    .await;
     assert_eq!(r.json()["upstream"], b.addr.to_string());
     assert_eq!(r.json()["uri"], "/anything");
     h.shutdown();
@@ -48,19 +60,37 @@ async fn answers_503_before_open_and_without_a_ready_instance() {
     let r = get(&cl, addr, "/x").await;
     assert_eq!(r.status, 503);
     assert!(r.headers.contains_key("retry-after"));
-    assert!(r.body.contains("not open yet") && r.body.contains("\"api\""), "{}", r.body);
+    assert!(
+        r.body.contains("not open yet") && r.body.contains("\"api\""),
+        "{}",
+        r.body
+    );
 
     h.set_open(true);
     let r = get(&cl, addr, "/x").await;
     assert_eq!(r.status, 503, "no instance yet: 503, never 502");
     assert!(r.body.contains("no ready instance"), "{}", r.body);
 
-    h.set_instances("api", vec![Instance { id: "api#1".into(), addr: up.addr, ready: false }]);
+    h.set_instances(
+        "api",
+        vec![Instance {
+            id: "api#1".into(),
+            addr: up.addr,
+            ready: false,
+        }],
+    );
     assert_eq!(get(&cl, addr, "/x").await.status, 503);
     h.set_instances("api", vec![inst("api#1", up.addr)]);
     assert_eq!(get(&cl, addr, "/x").await.status, 200);
     // Readiness lost later: 503 again, not 502.
-    h.set_instances("api", vec![Instance { id: "api#1".into(), addr: up.addr, ready: false }]);
+    h.set_instances(
+        "api",
+        vec![Instance {
+            id: "api#1".into(),
+            addr: up.addr,
+            ready: false,
+        }],
+    );
     let r = get(&cl, addr, "/x").await;
     assert_eq!(r.status, 503);
     assert_eq!(up.count.load(SeqCst), 1);
@@ -85,9 +115,24 @@ async fn modes_apply_to_the_next_request() {
     assert_eq!(r.status, 503);
     assert!(r.headers.contains_key("retry-after"));
     assert_eq!(r.json()["error"], "write_drain", "{}", r.body);
-    assert_eq!(send(&cl, "DELETE", addr, "/api/orders/1", &[], "").await.status, 503);
-    assert_eq!(get(&cl, addr, "/api/orders").await.status, 200, "reads pass");
-    assert_eq!(send(&cl, "POST", addr, "/api/login", &[], "{}").await.status, 200, "allow-list");
+    assert_eq!(
+        send(&cl, "DELETE", addr, "/api/orders/1", &[], "")
+            .await
+            .status,
+        503
+    );
+    assert_eq!(
+        get(&cl, addr, "/api/orders").await.status,
+        200,
+        "reads pass"
+    );
+    assert_eq!(
+        send(&cl, "POST", addr, "/api/login", &[], "{}")
+            .await
+            .status,
+        200,
+        "allow-list"
+    );
 
     h.set_mode(Mode::Brownout { shed_percent: 0 });
     let r = get(&cl, addr, "/reports/q").await;
@@ -101,10 +146,20 @@ async fn modes_apply_to_the_next_request() {
     let r = get(&cl, addr, "/api/x").await;
     assert_eq!(r.status, 503);
     assert!(r.body.contains("maintenance"), "{}", r.body);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     // Health paths still reach the service (this route is /api; use a health path under it).
     h.set_mode(Mode::Normal);
-    assert_eq!(send(&cl, "POST", addr, "/api/orders", &[], "{}").await.status, 200);
+    assert_eq!(
+        send(&cl, "POST", addr, "/api/orders", &[], "{}")
+            .await
+            .status,
+        200
+    );
 
     let snap = h.snapshot();
     let api = &snap.routes[0];
@@ -149,7 +204,10 @@ async fn in_flight_request_survives_a_mode_switch() {
 }
 
 /// An upstream that reads a request, counts it and hangs up without answering.
-async fn black_hole() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+async fn black_hole() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -202,7 +260,11 @@ async fn post_is_never_retried_but_get_is() {
     let before = good.count.load(SeqCst);
     for _ in 0..10 {
         let r = get(&cl, addr, "/items").await;
-        assert_eq!(r.status, 200, "a GET is retried on the other instance: {}", r.body);
+        assert_eq!(
+            r.status, 200,
+            "a GET is retried on the other instance: {}",
+            r.body
+        );
     }
     assert_eq!(good.count.load(SeqCst) - before, 10);
     h.shutdown();
@@ -213,7 +275,10 @@ async fn get_is_retried_when_an_instance_refuses_connections() {
     let good = upstream().await;
     let refused = refused_addr().await;
     let (h, addr) = start(config(vec![RouteConfig::new("api", "/", "api")]));
-    h.set_instances("api", vec![inst("api#1", refused), inst("api#2", good.addr)]);
+    h.set_instances(
+        "api",
+        vec![inst("api#1", refused), inst("api#2", good.addr)],
+    );
     h.set_open(true);
     let cl = client();
     for _ in 0..10 {
@@ -250,14 +315,28 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
     )
     .await;
     assert_eq!(r.status, 200);
-    for gone in ["x-private", "keep-alive", "te", "proxy-authorization", "upgrade", "trailer"] {
+    for gone in [
+        "x-private",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "upgrade",
+        "trailer",
+    ] {
         assert_eq!(r.seen_header(gone), None, "{gone} reached the upstream");
     }
     assert_eq!(r.seen_header("x-kept").as_deref(), Some("yes"));
-    assert_eq!(r.seen_header("x-forwarded-for").as_deref(), Some("10.1.2.3, 127.0.0.1"));
+    assert_eq!(
+        r.seen_header("x-forwarded-for").as_deref(),
+        Some("10.1.2.3, 127.0.0.1")
+    );
     assert_eq!(r.seen_header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(r.seen_header("x-forwarded-host"), Some(addr.to_string()));
-    assert!(r.seen_header("forwarded").unwrap().starts_with("for=127.0.0.1;proto=http"));
+    assert!(
+        r.seen_header("forwarded")
+            .unwrap()
+            .starts_with("for=127.0.0.1;proto=http")
+    );
     // And on the way back: the upstream's Connection-named header is gone.
     assert!(!r.headers.contains_key("x-up-secret"));
     h.shutdown();
@@ -316,7 +395,8 @@ async fn breaker_opens_on_a_failing_instance_and_closes_after() {
     up.status.store(200, SeqCst);
     let mut closed = false;
     for _ in 0..400 {
-        if get(&cl, addr, "/").await.status == 200 && h.snapshot().instances[0].breaker == "closed" {
+        if get(&cl, addr, "/").await.status == 200 && h.snapshot().instances[0].breaker == "closed"
+        {
             closed = true;
             break;
         }
@@ -325,7 +405,11 @@ async fn breaker_opens_on_a_failing_instance_and_closes_after() {
     assert!(closed, "breaker closed after the instance recovered");
     let mut prom = String::new();
     h.render_prometheus(&mut prom);
-    assert!(prom.contains("gantry_ingress_instance_breaker_state{service=\"api\",instance=\"api#1\"} 0"));
+    assert!(
+        prom.contains(
+            "gantry_ingress_instance_breaker_state{service=\"api\",instance=\"api#1\"} 0"
+        )
+    );
     h.shutdown();
 }
 
@@ -344,15 +428,21 @@ async fn drain_instance_waits_for_in_flight_requests() {
     assert!(wait_until(10, || waiting.load(SeqCst) == 1).await);
     h.set_instances("api", vec![inst("api#1", a.addr), inst("api#2", b.addr)]);
     let mut drain = Box::pin(h.drain_instance("api", "api#1"));
-    let pending = std::future::poll_fn(|cx| Poll::Ready(drain.as_mut().poll(cx).is_pending())).await;
+    let pending =
+        std::future::poll_fn(|cx| Poll::Ready(drain.as_mut().poll(cx).is_pending())).await;
     assert!(pending, "drain waits while a request is in flight");
     // New requests go to the other instance.
     for _ in 0..5 {
-        assert_eq!(get(&cl, addr, "/").await.json()["upstream"], b.addr.to_string());
+        assert_eq!(
+            get(&cl, addr, "/").await.json()["upstream"],
+            b.addr.to_string()
+        );
     }
     a.release.notify_waiters();
     assert_eq!(slow.await.unwrap().status, 200);
-    tokio::time::timeout(Duration::from_secs(10), drain).await.expect("drain resolves");
+    tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .expect("drain resolves");
     let snap = h.snapshot();
     assert!(snap.instances.iter().any(|i| i.id == "api#1" && i.draining));
     h.shutdown();
@@ -404,7 +494,12 @@ async fn random_bytes_never_take_the_listener_down() {
         seed ^= seed << 17;
         seed
     };
-    let prefixes: [&[u8]; 4] = [b"", b"GET ", b"GET / HTTP/1.1\r\n", b"POST / HTTP/1.1\r\ncontent-length: "];
+    let prefixes: [&[u8]; 4] = [
+        b"",
+        b"GET ",
+        b"GET / HTTP/1.1\r\n",
+        b"POST / HTTP/1.1\r\ncontent-length: ",
+    ];
     for i in 0..200 {
         let mut data = prefixes[i % prefixes.len()].to_vec();
         let len = (next() % 512) as usize;
@@ -435,7 +530,18 @@ async fn metrics_and_access_log() {
     h.set_open(true);
     let cl = client();
     for _ in 0..3 {
-        let r = send(&cl, "GET", addr, "/p?token=secret", &[("authorization", "Bearer hunter2"), ("cookie", "sid=hunter3")], "").await;
+        let r = send(
+            &cl,
+            "GET",
+            addr,
+            "/p?token=secret",
+            &[
+                ("authorization", "Bearer hunter2"),
+                ("cookie", "sid=hunter3"),
+            ],
+            "",
+        )
+        .await;
         assert_eq!(r.status, 200);
     }
     let snap = h.snapshot();
@@ -443,18 +549,31 @@ async fn metrics_and_access_log() {
     assert!(snap.routes[0].signals.p99_ms.is_some());
     assert_eq!(snap.instances[0].signals.requests.c2xx, 3);
     assert_eq!(snap.routes[0].signals.in_flight, 0);
-    assert!(snap.instances[0].connections >= 1, "a pooled connection is counted");
+    assert!(
+        snap.instances[0].connections >= 1,
+        "a pooled connection is counted"
+    );
     let json = serde_json::to_value(&snap).unwrap();
     assert_eq!(json["routes"][0]["requests"]["2xx"], 3);
     let mut prom = String::new();
     h.render_prometheus(&mut prom);
-    assert!(prom.contains("gantry_ingress_requests_total{route=\"api\",class=\"2xx\"} 3"), "{prom}");
-    assert!(prom.contains("gantry_ingress_request_duration_seconds_bucket{route=\"api\",le=\"+Inf\"} 3"));
+    assert!(
+        prom.contains("gantry_ingress_requests_total{route=\"api\",class=\"2xx\"} 3"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(
+            "gantry_ingress_request_duration_seconds_bucket{route=\"api\",le=\"+Inf\"} 3"
+        )
+    );
     assert!(prom.contains("# TYPE gantry_ingress_request_duration_seconds histogram"));
     h.shutdown();
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
-    assert!(!text.contains("hunter") && !text.contains("secret"), "{text}");
+    assert!(
+        !text.contains("hunter") && !text.contains("secret"),
+        "{text}"
+    );
     let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(line["status"], 200);
     assert_eq!(line["path"], "/p");

@@ -39,10 +39,17 @@ pub async fn upstream() -> Upstream {
     let status = Arc::new(AtomicU16::new(200));
     let release = Arc::new(Notify::new());
     let waiting = Arc::new(AtomicU64::new(0));
-    let (c, s, r, w) = (count.clone(), status.clone(), release.clone(), waiting.clone());
+    let (c, s, r, w) = (
+        count.clone(),
+        status.clone(),
+        release.clone(),
+        waiting.clone(),
+    );
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let (c, s, r, w) = (c.clone(), s.clone(), r.clone(), w.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
@@ -56,7 +63,13 @@ pub async fn upstream() -> Upstream {
             });
         }
     });
-    Upstream { addr, count, status, release, waiting }
+    Upstream {
+        addr,
+        count,
+        status,
+        release,
+        waiting,
+    }
 }
 
 async fn answer(
@@ -97,7 +110,12 @@ async fn answer(
         .collect();
     let method = req.method().to_string();
     let uri = req.uri().to_string();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let v = serde_json::json!({
         "upstream": addr.to_string(),
         "method": method,
@@ -121,12 +139,19 @@ pub async fn refused_addr() -> SocketAddr {
 }
 
 pub fn inst(id: &str, addr: SocketAddr) -> Instance {
-    Instance { id: id.into(), addr, ready: true }
+    Instance {
+        id: id.into(),
+        addr,
+        ready: true,
+    }
 }
 
 pub fn config(routes: Vec<RouteConfig>) -> IngressConfig {
     IngressConfig {
-        listeners: vec![ListenerConfig { listen: "127.0.0.1:0".parse().unwrap(), tls: None }],
+        listeners: vec![ListenerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+        }],
         routes,
         ..IngressConfig::default()
     }
@@ -156,9 +181,10 @@ impl Answer {
     }
     /// Header names the upstream saw (lower case).
     pub fn seen_header(&self, name: &str) -> Option<String> {
-        self.json()["headers"].as_array()?.iter().find_map(|p| {
-            (p[0].as_str()? == name).then(|| p[1].as_str().unwrap_or("").to_owned())
-        })
+        self.json()["headers"]
+            .as_array()?
+            .iter()
+            .find_map(|p| (p[0].as_str()? == name).then(|| p[1].as_str().unwrap_or("").to_owned()))
     }
 }
 
@@ -170,7 +196,9 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Answer {
-    let mut b = Request::builder().method(method).uri(format!("http://{addr}{path}"));
+    let mut b = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
@@ -179,7 +207,11 @@ pub async fn send(
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Answer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 pub async fn get(c: &TestClient, addr: SocketAddr, path: &str) -> Answer {
