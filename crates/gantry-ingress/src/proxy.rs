@@ -336,20 +336,27 @@ async fn serve(
     let upgrade = wants_upgrade(req.headers());
     let mut client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let pq = {
-        let p = if route.cfg.strip_prefix {
-            strip(&route.cfg.path_prefix, parts.uri.path())
-        } else {
-            parts.uri.path().to_owned()
-        };
-        match parts.uri.query() {
-            Some(q) => format!("{p}?{q}"),
-            None => p,
+    // Without strip_prefix the client's path and query are forwarded as they are (no copy).
+    let pq = match (route.cfg.strip_prefix, parts.uri.path_and_query()) {
+        (false, Some(pq)) => pq.clone(),
+        _ => {
+            let p = if route.cfg.strip_prefix {
+                strip(&route.cfg.path_prefix, parts.uri.path())
+            } else {
+                parts.uri.path().to_owned()
+            };
+            let p = match parts.uri.query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p,
+            };
+            match http::uri::PathAndQuery::try_from(p) {
+                Ok(pq) => pq,
+                Err(_) => {
+                    let msg = "gantry ingress: the request path cannot be forwarded\n".to_owned();
+                    return (plain(StatusCode::BAD_REQUEST, msg), None);
+                }
+            }
         }
-    };
-    let Ok(pq) = http::uri::PathAndQuery::try_from(pq) else {
-        let msg = "gantry ingress: the request path cannot be forwarded\n".to_owned();
-        return (plain(StatusCode::BAD_REQUEST, msg), None);
     };
     strip_hop_by_hop(&mut parts.headers, upgrade);
     add_forwarded(&mut parts.headers, peer.ip(), tls, host);
