@@ -80,13 +80,18 @@ pub fn render_status(v: &serde_json::Value) -> String {
     out
 }
 
+/// The running instance of `file`, or the usage outcome after saying why there is none.
+fn find(file: &Path) -> Result<Instance, Outcome> {
+    Instance::find(file).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::Usage
+    })
+}
+
 pub fn status(file: &Path, json: bool, watch: bool) -> anyhow::Result<Outcome> {
-    let inst = match Instance::find(file) {
+    let inst = match find(file) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     rt.block_on(async move {
@@ -132,12 +137,9 @@ pub fn status(file: &Path, json: bool, watch: bool) -> anyhow::Result<Outcome> {
 
 /// `gantry start|stop|restart NAME`.
 pub fn service_action(file: &Path, action: &str, name: &str) -> anyhow::Result<Outcome> {
-    let inst = match Instance::find(file) {
+    let inst = match find(file) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     let resp = rt.block_on(inst.post(&format!("/api/v1/services/{name}/{action}")));
@@ -146,12 +148,9 @@ pub fn service_action(file: &Path, action: &str, name: &str) -> anyhow::Result<O
 
 /// `gantry rotate SECRET`.
 pub fn rotate(file: &Path, name: &str) -> anyhow::Result<Outcome> {
-    let inst = match Instance::find(file) {
+    let inst = match find(file) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     let resp = rt.block_on(inst.post(&format!("/api/v1/secrets/{name}/rotate")));
@@ -160,12 +159,9 @@ pub fn rotate(file: &Path, name: &str) -> anyhow::Result<Outcome> {
 
 /// `gantry reload [FILE]`: the running instance loads its file again and applies it.
 pub fn reload(file: &Path) -> anyhow::Result<Outcome> {
-    let inst = match Instance::find(file) {
+    let inst = match find(file) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     let resp = rt.block_on(inst.post("/api/v1/reload"));
@@ -174,12 +170,9 @@ pub fn reload(file: &Path) -> anyhow::Result<Outcome> {
 
 /// `gantry ingress [status] [--json]`: routes, instances, the mode and the golden signals.
 pub fn ingress_status(file: &Path, json: bool) -> anyhow::Result<Outcome> {
-    let inst = match Instance::find(file) {
+    let inst = match find(file) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     let resp = match rt.block_on(inst.get("/api/v1/ingress")) {
@@ -246,12 +239,9 @@ pub fn ingress_mode(
     shed_percent: Option<u8>,
     reason: Option<&str>,
 ) -> anyhow::Result<Outcome> {
-    let inst = match Instance::find(file) {
+    let inst = match find(file) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     let body = serde_json::json!({ "mode": mode, "shed_percent": shed_percent, "reason": reason });
@@ -294,12 +284,9 @@ fn report(resp: Result<crate::client::Response, String>) -> Outcome {
 
 /// `gantry down`: asks the instance to shut down and waits until it is gone.
 pub fn down(file: &Path, timeout: Duration) -> anyhow::Result<Outcome> {
-    let inst = match Instance::find(file) {
+    let inst = match find(file) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     rt.block_on(async move {
@@ -401,12 +388,9 @@ pub fn wait(file: &Path, targets: &[String], timeout: Duration) -> anyhow::Resul
 
 /// `gantry up --detach`: starts `gantry up` in the background and returns once the boot is decided.
 pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
-    let inst = match Instance::find(file) {
+    let inst = match find(file) {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Outcome::Usage);
-        }
+        Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     if rt.block_on(inst.get("/health/live")).is_ok() {

@@ -5,28 +5,12 @@ mod support;
 use std::process::Command;
 use support::*;
 
-fn run_in(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(gantry())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 /// Each service's host pid from `gantry status --json` once every one is known (pids are
 /// mapped by the usage sample every 2 s), polled up to 20 s.
 fn pids(dir: &std::path::Path, names: &[&str]) -> Vec<u64> {
     let mut found = Vec::new();
     let ok = eventually(20, || {
-        let (_, status) = run_in(dir, &["status", "--json"]);
+        let (_, status) = gantry_in(dir, &["status", "--json"]);
         let v: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
         found = names
             .iter()
@@ -110,7 +94,7 @@ fn sighup_restarts_only_the_edited_service() {
     // An env file read again: db changed, and api, which depends on it, restarts after it.
     let before = pids(&dir, &["db", "api", "worker"]);
     std::fs::write(dir.join("db.env"), "DB_MODE=b\n").unwrap();
-    let (code, out) = run_in(&dir, &["reload"]);
+    let (code, out) = gantry_in(&dir, &["reload"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("db changed — restarting db; 2 unchanged"),
@@ -160,7 +144,7 @@ fn a_broken_file_or_an_added_service_changes_nothing() {
         ),
     )
     .unwrap();
-    let (code, out) = run_in(&dir, &["reload"]);
+    let (code, out) = gantry_in(&dir, &["reload"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("invalid stack file"), "{out}");
     assert!(out.contains("gantry.toml:"), "{out}");
@@ -172,7 +156,7 @@ fn a_broken_file_or_an_added_service_changes_nothing() {
         format!("{good}\n[services.extra]\ncommand = [\"sleep\", \"600\"]\n"),
     )
     .unwrap();
-    let (code, out) = run_in(&dir, &["reload", "gantry.toml"]);
+    let (code, out) = gantry_in(&dir, &["reload", "gantry.toml"]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("reload cannot add or remove services yet: added extra"),
@@ -186,7 +170,7 @@ fn a_broken_file_or_an_added_service_changes_nothing() {
         good.replace("api = \"127.0.0.1:0\"", "api = \"127.0.0.1:1\""),
     )
     .unwrap();
-    let (code, out) = run_in(&dir, &["reload"]);
+    let (code, out) = gantry_in(&dir, &["reload"]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("warning: api changed and needs a restart of gantry"),
@@ -203,16 +187,16 @@ fn a_broken_file_or_an_added_service_changes_nothing() {
         "{}",
         up.log()
     );
-    let (_, missions) = run_in(&dir, &["missions", "--json"]);
+    let (_, missions) = gantry_in(&dir, &["missions", "--json"]);
     assert!(
         !missions.contains("\"reload\""),
         "resolved by the good reload: {missions}"
     );
-    let (_, all) = run_in(&dir, &["missions", "--json", "--all"]);
+    let (_, all) = gantry_in(&dir, &["missions", "--json", "--all"]);
     assert!(all.contains("\"reload\""), "{all}");
     // Put right, a reload goes through.
     std::fs::write(&file, &good).unwrap();
-    let (code, out) = run_in(&dir, &["reload"]);
+    let (code, out) = gantry_in(&dir, &["reload"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("nothing changed; 3 unchanged"), "{out}");
     assert_eq!(up.stop(), 0);
