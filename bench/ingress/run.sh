@@ -53,9 +53,9 @@ wait_port() { # host:port — poll up to 10 s
 "$EX/upstream" "$UP" & PIDS+=($!)
 wait_port "$UP"
 
-# gantry-ingress, two runtime flavours; stdin held open by a fifo-less sleep pipe.
+# gantry-ingress: 2 threads with SO_REUSEPORT (the default) and one current-thread runtime; stdin held open by a fifo-less sleep pipe.
 mkfifo "$TMP/g1" "$TMP/g2"
-"$EX/proxy" "127.0.0.1:$P_GANTRY" "$UP" multi:2 <"$TMP/g1" 2>"$TMP/g1.err" & GPID=$!; PIDS+=($GPID)
+"$EX/proxy" "127.0.0.1:$P_GANTRY" "$UP" threads:2 <"$TMP/g1" 2>"$TMP/g1.err" & GPID=$!; PIDS+=($GPID)
 sleep 1000000 >"$TMP/g1" & PIDS+=($!)
 "$EX/proxy" "127.0.0.1:$P_GANTRY_CT" "$UP" current <"$TMP/g2" 2>"$TMP/g2.err" & PIDS+=($!)
 sleep 1000000 >"$TMP/g2" & PIDS+=($!)
@@ -107,7 +107,7 @@ run() { # name port
 
 echo "wrk -t1 -c$CONNS -d$DUR, upstream $UP ($(nproc) cores)"
 run direct "${UP#*:}"
-run "gantry (multi_thread, 2)" $P_GANTRY
+run "gantry (2 threads, reuseport)" $P_GANTRY
 run "gantry (current_thread)" $P_GANTRY_CT
 run nginx $P_NGINX
 run haproxy $P_HAPROXY

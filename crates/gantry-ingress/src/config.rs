@@ -60,7 +60,12 @@ impl Default for IngressConfig {
             drain_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             // Measured in bench/README.md "Ingress": current_thread beat 2 workers on 2 cores.
-            runtime: RuntimeFlavor::CurrentThread,
+            // One proxy thread per core, up to 4 (bench/README.md: 2 threads with
+            // SO_REUSEPORT beat one current-thread runtime by 28 % and a 2-worker
+            // multi-thread runtime by more, on 2 cores).
+            runtime: RuntimeFlavor::Threads {
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4)),
+            },
         }
     }
 }
@@ -70,6 +75,13 @@ impl Default for IngressConfig {
 pub enum RuntimeFlavor {
     /// One thread does everything.
     CurrentThread,
+    /// This many threads, each a current-thread runtime with its own accept on the same
+    /// port (`SO_REUSEPORT`: the kernel spreads connections) and its own upstream pools,
+    /// so no request crosses threads (nginx's worker model).
+    Threads {
+        /// Threads (at least 1).
+        threads: usize,
+    },
     /// A work-stealing pool of this many workers.
     MultiThread {
         /// Worker threads (at least 1).

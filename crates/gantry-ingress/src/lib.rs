@@ -86,7 +86,7 @@ pub enum StartError {
 struct Inner {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     drain_timeout: Duration,
     local_addrs: Vec<SocketAddr>,
     dropped: Option<Arc<AtomicU64>>,
@@ -125,6 +125,10 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
         });
     }
     let registry = Arc::new(Registry::new(cfg.breaker.clone()));
+    let threads = match cfg.runtime {
+        RuntimeFlavor::Threads { threads } => threads.max(1),
+        _ => 1,
+    };
     let routes = cfg
         .routes
         .iter()
@@ -136,15 +140,19 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
                 inner: http,
                 registry: registry.clone(),
             };
-            let client = Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(cfg.pool.idle_timeout)
-                .pool_max_idle_per_host(cfg.pool.max_idle_per_instance)
-                .pool_timer(TokioTimer::new())
-                .build(connector);
+            let clients = (0..threads)
+                .map(|_| {
+                    Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(cfg.pool.idle_timeout)
+                        .pool_max_idle_per_host(cfg.pool.max_idle_per_instance)
+                        .pool_timer(TokioTimer::new())
+                        .build(connector.clone())
+                })
+                .collect();
             Route {
                 host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
                 slot: registry.slot(&r.service),
-                client,
+                clients,
                 metrics: Default::default(),
                 cfg: r.clone(),
             }
@@ -181,88 +189,91 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
         access_log: log,
     });
 
-    let mut rt = match cfg.runtime {
-        RuntimeFlavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
-        RuntimeFlavor::MultiThread { workers } => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(workers.max(1));
-            b
+    // Every listener bound here, before any thread starts (errors name the address); with
+    // several proxy threads each gets its own socket on the same address (SO_REUSEPORT).
+    let mut per_thread: Vec<Vec<std::net::TcpListener>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    let mut local_addrs = Vec::new();
+    for l in &cfg.listeners {
+        let first = server::bind_std(l.listen, threads > 1)?;
+        let addr = first.local_addr().map_err(|e| StartError::Bind {
+            addr: l.listen,
+            source: e,
+        })?;
+        local_addrs.push(addr);
+        per_thread[0].push(first);
+        for t in per_thread.iter_mut().skip(1) {
+            t.push(server::bind_std(addr, true)?);
         }
-    };
-    let rt = rt
-        .enable_all()
-        .thread_name("gantry-ingress")
-        .build()
-        .map_err(StartError::Runtime)?;
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Vec<SocketAddr>, StartError>>();
-    let listeners = cfg.listeners.clone();
+    let tracker = Arc::new(server::ConnTracker::default());
     let limits = cfg.limits.clone();
     let shutdown_timeout = cfg.shutdown_timeout;
-    let shared2 = shared.clone();
-    let thread = std::thread::Builder::new()
-        .name("gantry-ingress".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let mut bound = Vec::new();
-                for l in &listeners {
-                    match server::bind(l.listen) {
-                        Ok(s) => bound.push(s),
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
+    let mut log_task = log_task;
+    let mut handles = Vec::with_capacity(threads);
+    for (worker, listeners) in per_thread.into_iter().enumerate() {
+        let mut rt = match cfg.runtime {
+            RuntimeFlavor::MultiThread { workers } => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(workers.max(1));
+                b
+            }
+            _ => tokio::runtime::Builder::new_current_thread(),
+        };
+        let rt = rt
+            .enable_all()
+            .thread_name("gantry-ingress")
+            .build()
+            .map_err(StartError::Runtime)?;
+        let (shared, tracker, limits) = (shared.clone(), tracker.clone(), limits.clone());
+        let acceptors = acceptors.clone();
+        let stop_rx = stop_rx.clone();
+        let log_task = log_task.take();
+        let thread = std::thread::Builder::new()
+            .name(format!("gantry-ingress-{worker}"))
+            .spawn(move || {
+                proxy::set_worker(worker);
+                rt.block_on(async move {
+                    proxy::set_worker(worker);
+                    let mut accepts = Vec::new();
+                    for (listener, tls) in listeners.into_iter().zip(acceptors) {
+                        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                            continue;
+                        };
+                        accepts.push(tokio::spawn(server::accept_loop(
+                            listener,
+                            tls,
+                            shared.clone(),
+                            limits.clone(),
+                            tracker.clone(),
+                            stop_rx.clone(),
+                        )));
+                    }
+                    let log_task = log_task.map(tokio::spawn);
+                    let mut stop = stop_rx;
+                    while !*stop.borrow_and_update() {
+                        if stop.changed().await.is_err() {
+                            break;
                         }
                     }
-                }
-                let addrs = bound.iter().filter_map(|l| l.local_addr().ok()).collect();
-                let tracker = Arc::new(server::ConnTracker::default());
-                let mut accepts = Vec::new();
-                for (listener, tls) in bound.into_iter().zip(acceptors) {
-                    accepts.push(tokio::spawn(server::accept_loop(
-                        listener,
-                        tls,
-                        shared2.clone(),
-                        limits.clone(),
-                        tracker.clone(),
-                        stop_rx.clone(),
-                    )));
-                }
-                let log_task = log_task.map(tokio::spawn);
-                let _ = ready_tx.send(Ok(addrs));
-                let mut stop = stop_rx;
-                while !*stop.borrow_and_update() {
-                    if stop.changed().await.is_err() {
-                        break;
+                    for a in accepts {
+                        let _ = a.await;
                     }
-                }
-                for a in accepts {
-                    let _ = a.await;
-                }
-                let _ = tokio::time::timeout(shutdown_timeout, tracker.wait_idle()).await;
-                drop(log_task);
-            });
-            // Let the access log flush what it holds, briefly.
-            rt.shutdown_timeout(Duration::from_millis(200));
-        })
-        .map_err(StartError::Runtime)?;
-    let local_addrs = match ready_rx.recv() {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            return Err(e);
-        }
-        Err(_) => {
-            let _ = thread.join();
-            return Err(StartError::Runtime(std::io::Error::other(
-                "the proxy thread stopped while binding",
-            )));
-        }
-    };
+                    let _ = tokio::time::timeout(shutdown_timeout, tracker.wait_idle()).await;
+                    drop(log_task);
+                });
+                // Let the access log flush what it holds, briefly.
+                rt.shutdown_timeout(Duration::from_millis(200));
+            })
+            .map_err(StartError::Runtime)?;
+        handles.push(thread);
+    }
     Ok(IngressHandle {
         inner: Arc::new(Inner {
             shared,
             stop: stop_tx,
-            thread: Mutex::new(Some(thread)),
+            threads: Mutex::new(handles),
             drain_timeout: cfg.drain_timeout,
             local_addrs,
             dropped,
@@ -424,13 +435,9 @@ impl IngressHandle {
     /// the proxy thread (blocking; from async code call it on `spawn_blocking`).
     pub fn shutdown(&self) {
         let _ = self.inner.stop.send(true);
-        let thread = self
-            .inner
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(t) = thread {
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
             let _ = t.join();
         }
     }

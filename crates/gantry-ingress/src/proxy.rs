@@ -34,8 +34,28 @@ pub(crate) struct Route {
     pub(crate) cfg: RouteConfig,
     pub(crate) host: Option<String>,
     pub(crate) slot: Arc<ServiceSlot>,
-    pub(crate) client: Client<CountingConnector, ProxyBody>,
+    /// One pool per proxy thread (see [`worker`]), so a request never waits on another
+    /// thread's connection task.
+    pub(crate) clients: Vec<Client<CountingConnector, ProxyBody>>,
     pub(crate) metrics: RouteMetrics,
+}
+
+thread_local! {
+    /// Which proxy thread this is (0 unless `RuntimeFlavor::Threads`).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as proxy thread `i` (its pools are `clients[i]`).
+pub(crate) fn set_worker(i: usize) {
+    WORKER.with(|w| w.set(i));
+}
+
+impl Route {
+    /// This thread's pool.
+    pub(crate) fn client(&self) -> &Client<CountingConnector, ProxyBody> {
+        let i = WORKER.with(std::cell::Cell::get);
+        &self.clients[i % self.clients.len()]
+    }
 }
 
 /// State every connection shares.
@@ -429,7 +449,7 @@ async fn serve(
         let up = Request::from_parts(head, body);
         let sent = Instant::now();
         let result =
-            tokio::time::timeout(route.cfg.request_timeout, route.client.request(up)).await;
+            tokio::time::timeout(route.cfg.request_timeout, route.client().request(up)).await;
         match result {
             Ok(Ok(mut resp)) => {
                 let status = resp.status();

@@ -65,7 +65,31 @@ pub(crate) fn tls_acceptor(addr: SocketAddr, files: &TlsFiles) -> Result<TlsAcce
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
+/// Binds one listener (a std one, for any runtime to adopt) with a deep accept queue; with
+/// `reuse_port`, several can share the address, one per thread.
+pub(crate) fn bind_std(
+    addr: SocketAddr,
+    reuse_port: bool,
+) -> Result<std::net::TcpListener, StartError> {
+    let err = |e: std::io::Error| StartError::Bind { addr, source: e };
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(err)?;
+    sock.set_reuse_address(true).map_err(err)?;
+    if reuse_port {
+        sock.set_reuse_port(true).map_err(err)?;
+    }
+    sock.set_nonblocking(true).map_err(err)?;
+    sock.bind(&addr.into()).map_err(err)?;
+    sock.listen(4096).map_err(err)?;
+    Ok(sock.into())
+}
+
 /// Binds one listener with a deep accept queue.
+#[allow(dead_code)]
 pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     let err = |e: std::io::Error| StartError::Bind { addr, source: e };
     let sock = if addr.is_ipv4() {
