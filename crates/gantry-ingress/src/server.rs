@@ -12,7 +12,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
@@ -86,21 +86,6 @@ pub(crate) fn bind_std(
     sock.bind(&addr.into()).map_err(err)?;
     sock.listen(4096).map_err(err)?;
     Ok(sock.into())
-}
-
-/// Binds one listener with a deep accept queue.
-#[allow(dead_code)]
-pub(crate) fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    let err = |e: std::io::Error| StartError::Bind { addr, source: e };
-    let sock = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(err)?;
-    sock.set_reuseaddr(true).map_err(err)?;
-    sock.bind(addr).map_err(err)?;
-    sock.listen(4096).map_err(err)
 }
 
 /// Counts live connections so shutdown can wait for them.
