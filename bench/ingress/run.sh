@@ -32,6 +32,7 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 (cd "$ROOT" && cargo build --release -q -p gantry-ingress --examples)
 EX=$TGT/release/examples
+PROXY=${PROXY_BIN:-$EX/proxy}  # another build of the example, to compare
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -55,9 +56,9 @@ wait_port "$UP"
 
 # gantry-ingress: 2 threads with SO_REUSEPORT (the default) and one current-thread runtime; stdin held open by a fifo-less sleep pipe.
 mkfifo "$TMP/g1" "$TMP/g2"
-"$EX/proxy" "127.0.0.1:$P_GANTRY" "$UP" threads:2 <"$TMP/g1" 2>"$TMP/g1.err" & GPID=$!; PIDS+=($GPID)
+"$PROXY" "127.0.0.1:$P_GANTRY" "$UP" threads:2 <"$TMP/g1" 2>"$TMP/g1.err" & GPID=$!; PIDS+=($GPID)
 sleep 1000000 >"$TMP/g1" & PIDS+=($!)
-"$EX/proxy" "127.0.0.1:$P_GANTRY_CT" "$UP" current <"$TMP/g2" 2>"$TMP/g2.err" & PIDS+=($!)
+"$PROXY" "127.0.0.1:$P_GANTRY_CT" "$UP" current <"$TMP/g2" 2>"$TMP/g2.err" & GPID_CT=$!; PIDS+=($GPID_CT)
 sleep 1000000 >"$TMP/g2" & PIDS+=($!)
 
 cat >"$TMP/nginx.conf" <<NGX
@@ -69,7 +70,7 @@ http {
   access_log off;
   upstream up { server $UP; keepalive 128; }
   server {
-    listen 127.0.0.1:$P_NGINX;
+    listen 127.0.0.1:$P_NGINX reuseport;
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
@@ -92,25 +93,48 @@ frontend f
 backend b
   server s1 $UP
 HAP
-"$HAPROXY" -f "$TMP/haproxy.cfg" -q & PIDS+=($!)
+"$HAPROXY" -f "$TMP/haproxy.cfg" -q & HPID=$!; PIDS+=($HPID)
 
 for p in $P_GANTRY $P_GANTRY_CT $P_NGINX $P_HAPROXY; do wait_port "127.0.0.1:$p"; done
 
-run() { # name port
-  local out rps p99
-  wrk -t1 -c1 -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm the pools
-  out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "http://127.0.0.1:$2/")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  printf '%-26s %12s req/s   p99 %s\n' "$1" "$rps" "$p99"
+# CPU time (user + system, clock ticks) of a process and its threads and children's threads.
+ticks() { # pid...
+  local t=0 p tid f
+  for p in "$@"; do
+    for f in /proc/"$p"/task/*/stat; do
+      [ -r "$f" ] || continue
+      set -- $(sed 's/^.*) //' "$f")
+      t=$((t + ${12} + ${13}))
+    done
+  done
+  echo "$t"
 }
 
+run() { # name port [pid...]: req/s, p99, and the proxy's CPU per request (µs; noise-robust)
+  local name=$1 port=$2 out rps p99 reqs t0 t1 cpu=""
+  shift 2
+  wrk -t1 -c1 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true  # warm the pools
+  [ $# -gt 0 ] && t0=$(ticks "$@")
+  out=$(wrk -t1 -c"$CONNS" -d"$DUR" --latency "http://127.0.0.1:$port/")
+  [ $# -gt 0 ] && t1=$(ticks "$@")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  if [ $# -gt 0 ] && [ "${reqs:-0}" -gt 0 ]; then
+    cpu=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "   cpu %.2f us/req", d * 1e6 / hz / n}')
+  fi
+  printf '%-30s %12s req/s   p99 %-8s%s\n' "$name" "$rps" "$p99" "$cpu"
+}
+
+NGINX_MASTER=$(cat "$TMP/nginx.pid")
+NGINX_PIDS="$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')"
 echo "wrk -t1 -c$CONNS -d$DUR, upstream $UP ($(nproc) cores)"
 run direct "${UP#*:}"
-run "gantry (2 threads, reuseport)" $P_GANTRY
-run "gantry (current_thread)" $P_GANTRY_CT
-run nginx $P_NGINX
-run haproxy $P_HAPROXY
+run "gantry (2 threads, reuseport)" $P_GANTRY "$GPID"
+run "gantry (current_thread)" $P_GANTRY_CT "$GPID_CT"
+# shellcheck disable=SC2086
+run nginx $P_NGINX $NGINX_PIDS
+run haproxy $P_HAPROXY "$HPID"
 
 # RSS added by 50 idle keep-alive client connections (each has made one request).
 python3 - "$GPID" "$P_GANTRY" "$TMP/g1.err" <<'PY'

@@ -28,6 +28,8 @@ pub(crate) struct Line {
 pub(crate) struct AccessLog {
     tx: mpsc::Sender<Line>,
     pub(crate) dropped: Arc<AtomicU64>,
+    /// Tells the writer to write what is queued and stop (at shutdown; the senders live on).
+    pub(crate) closing: Arc<tokio::sync::Notify>,
 }
 
 impl AccessLog {
@@ -57,11 +59,26 @@ pub(crate) fn open(
         .open(path)?;
     let (tx, mut rx) = mpsc::channel::<Line>(8192);
     let dropped = Arc::new(AtomicU64::new(0));
+    let closing = Arc::new(tokio::sync::Notify::new());
+    let close = closing.clone();
     let task = async move {
         let mut out =
             tokio::io::BufWriter::with_capacity(64 * 1024, tokio::fs::File::from_std(file));
         let mut buf = Vec::with_capacity(512);
-        while let Some(first) = rx.recv().await {
+        let mut closing = false;
+        loop {
+            let first = if closing {
+                rx.try_recv().ok()
+            } else {
+                tokio::select! {
+                    l = rx.recv() => l,
+                    () = close.notified() => {
+                        closing = true;
+                        rx.try_recv().ok()
+                    }
+                }
+            };
+            let Some(first) = first else { break };
             let mut next = Some(first);
             while let Some(l) = next {
                 buf.clear();
@@ -93,5 +110,12 @@ pub(crate) fn open(
         }
         let _ = out.flush().await;
     };
-    Ok((AccessLog { tx, dropped }, task))
+    Ok((
+        AccessLog {
+            tx,
+            dropped,
+            closing,
+        },
+        task,
+    ))
 }

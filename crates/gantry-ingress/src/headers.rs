@@ -7,6 +7,10 @@ use std::net::IpAddr;
 
 /// Removes hop-by-hop headers; keeps `Connection: upgrade` + `Upgrade` when `upgrade` is set.
 pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry none: one pass over the names instead of a lookup per header.
+    if !upgrade && !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     // Headers named by Connection go first (a value is a comma list of names).
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
@@ -43,6 +47,17 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// Whether `name` is hop-by-hop (or a `Proxy-*` header) and never forwarded as is.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str().starts_with("proxy-")
+}
+
 /// Whether the request asks for a protocol upgrade (WebSocket and friends).
 pub(crate) fn wants_upgrade(h: &HeaderMap) -> bool {
     h.contains_key(header::UPGRADE)
@@ -54,48 +69,102 @@ pub(crate) fn wants_upgrade(h: &HeaderMap) -> bool {
         })
 }
 
-/// Adds X-Forwarded-For (appended), -Proto, -Host and Forwarded (appended).
-pub(crate) fn add_forwarded(h: &mut HeaderMap, client: IpAddr, tls: bool, host: Option<&str>) {
-    let proto = if tls { "https" } else { "http" };
-    let ip = client.to_string();
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
-    }
-    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    if let Some(host) = host
-        && let Ok(v) = HeaderValue::from_str(host)
-    {
-        h.insert("x-forwarded-host", v);
-    }
-    let node = match client {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(_) => format!("\"[{ip}]\""),
-    };
-    let mut fwd = format!("for={node};proto={proto}");
-    if let Some(host) = host {
-        // A host is a token or a quoted string; quote when it is not a plain token.
-        if host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-        {
-            fwd.push_str(";host=");
-            fwd.push_str(host);
-        } else if !host.contains(['"', '\\']) {
-            fwd.push_str(";host=\"");
-            fwd.push_str(host);
-            fwd.push('"');
+/// What one client connection adds toward the upstream: X-Forwarded-For (appended), -Proto,
+/// -Host and Forwarded (appended). Built once per connection, so a keep-alive request pays
+/// no formatting unless it brings its own forwarding headers or a new `Host`.
+pub(crate) struct Forwarding {
+    proto: &'static str,
+    /// The client's address as an X-Forwarded-For value.
+    client: HeaderValue,
+    /// `for=NODE;proto=P`, the start of this hop's Forwarded element.
+    element: String,
+    /// The last `Host` seen and the Forwarded value built for it.
+    last: std::sync::Mutex<Option<(HeaderValue, HeaderValue)>>,
+}
+
+impl Forwarding {
+    pub(crate) fn new(client: IpAddr, tls: bool) -> Self {
+        let proto = if tls { "https" } else { "http" };
+        let ip = client.to_string();
+        let node = match client {
+            IpAddr::V4(_) => ip.clone(),
+            IpAddr::V6(_) => format!("\"[{ip}]\""),
+        };
+        Forwarding {
+            proto,
+            client: HeaderValue::from_maybe_shared(bytes::Bytes::from(ip))
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            element: format!("for={node};proto={proto}"),
+            last: std::sync::Mutex::new(None),
         }
     }
-    let value = match h.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {fwd}"),
-        _ => fwd,
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        h.insert(header::FORWARDED, v);
+
+    /// Adds this hop's forwarding headers to a request head going upstream.
+    pub(crate) fn apply(&self, h: &mut HeaderMap, host: Option<&HeaderValue>) {
+        let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => {
+                HeaderValue::from_str(&format!("{prev}, {}", self.client_ip())).ok()
+            }
+            _ => Some(self.client.clone()),
+        };
+        if let Some(v) = xff {
+            h.insert("x-forwarded-for", v);
+        }
+        h.insert("x-forwarded-proto", HeaderValue::from_static(self.proto));
+        if let Some(host) = host {
+            h.insert("x-forwarded-host", host.clone());
+        }
+        let prev = h
+            .get(header::FORWARDED)
+            .and_then(|v| v.to_str().ok())
+            .filter(|p| !p.trim().is_empty());
+        let value = match prev {
+            Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", self.element(host))).ok(),
+            None => Some(self.cached(host)),
+        };
+        if let Some(v) = value {
+            h.insert(header::FORWARDED, v);
+        }
+    }
+
+    fn client_ip(&self) -> &str {
+        self.client.to_str().unwrap_or("unknown")
+    }
+
+    /// This hop's Forwarded element for `host`, from the cache when the host repeats.
+    fn cached(&self, host: Option<&HeaderValue>) -> HeaderValue {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((h, v)) = last.as_ref()
+            && Some(h) == host
+        {
+            return v.clone();
+        }
+        let v = HeaderValue::from_maybe_shared(bytes::Bytes::from(self.element(host)))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        *last = host.map(|h| (h.clone(), v.clone()));
+        v
+    }
+
+    fn element(&self, host: Option<&HeaderValue>) -> String {
+        let mut fwd = self.element.clone();
+        if let Some(host) = host.and_then(|h| h.to_str().ok()) {
+            // A host is a token or a quoted string; quote when it is not a plain token.
+            if host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            {
+                fwd.push_str(";host=");
+                fwd.push_str(host);
+            } else if !host.contains(['"', '\\']) {
+                fwd.push_str(";host=\"");
+                fwd.push_str(host);
+                fwd.push('"');
+            }
+        }
+        fwd
     }
 }
 
@@ -125,17 +194,25 @@ mod tests {
     fn forwarded_appends() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(
-            &mut h,
-            "::1".parse().unwrap(),
-            true,
-            Some("example.com:8080"),
-        );
+        let host = HeaderValue::from_static("example.com:8080");
+        let f = Forwarding::new("::1".parse().unwrap(), true);
+        f.apply(&mut h, Some(&host));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(
             h["forwarded"],
             "for=\"[::1]\";proto=https;host=\"example.com:8080\""
         );
+        // A second request on the connection: the cached element, no append of its own.
+        let mut h2 = HeaderMap::new();
+        f.apply(&mut h2, Some(&host));
+        assert_eq!(h2["x-forwarded-for"], "::1");
+        assert_eq!(
+            h2["forwarded"],
+            "for=\"[::1]\";proto=https;host=\"example.com:8080\""
+        );
+        let mut h3 = HeaderMap::new();
+        f.apply(&mut h3, None);
+        assert_eq!(h3["forwarded"], "for=\"[::1]\";proto=https");
     }
 }

@@ -26,6 +26,7 @@ mod access_log;
 mod config;
 mod headers;
 mod metrics;
+mod pool;
 mod proxy;
 mod server;
 mod upstream;
@@ -41,9 +42,6 @@ pub use metrics::{
 use bytes::Bytes;
 use gantry_resilience::retry::RetryBudget;
 use http::HeaderValue;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use proxy::{Route, Shared};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -132,30 +130,11 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
     let routes = cfg
         .routes
         .iter()
-        .map(|r| {
-            let mut http = HttpConnector::new();
-            http.set_connect_timeout(Some(r.connect_timeout));
-            http.set_nodelay(true);
-            let connector = upstream::CountingConnector {
-                inner: http,
-                registry: registry.clone(),
-            };
-            let clients = (0..threads)
-                .map(|_| {
-                    Client::builder(TokioExecutor::new())
-                        .pool_idle_timeout(cfg.pool.idle_timeout)
-                        .pool_max_idle_per_host(cfg.pool.max_idle_per_instance)
-                        .pool_timer(TokioTimer::new())
-                        .build(connector.clone())
-                })
-                .collect();
-            Route {
-                host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
-                slot: registry.slot(&r.service),
-                clients,
-                metrics: Default::default(),
-                cfg: r.clone(),
-            }
+        .map(|r| Route {
+            host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+            slot: registry.slot(&r.service),
+            metrics: Default::default(),
+            cfg: r.clone(),
         })
         .collect();
     let budget = RetryBudget::builder()
@@ -187,6 +166,10 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
         health_paths: cfg.health_paths.clone(),
         maintenance,
         access_log: log,
+        pool: pool::Pool {
+            idle_timeout: cfg.pool.idle_timeout,
+            max_idle: cfg.pool.max_idle_per_instance,
+        },
     });
 
     // Every listener bound here, before any thread starts (errors name the address); with
@@ -233,9 +216,7 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
         let thread = std::thread::Builder::new()
             .name(format!("gantry-ingress-{worker}"))
             .spawn(move || {
-                proxy::set_worker(worker);
                 rt.block_on(async move {
-                    proxy::set_worker(worker);
                     let mut accepts = Vec::new();
                     for (listener, tls) in listeners.into_iter().zip(acceptors) {
                         let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
@@ -261,7 +242,11 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
                         let _ = a.await;
                     }
                     let _ = tokio::time::timeout(shutdown_timeout, tracker.wait_idle()).await;
-                    drop(log_task);
+                    if let (Some(task), Some(log)) = (log_task, &shared.access_log) {
+                        // Every connection is done: write what is queued, then stop.
+                        log.closing.notify_one();
+                        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+                    }
                 });
                 // Let the access log flush what it holds, briefly.
                 rt.shutdown_timeout(Duration::from_millis(200));

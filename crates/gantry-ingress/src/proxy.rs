@@ -3,25 +3,21 @@
 
 use crate::access_log::{AccessLog, Line};
 use crate::config::{Mode, RouteConfig, path_matches};
-use crate::headers::{add_forwarded, strip_hop_by_hop, wants_upgrade};
+use crate::headers::{Forwarding, strip_hop_by_hop, wants_upgrade};
 use crate::metrics::{RouteMetrics, Shed};
-use crate::upstream::{
-    CountingConnector, InFlight, InstanceState, NoPick, Registry, ServiceSlot, pick, rand_below,
-};
+use crate::pool::{Leased, Pool};
+use crate::upstream::{InFlight, InstanceState, NoPick, Registry, ServiceSlot, pick, rand_below};
 use bytes::Bytes;
 use gantry_resilience::Outcome;
 use gantry_resilience::retry::RetryBudget;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
+use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Boxed error of the bodies the proxy moves.
@@ -34,28 +30,7 @@ pub(crate) struct Route {
     pub(crate) cfg: RouteConfig,
     pub(crate) host: Option<String>,
     pub(crate) slot: Arc<ServiceSlot>,
-    /// One pool per proxy thread (see [`worker`]), so a request never waits on another
-    /// thread's connection task.
-    pub(crate) clients: Vec<Client<CountingConnector, ProxyBody>>,
     pub(crate) metrics: RouteMetrics,
-}
-
-thread_local! {
-    /// Which proxy thread this is (0 unless `RuntimeFlavor::Threads`).
-    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Marks the current thread as proxy thread `i` (its pools are `clients[i]`).
-pub(crate) fn set_worker(i: usize) {
-    WORKER.with(|w| w.set(i));
-}
-
-impl Route {
-    /// This thread's pool.
-    pub(crate) fn client(&self) -> &Client<CountingConnector, ProxyBody> {
-        let i = WORKER.with(std::cell::Cell::get);
-        &self.clients[i % self.clients.len()]
-    }
 }
 
 /// State every connection shares.
@@ -72,6 +47,7 @@ pub(crate) struct Shared {
     pub(crate) health_paths: Vec<String>,
     pub(crate) maintenance: Bytes,
     pub(crate) access_log: Option<AccessLog>,
+    pub(crate) pool: Pool,
 }
 
 impl Shared {
@@ -181,30 +157,6 @@ impl Drop for RouteGuard {
     }
 }
 
-/// The upstream's response body, holding the in-flight guards until it is done.
-struct Tracked {
-    inner: Incoming,
-    _inst: InFlight,
-    _route: RouteGuard,
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = BoxError;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
-    }
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 fn is_write(m: &Method) -> bool {
     matches!(
         *m,
@@ -219,24 +171,40 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
+/// One client connection: who it is, and the forwarding headers built for it once.
+pub(crate) struct Conn {
+    pub(crate) peer: SocketAddr,
+    pub(crate) forwarding: Forwarding,
+}
+
+impl Conn {
+    pub(crate) fn new(peer: SocketAddr, tls: bool) -> Self {
+        Conn {
+            peer,
+            forwarding: Forwarding::new(peer.ip(), tls),
+        }
+    }
+}
+
 /// Serves one request; never fails (every error is an HTTP answer).
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
-    peer: SocketAddr,
-    tls: bool,
+    conn: Arc<Conn>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
-    let host: Option<String> = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
-    let Some(idx) = shared.route(host.as_deref(), req.uri().path()) else {
+    let peer = conn.peer;
+    // The Host header (a cheap clone of the parsed bytes), else the request target's authority.
+    let host: Option<HeaderValue> = req.headers().get(header::HOST).cloned().or_else(|| {
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let host_str = host.as_ref().and_then(|h| h.to_str().ok());
+    let Some(idx) = shared.route(host_str, req.uri().path()) else {
         let msg = format!(
             "gantry ingress: no route for host {:?} and path {:?}; add an [[ingress.routes]] entry that matches it\n",
-            host.as_deref().unwrap_or(""),
+            host_str.unwrap_or(""),
             req.uri().path()
         );
         return Ok(plain(StatusCode::NOT_FOUND, msg));
@@ -249,7 +217,7 @@ pub(crate) async fn handle(
         .access_log
         .is_some()
         .then(|| req.uri().path().to_owned());
-    let (resp, instance) = serve(&shared, route, guard, req, peer, tls, host.as_deref()).await;
+    let (resp, instance) = serve(&shared, route, guard, req, &conn, host.as_ref()).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     route.metrics.signals.record(status, elapsed);
@@ -330,9 +298,8 @@ async fn serve(
     route: &Route,
     guard: RouteGuard,
     mut req: Request<Incoming>,
-    peer: SocketAddr,
-    tls: bool,
-    host: Option<&str>,
+    conn: &Conn,
+    host: Option<&HeaderValue>,
 ) -> (Response<ProxyBody>, Option<String>) {
     if let Some(r) = gate(shared, route, &req) {
         return (r, None);
@@ -379,7 +346,7 @@ async fn serve(
         }
     };
     strip_hop_by_hop(&mut parts.headers, upgrade);
-    add_forwarded(&mut parts.headers, peer.ip(), tls, host);
+    conn.forwarding.apply(&mut parts.headers, host);
 
     // A body is kept for a retry only when it is small and the method idempotent.
     let empty = body.is_end_stream() || declared == Some(0);
@@ -435,12 +402,19 @@ async fn serve(
             route.metrics.signals.retries.fetch_add(1, Relaxed);
             inst.signals.retries.fetch_add(1, Relaxed);
         }
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(http::uri::Scheme::HTTP);
-        uri.authority = Some(inst.authority.clone());
-        uri.path_and_query = Some(pq.clone());
-        let mut head = parts.clone();
-        head.uri = Uri::from_parts(uri).unwrap_or_default();
+        // The head is copied only while a retry may still need it.
+        let mut head = if attempt + 1 < attempts {
+            parts.clone()
+        } else {
+            std::mem::replace(&mut parts, Request::new(()).into_parts().0)
+        };
+        // Origin-form toward the upstream; the client's Host is kept, or the instance's given.
+        head.uri = Uri::from(pq.clone());
+        if !head.headers.contains_key(header::HOST)
+            && let Ok(h) = HeaderValue::from_str(inst.authority.as_str())
+        {
+            head.headers.insert(header::HOST, h);
+        }
         let body = match (&retry_body, stream_body.take()) {
             (Some(b), _) => full(b.clone()),
             (None, Some(s)) => s,
@@ -448,10 +422,13 @@ async fn serve(
         };
         let up = Request::from_parts(head, body);
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(route.cfg.request_timeout, route.client().request(up)).await;
+        let result = tokio::time::timeout(
+            route.cfg.request_timeout,
+            shared.pool.send(&inst, up, route.cfg.connect_timeout),
+        )
+        .await;
         match result {
-            Ok(Ok(mut resp)) => {
+            Ok(Ok((mut resp, lease))) => {
                 let status = resp.status();
                 // 5xx counts against the breaker; 429 and other 4xx do not.
                 permit.record(if status.is_server_error() {
@@ -476,10 +453,11 @@ async fn serve(
                 let (mut rp, rb) = resp.into_parts();
                 strip_hop_by_hop(&mut rp.headers, switching);
                 let Some(g) = guard.take() else { break };
-                let body = Tracked {
+                let body = Leased {
                     inner: rb,
-                    _inst: held,
-                    _route: g,
+                    lease,
+                    ended: false,
+                    _guards: (held, g),
                 }
                 .boxed();
                 return (Response::from_parts(rp, body), Some(inst.id.clone()));

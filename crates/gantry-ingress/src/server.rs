@@ -3,7 +3,7 @@
 
 use crate::StartError;
 use crate::config::{Limits, TlsFiles};
-use crate::proxy::{Shared, handle};
+use crate::proxy::{Conn, Shared, handle};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -174,7 +174,8 @@ async fn serve<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| handle(shared.clone(), req, peer, tls));
+    let conn = Arc::new(Conn::new(peer, tls));
+    let svc = service_fn(move |req| handle(shared.clone(), req, conn.clone()));
     let conn = builder.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {

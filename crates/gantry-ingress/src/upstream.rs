@@ -1,23 +1,17 @@
 //! Upstream side: the services and their instances (swapped lock-free), power-of-two-choices
-//! balancing on in-flight counts, per-instance circuit breakers, and the keep-alive pool's
-//! connector that counts open connections per instance.
+//! balancing on in-flight counts, per-instance circuit breakers, and the count of open
+//! connections per instance (kept by the pool).
 
 use crate::config::{BreakerConfig, Instance};
 use crate::metrics::Signals;
 use arc_swap::ArcSwap;
 use gantry_resilience::CircuitBreaker;
 use gantry_resilience::breaker::{OwnedPermit, SlidingWindow};
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::rt::TokioIo;
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 /// One instance with its live state.
@@ -256,87 +250,4 @@ pub(crate) fn pick(
     } else {
         NoPick::NoneReady
     })
-}
-
-/// HttpConnector wrapper counting open connections per upstream address.
-#[derive(Clone)]
-pub(crate) struct CountingConnector {
-    pub(crate) inner: HttpConnector,
-    pub(crate) registry: Arc<Registry>,
-}
-
-impl tower_service::Service<http::Uri> for CountingConnector {
-    type Response = Counted;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-    type Future = Pin<Box<dyn Future<Output = Result<Counted, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let fut = self.inner.call(uri);
-        let registry = self.registry.clone();
-        Box::pin(async move {
-            let io = fut.await?;
-            let addr = io.inner().peer_addr()?;
-            let counter = registry.conn_counter(addr);
-            counter.fetch_add(1, Relaxed);
-            Ok(Counted { io, counter })
-        })
-    }
-}
-
-/// An upstream connection that decrements its instance's count when closed.
-pub(crate) struct Counted {
-    io: TokioIo<TcpStream>,
-    counter: Arc<AtomicU64>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.counter.fetch_sub(1, Relaxed);
-    }
-}
-
-impl Connection for Counted {
-    fn connected(&self) -> Connected {
-        self.io.connected()
-    }
-}
-
-impl hyper::rt::Read for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
 }
