@@ -106,8 +106,62 @@ readiness = {{ http = "http://127.0.0.1:{api}/health" }}
         last
     );
     assert!(last.1.contains("api"), "{}", last.1);
-    // Metrics carry the proxy's series.
+    // Metrics carry the proxy's series, in a form Prometheus' own checker accepts.
+    let addr = std::fs::read_to_string(up.dir.join(".gantry/api.addr")).expect("api.addr");
+    let port: u16 = addr.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let (code, out) = request(port, "GET", "/metrics");
+    assert_eq!(code, 200, "{out}");
+    let metrics = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("gantry_ingress_requests_total{"),
+        "{metrics}"
+    );
+    promtool_accepts(metrics);
     assert_eq!(up.stop(), 0);
+}
+
+/// `promtool check metrics` (Prometheus' own checker, installed by scripts/setup) parses the
+/// text and finds no problem. promtool 2.42 reads the Prometheus text format, where a counter's
+/// HELP names the `_total` sample; OpenMetrics (what /metrics serves) names the family without
+/// it, so "NAME_total no help text" for a family whose HELP is there is the one lint allowed.
+fn promtool_accepts(metrics: &str) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/setup installs Debian's prometheus package)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Exit 1 is a parse error; 3 is lint problems only.
+    assert!(
+        out.status.success() || out.status.code() == Some(3),
+        "promtool check metrics failed: {report}\n{metrics}"
+    );
+    for line in report.lines().filter(|l| !l.trim().is_empty()) {
+        let family = line
+            .strip_suffix(" no help text")
+            .and_then(|n| n.strip_suffix("_total"));
+        assert!(
+            family.is_some_and(|f| metrics.contains(&format!("# HELP {f} "))),
+            "promtool check metrics: {line}\n{metrics}"
+        );
+    }
 }
 
 /// Host pids of `gantry status --json` by service name, and whether each is ready.
