@@ -222,11 +222,21 @@ pub fn render_ingress(v: &serde_json::Value) -> String {
     for i in v["instances"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
-            "  instance {:<14} {:<21} ready {:<5} breaker {}",
+            "  instance {:<14} {:<21} ready {:<5} breaker {}{}{}",
             i["id"].as_str().unwrap_or("?"),
             i["addr"].as_str().unwrap_or("?"),
             i["ready"].as_bool().unwrap_or(false),
             i["breaker"].as_str().unwrap_or("?"),
+            if i["ejected"].as_bool() == Some(true) {
+                " (ejected: failing in a row)"
+            } else {
+                ""
+            },
+            if i["draining"].as_bool() == Some(true) {
+                " (draining)"
+            } else {
+                ""
+            },
         );
     }
     out

@@ -18,6 +18,8 @@ pub struct IngressConfig {
     pub pool: PoolConfig,
     /// Per-instance circuit breaker (also the outlier ejection).
     pub breaker: BreakerConfig,
+    /// Outlier ejection on consecutive failures.
+    pub outlier: OutlierConfig,
     /// JSON lines access log (no headers are ever written).
     pub access_log: Option<PathBuf>,
     /// Share of requests that may be retried (0.1 = 10 %).
@@ -46,6 +48,7 @@ impl Default for IngressConfig {
             limits: Limits::default(),
             pool: PoolConfig::default(),
             breaker: BreakerConfig::default(),
+            outlier: OutlierConfig::default(),
             access_log: None,
             retry_budget: 0.1,
             retry_body_cap: 64 * 1024,
@@ -182,6 +185,34 @@ impl Default for PoolConfig {
         PoolConfig {
             idle_timeout: Duration::from_secs(30),
             max_idle_per_instance: 256,
+        }
+    }
+}
+
+/// Outlier ejection: an instance that fails this many calls in a row (5xx, timeouts, connect
+/// errors; not 429) is taken out of balancing for `base_ejection` × the times it was ejected
+/// (at most `max_ejection`), as long as at most `max_ejected_percent` of the service's
+/// instances are out and one other instance is still eligible. This acts on a burst at once,
+/// where the breaker waits for its window's failure rate.
+#[derive(Debug, Clone)]
+pub struct OutlierConfig {
+    /// Failures in a row that eject (0 = never).
+    pub consecutive_failures: u32,
+    /// First ejection time; each further ejection adds as much.
+    pub base_ejection: Duration,
+    /// Longest ejection.
+    pub max_ejection: Duration,
+    /// Most of a service's instances ejected at once, in percent (at least one instance).
+    pub max_ejected_percent: u8,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        OutlierConfig {
+            consecutive_failures: 5,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(300),
+            max_ejected_percent: 50,
         }
     }
 }

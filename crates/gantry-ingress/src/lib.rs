@@ -32,8 +32,8 @@ mod server;
 mod upstream;
 
 pub use config::{
-    BreakerConfig, IngressConfig, Instance, Limits, ListenerConfig, Mode, PoolConfig, RouteConfig,
-    RuntimeFlavor, TlsFiles,
+    BreakerConfig, IngressConfig, Instance, Limits, ListenerConfig, Mode, OutlierConfig,
+    PoolConfig, RouteConfig, RuntimeFlavor, TlsFiles,
 };
 pub use metrics::{
     IngressSnapshot, InstanceSnapshot, RequestsByClass, RouteSnapshot, SignalsSnapshot,
@@ -166,6 +166,7 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
         health_paths: cfg.health_paths.clone(),
         maintenance,
         access_log: log,
+        outlier: cfg.outlier.clone(),
         pool: pool::Pool {
             idle_timeout: cfg.pool.idle_timeout,
             max_idle: cfg.pool.max_idle_per_instance,
@@ -337,6 +338,8 @@ impl IngressHandle {
                     draining: i.draining.load(Relaxed),
                     breaker: i.breaker.state().as_str(),
                     connections: i.connections.load(Relaxed),
+                    ejected: i.ejected(),
+                    ejections: u64::from(i.ejections.load(Relaxed)),
                     signals: metrics::signals_snapshot(&i.signals),
                 });
             }
@@ -394,6 +397,19 @@ impl IngressHandle {
             "# HELP gantry_ingress_instance_connections Ingress instance: upstream connections open (idle and active)."
         );
         let _ = writeln!(out, "# TYPE gantry_ingress_instance_connections gauge");
+        let _ = writeln!(
+            out,
+            "# HELP gantry_ingress_instance_ejected Ingress instance: 1 while outlier detection has it out of balancing."
+        );
+        let _ = writeln!(out, "# TYPE gantry_ingress_instance_ejected gauge");
+        let _ = writeln!(
+            out,
+            "# HELP gantry_ingress_instance_ejections_total Ingress instance: times outlier detection ejected it (this incarnation)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE gantry_ingress_instance_ejections_total counter"
+        );
         for (svc, slot) in s.registry.all() {
             for i in slot.instances.load().iter() {
                 let labels = format!(
@@ -411,6 +427,16 @@ impl IngressHandle {
                     out,
                     "gantry_ingress_instance_connections{{{labels}}} {}",
                     i.connections.load(Relaxed)
+                );
+                let _ = writeln!(
+                    out,
+                    "gantry_ingress_instance_ejected{{{labels}}} {}",
+                    u8::from(i.ejected())
+                );
+                let _ = writeln!(
+                    out,
+                    "gantry_ingress_instance_ejections_total{{{labels}}} {}",
+                    i.ejections.load(Relaxed)
                 );
             }
         }

@@ -201,6 +201,10 @@ pub struct InstanceSnapshot {
     pub breaker: &'static str,
     /// Upstream connections open now (idle + active).
     pub connections: u64,
+    /// Out of balancing by outlier detection now.
+    pub ejected: bool,
+    /// Times outlier detection ejected it (this incarnation).
+    pub ejections: u64,
     /// Its signals.
     #[serde(flatten)]
     pub signals: SignalsSnapshot,

@@ -48,6 +48,7 @@ pub(crate) struct Shared {
     pub(crate) maintenance: Bytes,
     pub(crate) access_log: Option<AccessLog>,
     pub(crate) pool: Pool,
+    pub(crate) outlier: crate::config::OutlierConfig,
 }
 
 impl Shared {
@@ -431,11 +432,13 @@ async fn serve(
             Ok(Ok((mut resp, lease))) => {
                 let status = resp.status();
                 // 5xx counts against the breaker; 429 and other 4xx do not.
-                permit.record(if status.is_server_error() {
+                let failed = status.is_server_error();
+                permit.record(if failed {
                     Outcome::Failure
                 } else {
                     Outcome::Success
                 });
+                inst.outlier_record(failed, &route.slot, &shared.outlier);
                 inst.signals.record(status.as_u16(), sent.elapsed());
                 let switching = status == StatusCode::SWITCHING_PROTOCOLS;
                 if switching && let Some(cu) = client_upgrade.take() {
@@ -464,6 +467,7 @@ async fn serve(
             }
             Ok(Err(e)) => {
                 permit.record(Outcome::Failure);
+                inst.outlier_record(true, &route.slot, &shared.outlier);
                 inst.signals.errors.fetch_add(1, Relaxed);
                 if error_is_too_large(&e) {
                     return (too_large(), Some(inst.id.clone()));
@@ -473,6 +477,7 @@ async fn serve(
             }
             Err(_) => {
                 permit.record(Outcome::Failure);
+                inst.outlier_record(true, &route.slot, &shared.outlier);
                 inst.signals.errors.fetch_add(1, Relaxed);
                 failure = format!(
                     "{} at {} gave no response within {:?}",

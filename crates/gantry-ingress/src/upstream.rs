@@ -2,7 +2,7 @@
 //! balancing on in-flight counts, per-instance circuit breakers, and the count of open
 //! connections per instance (kept by the pool).
 
-use crate::config::{BreakerConfig, Instance};
+use crate::config::{BreakerConfig, Instance, OutlierConfig};
 use crate::metrics::Signals;
 use arc_swap::ArcSwap;
 use gantry_resilience::CircuitBreaker;
@@ -10,7 +10,7 @@ use gantry_resilience::breaker::{OwnedPermit, SlidingWindow};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -26,13 +26,69 @@ pub(crate) struct InstanceState {
     pub(crate) signals: Signals,
     pub(crate) connections: Arc<AtomicU64>,
     pub(crate) idle: Notify,
+    /// Failed calls in a row (outlier detection).
+    pub(crate) consecutive_failures: AtomicU32,
+    /// Ejected until this many ms after [`epoch`] (0 = not ejected).
+    pub(crate) ejected_until: AtomicU64,
+    /// Times ejected (the next ejection lasts this many + 1 base times).
+    pub(crate) ejections: AtomicU32,
+}
+
+/// The instant outlier deadlines count from.
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl InstanceState {
     fn eligible(&self) -> bool {
         self.ready.load(Relaxed)
             && !self.draining.load(Relaxed)
+            && !self.ejected()
             && self.breaker.state().permits_calls()
+    }
+
+    /// Whether outlier detection has it out of balancing now.
+    pub(crate) fn ejected(&self) -> bool {
+        let until = self.ejected_until.load(Relaxed);
+        until != 0 && now_ms() < until
+    }
+
+    /// Counts a call's outcome for outlier detection; a run of failures ejects the instance
+    /// when the service can spare it.
+    pub(crate) fn outlier_record(&self, failed: bool, slot: &ServiceSlot, cfg: &OutlierConfig) {
+        if !failed {
+            if self.consecutive_failures.load(Relaxed) != 0 {
+                self.consecutive_failures.store(0, Relaxed);
+            }
+            return;
+        }
+        let run = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
+        if cfg.consecutive_failures == 0 || run < cfg.consecutive_failures || self.ejected() {
+            return;
+        }
+        let set = slot.instances.load();
+        let n = set.len();
+        let out = set.iter().filter(|i| i.ejected()).count();
+        let cap = (n * usize::from(cfg.max_ejected_percent.min(100)) / 100).max(1);
+        let others = set
+            .iter()
+            .any(|i| !std::ptr::eq(Arc::as_ptr(i), self) && i.eligible());
+        if out + 1 > cap || !others {
+            return;
+        }
+        let times = self.ejections.fetch_add(1, Relaxed) + 1;
+        let span = cfg
+            .base_ejection
+            .saturating_mul(times)
+            .min(cfg.max_ejection.max(cfg.base_ejection));
+        let until = now_ms().saturating_add(u64::try_from(span.as_millis()).unwrap_or(u64::MAX));
+        self.ejected_until.store(until.max(1), Relaxed);
+        self.consecutive_failures.store(0, Relaxed);
     }
 }
 
@@ -107,7 +163,11 @@ impl Registry {
                 |i| match old.iter().find(|o| o.id == i.id && o.addr == i.addr) {
                     Some(o) => {
                         if !o.ready.swap(i.ready, Relaxed) && i.ready {
+                            // A new incarnation: no drain, no ejection carried over.
                             o.draining.store(false, Relaxed);
+                            o.ejected_until.store(0, Relaxed);
+                            o.consecutive_failures.store(0, Relaxed);
+                            o.ejections.store(0, Relaxed);
                         }
                         o.clone()
                     }
@@ -122,6 +182,9 @@ impl Registry {
                         draining: AtomicBool::new(false),
                         signals: Signals::default(),
                         idle: Notify::new(),
+                        consecutive_failures: AtomicU32::new(0),
+                        ejected_until: AtomicU64::new(0),
+                        ejections: AtomicU32::new(0),
                     }),
                 },
             )

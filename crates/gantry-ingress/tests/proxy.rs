@@ -414,6 +414,70 @@ async fn breaker_opens_on_a_failing_instance_and_closes_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_failures_ejects_an_instance_but_never_the_last_one() {
+    let (bad, good) = (upstream().await, upstream().await);
+    bad.status.store(500, SeqCst);
+    let mut cfg = config(vec![RouteConfig::new("api", "/", "api")]);
+    // The breaker judges only after 1,000 calls here: what acts is outlier detection.
+    cfg.breaker = BreakerConfig {
+        window: 1000,
+        minimum_calls: 1000,
+        ..BreakerConfig::default()
+    };
+    let (h, addr) = start(cfg);
+    h.set_instances(
+        "api",
+        vec![inst("api#1", bad.addr), inst("api#2", good.addr)],
+    );
+    h.set_open(true);
+    let cl = client();
+    let mut failed = 0;
+    for _ in 0..60 {
+        if get(&cl, addr, "/x").await.status == 500 {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 5, "five failures in a row eject the instance");
+    let snap = h.snapshot();
+    let (b, g) = (&snap.instances[0], &snap.instances[1]);
+    assert!(b.ejected && b.ejections == 1, "{:?}", snap.instances);
+    assert!(!g.ejected, "{:?}", snap.instances);
+    let mut prom = String::new();
+    h.render_prometheus(&mut prom);
+    assert!(
+        prom.contains("gantry_ingress_instance_ejected{service=\"api\",instance=\"api#1\"} 1"),
+        "{prom}"
+    );
+    // Now the other one fails too: it is the last eligible instance, so it stays in.
+    good.status.store(500, SeqCst);
+    for _ in 0..10 {
+        assert_eq!(get(&cl, addr, "/x").await.status, 500);
+    }
+    assert!(
+        !h.snapshot().instances[1].ejected,
+        "the last instance is never ejected"
+    );
+    // A new incarnation of the ejected one (unready, then ready) starts with a clean slate.
+    h.set_instances(
+        "api",
+        vec![
+            {
+                let mut i = inst("api#1", bad.addr);
+                i.ready = false;
+                i
+            },
+            inst("api#2", good.addr),
+        ],
+    );
+    h.set_instances(
+        "api",
+        vec![inst("api#1", bad.addr), inst("api#2", good.addr)],
+    );
+    assert!(!h.snapshot().instances[0].ejected);
+    h.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_instance_waits_for_in_flight_requests() {
     let (a, b) = (upstream().await, upstream().await);
     let (h, addr) = start(config(vec![RouteConfig::new("api", "/", "api")]));
