@@ -304,6 +304,27 @@ pub struct Instance {
     pub ready: bool,
 }
 
+/// How a service's traffic is split between its stable instances and a canary release
+/// (set with [`crate::IngressHandle::set_split`]; the default sends everything to stable).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Split {
+    /// Ids of the instances that belong to the canary.
+    pub canary: Vec<String>,
+    /// Share of requests for the canary, 0..=100.
+    pub percent: u8,
+    /// Where a client's identity comes from, so it stays on one side across requests.
+    pub sticky: Option<Sticky>,
+}
+
+/// The request part a sticky assignment hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    /// A cookie by name.
+    Cookie(String),
+    /// A header by name (case-insensitive).
+    Header(String),
+}
+
 /// Pattern match used by allow-lists and health paths: exact, or a prefix ending in `*`.
 pub(crate) fn path_matches(pattern: &str, path: &str) -> bool {
     match pattern.strip_suffix('*') {

@@ -33,10 +33,11 @@ mod upstream;
 
 pub use config::{
     BreakerConfig, IngressConfig, Instance, Limits, ListenerConfig, Mode, OutlierConfig,
-    PoolConfig, RouteConfig, RuntimeFlavor, TlsFiles,
+    PoolConfig, RouteConfig, RuntimeFlavor, Split, Sticky, TlsFiles,
 };
 pub use metrics::{
-    IngressSnapshot, InstanceSnapshot, RequestsByClass, RouteSnapshot, SignalsSnapshot,
+    IngressSnapshot, InstanceSnapshot, RequestsByClass, RouteSnapshot, SignalsSnapshot, SplitTally,
+    Tally, Window,
 };
 
 use bytes::Bytes;
@@ -284,6 +285,34 @@ impl IngressHandle {
         self.inner.shared.registry.set_instances(service, instances);
     }
 
+    /// Splits a service's traffic between its stable instances and the canary ones (by id):
+    /// `percent` of requests (of clients, with a sticky cookie or header) go to the canary.
+    /// Takes effect on the next request; in-flight requests are not moved.
+    pub fn set_split(&self, service: &str, split: Split) {
+        self.inner.shared.registry.slot(service).set_split(split);
+    }
+
+    /// The cumulative figures of each side of a service's split (see [`Tally::since`]).
+    pub fn tally(&self, service: &str) -> SplitTally {
+        let mut t = SplitTally::default();
+        for i in self
+            .inner
+            .shared
+            .registry
+            .slot(service)
+            .instances
+            .load()
+            .iter()
+        {
+            if i.canary.load(Relaxed) {
+                t.canary.add(&i.signals);
+            } else {
+                t.stable.add(&i.signals);
+            }
+        }
+        t
+    }
+
     /// Stops sending new requests to an instance; resolves once its in-flight requests are
     /// done or the drain timeout passed (an unknown instance resolves at once).
     pub fn drain_instance(
@@ -339,6 +368,7 @@ impl IngressHandle {
                     breaker: i.breaker.state().as_str(),
                     connections: i.connections.load(Relaxed),
                     ejected: i.ejected(),
+                    canary: i.canary.load(Relaxed),
                     ejections: u64::from(i.ejections.load(Relaxed)),
                     signals: metrics::signals_snapshot(&i.signals),
                 });

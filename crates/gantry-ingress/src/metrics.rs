@@ -63,6 +63,80 @@ impl Histogram {
     }
 }
 
+/// Cumulative figures of one side of a canary split (the sum over its instances), for a
+/// rollout's analysis: two tallies taken a step apart give the step's window with
+/// [`Tally::since`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Upstream answers and failures.
+    pub requests: u64,
+    /// 5xx answers plus connect errors and timeouts.
+    pub failures: u64,
+    /// Latency bucket counts (the bounds of `gantry_ingress_instance_request_duration_seconds`).
+    pub buckets: Vec<u64>,
+}
+
+/// What happened between two tallies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Window {
+    /// Requests in the window.
+    pub requests: u64,
+    /// Failed ones (5xx, connect errors, timeouts).
+    pub failures: u64,
+    /// failures / requests (0 without requests).
+    pub failure_ratio: f64,
+    /// `None` without requests.
+    pub p99_ms: Option<f64>,
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, s: &Signals) {
+        let classes: u64 = s.classes.iter().map(|c| c.load(Relaxed)).sum();
+        let errors = s.errors.load(Relaxed);
+        self.requests += classes + errors;
+        self.failures += s.classes[4].load(Relaxed) + errors;
+        let counts = s.latency.counts();
+        if self.buckets.len() < counts.len() {
+            self.buckets.resize(counts.len(), 0);
+        }
+        for (b, c) in self.buckets.iter_mut().zip(counts) {
+            *b += c;
+        }
+    }
+
+    /// The window from `earlier` to this tally. Counters of instances replaced in between
+    /// restart from zero, so every difference saturates at zero rather than wrapping.
+    pub fn since(&self, earlier: &Tally) -> Window {
+        let requests = self.requests.saturating_sub(earlier.requests);
+        let failures = self.failures.saturating_sub(earlier.failures).min(requests);
+        let buckets: Vec<u64> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.saturating_sub(earlier.buckets.get(i).copied().unwrap_or(0)))
+            .collect();
+        Window {
+            requests,
+            failures,
+            failure_ratio: if requests == 0 {
+                0.0
+            } else {
+                failures as f64 / requests as f64
+            },
+            p99_ms: Histogram::quantile_ms(&buckets, 0.99),
+        }
+    }
+}
+
+/// Both sides of a service's split.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SplitTally {
+    /// The instances not in the canary.
+    pub stable: Tally,
+    /// The canary's instances.
+    pub canary: Tally,
+}
+
 /// Why the ingress answered a request itself.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Shed {
@@ -203,6 +277,8 @@ pub struct InstanceSnapshot {
     pub connections: u64,
     /// Out of balancing by outlier detection now.
     pub ejected: bool,
+    /// Belongs to the canary side of the service's split.
+    pub canary: bool,
     /// Times outlier detection ejected it (this incarnation).
     pub ejections: u64,
     /// Its signals.

@@ -375,12 +375,13 @@ async fn serve(
     };
     shared.budget.deposit();
 
+    let side = crate::upstream::side(&route.slot, sticky_key(&route.slot, &parts.headers));
     let mut last: Option<Arc<InstanceState>> = None;
     let mut guard = Some(guard);
     let mut failure = String::new();
     let mut timed_out = false;
     for attempt in 0..attempts {
-        let (inst, permit) = match pick(&route.slot, last.as_ref()) {
+        let (inst, permit) = match pick(&route.slot, last.as_ref(), side) {
             Ok(p) => p,
             Err(why) if attempt == 0 => {
                 route.metrics.shed(Shed::NoInstance);
@@ -498,6 +499,30 @@ async fn serve(
     };
     let msg = format!("gantry ingress: the upstream of service {svc:?} {what}: {failure}\n");
     (plain(status, msg), last.map(|i| i.id.clone()))
+}
+
+/// The hash of the client's sticky cookie or header for the service's split (FNV-1a, stable
+/// across restarts of gantry, so a client keeps its side); `None` without a split or value.
+fn sticky_key(slot: &crate::upstream::ServiceSlot, headers: &http::HeaderMap) -> Option<u64> {
+    let split = slot.split.load();
+    let value: &[u8] = match split.sticky.as_ref()? {
+        crate::config::Sticky::Header(name) => headers.get(name.as_str())?.as_bytes(),
+        crate::config::Sticky::Cookie(name) => headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| {
+                let (k, v) = c.trim().split_once('=')?;
+                (k == name).then_some(v.as_bytes())
+            })?,
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in value {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Some(h)
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

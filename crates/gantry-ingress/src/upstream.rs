@@ -2,7 +2,7 @@
 //! balancing on in-flight counts, per-instance circuit breakers, and the count of open
 //! connections per instance (kept by the pool).
 
-use crate::config::{BreakerConfig, Instance, OutlierConfig};
+use crate::config::{BreakerConfig, Instance, OutlierConfig, Split};
 use crate::metrics::Signals;
 use arc_swap::ArcSwap;
 use gantry_resilience::CircuitBreaker;
@@ -32,6 +32,8 @@ pub(crate) struct InstanceState {
     pub(crate) ejected_until: AtomicU64,
     /// Times ejected (the next ejection lasts this many + 1 base times).
     pub(crate) ejections: AtomicU32,
+    /// Belongs to the service's canary release (see [`Split`]).
+    pub(crate) canary: AtomicBool,
 }
 
 /// The instant outlier deadlines count from.
@@ -111,10 +113,22 @@ impl Drop for InFlight {
     }
 }
 
-/// A service's current instance set.
+/// A service's current instance set and its canary split.
 #[derive(Debug, Default)]
 pub(crate) struct ServiceSlot {
     pub(crate) instances: ArcSwap<Vec<Arc<InstanceState>>>,
+    pub(crate) split: ArcSwap<Split>,
+}
+
+impl ServiceSlot {
+    /// Replaces the split and marks the current instances that belong to the canary.
+    pub(crate) fn set_split(&self, split: Split) {
+        let split = Arc::new(split);
+        for i in self.instances.load().iter() {
+            i.canary.store(split.canary.contains(&i.id), Relaxed);
+        }
+        self.split.store(split);
+    }
 }
 
 /// Every service the ingress knows, plus the per-address connection counters.
@@ -157,6 +171,7 @@ impl Registry {
     pub(crate) fn set_instances(&self, service: &str, instances: Vec<Instance>) {
         let slot = self.slot(service);
         let old = slot.instances.load_full();
+        let split = slot.split.load_full();
         let new: Vec<Arc<InstanceState>> = instances
             .into_iter()
             .map(
@@ -185,10 +200,14 @@ impl Registry {
                         consecutive_failures: AtomicU32::new(0),
                         ejected_until: AtomicU64::new(0),
                         ejections: AtomicU32::new(0),
+                        canary: AtomicBool::new(false),
                     }),
                 },
             )
             .collect();
+        for i in &new {
+            i.canary.store(split.canary.contains(&i.id), Relaxed);
+        }
         slot.instances.store(Arc::new(new));
     }
 
@@ -256,15 +275,51 @@ pub(crate) enum NoPick {
     AllBroken,
 }
 
+/// Which side of a canary split a request goes to: `None` when the service has no split
+/// (or no canary instance); `key` is the sticky hash of the client, else a random draw.
+pub(crate) fn side(slot: &ServiceSlot, key: Option<u64>) -> Option<bool> {
+    let split = slot.split.load();
+    if split.canary.is_empty() {
+        return None;
+    }
+    let draw = key.map_or_else(|| rand_below(100), |k| (k % 100) as usize);
+    Some(draw < usize::from(split.percent.min(100)))
+}
+
 /// Power of two choices on in-flight counts among eligible instances, avoiding `avoid`
-/// when another is eligible; returns the instance with a breaker permit.
+/// when another is eligible, and on the `canary` side when one is asked for and has an
+/// eligible instance (else the other side: a split never fails a request by itself);
+/// returns the instance with a breaker permit.
 pub(crate) fn pick(
     slot: &ServiceSlot,
     avoid: Option<&Arc<InstanceState>>,
+    canary: Option<bool>,
+) -> Result<(Arc<InstanceState>, OwnedPermit), NoPick> {
+    if let Some(side) = canary {
+        let set = slot.instances.load();
+        if set
+            .iter()
+            .any(|i| i.canary.load(Relaxed) == side && i.eligible())
+            && let Ok(p) = pick_among(slot, avoid, Some(side))
+        {
+            return Ok(p);
+        }
+    }
+    pick_among(slot, avoid, None)
+}
+
+fn pick_among(
+    slot: &ServiceSlot,
+    avoid: Option<&Arc<InstanceState>>,
+    side: Option<bool>,
 ) -> Result<(Arc<InstanceState>, OwnedPermit), NoPick> {
     let set = slot.instances.load();
     let n = set.len();
-    let ok = |i: &Arc<InstanceState>| i.eligible() && avoid.is_none_or(|a| !Arc::ptr_eq(a, i));
+    let ok = |i: &Arc<InstanceState>| {
+        i.eligible()
+            && avoid.is_none_or(|a| !Arc::ptr_eq(a, i))
+            && side.is_none_or(|s| i.canary.load(Relaxed) == s)
+    };
     if n == 0 {
         return Err(NoPick::NoneReady);
     }
@@ -301,8 +356,10 @@ pub(crate) fn pick(
             return Ok((i.clone(), p));
         }
     }
-    // Only the avoided instance is left: let the caller use it rather than fail.
-    if let Some(a) = avoid
+    // Only the avoided instance is left: let the caller use it rather than fail (within a
+    // side, the caller tries the other side first).
+    if side.is_none()
+        && let Some(a) = avoid
         && a.eligible()
         && let Ok(p) = a.breaker.try_acquire_owned()
     {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use gantry_ingress::{BreakerConfig, Instance, Mode, RouteConfig};
+use gantry_ingress::{BreakerConfig, Instance, Mode, RouteConfig, Split, Sticky, Tally};
 use std::future::Future;
 use std::sync::atomic::Ordering::SeqCst;
 use std::task::Poll;
@@ -474,6 +474,102 @@ async fn a_run_of_failures_ejects_an_instance_but_never_the_last_one() {
         vec![inst("api#1", bad.addr), inst("api#2", good.addr)],
     );
     assert!(!h.snapshot().instances[0].ejected);
+    h.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_split_is_sticky_per_cookie_tallied_apart_and_never_fails_a_request() {
+    let (stable, canary) = (upstream().await, upstream().await);
+    let (h, addr) = start(config(vec![RouteConfig::new("api", "/", "api")]));
+    h.set_instances(
+        "api",
+        vec![inst("api#1", stable.addr), inst("api#2", canary.addr)],
+    );
+    h.set_split(
+        "api",
+        Split {
+            canary: vec!["api#2".into()],
+            percent: 10,
+            sticky: Some(Sticky::Cookie("sid".into())),
+        },
+    );
+    h.set_open(true);
+    let cl = client();
+    let on_canary = |r: &Answer| r.json()["upstream"] == canary.addr.to_string();
+    // 1,000 clients: about a tenth on the canary, each always on the same side.
+    let mut sides = Vec::new();
+    for i in 0..1000 {
+        let cookie = format!("theme=dark; sid=user-{i}");
+        let r = send(&cl, "GET", addr, "/x", &[("cookie", &cookie)], "").await;
+        assert_eq!(r.status, 200);
+        sides.push(on_canary(&r));
+    }
+    let n = sides.iter().filter(|c| **c).count();
+    assert!(
+        (50..=150).contains(&n),
+        "{n} of 1,000 clients on a 10 % canary"
+    );
+    for i in (0..1000).step_by(97) {
+        let cookie = format!("sid=user-{i}");
+        for _ in 0..5 {
+            let r = send(&cl, "GET", addr, "/x", &[("cookie", &cookie)], "").await;
+            assert_eq!(on_canary(&r), sides[i], "client {i} changed sides");
+        }
+    }
+    // Tallied apart: the canary's failures show on its side only.
+    let before = h.tally("api");
+    canary.status.store(503, SeqCst);
+    let mut canary_hits = 0;
+    for i in 0..200 {
+        let cookie = format!("sid=user-{i}");
+        let r = send(&cl, "GET", addr, "/x", &[("cookie", &cookie)], "").await;
+        if r.status == 503 {
+            canary_hits += 1;
+        }
+    }
+    let after = h.tally("api");
+    let (c, st) = (
+        after.canary.since(&before.canary),
+        after.stable.since(&before.stable),
+    );
+    assert_eq!(c.requests, canary_hits);
+    assert_eq!(c.failures, canary_hits);
+    assert!(
+        c.requests > 0 && (c.failure_ratio - 1.0).abs() < 1e-9,
+        "{c:?}"
+    );
+    assert_eq!(st.failures, 0, "{st:?}");
+    assert_eq!(st.requests + c.requests, 200);
+    assert!(st.p99_ms.is_some());
+    assert_eq!(Tally::default().since(&Tally::default()).p99_ms, None);
+    // Its run of failures ejected it (outlier detection); a new incarnation comes back clean.
+    assert!(h.snapshot().instances[1].ejected);
+    canary.status.store(200, SeqCst);
+    let mut down = inst("api#2", canary.addr);
+    down.ready = false;
+    h.set_instances("api", vec![inst("api#1", stable.addr), down]);
+    h.set_instances(
+        "api",
+        vec![inst("api#1", stable.addr), inst("api#2", canary.addr)],
+    );
+    // All traffic to a canary with no ready instance still lands on stable.
+    h.set_split(
+        "api",
+        Split {
+            canary: vec!["api#2".into()],
+            percent: 100,
+            sticky: None,
+        },
+    );
+    assert!(on_canary(&get(&cl, addr, "/x").await));
+    let mut down = inst("api#2", canary.addr);
+    down.ready = false;
+    h.set_instances("api", vec![inst("api#1", stable.addr), down]);
+    for _ in 0..20 {
+        let r = get(&cl, addr, "/x").await;
+        assert_eq!(r.status, 200);
+        assert!(!on_canary(&r));
+    }
     h.shutdown();
 }
 
