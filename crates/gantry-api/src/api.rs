@@ -13,12 +13,14 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::error::{ApiError, CHALLENGE_INVALID_REQUEST, CHALLENGE_INVALID_TOKEN, CHALLENGE_NONE};
+use crate::auth::{authorize, authorize_read};
+use crate::error::ApiError;
 use crate::health::ready_verdict;
-use crate::model::{ApiCommand, ApiState, BootPhase, ServiceSnapshot, Snapshot};
+use crate::model::{
+    ApiCommand, ApiState, BootPhase, Caller, CommandRequest, ServiceSnapshot, Snapshot,
+};
 use crate::util::{HealthQuery, rfc3339};
 
 /// How long a mutation waits for the driver to accept it. The driver answers on acceptance,
@@ -354,70 +356,6 @@ pub(crate) async fn events(
         .into_response()
 }
 
-const TOKEN_HINT: &str = "send `Authorization: Bearer <token>`; the token is in the state dir's api.token file (mode 0600)";
-
-/// A read that carries service output (missions, the event stream) needs the token when
-/// the API is reachable beyond loopback.
-fn authorize_read(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.protect_reads {
-        authorize(headers, &state.token)
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks `Authorization: Bearer <token>` in constant time. Never echoes what was sent.
-pub(crate) fn authorize(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
-    let malformed = |why: &str| {
-        ApiError::unauthorized(
-            format!("malformed Authorization header: {why}"),
-            TOKEN_HINT,
-            CHALLENGE_INVALID_REQUEST,
-        )
-    };
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Err(ApiError::unauthorized(
-            "missing bearer token",
-            TOKEN_HINT,
-            CHALLENGE_NONE,
-        ));
-    };
-    if values.next().is_some() {
-        return Err(malformed("sent more than once"));
-    }
-    let Ok(value) = value.to_str() else {
-        return Err(malformed("not visible ASCII"));
-    };
-    // RFC 7235: the scheme is case-insensitive, then one or more spaces.
-    let Some((scheme, presented)) = value.split_once(' ') else {
-        return Err(malformed("expected `Bearer <token>`"));
-    };
-    let presented = presented.trim_matches(' ');
-    if !scheme.eq_ignore_ascii_case("bearer") || presented.is_empty() {
-        return Err(malformed("expected `Bearer <token>`"));
-    }
-    // An empty configured token would accept nothing sensible: fail closed.
-    if token.is_empty() {
-        return Err(ApiError::unauthorized(
-            "no API token is configured; mutations are disabled",
-            TOKEN_HINT,
-            CHALLENGE_INVALID_TOKEN,
-        ));
-    }
-    // `ct_eq` returns early only on a length mismatch; the length (64 hex characters) is not
-    // secret, the bytes are, and they are compared without an early exit.
-    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(
-            "invalid bearer token",
-            TOKEN_HINT,
-            CHALLENGE_INVALID_TOKEN,
-        ))
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct Accepted {
     accepted: bool,
@@ -427,8 +365,57 @@ struct Accepted {
 /// How the driver's answer to a reload starts when the stack file has errors (422).
 pub const INVALID_FILE: &str = "invalid stack file";
 
+/// The longest reason kept with a command (the audit log stores it).
+const MAX_REASON: usize = 1_000;
+
+/// The optional JSON body of a mutation: `{"reason": "..."}` (an empty body is no reason).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Why {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The reason of a mutation's optional body, or a 400 saying what to send.
+pub(crate) fn reason_of(body: &[u8]) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let why: Why = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid body: {e}"),
+            r#"send no body, or {"reason": "why you do this"}"#,
+        )
+    })?;
+    check_reason(why.reason)
+}
+
+/// A reason is kept as given, trimmed; too long or with control characters is a 400.
+pub(crate) fn check_reason(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(reason) = reason else {
+        return Ok(None);
+    };
+    let reason = reason.trim().to_string();
+    if reason.chars().count() > MAX_REASON || reason.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the reason must be at most {MAX_REASON} characters without control characters"
+            ),
+            "say why in one line",
+        ));
+    }
+    Ok((!reason.is_empty()).then_some(reason))
+}
+
 /// Hands a command to the driver and turns its answer into 202 / 404 / 409 / 503 / 504.
-async fn dispatch(state: &ApiState, command: ApiCommand) -> Response {
+pub(crate) async fn dispatch(
+    state: &ApiState,
+    caller: Caller,
+    reason: Option<String>,
+    command: ApiCommand,
+) -> Response {
     let gone = || {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -438,13 +425,18 @@ async fn dispatch(state: &ApiState, command: ApiCommand) -> Response {
     };
     let service = match &command {
         ApiCommand::Start(n) | ApiCommand::Stop(n) | ApiCommand::Restart(n) => Some(n.clone()),
-        ApiCommand::Rotate(_) | ApiCommand::Reload | ApiCommand::Shutdown => None,
+        _ => None,
     };
     let (tx, rx) = oneshot::channel();
     let exchange = async {
         state
             .commands
-            .send((command, tx))
+            .send(CommandRequest {
+                command,
+                caller,
+                reason,
+                reply: tx,
+            })
             .await
             .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
@@ -506,14 +498,20 @@ async fn service_command(
     state: &ApiState,
     headers: &HeaderMap,
     name: Result<Path<String>, PathRejection>,
+    body: &[u8],
     make: fn(String) -> ApiCommand,
 ) -> Response {
     // Authorization first: an unauthenticated caller learns nothing, not even whether a name exists.
-    if let Err(e) = authorize(headers, &state.token) {
-        return e.into_response();
-    }
+    let caller = match authorize(state, headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let reason = match reason_of(body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
     match name {
-        Ok(Path(name)) => dispatch(state, make(name)).await,
+        Ok(Path(name)) => dispatch(state, caller, reason, make(name)).await,
         Err(e) => bad_path(&e).into_response(),
     }
 }
@@ -522,46 +520,161 @@ pub(crate) async fn start(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    service_command(&state, &headers, name, ApiCommand::Start).await
+    service_command(&state, &headers, name, &body, ApiCommand::Start).await
 }
 
 pub(crate) async fn stop(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    service_command(&state, &headers, name, ApiCommand::Stop).await
+    service_command(&state, &headers, name, &body, ApiCommand::Stop).await
 }
 
 pub(crate) async fn restart(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    service_command(&state, &headers, name, ApiCommand::Restart).await
+    service_command(&state, &headers, name, &body, ApiCommand::Restart).await
 }
 
 pub(crate) async fn rotate(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
 ) -> Response {
-    service_command(&state, &headers, name, ApiCommand::Rotate).await
+    service_command(&state, &headers, name, &body, ApiCommand::Rotate).await
 }
 
-pub(crate) async fn reload(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&headers, &state.token) {
-        return e.into_response();
+/// A mutation without a path parameter: authorize, read the reason, dispatch.
+async fn stack_command(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: &[u8],
+    command: ApiCommand,
+) -> Response {
+    let caller = match authorize(state, headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    match reason_of(body) {
+        Ok(reason) => dispatch(state, caller, reason, command).await,
+        Err(e) => e.into_response(),
     }
-    dispatch(&state, ApiCommand::Reload).await
 }
 
-pub(crate) async fn shutdown(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&headers, &state.token) {
+pub(crate) async fn reload(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    stack_command(&state, &headers, &body, ApiCommand::Reload).await
+}
+
+pub(crate) async fn shutdown(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    stack_command(&state, &headers, &body, ApiCommand::Shutdown).await
+}
+
+/// `GET /api/v1/audit`: the audit log, newest first (the read token when reads are protected).
+/// `?since=1h` (s, m, h, d) and `?limit=N` (1-10000, default 1000).
+pub(crate) async fn audit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Err(e) = authorize_read(&state, &headers) {
         return e.into_response();
     }
-    dispatch(&state, ApiCommand::Shutdown).await
+    let bad = |why: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            why,
+            "use ?since=1h (s, m, h, d) and ?limit=N (1-10000)",
+        )
+        .into_response()
+    };
+    let (mut since_text, mut limit_text) = (None, None);
+    for (key, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "since" => since_text = Some(value.into_owned()),
+            "limit" => limit_text = Some(value.into_owned()),
+            other => {
+                return bad(format!(
+                    "unknown query parameter `{}`",
+                    other.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+    }
+    let query = AuditQuery {
+        since: since_text,
+        limit: match limit_text.map(|l| l.parse::<usize>()) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => return bad("`limit` must be a number".into()),
+        },
+    };
+    let since = match query.since.as_deref().map(parse_age) {
+        None => None,
+        Some(Some(age)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            Some(now.saturating_sub(age).as_millis() as i64)
+        }
+        Some(None) => return bad("`since` must be a duration like 90s, 30m, 1h or 2d".into()),
+    };
+    let limit = query.limit.unwrap_or(1_000);
+    if !(1..=10_000).contains(&limit) {
+        return bad("`limit` must be between 1 and 10000".into());
+    }
+    let audit = state.audit.clone();
+    match tokio::task::spawn_blocking(move || audit(since, limit)).await {
+        Ok(Ok(rows)) => Json(serde_json::json!({ "audit": rows })).into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e,
+            "the audit log cannot be read until the store is readable again",
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the audit log could not be read",
+            "check the state store in the state dir",
+        )
+        .into_response(),
+    }
+}
+
+struct AuditQuery {
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `90s`, `30m`, `1h`, `2d` as a duration.
+pub fn parse_age(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.len().checked_sub(1)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3_600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
 }
 
 /// The OpenAPI document, committed at `docs/openapi.json`.

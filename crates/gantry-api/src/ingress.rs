@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::api::authorize;
+use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::model::ApiState;
 
@@ -59,7 +59,7 @@ pub(crate) async fn mode(
     headers: HeaderMap,
     body: Result<Json<ModeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(e) = authorize(&headers, &state.token) {
+    if let Err(e) = authorize(&state, &headers) {
         return e.into_response();
     }
     let Some(ingress) = &state.ingress else {

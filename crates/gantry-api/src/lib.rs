@@ -58,6 +58,7 @@
 //! test fails when the two disagree.
 
 mod api;
+pub mod auth;
 mod error;
 mod health;
 mod ingress;
@@ -68,7 +69,7 @@ mod server;
 mod slots;
 mod util;
 
-pub use api::{INVALID_FILE, OPENAPI_JSON, SSE_KEEP_ALIVE};
+pub use api::{INVALID_FILE, OPENAPI_JSON, SSE_KEEP_ALIVE, parse_age};
 pub use ingress::{IngressControl, ModeRequest};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, PROBE_BUCKETS};
 pub use routes::{Endpoint, ROUTES, Route, router};

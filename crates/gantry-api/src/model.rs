@@ -109,8 +109,77 @@ pub enum ApiCommand {
     Shutdown,
 }
 
-/// A command and the channel for its answer: Ok(message) or Err(message, e.g. "unknown service `x`").
-pub type CommandRequest = (ApiCommand, oneshot::Sender<Result<String, String>>);
+impl ApiCommand {
+    /// The action and its target as the audit log names them (`service.restart`, `api`).
+    pub fn audit(&self) -> (&'static str, Option<String>) {
+        match self {
+            ApiCommand::Start(n) => ("service.start", Some(n.clone())),
+            ApiCommand::Stop(n) => ("service.stop", Some(n.clone())),
+            ApiCommand::Restart(n) => ("service.restart", Some(n.clone())),
+            ApiCommand::Rotate(n) => ("secret.rotate", Some(n.clone())),
+            ApiCommand::Reload => ("stack.reload", None),
+            ApiCommand::Shutdown => ("stack.shutdown", None),
+        }
+    }
+}
+
+/// What a caller may do: read (status, OFREP, events) or operate (every mutation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Read,
+    Operator,
+}
+
+/// Who asked: the token's name (`operator`, `read`, `token:alice`), or for the operator
+/// token the local user the CLI names (`cli:bob`), and what that token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    pub actor: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// A caller of a read that needs no token.
+    pub fn anonymous() -> Caller {
+        Caller {
+            actor: "anonymous".to_string(),
+            role: Role::Read,
+        }
+    }
+}
+
+/// A command, who asked for it and why, and the channel for its answer: Ok(message) or
+/// Err(message, e.g. "unknown service `x`").
+#[derive(Debug)]
+pub struct CommandRequest {
+    pub command: ApiCommand,
+    pub caller: Caller,
+    pub reason: Option<String>,
+    pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+/// A named token from the tokens file: who it is, what it may do, and the SHA-256 digest
+/// of the token (the token itself is never kept).
+#[derive(Clone, PartialEq, Eq)]
+pub struct NamedToken {
+    pub name: String,
+    pub role: Role,
+    pub sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for NamedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the audit log, newest first: rows at or after `since` (unix milliseconds), at most `limit`.
+pub type Audit =
+    Arc<dyn Fn(Option<i64>, usize) -> Result<Vec<serde_json::Value>, String> + Send + Sync>;
 
 /// One recorded boot, for `/api/v1/boots`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -136,8 +205,14 @@ pub struct ApiState {
     /// The same JSON objects `gantry up --json` prints (transition, output, boot, finished).
     pub events: broadcast::Sender<serde_json::Value>,
     pub commands: mpsc::Sender<CommandRequest>,
-    /// The bearer token every mutating call must present.
+    /// The operator token: every mutating call must present it (or a named operator token).
     pub token: Arc<String>,
+    /// The read-only token (OFREP, status readers): it reads what `protect_reads` guards.
+    pub read_token: Arc<String>,
+    /// Named tokens from the tokens file, so the audit log can say who.
+    pub named_tokens: Arc<Vec<NamedToken>>,
+    /// The audit log.
+    pub audit: Audit,
     pub history: History,
     pub missions: Missions,
     /// Reads that expose service output (missions, the event stream) need the token

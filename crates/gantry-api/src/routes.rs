@@ -33,6 +33,7 @@ pub enum Endpoint {
     Shutdown,
     Ingress,
     IngressMode,
+    Audit,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
@@ -93,6 +94,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/shutdown", Endpoint::Shutdown, true),
     route("GET", "/api/v1/ingress", Endpoint::Ingress, false),
     route("POST", "/api/v1/ingress/mode", Endpoint::IngressMode, true),
+    route("GET", "/api/v1/audit", Endpoint::Audit, false),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -118,6 +120,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::Shutdown => post(api::shutdown),
         Endpoint::Ingress => get(ingress::status),
         Endpoint::IngressMode => post(ingress::mode),
+        Endpoint::Audit => get(api::audit),
     }
 }
 

@@ -343,8 +343,8 @@ async fn a_gone_driver_is_a_503() {
     let mut state = h.state.clone();
     state.commands = tx;
     tokio::spawn(async move {
-        while let Some((_, reply)) = rx.recv().await {
-            drop(reply)
+        while let Some(request) = rx.recv().await {
+            drop(request.reply)
         }
     });
     let r = post(

@@ -55,8 +55,15 @@ impl Instance {
         self.request("GET", path, false, None).await
     }
 
-    pub async fn post(&self, path: &str) -> Result<Response, String> {
-        self.request("POST", path, true, None).await
+    /// A GET that sends the token (reads that may be protected: the audit log).
+    pub async fn get_auth(&self, path: &str) -> Result<Response, String> {
+        self.request("GET", path, true, None).await
+    }
+
+    /// A mutation, with the reason for the audit log when there is one.
+    pub async fn post(&self, path: &str, reason: Option<&str>) -> Result<Response, String> {
+        let body = reason.map(|r| serde_json::json!({ "reason": r }).to_string());
+        self.request("POST", path, true, body).await
     }
 
     /// A POST with a JSON body.
@@ -91,7 +98,11 @@ impl Instance {
                     self.state_dir.api_token().display()
                 )
             })?;
-            req = req.header("authorization", format!("Bearer {token}"));
+            req = req
+                .header("authorization", format!("Bearer {token}"))
+                // Who, for the audit log: believed because the operator token came from
+                // this user's state dir.
+                .header("x-gantry-actor", local_actor());
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -164,6 +175,25 @@ impl Instance {
             handshake!(stream)
         }
     }
+}
+
+/// `cli:USER` for the audit log: the login name, else the uid.
+fn local_actor() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|n| {
+            !n.is_empty()
+                && n.len() <= 32
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        });
+    let name = name.unwrap_or_else(|| {
+        std::fs::metadata("/proc/self")
+            .map_or_else(|_| "unknown".into(), |m| format!("uid{}", m.uid()))
+    });
+    format!("cli:{name}")
 }
 
 /// A small runtime for client commands.

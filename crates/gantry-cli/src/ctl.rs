@@ -136,35 +136,40 @@ pub fn status(file: &Path, json: bool, watch: bool) -> anyhow::Result<Outcome> {
 }
 
 /// `gantry start|stop|restart NAME`.
-pub fn service_action(file: &Path, action: &str, name: &str) -> anyhow::Result<Outcome> {
+pub fn service_action(
+    file: &Path,
+    action: &str,
+    name: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<Outcome> {
     let inst = match find(file) {
         Ok(i) => i,
         Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
-    let resp = rt.block_on(inst.post(&format!("/api/v1/services/{name}/{action}")));
+    let resp = rt.block_on(inst.post(&format!("/api/v1/services/{name}/{action}"), reason));
     Ok(report(resp))
 }
 
 /// `gantry rotate SECRET`.
-pub fn rotate(file: &Path, name: &str) -> anyhow::Result<Outcome> {
+pub fn rotate(file: &Path, name: &str, reason: Option<&str>) -> anyhow::Result<Outcome> {
     let inst = match find(file) {
         Ok(i) => i,
         Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
-    let resp = rt.block_on(inst.post(&format!("/api/v1/secrets/{name}/rotate")));
+    let resp = rt.block_on(inst.post(&format!("/api/v1/secrets/{name}/rotate"), reason));
     Ok(report(resp))
 }
 
 /// `gantry reload [FILE]`: the running instance loads its file again and applies it.
-pub fn reload(file: &Path) -> anyhow::Result<Outcome> {
+pub fn reload(file: &Path, reason: Option<&str>) -> anyhow::Result<Outcome> {
     let inst = match find(file) {
         Ok(i) => i,
         Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
-    let resp = rt.block_on(inst.post("/api/v1/reload"));
+    let resp = rt.block_on(inst.post("/api/v1/reload", reason));
     Ok(report(resp))
 }
 
@@ -292,15 +297,72 @@ fn report(resp: Result<crate::client::Response, String>) -> Outcome {
     }
 }
 
+/// `gantry audit [--since 1h] [--limit N] [--json]`: who did what, why, and what came of it.
+pub fn audit(
+    file: &Path,
+    since: Option<Duration>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let inst = match find(file) {
+        Ok(i) => i,
+        Err(usage) => return Ok(usage),
+    };
+    let mut path = format!("/api/v1/audit?limit={limit}");
+    if let Some(since) = since {
+        path.push_str(&format!("&since={}s", since.as_secs().max(1)));
+    }
+    let rt = runtime()?;
+    let resp = match rt.block_on(inst.get_auth(&path)) {
+        Ok(r) if r.status == 200 => r,
+        other => return Ok(report(other)),
+    };
+    let v: serde_json::Value = serde_json::from_str(&resp.body)?;
+    let rows = v["audit"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Outcome::Success);
+    }
+    if rows.is_empty() {
+        println!("no audited actions");
+        return Ok(Outcome::Success);
+    }
+    let text = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("-").to_string();
+    // Oldest first on screen, like a log.
+    for r in rows.iter().rev() {
+        let target = r["target"]
+            .as_str()
+            .map(|t| format!(" {t}"))
+            .unwrap_or_default();
+        let change = match (r["before"].as_str(), r["after"].as_str()) {
+            (Some(b), Some(a)) => format!(" ({b} -> {a})"),
+            (None, Some(a)) => format!(" (-> {a})"),
+            _ => String::new(),
+        };
+        let reason = r["reason"]
+            .as_str()
+            .map(|t| format!(" — {t}"))
+            .unwrap_or_default();
+        println!(
+            "{}  {:<14} {}{target}{change}{reason}\n    {}",
+            text(r, "at"),
+            text(r, "actor"),
+            text(r, "action"),
+            text(r, "result")
+        );
+    }
+    Ok(Outcome::Success)
+}
+
 /// `gantry down`: asks the instance to shut down and waits until it is gone.
-pub fn down(file: &Path, timeout: Duration) -> anyhow::Result<Outcome> {
+pub fn down(file: &Path, timeout: Duration, reason: Option<&str>) -> anyhow::Result<Outcome> {
     let inst = match find(file) {
         Ok(i) => i,
         Err(usage) => return Ok(usage),
     };
     let rt = runtime()?;
     rt.block_on(async move {
-        if report(inst.post("/api/v1/shutdown").await) != Outcome::Success {
+        if report(inst.post("/api/v1/shutdown", reason).await) != Outcome::Success {
             return Ok(Outcome::Failure);
         }
         let until = Instant::now() + timeout;

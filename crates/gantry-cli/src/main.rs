@@ -114,11 +114,26 @@ pub enum Command {
         watch: bool,
     },
     /// Start a stopped service (its dependencies must be up).
-    Start { name: String },
+    Start {
+        name: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Stop a service and what hard-depends on it.
-    Stop { name: String },
+    Stop {
+        name: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Restart a service; what hard-depends on it restarts after it is ready again.
-    Restart { name: String },
+    Restart {
+        name: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// The ingress: its routes, instances, traffic mode and golden signals; `gantry ingress
     /// mode write_drain` switches the mode.
     Ingress {
@@ -129,17 +144,39 @@ pub enum Command {
         json: bool,
     },
     /// Re-read a secret from its source in the running instance (the old value stays masked) and restart the services that use it, in dependency order.
-    Rotate { name: String },
+    Rotate {
+        name: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Load the stack file again in the running instance and restart only the services whose definition changed, in dependency order (SIGHUP does the same); an invalid file changes nothing (exit 1).
     Reload {
         /// The stack file of the running instance (default: -f).
         file: Option<PathBuf>,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Stop the running instance (reverse layer and dependency order) and wait until it is gone.
     Down {
         /// How long to wait for it to be gone.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The audit log: every mutation through the API or the CLI, who, why and what came of it.
+    Audit {
+        /// Only what happened in this window: 90s, 30m, 1h, 2d.
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+        /// At most this many rows (newest first).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
     },
     /// Wait until the stack is ready, or until targets such as tcp://host:port or http://host/path answer.
     Wait {
@@ -272,18 +309,27 @@ fn main() -> ExitCode {
         Command::Missions { json, all } => ctl::missions(&cli.file, *json, *all),
         Command::Migrate(args) => migrate::run(&cli.file, args.clone()),
         Command::Status { json, watch } => ctl::status(&cli.file, *json, *watch),
-        Command::Start { name } => ctl::service_action(&cli.file, "start", name),
-        Command::Stop { name } => ctl::service_action(&cli.file, "stop", name),
-        Command::Restart { name } => ctl::service_action(&cli.file, "restart", name),
-        Command::Rotate { name } => ctl::rotate(&cli.file, name),
+        Command::Start { name, reason } => {
+            ctl::service_action(&cli.file, "start", name, reason.as_deref())
+        }
+        Command::Stop { name, reason } => {
+            ctl::service_action(&cli.file, "stop", name, reason.as_deref())
+        }
+        Command::Restart { name, reason } => {
+            ctl::service_action(&cli.file, "restart", name, reason.as_deref())
+        }
+        Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
+        Command::Audit { since, limit, json } => ctl::audit(&cli.file, *since, *limit, *json),
         Command::Ingress { action, json } => match action {
             None | Some(IngressAction::Status) => ctl::ingress_status(&cli.file, *json),
             Some(IngressAction::Mode { mode, shed, reason }) => {
                 ctl::ingress_mode(&cli.file, mode.as_str(), *shed, reason.as_deref())
             }
         },
-        Command::Reload { file } => ctl::reload(file.as_deref().unwrap_or(&cli.file)),
-        Command::Down { timeout } => ctl::down(&cli.file, *timeout),
+        Command::Reload { file, reason } => {
+            ctl::reload(file.as_deref().unwrap_or(&cli.file), reason.as_deref())
+        }
+        Command::Down { timeout, reason } => ctl::down(&cli.file, *timeout, reason.as_deref()),
         Command::Wait { targets, timeout } => ctl::wait(&cli.file, targets, *timeout),
         Command::Up {
             profile,

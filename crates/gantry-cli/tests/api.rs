@@ -2,33 +2,12 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// A minimal HTTP/1.1 request over loopback: (status, body).
-fn http(addr: &str, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
 fn api_addr(up: &Up) -> String {
-    let file = up.dir.join(".gantry/api.addr");
-    assert!(eventually(10, || file.exists()), "api.addr was not written");
-    std::fs::read_to_string(file).unwrap().trim().to_string()
+    api_addr_in(&up.dir)
 }
 
 #[test]

@@ -693,6 +693,11 @@ impl Decoder<'_> {
                 );
             }
         }
+        if let Some(v) = t.get("api_tokens")
+            && let Some(x) = self.string(v, "settings.api_tokens")
+        {
+            s.api_tokens = Some(x.value);
+        }
         if let Some(v) = t.get("shutdown_timeout")
             && let Some(d) = self.duration(v, "settings.shutdown_timeout")
         {

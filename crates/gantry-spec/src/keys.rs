@@ -150,6 +150,12 @@ pub static SETTINGS: &[Key] = &[
         "Address of the health and control API: `host:port` or `unix:PATH`.",
     ),
     k(
+        "api_tokens",
+        Ty::Str,
+        None,
+        "A file of named API tokens, so the audit log says who: one per line, `NAME ROLE SHA256HEX` (role `read` or `operator`; the token's SHA-256, e.g. `printf %s \"$TOKEN\" | sha256sum`). It must be mode 0600. Relative to the file.",
+    ),
+    k(
         "shutdown_timeout",
         Ty::Duration,
         Some("\"30s\""),

@@ -52,6 +52,8 @@ pub struct Settings {
     pub state_dir: String,
     /// The health/control API address: `host:port` or `unix:PATH`.
     pub api: String,
+    /// The named-tokens file (`NAME ROLE SHA256HEX` lines), as written (relative to the file).
+    pub api_tokens: Option<String>,
     /// How long a whole shutdown may take before everything left is killed.
     pub shutdown_timeout: Dur,
     /// When false, any failed service is NO-GO, not only critical ones.
@@ -103,6 +105,7 @@ impl Default for Settings {
         Settings {
             state_dir: ".gantry".into(),
             api: "127.0.0.1:7070".into(),
+            api_tokens: None,
             shutdown_timeout: Dur(Duration::from_secs(30)),
             allow_degraded: true,
             revalidate: None,

@@ -38,6 +38,11 @@ impl StateDir {
         self.root.join("api.token")
     }
 
+    /// The read-only API token (OFREP, status readers), mode 0600 like the operator token.
+    pub fn api_read_token(&self) -> PathBuf {
+        self.root.join("api.read-token")
+    }
+
     /// The address the running API actually bound (it wins over the configured one).
     pub fn api_addr(&self) -> PathBuf {
         self.root.join("api.addr")

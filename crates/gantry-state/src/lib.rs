@@ -17,6 +17,7 @@
 //!   chain, blame, comparison, JSON and the SVG waterfall.
 
 pub mod analyze;
+pub mod audit;
 pub mod bounded;
 mod dir;
 pub mod logfmt;

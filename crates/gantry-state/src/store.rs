@@ -88,6 +88,7 @@ impl Store {
         // records, which is acceptable for boot history and missions.
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         conn.execute_batch(SCHEMA)
+            .and_then(|()| conn.execute_batch(crate::audit::SCHEMA))
             .map_err(|e| format!("cannot initialise state store {}: {e}", path.display()))?;
         // Older stores get the columns added since; on newer ones these fail harmlessly.
         for migration in MIGRATIONS {

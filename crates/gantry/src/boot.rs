@@ -540,9 +540,14 @@ impl Boot {
             events: self.inner.events.clone(),
             commands: self.inner.api.clone(),
             token: Arc::new(token),
-            // An embedded boot keeps no history and opens no missions.
+            // An embedded boot has no read-only or named tokens: the application's own router
+            // decides who reaches it.
+            read_token: Arc::new(String::new()),
+            named_tokens: Arc::new(Vec::new()),
+            // An embedded boot keeps no history, opens no missions and keeps no audit log.
             history: Arc::new(|| Ok(Vec::new())),
             missions: Arc::new(|| Ok(Vec::new())),
+            audit: Arc::new(|_, _| Ok(Vec::new())),
             // The embedding application decides where its router is reachable.
             protect_reads: false,
             ingress: None,

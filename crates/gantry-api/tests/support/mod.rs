@@ -17,6 +17,20 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tower::ServiceExt;
 
 pub const TOKEN: &str = "s3cr3t-token-0123456789abcdef";
+/// The read-only token.
+pub const READ_TOKEN: &str = "r3ad-only-token-0123456789abcdef";
+/// A named operator token (`alice`) and a named read token (`bob`), by their digests.
+pub const ALICE_TOKEN: &str = "alice-token-0123456789abcdef";
+pub const BOB_TOKEN: &str = "bob-token-0123456789abcdef";
+
+fn named(name: &str, role: gantry_api::model::Role, token: &str) -> gantry_api::model::NamedToken {
+    use sha2::Digest as _;
+    gantry_api::model::NamedToken {
+        name: name.to_string(),
+        role,
+        sha256: sha2::Sha256::digest(token.as_bytes()).into(),
+    }
+}
 
 pub fn service(name: &str, state: &str, priority: &str) -> ServiceSnapshot {
     let ready = matches!(state, "ready" | "running" | "completed");
@@ -129,11 +143,16 @@ pub fn no_go() -> Snapshot {
     )
 }
 
+/// (actor, reason) of every command answered.
+pub type Callers = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
 pub struct Harness {
     pub state: ApiState,
     pub snapshot: watch::Sender<Arc<Snapshot>>,
     pub events: broadcast::Sender<Value>,
     pub commands: mpsc::Receiver<CommandRequest>,
+    /// Who asked and why, for every command `answer_commands` answered.
+    pub callers: Callers,
 }
 
 impl Harness {
@@ -150,6 +169,23 @@ impl Harness {
             events: events.clone(),
             commands: cmd_tx,
             token: Arc::new(TOKEN.to_string()),
+            read_token: Arc::new(READ_TOKEN.to_string()),
+            named_tokens: Arc::new(vec![
+                named("alice", gantry_api::model::Role::Operator, ALICE_TOKEN),
+                named("bob", gantry_api::model::Role::Read, BOB_TOKEN),
+            ]),
+            audit: Arc::new(|since, limit| {
+                let rows = vec![
+                    serde_json::json!({ "id": 2, "at": "2026-01-01T00:05:00Z", "actor": "cli:alice", "action": "service.restart", "target": "api", "reason": "stuck", "before": null, "after": null, "result": "ok: restarting" }),
+                    serde_json::json!({ "id": 1, "at": "2026-01-01T00:00:00Z", "actor": "operator", "action": "stack.reload", "target": null, "reason": null, "before": null, "after": null, "result": "ok" }),
+                ];
+                // The fake store has no clock: `since` filters everything out when given.
+                Ok(rows
+                    .into_iter()
+                    .filter(|_| since.is_none())
+                    .take(limit)
+                    .collect())
+            }),
             protect_reads: false,
             ingress: Some(Arc::new(FakeIngress::default())),
             missions: Arc::new(|| {
@@ -181,6 +217,7 @@ impl Harness {
             snapshot: snap_tx,
             events,
             commands: cmd_rx,
+            callers: Arc::default(),
         }
     }
 
@@ -195,8 +232,19 @@ impl Harness {
         let (seen_tx, seen_rx) = mpsc::unbounded_channel();
         let (_, placeholder) = mpsc::channel(1);
         let mut rx = std::mem::replace(&mut self.commands, placeholder);
+        let callers = self.callers.clone();
         tokio::spawn(async move {
-            while let Some((command, reply)) = rx.recv().await {
+            while let Some(CommandRequest {
+                command,
+                caller,
+                reason,
+                reply,
+            }) = rx.recv().await
+            {
+                callers
+                    .lock()
+                    .expect("callers")
+                    .push((caller.actor, reason));
                 let answer = match &command {
                     ApiCommand::Start(n) | ApiCommand::Stop(n) | ApiCommand::Restart(n)
                         if n == "ghost" =>
@@ -274,6 +322,19 @@ pub async fn post(router: Router, uri: &str, authorization: Option<&str>) -> Rep
         builder = builder.header("authorization", a);
     }
     send(router, builder.body(Body::empty()).expect("request")).await
+}
+
+/// A POST with extra headers and a body.
+pub async fn post_with(router: Router, uri: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut builder = Request::builder().method(Method::POST).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    send(
+        router,
+        builder.body(Body::from(body.to_string())).expect("request"),
+    )
+    .await
 }
 
 pub fn bearer() -> String {

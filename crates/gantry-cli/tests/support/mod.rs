@@ -339,3 +339,48 @@ pub fn gantry_in(dir: &Path, args: &[&str]) -> (i32, String) {
         ),
     )
 }
+
+/// A minimal HTTP/1.1 request over loopback: (status, body).
+pub fn http(addr: &str, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    http_with(addr, method, path, &headers, "")
+}
+
+/// [`http`] with any headers and a body.
+pub fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// The address the instance in `dir` bound its API to (waits for `.gantry/api.addr`).
+pub fn api_addr_in(dir: &Path) -> String {
+    let file = dir.join(".gantry/api.addr");
+    assert!(eventually(10, || file.exists()), "api.addr was not written");
+    std::fs::read_to_string(file).unwrap().trim().to_string()
+}

@@ -1,7 +1,7 @@
 //! The driver's side of the HTTP API: the server started after the first wave, the snapshots it publishes, the commands it answers, the token and address files.
 
 use super::{Driver, Msg, UpConfig};
-use gantry_api::model::{ApiCommand, ApiState, BootPhase, CommandRequest, Snapshot};
+use gantry_api::model::{ApiCommand, ApiState, BootPhase, Caller, CommandRequest, Snapshot};
 use gantry_host::{Extra, Request};
 use gantry_state::StateDir;
 use gantry_state::store::Store;
@@ -16,6 +16,7 @@ pub(super) struct ApiSide {
     /// Taken when the server starts (the router is built then, after the first spawns).
     pub(super) state: Option<(ApiState, String)>,
     token_file: PathBuf,
+    read_token_file: PathBuf,
     addr: String,
     addr_file: PathBuf,
     snapshot: watch::Sender<Arc<Snapshot>>,
@@ -44,6 +45,7 @@ impl Driver {
         self.api
             .snapshot
             .send_modify(|s| Arc::make_mut(s).graph = self.api.graph.clone());
+        let read_token = state.read_token.to_string();
         let router = gantry_api::router(state);
         match gantry_api::bind(&self.api.addr).await {
             Ok(listener) => {
@@ -73,6 +75,7 @@ impl Driver {
                 // a create or truncate can wait milliseconds for a busy file-system
                 // journal, and this runs while the first services are starting. The token
                 // goes first, so a client that sees the address can read the token.
+                let read_token_file = self.api.read_token_file.clone();
                 let (token_file, addr_file, tx) = (
                     self.api.token_file.clone(),
                     self.api.addr_file.clone(),
@@ -82,6 +85,7 @@ impl Driver {
                 tokio::task::spawn_blocking(move || {
                     note_api();
                     let written = write_private(&token_file, &token)
+                        .and_then(|()| write_private(&read_token_file, &read_token))
                         .and_then(|()| write_private(&addr_file, &bound));
                     if let Err(e) = written {
                         let _ = std::fs::remove_file(&addr_file);
@@ -147,7 +151,12 @@ impl Driver {
 
     /// A mutation from the API (token already checked): the shutdown as if signalled,
     /// service commands through the host.
-    pub(super) fn api_command(&mut self, cmd: ApiCommand) -> Result<String, String> {
+    pub(super) fn api_command(
+        &mut self,
+        cmd: ApiCommand,
+        caller: &Caller,
+        reason: Option<&str>,
+    ) -> Result<String, String> {
         self.host.mark_dirty();
         if let ApiCommand::Rotate(name) = &cmd {
             return self.rotate(name);
@@ -179,9 +188,11 @@ impl Driver {
         }
         let request = self.host.request(&cmd)?;
         if let Request::Service { name, verb, .. } = &request {
+            let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
             self.out.gantry_line(&format!(
-                "{name}: {} requested through the API",
-                verb.word()
+                "{name}: {} requested through the API by {}{why}",
+                verb.word(),
+                caller.actor
             ));
         } else {
             self.api.shutting_down = true;
@@ -195,6 +206,11 @@ impl Driver {
 /// Creates the token file (mode 0600), the channels and the HTTP server task.
 pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide, String> {
     let token = new_token()?;
+    let read_token = new_token()?;
+    let named_tokens = match &cfg.spec.settings.api_tokens {
+        Some(file) => load_named_tokens(&cfg.base_dir.join(file))?,
+        None => Vec::new(),
+    };
     // The graph is rendered when the API starts, after the first wave of spawns.
     let graph = Arc::new(serde_json::Value::Null);
     let started_at = std::time::SystemTime::now();
@@ -220,12 +236,19 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
     let missions: gantry_api::model::Missions = Arc::new(move || {
         Store::open_existing(&missions_dir).map_or(Ok(Vec::new()), |s| s.missions(false))
     });
+    let audit_dir = state_dir.root().to_path_buf();
+    let audit: gantry_api::model::Audit = Arc::new(move |since, limit| {
+        Store::open_existing(&audit_dir).map_or(Ok(Vec::new()), |s| s.audit(since, limit))
+    });
     let state = ApiState {
         missions,
         snapshot: snap_rx,
         events: events_tx.clone(),
         commands: cmd_tx,
         token: Arc::new(token.clone()),
+        read_token: Arc::new(read_token.clone()),
+        named_tokens: Arc::new(named_tokens),
+        audit,
         history,
         protect_reads: beyond_loopback(&cfg.spec.settings.api),
         ingress: None,
@@ -240,6 +263,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
     Ok(ApiSide {
         state: Some((state, token)),
         token_file: state_dir.api_token(),
+        read_token_file: state_dir.api_read_token(),
         addr,
         addr_file: state_dir.api_addr(),
         snapshot: snap_tx,
@@ -266,6 +290,31 @@ fn beyond_loopback(addr: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback()))
+}
+
+/// Reads the named-tokens file. It holds digests, not tokens, but whoever can write it can add
+/// an operator: like an ssh key, it must be the user's own with mode 0600 (or stricter).
+fn load_named_tokens(path: &Path) -> Result<Vec<gantry_api::model::NamedToken>, String> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        format!("settings.api_tokens: cannot read {shown}: {e}\n  hint: create it (one `NAME ROLE SHA256HEX` line per token, mode 0600) or remove the key")
+    })?;
+    if !meta.is_file() {
+        return Err(format!(
+            "settings.api_tokens: {shown} is not a regular file"
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(format!(
+            "settings.api_tokens: {shown} has mode {mode:o} or another owner; it must be yours with mode 0600\n  hint: chmod 600 {shown}"
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("settings.api_tokens: cannot read {shown}: {e}"))?;
+    gantry_api::auth::parse_tokens(&text)
+        .map_err(|problems| format!("settings.api_tokens: {shown}:\n  {}", problems.join("\n  ")))
 }
 
 /// 32 random bytes from the kernel, hex encoded.

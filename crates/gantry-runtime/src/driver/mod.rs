@@ -10,6 +10,7 @@
 //! side, [`records`] what a transition or the verdict leaves behind.
 
 mod api;
+mod audit;
 mod exec;
 mod ingress;
 mod output;
@@ -314,6 +315,8 @@ struct Driver {
     reloader: Option<Reloader>,
     /// Set while a reload is under way: who waits for its answer.
     reload_waiters: Option<Vec<reload::Waiter>>,
+    /// Audit rows of the reloads under way, completed when the reload ends.
+    reload_audits: Vec<i64>,
 }
 
 impl Driver {
@@ -431,6 +434,7 @@ impl Driver {
             rolling: None,
             reloader: cfg.reload,
             reload_waiters: None,
+            reload_audits: Vec::new(),
         })
     }
 
@@ -526,14 +530,7 @@ impl Driver {
                 // guard treats it as a stop: nothing has started then).
                 _ = sighup.recv() => self.reload("SIGHUP", None),
                 // Commands before results: a flood of anything cannot delay `gantry stop`.
-                Some((cmd, reply)) = self.api.commands.recv() => {
-                    if cmd == gantry_api::model::ApiCommand::Reload {
-                        self.reload("API", Some(reply));
-                    } else {
-                        let answer = self.api_command(cmd);
-                        let _ = reply.send(answer);
-                    }
-                }
+                Some(request) = self.api.commands.recv() => self.command(request),
                 Some(msg) = self.rx.recv() => self.message(msg),
                 _ = async { self.listen.as_ref().map(|w| w.tick.tick()).expect("guarded").await }, if self.listen.as_ref().is_some_and(|w| w.tick.period().is_some()) => self.listen_tick(),
                 _ = board_tick.tick(), if self.board_live() => self.redraw_board(),

@@ -152,6 +152,9 @@ impl Driver {
                 Err(e)
             }
         };
+        for id in std::mem::take(&mut self.reload_audits) {
+            self.audit_end(id, &answer);
+        }
         for w in self.reload_waiters.take().unwrap_or_default() {
             let _ = w.send(answer.clone());
         }

@@ -227,7 +227,7 @@ impl Driver {
                     }
                 },
                 request = self.wiring.api.recv(), if self.api_open => match request {
-                    Some((command, reply)) => {
+                    Some(CommandRequest { command, reply, .. }) => {
                         let answer = self.api_command(command);
                         let _ = reply.send(answer);
                     }

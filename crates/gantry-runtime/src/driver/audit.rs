@@ -1,0 +1,78 @@
+//! The driver's side of the audit log: every API command is recorded in the state store before it
+//! takes effect, then completed with its answer; a reload's row is completed when the reload ends.
+
+use super::Driver;
+use gantry_api::model::{ApiCommand, CommandRequest};
+use gantry_state::audit::AuditEntry;
+
+impl Driver {
+    /// One command from the API: recorded, applied, answered, its row completed.
+    pub(super) fn command(&mut self, request: CommandRequest) {
+        let CommandRequest {
+            command,
+            caller,
+            reason,
+            reply,
+        } = request;
+        let (action, target) = command.audit();
+        let id = self.audit_begin(&AuditEntry {
+            actor: caller.actor.clone(),
+            action: action.to_string(),
+            target,
+            reason: reason.clone(),
+            before: None,
+            after: None,
+        });
+        if command == ApiCommand::Reload {
+            self.reload_audits.extend(id);
+            self.reload("API", Some(reply));
+            return;
+        }
+        let answer = self.api_command(command, &caller, reason.as_deref());
+        if let Some(id) = id {
+            self.audit_end(id, &answer);
+        }
+        let _ = reply.send(answer);
+    }
+
+    /// Records an action about to be taken. When the store cannot be written the action still
+    /// goes ahead (an operator stopping a broken stack must not be refused because its disk is
+    /// full), and gantry says so on its output and the event stream.
+    pub(super) fn audit_begin(&mut self, entry: &AuditEntry) -> Option<i64> {
+        self.open_pending_store();
+        let result = match &self.store {
+            Some(store) => store.record_audit(entry),
+            None => Err("the state store is not open".to_string()),
+        };
+        match result {
+            Ok(id) => Some(id),
+            Err(e) => {
+                self.out.gantry_line(&format!(
+                    "audit: {} by {} was not recorded: {e}",
+                    entry.action, entry.actor
+                ));
+                self.event(serde_json::json!({
+                    "event": "audit_failed",
+                    "action": entry.action,
+                    "actor": entry.actor,
+                    "error": e,
+                }));
+                None
+            }
+        }
+    }
+
+    /// Completes a recorded action with its answer (`ok: ...` / `refused: ...`).
+    pub(super) fn audit_end(&mut self, id: i64, answer: &Result<String, String>) {
+        let result = match answer {
+            Ok(message) => format!("ok: {message}"),
+            Err(message) => format!("refused: {message}"),
+        };
+        let result = self.redactor.redact_owned(result);
+        if let Some(store) = &self.store
+            && let Err(e) = store.finish_audit(id, &result)
+        {
+            self.out.gantry_line(&format!("audit: row {id}: {e}"));
+        }
+    }
+}
