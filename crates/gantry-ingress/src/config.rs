@@ -26,6 +26,9 @@ pub struct IngressConfig {
     pub retry_budget: f64,
     /// Largest request body kept in memory so an idempotent request can be retried.
     pub retry_body_cap: usize,
+    /// Bind at start but call `listen` only at the first `set_open(true)`: until the boot is GO
+    /// connections are refused rather than answered with 503.
+    pub listen_when_open: bool,
     /// The page emergency mode answers with; a built-in one when `None`.
     pub maintenance_page: Option<PathBuf>,
     /// Paths that keep passing in emergency mode: exact, or a prefix ending in `*`.
@@ -53,6 +56,7 @@ impl Default for IngressConfig {
             retry_budget: 0.1,
             retry_body_cap: 64 * 1024,
             maintenance_page: None,
+            listen_when_open: false,
             health_paths: vec![
                 "/healthz".into(),
                 "/health/*".into(),

@@ -85,6 +85,8 @@ pub enum StartError {
 struct Inner {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
+    /// True once the listeners listen (at start, or at the first open with `listen_when_open`).
+    listen: watch::Sender<bool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     drain_timeout: Duration,
     local_addrs: Vec<SocketAddr>,
@@ -176,22 +178,40 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
 
     // Every listener bound here, before any thread starts (errors name the address); with
     // several proxy threads each gets its own socket on the same address (SO_REUSEPORT).
-    let mut per_thread: Vec<Vec<std::net::TcpListener>> =
-        (0..threads).map(|_| Vec::new()).collect();
+    let mut per_thread: Vec<Vec<socket2::Socket>> = (0..threads).map(|_| Vec::new()).collect();
     let mut local_addrs = Vec::new();
     for l in &cfg.listeners {
         let first = server::bind_std(l.listen, threads > 1)?;
-        let addr = first.local_addr().map_err(|e| StartError::Bind {
-            addr: l.listen,
-            source: e,
-        })?;
+        let addr = first
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| StartError::Bind {
+                addr: l.listen,
+                source: std::io::Error::other("the bound socket has no address"),
+            })?;
         local_addrs.push(addr);
         per_thread[0].push(first);
         for t in per_thread.iter_mut().skip(1) {
             t.push(server::bind_std(addr, true)?);
         }
     }
+    // Listening now, unless it waits for the boot: a failure is an error of `start`, naming
+    // the address (threads listen again on adoption, which only sets the same backlog).
+    if !cfg.listen_when_open {
+        for (t, addr) in per_thread
+            .iter()
+            .flat_map(|t| t.iter().zip(local_addrs.iter()))
+        {
+            t.listen(4096).map_err(|e| StartError::Bind {
+                addr: *addr,
+                source: e,
+            })?;
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Listening starts at once, or at the first `set_open(true)` with `listen_when_open`.
+    let (listen_tx, listen_rx) = watch::channel(!cfg.listen_when_open);
     let tracker = Arc::new(server::ConnTracker::default());
     let limits = cfg.limits.clone();
     let shutdown_timeout = cfg.shutdown_timeout;
@@ -214,15 +234,36 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
         let (shared, tracker, limits) = (shared.clone(), tracker.clone(), limits.clone());
         let acceptors = acceptors.clone();
         let stop_rx = stop_rx.clone();
+        let mut listen_rx = listen_rx.clone();
         let log_task = log_task.take();
         let thread = std::thread::Builder::new()
             .name(format!("gantry-ingress-{worker}"))
             .spawn(move || {
                 rt.block_on(async move {
                     let mut accepts = Vec::new();
-                    for (listener, tls) in listeners.into_iter().zip(acceptors) {
-                        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                            continue;
+                    // Until listening may start (or the proxy stops first).
+                    let mut stop_early = stop_rx.clone();
+                    let may_listen = tokio::select! {
+                        r = listen_rx.wait_for(|&go| go) => r.is_ok(),
+                        _ = stop_early.wait_for(|&stop| stop) => false,
+                    };
+                    let listeners = if may_listen { listeners } else { Vec::new() };
+                    for (sock, tls) in listeners.into_iter().zip(acceptors) {
+                        let at = sock.local_addr().ok().and_then(|a| a.as_socket());
+                        let listener = match server::listen(sock)
+                            .and_then(tokio::net::TcpListener::from_std)
+                        {
+                            Ok(l) => l,
+                            Err(e) => {
+                                // Only with `listen_when_open` can this happen after start
+                                // (another program took the port meanwhile): say so where
+                                // the operator looks.
+                                eprintln!(
+                                    "gantry-ingress: cannot listen on {}: {e}; free the port and restart gantry",
+                                    at.map_or_else(|| "?".to_string(), |a| a.to_string())
+                                );
+                                continue;
+                            }
                         };
                         accepts.push(tokio::spawn(server::accept_loop(
                             listener,
@@ -260,6 +301,7 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
         inner: Arc::new(Inner {
             shared,
             stop: stop_tx,
+            listen: listen_tx,
             threads: Mutex::new(handles),
             drain_timeout: cfg.drain_timeout,
             local_addrs,
@@ -277,6 +319,12 @@ impl IngressHandle {
     /// Opens (boot is GO) or closes the gate; closed routes answer 503 saying what they wait for.
     pub fn set_open(&self, open: bool) {
         self.inner.shared.open.store(open, Relaxed);
+        if open {
+            // Listening, once started, never stops before shutdown: closing again is 503s.
+            self.inner
+                .listen
+                .send_if_modified(|listening| !std::mem::replace(listening, true));
+        }
     }
 
     /// Replaces a service's instances; one with the same id and address keeps its breaker,

@@ -65,12 +65,10 @@ pub(crate) fn tls_acceptor(addr: SocketAddr, files: &TlsFiles) -> Result<TlsAcce
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Binds one listener (a std one, for any runtime to adopt) with a deep accept queue; with
-/// `reuse_port`, several can share the address, one per thread.
-pub(crate) fn bind_std(
-    addr: SocketAddr,
-    reuse_port: bool,
-) -> Result<std::net::TcpListener, StartError> {
+/// Binds one socket (not listening yet: see [`listen`]); with `reuse_port`, several can share
+/// the address, one per thread. A bound socket reserves the port, so a taken address is an
+/// error at start even when listening waits for the boot.
+pub(crate) fn bind_std(addr: SocketAddr, reuse_port: bool) -> Result<socket2::Socket, StartError> {
     let err = |e: std::io::Error| StartError::Bind { addr, source: e };
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -84,7 +82,13 @@ pub(crate) fn bind_std(
     }
     sock.set_nonblocking(true).map_err(err)?;
     sock.bind(&addr.into()).map_err(err)?;
-    sock.listen(4096).map_err(err)?;
+    Ok(sock)
+}
+
+/// Starts listening with a deep accept queue and hands the socket over as a std listener,
+/// for any runtime to adopt.
+pub(crate) fn listen(sock: socket2::Socket) -> std::io::Result<std::net::TcpListener> {
+    sock.listen(4096)?;
     Ok(sock.into())
 }
 

@@ -741,6 +741,44 @@ async fn metrics_and_access_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_listen_when_open_connections_are_refused_until_the_gate_opens() {
+    let up = upstream().await;
+    let mut cfg = config(vec![RouteConfig::new("api", "/", "api")]);
+    cfg.listen_when_open = true;
+    // Two threads: every SO_REUSEPORT socket must wait, not only the first.
+    cfg.runtime = gantry_ingress::RuntimeFlavor::Threads { threads: 2 };
+    let (h, addr) = start(cfg);
+    h.set_instances("api", vec![inst("api#1", up.addr)]);
+    // The port is reserved (bound) but refuses connections.
+    for _ in 0..20 {
+        let e = tokio::net::TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+    h.set_open(true);
+    let cl = client();
+    assert!(
+        wait_until(10, || std::net::TcpStream::connect(addr).is_ok()).await,
+        "listening after the gate opened"
+    );
+    for _ in 0..20 {
+        assert_eq!(get(&cl, addr, "/x").await.status, 200);
+    }
+    // Closing again answers 503; it never stops listening.
+    h.set_open(false);
+    assert_eq!(get(&cl, addr, "/x").await.status, 503);
+    h.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_never_opened_shuts_down() {
+    let mut cfg = config(vec![RouteConfig::new("api", "/", "api")]);
+    cfg.listen_when_open = true;
+    let (h, addr) = start(cfg);
+    h.shutdown();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bind_errors_name_the_address() {
     let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let a = taken.local_addr().unwrap();

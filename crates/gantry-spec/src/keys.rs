@@ -779,6 +779,12 @@ pub static INGRESS: &[Key] = &[
         "Write an access log to `state_dir/logs/ingress.log` (JSON lines; never Authorization or cookies).",
     ),
     k(
+        "listen_when_ready",
+        Ty::Bool,
+        Some("false"),
+        "Accept connections only once the boot is GO: until then the port is reserved but refuses connections (clients and load balancers see \"connection refused\"). Off: the listeners answer 503 with `Retry-After` while the stack boots.",
+    ),
+    k(
         "routes",
         Ty::TableList(ROUTE),
         Some("[]"),

@@ -75,6 +75,7 @@ pub(super) fn config(spec: &Spec, base_dir: &Path, logs_dir: &Path) -> Option<In
         retry_budget: (ing.retry_budget / 100.0).clamp(0.0, 1.0),
         maintenance_page: ing.maintenance_page.as_ref().map(|p| resolve(&p.value)),
         drain_timeout: ing.drain_timeout.0,
+        listen_when_open: ing.listen_when_ready,
         ..defaults
     })
 }

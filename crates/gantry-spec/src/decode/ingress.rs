@@ -102,6 +102,10 @@ impl Decoder<'_> {
             .get("access_log")
             .and_then(|x| self.boolean(x, "ingress.access_log"))
             .unwrap_or(true);
+        let listen_when_ready = t
+            .get("listen_when_ready")
+            .and_then(|x| self.boolean(x, "ingress.listen_when_ready"))
+            .unwrap_or(false);
         let mut routes = Vec::new();
         if let Some(x) = t.get("routes") {
             match x.get_ref() {
@@ -129,6 +133,7 @@ impl Decoder<'_> {
             drain_timeout,
             maintenance_page,
             access_log,
+            listen_when_ready,
             routes,
         })
     }

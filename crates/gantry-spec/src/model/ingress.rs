@@ -25,6 +25,9 @@ pub struct Ingress {
     pub maintenance_page: Option<Sp<String>>,
     /// JSON lines to `state_dir/logs/ingress.log`.
     pub access_log: bool,
+    /// Accept connections only once the boot is GO (the port is reserved from the start but
+    /// refuses connections until then), instead of answering 503 while the stack boots.
+    pub listen_when_ready: bool,
     pub routes: Vec<Route>,
 }
 
