@@ -6,12 +6,14 @@
 
 mod eval;
 mod notify;
+mod prometheus;
 mod rules;
 mod series;
 mod slo;
 
 pub use eval::{Alert, AlertState, Evaluator, Transition};
 pub use notify::{Delivery, Notification, Notifier, NotifyConfig};
+pub use prometheus::{PromContext, prometheus_rules};
 pub use rules::{Condition, Labels, Op, Reduce, Rule, Severity, default_rules};
 pub use series::{Sample, Series};
 pub use slo::{Slo, burn_rate_rules};

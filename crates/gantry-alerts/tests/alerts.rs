@@ -341,3 +341,52 @@ fn a_failed_delivery_is_retried_with_backoff_and_survives_a_restart() {
     }
     assert_eq!(n.given_up, 1);
 }
+
+/// `promtool check rules` (Prometheus' own checker; scripts/setup installs Debian's prometheus)
+/// accepts the exported rules: the defaults with two critical services (one with a `.` in its
+/// name) and an SLO's burn-rate rules; rules over signals /metrics lacks are left out, said so.
+#[test]
+fn the_exported_rules_pass_promtool() {
+    let mut rules = default_rules();
+    rules.extend(burn_rate_rules(&Slo {
+        name: "api".into(),
+        availability: 99.9,
+        errors: "ingress_failures_total".into(),
+        requests: "ingress_requests_total".into(),
+        matching: Labels::from([("route".to_string(), "/api".to_string())]),
+        min_requests: 100.0,
+    }));
+    let (yaml, warnings) = prometheus_rules(
+        &rules,
+        &PromContext {
+            critical_services: vec!["db".into(), "api.1".into()],
+        },
+    );
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("disk_low: not exported"))
+    );
+    assert!(yaml.contains("db|api"), "{yaml}");
+    assert_eq!(yaml.matches("- alert:").count(), rules.len() - 2);
+    let dir = std::env::temp_dir().join(format!("gantry-alerts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rules.yml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool runs (scripts/setup installs Debian's prometheus package)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}{}\n{yaml}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{} rules found", rules.len() - 2))
+    );
+}

@@ -6,6 +6,7 @@ mod analyze;
 mod check;
 mod client;
 mod ctl;
+mod export;
 mod graph;
 mod init;
 mod load;
@@ -56,6 +57,12 @@ pub enum IngressAction {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportWhat {
+    /// Prometheus alerting rules (YAML) over gantry's /metrics: the default rules with this stack's critical services; rules over signals /metrics does not carry are named on stderr.
+    PrometheusRules,
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,6 +173,11 @@ pub enum Command {
         /// Why: kept in the audit log with who asked (`gantry audit`).
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Export the stack for other tools: `prometheus-rules` (gantry's alert rules over its /metrics, for Prometheus and Alertmanager).
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
     },
     /// The audit log: every mutation through the API or the CLI, who, why and what came of it.
     Audit {
@@ -319,6 +331,9 @@ fn main() -> ExitCode {
             ctl::service_action(&cli.file, "restart", name, reason.as_deref())
         }
         Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
+        Command::Export { what } => match what {
+            ExportWhat::PrometheusRules => export::prometheus_rules(&cli.file),
+        },
         Command::Audit { since, limit, json } => ctl::audit(&cli.file, *since, *limit, *json),
         Command::Ingress { action, json } => match action {
             None | Some(IngressAction::Status) => ctl::ingress_status(&cli.file, *json),
