@@ -145,11 +145,11 @@ fn promql(c: &Condition, ctx: &PromContext) -> Result<String, String> {
 
 /// A duration in Prometheus' syntax (`90s`, `5m`, `1h`).
 fn duration(ms: u64) -> String {
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1_000 == 0 {
+    } else if ms.is_multiple_of(1_000) {
         format!("{}s", ms / 1_000)
     } else {
         format!("{ms}ms")
