@@ -46,6 +46,8 @@
 //! | `--print-env VAR` | at start, print `VAR=value` or `VAR unset`; repeatable |
 //! | `--stdout-lines N` | at start, print `line 1` .. `line N` to stdout |
 //! | `--stderr-lines N` | at start, print `line 1` .. `line N` to stderr |
+//! | `FIXTURE_ERROR_PERCENT` (env) | 0-100: that share of the HTTP requests to `/app` answers `500` (every request's turn counted, so 20 is exactly one in five); `/health` is never affected |
+//! | `VERSION` (env) | every HTTP answer carries it in an `X-Fixture-Version` header; `GET /app` answers `200` with body `version VERSION` |
 //! | `--marker TEXT` | ignored; lets tests find the process by its command line |
 //! | `--help` | print the usage line to stdout and exit 0 |
 //!
@@ -764,22 +766,54 @@ fn answer_http(mut stream: TcpStream, health_status: u16) -> io::Result<()> {
             (health_status, body)
         }
         (Some(_), Some("/health")) => (405, "method not allowed"),
+        (Some("GET" | "HEAD"), Some(p)) if p == "/app" || p.starts_with("/app/") => {
+            if app_fails() {
+                (500, "injected failure")
+            } else {
+                (200, "app")
+            }
+        }
         (Some(_), Some(_)) => (404, "not found"),
         _ => (400, "bad request"),
     };
     let no_body = (100..200).contains(&status) || status == 204 || status == 304;
     let body = if no_body { "" } else { body };
+    let version = std::env::var("VERSION").unwrap_or_default();
+    let body = if body == "app" {
+        format!("version {version}")
+    } else {
+        body.to_string()
+    };
+    let version_header = if version.is_empty() {
+        String::new()
+    } else {
+        format!("X-Fixture-Version: {version}\r\n")
+    };
     let mut response = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\n{version_header}Content-Length: {}\r\nConnection: close\r\n\r\n",
         reason(status),
         body.len()
     );
     if method != Some("HEAD") {
-        response.push_str(body);
+        response.push_str(&body);
     }
     stream.write_all(response.as_bytes())?;
     stream.flush()?;
     stream.shutdown(std::net::Shutdown::Write)
+}
+
+/// Whether this request to `/app` is one of the `FIXTURE_ERROR_PERCENT` injected failures:
+/// request n fails when the running share of failures would otherwise fall behind the percent.
+fn app_fails() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let percent: u64 = std::env::var("FIXTURE_ERROR_PERCENT")
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(0)
+        .min(100);
+    let n = SEEN.fetch_add(1, Ordering::Relaxed);
+    (n + 1) * percent / 100 > n * percent / 100
 }
 
 fn reason(status: u16) -> &'static str {
