@@ -25,7 +25,7 @@ use crate::util::{HealthQuery, rfc3339};
 
 /// How long a mutation waits for the driver to accept it. The driver answers on acceptance,
 /// not on completion, so this only trips when its loop is wedged.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// SSE keep-alive comments, so proxies and clients do not drop an idle stream.
 pub const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -115,7 +115,7 @@ fn known_services(snap: &Snapshot) -> String {
     }
 }
 
-fn bad_path(rejection: &PathRejection) -> ApiError {
+pub(crate) fn bad_path(rejection: &PathRejection) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         format!("bad path: {}", rejection.body_text()),
@@ -494,7 +494,7 @@ pub(crate) async fn dispatch(
     }
 }
 
-async fn service_command(
+pub(crate) async fn service_command(
     state: &ApiState,
     headers: &HeaderMap,
     name: Result<Path<String>, PathRejection>,

@@ -64,6 +64,7 @@ mod health;
 mod ingress;
 mod metrics;
 pub mod model;
+mod rollout;
 mod routes;
 mod server;
 mod slots;

@@ -107,6 +107,19 @@ pub enum ApiCommand {
     /// Load the stack file again and restart what changed (`gantry reload`, SIGHUP).
     Reload,
     Shutdown,
+    /// Start a canary rollout of a replicated, routed service (`gantry rollout NAME`); the
+    /// body as sent (set_env, command, steps, interval, thresholds, sticky), reason removed.
+    Rollout {
+        service: String,
+        body: serde_json::Value,
+    },
+    /// `promote`, `pause`, `resume` or `abort` of the service's rollout.
+    RolloutControl {
+        service: String,
+        action: String,
+    },
+    /// The service's rollout as JSON (a read: not audited).
+    RolloutStatus(String),
 }
 
 impl ApiCommand {
@@ -119,7 +132,23 @@ impl ApiCommand {
             ApiCommand::Rotate(n) => ("secret.rotate", Some(n.clone())),
             ApiCommand::Reload => ("stack.reload", None),
             ApiCommand::Shutdown => ("stack.shutdown", None),
+            ApiCommand::Rollout { service, .. } => ("rollout.start", Some(service.clone())),
+            ApiCommand::RolloutControl { service, action } => (
+                match action.as_str() {
+                    "promote" => "rollout.promote",
+                    "pause" => "rollout.pause",
+                    "resume" => "rollout.resume",
+                    _ => "rollout.abort",
+                },
+                Some(service.clone()),
+            ),
+            ApiCommand::RolloutStatus(n) => ("rollout.status", Some(n.clone())),
         }
+    }
+
+    /// Whether the command only reads (then it is not recorded in the audit log).
+    pub fn is_read(&self) -> bool {
+        matches!(self, ApiCommand::RolloutStatus(_))
     }
 }
 

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, get, post};
 
 use crate::model::ApiState;
-use crate::{api, error, health, ingress, metrics};
+use crate::{api, error, health, ingress, metrics, rollout};
 
 /// Which handler serves a route. A `match` over it builds the router, so adding a variant
 /// without a handler does not compile.
@@ -34,6 +34,9 @@ pub enum Endpoint {
     Ingress,
     IngressMode,
     Audit,
+    RolloutStart,
+    RolloutStatus,
+    RolloutControl,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
@@ -95,6 +98,24 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/ingress", Endpoint::Ingress, false),
     route("POST", "/api/v1/ingress/mode", Endpoint::IngressMode, true),
     route("GET", "/api/v1/audit", Endpoint::Audit, false),
+    route(
+        "POST",
+        "/api/v1/services/{name}/rollout",
+        Endpoint::RolloutStart,
+        true,
+    ),
+    route(
+        "GET",
+        "/api/v1/services/{name}/rollout",
+        Endpoint::RolloutStatus,
+        false,
+    ),
+    route(
+        "POST",
+        "/api/v1/services/{name}/rollout/{action}",
+        Endpoint::RolloutControl,
+        true,
+    ),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -121,6 +142,9 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::Ingress => get(ingress::status),
         Endpoint::IngressMode => post(ingress::mode),
         Endpoint::Audit => get(api::audit),
+        Endpoint::RolloutStart => post(rollout::start),
+        Endpoint::RolloutStatus => get(rollout::status),
+        Endpoint::RolloutControl => post(rollout::control),
     }
 }
 

@@ -12,6 +12,7 @@ mod init;
 mod load;
 mod logs;
 mod migrate;
+mod rollout;
 mod schema_stage;
 mod up;
 
@@ -149,6 +150,17 @@ pub enum Command {
         /// Print the status as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// A canary rollout of a replicated, routed service: one instance gets the new release
+    /// (`--set-env`, `--command`), takes growing shares of the traffic through the ingress, each
+    /// step analysed (error ratio, p99, a minimum of requests), then every instance is replaced
+    /// one at a time; a breach sends all traffic back at once. `gantry rollout status NAME`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Rollout {
+        #[command(subcommand)]
+        action: Option<rollout::RolloutAction>,
+        #[command(flatten)]
+        start: rollout::Start,
     },
     /// Re-read a secret from its source in the running instance (the old value stays masked) and restart the services that use it, in dependency order.
     Rotate {
@@ -331,6 +343,10 @@ fn main() -> ExitCode {
             ctl::service_action(&cli.file, "restart", name, reason.as_deref())
         }
         Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
+        Command::Rollout { action, start } => match action {
+            Some(a) => rollout::action(&cli.file, a),
+            None => rollout::start(&cli.file, start),
+        },
         Command::Export { what } => match what {
             ExportWhat::PrometheusRules => export::prometheus_rules(&cli.file),
         },

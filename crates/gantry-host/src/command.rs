@@ -92,6 +92,11 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
                 "cannot reload here: reloading a stack file is the process driver's".into(),
             );
         }
+        ApiCommand::Rollout { .. }
+        | ApiCommand::RolloutControl { .. }
+        | ApiCommand::RolloutStatus(_) => {
+            return Err("cannot run a rollout here: rollouts are the process driver's".into());
+        }
         ApiCommand::Start(name) => (name, Verb::Start),
         ApiCommand::Stop(name) => (name, Verb::Stop),
         ApiCommand::Restart(name) => (name, Verb::Restart),

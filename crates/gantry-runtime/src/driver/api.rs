@@ -161,6 +161,14 @@ impl Driver {
         if let ApiCommand::Rotate(name) = &cmd {
             return self.rotate(name);
         }
+        match &cmd {
+            ApiCommand::Rollout { service, body } => return self.rollout_start(service, body),
+            ApiCommand::RolloutControl { service, action } => {
+                return self.rollout_control(service, action);
+            }
+            ApiCommand::RolloutStatus(service) => return self.rollout_status(service),
+            _ => {}
+        }
         if let ApiCommand::Restart(name) = &cmd
             && self.plan.replica_group(name).is_some()
         {

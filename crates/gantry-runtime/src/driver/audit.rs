@@ -14,6 +14,10 @@ impl Driver {
             reason,
             reply,
         } = request;
+        if command.is_read() {
+            let _ = reply.send(self.api_command(command, &caller, reason.as_deref()));
+            return;
+        }
         let (action, target) = command.audit();
         let id = self.audit_begin(&AuditEntry {
             actor: caller.actor.clone(),

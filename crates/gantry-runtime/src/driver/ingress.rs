@@ -157,6 +157,11 @@ impl IngressSide {
         }
     }
 
+    /// Whether the ingress routes `service`.
+    pub(super) fn routes(&self, service: &str) -> bool {
+        self.groups.iter().any(|g| g.service == service)
+    }
+
     /// The control the API gets.
     pub(super) fn control(&self) -> Arc<dyn gantry_api::IngressControl> {
         Arc::new(Control(self.handle.clone()))

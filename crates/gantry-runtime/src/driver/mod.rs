@@ -18,6 +18,7 @@ mod records;
 mod reload;
 mod retention;
 mod rolling;
+mod rollout;
 mod rotate;
 mod svc;
 mod watch;
@@ -81,6 +82,10 @@ pub struct UpConfig {
 enum Msg {
     /// The ingress drained an instance of a rolling restart (rolling.rs).
     Drained {
+        unit: UnitId,
+    },
+    /// The ingress drained a rollout's canary (rollout.rs).
+    CanaryDrained {
         unit: UnitId,
     },
     /// The stack file loaded again for a reload (reload.rs), or why not.
@@ -311,6 +316,8 @@ struct Driver {
     ingress: Option<ingress::IngressSide>,
     /// A rolling restart of a replicated service in progress.
     rolling: Option<rolling::Rolling>,
+    /// The canary rollout in progress, or the last one (rollout.rs).
+    rollout: Option<rollout::Active>,
     /// Loads the stack file again (reload.rs).
     reloader: Option<Reloader>,
     /// Set while a reload is under way: who waits for its answer.
@@ -432,6 +439,7 @@ impl Driver {
             limiter,
             ingress,
             rolling: None,
+            rollout: None,
             reloader: cfg.reload,
             reload_waiters: None,
             reload_audits: Vec::new(),
@@ -499,6 +507,7 @@ impl Driver {
                 ing.sync(self.host.engine());
             }
             self.roll();
+            self.rollout_tick();
             self.open_pending_store();
             // State changes publish at once (health answers must follow the gates);
             // figures alone (probe durations, output) at most once a second — rebuilding
@@ -522,6 +531,7 @@ impl Driver {
                 .then(|| self.published_at + self.publish_gap());
             self.arm_listen_tick();
             let deadline = self.host.deadline();
+            let rollout_due = self.rollout_due();
             tokio::select! {
                 biased;
                 _ = sigint.recv() => self.interrupt("interrupt"),
@@ -549,6 +559,8 @@ impl Driver {
                     self.kill_at = None;
                     self.host.command(eng::Command::Kill);
                 }
+                // A rollout's analysis: after signals, commands and probes, never before them.
+                _ = gantry_host::sleep_until_opt(rollout_due), if rollout_due.is_some() => self.rollout_analyse(),
                 // Last: service output (and exits, which follow their output). A service
                 // that floods gantry delays only its own lines (output.rs).
                 Some(out) = self.out_rx.recv() => self.output(out),
@@ -848,6 +860,7 @@ impl Driver {
             }
             Msg::Rotated { name, result } => self.rotated(&name, result),
             Msg::Drained { unit } => self.drained(unit),
+            Msg::CanaryDrained { unit } => self.canary_drained(unit),
             Msg::Reloaded(result) => self.reloaded(*result),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),

@@ -39,11 +39,32 @@ impl Driver {
         let Some(group) = self.plan.replica_group(service) else {
             return Err(format!("`{service}` is not a replicated service"));
         };
-        let queue: VecDeque<UnitId> = group.units.iter().map(|&i| UnitId(i)).collect();
-        let total = queue.len();
+        let units = group.units.iter().map(|&i| UnitId(i)).collect();
         self.out.gantry_line(&format!(
-            "{service}: rolling restart of {total} instances requested through the API"
+            "{service}: rolling restart of {} instances requested through the API",
+            group.units.len()
         ));
+        let total = self.rolling_units(service, units)?;
+        Ok(format!(
+            "rolling restart of {service}: {total} instances, one at a time, each drained first and ready again before the next"
+        ))
+    }
+
+    /// Replaces `units` of `service` one at a time (a rolling restart, a rollout's promote);
+    /// how many.
+    pub(super) fn rolling_units(
+        &mut self,
+        service: &str,
+        units: Vec<UnitId>,
+    ) -> Result<usize, String> {
+        if let Some(r) = &self.rolling {
+            return Err(format!(
+                "a rolling restart of {} is in progress; wait for it to finish",
+                r.service
+            ));
+        }
+        let queue: VecDeque<UnitId> = units.into_iter().collect();
+        let total = queue.len();
         self.rolling = Some(Rolling {
             service: service.to_string(),
             queue,
@@ -51,9 +72,7 @@ impl Driver {
             total,
         });
         self.roll();
-        Ok(format!(
-            "rolling restart of {service}: {total} instances, one at a time, each drained first and ready again before the next"
-        ))
+        Ok(total)
     }
 
     /// Moves the rolling restart on (after every engine batch).

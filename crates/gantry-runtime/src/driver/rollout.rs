@@ -1,0 +1,644 @@
+//! `gantry rollout NAME`: an in-place canary of a replicated, routed service. One instance (the
+//! last) gets the new release and takes the machine's weights through the ingress split; the
+//! canary's own traffic since the step began is analysed at the machine's deadlines; a promote
+//! replaces the other instances one at a time (the rolling machinery), a rollback sends all
+//! traffic to the stable release at once and gives the canary its stable definition back.
+
+use std::collections::BTreeMap;
+
+use gantry_engine as eng;
+use gantry_engine::UnitId;
+use gantry_ingress::{Split, Sticky, Tally};
+use gantry_rollout::{Input, OnMaxHold, Output, Phase, Plan, Rollout, Strategy, Thresholds};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::{Driver, Msg};
+use crate::process::SpawnSpec;
+
+/// The body of `POST /api/v1/services/{name}/rollout` (the CLI sends the same).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    #[serde(default)]
+    set_env: BTreeMap<String, String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    steps: Option<Vec<u8>>,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    max_error_ratio: Option<f64>,
+    #[serde(default)]
+    max_p99: Option<String>,
+    #[serde(default)]
+    min_requests: Option<u64>,
+    #[serde(default)]
+    max_hold: Option<String>,
+    #[serde(default)]
+    on_max_hold: Option<String>,
+    #[serde(default)]
+    sticky_cookie: Option<String>,
+    #[serde(default)]
+    sticky_header: Option<String>,
+}
+
+/// What the new release changes in the running definition.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Changes {
+    set_env: BTreeMap<String, String>,
+    /// The new argv (`${VAR}` expanded per instance from its environment).
+    command: Option<Vec<String>>,
+}
+
+impl Changes {
+    /// One instance's running definition with the changes.
+    fn apply(&self, spec: &SpawnSpec) -> SpawnSpec {
+        let mut s = spec.clone();
+        for (k, v) in &self.set_env {
+            match s.env.iter_mut().find(|(n, _)| n == k) {
+                Some(e) => e.1 = v.clone(),
+                None => s.env.push((k.clone(), v.clone())),
+            }
+        }
+        if let Some(argv) = &self.command {
+            let expanded: Vec<String> = argv.iter().map(|a| expand(a, &s.env)).collect();
+            if let Some((program, args)) = expanded.split_first() {
+                s.program = program.clone();
+                s.args = args.to_vec();
+            }
+        }
+        s
+    }
+}
+
+/// `${NAME}` replaced by NAME's value in `env` (left as written when unset).
+fn expand(arg: &str, env: &[(String, String)]) -> String {
+    let mut out = arg.to_string();
+    for (k, v) in env {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    out
+}
+
+/// What the driver is doing with the instances for the rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Task {
+    /// Nothing: the machine drives the weights.
+    Idle,
+    /// The canary is being drained before it restarts with the new (or the stable) definition.
+    Draining { to_new: bool },
+    /// The canary was restarted; done when an incarnation after `gen` is up.
+    Restarting { r#gen: eng::Gen, to_new: bool },
+    /// The other instances are replaced one at a time (rolling.rs).
+    Promoting,
+    /// Finished: the split is cleared.
+    Done,
+}
+
+/// A rollout in progress (or the last one, for status).
+pub(super) struct Active {
+    service: String,
+    rollout: Rollout,
+    /// The machine's clock starts here.
+    epoch: Instant,
+    canary: UnitId,
+    canary_name: String,
+    /// The canary's definition before the rollout (a rollback puts it back).
+    stable: SpawnSpec,
+    changes: Changes,
+    sticky: Option<Sticky>,
+    /// The canary's tally when the current step began.
+    step_tally: Tally,
+    task: Task,
+    /// The split percent last set.
+    weight: u8,
+    /// An operator abort in progress (no mission for it).
+    aborting: bool,
+}
+
+impl Active {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+fn duration_ms(field: &str, text: &Option<String>, default: u64) -> Result<u64, String> {
+    match text {
+        None => Ok(default),
+        Some(t) => gantry_spec::duration::parse_duration(t)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map_err(|e| format!("{field}: {e} (e.g. \"30s\", \"300ms\", \"5m\")")),
+    }
+}
+
+impl Driver {
+    /// Starts a canary rollout of `service`; the API's answer.
+    pub(super) fn rollout_start(
+        &mut self,
+        service: &str,
+        body: &serde_json::Value,
+    ) -> Result<String, String> {
+        let req: StartBody = serde_json::from_value(body.clone())
+            .map_err(|e| format!("rollout of {service}: invalid request: {e}"))?;
+        if let Some(a) = &self.rollout
+            && a.service == service
+            && a.task != Task::Done
+        {
+            return Err(format!(
+                "a rollout of {service} is in progress ({}); `gantry rollout abort {service}` ends it",
+                a.rollout.phase.name()
+            ));
+        }
+        if let Some(a) = &self.rollout
+            && a.task != Task::Done
+        {
+            return Err(format!(
+                "a rollout of {} is in progress; one rollout at a time",
+                a.service
+            ));
+        }
+        if self.rolling.is_some() {
+            return Err(
+                "a rolling restart is in progress; start the rollout once it is done".into(),
+            );
+        }
+        let Some(group) = self.plan.replica_group(service) else {
+            if self.plan.index(service).is_some() {
+                return Err(format!(
+                    "{service} runs one instance: a canary rollout needs `replicas = 2` or more under [services.{service}] (then `gantry reload`)"
+                ));
+            }
+            return Err(format!("unknown service `{service}`"));
+        };
+        if group.units.len() < 2 {
+            return Err(format!(
+                "{service} runs one instance: a canary rollout needs `replicas = 2` or more under [services.{service}] (then `gantry reload`)"
+            ));
+        }
+        let routed = self.ingress.as_ref().is_some_and(|i| i.routes(service));
+        if !routed {
+            return Err(format!(
+                "{service} has no ingress route: a canary is weighed by the ingress; add an [[ingress.routes]] entry with service = \"{service}\" (and an [ingress] listener)"
+            ));
+        }
+        let canary = UnitId(*group.units.last().unwrap_or(&0));
+        let stable = self.svcs[canary.0]
+            .spawn
+            .clone()
+            .map_err(|e| format!("{service}: its definition cannot be spawned: {e}"))?;
+        let command = match &req.command {
+            None => None,
+            Some(c) => match shlex::split(c) {
+                Some(argv) if !argv.is_empty() => Some(argv),
+                _ => {
+                    return Err(format!(
+                        "command: cannot split `{c}` into words (check its quotes)"
+                    ));
+                }
+            },
+        };
+        for k in req.set_env.keys() {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(format!("set_env: `{k}` is not a variable name"));
+            }
+        }
+        let changes = Changes {
+            set_env: req.set_env.clone(),
+            command,
+        };
+        if changes.set_env.is_empty() && changes.command.is_none() {
+            return Err(
+                "nothing to roll out: give --set-env K=V or --command \"...\" (the new release is the running definition with those changes)".into(),
+            );
+        }
+        let defaults = Plan::canary();
+        let thresholds = Thresholds {
+            max_error_ratio: req
+                .max_error_ratio
+                .unwrap_or(defaults.thresholds.max_error_ratio),
+            max_p99_ms: match &req.max_p99 {
+                None => None,
+                Some(_) => Some(duration_ms("max_p99", &req.max_p99, 0)? as f64),
+            },
+            min_requests: req.min_requests.unwrap_or(defaults.thresholds.min_requests),
+        };
+        let on_max_hold = match req.on_max_hold.as_deref() {
+            None | Some("pause") => OnMaxHold::Pause,
+            Some("rollback") => OnMaxHold::Rollback,
+            Some(other) => {
+                return Err(format!(
+                    "on_max_hold: `{other}` is neither `pause` nor `rollback`"
+                ));
+            }
+        };
+        let plan = Plan {
+            strategy: Strategy::Canary {
+                steps: req.steps.clone().unwrap_or(match defaults.strategy {
+                    Strategy::Canary { steps } => steps,
+                    Strategy::BlueGreen => vec![100],
+                }),
+            },
+            interval_ms: duration_ms("interval", &req.interval, defaults.interval_ms)?,
+            thresholds,
+            max_hold_ms: duration_ms("max_hold", &req.max_hold, defaults.max_hold_ms)?,
+            on_max_hold,
+        };
+        let problems = plan.check();
+        if !problems.is_empty() {
+            return Err(format!("rollout of {service}: {}", problems.join("; ")));
+        }
+        let sticky = match (&req.sticky_cookie, &req.sticky_header) {
+            (Some(_), Some(_)) => {
+                return Err("give --sticky-cookie or --sticky-header, not both".into());
+            }
+            (Some(c), None) => Some(Sticky::Cookie(c.clone())),
+            (None, Some(h)) => Some(Sticky::Header(h.clone())),
+            (None, None) => None,
+        };
+        let (rollout, outputs) = Rollout::start(plan);
+        let canary_name = self.plan.units[canary.0].name().to_string();
+        self.rollout = Some(Active {
+            service: service.to_string(),
+            rollout,
+            epoch: Instant::now(),
+            canary,
+            canary_name: canary_name.clone(),
+            stable,
+            changes,
+            sticky,
+            step_tally: Tally::default(),
+            task: Task::Idle,
+            weight: 0,
+            aborting: false,
+        });
+        let steps = match &self
+            .rollout
+            .as_ref()
+            .map(|a| a.rollout.plan.strategy.clone())
+        {
+            Some(Strategy::Canary { steps }) => steps
+                .iter()
+                .map(|s| format!("{s} %"))
+                .collect::<Vec<_>>()
+                .join(" → "),
+            _ => String::new(),
+        };
+        self.rollout_outputs(outputs);
+        Ok(format!(
+            "rollout of {service}: canary {canary_name} restarts with the new release (no traffic until ready), then {steps}, each step analysed; `gantry rollout status {service}` follows it"
+        ))
+    }
+
+    /// `promote`, `pause`, `resume` or `abort` from an operator.
+    pub(super) fn rollout_control(
+        &mut self,
+        service: &str,
+        action: &str,
+    ) -> Result<String, String> {
+        let Some(a) = self.rollout.as_mut().filter(|a| a.service == service) else {
+            return Err(format!(
+                "no rollout of {service}: start one with `gantry rollout {service} --set-env K=V --reason TEXT`"
+            ));
+        };
+        let input = match action {
+            "promote" => Input::Promote,
+            "pause" => Input::Pause,
+            "resume" => Input::Resume,
+            _ => {
+                a.aborting = true;
+                Input::Abort("aborted by an operator".into())
+            }
+        };
+        let now = a.now_ms();
+        let outputs = a.rollout.handle(now, input).inspect_err(|_| {
+            a.aborting = false;
+        })?;
+        self.rollout_outputs(outputs);
+        let phase = self
+            .rollout
+            .as_ref()
+            .map(|a| a.rollout.phase.name())
+            .unwrap_or("?");
+        Ok(format!("rollout of {service}: {action}: now {phase}"))
+    }
+
+    /// The rollout of `service` as JSON (`gantry rollout status`).
+    pub(super) fn rollout_status(&self, service: &str) -> Result<String, String> {
+        let Some(a) = self.rollout.as_ref().filter(|a| a.service == service) else {
+            return Err(format!("no rollout of {service} since gantry started"));
+        };
+        Ok(self.rollout_json(a).to_string())
+    }
+
+    fn rollout_json(&self, a: &Active) -> serde_json::Value {
+        let (step, weight) = match &a.rollout.phase {
+            Phase::Step { index, percent, .. } => (Some(index + 1), *percent),
+            Phase::Paused { step, percent, .. } => (Some(step + 1), *percent),
+            Phase::Promoted => (None, 100),
+            _ => (None, 0),
+        };
+        let verdict = a.rollout.last_verdict.as_ref().map(verdict_json);
+        let set_env: BTreeMap<&String, String> = a
+            .changes
+            .set_env
+            .iter()
+            .map(|(k, v)| (k, self.redactor.redact_owned(v.clone())))
+            .collect();
+        serde_json::json!({
+            "service": a.service,
+            "phase": a.rollout.phase.name(),
+            "detail": a.rollout.phase,
+            "step": step,
+            "steps": match &a.rollout.plan.strategy { Strategy::Canary { steps } => steps.clone(), Strategy::BlueGreen => vec![100] },
+            "weight": weight,
+            "canary": a.canary_name,
+            "last_verdict": verdict,
+            "set_env": set_env,
+            "command": a.changes.command.as_ref().map(|c| self.redactor.redact_owned(c.join(" "))),
+            "thresholds": a.rollout.plan.thresholds,
+            "interval_ms": a.rollout.plan.interval_ms,
+            "finishing": matches!(a.task, Task::Promoting | Task::Draining { to_new: false } | Task::Restarting { to_new: false, .. }),
+        })
+    }
+
+    /// When the machine wants the next analysis.
+    pub(super) fn rollout_due(&self) -> Option<Instant> {
+        let a = self.rollout.as_ref()?;
+        if a.task != Task::Idle {
+            return None;
+        }
+        let ms = a.rollout.deadline()?;
+        Some(a.epoch + std::time::Duration::from_millis(ms))
+    }
+
+    /// The deadline came: the canary's traffic since the step began, to the machine.
+    pub(super) fn rollout_analyse(&mut self) {
+        let Some(ing) = &self.ingress else { return };
+        let Some(a) = &mut self.rollout else { return };
+        let w = ing.handle.tally(&a.service).canary.since(&a.step_tally);
+        let window = gantry_rollout::Window {
+            requests: w.requests,
+            failures: w.failures,
+            p99_ms: w.p99_ms,
+        };
+        let now = a.now_ms();
+        match a.rollout.handle(now, Input::Analysis(window)) {
+            Ok(outputs) => self.rollout_outputs(outputs),
+            Err(e) => self.out.gantry_line(&format!("rollout: {e}")),
+        }
+    }
+
+    /// Carries out what the machine said.
+    fn rollout_outputs(&mut self, outputs: Vec<Output>) {
+        for o in outputs {
+            match o {
+                Output::StartNew => self.canary_replace(true),
+                Output::Weight(p) => self.rollout_weight(p),
+                Output::Promote => self.rollout_promote(),
+                Output::Rollback { why, breach } => {
+                    self.rollout_rollback(&why, breach.as_ref());
+                }
+                Output::Phase(phase) => self.rollout_phase(&phase),
+            }
+        }
+    }
+
+    fn rollout_weight(&mut self, percent: u8) {
+        let (Some(ing), Some(a)) = (&self.ingress, &mut self.rollout) else {
+            return;
+        };
+        ing.handle.set_split(
+            &a.service,
+            Split {
+                canary: vec![a.canary_name.clone()],
+                percent,
+                sticky: a.sticky.clone(),
+            },
+        );
+        a.weight = percent;
+        a.step_tally = ing.handle.tally(&a.service).canary;
+    }
+
+    fn clear_split(&mut self) {
+        if let (Some(ing), Some(a)) = (&self.ingress, &self.rollout) {
+            ing.handle.set_split(&a.service, Split::default());
+        }
+    }
+
+    fn rollout_phase(&mut self, phase: &Phase) {
+        let Some(a) = &self.rollout else { return };
+        let text = match phase {
+            Phase::Deploying => format!("canary {} starting with the new release", a.canary_name),
+            Phase::Step { index, percent, .. } => {
+                format!("step {} : {percent} % of requests to the canary", index + 1)
+            }
+            Phase::Paused { why, percent, .. } => format!("paused at {percent} %: {why}"),
+            Phase::Promoted => {
+                "promoted: the other instances get the new release one at a time".into()
+            }
+            Phase::RolledBack { why, .. } => format!("rolled back: {why}"),
+        };
+        let line = format!("{}: rollout: {text}", a.service);
+        let mut event = self.rollout_json(a);
+        if let Some(o) = event.as_object_mut() {
+            o.insert("event".into(), "rollout".into());
+            o.insert("message".into(), text.into());
+        }
+        self.out.gantry_line(&line);
+        self.event(event);
+    }
+
+    /// Drains the canary, then restarts it with the new release (`to_new`) or the stable one.
+    fn canary_replace(&mut self, to_new: bool) {
+        let Some(a) = &mut self.rollout else { return };
+        a.task = Task::Draining { to_new };
+        let unit = a.canary;
+        match &self.ingress {
+            Some(ing) => {
+                let drained = ing.handle.drain_instance(&a.service, &a.canary_name);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    drained.await;
+                    let _ = tx.send(Msg::CanaryDrained { unit });
+                });
+            }
+            None => self.canary_drained(unit),
+        }
+    }
+
+    /// The ingress sent the canary its last response: restart it with its next definition.
+    pub(super) fn canary_drained(&mut self, unit: UnitId) {
+        let Some(a) = &mut self.rollout else { return };
+        let Task::Draining { to_new } = a.task else {
+            return;
+        };
+        if a.canary != unit {
+            return;
+        }
+        let spec = if to_new {
+            a.changes.apply(&a.stable)
+        } else {
+            a.stable.clone()
+        };
+        self.svcs[unit.0].spawn = Ok(spec);
+        let r#gen = self.host.engine().unit(unit).r#gen;
+        a.task = Task::Restarting { r#gen, to_new };
+        self.host.command(eng::Command::Restart(unit));
+    }
+
+    /// Moves the rollout on after every engine batch: the canary came up (or failed), the
+    /// promote's rolling replacement ended.
+    pub(super) fn rollout_tick(&mut self) {
+        let Some(a) = &mut self.rollout else { return };
+        match a.task {
+            Task::Restarting { r#gen, to_new } => {
+                let v = self.host.engine().unit(a.canary);
+                let input = if v.r#gen > r#gen && gantry_host::is_up(v.state) && v.pid.is_some() {
+                    Some(Input::Ready)
+                } else if v.r#gen > r#gen && v.state == eng::State::Failed {
+                    Some(Input::Failed(
+                        v.last_error.unwrap_or("it failed before ready").to_string(),
+                    ))
+                } else {
+                    None
+                };
+                let Some(input) = input else { return };
+                if to_new {
+                    a.task = Task::Idle;
+                    let now = a.now_ms();
+                    match a.rollout.handle(now, input) {
+                        Ok(outputs) => self.rollout_outputs(outputs),
+                        Err(e) => self.out.gantry_line(&format!("rollout: {e}")),
+                    }
+                } else {
+                    a.task = Task::Done;
+                    let line = format!(
+                        "{}: rollout: {} is back on the stable release",
+                        a.service, a.canary_name
+                    );
+                    self.clear_split();
+                    self.out.gantry_line(&line);
+                }
+            }
+            Task::Promoting if self.rolling.is_none() => {
+                a.task = Task::Done;
+                let line = format!(
+                    "{}: rollout: every instance runs the new release; split cleared",
+                    a.service
+                );
+                self.clear_split();
+                self.out.gantry_line(&line);
+                self.rollout_phase_done();
+            }
+            _ => {}
+        }
+    }
+
+    /// The end of a promote, on the event stream.
+    fn rollout_phase_done(&mut self) {
+        let Some(a) = &self.rollout else { return };
+        let mut event = self.rollout_json(a);
+        if let Some(o) = event.as_object_mut() {
+            o.insert("event".into(), "rollout".into());
+            o.insert("phase".into(), "done".into());
+            o.insert(
+                "message".into(),
+                "every instance runs the new release".into(),
+            );
+        }
+        self.event(event);
+    }
+
+    /// Every other instance gets the new release, one at a time, drained first.
+    fn rollout_promote(&mut self) {
+        let Some(a) = &mut self.rollout else { return };
+        let Some(group) = self.plan.replica_group(&a.service) else {
+            return;
+        };
+        let others: Vec<UnitId> = group
+            .units
+            .iter()
+            .map(|&i| UnitId(i))
+            .filter(|u| *u != a.canary)
+            .collect();
+        for u in &others {
+            if let Ok(spec) = &self.svcs[u.0].spawn {
+                let new = a.changes.apply(spec);
+                self.svcs[u.0].spawn = Ok(new);
+            }
+        }
+        a.task = Task::Promoting;
+        let service = a.service.clone();
+        if let Err(e) = self.rolling_units(&service, others) {
+            self.out
+                .gantry_line(&format!("{service}: rollout: promote: {e}"));
+        }
+    }
+
+    /// Traffic back to the stable release (the weight is 0 already), a mission and an audit
+    /// row with the numbers, and the canary restarted with its stable definition.
+    fn rollout_rollback(&mut self, why: &str, breach: Option<&gantry_rollout::Breach>) {
+        let Some(a) = &self.rollout else { return };
+        let service = a.service.clone();
+        let aborting = a.aborting;
+        let why = self.redactor.redact_owned(why.to_string());
+        if !aborting {
+            if let Some(store) = &self.store {
+                let _ = store.open_mission(&gantry_state::missions::NewMission {
+                    service: Some(service.clone()),
+                    layer: None,
+                    check: "rollout".into(),
+                    error: format!("the rollout of {service} was rolled back: {why}"),
+                    output: breach
+                        .map(|b| {
+                            vec![format!(
+                                "{}: observed {:.4}, threshold {:.4}, {} requests, {} failures",
+                                b.signal, b.observed, b.threshold, b.requests, b.failures
+                            )]
+                        })
+                        .unwrap_or_default(),
+                    fix_criteria: "a later rollout of the service is promoted".into(),
+                    next_step: format!(
+                        "look at the canary's output (`gantry logs {}`) and the ingress figures (`gantry ingress`), fix the release and roll it out again",
+                        a.canary_name
+                    ),
+                });
+            }
+            let id = self.audit_begin(&gantry_state::audit::AuditEntry {
+                actor: "gantry".into(),
+                action: "rollout.rollback".into(),
+                target: Some(service.clone()),
+                reason: Some(why.clone()),
+                before: None,
+                after: None,
+            });
+            if let Some(id) = id {
+                self.audit_end(id, &Ok("traffic back on the stable release".into()));
+            }
+        }
+        self.canary_replace(false);
+    }
+}
+
+fn verdict_json(v: &gantry_rollout::Verdict) -> serde_json::Value {
+    match v {
+        gantry_rollout::Verdict::Breach(b) => serde_json::json!({
+            "verdict": "breach",
+            "signal": b.signal,
+            "observed": b.observed,
+            "threshold": b.threshold,
+            "requests": b.requests,
+            "failures": b.failures,
+            "text": b.to_string(),
+        }),
+        gantry_rollout::Verdict::NotVerified { requests, needed } => serde_json::json!({
+            "verdict": "not_verified",
+            "requests": requests,
+            "needed": needed,
+            "text": format!("not verified: {requests} of the {needed} requests a verdict needs"),
+        }),
+        other => serde_json::json!({ "verdict": "pass", "detail": other }),
+    }
+}
