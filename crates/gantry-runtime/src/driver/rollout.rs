@@ -520,6 +520,7 @@ impl Driver {
                     );
                     self.clear_split();
                     self.out.gantry_line(&line);
+                    self.rollout_phase_done("the canary is back on the stable release");
                 }
             }
             Task::Promoting if self.rolling.is_none() => {
@@ -530,23 +531,21 @@ impl Driver {
                 );
                 self.clear_split();
                 self.out.gantry_line(&line);
-                self.rollout_phase_done();
+                self.rollout_phase_done("every instance runs the new release");
             }
             _ => {}
         }
     }
 
-    /// The end of a promote, on the event stream.
-    fn rollout_phase_done(&mut self) {
+    /// The end of a promote or a rollback, on the event stream (`phase` is `done`).
+    fn rollout_phase_done(&mut self, message: &str) {
         let Some(a) = &self.rollout else { return };
         let mut event = self.rollout_json(a);
         if let Some(o) = event.as_object_mut() {
             o.insert("event".into(), "rollout".into());
             o.insert("phase".into(), "done".into());
-            o.insert(
-                "message".into(),
-                "every instance runs the new release".into(),
-            );
+            o.insert("outcome".into(), a.rollout.phase.name().into());
+            o.insert("message".into(), message.into());
         }
         self.event(event);
     }

@@ -1,0 +1,269 @@
+//! `gantry rollout NAME` on a real stack: a replicated fixture behind the ingress under a
+//! constant client load. A healthy canary (`VERSION=2`) is promoted through every step with no
+//! failed request; a canary answering 20 % 500s is rolled back in its first step, clients then
+//! see only the stable release, and the only failures they saw are the canary's own.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use support::*;
+
+/// One `GET /app` through the ingress: the status and the release that answered.
+fn get_app(port: u16) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head =
+        "GET /app HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    if s.write_all(head.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let version = out
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-fixture-version:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (code, version)
+}
+
+/// What the clients saw: answers per (status, version).
+#[derive(Default, Debug)]
+struct Seen {
+    ok: u64,
+    /// 500s (the canary's injected failures).
+    injected: u64,
+    /// Anything else that is not a 200: connection errors, 502, 503.
+    other: Vec<u16>,
+}
+
+/// `n` clients sending `GET /app` in a loop until `stop`.
+fn load(port: u16, n: usize, stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Seen>> {
+    (0..n)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut seen = Seen::default();
+                while !stop.load(Ordering::Relaxed) {
+                    match get_app(port).0 {
+                        200 => seen.ok += 1,
+                        500 => seen.injected += 1,
+                        other => seen.other.push(other),
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                seen
+            })
+        })
+        .collect()
+}
+
+fn join(clients: Vec<std::thread::JoinHandle<Seen>>) -> Seen {
+    let mut all = Seen::default();
+    for c in clients {
+        let s = c.join().unwrap();
+        all.ok += s.ok;
+        all.injected += s.injected;
+        all.other.extend(s.other);
+    }
+    all
+}
+
+/// A stack of `replicas` fixtures (VERSION=1) behind the ingress; the ingress port.
+fn stack(name: &str, replicas: u16) -> (Up, u16) {
+    let ing = free_port();
+    let mut base = free_port();
+    for _ in 0..50 {
+        let p = free_port();
+        if (1..replicas)
+            .all(|i| p + i != ing && std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
+        {
+            base = p;
+            break;
+        }
+    }
+    let toml = format!(
+        r#"
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name api-${{REPLICA}} --http ${{PORT}}"
+env = {{ VERSION = "1" }}
+replicas = {replicas}
+replica_ports = "{base}-{}"
+restart = "always"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        base + replicas - 1
+    );
+    let mut up = up(name, &toml, &[]);
+    let boot = up.wait_boot(30);
+    assert_eq!(boot["outcome"], "go", "{}", up.log());
+    assert!(
+        eventually(10, || get_app(ing) == (200, "1".into())),
+        "the stable release does not answer through the ingress: {}",
+        up.log()
+    );
+    (up, ing)
+}
+
+fn rollout_events(up: &Up) -> Vec<serde_json::Value> {
+    up.events
+        .iter()
+        .filter(|v| v["event"] == "rollout")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_healthy_canary_is_promoted_through_every_step_without_a_failed_request() {
+    let (mut up, ing) = stack("rollout-promote", 3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(ing, 3, stop.clone());
+    let (code, out) = gantry_in(
+        &up.dir,
+        &[
+            "rollout",
+            "api",
+            "--set-env",
+            "VERSION=2",
+            "--steps",
+            "20,50,100",
+            "--interval",
+            "400ms",
+            "--min-requests",
+            "5",
+            "--max-error-ratio",
+            "0.05",
+            "--reason",
+            "release 2",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("canary api.3"), "{out}");
+    let done = up.wait_for("the rollout's end", 90, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    // Every step was entered, in order, before the promote.
+    let steps: Vec<u64> = rollout_events(&up)
+        .iter()
+        .filter(|v| v["phase"] == "analysing")
+        .filter_map(|v| v["weight"].as_u64())
+        .collect();
+    let mut distinct = steps.clone();
+    distinct.dedup();
+    assert_eq!(distinct, vec![20, 50, 100], "{}", up.log());
+    // After the promote every instance runs release 2.
+    for _ in 0..60 {
+        assert_eq!(get_app(ing), (200, "2".into()), "{}", up.log());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let seen = join(clients);
+    eprintln!("promote: clients saw {seen:?}");
+    assert!(seen.ok > 100, "{seen:?}");
+    assert_eq!(seen.injected, 0, "{seen:?}");
+    assert!(seen.other.is_empty(), "failed requests: {seen:?}");
+    // The status says so.
+    let (code, out) = gantry_in(&up.dir, &["rollout", "status", "api"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("promoted"), "{out}");
+    assert_eq!(up.stop(), 0);
+}
+
+#[test]
+fn a_canary_failing_one_request_in_five_is_rolled_back_in_its_first_step() {
+    let (mut up, ing) = stack("rollout-rollback", 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(ing, 3, stop.clone());
+    let (code, out) = gantry_in(
+        &up.dir,
+        &[
+            "rollout",
+            "api",
+            "--set-env",
+            "VERSION=2",
+            "--set-env",
+            "FIXTURE_ERROR_PERCENT=20",
+            "--steps",
+            "50,100",
+            "--interval",
+            "5s",
+            "--min-requests",
+            "20",
+            "--max-error-ratio",
+            "0.05",
+            "--reason",
+            "release 2",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let back = up.wait_for("the rollback", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "rolled_back"
+    });
+    // Within one analysis interval: during the first step, on its numbers.
+    let why = back["detail"]["RolledBack"]["why"].as_str().unwrap_or("");
+    assert!(why.starts_with("step 1 breached: error ratio"), "{back}");
+    let breach = &back["detail"]["RolledBack"]["breach"];
+    let failures = breach["failures"].as_u64().unwrap_or(0);
+    assert!(failures > 0, "{back}");
+    assert!(breach["observed"].as_f64().unwrap_or(0.0) > 0.05, "{back}");
+    up.wait_for("the canary back on the stable release", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    // Clients see the stable release only.
+    for _ in 0..60 {
+        assert_eq!(get_app(ing), (200, "1".into()), "{}", up.log());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let seen = join(clients);
+    eprintln!("rollback: clients saw {seen:?}, the breach counted {failures} failures: {back}");
+    assert!(seen.other.is_empty(), "failed requests: {seen:?}");
+    // The only failures the clients saw are the canary's injected 500s: those the analysis
+    // counted, plus at most the few in flight when the weight went to 0.
+    assert!(
+        seen.injected >= failures && seen.injected <= failures + 3,
+        "clients saw {} injected 500s, the breach counted {failures}",
+        seen.injected
+    );
+    // A mission and an audit row with the numbers.
+    let addr = api_addr_in(&up.dir);
+    let (status, missions) = http(&addr, "GET", "/api/v1/missions", None).unwrap();
+    assert_eq!(status, 200, "{missions}");
+    assert!(
+        missions.contains("rollout") && missions.contains("error ratio"),
+        "{missions}"
+    );
+    let (code, audit) = gantry_in(&up.dir, &["audit", "--json"]);
+    assert_eq!(code, 0, "{audit}");
+    assert!(
+        audit.contains("rollout.rollback") && audit.contains("rollout.start"),
+        "{audit}"
+    );
+    let (code, out) = gantry_in(&up.dir, &["rollout", "status", "api"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("rolled_back") && out.contains("error ratio"),
+        "{out}"
+    );
+    assert_eq!(up.stop(), 0);
+}
