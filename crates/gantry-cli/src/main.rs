@@ -160,7 +160,7 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<rollout::RolloutAction>,
         #[command(flatten)]
-        start: rollout::Start,
+        start: Box<rollout::Start>,
     },
     /// Re-read a secret from its source in the running instance (the old value stays masked) and restart the services that use it, in dependency order.
     Rotate {

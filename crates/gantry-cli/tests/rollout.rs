@@ -64,7 +64,6 @@ fn load(port: u16, n: usize, stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHand
                         500 => seen.injected += 1,
                         other => seen.other.push(other),
                     }
-                    std::thread::sleep(Duration::from_millis(2));
                 }
                 seen
             })
