@@ -61,6 +61,21 @@ pub enum IngressAction {
 
 #[derive(Subcommand, Debug)]
 pub enum ExportWhat {
+    /// Kubernetes manifests (YAML on stdout): Deployments, Services, Jobs, init containers that `gantry wait` for dependencies, probes, ConfigMaps, Secret references (never values), PriorityClasses; what does not translate is named on stderr.
+    Kubernetes {
+        /// Put every object in this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// A service's container image, NAME=IMAGE (repeat for each service).
+        #[arg(long = "image-map", value_name = "NAME=IMAGE")]
+        image_map: Vec<String>,
+        /// The image of services --image-map does not name.
+        #[arg(long)]
+        image: Option<String>,
+        /// An image with the gantry binary, for the init containers (`gantry wait`), store probes (`gantry probe`) and migrations.
+        #[arg(long, default_value = "gantry:latest")]
+        gantry_image: String,
+    },
     /// Prometheus alerting rules (YAML) over gantry's /metrics: the default rules with this stack's critical services; rules over signals /metrics does not carry are named on stderr.
     PrometheusRules,
 }
@@ -178,6 +193,15 @@ pub enum Command {
     Export {
         #[command(subcommand)]
         what: ExportWhat,
+    },
+    /// Run one probe once, outside any stack: `gantry probe tcp 127.0.0.1:5432`, `gantry probe http http://…/health`, `gantry probe postgres postgres://…` (also mysql, redis, amqp, nats, sqlite). Exit 0 when it passes, 1 when it fails (for scripts and container healthchecks).
+    Probe {
+        /// tcp, http, postgres, mysql, redis, amqp, nats or sqlite.
+        kind: String,
+        /// host:port for tcp, a URL otherwise.
+        target: String,
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
     },
     /// The audit log: every mutation through the API or the CLI, who, why and what came of it.
     Audit {
@@ -333,6 +357,18 @@ fn main() -> ExitCode {
         Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
         Command::Export { what } => match what {
             ExportWhat::PrometheusRules => export::prometheus_rules(&cli.file),
+            ExportWhat::Kubernetes {
+                namespace,
+                image_map,
+                image,
+                gantry_image,
+            } => export::kubernetes(
+                &cli.file,
+                namespace.clone(),
+                image_map,
+                image.clone(),
+                gantry_image.clone(),
+            ),
         },
         Command::Audit { since, limit, json } => ctl::audit(&cli.file, *since, *limit, *json),
         Command::Ingress { action, json } => match action {
@@ -346,6 +382,11 @@ fn main() -> ExitCode {
         }
         Command::Down { timeout, reason } => ctl::down(&cli.file, *timeout, reason.as_deref()),
         Command::Wait { targets, timeout } => ctl::wait(&cli.file, targets, *timeout),
+        Command::Probe {
+            kind,
+            target,
+            timeout,
+        } => export::probe(kind, target, *timeout),
         Command::Up {
             profile,
             only,
