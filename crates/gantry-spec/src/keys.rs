@@ -792,6 +792,39 @@ pub static INGRESS: &[Key] = &[
     ),
 ];
 
+pub static ALERTS: &[Key] = &[
+    k(
+        "webhook",
+        Ty::Str,
+        None,
+        "An http:// URL: POST every notification here as Alertmanager-compatible JSON (version 4), so receivers written for Alertmanager work; retried with backoff, kept across restarts of gantry until delivered.",
+    ),
+    k(
+        "exec",
+        Ty::Command,
+        None,
+        "Run this command per notification with the Alertmanager JSON on stdin (exit 0 = delivered).",
+    ),
+    k(
+        "log",
+        Ty::Bool,
+        Some("true"),
+        "Print a line on gantry's output per notification.",
+    ),
+    k(
+        "repeat_interval",
+        Ty::Duration,
+        Some("\"4h\""),
+        "Notify a firing alert again this often.",
+    ),
+    k(
+        "disabled",
+        Ty::StrList,
+        Some("[]"),
+        "Built-in rules turned off: critical_service_down (P0), boot_no_go (P0), crash_loop (P1), breaker_open (P1), readiness_lost (P1), disk_low (P2), certificate_expiring (P2).",
+    ),
+];
+
 pub static LAYERS: &[Key] = &[k(
     "order",
     Ty::StrList,
@@ -851,6 +884,12 @@ pub static TOP: &[Key] = &[
         Ty::Table(INGRESS),
         None,
         "The ingress proxy in front of the services: listeners and routes.",
+    ),
+    k(
+        "alerts",
+        Ty::Table(ALERTS),
+        None,
+        "Alerts: where notifications of the built-in rules go (webhook, exec, log), how often a firing alert is repeated, which rules are off.",
     ),
     k(
         "layers",

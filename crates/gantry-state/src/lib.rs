@@ -16,6 +16,7 @@
 //! - [`analyze`]: the pure logic of `gantry analyze`: boots read from the store, critical
 //!   chain, blame, comparison, JSON and the SVG waterfall.
 
+pub mod alerts;
 pub mod analyze;
 pub mod audit;
 pub mod bounded;
