@@ -8,6 +8,7 @@ mod client;
 mod ctl;
 mod export;
 mod graph;
+mod incident;
 mod init;
 mod load;
 mod logs;
@@ -57,6 +58,23 @@ pub enum IngressAction {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IncidentAction {
+    /// Every incident, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One incident and its timeline: alerts, state changes, operator actions.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A post-incident review draft in Markdown: summary, impact, detection, timeline, actions and who took them, follow-ups.
+    Postmortem { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,6 +220,11 @@ pub enum Command {
         target: String,
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+    },
+    /// Incidents opened by P0/P1 alerts: `list`, `show ID` (the timeline), `postmortem ID` (a Markdown draft).
+    Incident {
+        #[command(subcommand)]
+        action: IncidentAction,
     },
     /// The audit log: every mutation through the API or the CLI, who, why and what came of it.
     Audit {
@@ -355,6 +378,11 @@ fn main() -> ExitCode {
             ctl::service_action(&cli.file, "restart", name, reason.as_deref())
         }
         Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
+        Command::Incident { action } => match action {
+            IncidentAction::List { json } => incident::list(&cli.file, *json),
+            IncidentAction::Show { id, json } => incident::show(&cli.file, *id, *json),
+            IncidentAction::Postmortem { id } => incident::postmortem(&cli.file, *id),
+        },
         Command::Export { what } => match what {
             ExportWhat::PrometheusRules => export::prometheus_rules(&cli.file),
             ExportWhat::Kubernetes {

@@ -158,6 +158,45 @@ fn a_killed_critical_service_pages_once_is_retried_and_resolves_once() {
             ),
         ]
     );
+    // The P0 opened an incident; its timeline has the alert, the state changes and the
+    // operator's start; it resolved with the alert; the review draft is built from it.
+    let (code, out) = gantry_in(&up.dir, &["incident", "list", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.len(), 1, "{out}");
+    assert_eq!(list[0]["status"], "resolved");
+    assert_eq!(list[0]["severity"], "P0");
+    let (code, out) = gantry_in(&up.dir, &["incident", "show", "1", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let inc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let lines: Vec<String> = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}",
+                t["kind"].as_str().unwrap(),
+                t["text"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let has = |p: &str| lines.iter().any(|l| l.starts_with(p));
+    assert!(
+        has("alert firing: [P0] critical service web is down"),
+        "{lines:?}"
+    );
+    assert!(has("action service.start web by cli:"), "{lines:?}");
+    assert!(has("transition web: "), "{lines:?}");
+    assert!(has("alert resolved: [P0]"), "{lines:?}");
+    let (code, md) = gantry_in(&up.dir, &["incident", "postmortem", "1"]);
+    assert_eq!(code, 0, "{md}");
+    assert!(
+        md.starts_with("# Incident 1: critical service web is down"),
+        "{md}"
+    );
+    assert!(md.contains("service.start web by cli:"), "{md}");
+    assert_eq!(gantry_in(&up.dir, &["incident", "show", "7"]).0, 2);
     assert_eq!(up.stop(), 0);
 }
 

@@ -21,6 +21,7 @@ pub mod analyze;
 pub mod audit;
 pub mod bounded;
 mod dir;
+pub mod incidents;
 pub mod logfmt;
 pub mod missions;
 pub mod retention;

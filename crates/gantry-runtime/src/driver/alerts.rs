@@ -18,6 +18,8 @@ pub(super) struct AlertSide {
     exec: Option<Vec<String>>,
     started_ms: u64,
     loaded: bool,
+    /// The open incident (a P0/P1 alert opened it), whose timeline collects what happens.
+    pub(super) incident: Option<i64>,
 }
 
 fn now_ms() -> u64 {
@@ -55,6 +57,7 @@ impl AlertSide {
             exec: a.exec.as_ref().map(|e| e.value.clone()),
             started_ms: now_ms(),
             loaded: false,
+            incident: None,
         })
     }
 }
@@ -116,14 +119,15 @@ impl Driver {
         let now = now_ms();
         let snap = self.api.snapshot.borrow().clone();
         let saved = match (&self.store, self.alerts.as_ref().is_some_and(|a| !a.loaded)) {
-            (Some(store), true) => Some(store.alert_state()),
+            (Some(store), true) => Some((store.alert_state(), store.open_incident_id())),
             _ => None,
         };
         let Some(side) = self.alerts.as_mut() else {
             return;
         };
-        if let Some(saved) = saved {
+        if let Some((saved, incident)) = saved {
             side.loaded = true;
+            side.incident = incident;
             if let Some(n) = saved.and_then(|j| serde_json::from_str::<Notifier>(&j).ok()) {
                 side.notifier = n.restored();
             }
@@ -152,11 +156,75 @@ impl Driver {
                 "summary": alert.summary,
             }));
         }
+        self.track_incident(&transitions);
         for d in due {
             self.deliver(d);
         }
         if changed {
             self.save_alerts();
+        }
+    }
+
+    /// A P0/P1 alert opens an incident (one at a time); its alerts go on the timeline; it is
+    /// resolved when no P0/P1 alert fires any more.
+    fn track_incident(&mut self, transitions: &[Transition]) {
+        let (Some(store), Some(side)) = (&self.store, &mut self.alerts) else {
+            return;
+        };
+        for t in transitions {
+            let (status, alert) = match t {
+                Transition::Firing(a) => ("firing", a),
+                Transition::Resolved { alert, .. } => ("resolved", alert),
+            };
+            let paging = alert.severity != gantry_alerts::Severity::P2;
+            if side.incident.is_none() && status == "firing" && paging {
+                match store.open_incident(
+                    alert.severity.as_str(),
+                    &alert.summary,
+                    alert.fired_ms.saturating_sub(alert.since_ms),
+                ) {
+                    Ok(id) => {
+                        side.incident = Some(id);
+                        self.out.gantry_line(&format!(
+                            "incident {id} opened: [{}] {} (`gantry incident show {id}`)",
+                            alert.severity.as_str(),
+                            alert.summary
+                        ));
+                    }
+                    Err(e) => self.out.gantry_line(&format!("alerts: {e}")),
+                }
+            }
+            if let Some(id) = side.incident {
+                store.incident_note(
+                    id,
+                    "alert",
+                    &format!("{status}: [{}] {}", alert.severity.as_str(), alert.summary),
+                );
+            }
+        }
+        let paging_firing = side
+            .eval
+            .firing()
+            .any(|a| a.severity != gantry_alerts::Severity::P2);
+        if let Some(id) = side.incident
+            && !paging_firing
+        {
+            store.incident_note(id, "resolved", "no P0/P1 alert fires any more");
+            if store.resolve_incident(id, "gantry").is_ok() {
+                side.incident = None;
+                self.out.gantry_line(&format!(
+                    "incident {id} resolved (`gantry incident postmortem {id}` drafts the review)"
+                ));
+            }
+        }
+    }
+
+    /// Adds to the open incident's timeline (state changes, operator actions).
+    pub(super) fn incident_note(&self, kind: &str, text: &str) {
+        if let (Some(store), Some(id)) =
+            (&self.store, self.alerts.as_ref().and_then(|a| a.incident))
+        {
+            store.incident_note(id, kind, text);
         }
     }
 

@@ -641,6 +641,15 @@ impl Driver {
                 .as_millis() as u64;
             obj.insert("ts_ms".into(), ms.into());
         }
+        if value["event"] == "transition"
+            && let (Some(svc), Some(from), Some(to)) = (
+                value["service"].as_str(),
+                value["from"].as_str(),
+                value["to"].as_str(),
+            )
+        {
+            self.incident_note("transition", &format!("{svc}: {from} -> {to}"));
+        }
         if self.out.mode() == OutputMode::Json {
             self.out.raw(&value.to_string());
         }
