@@ -77,6 +77,9 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     if let Some(v) = root.get("alerts") {
         spec.alerts = d.alerts(v);
     }
+    if let Some(v) = root.get("slo") {
+        spec.slos = d.slos(v, &spec);
+    }
     d.check_instances(&spec);
     ingress::check_routes(&spec, source, &mut d.diags);
     let mut diagnostics = d.diags;

@@ -825,6 +825,30 @@ pub static ALERTS: &[Key] = &[
     ),
 ];
 
+pub static SLO: &[Key] = &[
+    k(
+        "route",
+        Ty::Str,
+        None,
+        "The path of one of the `[[ingress.routes]]`: the SLO is measured on its requests (failed = 5xx and upstream errors).",
+    ),
+    k(
+        "availability",
+        Ty::Str,
+        None,
+        "The objective, e.g. \"99.9%\". gantry pages when the error budget burns at 14.4× over 1 h and 5 min (P0) or 6× over 6 h and 30 min (P1), and warns at 1× over 3 days and 6 h (P2).",
+    ),
+    k(
+        "min_requests",
+        Ty::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+        Some("100"),
+        "A window with fewer requests is not judged (no alert on three requests).",
+    ),
+];
+
 pub static LAYERS: &[Key] = &[k(
     "order",
     Ty::StrList,
@@ -890,6 +914,12 @@ pub static TOP: &[Key] = &[
         Ty::Table(ALERTS),
         None,
         "Alerts: where notifications of the built-in rules go (webhook, exec, log), how often a firing alert is repeated, which rules are off.",
+    ),
+    k(
+        "slo",
+        Ty::MapOf(&Ty::Table(SLO), "NAME"),
+        Some("{}"),
+        "Availability objectives over ingress routes, alerted on their multi-window burn rates (needs `[alerts]` for notifications).",
     ),
     k(
         "layers",

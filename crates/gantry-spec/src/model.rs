@@ -10,7 +10,7 @@ pub use crate::cpu::MilliCpus;
 
 mod alerts;
 mod ingress;
-pub use alerts::{ALERT_RULES, Alerts};
+pub use alerts::{ALERT_RULES, Alerts, Slo};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
 
 /// A value and where it was written.
@@ -48,6 +48,8 @@ pub struct Spec {
     pub ingress: Option<Ingress>,
     /// `[alerts]`, when the file has one.
     pub alerts: Option<Alerts>,
+    /// `[slo.NAME]` tables.
+    pub slos: Vec<Slo>,
 }
 
 #[derive(Debug, Clone)]

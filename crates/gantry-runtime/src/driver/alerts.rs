@@ -32,10 +32,20 @@ impl AlertSide {
     /// From `[alerts]`; None without one.
     pub(super) fn new(spec: &gantry_spec::Spec) -> Option<AlertSide> {
         let a = spec.alerts.as_ref()?;
-        let rules = gantry_alerts::default_rules()
+        let mut rules: Vec<gantry_alerts::Rule> = gantry_alerts::default_rules()
             .into_iter()
             .filter(|r| !a.disabled.iter().any(|d| d.value == r.name))
             .collect();
+        for slo in &spec.slos {
+            rules.extend(gantry_alerts::burn_rate_rules(&gantry_alerts::Slo {
+                name: slo.name.value.clone(),
+                availability: slo.availability,
+                errors: "ingress_failures_total".into(),
+                requests: "ingress_requests_total".into(),
+                matching: [("route".to_string(), slo.route.value.clone())].into(),
+                min_requests: slo.min_requests as f64,
+            }));
+        }
         let mut sinks = Vec::new();
         if a.log {
             sinks.push("log".to_string());
@@ -118,6 +128,31 @@ impl Driver {
         self.open_pending_store();
         let now = now_ms();
         let snap = self.api.snapshot.borrow().clone();
+        let mut samples = samples(&snap);
+        if let Some(ingress) = &self.ingress
+            && !self.spec.slos.is_empty()
+        {
+            let routes = ingress.handle.snapshot().routes;
+            for slo in &self.spec.slos {
+                let path = slo.route.value.as_str();
+                let (mut total, mut failed) = (0u64, 0u64);
+                for r in routes.iter().filter(|r| {
+                    r.name == path || (!r.name.starts_with('/') && r.name.ends_with(path))
+                }) {
+                    let c = &r.signals.requests;
+                    let errors = r.signals.upstream_errors;
+                    total += c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + errors;
+                    failed += c.c5xx + errors;
+                }
+                let labels = [("route", path)];
+                samples.push(Sample::new("ingress_requests_total", &labels, total as f64));
+                samples.push(Sample::new(
+                    "ingress_failures_total",
+                    &labels,
+                    failed as f64,
+                ));
+            }
+        }
         let saved = match (&self.store, self.alerts.as_ref().is_some_and(|a| !a.loaded)) {
             (Some(store), true) => Some((store.alert_state(), store.open_incident_id())),
             _ => None,
@@ -132,7 +167,7 @@ impl Driver {
                 side.notifier = n.restored();
             }
         }
-        side.eval.observe(now, &samples(&snap));
+        side.eval.observe(now, &samples);
         let transitions = side.eval.evaluate(now);
         let before = side.notifier.backlog();
         side.notifier.handle(now, &transitions, side.eval.firing());

@@ -15,6 +15,19 @@ pub const ALERT_RULES: &[&str] = &[
     "certificate_expiring",
 ];
 
+/// `[slo.NAME]`: an availability objective over an ingress route; gantry pages on its
+/// multi-window burn rates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    pub name: Sp<String>,
+    /// The route's `path` as written in `[[ingress.routes]]` (its name in the ingress).
+    pub route: Sp<String>,
+    /// e.g. 99.9 (percent).
+    pub availability: f64,
+    /// Fewer requests than this in a window is not judged.
+    pub min_requests: u64,
+}
+
 /// `[alerts]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alerts {
