@@ -14,12 +14,21 @@ use support::*;
 
 /// One `GET /app` through the ingress: the status and the release that answered.
 fn get_app(port: u16) -> (u16, String) {
+    get_app_as(port, None)
+}
+
+/// `GET /app` with a `sid` cookie.
+fn get_app_as(port: u16, sid: Option<&str>) -> (u16, String) {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head =
-        "GET /app HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let cookie = sid
+        .map(|c| format!("Cookie: theme=dark; sid={c}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "GET /app HTTP/1.1\r\nHost: localhost\r\n{cookie}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     if s.write_all(head.as_bytes()).is_err() {
         return (0, String::new());
     }
@@ -264,5 +273,127 @@ fn a_canary_failing_one_request_in_five_is_rolled_back_in_its_first_step() {
         out.contains("rolled_back") && out.contains("error ratio"),
         "{out}"
     );
+    assert_eq!(up.stop(), 0);
+}
+
+/// `gantry rollout status api --json`.
+fn status(up: &Up) -> serde_json::Value {
+    let (code, out) = gantry_in(&up.dir, &["rollout", "status", "api", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap_or_default()
+}
+
+#[test]
+fn a_canary_without_traffic_holds_and_never_promotes_then_pause_resume_and_abort() {
+    let (mut up, _ing) = stack("rollout-hold", 2);
+    let (code, out) = gantry_in(
+        &up.dir,
+        &[
+            "rollout",
+            "api",
+            "--set-env",
+            "VERSION=2",
+            "--steps",
+            "50,100",
+            "--interval",
+            "300ms",
+            "--min-requests",
+            "20",
+            "--max-hold",
+            "1h",
+            "--reason",
+            "no traffic",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    up.wait_for("the first step", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "analysing"
+    });
+    // Eight analyses (two intervals) without a request: still step 1, not verified.
+    let mut s = serde_json::Value::Null;
+    assert!(
+        eventually(60, || {
+            s = status(&up);
+            s["analyses"].as_u64().unwrap_or(0) >= 8
+        }),
+        "{s}"
+    );
+    assert_eq!(s["phase"], "analysing", "{s}");
+    assert_eq!(s["step"], 1, "{s}");
+    assert_eq!(s["last_verdict"]["verdict"], "not_verified", "{s}");
+    let (_, text) = gantry_in(&up.dir, &["rollout", "status", "api"]);
+    assert!(
+        text.contains("not verified: 0 of the 20 requests"),
+        "{text}"
+    );
+    assert!(
+        !rollout_events(&up).iter().any(|v| v["phase"] == "promoted"),
+        "{}",
+        up.log()
+    );
+    // Pause, resume, abort.
+    let (code, out) = gantry_in(&up.dir, &["rollout", "pause", "api", "--reason", "look"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status(&up)["phase"], "paused");
+    let (code, out) = gantry_in(&up.dir, &["rollout", "pause", "api"]);
+    assert_ne!(code, 0, "a second pause is refused: {out}");
+    let (code, out) = gantry_in(&up.dir, &["rollout", "resume", "api"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(status(&up)["phase"], "analysing");
+    let (code, out) = gantry_in(&up.dir, &["rollout", "abort", "api", "--reason", "enough"]);
+    assert_eq!(code, 0, "{out}");
+    let done = up.wait_for("the end of the abort", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    assert_eq!(done["outcome"], "rolled_back", "{done}");
+    let (code, audit) = gantry_in(&up.dir, &["audit", "--json"]);
+    assert_eq!(code, 0, "{audit}");
+    for action in ["rollout.pause", "rollout.resume", "rollout.abort"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    assert_eq!(up.stop(), 0);
+}
+
+#[test]
+fn a_sticky_cookie_keeps_a_client_on_one_release() {
+    let (mut up, ing) = stack("rollout-sticky", 2);
+    let (code, out) = gantry_in(
+        &up.dir,
+        &[
+            "rollout",
+            "api",
+            "--set-env",
+            "VERSION=2",
+            "--steps",
+            "50,100",
+            "--interval",
+            "1h",
+            "--sticky-cookie",
+            "sid",
+            "--reason",
+            "sticky",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    up.wait_for("the 50 % step", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "analysing" && v["weight"] == 50
+    });
+    // Different clients land on both releases...
+    let mut versions = std::collections::BTreeSet::new();
+    for i in 0..64 {
+        let (code, v) = get_app_as(ing, Some(&format!("client-{i}")));
+        assert_eq!(code, 200);
+        versions.insert(v);
+    }
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    // ...and one client stays on its own for 1,000 requests.
+    for sid in ["alice", "bob"] {
+        let first = get_app_as(ing, Some(sid));
+        for _ in 0..1000 {
+            assert_eq!(get_app_as(ing, Some(sid)), first, "{sid}");
+        }
+    }
+    let (code, out) = gantry_in(&up.dir, &["rollout", "abort", "api"]);
+    assert_eq!(code, 0, "{out}");
     assert_eq!(up.stop(), 0);
 }

@@ -116,6 +116,8 @@ pub(super) struct Active {
     weight: u8,
     /// An operator abort in progress (no mission for it).
     aborting: bool,
+    /// How many analyses the machine was fed.
+    analyses: u64,
 }
 
 impl Active {
@@ -272,6 +274,7 @@ impl Driver {
             task: Task::Idle,
             weight: 0,
             aborting: false,
+            analyses: 0,
         });
         let steps = match &self
             .rollout
@@ -359,6 +362,7 @@ impl Driver {
             "command": a.changes.command.as_ref().map(|c| self.redactor.redact_owned(c.join(" "))),
             "thresholds": a.rollout.plan.thresholds,
             "interval_ms": a.rollout.plan.interval_ms,
+            "analyses": a.analyses,
             "finishing": matches!(a.task, Task::Promoting | Task::Draining { to_new: false } | Task::Restarting { to_new: false, .. }),
         })
     }
@@ -384,6 +388,7 @@ impl Driver {
             p99_ms: w.p99_ms,
         };
         let now = a.now_ms();
+        a.analyses += 1;
         match a.rollout.handle(now, Input::Analysis(window)) {
             Ok(outputs) => self.rollout_outputs(outputs),
             Err(e) => self.out.gantry_line(&format!("rollout: {e}")),
