@@ -120,6 +120,8 @@ pub enum ApiCommand {
     },
     /// The service's rollout as JSON (a read: not audited).
     RolloutStatus(String),
+    /// The service's numbered releases as JSON (a read: not audited).
+    Releases(String),
 }
 
 impl ApiCommand {
@@ -143,12 +145,13 @@ impl ApiCommand {
                 Some(service.clone()),
             ),
             ApiCommand::RolloutStatus(n) => ("rollout.status", Some(n.clone())),
+            ApiCommand::Releases(n) => ("releases.list", Some(n.clone())),
         }
     }
 
     /// Whether the command only reads (then it is not recorded in the audit log).
     pub fn is_read(&self) -> bool {
-        matches!(self, ApiCommand::RolloutStatus(_))
+        matches!(self, ApiCommand::RolloutStatus(_) | ApiCommand::Releases(_))
     }
 }
 

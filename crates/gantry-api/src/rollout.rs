@@ -128,6 +128,35 @@ pub(crate) async fn status(
     }
 }
 
+/// `GET /api/v1/services/{name}/releases`: the numbered releases, newest first.
+pub(crate) async fn releases(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Response {
+    let caller = match authorize_read(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let Path(service) = match name {
+        Ok(n) => n,
+        Err(e) => return bad_path(&e).into_response(),
+    };
+    match ask(&state, caller, ApiCommand::Releases(service)).await {
+        Ok(Ok(text)) => {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            (StatusCode::OK, Json(v)).into_response()
+        }
+        Ok(Err(message)) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            message,
+            "releases are recorded per service of the stack file",
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Sends a command to the driver and waits for its answer.
 async fn ask(
     state: &ApiState,

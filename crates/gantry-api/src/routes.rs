@@ -37,6 +37,7 @@ pub enum Endpoint {
     RolloutStart,
     RolloutStatus,
     RolloutControl,
+    Releases,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
@@ -116,6 +117,12 @@ pub const ROUTES: &[Route] = &[
         Endpoint::RolloutControl,
         true,
     ),
+    route(
+        "GET",
+        "/api/v1/services/{name}/releases",
+        Endpoint::Releases,
+        false,
+    ),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -145,6 +152,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::RolloutStart => post(rollout::start),
         Endpoint::RolloutStatus => get(rollout::status),
         Endpoint::RolloutControl => post(rollout::control),
+        Endpoint::Releases => get(rollout::releases),
     }
 }
 

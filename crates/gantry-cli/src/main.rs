@@ -195,6 +195,14 @@ pub enum Command {
         #[command(flatten)]
         start: Box<rollout::Start>,
     },
+    /// The service's numbered releases (definition with secrets masked, status: running,
+    /// canary, stable, rolled_back, superseded), newest first.
+    Releases {
+        name: String,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-read a secret from its source in the running instance (the old value stays masked) and restart the services that use it, in dependency order.
     Rotate {
         name: String,
@@ -390,6 +398,7 @@ fn main() -> ExitCode {
             ctl::service_action(&cli.file, "restart", name, reason.as_deref())
         }
         Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
+        Command::Releases { name, json } => rollout::releases(&cli.file, name, *json),
         Command::Rollout { action, start } => match action {
             Some(a) => rollout::action(&cli.file, a),
             None => rollout::start(&cli.file, start),

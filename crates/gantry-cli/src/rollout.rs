@@ -157,6 +157,43 @@ pub fn action(file: &Path, a: &RolloutAction) -> anyhow::Result<Outcome> {
     Ok(report(rt.block_on(inst.post(&path, c.reason.as_deref()))))
 }
 
+/// `gantry releases NAME [--json]`.
+pub fn releases(file: &Path, name: &str, json: bool) -> anyhow::Result<Outcome> {
+    let inst = match find(file) {
+        Ok(i) => i,
+        Err(usage) => return Ok(usage),
+    };
+    let rt = runtime()?;
+    let resp = rt.block_on(inst.get_auth(&format!("/api/v1/services/{name}/releases")));
+    Ok(match resp {
+        Ok(r) if r.status == 200 => {
+            if json {
+                println!("{}", r.body);
+            } else {
+                let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                for rel in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:>4}  {:<12} {}  {}",
+                        rel["number"].as_i64().unwrap_or(0),
+                        rel["status"].as_str().unwrap_or("?"),
+                        rel["created_at"].as_str().unwrap_or("?"),
+                        rel["definition"]["command"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" "))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Outcome::Success
+        }
+        other => report(other),
+    })
+}
+
 /// The status as a few lines.
 pub fn render(v: &serde_json::Value) -> String {
     use std::fmt::Write as _;

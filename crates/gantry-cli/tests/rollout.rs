@@ -195,6 +195,16 @@ fn a_healthy_canary_is_promoted_through_every_step_without_a_failed_request() {
     let (code, out) = gantry_in(&up.dir, &["rollout", "status", "api"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("promoted"), "{out}");
+    // Release 1 (the boot's) superseded, release 2 stable.
+    let (code, out) = gantry_in(&up.dir, &["releases", "api", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let releases: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(releases[0]["number"], 2, "{out}");
+    assert_eq!(releases[0]["status"], "stable", "{out}");
+    assert_eq!(releases[0]["definition"]["env"]["VERSION"], "2", "{out}");
+    assert_eq!(releases[1]["number"], 1, "{out}");
+    assert_eq!(releases[1]["status"], "superseded", "{out}");
+    assert_eq!(releases[1]["definition"]["env"]["VERSION"], "1", "{out}");
     assert_eq!(up.stop(), 0);
 }
 
@@ -273,6 +283,11 @@ fn a_canary_failing_one_request_in_five_is_rolled_back_in_its_first_step() {
         out.contains("rolled_back") && out.contains("error ratio"),
         "{out}"
     );
+    let (code, out) = gantry_in(&up.dir, &["releases", "api"]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().map(str::trim_start).collect();
+    assert!(lines[0].starts_with("2  rolled_back"), "{out}");
+    assert!(lines[1].starts_with("1  stable"), "{out}");
     assert_eq!(up.stop(), 0);
 }
 

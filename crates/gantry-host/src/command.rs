@@ -94,7 +94,8 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
         }
         ApiCommand::Rollout { .. }
         | ApiCommand::RolloutControl { .. }
-        | ApiCommand::RolloutStatus(_) => {
+        | ApiCommand::RolloutStatus(_)
+        | ApiCommand::Releases(_) => {
             return Err("cannot run a rollout here: rollouts are the process driver's".into());
         }
         ApiCommand::Start(name) => (name, Verb::Start),

@@ -24,6 +24,7 @@ mod dir;
 pub mod incidents;
 pub mod logfmt;
 pub mod missions;
+pub mod releases;
 pub mod retention;
 pub mod secure;
 pub mod store;

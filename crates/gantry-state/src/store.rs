@@ -91,6 +91,7 @@ impl Store {
             .and_then(|()| conn.execute_batch(crate::audit::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::alerts::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::incidents::SCHEMA))
+            .and_then(|()| conn.execute_batch(crate::releases::SCHEMA))
             .map_err(|e| format!("cannot initialise state store {}: {e}", path.display()))?;
         // Older stores get the columns added since; on newer ones these fail harmlessly.
         for migration in MIGRATIONS {

@@ -167,6 +167,7 @@ impl Driver {
                 return self.rollout_control(service, action);
             }
             ApiCommand::RolloutStatus(service) => return self.rollout_status(service),
+            ApiCommand::Releases(service) => return self.releases_json(service),
             _ => {}
         }
         if let ApiCommand::Restart(name) = &cmd

@@ -757,6 +757,7 @@ impl Driver {
                     .begin_boot(&gantry_state::time::rfc3339_utc(started), file)
                     .ok();
                 self.store = Some(s);
+                self.record_first_releases();
             }
             Err(e) => self
                 .out

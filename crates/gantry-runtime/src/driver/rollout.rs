@@ -118,6 +118,9 @@ pub(super) struct Active {
     aborting: bool,
     /// How many analyses the machine was fed.
     analyses: u64,
+    /// The release numbers (store): the stable one and the new one.
+    stable_release: Option<i64>,
+    new_release: Option<i64>,
 }
 
 impl Active {
@@ -275,7 +278,10 @@ impl Driver {
             weight: 0,
             aborting: false,
             analyses: 0,
+            stable_release: None,
+            new_release: None,
         });
+        self.record_new_release();
         let steps = match &self
             .rollout
             .as_ref()
@@ -363,6 +369,8 @@ impl Driver {
             "thresholds": a.rollout.plan.thresholds,
             "interval_ms": a.rollout.plan.interval_ms,
             "analyses": a.analyses,
+            "stable_release": a.stable_release,
+            "new_release": a.new_release,
             "finishing": matches!(a.task, Task::Promoting | Task::Draining { to_new: false } | Task::Restarting { to_new: false, .. }),
         })
     }
@@ -519,6 +527,7 @@ impl Driver {
                     }
                 } else {
                     a.task = Task::Done;
+                    release_status(self.store.as_ref(), a, "rolled_back", "stable");
                     let line = format!(
                         "{}: rollout: {} is back on the stable release",
                         a.service, a.canary_name
@@ -530,6 +539,7 @@ impl Driver {
             }
             Task::Promoting if self.rolling.is_none() => {
                 a.task = Task::Done;
+                release_status(self.store.as_ref(), a, "stable", "superseded");
                 let line = format!(
                     "{}: rollout: every instance runs the new release; split cleared",
                     a.service
@@ -623,6 +633,88 @@ impl Driver {
             }
         }
         self.canary_replace(false);
+    }
+}
+
+/// The end of a rollout in the releases table: the new release's status and the old one's.
+fn release_status(
+    store: Option<&gantry_state::store::Store>,
+    a: &Active,
+    new_status: &str,
+    old_status: &str,
+) {
+    let Some(store) = store else { return };
+    if let Some(n) = a.new_release {
+        let _ = store.set_release_status(&a.service, n, new_status);
+    }
+    if let Some(n) = a.stable_release {
+        let _ = store.set_release_status(&a.service, n, old_status);
+    }
+}
+
+impl Driver {
+    /// A definition as the releases table keeps it: argv and environment, secrets masked.
+    fn definition_json(&self, spec: &SpawnSpec) -> String {
+        let env: BTreeMap<&String, String> = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k, self.redactor.redact_owned(v.clone())))
+            .collect();
+        let mut argv = vec![spec.program.clone()];
+        argv.extend(spec.args.iter().cloned());
+        let argv: Vec<String> = argv
+            .into_iter()
+            .map(|a| self.redactor.redact_owned(a))
+            .collect();
+        serde_json::json!({ "command": argv, "env": env }).to_string()
+    }
+
+    /// Release 1 of every service not recorded yet (at the first boot of its definition).
+    pub(super) fn record_first_releases(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = Vec::new();
+        for (i, u) in self.plan.units.iter().enumerate() {
+            let service = u.service.name.value.clone();
+            if !seen.insert(service.clone()) {
+                continue;
+            }
+            if let Ok(spec) = &self.svcs[i].spawn {
+                rows.push((service, self.definition_json(spec)));
+            }
+        }
+        if let Some(store) = &self.store {
+            for (service, def) in rows {
+                let _ = store.first_release(&service, &def);
+            }
+        }
+    }
+
+    /// The rollout's new release, numbered next (status canary).
+    fn record_new_release(&mut self) {
+        let Some(a) = &self.rollout else { return };
+        let def = self.definition_json(&a.changes.apply(&a.stable));
+        let service = a.service.clone();
+        let Some(store) = &self.store else { return };
+        let stable = store
+            .first_release(&service, &self.definition_json(&a.stable))
+            .ok();
+        let new = store.add_release(&service, &def, "canary").ok();
+        if let Some(a) = &mut self.rollout {
+            a.stable_release = stable;
+            a.new_release = new;
+        }
+    }
+
+    /// `gantry releases NAME`: the releases of `service`, newest first, as JSON.
+    pub(super) fn releases_json(&mut self, service: &str) -> Result<String, String> {
+        if self.plan.units_of(service).is_none() {
+            return Err(format!("unknown service `{service}`"));
+        }
+        self.open_pending_store();
+        let Some(store) = &self.store else {
+            return Err("the state store is not open".into());
+        };
+        Ok(serde_json::Value::from(store.releases(service)?).to_string())
     }
 }
 

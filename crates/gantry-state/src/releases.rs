@@ -1,0 +1,126 @@
+//! Numbered releases of each service: its definition (command and environment, secret values
+//! masked by the caller) and where it stands: running, canary, stable, rolled_back, superseded.
+//! Release 1 is recorded at a service's first boot; each rollout records the next.
+
+use crate::store::Store;
+use rusqlite::params;
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS releases (
+    service TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (service, number)
+);
+";
+
+impl Store {
+    /// Release 1 of `service` unless it has one already; its number either way.
+    pub fn first_release(&self, service: &str, definition: &str) -> Result<i64, String> {
+        let existing: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(number) FROM releases WHERE service = ?1",
+                params![service],
+                |r| r.get(0),
+            )
+            .map_err(|e| format!("releases of {service}: {e}"))?;
+        match existing {
+            Some(n) => Ok(n),
+            None => self.add_release(service, definition, "running"),
+        }
+    }
+
+    /// Records the next release of `service` with `status`; its number.
+    pub fn add_release(
+        &self,
+        service: &str,
+        definition: &str,
+        status: &str,
+    ) -> Result<i64, String> {
+        let now = crate::time::rfc3339_utc(std::time::SystemTime::now());
+        self.conn
+            .execute(
+                "INSERT INTO releases (service, number, created_at, definition, status)
+                 VALUES (?1, COALESCE((SELECT MAX(number) FROM releases WHERE service = ?1), 0) + 1, ?2, ?3, ?4)",
+                params![service, now, definition, status],
+            )
+            .map_err(|e| format!("releases of {service}: {e}"))?;
+        self.conn
+            .query_row(
+                "SELECT MAX(number) FROM releases WHERE service = ?1",
+                params![service],
+                |r| r.get(0),
+            )
+            .map_err(|e| format!("releases of {service}: {e}"))
+    }
+
+    /// Sets the status of release `number` of `service`.
+    pub fn set_release_status(
+        &self,
+        service: &str,
+        number: i64,
+        status: &str,
+    ) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE releases SET status = ?3 WHERE service = ?1 AND number = ?2",
+                params![service, number, status],
+            )
+            .map(|_| ())
+            .map_err(|e| format!("release {number} of {service}: {e}"))
+    }
+
+    /// The releases of `service`, newest first, as JSON objects.
+    pub fn releases(&self, service: &str) -> Result<Vec<serde_json::Value>, String> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT number, created_at, definition, status FROM releases
+                 WHERE service = ?1 ORDER BY number DESC",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map(params![service], |r| {
+                let definition: String = r.get(2)?;
+                Ok(serde_json::json!({
+                    "service": service,
+                    "number": r.get::<_, i64>(0)?,
+                    "created_at": r.get::<_, String>(1)?,
+                    "definition": serde_json::from_str::<serde_json::Value>(&definition)
+                        .unwrap_or(serde_json::Value::String(definition)),
+                    "status": r.get::<_, String>(3)?,
+                }))
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_are_numbered_per_service_and_change_status() {
+        let dir = std::env::temp_dir().join(format!("gantry-releases-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.first_release("api", "{\"v\":1}").unwrap(), 1);
+        assert_eq!(store.first_release("api", "{\"v\":9}").unwrap(), 1);
+        assert_eq!(store.add_release("api", "{\"v\":2}", "canary").unwrap(), 2);
+        assert_eq!(store.first_release("web", "{}").unwrap(), 1);
+        store.set_release_status("api", 2, "rolled_back").unwrap();
+        let list = store.releases("api").unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["number"], 2);
+        assert_eq!(list[0]["status"], "rolled_back");
+        assert_eq!(list[0]["definition"]["v"], 2);
+        assert_eq!(list[1]["status"], "running");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
