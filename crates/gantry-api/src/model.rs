@@ -63,6 +63,10 @@ pub struct ServiceSnapshot {
     pub output_dropped_lines_total: u64,
     /// The latest probe run (polled or pushed) and what it answered.
     pub last_probe: Option<ProbeSample>,
+    /// An operator's switch on the service: `disabled` (or `quarantined`), none when it runs normally.
+    pub switch: Option<String>,
+    /// Who switched it, since when and why: `disabled by cli:bob since 2026-12-06T01:00:00Z: maintenance`.
+    pub switch_detail: Option<String>,
 }
 
 /// One probe run as `/health?verbose` shows it.
@@ -107,6 +111,10 @@ pub enum ApiCommand {
     /// Load the stack file again and restart what changed (`gantry reload`, SIGHUP).
     Reload,
     Shutdown,
+    /// Stop a service and keep it stopped (across restarts of gantry) until enabled (`gantry disable`).
+    Disable(String),
+    /// Clear a disable and start the service with its dependencies (`gantry enable`).
+    Enable(String),
 }
 
 impl ApiCommand {
@@ -119,6 +127,8 @@ impl ApiCommand {
             ApiCommand::Rotate(n) => ("secret.rotate", Some(n.clone())),
             ApiCommand::Reload => ("stack.reload", None),
             ApiCommand::Shutdown => ("stack.shutdown", None),
+            ApiCommand::Disable(n) => ("service.disable", Some(n.clone())),
+            ApiCommand::Enable(n) => ("service.enable", Some(n.clone())),
         }
     }
 }

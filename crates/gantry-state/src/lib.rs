@@ -25,6 +25,7 @@ pub mod missions;
 pub mod retention;
 pub mod secure;
 pub mod store;
+pub mod switches;
 
 pub use dir::StateDir;
 /// RFC 3339 timestamps: the workspace's one implementation lives in `gantry-time` so that the

@@ -152,7 +152,8 @@ impl Engine {
         }
         if self.started && self.outcome.is_none() && !self.shutting_down && self.unsettled == 0 {
             let failed: Vec<UnitId> = (0..self.units.len())
-                .filter(|&i| self.units[i].life == Life::Failed)
+                // A disabled unit is not up: the boot is degraded, never a GO that hides it.
+                .filter(|&i| self.units[i].life == Life::Failed || self.units[i].disabled.is_some())
                 .map(UnitId)
                 .collect();
             let outcome = if failed.is_empty() {

@@ -28,6 +28,7 @@ mod invariants;
 mod probes;
 mod start;
 mod stop;
+mod switches;
 
 use std::collections::VecDeque;
 
@@ -135,6 +136,7 @@ impl Engine {
             return;
         }
         self.started = true;
+        self.stop_disabled_at_boot();
         for i in 0..self.units.len() {
             self.mark(UnitId(i));
         }
