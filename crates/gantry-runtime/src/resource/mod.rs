@@ -40,6 +40,7 @@
 //! behind are swept at the next start.
 
 mod cgroupfs;
+pub mod freeze;
 
 use cgroupfs::{keyed, mkdir, own_dir, procs, remove_tree, write};
 use gantry_plan::Plan;
