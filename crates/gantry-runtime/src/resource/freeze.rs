@@ -47,7 +47,10 @@ impl Frozen {
                 .is_ok_and(|t| t.trim() == "FROZEN"),
             Frozen::Sigstop(pgid) => {
                 let members = group_members(*pgid);
-                !members.is_empty() && members.iter().all(|&p| proc_state(p) == Some('T'))
+                !members.is_empty()
+                    && members
+                        .iter()
+                        .all(|&(host, _)| proc_state(host) == Some('T'))
             }
         }
     }
@@ -147,7 +150,7 @@ pub(crate) fn freeze_moved(home: &Path, v2: bool, name: &str, pgid: i32) -> Resu
         let _ = std::fs::remove_dir(&group);
         return Err(format!("process group {pgid} has no process"));
     }
-    for pid in members {
+    for (_, pid) in members {
         write(&group.join("cgroup.procs"), &pid.to_string())?;
     }
     let frozen = Frozen::Moved {
@@ -180,31 +183,45 @@ fn signal_group(pgid: i32, signal: nix::sys::signal::Signal) -> Result<(), Strin
         .map_err(|e| format!("cannot send {signal} to process group {pgid}: {e}"))
 }
 
-/// The pids whose process group is `pgid` (field 5 of /proc/PID/stat).
-pub(crate) fn group_members(pgid: i32) -> Vec<i32> {
+/// The processes whose process group is `pgid` as (host pid, pid in gantry's PID namespace).
+/// gantry may be the init of its own PID namespace while /proc shows the host's pids
+/// (nsinit.rs), so /proc is read through each process's `NSpid` / `NSpgid` lines (the last
+/// value is the innermost namespace's), among the processes of gantry's own namespace only:
+/// `cgroup.procs` and signals take the namespace's pids, /proc/PID/stat the host's.
+pub(crate) fn group_members(pgid: i32) -> Vec<(i32, i32)> {
+    let ours = std::fs::read_link("/proc/self/ns/pid").ok();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| stat_fields(pid).is_some_and(|(_, group)| group == pgid))
+        .filter(|&host| std::fs::read_link(format!("/proc/{host}/ns/pid")).ok() == ours)
+        .filter_map(|host| {
+            let status = std::fs::read_to_string(format!("/proc/{host}/status")).ok()?;
+            let innermost = |key: &str| -> Option<i32> {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))?
+                    .split_whitespace()
+                    .last()?
+                    .parse()
+                    .ok()
+            };
+            (innermost("NSpgid:")? == pgid).then_some((host, innermost("NSpid:")?))
+        })
         .collect()
 }
 
-/// The state letter of /proc/PID/stat (`R`, `S`, `T`, ...).
+/// The state letter of /proc/PID/stat (`R`, `S`, `T`, ...) of host pid `pid`.
 pub fn proc_state(pid: i32) -> Option<char> {
-    stat_fields(pid).map(|(state, _)| state)
+    stat_fields(pid)
 }
 
-fn stat_fields(pid: i32) -> Option<(char, i32)> {
+fn stat_fields(pid: i32) -> Option<char> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: the fields follow the last `)`.
     let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+    rest.split_whitespace().next()?.chars().next()
 }
 
 #[cfg(test)]
