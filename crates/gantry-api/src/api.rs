@@ -432,7 +432,9 @@ pub(crate) async fn dispatch(
         | ApiCommand::Stop(n)
         | ApiCommand::Restart(n)
         | ApiCommand::Disable(n)
-        | ApiCommand::Enable(n) => Some(n.clone()),
+        | ApiCommand::Enable(n)
+        | ApiCommand::Quarantine(n)
+        | ApiCommand::Release(n) => Some(n.clone()),
         _ => None,
     };
     let (tx, rx) = oneshot::channel();
@@ -567,6 +569,24 @@ pub(crate) async fn enable(
     body: axum::body::Bytes,
 ) -> Response {
     service_command(&state, &headers, name, &body, ApiCommand::Enable).await
+}
+
+pub(crate) async fn quarantine(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    service_command(&state, &headers, name, &body, ApiCommand::Quarantine).await
+}
+
+pub(crate) async fn release(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    service_command(&state, &headers, name, &body, ApiCommand::Release).await
 }
 
 pub(crate) async fn rotate(

@@ -115,6 +115,11 @@ pub enum ApiCommand {
     Disable(String),
     /// Clear a disable and start the service with its dependencies (`gantry enable`).
     Enable(String),
+    /// Freeze the service's process tree for inspection, out of the ingress, restarts and
+    /// probes (`gantry quarantine`).
+    Quarantine(String),
+    /// Thaw a quarantined service: probes resume, back in the ingress once ready (`gantry release`).
+    Release(String),
 }
 
 impl ApiCommand {
@@ -129,6 +134,8 @@ impl ApiCommand {
             ApiCommand::Shutdown => ("stack.shutdown", None),
             ApiCommand::Disable(n) => ("service.disable", Some(n.clone())),
             ApiCommand::Enable(n) => ("service.enable", Some(n.clone())),
+            ApiCommand::Quarantine(n) => ("service.quarantine", Some(n.clone())),
+            ApiCommand::Release(n) => ("service.release", Some(n.clone())),
         }
     }
 }

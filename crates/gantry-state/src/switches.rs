@@ -75,16 +75,20 @@ impl Store {
     /// Clears the switch of service `name`; whether there was one.
     pub fn clear_switch(&self, name: &str) -> Result<bool, String> {
         self.conn
-            .execute("DELETE FROM service_switches WHERE name = ?1", params![name])
+            .execute(
+                "DELETE FROM service_switches WHERE name = ?1",
+                params![name],
+            )
             .map(|n| n > 0)
             .map_err(|e| format!("cannot clear the switch of {name} in the state store: {e}"))
     }
 
     /// Every switched service, by name. A store from before switches has none.
     pub fn switches(&self) -> Result<Vec<Switch>, String> {
-        let mut stmt = match self.conn.prepare(
-            "SELECT name, state, reason, actor, since FROM service_switches ORDER BY name",
-        ) {
+        let mut stmt = match self
+            .conn
+            .prepare("SELECT name, state, reason, actor, since FROM service_switches ORDER BY name")
+        {
             Ok(s) => s,
             Err(e) if e.to_string().contains("no such table") => return Ok(Vec::new()),
             Err(e) => return Err(format!("cannot read the service switches: {e}")),
@@ -125,7 +129,9 @@ mod tests {
         assert_eq!(all[0].actor, "cli:bob");
         assert!(all[0].describe().starts_with("disabled by cli:bob since "));
         assert!(all[0].describe().ends_with(": maintenance"));
-        store.set_switch("api", "disabled", "token:alice", None).expect("replace");
+        store
+            .set_switch("api", "disabled", "token:alice", None)
+            .expect("replace");
         assert_eq!(store.switches().expect("read")[0].actor, "token:alice");
         assert!(store.clear_switch("api").expect("clear"));
         assert!(!store.clear_switch("api").expect("clear again"));

@@ -14,12 +14,14 @@ mod audit;
 mod exec;
 mod ingress;
 mod output;
+mod quarantine;
 mod records;
 mod reload;
 mod retention;
 mod rolling;
 mod rotate;
 mod svc;
+mod switches;
 mod watch;
 
 use crate::env::SecretValue;
@@ -317,6 +319,8 @@ struct Driver {
     reload_waiters: Option<Vec<reload::Waiter>>,
     /// Audit rows of the reloads under way, completed when the reload ends.
     reload_audits: Vec<i64>,
+    /// Services disabled by an operator (kept in the state store across runs), by name.
+    switches: switches::Switches,
 }
 
 impl Driver {
@@ -358,7 +362,7 @@ impl Driver {
             )?);
         }
         let units = cfg.plan.unit_configs();
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             units,
             EngineOptions {
                 allow_degraded: cfg.spec.settings.allow_degraded,
@@ -368,6 +372,10 @@ impl Driver {
         .map_err(|e| format!("invalid plan: {e}"))?;
         let names: Vec<&str> = cfg.plan.units.iter().map(|u| u.name()).collect();
         let out = Output::new(cfg.output, &names);
+        let (switches, switch_lines) = switches::load(state_dir.root(), &cfg.plan, &mut engine);
+        for line in &switch_lines {
+            out.gantry_line(line);
+        }
         // The state store is opened once the first services are spawned: its file
         // creation and fsyncs are not on the boot's critical path.
         let (store, boot_id): (Option<Store>, Option<i64>) = (None, None);
@@ -435,6 +443,7 @@ impl Driver {
             reloader: cfg.reload,
             reload_waiters: None,
             reload_audits: Vec::new(),
+            switches,
         })
     }
 

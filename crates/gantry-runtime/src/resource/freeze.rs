@@ -83,6 +83,32 @@ impl Frozen {
 }
 
 impl Limiter {
+    /// Freezes unit `i` (service `name`, process group `pgid`) for a quarantine and keeps how,
+    /// for [`Limiter::thaw_unit`]. Returns the means used (`cgroup v2 freezer`, ...).
+    pub fn freeze_unit(&mut self, i: usize, name: &str, pgid: i32) -> Result<&'static str, String> {
+        if let Some(f) = self.frozen.get(&i) {
+            return Ok(f.method());
+        }
+        let frozen = freeze(self, i, name, pgid)?;
+        let method = frozen.method();
+        self.frozen.insert(i, frozen);
+        Ok(method)
+    }
+
+    /// Thaws unit `i` if it is frozen (a release, or before a signal: a process frozen by a
+    /// v1 freezer would not even die of SIGKILL). True when it was frozen.
+    pub fn thaw_unit(&mut self, i: usize) -> Result<bool, String> {
+        match self.frozen.remove(&i) {
+            Some(f) => f.thaw().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// How unit `i` is frozen, if it is.
+    pub fn frozen(&self, i: usize) -> Option<&Frozen> {
+        self.frozen.get(&i)
+    }
+
     /// The cgroup v2 group of unit `i`, when its limits made one (the only per-service
     /// groups gantry keeps).
     pub fn v2_group(&self, i: usize) -> Option<PathBuf> {
