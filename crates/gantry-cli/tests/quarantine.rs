@@ -46,10 +46,12 @@ fn frozen(pid: u64) -> bool {
         };
         let path = path.trim_start_matches('/');
         if controllers.is_empty() {
-            ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].iter().any(|m| {
-                std::fs::read_to_string(format!("{m}/{path}/cgroup.events"))
-                    .is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
-            })
+            ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+                .iter()
+                .any(|m| {
+                    std::fs::read_to_string(format!("{m}/{path}/cgroup.events"))
+                        .is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
+                })
         } else if controllers.split(',').any(|c| c == "freezer") {
             std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{path}/freezer.state"))
                 .is_ok_and(|t| t.trim() == "FROZEN")
@@ -92,14 +94,22 @@ fn quarantine_freezes_without_restarts_and_release_thaws() {
     let (status, body) = http(&addr, "POST", "/api/v1/services/web/release", Some(&token)).unwrap();
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("not quarantined"), "{body}");
-    let (status, body) =
-        http(&addr, "POST", "/api/v1/services/nope/quarantine", Some(&token)).unwrap();
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/services/nope/quarantine",
+        Some(&token),
+    )
+    .unwrap();
     assert_eq!(status, 404, "{body}");
 
     let (code, out) = gantry_in(&up.dir, &["quarantine", "web", "--reason", "heap dump"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("web quarantined ("), "{out}");
-    assert!(eventually(10, || frozen(pid)), "web ({pid}) is not frozen: {out}");
+    assert!(
+        eventually(10, || frozen(pid)),
+        "web ({pid}) is not frozen: {out}"
+    );
 
     // Its liveness probe fails (the process cannot answer) and nothing restarts it.
     let failed = eventually(20, || {
@@ -113,14 +123,22 @@ fn quarantine_freezes_without_restarts_and_release_thaws() {
     let detail = web["switch_detail"].as_str().unwrap_or("");
     assert!(detail.starts_with("quarantined by "), "{web}");
     assert!(detail.ends_with(": heap dump"), "{web}");
-    let (status, body) =
-        http(&addr, "POST", "/api/v1/services/web/quarantine", Some(&token)).unwrap();
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/api/v1/services/web/quarantine",
+        Some(&token),
+    )
+    .unwrap();
     assert_eq!(status, 409, "{body}");
 
     // Released: running again, probes pass, still the same process, never restarted.
     let (code, out) = gantry_in(&up.dir, &["release", "web", "--reason", "done"]);
     assert_eq!(code, 0, "{out}");
-    assert!(eventually(10, || !frozen(pid)), "web ({pid}) is still frozen");
+    assert!(
+        eventually(10, || !frozen(pid)),
+        "web ({pid}) is still frozen"
+    );
     let passed = eventually(20, || {
         last_probe(&addr).is_some_and(|(s, role)| s == "pass" && role.starts_with("liveness"))
     });
@@ -136,6 +154,9 @@ fn quarantine_freezes_without_restarts_and_release_thaws() {
     assert!(audit.contains("heap dump"), "{audit}");
     assert!(audit.contains("service.release"), "{audit}");
     assert_eq!(up.stop(), 0, "{}", up.log());
-    assert!(!up.log().contains(&token), "the token leaked into gantry's output");
+    assert!(
+        !up.log().contains(&token),
+        "the token leaked into gantry's output"
+    );
     assert!(!audit.contains(&token));
 }
