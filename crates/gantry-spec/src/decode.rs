@@ -15,6 +15,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod alerts;
 mod ingress;
 
 pub use ingress::instance_name;
@@ -72,6 +73,12 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     let mut spec = d.spec(root, doc.span());
     if let Some(v) = root.get("ingress") {
         spec.ingress = d.ingress(v);
+    }
+    if let Some(v) = root.get("alerts") {
+        spec.alerts = d.alerts(v);
+    }
+    if let Some(v) = root.get("slo") {
+        spec.slos = d.slos(v, &spec);
     }
     d.check_instances(&spec);
     ingress::check_routes(&spec, source, &mut d.diags);

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 pub use crate::cpu::MilliCpus;
 
+mod alerts;
 mod ingress;
+pub use alerts::{ALERT_RULES, Alerts, Slo};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
 
 /// A value and where it was written.
@@ -44,6 +46,10 @@ pub struct Spec {
     pub profiles: Vec<Profile>,
     /// `[ingress]`, when the file has one.
     pub ingress: Option<Ingress>,
+    /// `[alerts]`, when the file has one.
+    pub alerts: Option<Alerts>,
+    /// `[slo.NAME]` tables.
+    pub slos: Vec<Slo>,
 }
 
 #[derive(Debug, Clone)]
