@@ -93,19 +93,17 @@ impl Store {
             Err(e) if e.to_string().contains("no such table") => return Ok(Vec::new()),
             Err(e) => return Err(format!("cannot read the service switches: {e}")),
         };
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(Switch {
-                    name: r.get(0)?,
-                    state: r.get(1)?,
-                    reason: r.get(2)?,
-                    actor: r.get(3)?,
-                    since: r.get(4)?,
-                })
+        stmt.query_map([], |r| {
+            Ok(Switch {
+                name: r.get(0)?,
+                state: r.get(1)?,
+                reason: r.get(2)?,
+                actor: r.get(3)?,
+                since: r.get(4)?,
             })
-            .and_then(Iterator::collect)
-            .map_err(|e| format!("cannot read the service switches: {e}"));
-        rows
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| format!("cannot read the service switches: {e}"))
     }
 }
 
