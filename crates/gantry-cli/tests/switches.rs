@@ -2,7 +2,8 @@
 //! hard-depends on it and keeps it stopped across `gantry down` + `gantry up` (status says who
 //! and why; the boot is degraded, never GO), `gantry enable` brings it back ready with its
 //! dependent; unknown names answer 404, an enable of a service that is not disabled 409, and
-//! no token appears in any output.
+//! no token appears in any output. A service the run's selection left out is refused (409) with
+//! what to do: adding a unit to a running stack is not supported yet.
 
 mod support;
 
@@ -146,5 +147,24 @@ fn disable_keeps_a_service_down_across_restarts_until_enable_brings_it_back() {
     let mut up = up.again(&[]);
     let boot = up.wait_boot(20);
     assert_eq!(boot["outcome"], "go", "{}", up.log());
+    up.stop();
+}
+
+#[test]
+fn a_service_the_selection_left_out_is_refused_with_what_to_do() {
+    let port = free_port();
+    let mut up = up("switches-only", &stack(port), &["--only", "web"]);
+    let boot = up.wait_boot(20);
+    assert_eq!(boot["outcome"], "go", "{}", up.log());
+    let (code, out) = gantry_in(&up.dir, &["enable", "worker"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("left it out"), "{out}");
+    assert!(out.contains("gantry up --only worker"), "{out}");
+    let (code, out) = gantry_in(&up.dir, &["disable", "worker", "--reason", "x"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("left it out"), "{out}");
+    let (code, out) = gantry_in(&up.dir, &["disable", "nope", "--reason", "x"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("unknown service"), "{out}");
     up.stop();
 }

@@ -57,7 +57,7 @@ pub(super) fn load(state_dir: &Path, plan: &Plan, engine: &mut Engine) -> (Switc
             }
             Some(_) => {}
             None => lines.push(format!(
-                "warning: {} is {} but the stack file has no such service; the switch is kept (`gantry enable {}` with it back in the file clears it)",
+                "{} is {}, and this run does not have it (not in the stack file, or left out by the selection); the switch is kept (`gantry enable {}` in a run that has it clears it)",
                 s.name,
                 s.describe(),
                 s.name
@@ -84,6 +84,14 @@ impl Driver {
             _ => return Err("not a switch command".to_string()),
         };
         let Some(units) = self.plan.units_of(name) else {
+            // In the file but left out of this run by the selection: units cannot be added to
+            // a running stack yet, so say what to do instead of "unknown".
+            if self.spec.services.iter().any(|s| s.name.value == *name) {
+                let verb = if disable { "disable" } else { "enable" };
+                return Err(format!(
+                    "cannot {verb} {name}: this run's selection (--profile / --only / --except) left it out, and a running stack cannot take on a service yet; stop gantry (`gantry down`) and start it again with {name} selected (e.g. `gantry up --only {name},...`), then `gantry {verb} {name}`"
+                ));
+            }
             return Err(format!("unknown service `{name}`"));
         };
         let mut requests = Vec::with_capacity(units.len());
