@@ -168,3 +168,44 @@ fn a_service_the_selection_left_out_is_refused_with_what_to_do() {
     assert!(out.contains("unknown service"), "{out}");
     up.stop();
 }
+
+#[test]
+fn a_replicated_service_is_disabled_and_enabled_in_every_instance() {
+    let base = (0..100)
+        .map(|_| free_port())
+        .find(|&p| p < 65535 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok())
+        .expect("two consecutive free ports");
+    let toml = format!(
+        r#"
+[services.api]
+command = "FIXTURE --name api-${{REPLICA}} --http ${{PORT}}"
+replicas = 2
+replica_ports = "{base}-{}"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health" }}
+"#,
+        base + 1
+    );
+    let mut up = up("switches-replicas", &toml, &[]);
+    let boot = up.wait_boot(20);
+    assert_eq!(boot["outcome"], "go", "{}", up.log());
+    let (code, out) = gantry_in(&up.dir, &["disable", "api", "--reason", "bad release"]);
+    assert_eq!(code, 0, "{out}");
+    for unit in ["api.1", "api.2"] {
+        up.wait_state(unit, "stopped", 20);
+        let s = status_of(&up.dir, unit);
+        assert_eq!(s["switch"], "disabled", "{s}");
+        assert!(
+            s["switch_detail"]
+                .as_str()
+                .is_some_and(|d| d.ends_with(": bad release")),
+            "{s}"
+        );
+    }
+    let (code, out) = gantry_in(&up.dir, &["enable", "api"]);
+    assert_eq!(code, 0, "{out}");
+    for unit in ["api.1", "api.2"] {
+        up.wait_count(unit, "ready", 2, 20);
+        assert!(status_of(&up.dir, unit)["switch"].is_null());
+    }
+    up.stop();
+}
