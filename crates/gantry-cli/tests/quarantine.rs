@@ -1,17 +1,29 @@
 //! Quarantine against a real `gantry up`: `gantry quarantine` freezes the service's process
 //! (state `T` in /proc/PID/stat, or `frozen 1` in its quarantine group's `cgroup.events`), its
-//! failing liveness probe no longer restarts it, status says quarantined with who and why;
-//! `gantry release` thaws it and its probes pass again; 404 / 409 cases; no token in any output.
+//! failing liveness probe no longer restarts it, the ingress answers 503 for its route, status
+//! says quarantined with who and why; `gantry release` thaws it, its probes pass again and the
+//! ingress forwards to it again; 404 / 409 cases; no token in any output.
 
 mod support;
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Duration;
 use support::*;
 
-fn stack(port: u16) -> String {
+fn stack(port: u16, ing: u16) -> String {
     format!(
         r#"
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "web"
+
 [services.web]
 command = "FIXTURE --name web --http {port}"
+upstream = "127.0.0.1:{port}"
 readiness = {{ http = "http://127.0.0.1:{port}/health" }}
 liveness = {{ http = "http://127.0.0.1:{port}/health", period = "200ms", timeout = "200ms", failure_threshold = 1 }}
 "#
@@ -61,6 +73,24 @@ fn frozen(pid: u64) -> bool {
     })
 }
 
+/// One GET through the ingress: the status code (0 when it cannot be had).
+fn through_ingress(port: u16) -> u16 {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if s.write_all(head.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The latest probe run as `/health?verbose` shows it: (status, output).
 fn last_probe(addr: &str) -> Option<(String, String)> {
     let (_, body) = http(addr, "GET", "/health?verbose", None)?;
@@ -74,8 +104,8 @@ fn last_probe(addr: &str) -> Option<(String, String)> {
 
 #[test]
 fn quarantine_freezes_without_restarts_and_release_thaws() {
-    let port = free_port();
-    let mut up = up("quarantine", &stack(port), &[]);
+    let (port, ing) = (free_port(), free_port());
+    let mut up = up("quarantine", &stack(port, ing), &[]);
     let boot = up.wait_boot(20);
     assert_eq!(boot["outcome"], "go", "{}", up.log());
     let token = std::fs::read_to_string(up.dir.join(".gantry/api.token"))
@@ -86,6 +116,7 @@ fn quarantine_freezes_without_restarts_and_release_thaws() {
     let web = status_of(&up.dir, "web");
     let pid = web["pid"].as_u64().expect("web has a pid");
     assert!(!frozen(pid));
+    assert!(eventually(10, || through_ingress(ing) == 200));
 
     // A reason is required; release of a service that is not quarantined is 409; unknown 404.
     let (code, out) = gantry_in(&up.dir, &["quarantine", "web"]);
@@ -147,6 +178,7 @@ fn quarantine_freezes_without_restarts_and_release_thaws() {
     assert_eq!(web["pid"].as_u64(), Some(pid), "{web}");
     assert_eq!(web["restarts"], 0, "{web}");
     assert!(web["switch"].is_null(), "{web}");
+    assert!(eventually(10, || through_ingress(ing) == 200));
 
     let (code, audit) = gantry_in(&up.dir, &["audit", "--json"]);
     assert_eq!(code, 0, "{audit}");
