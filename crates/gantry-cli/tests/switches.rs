@@ -119,6 +119,12 @@ fn disable_keeps_a_service_down_across_restarts_until_enable_brings_it_back() {
     assert_eq!(code, 0, "{table}");
     assert!(table.contains("disabled by "), "{table}");
     assert!(table.contains("disk maintenance"), "{table}");
+    let addr = api_addr_in(&up.dir);
+    let (_, verbose) = http(&addr, "GET", "/health/ready?verbose", None).unwrap();
+    assert!(
+        verbose.contains("[-]web disabled by ") && verbose.contains(": disk maintenance"),
+        "{verbose}"
+    );
 
     // Enable brings web back ready through its gate, and its dependent with it.
     let (code, out) = gantry_in(&up.dir, &["enable", "web", "--reason", "done"]);
