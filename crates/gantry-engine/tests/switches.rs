@@ -149,3 +149,27 @@ fn a_quarantined_units_probe_failures_do_not_restart_it_and_release_resumes() {
         "{signals:?}"
     );
 }
+
+#[test]
+fn a_quarantine_ends_with_the_process_it_froze() {
+    let mut sim = Sim::new(vec![
+        process("api")
+            .ready(probe(1_000))
+            .restart(RestartPolicy::Always),
+    ]);
+    sim.start();
+    sim.make_ready("api");
+    let api = sim.id("api");
+    sim.command(Command::Quarantine(api));
+    assert!(sim.engine.quarantined(api));
+    // Killed from outside while frozen: the next incarnation is not quarantined, so its
+    // readiness probe counts and it becomes ready again.
+    sim.killed("api", 9);
+    assert!(!sim.engine.quarantined(api));
+    for _ in 0..10 {
+        sim.advance_to_next();
+    }
+    sim.make_ready("api");
+    assert_eq!(sim.state("api"), State::Ready);
+    assert_eq!(sim.view("api").restarts, 1);
+}

@@ -78,6 +78,8 @@ impl Engine {
         }
         u.proc = Proc::Down;
         u.doomed = None;
+        // A quarantine lasts as long as the process it froze.
+        u.quarantined = false;
         self.sync(id);
         self.mark(id);
         self.mark_neighbours(id);

@@ -899,6 +899,7 @@ impl Driver {
     /// limit), and its cgroups emptied and removed, now or shortly.
     fn groups_after_exit(&mut self, unit: UnitId) -> Option<u64> {
         let ended = self.limiter.exited(unit.0);
+        self.quarantine_ended(unit);
         if ended.removal_pending {
             self.remove_groups_later(unit, 1);
         }

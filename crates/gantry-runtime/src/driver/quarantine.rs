@@ -115,4 +115,24 @@ impl Driver {
         }
         Ok(replies.join("; "))
     }
+
+    /// The incarnation of `unit` exited: its quarantine ended with it (the engine's flag
+    /// clears at the exit, the limiter thawed its group); status stops showing it once no
+    /// instance of the service is quarantined.
+    pub(super) fn quarantine_ended(&mut self, unit: UnitId) {
+        let engine = self.host.engine();
+        let ended: Vec<String> = self
+            .switches
+            .values()
+            .filter(|s| s.state == "quarantined")
+            .filter_map(|s| {
+                let units = self.plan.units_of(&s.name)?;
+                (units.contains(&unit.0) && !units.iter().any(|&i| engine.quarantined(UnitId(i))))
+                    .then(|| s.name.clone())
+            })
+            .collect();
+        for name in ended {
+            self.switches.remove(&name);
+        }
+    }
 }
