@@ -18,7 +18,9 @@
 //! reconciler's step, gates, attempts and retries; `probes` the three probe
 //! roles; `failure` the boot verdict, runtime failures and automatic restarts;
 //! `stop` stopping, shutdown and kill; `events` what the shell reports and the
-//! deadlines; `commands` what people ask for; `invariants` the test oracle.
+//! deadlines; `commands` what people ask for; `switches` an operator's disable (kept down,
+//! dependents skipped, the verdict degraded) and quarantine (probe results ignored);
+//! `invariants` the test oracle.
 
 mod books;
 mod commands;
