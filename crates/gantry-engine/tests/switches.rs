@@ -173,3 +173,51 @@ fn a_quarantine_ends_with_the_process_it_froze() {
     assert_eq!(sim.state("api"), State::Ready);
     assert_eq!(sim.view("api").restarts, 1);
 }
+
+#[test]
+fn enable_starts_independent_dependencies_one_at_a_time_each_through_its_gate() {
+    let mut sim = Sim::new(vec![
+        process("db").ready(probe(1_000)),
+        process("cache").ready(probe(1_000)),
+        process("api")
+            .ready(probe(1_000))
+            .after("db", Ready)
+            .after("cache", Ready),
+        process("web").after("api", Ready),
+    ]);
+    let api = sim.id("api");
+    sim.engine
+        .preset_disabled(api, "disabled by operator: x".to_string());
+    sim.start();
+    sim.make_ready("db");
+    sim.make_ready("cache");
+    sim.stop_unit("db");
+    sim.killed("db", 15);
+    sim.stop_unit("cache");
+    sim.killed("cache", 15);
+    sim.take();
+    sim.command(Command::Enable(api));
+    // One dependency at a time: the second waits for the first's readiness.
+    let first = sim.take_only(&["spawn"]);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (first, second) = if first[0].contains("db#") {
+        ("db", "cache")
+    } else {
+        ("cache", "db")
+    };
+    sim.spawned(first);
+    assert_eq!(sim.take_only(&["spawn"]), Vec::<String>::new());
+    sim.make_ready(first);
+    let next = sim.take_only(&["spawn"]);
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(next[0].contains(&format!("spawn {second}#2")), "{next:?}");
+    sim.make_ready(second);
+    let next = sim.take_only(&["spawn"]);
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(next[0].contains("spawn api#1"), "{next:?}");
+    sim.make_ready("api");
+    assert_eq!(sim.state("api"), State::Ready);
+    // web was stopped by the stop of db (a stop takes hard dependents down for good), so
+    // it stays stopped, as after `gantry start`.
+    assert_eq!(sim.take_only(&["spawn"]), Vec::<String>::new());
+}

@@ -143,6 +143,10 @@ impl Engine {
                 continue;
             }
             let Some(id) = self.dirty.pop_front() else {
+                // A gradual enable starts its next unit once the previous one passed its gate.
+                if self.advance_enable() {
+                    continue;
+                }
                 break;
             };
             self.queued[id.0] = false;

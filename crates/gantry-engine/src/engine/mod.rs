@@ -88,6 +88,12 @@ pub struct Engine {
     /// clear an O(n) array.
     visit: Vec<u64>,
     visit_epoch: u64,
+    /// A gradual enable (`Command::Enable`): the units still to start, dependencies first,
+    /// one at a time, each once the one before passed its gate; and the enabled unit.
+    enabling: VecDeque<UnitId>,
+    enabling_root: Option<UnitId>,
+    /// The unit in front of `enabling` was started and its gate is awaited.
+    enabling_front_started: bool,
 }
 
 impl Engine {
@@ -128,6 +134,9 @@ impl Engine {
             next_seq: 1,
             visit: vec![0; n],
             visit_epoch: 0,
+            enabling: VecDeque::new(),
+            enabling_root: None,
+            enabling_front_started: false,
         })
     }
 

@@ -59,9 +59,10 @@ impl Engine {
         }
     }
 
-    /// Clears the disable and starts the unit with its required dependencies (each waits
-    /// for its own dependencies' gates, so they come up in dependency order); dependents
-    /// skipped because of it try again.
+    /// Clears the disable and starts the unit with its required dependencies one at a time,
+    /// dependencies first, each once the one before passed its gate (the "gradual enable");
+    /// then dependents skipped because of it try again. With a required dependency still
+    /// disabled nothing starts: the unit is skipped for it, never started against it.
     pub(super) fn command_enable(&mut self, id: UnitId) {
         if !self.accepts_commands(id) {
             return;
@@ -69,7 +70,87 @@ impl Engine {
         if self.units[id.0].disabled.take().is_none() {
             return;
         }
-        self.command_start(id);
+        // Dependencies first: a post-order walk of the required edges.
+        let epoch = self.next_epoch();
+        let mut order = Vec::new();
+        let mut stack = vec![(id, false)];
+        while let Some((d, expanded)) = stack.pop() {
+            if expanded {
+                order.push(d);
+                continue;
+            }
+            if !self.visit(d, epoch) {
+                continue;
+            }
+            stack.push((d, true));
+            for dep in self.units[d.0]
+                .config
+                .deps
+                .iter()
+                .filter(|dep| dep.required)
+            {
+                stack.push((dep.unit, false));
+            }
+        }
+        if order.iter().any(|d| self.units[d.0].disabled.is_some()) {
+            // Its gates skip it, naming the disabled dependency.
+            self.command_start(id);
+            return;
+        }
+        self.enabling = order
+            .into_iter()
+            .filter(|&d| {
+                let u = &self.units[d.0];
+                u.goal != Goal::Up || u.life.is_dead()
+            })
+            .collect();
+        self.enabling_root = Some(id);
+        self.enabling_front_started = false;
+        self.advance_enable();
+    }
+
+    /// Moves a gradual enable on: the unit in front is started if it is not yet, dropped once
+    /// up (or completed); a front that failed, was skipped or stopped ends the enable. Returns
+    /// whether something changed.
+    pub(super) fn advance_enable(&mut self) -> bool {
+        let Some(root) = self.enabling_root else {
+            return false;
+        };
+        if self.shutting_down {
+            self.enabling.clear();
+            self.enabling_root = None;
+            return false;
+        }
+        while let Some(&d) = self.enabling.front() {
+            if !self.enabling_front_started {
+                // Not started yet: start it now, and wait for its gate.
+                self.enabling_front_started = true;
+                self.units[d.0].goal = Goal::Up;
+                self.sync(d);
+                if self.units[d.0].life.is_dead() {
+                    self.revive(d, "enabled: started after its dependencies".to_string());
+                }
+                self.mark(d);
+                return true;
+            }
+            match self.units[d.0].life {
+                Life::Up { .. } | Life::Completed => {
+                    self.enabling.pop_front();
+                    self.enabling_front_started = false;
+                }
+                Life::Failed | Life::Skipped | Life::Stopped => {
+                    // It did not come up: the rest would start against a missing dependency.
+                    self.enabling.clear();
+                    self.enabling_root = None;
+                    self.enabling_front_started = false;
+                    return false;
+                }
+                _ => return false,
+            }
+        }
+        self.enabling_root = None;
+        self.revive_skipped_dependents(root);
+        true
     }
 
     /// Quarantine (`on`) or release a unit: while quarantined its probe results are ignored.
