@@ -60,6 +60,8 @@ pub(crate) struct ServiceView<'a> {
     probe_last_seconds: Option<f64>,
     cpu_seconds: Option<f64>,
     rss_bytes: Option<u64>,
+    switch: Option<&'a str>,
+    switch_detail: Option<&'a str>,
 }
 
 impl<'a> From<&'a ServiceSnapshot> for ServiceView<'a> {
@@ -87,6 +89,8 @@ impl<'a> From<&'a ServiceSnapshot> for ServiceView<'a> {
             probe_last_seconds: s.probe_durations.last().copied(),
             cpu_seconds: s.cpu_seconds,
             rss_bytes: s.rss_bytes,
+            switch: s.switch.as_deref(),
+            switch_detail: s.switch_detail.as_deref(),
         }
     }
 }
@@ -424,7 +428,13 @@ pub(crate) async fn dispatch(
         )
     };
     let service = match &command {
-        ApiCommand::Start(n) | ApiCommand::Stop(n) | ApiCommand::Restart(n) => Some(n.clone()),
+        ApiCommand::Start(n)
+        | ApiCommand::Stop(n)
+        | ApiCommand::Restart(n)
+        | ApiCommand::Disable(n)
+        | ApiCommand::Enable(n)
+        | ApiCommand::Quarantine(n)
+        | ApiCommand::Release(n) => Some(n.clone()),
         _ => None,
     };
     let (tx, rx) = oneshot::channel();
@@ -541,6 +551,42 @@ pub(crate) async fn restart(
     body: axum::body::Bytes,
 ) -> Response {
     service_command(&state, &headers, name, &body, ApiCommand::Restart).await
+}
+
+pub(crate) async fn disable(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    service_command(&state, &headers, name, &body, ApiCommand::Disable).await
+}
+
+pub(crate) async fn enable(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    service_command(&state, &headers, name, &body, ApiCommand::Enable).await
+}
+
+pub(crate) async fn quarantine(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    service_command(&state, &headers, name, &body, ApiCommand::Quarantine).await
+}
+
+pub(crate) async fn release(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    service_command(&state, &headers, name, &body, ApiCommand::Release).await
 }
 
 pub(crate) async fn rotate(

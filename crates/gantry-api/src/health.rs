@@ -64,6 +64,10 @@ fn service_line(s: &ServiceSnapshot) -> String {
     if s.ready {
         return format!("[+]{} ok", s.name);
     }
+    // An operator's switch says who, since when and why (`[-]web disabled by cli:bob since ...`).
+    if let Some(detail) = s.switch_detail.as_deref() {
+        return format!("[-]{} {}", s.name, one_line(detail));
+    }
     match s.last_error.as_deref().map(one_line) {
         Some(e) if !e.is_empty() => format!("[-]{} {}: {e}", s.name, s.state),
         _ => format!("[-]{} {}", s.name, s.state),
@@ -299,7 +303,8 @@ pub(crate) fn health_document(
             "observedValue": s.state,
             "time": time,
         });
-        if let (Some(e), Some(obj)) = (s.last_error.as_ref(), check.as_object_mut()) {
+        let output = s.switch_detail.as_ref().or(s.last_error.as_ref());
+        if let (Some(e), Some(obj)) = (output, check.as_object_mut()) {
             obj.insert("output".to_string(), Value::String(e.clone()));
         }
         checks.insert(format!("{}:state", s.name), Value::Array(vec![check]));

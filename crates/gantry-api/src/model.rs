@@ -63,6 +63,10 @@ pub struct ServiceSnapshot {
     pub output_dropped_lines_total: u64,
     /// The latest probe run (polled or pushed) and what it answered.
     pub last_probe: Option<ProbeSample>,
+    /// An operator's switch on the service: `disabled` (or `quarantined`), none when it runs normally.
+    pub switch: Option<String>,
+    /// Who switched it, since when and why: `disabled by cli:bob since 2026-12-06T01:00:00Z: maintenance`.
+    pub switch_detail: Option<String>,
 }
 
 /// One probe run as `/health?verbose` shows it.
@@ -122,6 +126,15 @@ pub enum ApiCommand {
     RolloutStatus(String),
     /// The service's numbered releases as JSON (a read: not audited).
     Releases(String),
+    /// Stop a service and keep it stopped (across restarts of gantry) until enabled (`gantry disable`).
+    Disable(String),
+    /// Clear a disable and start the service with its dependencies (`gantry enable`).
+    Enable(String),
+    /// Freeze the service's process tree for inspection, out of the ingress, restarts and
+    /// probes (`gantry quarantine`).
+    Quarantine(String),
+    /// Thaw a quarantined service: probes resume, back in the ingress once ready (`gantry release`).
+    Release(String),
 }
 
 impl ApiCommand {
@@ -146,6 +159,10 @@ impl ApiCommand {
             ),
             ApiCommand::RolloutStatus(n) => ("rollout.status", Some(n.clone())),
             ApiCommand::Releases(n) => ("releases.list", Some(n.clone())),
+            ApiCommand::Disable(n) => ("service.disable", Some(n.clone())),
+            ApiCommand::Enable(n) => ("service.enable", Some(n.clone())),
+            ApiCommand::Quarantine(n) => ("service.quarantine", Some(n.clone())),
+            ApiCommand::Release(n) => ("service.release", Some(n.clone())),
         }
     }
 

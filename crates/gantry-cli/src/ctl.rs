@@ -69,12 +69,19 @@ pub fn render_status(v: &serde_json::Value) -> String {
         out.push_str(&format!(
             "{:<width$}  {:<10} {:>7}  {:<5} {:>8}  {:>8}  {}\n",
             s["name"].as_str().unwrap_or("?"),
-            s["state"].as_str().unwrap_or("?"),
+            // An operator's switch shows in place of the state, with who, since when and why.
+            s["switch"]
+                .as_str()
+                .or_else(|| s["state"].as_str())
+                .unwrap_or("?"),
             pid,
             ready,
             s["restarts"].as_u64().unwrap_or(0),
             uptime,
-            s["last_error"].as_str().unwrap_or("")
+            s["switch_detail"]
+                .as_str()
+                .or_else(|| s["last_error"].as_str())
+                .unwrap_or("")
         ));
     }
     out

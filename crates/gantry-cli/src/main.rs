@@ -168,6 +168,36 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Disable a service: stop it (and what hard-depends on it) and keep it stopped, also across
+    /// restarts of gantry, until `gantry enable`; status shows who disabled it and why.
+    Disable {
+        name: String,
+        /// Why (required): shown by `gantry status` and kept in the audit log with who asked.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled service: start it with its dependencies, each through its readiness gate.
+    Enable {
+        name: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Quarantine a service: freeze its process tree for inspection (cgroup freezer, else
+    /// SIGSTOP), take it out of the ingress and out of probes and restarts until `gantry release`.
+    Quarantine {
+        name: String,
+        /// Why (required): shown by `gantry status` and kept in the audit log with who asked.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a quarantined service: thaw it; its probes resume and it rejoins the ingress once ready.
+    Release {
+        name: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Restart a service; what hard-depends on it restarts after it is ready again.
     Restart {
         name: String,
@@ -396,6 +426,18 @@ fn main() -> ExitCode {
         }
         Command::Restart { name, reason } => {
             ctl::service_action(&cli.file, "restart", name, reason.as_deref())
+        }
+        Command::Disable { name, reason } => {
+            ctl::service_action(&cli.file, "disable", name, Some(reason.as_str()))
+        }
+        Command::Enable { name, reason } => {
+            ctl::service_action(&cli.file, "enable", name, reason.as_deref())
+        }
+        Command::Quarantine { name, reason } => {
+            ctl::service_action(&cli.file, "quarantine", name, Some(reason.as_str()))
+        }
+        Command::Release { name, reason } => {
+            ctl::service_action(&cli.file, "release", name, reason.as_deref())
         }
         Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
         Command::Releases { name, json } => rollout::releases(&cli.file, name, *json),

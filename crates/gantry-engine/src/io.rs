@@ -88,6 +88,17 @@ pub enum Command {
     /// Restart a unit; what hard-depends on it is stopped first and started
     /// again once the unit is ready.
     Restart(UnitId),
+    /// Disable a unit (`gantry disable`): stop it and what hard-depends on it, and keep it
+    /// down until `Enable`. `why` is what status shows (`disabled by cli:bob: maintenance`).
+    Disable { unit: UnitId, why: String },
+    /// Clear a unit's disable and bring it up with its required dependencies, each
+    /// through its gate; dependents skipped because of it come back too.
+    Enable(UnitId),
+    /// The unit's process is frozen for inspection: probe results are ignored (no restart,
+    /// no readiness change) until `Release`.
+    Quarantine(UnitId),
+    /// The unit's process is thawed: probes count again.
+    Release(UnitId),
 }
 
 /// Everything that can happen to the engine, besides time passing.

@@ -191,6 +191,15 @@ pub(crate) struct Unit {
     pub(crate) dead_required: usize,
     /// Dependents (counted per edge) that are going down and not gone yet.
     pub(crate) blocked_by: usize,
+    /// Disabled by an operator (`gantry disable`): the text says by whom and why. A disabled
+    /// unit stays down: no restart, no start by a command or a dependency's recovery.
+    pub(crate) disabled: Option<String>,
+    /// Skipped because a required dependency is disabled (directly or down the chain): an
+    /// operator's choice, not a boot failure, so it never makes the boot NO-GO.
+    pub(crate) skipped_by_switch: bool,
+    /// Quarantined (`gantry quarantine`): its process is frozen; probe results are ignored
+    /// and nothing restarts it until it is released.
+    pub(crate) quarantined: bool,
 }
 
 impl Unit {
@@ -234,6 +243,9 @@ impl Unit {
             edges: vec![Edge::default(); edges_len],
             dead_required: 0,
             blocked_by: 0,
+            disabled: None,
+            skipped_by_switch: false,
+            quarantined: false,
         }
     }
 

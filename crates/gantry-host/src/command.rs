@@ -16,6 +16,9 @@ pub enum Request {
         /// For a start: what hard-depends on the unit and is stopped (a `stop` of the unit
         /// stopped it); a start does not bring it back, so the answer names it.
         stays_stopped: Vec<String>,
+        /// For a disable: what status shows as the reason (`disabled by cli:bob: maintenance`);
+        /// the driver, which knows the caller, sets it.
+        why: Option<String>,
     },
 }
 
@@ -25,6 +28,10 @@ pub enum Verb {
     Start,
     Stop,
     Restart,
+    /// Stop it and keep it stopped until enabled.
+    Disable,
+    /// Clear a disable and start it with its dependencies.
+    Enable,
 }
 
 impl Verb {
@@ -34,6 +41,8 @@ impl Verb {
             Verb::Start => "start",
             Verb::Stop => "stop",
             Verb::Restart => "restart",
+            Verb::Disable => "disable",
+            Verb::Enable => "enable",
         }
     }
 }
@@ -43,10 +52,19 @@ impl Request {
     pub fn engine_command(&self) -> Option<Command> {
         match self {
             Request::Shutdown => None,
-            Request::Service { unit, verb, .. } => Some(match verb {
+            Request::Service {
+                unit, verb, why, ..
+            } => Some(match verb {
                 Verb::Start => Command::Start(*unit),
                 Verb::Stop => Command::Stop(*unit),
                 Verb::Restart => Command::Restart(*unit),
+                Verb::Disable => Command::Disable {
+                    unit: *unit,
+                    why: why
+                        .clone()
+                        .unwrap_or_else(|| "disabled by command".to_string()),
+                },
+                Verb::Enable => Command::Enable(*unit),
             }),
         }
     }
@@ -71,6 +89,12 @@ impl Request {
                 Verb::Restart => {
                     format!("restarting {name}; its dependents restart after it is ready")
                 }
+                Verb::Disable => format!(
+                    "disabling {name}: stopping it and what depends on it; it stays stopped, also across restarts of gantry, until `gantry enable {name}`"
+                ),
+                Verb::Enable => format!(
+                    "enabling {name}: starting it with its dependencies, each through its readiness gate"
+                ),
             },
         }
     }
@@ -101,6 +125,15 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
         ApiCommand::Start(name) => (name, Verb::Start),
         ApiCommand::Stop(name) => (name, Verb::Stop),
         ApiCommand::Restart(name) => (name, Verb::Restart),
+        ApiCommand::Disable(name) => (name, Verb::Disable),
+        ApiCommand::Enable(name) => (name, Verb::Enable),
+        // Freezing a process tree is the process driver's (its cgroups, its process groups);
+        // it tells the engine with `Command::Quarantine` / `Command::Release`.
+        ApiCommand::Quarantine(name) | ApiCommand::Release(name) => {
+            return Err(format!(
+                "cannot quarantine or release `{name}` here: freezing processes is the process driver's"
+            ));
+        }
     };
     let unit = engine
         .find(name)
@@ -108,6 +141,20 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
     if engine.is_shutting_down() {
         return Err(format!(
             "cannot {} {name}: the stack is shutting down",
+            verb.word()
+        ));
+    }
+    if verb == Verb::Enable && engine.disabled(unit).is_none() {
+        return Err(format!(
+            "cannot enable {name}: it is not disabled (it is {}); `gantry start {name}` starts a stopped service",
+            engine.unit(unit).state
+        ));
+    }
+    if matches!(verb, Verb::Start | Verb::Restart)
+        && let Some(why) = engine.disabled(unit)
+    {
+        return Err(format!(
+            "cannot {} {name}: it is {why}; `gantry enable {name}` clears that and starts it",
             verb.word()
         ));
     }
@@ -121,6 +168,7 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
         name: name.clone(),
         verb,
         stays_stopped,
+        why: None,
     })
 }
 

@@ -29,6 +29,8 @@ pub struct Extra {
     pub rss_bytes: Option<u64>,
     /// Output lines dropped so far (the service outpaced gantry).
     pub output_dropped_lines: u64,
+    /// An operator's switch (`disabled`, `quarantined`) and who / since / why.
+    pub switch: Option<(String, String)>,
 }
 
 /// The breaker state as one word.
@@ -100,6 +102,8 @@ pub(crate) fn from_view(
         cpu_seconds: extra.cpu_seconds,
         rss_bytes: extra.rss_bytes,
         output_dropped_lines_total: extra.output_dropped_lines,
+        switch: extra.switch.as_ref().map(|(s, _)| s.clone()),
+        switch_detail: extra.switch.map(|(_, d)| d),
         last_probe: book.probes.last().map(|p| ProbeSample {
             role: p.role.to_string(),
             ok: p.ok,

@@ -6,6 +6,8 @@
 //!   service's record in them.
 //! - [`missions`]: failures a person can act on, kept in the store (depends on [`store`],
 //!   never the other way round).
+//! - [`switches`]: per-service switches (`gantry disable`, `gantry quarantine`) kept across
+//!   runs: who, why and since (depends on [`store`]).
 //! - [`retention`]: pruning the store's boots and resolved missions by
 //!   `[settings] retention`, in small batches (builds on [`store`] too).
 //! - [`logfmt`]: the per-service log-line format, written by `gantry up` ([`logfmt::LogFile`])
@@ -28,6 +30,7 @@ pub mod releases;
 pub mod retention;
 pub mod secure;
 pub mod store;
+pub mod switches;
 
 pub use dir::StateDir;
 /// RFC 3339 timestamps: the workspace's one implementation lives in `gantry-time` so that the

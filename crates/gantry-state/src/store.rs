@@ -89,6 +89,7 @@ impl Store {
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(crate::audit::SCHEMA))
+            .and_then(|()| conn.execute_batch(crate::switches::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::alerts::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::incidents::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::releases::SCHEMA))

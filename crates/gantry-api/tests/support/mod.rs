@@ -63,6 +63,8 @@ pub fn service(name: &str, state: &str, priority: &str) -> ServiceSnapshot {
         rss_bytes: None,
         output_dropped_lines_total: 0,
         last_probe: None,
+        switch: None,
+        switch_detail: None,
     }
 }
 

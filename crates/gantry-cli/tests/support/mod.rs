@@ -93,6 +93,11 @@ pub fn up_env(
         format!("[settings]\napi = \"127.0.0.1:0\"\n{text}")
     };
     std::fs::write(dir.join("gantry.toml"), text).unwrap();
+    spawn_up(dir, extra, env)
+}
+
+/// Starts `gantry up --json` on the stack already written in `dir`.
+fn spawn_up(dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Up {
     let mut child = Command::new(gantry())
         .arg("up")
         .arg("--json")
@@ -124,6 +129,15 @@ pub fn up_env(
 }
 
 impl Up {
+    /// Stops this instance (SIGINT, waits for it to exit) and starts `gantry up --json` again on
+    /// the same directory and state dir: what an earlier run kept must still hold.
+    pub fn again(mut self, extra: &[&str]) -> Up {
+        self.stop();
+        // The directory now belongs to the new instance (dropping self would remove it).
+        let dir = std::mem::take(&mut self.dir);
+        spawn_up(dir, extra, &[])
+    }
+
     fn pump(&mut self, until: Instant) -> bool {
         let now = Instant::now();
         if now >= until {
@@ -257,7 +271,9 @@ impl Drop for Up {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

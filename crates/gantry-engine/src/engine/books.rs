@@ -143,6 +143,10 @@ impl Engine {
                 continue;
             }
             let Some(id) = self.dirty.pop_front() else {
+                // A gradual enable starts its next unit once the previous one passed its gate.
+                if self.advance_enable() {
+                    continue;
+                }
                 break;
             };
             self.queued[id.0] = false;
@@ -152,7 +156,8 @@ impl Engine {
         }
         if self.started && self.outcome.is_none() && !self.shutting_down && self.unsettled == 0 {
             let failed: Vec<UnitId> = (0..self.units.len())
-                .filter(|&i| self.units[i].life == Life::Failed)
+                // A disabled unit is not up: the boot is degraded, never a GO that hides it.
+                .filter(|&i| self.units[i].life == Life::Failed || self.units[i].disabled.is_some())
                 .map(UnitId)
                 .collect();
             let outcome = if failed.is_empty() {

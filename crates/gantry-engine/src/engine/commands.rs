@@ -16,6 +16,10 @@ impl Engine {
             Command::Start(id) => self.command_start(id),
             Command::Stop(id) => self.command_stop(id),
             Command::Restart(id) => self.command_restart(id),
+            Command::Disable { unit, why } => self.command_disable(unit, why),
+            Command::Enable(id) => self.command_enable(id),
+            Command::Quarantine(id) => self.command_quarantine(id, true),
+            Command::Release(id) => self.command_quarantine(id, false),
         }
     }
 
@@ -51,6 +55,10 @@ impl Engine {
         let mut revived = Vec::new();
         while let Some(d) = stack.pop() {
             if !self.visit(d, epoch) {
+                continue;
+            }
+            // A disabled unit stays down; what needs it is skipped by the gates.
+            if self.units[d.0].disabled.is_some() {
                 continue;
             }
             self.units[d.0].goal = Goal::Up;
@@ -100,7 +108,7 @@ impl Engine {
     }
 
     pub(super) fn command_restart(&mut self, id: UnitId) {
-        if !self.accepts_commands(id) {
+        if !self.accepts_commands(id) || self.units[id.0].disabled.is_some() {
             return;
         }
         self.units[id.0].goal = Goal::Up;

@@ -78,6 +78,8 @@ impl Engine {
         }
         u.proc = Proc::Down;
         u.doomed = None;
+        // A quarantine lasts as long as the process it froze.
+        u.quarantined = false;
         self.sync(id);
         self.mark(id);
         self.mark_neighbours(id);
@@ -152,7 +154,7 @@ impl Engine {
     /// a liveness failure that restarts it at once, whatever
     /// `failure_threshold` says. Only while its liveness probe watches it.
     pub(super) fn on_liveness_failed(&mut self, id: UnitId, r#gen: Gen, message: String) {
-        if !self.valid(id) || self.units[id.0].r#gen != r#gen {
+        if !self.valid(id) || self.units[id.0].r#gen != r#gen || self.units[id.0].quarantined {
             return;
         }
         let Some(p) = self.units[id.0].probe_mut(ProbeRole::Liveness) else {

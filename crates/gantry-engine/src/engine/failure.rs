@@ -29,6 +29,7 @@ impl Engine {
         if !self.shutting_down
             && self.boot_open()
             && self.units[id.0].config.priority == Priority::Critical
+            && !self.units[id.0].skipped_by_switch
         {
             self.pending_nogo = Some((id, format!("skipped: {reason}")));
         }

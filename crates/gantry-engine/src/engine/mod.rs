@@ -18,7 +18,9 @@
 //! reconciler's step, gates, attempts and retries; `probes` the three probe
 //! roles; `failure` the boot verdict, runtime failures and automatic restarts;
 //! `stop` stopping, shutdown and kill; `events` what the shell reports and the
-//! deadlines; `commands` what people ask for; `invariants` the test oracle.
+//! deadlines; `commands` what people ask for; `switches` an operator's disable (kept down,
+//! dependents skipped, the verdict degraded) and quarantine (probe results ignored);
+//! `invariants` the test oracle.
 
 mod books;
 mod commands;
@@ -28,6 +30,7 @@ mod invariants;
 mod probes;
 mod start;
 mod stop;
+mod switches;
 
 use std::collections::VecDeque;
 
@@ -85,6 +88,12 @@ pub struct Engine {
     /// clear an O(n) array.
     visit: Vec<u64>,
     visit_epoch: u64,
+    /// A gradual enable (`Command::Enable`): the units still to start, dependencies first,
+    /// one at a time, each once the one before passed its gate; and the enabled unit.
+    enabling: VecDeque<UnitId>,
+    enabling_root: Option<UnitId>,
+    /// The unit in front of `enabling` was started and its gate is awaited.
+    enabling_front_started: bool,
 }
 
 impl Engine {
@@ -125,6 +134,9 @@ impl Engine {
             next_seq: 1,
             visit: vec![0; n],
             visit_epoch: 0,
+            enabling: VecDeque::new(),
+            enabling_root: None,
+            enabling_front_started: false,
         })
     }
 
@@ -135,6 +147,7 @@ impl Engine {
             return;
         }
         self.started = true;
+        self.stop_disabled_at_boot();
         for i in 0..self.units.len() {
             self.mark(UnitId(i));
         }

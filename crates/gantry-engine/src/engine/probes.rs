@@ -180,6 +180,15 @@ impl Engine {
             }
             p.in_flight = None;
         }
+        if self.units[id.0].quarantined {
+            // Frozen for inspection: a result says nothing about the service; probing
+            // goes on so that it counts again as soon as the unit is released.
+            self.schedule_probe(id, role);
+            return;
+        }
+        let Some(p) = self.units[id.0].probe_mut(role) else {
+            return;
+        };
         p.record(ok, message.clone());
         let (passes, failures) = (p.passes, p.failures);
         let (success_threshold, failure_threshold) = (p.success_threshold(), p.failure_threshold());

@@ -44,15 +44,22 @@ impl Engine {
         let u = &self.units[id.0];
         if u.dead_required > 0 {
             // Rare and final, so finding the culprit may scan the edges.
-            let why = u
+            let culprit = u
                 .edges
                 .iter()
                 .position(|e| e.dead_required)
-                .map(|k| {
-                    let d = &self.units[u.config.deps[k].unit.0];
-                    format!("dependency {} {}", d.config.name, d.state)
+                .map(|k| u.config.deps[k].unit);
+            let why = culprit
+                .map(|dep| {
+                    let d = &self.units[dep.0];
+                    match &d.disabled {
+                        Some(text) => format!("dependency {} {text}", d.config.name),
+                        None => format!("dependency {} {}", d.config.name, d.state),
+                    }
                 })
                 .unwrap_or_else(|| "a required dependency is gone".to_string());
+            let by_switch = culprit.is_some_and(|dep| self.dead_by_switch(dep));
+            self.units[id.0].skipped_by_switch = by_switch;
             self.set_life(id, Life::Skipped, Some(why));
             return;
         }

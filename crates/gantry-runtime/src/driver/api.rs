@@ -117,6 +117,7 @@ impl Driver {
 
     pub(super) fn publish(&mut self) {
         let started = Instant::now();
+        let mut switched = self.switch_views();
         let (svcs, usage, procstat) = (&self.svcs, &self.usage, &self.procstat);
         let snap = self.host.snapshot(
             &self.api.file,
@@ -139,6 +140,7 @@ impl Driver {
                     cpu_seconds: usage.map(|u| u.cpu_seconds),
                     rss_bytes: usage.map(|u| u.rss_bytes),
                     output_dropped_lines: svcs[v.id.0].dropped,
+                    switch: switched.get_mut(v.id.0).and_then(Option::take),
                     ..Extra::default()
                 }
             },
@@ -169,6 +171,12 @@ impl Driver {
             ApiCommand::RolloutStatus(service) => return self.rollout_status(service),
             ApiCommand::Releases(service) => return self.releases_json(service),
             _ => {}
+        }
+        if let ApiCommand::Disable(_) | ApiCommand::Enable(_) = &cmd {
+            return self.switch_command(&cmd, caller, reason);
+        }
+        if let ApiCommand::Quarantine(_) | ApiCommand::Release(_) = &cmd {
+            return self.quarantine_command(&cmd, caller, reason);
         }
         if let ApiCommand::Restart(name) = &cmd
             && self.plan.replica_group(name).is_some()

@@ -62,6 +62,8 @@ impl Executor for Driver {
                         eng::StopSignal::Graceful => svc.stop_signal,
                         eng::StopSignal::Kill => nix::sys::signal::Signal::SIGKILL,
                     };
+                    // A quarantined (frozen) process is thawed first so that it can stop.
+                    let _ = self.limiter.thaw_unit(unit.0);
                     let _ = process::signal_group(pid, sig);
                     // A stopped (SIGSTOPped, hung) process would sit on its stop signal
                     // until the stop timeout: wake it so it can act on it (as systemd does).

@@ -118,7 +118,7 @@ impl IngressSide {
         }
     }
 
-    /// Tells the proxy what changed: each routed service's ready instances, and whether
+    /// Tells the proxy what changed: each routed service's ready (and not quarantined) instances, and whether
     /// the stack is open (the boot decided GO or DEGRADED, no shutdown begun).
     pub(super) fn sync(&mut self, engine: &gantry_engine::Engine) {
         for g in &mut self.groups {
@@ -126,9 +126,11 @@ impl IngressSide {
                 .members
                 .iter()
                 .map(|(id, name, addr)| {
+                    // A quarantined instance is frozen: no new requests until released.
                     let up = engine
                         .get(*id)
-                        .is_some_and(|v| gantry_host::is_up(v.state) && v.pid.is_some());
+                        .is_some_and(|v| gantry_host::is_up(v.state) && v.pid.is_some())
+                        && !engine.quarantined(*id);
                     (name.clone(), up && addr.is_some())
                 })
                 .collect();

@@ -15,6 +15,7 @@ mod audit;
 mod exec;
 mod ingress;
 mod output;
+mod quarantine;
 mod records;
 mod reload;
 mod retention;
@@ -22,6 +23,7 @@ mod rolling;
 mod rollout;
 mod rotate;
 mod svc;
+mod switches;
 mod watch;
 
 use crate::env::SecretValue;
@@ -332,6 +334,8 @@ struct Driver {
     reload_waiters: Option<Vec<reload::Waiter>>,
     /// Audit rows of the reloads under way, completed when the reload ends.
     reload_audits: Vec<i64>,
+    /// Services disabled by an operator (kept in the state store across runs), by name.
+    switches: switches::Switches,
 }
 
 impl Driver {
@@ -373,7 +377,7 @@ impl Driver {
             )?);
         }
         let units = cfg.plan.unit_configs();
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             units,
             EngineOptions {
                 allow_degraded: cfg.spec.settings.allow_degraded,
@@ -383,6 +387,10 @@ impl Driver {
         .map_err(|e| format!("invalid plan: {e}"))?;
         let names: Vec<&str> = cfg.plan.units.iter().map(|u| u.name()).collect();
         let out = Output::new(cfg.output, &names);
+        let (switches, switch_lines) = switches::load(state_dir.root(), &cfg.plan, &mut engine);
+        for line in &switch_lines {
+            out.gantry_line(line);
+        }
         // The state store is opened once the first services are spawned: its file
         // creation and fsyncs are not on the boot's critical path.
         let (store, boot_id): (Option<Store>, Option<i64>) = (None, None);
@@ -452,6 +460,7 @@ impl Driver {
             reloader: cfg.reload,
             reload_waiters: None,
             reload_audits: Vec::new(),
+            switches,
         })
     }
 
@@ -904,6 +913,7 @@ impl Driver {
     /// limit), and its cgroups emptied and removed, now or shortly.
     fn groups_after_exit(&mut self, unit: UnitId) -> Option<u64> {
         let ended = self.limiter.exited(unit.0);
+        self.quarantine_ended(unit);
         if ended.removal_pending {
             self.remove_groups_later(unit, 1);
         }

@@ -40,6 +40,7 @@
 //! behind are swept at the next start.
 
 mod cgroupfs;
+pub mod freeze;
 
 use cgroupfs::{keyed, mkdir, own_dir, procs, remove_tree, write};
 use gantry_plan::Plan;
@@ -110,6 +111,8 @@ pub struct Limiter {
     /// Why cgroups could not be used (for the pre-flight's hint).
     why_not: Vec<String>,
     units: Vec<Unit>,
+    /// Quarantined units' frozen process trees, by unit index (freeze.rs).
+    frozen: std::collections::HashMap<usize, freeze::Frozen>,
 }
 
 /// What a spawn does in the child before exec: join its groups, set its rlimit.
@@ -182,6 +185,7 @@ impl Limiter {
             cpu: need(|l| l.cpu_max.is_some()).then_some(Enforcement::None),
             why_not: vec!["cgroups were not looked for".into()],
             units,
+            frozen: Default::default(),
         }
     }
 
@@ -218,6 +222,7 @@ impl Limiter {
             cpu: None,
             why_not: Vec::new(),
             units,
+            frozen: Default::default(),
         };
         if !need_memory && !need_cpu {
             return l;
@@ -401,6 +406,8 @@ impl Limiter {
     /// The incarnation of unit `i` is gone (or its spawn failed): whether the OOM killer
     /// struck, and its groups emptied (what is left is SIGKILLed) and removed.
     pub fn exited(&mut self, i: usize) -> Ended {
+        // A quarantine ends with its incarnation (a v1 quarantine group is removed).
+        let _ = self.thaw_unit(i);
         let Some(u) = self.units.get_mut(i) else {
             return Ended {
                 oom_kill: None,
