@@ -73,6 +73,25 @@ impl Store {
             .map_err(|e| format!("release {number} of {service}: {e}"))
     }
 
+    /// Releases left `canary` by a gantry that stopped mid-rollout (killed): marked
+    /// `rolled_back`, since the next boot runs every instance from the file. Returns
+    /// (service, number) of each.
+    pub fn abandon_canaries(&self) -> Result<Vec<(String, i64)>, String> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT service, number FROM releases WHERE status = 'canary'")
+            .map_err(|e| e.to_string())?;
+        let rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| e.to_string())?
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        for (service, number) in &rows {
+            self.set_release_status(service, *number, "rolled_back")?;
+        }
+        Ok(rows)
+    }
+
     /// The releases of `service`, newest first, as JSON objects.
     pub fn releases(&self, service: &str) -> Result<Vec<serde_json::Value>, String> {
         let mut stmt = self
@@ -114,7 +133,11 @@ mod tests {
         assert_eq!(store.first_release("api", "{\"v\":9}").unwrap(), 1);
         assert_eq!(store.add_release("api", "{\"v\":2}", "canary").unwrap(), 2);
         assert_eq!(store.first_release("web", "{}").unwrap(), 1);
-        store.set_release_status("api", 2, "rolled_back").unwrap();
+        assert_eq!(
+            store.abandon_canaries().unwrap(),
+            vec![("api".to_string(), 2)]
+        );
+        assert!(store.abandon_canaries().unwrap().is_empty());
         let list = store.releases("api").unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0]["number"], 2);

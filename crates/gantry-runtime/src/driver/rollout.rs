@@ -682,10 +682,23 @@ impl Driver {
                 rows.push((service, self.definition_json(spec)));
             }
         }
+        let mut abandoned = Vec::new();
         if let Some(store) = &self.store {
             for (service, def) in rows {
                 let _ = store.first_release(&service, &def);
             }
+            abandoned = store.abandon_canaries().unwrap_or_default();
+        }
+        // A rollout a killed gantry left: this boot runs every instance from the file.
+        for (service, number) in abandoned {
+            let text = format!(
+                "release {number} was a canary when gantry stopped; this boot runs every instance of {service} from the file (the stable release), with no split; start the rollout again to retry it"
+            );
+            self.out.gantry_line(&format!("{service}: rollout: {text}"));
+            self.event(serde_json::json!({
+                "event": "rollout", "service": service, "phase": "abandoned",
+                "release": number, "message": text,
+            }));
         }
     }
 
