@@ -1,0 +1,1 @@
+//! A bounded JSONLogic evaluator with flagd's custom operators.
