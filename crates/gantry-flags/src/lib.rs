@@ -1,17 +1,16 @@
-//! gantry-flags: feature flag definitions (gantry.toml `[flags.NAME]` and flagd's JSON format),
-//! evaluation with JSONLogic targeting and flagd's custom operators (`fractional`, `starts_with`,
-//! `ends_with`, `sem_ver`), runtime overrides, the built-in kill switches and OFREP-shaped results.
-//! Pure: no I/O besides parsing the strings it is given.
+//! gantry-flags: feature flag definitions (gantry.toml tables and flagd's JSON format), JSONLogic
+//! targeting with flagd's custom operators, flagd-compatible fractional bucketing, and
+//! OFREP-shaped evaluation results. Pure: no I/O beyond parsing the strings it is given.
 
-mod flagd;
 mod logic;
 mod model;
 mod murmur;
+mod parse;
 mod set;
 
 pub use model::{
-    ErrorCode, EvalError, Evaluation, Flag, FlagKind, FlagProblem, FlagState, Override, Reason,
-    Severity,
+    ErrorCode, EvalError, Evaluation, Flag, FlagProblem, FlagState, KILL_SWITCHES, Kind, Override,
+    Reason, Severity,
 };
 pub use murmur::murmur3_x86_32;
-pub use set::{FlagSet, KILL_SWITCHES};
+pub use set::FlagSet;

@@ -1,64 +1,69 @@
-//! The flag model and the result / problem types shared by parsing, checking and evaluation.
+//! The flag model and the evaluation results, shaped as OFREP spells them.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-/// Whether a flag is served (flagd's `state`).
+/// The built-in kill switches, always present in a [`crate::FlagSet`] (bool, `on`/`off`,
+/// default `off`, owner `gantry`) unless the user defines them (as bool flags).
+pub const KILL_SWITCHES: [&str; 4] = ["write_drain", "brownout", "emergency", "safe_mode"];
+
+/// Whether a flag is served (`ENABLED`) or answers `DISABLED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum FlagState {
     /// Evaluated normally.
     Enabled,
-    /// Evaluates to an error with reason DISABLED (flagd semantics).
+    /// Evaluates to reason `DISABLED` without a value (flagd's semantics: the caller's code default).
     Disabled,
 }
 
 /// The type of a flag's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum FlagKind {
+pub enum Kind {
     /// `true` / `false`.
     Bool,
-    /// A string.
+    /// A JSON string.
     String,
-    /// A number (integer or float).
+    /// A JSON number.
     Number,
     /// A JSON object (or array).
     Object,
 }
 
-impl FlagKind {
-    /// The kind of a JSON value (`None` for null).
-    pub fn of(value: &Value) -> Option<FlagKind> {
+impl Kind {
+    /// The kind of one JSON value (`None` for null).
+    pub fn of(value: &Value) -> Option<Kind> {
         match value {
-            Value::Bool(_) => Some(FlagKind::Bool),
-            Value::String(_) => Some(FlagKind::String),
-            Value::Number(_) => Some(FlagKind::Number),
-            Value::Object(_) | Value::Array(_) => Some(FlagKind::Object),
+            Value::Bool(_) => Some(Kind::Bool),
+            Value::String(_) => Some(Kind::String),
+            Value::Number(_) => Some(Kind::Number),
+            Value::Object(_) | Value::Array(_) => Some(Kind::Object),
             Value::Null => None,
         }
     }
 
-    /// The name used in gantry.toml (`type = "bool"`) and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            FlagKind::Bool => "bool",
-            FlagKind::String => "string",
-            FlagKind::Number => "number",
-            FlagKind::Object => "object",
+    /// Parses `bool`/`boolean`, `string`, `number`/`integer`/`float`, `object`/`json`.
+    pub fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "bool" | "boolean" => Some(Kind::Bool),
+            "string" => Some(Kind::String),
+            "number" | "integer" | "float" => Some(Kind::Number),
+            "object" | "json" => Some(Kind::Object),
+            _ => None,
         }
     }
 
-    /// Parses the gantry.toml spelling (`bool`/`boolean`, `string`, `number`/`int`/`float`, `object`).
-    pub fn parse(text: &str) -> Option<FlagKind> {
-        match text {
-            "bool" | "boolean" => Some(FlagKind::Bool),
-            "string" => Some(FlagKind::String),
-            "number" | "int" | "integer" | "float" => Some(FlagKind::Number),
-            "object" | "json" => Some(FlagKind::Object),
-            _ => None,
+    /// The name `parse` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bool => "bool",
+            Kind::String => "string",
+            Kind::Number => "number",
+            Kind::Object => "object",
         }
     }
 }
@@ -72,71 +77,80 @@ pub struct Flag {
     pub state: FlagState,
     /// Variant name → value.
     pub variants: BTreeMap<String, Value>,
-    /// The variant served when targeting does not pick one.
-    pub default_variant: String,
-    /// JSONLogic targeting (with `$ref`s already resolved), if any.
+    /// The variant served when targeting does not pick one (`None`: the caller's code default,
+    /// flagd's `"defaultVariant": null`).
+    pub default_variant: Option<String>,
+    /// JSONLogic targeting rule (with `$ref`s already resolved).
     pub targeting: Option<Value>,
-    /// flagd metadata (returned with evaluations).
-    pub metadata: serde_json::Map<String, Value>,
+    /// Flag metadata (flag-set metadata merged under it), returned with every evaluation.
+    pub metadata: Map<String, Value>,
     /// What the flag is for.
     pub description: Option<String>,
-    /// Who owns it (a team or person).
+    /// Who owns it.
     pub owner: Option<String>,
-    /// The value type (given, or inferred from the variants).
-    pub kind: Option<FlagKind>,
-    /// The date after which the flag should be removed, `(year, month, day)`.
-    pub expires: Option<(i32, u32, u32)>,
-    /// Free-form tags.
+    /// The value type (inferred from the variants when not given).
+    pub kind: Option<Kind>,
+    /// Expiry date `YYYY-MM-DD` (a warning after it).
+    pub expires: Option<String>,
+    /// Free tags.
     pub tags: Vec<String>,
-    /// Where the flag was defined (e.g. `flags.json` or `gantry.toml:12`), for messages.
+    /// Where it was defined: a file name (`gantry.toml`, `flags.json`) or `built-in`.
     pub origin: String,
 }
 
 impl Flag {
-    /// A flag with the given variants and default, enabled, no targeting.
-    pub fn new(key: &str, variants: BTreeMap<String, Value>, default_variant: &str) -> Flag {
-        let kind = variants.values().find_map(FlagKind::of);
+    /// A bool flag with `on`/`off` variants, default `off`.
+    pub fn kill_switch(key: &str) -> Flag {
+        let mut variants = BTreeMap::new();
+        variants.insert("on".to_string(), Value::Bool(true));
+        variants.insert("off".to_string(), Value::Bool(false));
         Flag {
             key: key.to_string(),
             state: FlagState::Enabled,
             variants,
-            default_variant: default_variant.to_string(),
+            default_variant: Some("off".to_string()),
             targeting: None,
-            metadata: serde_json::Map::new(),
-            description: None,
-            owner: None,
-            kind,
+            metadata: Map::new(),
+            description: Some(format!("gantry kill switch `{key}`")),
+            owner: Some("gantry".to_string()),
+            kind: Some(Kind::Bool),
             expires: None,
-            tags: Vec::new(),
-            origin: String::new(),
+            tags: vec!["kill-switch".to_string()],
+            origin: "built-in".to_string(),
         }
     }
 
-    /// The flag's kind: the declared one, else inferred from the variants.
-    pub fn effective_kind(&self) -> Option<FlagKind> {
-        self.kind
-            .or_else(|| self.variants.values().find_map(FlagKind::of))
+    /// The declared kind, or the kind of the default variant's value, or of the first variant.
+    pub fn value_kind(&self) -> Option<Kind> {
+        if let Some(kind) = self.kind {
+            return Some(kind);
+        }
+        self.default_variant
+            .as_ref()
+            .and_then(|d| self.variants.get(d))
+            .or_else(|| self.variants.values().next())
+            .and_then(Kind::of)
     }
 }
 
-/// How serious a problem is: errors fail `gantry check` and refuse the set, warnings do not.
+/// How bad a problem is: errors fail `gantry check` and refuse a file, warnings do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    /// Refuses the set.
+    /// Refuses the definitions.
     Error,
     /// Reported only.
     Warning,
 }
 
-/// A problem found in a flag definition.
+/// A problem in flag definitions, located by a JSON path such as `flags.new-ui.defaultVariant`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlagProblem {
     /// Error or warning.
     pub severity: Severity,
-    /// Where the definition came from (file name, `gantry.toml`).
+    /// The file (or `gantry.toml`, `built-in`) the flag came from.
     pub origin: String,
-    /// A JSON path into the definition, e.g. `flags.new-ui.defaultVariant`.
+    /// JSON path inside it.
     pub path: String,
     /// What is wrong.
     pub message: String,
@@ -168,16 +182,13 @@ impl FlagProblem {
     ) -> Self {
         FlagProblem {
             severity: Severity::Warning,
-            origin: origin.to_string(),
-            path: path.into(),
-            message: message.into(),
-            hint: hint.into(),
+            ..FlagProblem::error(origin, path, message, hint)
         }
     }
 }
 
-impl std::fmt::Display for FlagProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for FlagProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sev = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -190,12 +201,12 @@ impl std::fmt::Display for FlagProblem {
     }
 }
 
-/// A runtime override: the flag evaluates to `value` (reason STATIC, variant `override`).
+/// A runtime override: the flag evaluates to `value` (reason `STATIC`, variant `override`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Override {
     /// The flag key.
     pub key: String,
-    /// The value served.
+    /// The value it evaluates to.
     pub value: Value,
 }
 
@@ -207,28 +218,14 @@ pub enum Reason {
     Static,
     /// Targeting picked the variant.
     TargetingMatch,
-    /// Targeting picked the variant through `fractional`.
+    /// A `fractional` split picked the variant.
     Split,
-    /// The flag is disabled.
+    /// The flag is disabled: no value, the caller uses its code default.
     Disabled,
-    /// Targeting ran but did not pick a variant.
+    /// Targeting gave no variant: the default variant.
     Default,
-    /// Evaluation failed.
+    /// An error (see the error code).
     Error,
-}
-
-impl Reason {
-    /// OFREP's spelling (`TARGETING_MATCH`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Static => "STATIC",
-            Reason::TargetingMatch => "TARGETING_MATCH",
-            Reason::Split => "SPLIT",
-            Reason::Disabled => "DISABLED",
-            Reason::Default => "DEFAULT",
-            Reason::Error => "ERROR",
-        }
-    }
 }
 
 /// A successful evaluation.
@@ -236,27 +233,29 @@ impl Reason {
 pub struct Evaluation {
     /// The flag key.
     pub key: String,
-    /// The value.
-    pub value: Value,
-    /// The variant name (`override` for an override).
+    /// The value; `None` when the caller's code default applies (disabled flag, null default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// The variant name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// Why.
     pub reason: Reason,
     /// The flag's metadata.
-    pub metadata: serde_json::Map<String, Value>,
+    pub metadata: Map<String, Value>,
 }
 
 /// OFREP's error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
-    /// No flag with that key.
+    /// No such flag.
     FlagNotFound,
-    /// The definition could not be parsed.
+    /// The definition could not be evaluated.
     ParseError,
     /// The value has the wrong type.
     TypeMismatch,
-    /// Targeting needs a `targetingKey` the context lacks.
+    /// `fractional` without a `targetingKey` in the context.
     TargetingKeyMissing,
     /// The context is not a JSON object.
     InvalidContext,
@@ -264,29 +263,23 @@ pub enum ErrorCode {
     General,
 }
 
-impl ErrorCode {
-    /// OFREP's spelling (`FLAG_NOT_FOUND`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
-            ErrorCode::ParseError => "PARSE_ERROR",
-            ErrorCode::TypeMismatch => "TYPE_MISMATCH",
-            ErrorCode::TargetingKeyMissing => "TARGETING_KEY_MISSING",
-            ErrorCode::InvalidContext => "INVALID_CONTEXT",
-            ErrorCode::General => "GENERAL",
-        }
-    }
-}
-
 /// A failed evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalError {
     /// The flag key.
     pub key: String,
-    /// The OFREP error code.
+    /// What kind of failure.
+    #[serde(rename = "errorCode")]
     pub code: ErrorCode,
-    /// A human-readable explanation.
+    /// Details for a human.
+    #[serde(rename = "errorDetails")]
     pub details: String,
-    /// The reason to report (ERROR, or DISABLED for a disabled flag).
-    pub reason: Reason,
 }
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "flag `{}`: {}", self.key, self.details)
+    }
+}
+
+impl std::error::Error for EvalError {}

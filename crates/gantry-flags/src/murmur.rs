@@ -1,6 +1,7 @@
-//! MurmurHash3 x86_32 (Austin Appleby's public-domain algorithm), as flagd's `fractional` uses it.
+//! MurmurHash3 x86_32 (Austin Appleby's public-domain algorithm), the hash flagd's `fractional`
+//! operator buckets with.
 
-/// MurmurHash3 x86_32 of `data` with `seed`.
+/// MurmurHash3, x86 32-bit variant, of `data` with `seed`.
 pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
     const C1: u32 = 0xcc9e_2d51;
     const C2: u32 = 0x1b87_3593;
@@ -39,11 +40,12 @@ mod tests {
         assert_eq!(murmur3_x86_32(b"", 0), 0);
         assert_eq!(murmur3_x86_32(b"", 1), 0x514e_28b7);
         assert_eq!(murmur3_x86_32(b"", 0xffff_ffff), 0x81f1_6f39);
-        assert_eq!(murmur3_x86_32(&[0, 0, 0, 0], 0), 0x2362_f9de);
-        assert_eq!(murmur3_x86_32(b"aaaa", 0x9747_b28c), 0x5a97_808a);
-        assert_eq!(murmur3_x86_32(b"aaa", 0x9747_b28c), 0x283e_0130);
-        assert_eq!(murmur3_x86_32(b"a", 0x9747_b28c), 0x7fa0_9ea6);
-        assert_eq!(murmur3_x86_32(b"Hello, world!", 0x9747_b28c), 0x2488_4cba);
+        assert_eq!(murmur3_x86_32(&[0xff, 0xff, 0xff, 0xff], 0), 0x7629_3b50);
+        assert_eq!(murmur3_x86_32(&[0x21, 0x43, 0x65, 0x87], 0), 0xf55b_516b);
+        assert_eq!(murmur3_x86_32(&[0x21, 0x43, 0x65], 0), 0x7e4a_8634);
+        assert_eq!(murmur3_x86_32(&[0x21, 0x43], 0), 0xa0f7_b07a);
+        assert_eq!(murmur3_x86_32(&[0x21], 0), 0x7266_1cf4);
+        assert_eq!(murmur3_x86_32(b"Hello, world!", 1234), 0xfaf6_cdb3);
         assert_eq!(
             murmur3_x86_32(b"The quick brown fox jumps over the lazy dog", 0x9747_b28c),
             0x2fa8_26cd
