@@ -19,6 +19,7 @@
 pub mod analyze;
 pub mod audit;
 pub mod bounded;
+pub mod flag_overrides;
 mod dir;
 pub mod logfmt;
 pub mod missions;
