@@ -78,7 +78,11 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     if let Some(v) = root.get("flags") {
         spec.flags.defs = d.flags(v);
     }
-    if let Some(v) = root.get("settings").and_then(|s| s.get_ref().as_table()).and_then(|t| t.get("flags_file")) {
+    if let Some(v) = root
+        .get("settings")
+        .and_then(|s| s.get_ref().as_table())
+        .and_then(|t| t.get("flags_file"))
+    {
         spec.flags.file = d.string(v, "settings.flags_file");
     }
     d.check_instances(&spec);

@@ -168,7 +168,8 @@ impl Decoder<'_> {
             .collect();
         let enabled = match t.get("state") {
             Some(x) => {
-                let on = self.enumeration(x, &join(path, "state"), keys::FLAG_STATES) != Some("disabled");
+                let on = self.enumeration(x, &join(path, "state"), keys::FLAG_STATES)
+                    != Some("disabled");
                 Sp::new(on, x.span())
             }
             None => Sp::new(true, v.span()),
@@ -201,7 +202,11 @@ impl FlagDef {
     /// This definition as a `gantry_flags::Flag` (origin `origin`, e.g. `gantry.toml:12`).
     pub fn to_flag(&self, origin: &str) -> gantry_flags::Flag {
         let mut flag = gantry_flags::Flag::kill_switch(&self.name.value);
-        flag.variants = self.variants.iter().map(|(k, v)| (k.value.clone(), v.clone())).collect();
+        flag.variants = self
+            .variants
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.clone()))
+            .collect();
         flag.default_variant = self.default.as_ref().map(|d| d.value.clone());
         flag.state = if self.enabled.value {
             gantry_flags::FlagState::Enabled
@@ -210,7 +215,10 @@ impl FlagDef {
         };
         flag.description = self.description.clone();
         flag.owner = self.owner.clone();
-        flag.kind = self.kind.as_ref().and_then(|k| gantry_flags::Kind::parse(&k.value));
+        flag.kind = self
+            .kind
+            .as_ref()
+            .and_then(|k| gantry_flags::Kind::parse(&k.value));
         flag.expires = self
             .expires
             .as_ref()
@@ -248,7 +256,11 @@ impl FlagDef {
 /// Checks the `[flags.NAME]` tables as a flag set (default among the variants, the variant
 /// types agree, kill switches stay bool, expired flags) and reports each problem at the TOML
 /// key it is about. `today` is `(year, month, day)`.
-pub fn flag_diagnostics(spec: &Spec, origin: &str, today: (i32, u32, u32)) -> Vec<crate::Diagnostic> {
+pub fn flag_diagnostics(
+    spec: &Spec,
+    origin: &str,
+    today: (i32, u32, u32),
+) -> Vec<crate::Diagnostic> {
     use crate::Diagnostic;
     if spec.flags.defs.is_empty() {
         return Vec::new();
