@@ -2,10 +2,12 @@
 //! targeting with flagd's custom operators, flagd-compatible fractional bucketing, and
 //! OFREP-shaped evaluation results. Pure: no I/O beyond parsing the strings it is given.
 
+mod fractional;
 mod logic;
 mod model;
 mod murmur;
 mod parse;
+mod semver;
 mod set;
 
 pub use model::{

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::logic::{self, Outcome};
+use crate::logic;
 use crate::model::{
     ErrorCode, EvalError, Evaluation, Flag, FlagProblem, FlagState, KILL_SWITCHES, Kind, Override,
     Reason, Severity,
@@ -188,39 +188,38 @@ impl FlagSet {
         let Some(rule) = flag.targeting.as_ref().filter(|t| !is_empty_rule(t)) else {
             return Ok(default(Reason::Static));
         };
-        match logic::evaluate_targeting(rule, key, ctx_map) {
-            Ok(Outcome {
-                value: Value::String(name),
-                split,
-            }) if flag.variants.contains_key(&name) => {
-                let value = flag.variants.get(&name).cloned();
-                let reason = if split {
-                    Reason::Split
-                } else {
-                    Reason::TargetingMatch
-                };
-                Ok(done(value, Some(name), reason))
+        let outcome = logic::evaluate_targeting(rule, key, ctx_map).map_err(|e| {
+            err(
+                ErrorCode::ParseError,
+                format!("targeting of flag `{key}` failed: {e}"),
+            )
+        })?;
+        let name = match &outcome.value {
+            Value::Null => return Ok(default(Reason::Default)),
+            Value::String(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                return Err(err(
+                    ErrorCode::General,
+                    format!("targeting of flag `{key}` gave {other}, not a variant name"),
+                ));
             }
-            Ok(Outcome {
-                value: Value::Bool(b),
-                split,
-            }) if flag.variants.contains_key(&b.to_string()) => {
-                let name = b.to_string();
-                let value = flag.variants.get(&name).cloned();
-                let reason = if split {
-                    Reason::Split
-                } else {
-                    Reason::TargetingMatch
-                };
-                Ok(done(value, Some(name), reason))
-            }
-            Ok(_) => Ok(default(Reason::Default)),
-            Err(logic::LogicError::TargetingKeyMissing) => Err(err(
-                ErrorCode::TargetingKeyMissing,
-                "`fractional` needs a `targetingKey` in the context".to_string(),
-            )),
-            Err(e) => Err(err(ErrorCode::ParseError, format!("targeting failed: {e}"))),
-        }
+        };
+        let Some(value) = flag.variants.get(&name) else {
+            return Err(err(
+                ErrorCode::General,
+                format!(
+                    "targeting of flag `{key}` gave variant `{name}`, which is not among its variants"
+                ),
+            ));
+        };
+        let reason = if outcome.split {
+            Reason::Split
+        } else {
+            Reason::TargetingMatch
+        };
+        Ok(done(Some(value.clone()), Some(name), reason))
     }
 
     /// Evaluates every flag (bulk), in key order.

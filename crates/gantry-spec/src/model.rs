@@ -8,7 +8,9 @@ use std::time::Duration;
 
 pub use crate::cpu::MilliCpus;
 
+mod flags;
 mod ingress;
+pub use flags::{FlagDef, FlagsSpec};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
 
 /// A value and where it was written.
@@ -44,6 +46,8 @@ pub struct Spec {
     pub profiles: Vec<Profile>,
     /// `[ingress]`, when the file has one.
     pub ingress: Option<Ingress>,
+    /// `[flags.NAME]` tables and `[settings] flags_file`.
+    pub flags: FlagsSpec,
 }
 
 #[derive(Debug, Clone)]

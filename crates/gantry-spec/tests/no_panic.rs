@@ -289,6 +289,7 @@ fn value_for(ty: Ty) -> BoxedStrategy<String> {
             .boxed(),
         Ty::DependsOn => depends_on(),
         Ty::Probe => probe(),
+        Ty::Any => scalar(),
     };
     prop_oneof![8 => typed, 1 => junk()].boxed()
 }
