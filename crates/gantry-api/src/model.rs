@@ -114,7 +114,9 @@ pub enum ApiCommand {
         expires: Option<std::time::Duration>,
     },
     /// Removes a flag's override (`gantry flag unset`).
-    UnsetFlag { key: String },
+    UnsetFlag {
+        key: String,
+    },
 }
 
 impl ApiCommand {

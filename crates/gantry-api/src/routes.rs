@@ -107,7 +107,12 @@ pub const ROUTES: &[Route] = &[
         Endpoint::OfrepFlag,
         true,
     ),
-    route("POST", "/ofrep/v1/evaluate/flags", Endpoint::OfrepBulk, true),
+    route(
+        "POST",
+        "/ofrep/v1/evaluate/flags",
+        Endpoint::OfrepBulk,
+        true,
+    ),
     route(
         "GET",
         "/ofrep/v1/configuration",

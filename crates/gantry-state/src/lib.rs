@@ -19,8 +19,8 @@
 pub mod analyze;
 pub mod audit;
 pub mod bounded;
-pub mod flag_overrides;
 mod dir;
+pub mod flag_overrides;
 pub mod logfmt;
 pub mod missions;
 pub mod retention;

@@ -552,10 +552,7 @@ impl Boot {
             protect_reads: false,
             ingress: None,
             // An embedded boot serves the built-in kill switches only (no flags file).
-            flags: tokio::sync::watch::channel(Arc::new(
-                gantry_api::model::FlagsView::default(),
-            ))
-            .1,
+            flags: tokio::sync::watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
             flag_stats: Arc::default(),
         }
     }

@@ -12,6 +12,7 @@
 mod api;
 mod audit;
 mod exec;
+mod flags;
 mod ingress;
 mod output;
 mod records;
@@ -317,6 +318,8 @@ struct Driver {
     reload_waiters: Option<Vec<reload::Waiter>>,
     /// Audit rows of the reloads under way, completed when the reload ends.
     reload_audits: Vec<i64>,
+    /// Feature flags: definitions, overrides, kill switches (flags.rs).
+    flags: flags::FlagsSide,
 }
 
 impl Driver {
@@ -390,6 +393,11 @@ impl Driver {
         if let (Some(ing), Some((state, _))) = (&ingress, &mut api.state) {
             state.ingress = Some(ing.control());
         }
+        let (flags, flags_rx) =
+            flags::FlagsSide::start(&cfg.spec, &cfg.base_dir, state_dir.root())?;
+        if let Some((state, _)) = &mut api.state {
+            state.flags = flags_rx;
+        }
         let n = cfg.plan.units.len();
         Ok(Driver {
             spec: Arc::new(cfg.spec.clone()),
@@ -435,6 +443,7 @@ impl Driver {
             reloader: cfg.reload,
             reload_waiters: None,
             reload_audits: Vec::new(),
+            flags,
         })
     }
 
@@ -461,6 +470,8 @@ impl Driver {
             self.start_notify_listener(UnitId(i));
         }
         self.host.start();
+        // Kill switches left on by a stored override hold from the first request.
+        self.apply_kill_switches();
         // The first wave is spawned before the API is built and bound: that work is
         // not on the boot's critical path.
         if let Some(code) = gantry_host::drain(self) {
@@ -522,6 +533,7 @@ impl Driver {
                 .then(|| self.published_at + self.publish_gap());
             self.arm_listen_tick();
             let deadline = self.host.deadline();
+            let flag_deadline = self.flags.deadline();
             tokio::select! {
                 biased;
                 _ = sigint.recv() => self.interrupt("interrupt"),
@@ -544,6 +556,8 @@ impl Driver {
                 _ = flush_tick.tick() => self.flush_logs(),
                 _ = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
                 _ = gantry_host::sleep_until_opt(publish_due), if publish_due.is_some() => {}
+                // An override with an expiry reverts by itself (audited as `flag.expire`).
+                _ = gantry_host::sleep_until_opt(flag_deadline), if flag_deadline.is_some() => self.expire_flags(),
                 _ = gantry_host::sleep_until_opt(self.kill_at), if self.kill_at.is_some() => {
                     self.out.gantry_line(&format!("shutdown took longer than {}; killing what is left", gantry_spec::duration::format_duration(self.shutdown_timeout)));
                     self.kill_at = None;
