@@ -81,7 +81,7 @@ pub fn render_status(v: &serde_json::Value) -> String {
 }
 
 /// The running instance of `file`, or the usage outcome after saying why there is none.
-fn find(file: &Path) -> Result<Instance, Outcome> {
+pub(crate) fn find(file: &Path) -> Result<Instance, Outcome> {
     Instance::find(file).map_err(|e| {
         eprintln!("error: {e}");
         Outcome::Usage
@@ -270,7 +270,7 @@ pub fn ingress_mode(
     }
 }
 
-fn report(resp: Result<crate::client::Response, String>) -> Outcome {
+pub(crate) fn report(resp: Result<crate::client::Response, String>) -> Outcome {
     match resp {
         Ok(r) if (200..300).contains(&r.status) => {
             let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
