@@ -429,22 +429,32 @@ fn main() -> ExitCode {
                 reason.as_deref(),
                 expires.as_deref(),
             ),
-            FlagAction::Unset { name, reason } => {
-                flags::unset(&cli.file, name, reason.as_deref())
-            }
+            FlagAction::Unset { name, reason } => flags::unset(&cli.file, name, reason.as_deref()),
         },
-        Command::Drain { state, reason } => {
-            flags::switch(&cli.file, "write_drain", *state == OnOff::On, reason.as_deref())
-        }
-        Command::Brownout { state, reason } => {
-            flags::switch(&cli.file, "brownout", *state == OnOff::On, reason.as_deref())
-        }
-        Command::Emergency { state, reason } => {
-            flags::switch(&cli.file, "emergency", *state == OnOff::On, reason.as_deref())
-        }
-        Command::SafeMode { state, reason } => {
-            flags::switch(&cli.file, "safe_mode", *state == OnOff::On, reason.as_deref())
-        }
+        Command::Drain { state, reason } => flags::switch(
+            &cli.file,
+            "write_drain",
+            *state == OnOff::On,
+            reason.as_deref(),
+        ),
+        Command::Brownout { state, reason } => flags::switch(
+            &cli.file,
+            "brownout",
+            *state == OnOff::On,
+            reason.as_deref(),
+        ),
+        Command::Emergency { state, reason } => flags::switch(
+            &cli.file,
+            "emergency",
+            *state == OnOff::On,
+            reason.as_deref(),
+        ),
+        Command::SafeMode { state, reason } => flags::switch(
+            &cli.file,
+            "safe_mode",
+            *state == OnOff::On,
+            reason.as_deref(),
+        ),
         Command::Ingress { action, json } => match action {
             None | Some(IngressAction::Status) => ctl::ingress_status(&cli.file, *json),
             Some(IngressAction::Mode { mode, shed, reason }) => {
