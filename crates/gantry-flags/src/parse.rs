@@ -397,18 +397,12 @@ fn resolve_refs(
     }
 }
 
-/// The JSON path (or gantry.toml key) of `field` of `flag`.
+/// The flagd-style JSON path of `field` of `flag` (`flags.NAME.FIELD`).
 fn field_path(flag: &Flag, field: &str) -> String {
-    let toml = flag.origin.ends_with(".toml");
-    let name = match (toml, field) {
-        (true, "defaultVariant") => "default",
-        (true, "type") => "type",
-        _ => field,
-    };
-    if name.is_empty() {
+    if field.is_empty() {
         format!("flags.{}", flag.key)
     } else {
-        format!("flags.{}.{name}", flag.key)
+        format!("flags.{}.{field}", flag.key)
     }
 }
 

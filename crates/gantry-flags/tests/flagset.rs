@@ -151,6 +151,18 @@ fn disabled_flag_answers_disabled_without_a_value() {
 }
 
 #[test]
+fn null_default_variant_is_the_code_default() {
+    let s = set(
+        json!({"flags": {"f": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": null}}}),
+    );
+    let e = s.evaluate("f", &json!({})).expect("ok");
+    assert_eq!(
+        (e.value, e.variant, e.reason),
+        (None, None, Reason::Default)
+    );
+}
+
+#[test]
 fn kill_switches_are_built_in() {
     let s = FlagSet::default();
     for key in ["write_drain", "brownout", "emergency", "safe_mode"] {
@@ -312,6 +324,12 @@ fn operators() {
         (json!({"substr": ["noyes", -3]}), json!({}), "yes"),
         (json!({"substr": ["xyesx", 1, 3]}), json!({}), "yes"),
         (json!({"substr": ["xyesxx", 1, -2]}), json!({}), "yes"),
+        (json!({"substr": ["yes", -1e300, 1e300]}), json!({}), "yes"),
+        (
+            json!({"if": [{"==": [{"substr": ["yes", 0, -1e300]}, ""]}, "yes", "no"]}),
+            json!({}),
+            "yes",
+        ),
         (
             json!({"if": [{"in": ["b", {"merge": [["a"], "b"]}]}, "yes", "no"]}),
             json!({}),
