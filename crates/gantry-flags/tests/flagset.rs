@@ -533,3 +533,57 @@ fn check_reports_warnings_and_errors() {
         "{bad:#?}"
     );
 }
+
+#[test]
+fn serialises_as_ofrep_spells_it() {
+    let s = FlagSet::parse_flagd(SAMPLE, "flags.json").expect("valid");
+    let ok = serde_json::to_value(s.evaluate("new-ui", &json!({})).expect("ok")).expect("json");
+    assert_eq!(ok["reason"], json!("DEFAULT"));
+    assert_eq!(ok["variant"], json!("off"));
+    assert_eq!(ok["value"], json!(false));
+    let disabled =
+        serde_json::to_value(s.evaluate("limit", &json!({})).expect("ok")).expect("json");
+    assert_eq!(disabled["reason"], json!("DISABLED"));
+    assert!(disabled.get("value").is_none() && disabled.get("variant").is_none());
+    let split = serde_json::to_value(
+        s.evaluate("color", &json!({"targetingKey": "k"}))
+            .expect("ok"),
+    )
+    .expect("json");
+    assert_eq!(split["reason"], json!("SPLIT"));
+    let err =
+        serde_json::to_value(s.evaluate("ghost", &json!({})).expect_err("missing")).expect("json");
+    assert_eq!(
+        err,
+        json!({"key": "ghost", "errorCode": "FLAG_NOT_FOUND", "errorDetails": "flag `ghost` is not defined"})
+    );
+    let all = s.evaluate_all(&json!({"targetingKey": "k"}));
+    assert_eq!(all.len(), s.len());
+    assert_eq!(s.keys().count(), s.len());
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    // Every prefix and many one-character edits of a valid file: problems or a set, never a panic.
+    let bytes = SAMPLE.as_bytes();
+    let contexts = [
+        json!({}),
+        json!({"targetingKey": 5, "email": ["x"]}),
+        json!({"targetingKey": "", "email": null}),
+    ];
+    for cut in 0..bytes.len() {
+        let _ = FlagSet::parse_flagd(&String::from_utf8_lossy(&bytes[..cut]), "cut.json");
+    }
+    for i in (0..bytes.len()).step_by(3) {
+        for replacement in [b'{', b'[', b'"', b'1', b'-', b'}'] {
+            let mut edited = bytes.to_vec();
+            edited[i] = replacement;
+            if let Ok(s) = FlagSet::parse_flagd(&String::from_utf8_lossy(&edited), "edit.json") {
+                for ctx in &contexts {
+                    let _ = s.evaluate_all(ctx);
+                    let _ = s.check((2026, 1, 1));
+                }
+            }
+        }
+    }
+}
