@@ -7,6 +7,7 @@ mod check;
 mod client;
 mod ctl;
 mod export;
+mod flags_check;
 mod graph;
 mod init;
 mod load;
