@@ -16,10 +16,12 @@
 //! - [`analyze`]: the pure logic of `gantry analyze`: boots read from the store, critical
 //!   chain, blame, comparison, JSON and the SVG waterfall.
 
+pub mod alerts;
 pub mod analyze;
 pub mod audit;
 pub mod bounded;
 mod dir;
+pub mod incidents;
 pub mod logfmt;
 pub mod missions;
 pub mod retention;

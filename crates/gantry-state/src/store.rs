@@ -89,6 +89,8 @@ impl Store {
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(crate::audit::SCHEMA))
+            .and_then(|()| conn.execute_batch(crate::alerts::SCHEMA))
+            .and_then(|()| conn.execute_batch(crate::incidents::SCHEMA))
             .map_err(|e| format!("cannot initialise state store {}: {e}", path.display()))?;
         // Older stores get the columns added since; on newer ones these fail harmlessly.
         for migration in MIGRATIONS {
