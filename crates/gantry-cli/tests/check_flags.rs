@@ -207,3 +207,45 @@ tags = ["checkout"]
     assert!(heads(&run.stderr).is_empty(), "{}", run.stderr);
     assert!(run.stdout.contains("gantry.toml: ok"), "{}", run.stdout);
 }
+
+#[test]
+fn warnings_alone_do_not_fail_the_check() {
+    let toml = format!(
+        r#"[settings]
+flags_file = "flags.json"
+
+{SERVICE}
+[flags.old]
+variants = {{ on = true, off = false }}
+default = "off"
+expires = "2020-01-31"
+"#
+    );
+    // Written weights that do not sum to 100 are relative in flagd: a warning, not an error.
+    let json = r#"{"flags": {"split": {
+      "state": "ENABLED", "variants": {"a": "a", "b": "b"}, "defaultVariant": "a",
+      "targeting": {"fractional": [["a", 30], ["b", 30]]}
+    }}}"#;
+    let run = check(
+        "warnings",
+        &[("gantry.toml", &toml), ("flags.json", json)],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let heads = heads(&run.stderr);
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("warning[flag]: gantry.toml:10:11: flags.old.expires: ")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("warning[flag]: flags.json: flags.split.targeting")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("(2 warnings)"), "{}", run.stdout);
+}
