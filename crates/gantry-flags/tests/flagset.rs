@@ -98,6 +98,14 @@ fn every_problem_is_reported_with_a_path() {
     }}"#;
     let problems = FlagSet::parse_flagd(doc, "flags.json").expect_err("invalid");
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    // Parse-level and structural problems come in the same run.
+    for want in [
+        "flags.e.defaultVariant",
+        "flags.f.variants.y",
+        "flags.brownout",
+    ] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
     for want in [
         "flags.a.state",
         "flags.b.variants",
