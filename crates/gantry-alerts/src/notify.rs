@@ -277,6 +277,33 @@ impl Notifier {
         true
     }
 
+    /// After a restart the evaluator starts empty: an alert notified as firing that is not
+    /// firing again by now (the caller waits out the rules' `for` first) is resolved, so no
+    /// receiver is left with an alert that never ends.
+    pub fn reconcile<'a>(&mut self, now_ms: u64, firing: impl Iterator<Item = &'a Alert>) {
+        let live: std::collections::BTreeSet<&str> =
+            firing.map(|a| a.fingerprint.as_str()).collect();
+        let stale: Vec<String> = self
+            .sent
+            .keys()
+            .filter(|fp| !live.contains(fp.as_str()))
+            .cloned()
+            .collect();
+        for fp in stale {
+            if let Some(s) = self.sent.remove(&fp) {
+                self.enqueue(
+                    now_ms,
+                    Notification {
+                        status: "resolved".into(),
+                        alert: s.alert,
+                        ended_ms: Some(now_ms),
+                        repeat: 0,
+                    },
+                );
+            }
+        }
+    }
+
     /// When the next delivery or repeat is due.
     pub fn deadline(&self) -> Option<u64> {
         let delivery = self.pending.values().map(|d| d.due_ms).min();

@@ -390,3 +390,9 @@ fn the_exported_rules_pass_promtool() {
         String::from_utf8_lossy(&out.stdout).contains(&format!("{} rules found", rules.len() - 2))
     );
 }
+
+#[test]
+fn the_file_format_names_exactly_the_built_in_rules() {
+    let names: Vec<String> = default_rules().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, gantry_spec::ALERT_RULES);
+}

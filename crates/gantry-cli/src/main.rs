@@ -8,7 +8,9 @@ mod client;
 mod ctl;
 mod export;
 mod flags;
+mod flags_check;
 mod graph;
+mod incident;
 mod init;
 mod load;
 mod logs;
@@ -99,7 +101,39 @@ pub enum IngressAction {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum IncidentAction {
+    /// Every incident, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One incident and its timeline: alerts, state changes, operator actions.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A post-incident review draft in Markdown: summary, impact, detection, timeline, actions and who took them, follow-ups.
+    Postmortem { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ExportWhat {
+    /// Kubernetes manifests (YAML on stdout): Deployments, Services, Jobs, init containers that `gantry wait` for dependencies, probes, ConfigMaps, Secret references (never values), PriorityClasses; what does not translate is named on stderr.
+    Kubernetes {
+        /// Put every object in this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// A service's container image, NAME=IMAGE (repeat for each service).
+        #[arg(long = "image-map", value_name = "NAME=IMAGE")]
+        image_map: Vec<String>,
+        /// The image of services --image-map does not name.
+        #[arg(long)]
+        image: Option<String>,
+        /// An image with the gantry binary, for the init containers (`gantry wait`), store probes (`gantry probe`) and migrations.
+        #[arg(long, default_value = "gantry:latest")]
+        gantry_image: String,
+    },
     /// Prometheus alerting rules (YAML) over gantry's /metrics: the default rules with this stack's critical services; rules over signals /metrics does not carry are named on stderr.
     PrometheusRules,
 }
@@ -258,6 +292,20 @@ pub enum Command {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Run one probe once, outside any stack: `gantry probe tcp 127.0.0.1:5432`, `gantry probe http http://…/health`, `gantry probe postgres postgres://…` (also mysql, redis, amqp, nats, sqlite). Exit 0 when it passes, 1 when it fails (for scripts and container healthchecks).
+    Probe {
+        /// tcp, http, postgres, mysql, redis, amqp, nats or sqlite.
+        kind: String,
+        /// host:port for tcp, a URL otherwise.
+        target: String,
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Incidents opened by P0/P1 alerts: `list`, `show ID` (the timeline), `postmortem ID` (a Markdown draft).
+    Incident {
+        #[command(subcommand)]
+        action: IncidentAction,
+    },
     /// The audit log: every mutation through the API or the CLI, who, why and what came of it.
     Audit {
         /// Only what happened in this window: 90s, 30m, 1h, 2d.
@@ -410,8 +458,25 @@ fn main() -> ExitCode {
             ctl::service_action(&cli.file, "restart", name, reason.as_deref())
         }
         Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
+        Command::Incident { action } => match action {
+            IncidentAction::List { json } => incident::list(&cli.file, *json),
+            IncidentAction::Show { id, json } => incident::show(&cli.file, *id, *json),
+            IncidentAction::Postmortem { id } => incident::postmortem(&cli.file, *id),
+        },
         Command::Export { what } => match what {
             ExportWhat::PrometheusRules => export::prometheus_rules(&cli.file),
+            ExportWhat::Kubernetes {
+                namespace,
+                image_map,
+                image,
+                gantry_image,
+            } => export::kubernetes(
+                &cli.file,
+                namespace.clone(),
+                image_map,
+                image.clone(),
+                gantry_image.clone(),
+            ),
         },
         Command::Audit { since, limit, json } => ctl::audit(&cli.file, *since, *limit, *json),
         Command::Flags { json } => flags::list(&cli.file, *json),
@@ -466,6 +531,11 @@ fn main() -> ExitCode {
         }
         Command::Down { timeout, reason } => ctl::down(&cli.file, *timeout, reason.as_deref()),
         Command::Wait { targets, timeout } => ctl::wait(&cli.file, targets, *timeout),
+        Command::Probe {
+            kind,
+            target,
+            timeout,
+        } => export::probe(kind, target, *timeout),
         Command::Up {
             profile,
             only,

@@ -63,3 +63,173 @@ priority = "low"
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+const STACK: &str = r#"
+[secrets.DB_PASSWORD]
+from_env = "EXPORT_TEST_DB_PASSWORD"
+services = ["api", "db_main"]
+
+[services.db_main]
+command = "postgres -D /data"
+priority = "critical"
+stop_signal = "SIGINT"
+stop_timeout = "20s"
+memory_max = "512MiB"
+cpu_max = 0.5
+readiness = { postgres = "postgres://app:hunter2-in-url@127.0.0.1:5432/app", period = "500ms", success_threshold = 2 }
+
+[services.cache]
+kind = "external"
+readiness = { tcp = "redis.internal:6379" }
+
+[services.seed]
+kind = "task"
+command = "seed --all"
+depends_on = ["db_main"]
+
+[services.api]
+command = "api --port ${PORT}"
+replicas = 3
+replica_ports = "9100-9102"
+upstream = "127.0.0.1:${PORT}"
+env = { LOG_LEVEL = "info", API_TOKEN = "tok-literal-value" }
+depends_on = { db_main = "ready", seed = "completed", cache = "ready" }
+readiness = { http = "http://127.0.0.1:${PORT}/health", period = "2s" }
+liveness = { exec = "curl -fs http://127.0.0.1:${PORT}/live", period = "10s", success_threshold = 2 }
+
+[services.worker]
+command = "worker"
+priority = "low"
+readiness = { log = "ready" }
+"#;
+
+fn export(dir: &std::path::Path, args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new(gantry())
+        .args(["export", "kubernetes"])
+        .args(args)
+        .env("EXPORT_TEST_DB_PASSWORD", "s3cret-from-env")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `kubernetes-validate` (PyPI, in .venv-tests from scripts/setup): the Kubernetes OpenAPI schemas
+/// of two versions, strict (no unknown fields).
+fn kubernetes_validate(file: &std::path::Path, version: &str) {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.venv-tests/bin/kubernetes-validate");
+    let out = std::process::Command::new(&venv)
+        .args(["--strict", "-k", version])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs (scripts/setup installs it): {e}", venv.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "kubernetes {version}:\n{text}");
+    assert!(!text.contains("ERROR") && !text.contains("WARN"), "{text}");
+}
+
+#[test]
+fn a_kubernetes_export_validates_against_two_kubernetes_versions_and_keeps_secrets_out() {
+    let dir = tempdir("export-k8s");
+    std::fs::write(dir.join("gantry.toml"), STACK).unwrap();
+    let (yaml, warnings) = export(
+        &dir,
+        &[
+            "--namespace",
+            "shop",
+            "--image-map",
+            "api=shop/api:1.4",
+            "--image",
+            "shop/base:1",
+        ],
+    );
+    let file = dir.join("k8s.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    for v in ["1.30.0", "1.37.0"] {
+        kubernetes_validate(&file, v);
+    }
+    // No secret value anywhere; the secret is a reference, the URL's password is gone.
+    for secret in ["s3cret-from-env", "hunter2-in-url", "tok-literal-value"] {
+        assert!(
+            !yaml.contains(secret) && !warnings.contains(secret),
+            "{secret} leaked"
+        );
+    }
+    assert!(yaml.contains(r#"name: "db-password""#), "{yaml}");
+    // What did not translate is said.
+    for expected in [
+        "db_main: named `db-main`",
+        "cache: external, not deployed",
+        "waits for seed to complete",
+        "worker: readinessProbe: a log probe has no Kubernetes equivalent",
+        "livenessProbe: success_threshold 2 becomes 1",
+        "API_TOKEN looks like a secret",
+        "stop_signal INT becomes a preStop hook",
+        "readinessProbe: period 500ms rounds up to 1 s",
+    ] {
+        assert!(
+            warnings.contains(expected),
+            "missing warning `{expected}`:\n{warnings}"
+        );
+    }
+    // The shape: replicas, the init container waiting on db's postgres port, the Job.
+    assert!(yaml.contains("replicas: 3"));
+    assert!(yaml.contains(r#""tcp://db-main:5432""#), "{yaml}");
+    assert!(yaml.contains(r#"kind: "Job""#));
+    assert!(yaml.contains(r#"priorityClassName: "gantry-critical""#));
+    insta::assert_snapshot!("kubernetes_export", yaml);
+}
+
+#[test]
+fn gantry_probe_runs_one_probe_and_says_so_in_its_exit_code() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().to_string();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(gantry())
+            .arg("probe")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, out) = run(&["tcp", &open]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run(&["tcp", &format!("127.0.0.1:{closed}"), "--timeout", "2s"]);
+    assert_eq!(code, 1, "{out}");
+    // A store URL's password never reaches the output.
+    let (code, out) = run(&[
+        "postgres",
+        &format!("postgres://app:pw-in-the-url@127.0.0.1:{closed}/app"),
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("pw-in-the-url"), "{out}");
+    let (code, out) = run(&["smtp", "x"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("hint: tcp, http"), "{out}");
+}

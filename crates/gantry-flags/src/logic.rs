@@ -518,8 +518,8 @@ fn substr(s: &str, start: &Value, len: Option<&Value>) -> String {
     let to = match len.map(to_number) {
         None => n,
         Some(l) if l.is_nan() => n,
-        Some(l) if l < 0.0 => (n + l as i64).max(from),
-        Some(l) => (from + l as i64).min(n),
+        Some(l) if l < 0.0 => n.saturating_add(l as i64).max(from),
+        Some(l) => from.saturating_add(l as i64).min(n),
     };
     chars[from as usize..to.max(from) as usize].iter().collect()
 }

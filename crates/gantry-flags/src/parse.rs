@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::fractional::{MAX_WEIGHT_SUM, parse_buckets};
 use crate::logic::{MAX_DEPTH, unknown_operators};
-use crate::model::{Flag, FlagProblem, FlagState, KILL_SWITCHES, Kind};
+use crate::model::{Flag, FlagProblem, FlagState, KILL_SWITCHES, Kind, Severity};
 
 const TOO_DEEP: &str = "\u{0}too deep";
 
@@ -107,10 +107,19 @@ pub(crate) fn parse_flagd(text: &str, origin: &str) -> Result<Vec<Flag>, Vec<Fla
         }
     }
     if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
+        return Ok(out);
     }
+    // The flags that did parse still get their structural errors reported in the same run.
+    for flag in &out {
+        let mut structural = Vec::new();
+        flag_problems(flag, &mut structural);
+        problems.extend(
+            structural
+                .into_iter()
+                .filter(|p| p.severity == Severity::Error),
+        );
+    }
+    Err(problems)
 }
 
 fn parse_flag(
@@ -397,18 +406,12 @@ fn resolve_refs(
     }
 }
 
-/// The JSON path (or gantry.toml key) of `field` of `flag`.
+/// The flagd-style JSON path of `field` of `flag` (`flags.NAME.FIELD`).
 fn field_path(flag: &Flag, field: &str) -> String {
-    let toml = flag.origin.ends_with(".toml");
-    let name = match (toml, field) {
-        (true, "defaultVariant") => "default",
-        (true, "type") => "type",
-        _ => field,
-    };
-    if name.is_empty() {
+    if field.is_empty() {
         format!("flags.{}", flag.key)
     } else {
-        format!("flags.{}.{name}", flag.key)
+        format!("flags.{}.{field}", flag.key)
     }
 }
 

@@ -181,9 +181,12 @@ impl FlagSet {
             return Ok(done(None, None, Reason::Disabled));
         }
         let default = |reason| {
-            let variant = flag.default_variant.clone();
-            let value = variant.as_ref().and_then(|v| flag.variants.get(v)).cloned();
-            done(value, variant, reason)
+            // No default variant (flagd's `"defaultVariant": null`): the caller's code default.
+            let Some(variant) = flag.default_variant.clone() else {
+                return done(None, None, Reason::Default);
+            };
+            let value = flag.variants.get(&variant).cloned();
+            done(value, Some(variant), reason)
         };
         let Some(rule) = flag.targeting.as_ref().filter(|t| !is_empty_rule(t)) else {
             return Ok(default(Reason::Static));

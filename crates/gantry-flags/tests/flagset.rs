@@ -98,6 +98,14 @@ fn every_problem_is_reported_with_a_path() {
     }}"#;
     let problems = FlagSet::parse_flagd(doc, "flags.json").expect_err("invalid");
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    // Parse-level and structural problems come in the same run.
+    for want in [
+        "flags.e.defaultVariant",
+        "flags.f.variants.y",
+        "flags.brownout",
+    ] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
     for want in [
         "flags.a.state",
         "flags.b.variants",
@@ -147,6 +155,18 @@ fn disabled_flag_answers_disabled_without_a_value() {
     assert_eq!(
         s.evaluate("cfg", &json!([1])).expect_err("bad ctx").code,
         ErrorCode::InvalidContext
+    );
+}
+
+#[test]
+fn null_default_variant_is_the_code_default() {
+    let s = set(
+        json!({"flags": {"f": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": null}}}),
+    );
+    let e = s.evaluate("f", &json!({})).expect("ok");
+    assert_eq!(
+        (e.value, e.variant, e.reason),
+        (None, None, Reason::Default)
     );
 }
 
@@ -312,6 +332,12 @@ fn operators() {
         (json!({"substr": ["noyes", -3]}), json!({}), "yes"),
         (json!({"substr": ["xyesx", 1, 3]}), json!({}), "yes"),
         (json!({"substr": ["xyesxx", 1, -2]}), json!({}), "yes"),
+        (json!({"substr": ["yes", -1e300, 1e300]}), json!({}), "yes"),
+        (
+            json!({"if": [{"==": [{"substr": ["yes", 0, -1e300]}, ""]}, "yes", "no"]}),
+            json!({}),
+            "yes",
+        ),
         (
             json!({"if": [{"in": ["b", {"merge": [["a"], "b"]}]}, "yes", "no"]}),
             json!({}),
@@ -514,4 +540,58 @@ fn check_reports_warnings_and_errors() {
         ],
         "{bad:#?}"
     );
+}
+
+#[test]
+fn serialises_as_ofrep_spells_it() {
+    let s = FlagSet::parse_flagd(SAMPLE, "flags.json").expect("valid");
+    let ok = serde_json::to_value(s.evaluate("new-ui", &json!({})).expect("ok")).expect("json");
+    assert_eq!(ok["reason"], json!("DEFAULT"));
+    assert_eq!(ok["variant"], json!("off"));
+    assert_eq!(ok["value"], json!(false));
+    let disabled =
+        serde_json::to_value(s.evaluate("limit", &json!({})).expect("ok")).expect("json");
+    assert_eq!(disabled["reason"], json!("DISABLED"));
+    assert!(disabled.get("value").is_none() && disabled.get("variant").is_none());
+    let split = serde_json::to_value(
+        s.evaluate("color", &json!({"targetingKey": "k"}))
+            .expect("ok"),
+    )
+    .expect("json");
+    assert_eq!(split["reason"], json!("SPLIT"));
+    let err =
+        serde_json::to_value(s.evaluate("ghost", &json!({})).expect_err("missing")).expect("json");
+    assert_eq!(
+        err,
+        json!({"key": "ghost", "errorCode": "FLAG_NOT_FOUND", "errorDetails": "flag `ghost` is not defined"})
+    );
+    let all = s.evaluate_all(&json!({"targetingKey": "k"}));
+    assert_eq!(all.len(), s.len());
+    assert_eq!(s.keys().count(), s.len());
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    // Every prefix and many one-character edits of a valid file: problems or a set, never a panic.
+    let bytes = SAMPLE.as_bytes();
+    let contexts = [
+        json!({}),
+        json!({"targetingKey": 5, "email": ["x"]}),
+        json!({"targetingKey": "", "email": null}),
+    ];
+    for cut in 0..bytes.len() {
+        let _ = FlagSet::parse_flagd(&String::from_utf8_lossy(&bytes[..cut]), "cut.json");
+    }
+    for i in (0..bytes.len()).step_by(3) {
+        for replacement in [b'{', b'[', b'"', b'1', b'-', b'}'] {
+            let mut edited = bytes.to_vec();
+            edited[i] = replacement;
+            if let Ok(s) = FlagSet::parse_flagd(&String::from_utf8_lossy(&edited), "edit.json") {
+                for ctx in &contexts {
+                    let _ = s.evaluate_all(ctx);
+                    let _ = s.check((2026, 1, 1));
+                }
+            }
+        }
+    }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod alerts;
 mod flags;
 mod ingress;
 
@@ -84,6 +85,12 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
         .and_then(|t| t.get("flags_file"))
     {
         spec.flags.file = d.string(v, "settings.flags_file");
+    }
+    if let Some(v) = root.get("alerts") {
+        spec.alerts = d.alerts(v);
+    }
+    if let Some(v) = root.get("slo") {
+        spec.slos = d.slos(v, &spec);
     }
     d.check_instances(&spec);
     ingress::check_routes(&spec, source, &mut d.diags);

@@ -846,6 +846,63 @@ pub static FLAG: &[Key] = &[
     ),
 ];
 
+pub static ALERTS: &[Key] = &[
+    k(
+        "webhook",
+        Ty::Str,
+        None,
+        "An http:// URL: POST every notification here as Alertmanager-compatible JSON (version 4), so receivers written for Alertmanager work; retried with backoff, kept across restarts of gantry until delivered.",
+    ),
+    k(
+        "exec",
+        Ty::Command,
+        None,
+        "Run this command per notification with the Alertmanager JSON on stdin (exit 0 = delivered).",
+    ),
+    k(
+        "log",
+        Ty::Bool,
+        Some("true"),
+        "Print a line on gantry's output per notification.",
+    ),
+    k(
+        "repeat_interval",
+        Ty::Duration,
+        Some("\"4h\""),
+        "Notify a firing alert again this often.",
+    ),
+    k(
+        "disabled",
+        Ty::StrList,
+        Some("[]"),
+        "Built-in rules turned off: critical_service_down (P0), boot_no_go (P0), crash_loop (P1), breaker_open (P1), readiness_lost (P1), disk_low (P2), certificate_expiring (P2).",
+    ),
+];
+
+pub static SLO: &[Key] = &[
+    k(
+        "route",
+        Ty::Str,
+        None,
+        "The path of one of the `[[ingress.routes]]`: the SLO is measured on its requests (failed = 5xx and upstream errors).",
+    ),
+    k(
+        "availability",
+        Ty::Str,
+        None,
+        "The objective, e.g. \"99.9%\". gantry pages when the error budget burns at 14.4× over 1 h and 5 min (P0) or 6× over 6 h and 30 min (P1), and warns at 1× over 3 days and 6 h (P2).",
+    ),
+    k(
+        "min_requests",
+        Ty::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+        Some("100"),
+        "A window with fewer requests is not judged (no alert on three requests).",
+    ),
+];
+
 pub static LAYERS: &[Key] = &[k(
     "order",
     Ty::StrList,
@@ -911,6 +968,18 @@ pub static TOP: &[Key] = &[
         Ty::MapOf(&Ty::Table(FLAG), "NAME"),
         Some("{}"),
         "Feature flags served over OpenFeature (OFREP), with an owner and an expiry. The kill switches `write_drain`, `brownout`, `emergency` and `safe_mode` always exist; define one here only as a bool flag.",
+    ),
+    k(
+        "alerts",
+        Ty::Table(ALERTS),
+        None,
+        "Alerts: where notifications of the built-in rules go (webhook, exec, log), how often a firing alert is repeated, which rules are off.",
+    ),
+    k(
+        "slo",
+        Ty::MapOf(&Ty::Table(SLO), "NAME"),
+        Some("{}"),
+        "Availability objectives over ingress routes, alerted on their multi-window burn rates (needs `[alerts]` for notifications).",
     ),
     k(
         "layers",

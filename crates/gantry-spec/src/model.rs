@@ -8,8 +8,10 @@ use std::time::Duration;
 
 pub use crate::cpu::MilliCpus;
 
+mod alerts;
 mod flags;
 mod ingress;
+pub use alerts::{ALERT_RULES, Alerts, Slo};
 pub use flags::{FlagDef, FlagsSpec};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
 
@@ -46,6 +48,10 @@ pub struct Spec {
     pub profiles: Vec<Profile>,
     /// `[ingress]`, when the file has one.
     pub ingress: Option<Ingress>,
+    /// `[alerts]`, when the file has one.
+    pub alerts: Option<Alerts>,
+    /// `[slo.NAME]` tables.
+    pub slos: Vec<Slo>,
     /// `[flags.NAME]` tables and `[settings] flags_file`.
     pub flags: FlagsSpec,
 }

@@ -16,11 +16,13 @@
 //! - [`analyze`]: the pure logic of `gantry analyze`: boots read from the store, critical
 //!   chain, blame, comparison, JSON and the SVG waterfall.
 
+pub mod alerts;
 pub mod analyze;
 pub mod audit;
 pub mod bounded;
 mod dir;
 pub mod flag_overrides;
+pub mod incidents;
 pub mod logfmt;
 pub mod missions;
 pub mod retention;

@@ -90,6 +90,8 @@ impl Store {
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(crate::audit::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::flag_overrides::SCHEMA))
+            .and_then(|()| conn.execute_batch(crate::alerts::SCHEMA))
+            .and_then(|()| conn.execute_batch(crate::incidents::SCHEMA))
             .map_err(|e| format!("cannot initialise state store {}: {e}", path.display()))?;
         // Older stores get the columns added since; on newer ones these fail harmlessly.
         for migration in MIGRATIONS {

@@ -19,7 +19,7 @@ pub(super) struct ApiSide {
     read_token_file: PathBuf,
     addr: String,
     addr_file: PathBuf,
-    snapshot: watch::Sender<Arc<Snapshot>>,
+    pub(super) snapshot: watch::Sender<Arc<Snapshot>>,
     pub(super) events: broadcast::Sender<serde_json::Value>,
     pub(super) commands: mpsc::Receiver<CommandRequest>,
     file: String,

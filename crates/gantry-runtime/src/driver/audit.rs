@@ -23,6 +23,19 @@ impl Driver {
             before: None,
             after: None,
         });
+        let (action, target) = command.audit();
+        self.incident_note(
+            "action",
+            &format!(
+                "{action}{} by {}{}",
+                target.map(|t| format!(" {t}")).unwrap_or_default(),
+                caller.actor,
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+        );
         if command == ApiCommand::Reload {
             self.reload_audits.extend(id);
             self.reload("API", Some(reply));

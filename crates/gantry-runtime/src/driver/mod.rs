@@ -9,6 +9,7 @@
 //! [`watch`] the listener scan that answers loopback tcp probes, [`api`] the API
 //! side, [`records`] what a transition or the verdict leaves behind.
 
+mod alerts;
 mod api;
 mod audit;
 mod exec;
@@ -80,6 +81,11 @@ pub struct UpConfig {
 
 /// Messages from I/O tasks to the loop.
 enum Msg {
+    /// A webhook or exec notification was delivered, or why not (alerts.rs).
+    AlertDelivered {
+        id: u64,
+        result: Result<(), String>,
+    },
     /// The ingress drained an instance of a rolling restart (rolling.rs).
     Drained {
         unit: UnitId,
@@ -267,6 +273,8 @@ struct Driver {
     out_tx: mpsc::UnboundedSender<Out>,
     out_rx: mpsc::UnboundedReceiver<Out>,
     store: Option<Store>,
+    /// `[alerts]`: the evaluator and the notifier (alerts.rs).
+    alerts: Option<alerts::AlertSide>,
     boot_id: Option<i64>,
     shutdown_timeout: Duration,
     plan: Plan,
@@ -428,6 +436,7 @@ impl Driver {
             out_tx,
             out_rx,
             store,
+            alerts: alerts::AlertSide::new(&cfg.spec),
             boot_id,
             shutdown_timeout: cfg.spec.settings.shutdown_timeout.0,
             plan: cfg.plan,
@@ -492,6 +501,8 @@ impl Driver {
             revalidate_every.unwrap_or(Duration::from_secs(3600)),
         );
         revalidate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut alert_tick = tokio::time::interval(Duration::from_secs(1));
+        alert_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // History beyond `[settings] retention`: pruned once the boot is decided, then hourly.
@@ -552,6 +563,7 @@ impl Driver {
                 }
                 _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
                 _ = retention_tick.tick() => self.prune_history(),
+                _ = alert_tick.tick(), if self.alerts_enabled() => self.evaluate_alerts(),
                 // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
                 _ = flush_tick.tick() => self.flush_logs(),
                 _ = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
@@ -642,6 +654,15 @@ impl Driver {
                 .unwrap_or_default()
                 .as_millis() as u64;
             obj.insert("ts_ms".into(), ms.into());
+        }
+        if value["event"] == "transition"
+            && let (Some(svc), Some(from), Some(to)) = (
+                value["service"].as_str(),
+                value["from"].as_str(),
+                value["to"].as_str(),
+            )
+        {
+            self.incident_note("transition", &format!("{svc}: {from} -> {to}"));
         }
         if self.out.mode() == OutputMode::Json {
             self.out.raw(&value.to_string());
@@ -819,6 +840,7 @@ impl Driver {
     fn message(&mut self, msg: Msg) {
         self.host.mark_stats();
         match msg {
+            Msg::AlertDelivered { id, result } => self.alert_delivered(id, result),
             Msg::SpawnDone {
                 unit,
                 r#gen,

@@ -268,7 +268,27 @@ pub fn flag_diagnostics(
     let flags = spec.flags.defs.iter().map(|d| d.to_flag(origin)).collect();
     let problems = match gantry_flags::FlagSet::from_defs(flags) {
         Ok(set) => set.check(today),
-        Err(problems) => problems,
+        // A set with errors is refused before its expiry check: warn about expired flags here,
+        // so one run of `gantry check` still shows every problem.
+        Err(mut problems) => {
+            for def in &spec.flags.defs {
+                if let Some(e) = def.expires.as_ref().filter(|e| e.value < today) {
+                    let (y, m, d) = e.value;
+                    problems.push(gantry_flags::FlagProblem {
+                        severity: gantry_flags::Severity::Warning,
+                        origin: origin.to_string(),
+                        path: format!("flags.{}.expires", def.name.value),
+                        message: format!(
+                            "flag `{}` expired on {y:04}-{m:02}-{d:02}",
+                            def.name.value
+                        ),
+                        hint: "remove the flag from the code and its definition, or move the date"
+                            .to_string(),
+                    });
+                }
+            }
+            problems
+        }
     };
     problems
         .into_iter()

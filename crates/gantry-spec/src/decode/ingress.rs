@@ -157,7 +157,7 @@ impl Decoder<'_> {
     }
 
     /// `"10%"` (or `"2.5%"`): a percentage from 0 to 100.
-    fn percent(&mut self, v: &Value<'_>, path: &str) -> Option<f64> {
+    pub(super) fn percent(&mut self, v: &Value<'_>, path: &str) -> Option<f64> {
         let s = self.string(v, path)?;
         let n = s
             .value

@@ -1,0 +1,235 @@
+//! Alerts on a real stack: a killed critical service fires the built-in P0 rule, the webhook (a real
+//! HTTP receiver in the test) gets exactly one firing and one resolve in Alertmanager's format,
+//! a failing receiver is retried, and a notification not yet delivered survives a restart of gantry.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use support::*;
+
+/// An HTTP receiver: answers 503 to the first `fail_first` requests, 200 after; keeps the bodies
+/// of every request it answered 200.
+struct Receiver {
+    port: u16,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    attempts: Arc<Mutex<u32>>,
+}
+
+fn receiver_on(listener: TcpListener, fail_first: u32) -> Receiver {
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let attempts = Arc::new(Mutex::new(0u32));
+    let (b, a) = (bodies.clone(), attempts.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let n = {
+                let mut a = a.lock().unwrap();
+                *a += 1;
+                *a
+            };
+            let ok = n > fail_first;
+            if ok && let Ok(v) = serde_json::from_slice(&body) {
+                b.lock().unwrap().push(v);
+            }
+            let status = if ok {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    Receiver {
+        port,
+        bodies,
+        attempts,
+    }
+}
+
+fn stack(hook: u16, web: u16) -> String {
+    format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[services.web]
+command = "FIXTURE --name alerted-web --listen {web}"
+priority = "critical"
+readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
+"#
+    )
+}
+
+fn kill_web(web: u16) {
+    let pids = processes_with(&format!("--listen {web}"));
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status();
+}
+
+fn statuses(r: &Receiver) -> Vec<(String, String, String)> {
+    r.bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["status"].as_str().unwrap_or("").to_string(),
+                b["alerts"][0]["labels"]["alertname"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                b["alerts"][0]["labels"]["service"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_critical_service_pages_once_is_retried_and_resolves_once() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 2);
+    let web = free_port();
+    let mut up = up("alerts", &stack(hook.port, web), &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go");
+    up.wait_state("web", "ready", 10);
+    kill_web(web);
+    up.wait_state("web", "failed", 10);
+    up.wait_for("the alert fires", 10, |v| {
+        v["event"] == "alert" && v["status"] == "firing" && v["alert"] == "critical_service_down"
+    });
+    // Two 503s, then delivered (backoff 1 s, 2 s).
+    assert!(
+        eventually(20, || statuses(&hook).len() == 1),
+        "attempts {}",
+        hook.attempts.lock().unwrap()
+    );
+    assert_eq!(*hook.attempts.lock().unwrap(), 3);
+    let body = hook.bodies.lock().unwrap()[0].clone();
+    assert_eq!(body["version"], "4");
+    assert_eq!(body["alerts"][0]["labels"]["severity"], "P0");
+    assert_eq!(
+        body["alerts"][0]["annotations"]["summary"],
+        "critical service web is down"
+    );
+    // Back: one resolve.
+    let (code, out) = gantry_in(&up.dir, &["start", "web"]);
+    assert_eq!(code, 0, "{out}");
+    up.wait_for("the alert resolves", 15, |v| {
+        v["event"] == "alert" && v["status"] == "resolved"
+    });
+    assert!(eventually(10, || statuses(&hook).len() == 2));
+    // Several evaluations later, still exactly one firing and one resolve.
+    assert!(!eventually(3, || statuses(&hook).len() > 2));
+    assert_eq!(
+        statuses(&hook),
+        [
+            (
+                "firing".into(),
+                "critical_service_down".into(),
+                "web".into()
+            ),
+            (
+                "resolved".into(),
+                "critical_service_down".into(),
+                "web".into()
+            ),
+        ]
+    );
+    // The P0 opened an incident; its timeline has the alert, the state changes and the
+    // operator's start; it resolved with the alert; the review draft is built from it.
+    let (code, out) = gantry_in(&up.dir, &["incident", "list", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.len(), 1, "{out}");
+    assert_eq!(list[0]["status"], "resolved");
+    assert_eq!(list[0]["severity"], "P0");
+    let (code, out) = gantry_in(&up.dir, &["incident", "show", "1", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let inc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let lines: Vec<String> = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}",
+                t["kind"].as_str().unwrap(),
+                t["text"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let has = |p: &str| lines.iter().any(|l| l.starts_with(p));
+    assert!(
+        has("alert firing: [P0] critical service web is down"),
+        "{lines:?}"
+    );
+    assert!(has("action service.start web by cli:"), "{lines:?}");
+    assert!(has("transition web: "), "{lines:?}");
+    assert!(has("alert resolved: [P0]"), "{lines:?}");
+    let (code, md) = gantry_in(&up.dir, &["incident", "postmortem", "1"]);
+    assert_eq!(code, 0, "{md}");
+    assert!(
+        md.starts_with("# Incident 1: critical service web is down"),
+        "{md}"
+    );
+    assert!(md.contains("service.start web by cli:"), "{md}");
+    assert_eq!(gantry_in(&up.dir, &["incident", "show", "7"]).0, 2);
+    assert_eq!(up.stop(), 0);
+}
+
+#[test]
+fn a_notification_the_receiver_missed_is_delivered_after_gantry_restarts() {
+    // A port nothing listens on yet.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let web = free_port();
+    let mut up = up("alerts-restart", &stack(port, web), &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go");
+    up.wait_state("web", "ready", 10);
+    kill_web(web);
+    up.wait_for("the alert fires", 10, |v| {
+        v["event"] == "alert" && v["status"] == "firing"
+    });
+    up.stop();
+    // The receiver comes up; gantry starts again on the same state dir.
+    let hook = receiver_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), 0);
+    let mut again = std::process::Command::new(gantry())
+        .arg("up")
+        .current_dir(&up.dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let delivered = eventually(20, || !statuses(&hook).is_empty());
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &again.id().to_string()])
+        .status();
+    let _ = again.wait();
+    assert!(delivered, "the saved notification was not delivered");
+    assert_eq!(statuses(&hook)[0].0, "firing");
+    assert_eq!(statuses(&hook)[0].1, "critical_service_down");
+}

@@ -1,0 +1,700 @@
+//! The translation: each service to a workload (Deployment, or a Job for tasks and migrations),
+//! a Service for its ports, a ConfigMap for its environment, Secret references for its secrets,
+//! init containers that `gantry wait` for its hard dependencies, its probes, limits, stop signal
+//! and priority.
+
+use gantry_spec::{Condition, Kind, Priority, ProbeKind, Restart, Service, Spec};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// What the user passes on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub namespace: Option<String>,
+    /// Service name → container image.
+    pub images: BTreeMap<String, String>,
+    /// The image of services not in `images`; None: a placeholder and a warning.
+    pub default_image: Option<String>,
+    /// An image with the gantry binary, for init containers (`gantry wait`) and store probes
+    /// (`gantry probe`).
+    pub gantry_image: String,
+}
+
+/// The manifests and what did not translate.
+#[derive(Debug, Clone, Default)]
+pub struct Export {
+    pub manifests: Vec<Value>,
+    pub warnings: Vec<String>,
+}
+
+/// The placeholder image of a service the image map does not name.
+const NO_IMAGE: &str = "REPLACE-WITH-IMAGE";
+
+/// Translates a validated spec.
+pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
+    let mut ex = Export::default();
+    let names: BTreeMap<&str, String> = spec
+        .services
+        .iter()
+        .map(|s| (s.name.value.as_str(), dns_name(&s.name.value)))
+        .collect();
+    for (orig, dns) in &names {
+        if orig != dns {
+            ex.warnings.push(format!(
+                "{orig}: named `{dns}` in Kubernetes (names are lower-case letters, digits and `-`)"
+            ));
+        }
+    }
+    if spec.layers.is_some() {
+        ex.warnings.push(
+            "[layers]: Kubernetes has no layer barrier; only each service's own dependencies are waited for (init containers)".into(),
+        );
+    }
+    if spec.ingress.is_some() {
+        ex.warnings.push(
+            "[ingress]: not translated; put an Ingress or Gateway in front of the Services".into(),
+        );
+    }
+    let mut priorities = std::collections::BTreeSet::new();
+    let pods: Vec<Service> = spec
+        .services
+        .iter()
+        .map(|s| pod_view(s, &mut ex.warnings))
+        .collect();
+    for s in &pods {
+        let name = &names[s.name.value.as_str()];
+        match s.kind {
+            Kind::External => {
+                ex.warnings.push(format!(
+                    "{}: external, not deployed (services that depend on it still wait for it)",
+                    s.name.value
+                ));
+                continue;
+            }
+            Kind::Process | Kind::Task | Kind::Migrate => {}
+        }
+        priorities.insert(s.priority);
+        let image = match opts
+            .images
+            .get(&s.name.value)
+            .or(opts.default_image.as_ref())
+        {
+            Some(i) => i.clone(),
+            None => {
+                ex.warnings.push(format!(
+                    "{}: no image; pass --image-map {}=IMAGE (the manifest says {NO_IMAGE})",
+                    s.name.value, s.name.value
+                ));
+                NO_IMAGE.to_string()
+            }
+        };
+        let env_name = format!("{name}-env");
+        let (config, secret_refs) = environment(spec, s, &mut ex.warnings);
+        if !config.is_empty() {
+            ex.manifests.push(meta(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "data": config}),
+                &env_name,
+                name,
+                opts,
+            ));
+        }
+        let mut container = Map::new();
+        container.insert("name".into(), json!(name));
+        container.insert("image".into(), json!(image));
+        match s.kind {
+            Kind::Migrate => {
+                let dir = s.migrate.as_ref().map_or("migrations", |m| m.dir.as_str());
+                container.insert("image".into(), json!(opts.gantry_image));
+                container.insert(
+                    "command".into(),
+                    json!([
+                        "gantry",
+                        "-f",
+                        "/etc/gantry/gantry.toml",
+                        "migrate",
+                        "--service",
+                        s.name.value,
+                        "up"
+                    ]),
+                );
+                ex.warnings.push(format!(
+                    "{}: the migrate Job runs `gantry migrate up` in the gantry image: mount gantry.toml at /etc/gantry/ with `{dir}` beside it, and give it the database's secrets",
+                    s.name.value
+                ));
+            }
+            _ => {
+                if let Some(cmd) = &s.command {
+                    container.insert("command".into(), json!(cmd.value));
+                }
+            }
+        }
+        if let Some(wd) = &s.working_dir {
+            container.insert("workingDir".into(), json!(wd));
+        }
+        if !config.is_empty() {
+            container.insert(
+                "envFrom".into(),
+                json!([{"configMapRef": {"name": env_name}}]),
+            );
+        }
+        if !secret_refs.is_empty() {
+            container.insert("env".into(), Value::Array(secret_refs));
+        }
+        let ports = ports(s);
+        if !ports.is_empty() {
+            container.insert(
+                "ports".into(),
+                Value::Array(
+                    ports
+                        .iter()
+                        .map(|p| json!({"containerPort": p, "protocol": "TCP"}))
+                        .collect(),
+                ),
+            );
+        }
+        for (role, key) in [
+            (&s.readiness, "readinessProbe"),
+            (&s.liveness, "livenessProbe"),
+            (&s.startup, "startupProbe"),
+        ] {
+            if let Some(p) = role
+                && let Some(probe) = probe(s, p, key, opts, &mut ex.warnings)
+            {
+                container.insert(key.into(), probe);
+            }
+        }
+        let mut limits = Map::new();
+        if let Some(m) = s.limits.memory_max {
+            limits.insert("memory".into(), json!(m.to_string()));
+        }
+        if let Some(c) = s.limits.cpu_max {
+            limits.insert("cpu".into(), json!(format!("{}m", c.0)));
+        }
+        if !limits.is_empty() {
+            container.insert("resources".into(), json!({ "limits": limits }));
+        }
+        let signal = s
+            .stop_signal
+            .value
+            .trim_start_matches("SIG")
+            .to_ascii_uppercase();
+        if signal != "TERM" {
+            container.insert(
+                "lifecycle".into(),
+                json!({"preStop": {"exec": {"command": ["/bin/sh", "-c", format!("kill -{signal} 1")]}}}),
+            );
+            ex.warnings.push(format!(
+                "{}: stop_signal {signal} becomes a preStop hook `kill -{signal} 1` (the image needs /bin/sh; Kubernetes then sends SIGTERM)",
+                s.name.value
+            ));
+        }
+        let mut pod = Map::new();
+        let inits = init_containers(spec, s, &names, opts, &mut ex.warnings);
+        if !inits.is_empty() {
+            pod.insert("initContainers".into(), Value::Array(inits));
+        }
+        pod.insert("containers".into(), json!([container]));
+        pod.insert(
+            "terminationGracePeriodSeconds".into(),
+            json!(s.stop_timeout.0.as_secs().max(1)),
+        );
+        pod.insert(
+            "priorityClassName".into(),
+            json!(priority_class(s.priority)),
+        );
+        let labels =
+            json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "gantry" });
+        match s.kind {
+            Kind::Process => {
+                pod.insert("restartPolicy".into(), json!("Always"));
+                if s.restart != Restart::Always {
+                    ex.warnings.push(format!(
+                        "{}: restart = {:?} — a Deployment always restarts its pods",
+                        s.name.value, s.restart
+                    ));
+                }
+                let replicas = s.replicas.as_ref().map_or(1, |r| r.count.value);
+                ex.manifests.push(meta(
+                    json!({
+                        "apiVersion": "apps/v1", "kind": "Deployment",
+                        "spec": {
+                            "replicas": replicas,
+                            "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
+                            "template": { "metadata": { "labels": labels }, "spec": pod },
+                        }
+                    }),
+                    name,
+                    name,
+                    opts,
+                ));
+            }
+            _ => {
+                pod.insert("restartPolicy".into(), json!("Never"));
+                ex.manifests.push(meta(
+                    json!({
+                        "apiVersion": "batch/v1", "kind": "Job",
+                        "spec": {
+                            "backoffLimit": s.retry.attempts.saturating_sub(1),
+                            "template": { "metadata": { "labels": labels }, "spec": pod },
+                        }
+                    }),
+                    name,
+                    name,
+                    opts,
+                ));
+            }
+        }
+        if !ports.is_empty() && s.kind == Kind::Process {
+            ex.manifests.push(meta(
+                json!({
+                    "apiVersion": "v1", "kind": "Service",
+                    "spec": {
+                        "selector": { "app.kubernetes.io/name": name },
+                        "ports": ports.iter().map(|p| json!({"name": format!("tcp-{p}"), "port": p, "targetPort": p, "protocol": "TCP"})).collect::<Vec<_>>(),
+                    }
+                }),
+                name,
+                name,
+                opts,
+            ));
+        }
+        if s.cleanup.is_some() {
+            ex.warnings.push(format!(
+                "{}: cleanup is not translated (no Kubernetes equivalent after a pod's exit)",
+                s.name.value
+            ));
+        }
+        if s.remediate.is_some() {
+            ex.warnings
+                .push(format!("{}: remediate is not translated", s.name.value));
+        }
+    }
+    for p in priorities {
+        let value = match p {
+            Priority::Critical => 1_000_000,
+            Priority::High => 100_000,
+            Priority::Medium => 10_000,
+            Priority::Low => 1_000,
+        };
+        ex.manifests.insert(
+            0,
+            json!({
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": { "name": priority_class(p), "labels": { "app.kubernetes.io/part-of": "gantry" } },
+                "value": value,
+                "globalDefault": false,
+                "description": format!("gantry priority {p:?}"),
+            }),
+        );
+    }
+    ex
+}
+
+fn priority_class(p: Priority) -> String {
+    format!("gantry-{}", format!("{p:?}").to_ascii_lowercase())
+}
+
+/// A replicated service as every pod runs it: `${PORT}` is the first instance's port (all pods
+/// listen on the same one), `${REPLICA}` has no equivalent (pods are interchangeable).
+fn pod_view(s: &Service, warnings: &mut Vec<String>) -> Service {
+    let Some(r) = &s.replicas else {
+        return s.clone();
+    };
+    let port = r.ports.as_ref().map(|p| p.first);
+    let mut uses_replica = false;
+    let mut sub = |text: &str| {
+        uses_replica |= text.contains("${REPLICA}");
+        gantry_spec::interp::instance_vars(text, port, 1)
+    };
+    let mut p = s.clone();
+    if let Some(c) = &mut p.command {
+        c.value = c.value.iter().map(|a| sub(a)).collect();
+    }
+    for var in &mut p.env {
+        var.value.value = sub(&var.value.value);
+    }
+    if let Some(u) = &mut p.upstream {
+        u.value = sub(&u.value);
+    }
+    for probe in [&mut p.readiness, &mut p.liveness, &mut p.startup]
+        .into_iter()
+        .flatten()
+    {
+        match &mut probe.kind {
+            ProbeKind::Exec(argv) => *argv = argv.iter().map(|a| sub(a)).collect(),
+            ProbeKind::Http { url, .. } => *url = sub(url),
+            ProbeKind::Tcp(a) => *a = sub(a),
+            _ => {}
+        }
+    }
+    if uses_replica {
+        warnings.push(format!(
+            "{}: ${{REPLICA}} has no Kubernetes equivalent (pods are interchangeable); it is 1 in every pod — use $(HOSTNAME) for a per-pod name",
+            s.name.value
+        ));
+    }
+    p
+}
+
+/// `metadata` with the name, the namespace and gantry's labels.
+fn meta(mut doc: Value, name: &str, app: &str, opts: &Options) -> Value {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(name));
+    if let Some(ns) = &opts.namespace {
+        m.insert("namespace".into(), json!(ns));
+    }
+    m.insert(
+        "labels".into(),
+        json!({ "app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "gantry", "app.kubernetes.io/managed-by": "gantry-export" }),
+    );
+    if let Value::Object(o) = &mut doc {
+        o.insert("metadata".into(), Value::Object(m));
+    }
+    doc
+}
+
+/// A DNS-1123 label: lower case, `[a-z0-9-]`, at most 63, starting and ending alphanumeric.
+fn dns_name(name: &str) -> String {
+    let mut s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    s.truncate(63);
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() { "service".into() } else { s }
+}
+
+/// Variables whose names say they hold a secret go to a Secret reference even when written
+/// as plain env (their value is never exported).
+fn looks_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "PRIVATE_KEY",
+        "API_KEY",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// The ConfigMap data and the Secret references of a service's environment.
+fn environment(
+    spec: &Spec,
+    s: &Service,
+    warnings: &mut Vec<String>,
+) -> (Map<String, Value>, Vec<Value>) {
+    let mut data = Map::new();
+    let mut refs = Vec::new();
+    let secret_ref = |var: &str, secret: &str| json!({"name": var, "valueFrom": {"secretKeyRef": {"name": dns_name(secret), "key": "value"}}});
+    for var in spec.env.iter().chain(&s.env) {
+        let name = &var.name.value;
+        if name == "PORT" || name == "REPLICA" {
+            continue;
+        }
+        if looks_secret(name) {
+            refs.push(secret_ref(name, &format!("{}-{name}", s.name.value)));
+            warnings.push(format!(
+                "{}: {name} looks like a secret: referenced from Secret `{}` (key `value`), its value not exported",
+                s.name.value,
+                dns_name(&format!("{}-{name}", s.name.value))
+            ));
+        } else {
+            data.insert(name.clone(), json!(var.value.value));
+        }
+    }
+    if !spec.env_file.is_empty() || !s.env_file.is_empty() {
+        warnings.push(format!(
+            "{}: env_file is not read by the export; add its variables to the ConfigMap `{}-env`",
+            s.name.value,
+            dns_name(&s.name.value)
+        ));
+    }
+    for secret in &spec.secrets {
+        if secret.services.iter().any(|x| x.value == s.name.value) {
+            let var = secret
+                .env
+                .clone()
+                .unwrap_or_else(|| secret.name.value.clone());
+            refs.push(secret_ref(&var, &secret.name.value));
+        }
+    }
+    (data, refs)
+}
+
+/// The TCP ports a service listens on: its `ports`, its upstream's, a replicated service's
+/// first instance port (every pod uses the same one), and its own loopback probe ports.
+fn ports(s: &Service) -> Vec<u16> {
+    let mut out: Vec<u16> = s.ports.clone();
+    if let Some(u) = &s.upstream
+        && let Some(p) = u.value.rsplit(':').next().and_then(|p| p.parse().ok())
+    {
+        out.push(p);
+    }
+    if let Some(r) = &s.replicas
+        && let Some(range) = &r.ports
+    {
+        out.push(range.first);
+    }
+    for p in [&s.readiness, &s.liveness, &s.startup]
+        .into_iter()
+        .flatten()
+    {
+        if let Some((host, port)) = probe_target(&p.kind)
+            && is_local(&host)
+        {
+            out.push(port);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn is_local(host: &str) -> bool {
+    matches!(
+        host,
+        "127.0.0.1" | "localhost" | "::1" | "[::1]" | "0.0.0.0"
+    )
+}
+
+/// Host and port a tcp or http probe targets.
+fn probe_target(kind: &ProbeKind) -> Option<(String, u16)> {
+    let hostport = match kind {
+        ProbeKind::Tcp(a) => a.clone(),
+        ProbeKind::Http { url, .. } => {
+            let rest = url.split_once("://")?.1;
+            let hp = rest.split('/').next()?;
+            if hp.contains(':') {
+                hp.to_string()
+            } else if url.starts_with("https") {
+                format!("{hp}:443")
+            } else {
+                format!("{hp}:80")
+            }
+        }
+        _ => return None,
+    };
+    let (h, p) = hostport.rsplit_once(':')?;
+    Some((h.to_string(), p.parse().ok()?))
+}
+
+/// A store URL without its password (it would be a secret in the manifest).
+fn without_password(url: &str) -> (String, bool) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), false);
+    };
+    let (auth, host) = match rest.split_once('@') {
+        Some(x) => x,
+        None => return (url.to_string(), false),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => (format!("{scheme}://{user}@{host}"), true),
+        None => (url.to_string(), false),
+    }
+}
+
+fn probe(
+    s: &Service,
+    p: &gantry_spec::Probe,
+    key: &str,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+) -> Option<Value> {
+    let mut out = Map::new();
+    match &p.kind {
+        ProbeKind::Http { url, .. } => {
+            let rest = url.split_once("://").map_or(url.as_str(), |x| x.1);
+            let path = rest.find('/').map_or("/", |i| &rest[i..]);
+            let Some((host, port)) = probe_target(&p.kind) else {
+                warnings.push(format!(
+                    "{}: {key}: no host:port in `{url}`; left out",
+                    s.name.value
+                ));
+                return None;
+            };
+            let mut get = Map::new();
+            get.insert("path".into(), json!(path));
+            get.insert("port".into(), json!(port));
+            get.insert(
+                "scheme".into(),
+                json!(if url.starts_with("https") {
+                    "HTTPS"
+                } else {
+                    "HTTP"
+                }),
+            );
+            if !is_local(&host) {
+                get.insert("host".into(), json!(host));
+            }
+            out.insert("httpGet".into(), Value::Object(get));
+        }
+        ProbeKind::Tcp(addr) => {
+            let Some((host, port)) = probe_target(&p.kind) else {
+                warnings.push(format!(
+                    "{}: {key}: `{addr}` is not host:port; left out",
+                    s.name.value
+                ));
+                return None;
+            };
+            let mut t = Map::new();
+            t.insert("port".into(), json!(port));
+            if !is_local(&host) {
+                t.insert("host".into(), json!(host));
+            }
+            out.insert("tcpSocket".into(), Value::Object(t));
+        }
+        ProbeKind::Exec(argv) => {
+            out.insert("exec".into(), json!({ "command": argv }));
+        }
+        ProbeKind::Log(_) | ProbeKind::Notify => {
+            warnings.push(format!(
+                "{}: {key}: a {} probe has no Kubernetes equivalent; left out (add an http, tcp or exec probe)",
+                s.name.value,
+                p.kind.name()
+            ));
+            return None;
+        }
+        store => {
+            let url = match store {
+                ProbeKind::Postgres(sp)
+                | ProbeKind::Mysql(sp)
+                | ProbeKind::Redis(sp)
+                | ProbeKind::Amqp(sp)
+                | ProbeKind::Nats(sp)
+                | ProbeKind::Sqlite(sp) => sp.url.clone(),
+                _ => return None,
+            };
+            let (url, stripped) = without_password(&url);
+            if stripped {
+                warnings.push(format!(
+                    "{}: {key}: the {} probe's password is not exported; give `gantry probe` a URL with it from a Secret",
+                    s.name.value,
+                    store.name()
+                ));
+            }
+            warnings.push(format!(
+                "{}: {key}: the {} probe runs `gantry probe` in the container: its image needs the gantry binary (or use {})",
+                s.name.value,
+                store.name(),
+                opts.gantry_image
+            ));
+            out.insert(
+                "exec".into(),
+                json!({ "command": ["gantry", "probe", store.name(), url] }),
+            );
+        }
+    }
+    let secs = |d: std::time::Duration| d.as_secs_f64().ceil().max(1.0) as u64;
+    out.insert(
+        "initialDelaySeconds".into(),
+        json!(p.initial_delay.0.as_secs()),
+    );
+    out.insert("periodSeconds".into(), json!(secs(p.period.0)));
+    out.insert("timeoutSeconds".into(), json!(secs(p.timeout.0)));
+    let success = if key == "readinessProbe" {
+        p.success_threshold.max(1)
+    } else {
+        if p.success_threshold > 1 {
+            warnings.push(format!(
+                "{}: {key}: success_threshold {} becomes 1 (Kubernetes allows only 1 for liveness and startup probes)",
+                s.name.value, p.success_threshold
+            ));
+        }
+        1
+    };
+    out.insert("successThreshold".into(), json!(success));
+    out.insert("failureThreshold".into(), json!(p.failure_threshold.max(1)));
+    if p.period.0.subsec_millis() != 0 || p.period.0.as_secs() == 0 {
+        warnings.push(format!(
+            "{}: {key}: period {:?} rounds up to {} s (Kubernetes counts whole seconds)",
+            s.name.value,
+            p.period.0,
+            secs(p.period.0)
+        ));
+    }
+    Some(Value::Object(out))
+}
+
+/// One init container per hard dependency: `gantry wait` on the dependency's own probe.
+fn init_containers(
+    spec: &Spec,
+    s: &Service,
+    names: &BTreeMap<&str, String>,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for dep in s.depends_on.iter().filter(|d| d.required) {
+        let Some(target) = spec
+            .services
+            .iter()
+            .find(|x| x.name.value == dep.name.value)
+        else {
+            continue;
+        };
+        let dns = &names[target.name.value.as_str()];
+        if dep.condition == Condition::Completed {
+            warnings.push(format!(
+                "{}: waits for {} to complete: an init container cannot see a Job finish; run {} before applying {} (or make it an init container of its own)",
+                s.name.value, dep.name.value, dep.name.value, s.name.value
+            ));
+            continue;
+        }
+        let probe = target.readiness.as_ref().or(target.startup.as_ref());
+        let url = probe.and_then(|p| match &p.kind {
+            ProbeKind::Http { url, .. } => {
+                let (host, port) = probe_target(&p.kind)?;
+                let rest = url.split_once("://")?.1;
+                let path = rest.find('/').map_or("/", |i| &rest[i..]);
+                let host = if is_local(&host) { dns.clone() } else { host };
+                let scheme = url.split_once("://")?.0;
+                Some(format!("{scheme}://{host}:{port}{path}"))
+            }
+            ProbeKind::Tcp(_) => {
+                let (host, port) = probe_target(&p.kind)?;
+                let host = if is_local(&host) { dns.clone() } else { host };
+                Some(format!("tcp://{host}:{port}"))
+            }
+            other => {
+                // A store: its host and port from the URL.
+                let url = match other {
+                    ProbeKind::Postgres(sp)
+                    | ProbeKind::Mysql(sp)
+                    | ProbeKind::Redis(sp)
+                    | ProbeKind::Amqp(sp)
+                    | ProbeKind::Nats(sp) => sp.url.clone(),
+                    _ => return None,
+                };
+                let rest = url.split_once("://")?.1;
+                let hp = rest.rsplit_once('@').map_or(rest, |x| x.1);
+                let hp = hp.split(['/', '?']).next()?;
+                let (host, port) = hp.rsplit_once(':')?;
+                let host = if is_local(host) {
+                    dns.clone()
+                } else {
+                    host.to_string()
+                };
+                Some(format!("tcp://{host}:{port}"))
+            }
+        });
+        let Some(url) = url.or_else(|| ports(target).first().map(|p| format!("tcp://{dns}:{p}")))
+        else {
+            warnings.push(format!(
+                "{}: depends on {}, which has no probe or port to wait on; not waited for",
+                s.name.value, dep.name.value
+            ));
+            continue;
+        };
+        out.push(json!({
+            "name": format!("wait-{dns}"),
+            "image": opts.gantry_image,
+            "command": ["gantry", "wait", url, "--timeout", "300s"],
+        }));
+    }
+    out
+}

@@ -1,0 +1,400 @@
+//! The driver's side of alerts: every second the published snapshot becomes samples for the
+//! evaluator (gantry-alerts), transitions go on the event stream and to the notifier, and due
+//! deliveries run off the loop (log line, webhook POST, exec with the JSON on stdin); results come
+//! back as messages. The notifier's state is saved in the store after every change.
+
+use super::{Driver, Msg};
+use gantry_alerts::{Delivery, Evaluator, Notifier, NotifyConfig, Sample, Transition};
+use std::time::Duration;
+
+/// How long after gantry starts alerts notified before a restart may be resolved by
+/// reconciliation (longer than any built-in rule's `for`).
+const RECONCILE_AFTER_MS: u64 = 90_000;
+
+pub(super) struct AlertSide {
+    eval: Evaluator,
+    notifier: Notifier,
+    webhook: Option<String>,
+    exec: Option<Vec<String>>,
+    started_ms: u64,
+    loaded: bool,
+    /// The open incident (a P0/P1 alert opened it), whose timeline collects what happens.
+    pub(super) incident: Option<i64>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl AlertSide {
+    /// From `[alerts]`; None without one.
+    pub(super) fn new(spec: &gantry_spec::Spec) -> Option<AlertSide> {
+        let a = spec.alerts.as_ref()?;
+        let mut rules: Vec<gantry_alerts::Rule> = gantry_alerts::default_rules()
+            .into_iter()
+            .filter(|r| !a.disabled.iter().any(|d| d.value == r.name))
+            .collect();
+        for slo in &spec.slos {
+            rules.extend(gantry_alerts::burn_rate_rules(&gantry_alerts::Slo {
+                name: slo.name.value.clone(),
+                availability: slo.availability,
+                errors: "ingress_failures_total".into(),
+                requests: "ingress_requests_total".into(),
+                matching: [("route".to_string(), slo.route.value.clone())].into(),
+                min_requests: slo.min_requests as f64,
+            }));
+        }
+        let mut sinks = Vec::new();
+        if a.log {
+            sinks.push("log".to_string());
+        }
+        if a.webhook.is_some() {
+            sinks.push("webhook".to_string());
+        }
+        if a.exec.is_some() {
+            sinks.push("exec".to_string());
+        }
+        Some(AlertSide {
+            eval: Evaluator::new(rules),
+            notifier: Notifier::new(NotifyConfig {
+                sinks,
+                repeat_ms: a.repeat_interval.0.as_millis() as u64,
+                ..NotifyConfig::default()
+            }),
+            webhook: a.webhook.as_ref().map(|w| w.value.clone()),
+            exec: a.exec.as_ref().map(|e| e.value.clone()),
+            started_ms: now_ms(),
+            loaded: false,
+            incident: None,
+        })
+    }
+}
+
+/// The snapshot as samples: only once the boot is decided (a boot's own starts are not alerts).
+fn samples(snap: &gantry_api::model::Snapshot) -> Vec<Sample> {
+    use gantry_api::model::BootPhase;
+    let mut out = Vec::new();
+    let BootPhase::Decided { outcome, .. } = &snap.boot else {
+        return out;
+    };
+    out.push(Sample::new(
+        "boot_no_go",
+        &[],
+        f64::from(u8::from(outcome == "no-go")),
+    ));
+    if snap.shutting_down {
+        return out;
+    }
+    for s in &snap.services {
+        let svc = [("service", s.name.as_str())];
+        let down = matches!(s.state.as_str(), "failed");
+        out.push(Sample::new(
+            "service_down",
+            &[
+                ("service", s.name.as_str()),
+                ("priority", s.priority.as_str()),
+            ],
+            f64::from(u8::from(down)),
+        ));
+        out.push(Sample::new(
+            "service_restarts_total",
+            &svc,
+            f64::from(s.restarts),
+        ));
+        out.push(Sample::new(
+            "service_unready",
+            &svc,
+            f64::from(u8::from(s.state == "unready")),
+        ));
+        if let Some(b) = &s.breaker {
+            out.push(Sample::new(
+                "breaker_open",
+                &svc,
+                f64::from(u8::from(b == "open")),
+            ));
+        }
+    }
+    out
+}
+
+impl Driver {
+    /// One evaluation (every second).
+    pub(super) fn evaluate_alerts(&mut self) {
+        if self.alerts.is_none() {
+            return;
+        }
+        self.open_pending_store();
+        let now = now_ms();
+        let snap = self.api.snapshot.borrow().clone();
+        let mut samples = samples(&snap);
+        if let Some(ingress) = &self.ingress
+            && !self.spec.slos.is_empty()
+        {
+            let routes = ingress.handle.snapshot().routes;
+            for slo in &self.spec.slos {
+                let path = slo.route.value.as_str();
+                let (mut total, mut failed) = (0u64, 0u64);
+                for r in routes.iter().filter(|r| {
+                    r.name == path || (!r.name.starts_with('/') && r.name.ends_with(path))
+                }) {
+                    let c = &r.signals.requests;
+                    let errors = r.signals.upstream_errors;
+                    total += c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + errors;
+                    failed += c.c5xx + errors;
+                }
+                let labels = [("route", path)];
+                samples.push(Sample::new("ingress_requests_total", &labels, total as f64));
+                samples.push(Sample::new(
+                    "ingress_failures_total",
+                    &labels,
+                    failed as f64,
+                ));
+            }
+        }
+        let saved = match (&self.store, self.alerts.as_ref().is_some_and(|a| !a.loaded)) {
+            (Some(store), true) => Some((store.alert_state(), store.open_incident_id())),
+            _ => None,
+        };
+        let Some(side) = self.alerts.as_mut() else {
+            return;
+        };
+        if let Some((saved, incident)) = saved {
+            side.loaded = true;
+            side.incident = incident;
+            if let Some(n) = saved.and_then(|j| serde_json::from_str::<Notifier>(&j).ok()) {
+                side.notifier = n.restored();
+            }
+        }
+        side.eval.observe(now, &samples);
+        let transitions = side.eval.evaluate(now);
+        let before = side.notifier.backlog();
+        side.notifier.handle(now, &transitions, side.eval.firing());
+        if now.saturating_sub(side.started_ms) >= RECONCILE_AFTER_MS {
+            side.notifier.reconcile(now, side.eval.firing());
+        }
+        let due = side.notifier.due(now);
+        let changed =
+            !transitions.is_empty() || !due.is_empty() || before != side.notifier.backlog();
+        for t in &transitions {
+            let (status, alert) = match t {
+                Transition::Firing(a) => ("firing", a),
+                Transition::Resolved { alert, .. } => ("resolved", alert),
+            };
+            self.event(serde_json::json!({
+                "event": "alert",
+                "status": status,
+                "alert": alert.rule,
+                "severity": alert.severity.as_str(),
+                "labels": alert.labels,
+                "summary": alert.summary,
+            }));
+        }
+        self.track_incident(&transitions);
+        for d in due {
+            self.deliver(d);
+        }
+        if changed {
+            self.save_alerts();
+        }
+    }
+
+    /// A P0/P1 alert opens an incident (one at a time); its alerts go on the timeline; it is
+    /// resolved when no P0/P1 alert fires any more.
+    fn track_incident(&mut self, transitions: &[Transition]) {
+        let (Some(store), Some(side)) = (&self.store, &mut self.alerts) else {
+            return;
+        };
+        for t in transitions {
+            let (status, alert) = match t {
+                Transition::Firing(a) => ("firing", a),
+                Transition::Resolved { alert, .. } => ("resolved", alert),
+            };
+            let paging = alert.severity != gantry_alerts::Severity::P2;
+            if side.incident.is_none() && status == "firing" && paging {
+                match store.open_incident(
+                    alert.severity.as_str(),
+                    &alert.summary,
+                    alert.fired_ms.saturating_sub(alert.since_ms),
+                ) {
+                    Ok(id) => {
+                        side.incident = Some(id);
+                        self.out.gantry_line(&format!(
+                            "incident {id} opened: [{}] {} (`gantry incident show {id}`)",
+                            alert.severity.as_str(),
+                            alert.summary
+                        ));
+                    }
+                    Err(e) => self.out.gantry_line(&format!("alerts: {e}")),
+                }
+            }
+            if let Some(id) = side.incident {
+                store.incident_note(
+                    id,
+                    "alert",
+                    &format!("{status}: [{}] {}", alert.severity.as_str(), alert.summary),
+                );
+            }
+        }
+        let paging_firing = side
+            .eval
+            .firing()
+            .any(|a| a.severity != gantry_alerts::Severity::P2);
+        if let Some(id) = side.incident
+            && !paging_firing
+        {
+            store.incident_note(id, "resolved", "no P0/P1 alert fires any more");
+            if store.resolve_incident(id, "gantry").is_ok() {
+                side.incident = None;
+                self.out.gantry_line(&format!(
+                    "incident {id} resolved (`gantry incident postmortem {id}` drafts the review)"
+                ));
+            }
+        }
+    }
+
+    /// Adds to the open incident's timeline (state changes, operator actions).
+    pub(super) fn incident_note(&self, kind: &str, text: &str) {
+        if let (Some(store), Some(id)) =
+            (&self.store, self.alerts.as_ref().and_then(|a| a.incident))
+        {
+            store.incident_note(id, kind, text);
+        }
+    }
+
+    fn save_alerts(&mut self) {
+        let (Some(store), Some(side)) = (&self.store, &self.alerts) else {
+            return;
+        };
+        if let Ok(json) = serde_json::to_string(&side.notifier)
+            && let Err(e) = store.save_alert_state(&json)
+        {
+            self.out.gantry_line(&format!("alerts: {e}"));
+        }
+    }
+
+    /// Runs one delivery: the log line here, the webhook and exec off the loop.
+    fn deliver(&mut self, d: Delivery) {
+        let Some(side) = &self.alerts else { return };
+        let n = &d.notification;
+        let body = n
+            .alertmanager_json("gantry", |ms| {
+                gantry_time::rfc3339_utc(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+            })
+            .to_string();
+        match d.sink.as_str() {
+            "log" => {
+                let line = format!(
+                    "alert {}: [{}] {}{}",
+                    n.status,
+                    n.alert.severity.as_str(),
+                    n.alert.summary,
+                    if n.repeat > 0 { " (still firing)" } else { "" }
+                );
+                self.out.gantry_line(&line);
+                if let Some(side) = &mut self.alerts {
+                    side.notifier.delivered(d.id);
+                }
+            }
+            "webhook" => {
+                let Some(url) = side.webhook.clone() else {
+                    return;
+                };
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let result = post_json(&url, body).await;
+                    let _ = tx.send(Msg::AlertDelivered { id: d.id, result });
+                });
+            }
+            _ => {
+                let Some(cmd) = side.exec.clone() else { return };
+                // The notification on stdin: through /bin/sh, so the one waitpid caller (the
+                // reaper) still reaps it.
+                let mut argv = vec![
+                    "/bin/sh".to_string(),
+                    "-c".to_string(),
+                    "printf '%s' \"$GANTRY_ALERT_JSON\" | \"$@\"".to_string(),
+                    "gantry-alert".to_string(),
+                ];
+                argv.extend(cmd);
+                let env = vec![("GANTRY_ALERT_JSON".to_string(), body)];
+                let (tx, reaper) = (self.tx.clone(), self.reaper.clone());
+                tokio::spawn(async move {
+                    let outcome =
+                        crate::probe::exec(argv, env, None, Duration::from_secs(30), &reaper).await;
+                    let result = if outcome.ok {
+                        Ok(())
+                    } else {
+                        Err(outcome.message)
+                    };
+                    let _ = tx.send(Msg::AlertDelivered { id: d.id, result });
+                });
+            }
+        }
+    }
+
+    /// A webhook or exec delivery's result.
+    pub(super) fn alert_delivered(&mut self, id: u64, result: Result<(), String>) {
+        let Some(side) = &mut self.alerts else { return };
+        match result {
+            Ok(()) => side.notifier.delivered(id),
+            Err(e) => {
+                let retried = side.notifier.failed(id, now_ms());
+                let what = if retried { "retrying" } else { "giving up" };
+                self.out
+                    .gantry_line(&format!("alerts: a notification failed ({e}); {what}"));
+            }
+        }
+        self.save_alerts();
+    }
+
+    /// When the notifier wants the next evaluation sooner than the tick (a retry).
+    pub(super) fn alerts_enabled(&self) -> bool {
+        self.alerts.is_some()
+    }
+}
+
+/// POST `body` as JSON to an http:// URL; Ok on a 2xx answer within 10 s.
+async fn post_json(url: &str, body: String) -> Result<(), String> {
+    use http_body_util::{BodyExt as _, Full};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "only http:// webhooks are supported".to_string())?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let work = async {
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = hyper::Request::post(path)
+            .header("host", authority)
+            .header("content-type", "application/json")
+            .header("user-agent", "gantry-alerts")
+            .body(Full::new(hyper::body::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let _ = resp.into_body().collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("the webhook answered {status}"))
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), work)
+        .await
+        .map_err(|_| "the webhook did not answer within 10 s".to_string())?
+}
