@@ -332,3 +332,72 @@ fn header(head: &str, name: &str) -> Option<String> {
             .then(|| v.trim().to_string())
     })
 }
+
+fn through(port: u16, method: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = write!(
+        s,
+        "{method} /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+#[test]
+fn kill_switches_drive_the_ingress() {
+    let (api, ing) = (free_port(), free_port());
+    let toml = format!(
+        r#"
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name api --http {api}"
+upstream = "127.0.0.1:{api}"
+readiness = {{ http = "http://127.0.0.1:{api}/health" }}
+"#
+    );
+    let mut up = up("flags-switches", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    assert!(eventually(10, || through(ing, "GET").0 == 200));
+    let post_normal = through(ing, "POST").0;
+    assert_ne!(post_normal, 503);
+
+    let (code, out) = gantry_in(&up.dir, &["drain", "on", "--reason", "db migration"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(eventually(5, || through(ing, "POST").0 == 503));
+    assert_eq!(through(ing, "GET").0, 200, "reads pass a drain");
+
+    let (code, out) = gantry_in(&up.dir, &["emergency", "on", "--reason", "outage"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        eventually(5, || through(ing, "GET").0 == 503),
+        "emergency wins over drain"
+    );
+
+    for switch in ["emergency", "drain"] {
+        let (code, out) = gantry_in(&up.dir, &[switch, "off", "--reason", "over"]);
+        assert_eq!(code, 0, "{out}");
+    }
+    assert!(
+        eventually(5, || through(ing, "POST").0 == post_normal),
+        "back to normal"
+    );
+    assert_eq!(through(ing, "GET").0, 200);
+    assert_eq!(up.stop(), 0);
+}
