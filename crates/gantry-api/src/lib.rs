@@ -60,10 +60,12 @@
 mod api;
 pub mod auth;
 mod error;
+mod flags;
 mod health;
 mod ingress;
 mod metrics;
 pub mod model;
+pub mod ofrep;
 mod rollout;
 mod routes;
 mod server;

@@ -331,13 +331,14 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
     let snap = state.snapshot.borrow().clone();
     match render(&snap, SystemTime::now()) {
         Ok(mut body) => {
+            // The proxy's and the flags' series go before the OpenMetrics `# EOF` line.
+            let eof = body.rfind("# EOF").unwrap_or(body.len());
+            let tail = body.split_off(eof);
             if let Some(ingress) = &state.ingress {
-                // The proxy's series go before the OpenMetrics `# EOF` line.
-                let eof = body.rfind("# EOF").unwrap_or(body.len());
-                let tail = body.split_off(eof);
                 ingress.render_metrics(&mut body);
-                body.push_str(&tail);
             }
+            state.flag_stats.render(&mut body);
+            body.push_str(&tail);
             (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
         }
         Err(_) => ApiError::new(

@@ -101,7 +101,7 @@ pub struct Snapshot {
 }
 
 /// A mutation requested through the API; the driver answers on the oneshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ApiCommand {
     Start(String),
     Stop(String),
@@ -135,6 +135,16 @@ pub enum ApiCommand {
     Quarantine(String),
     /// Thaw a quarantined service: probes resume, back in the ingress once ready (`gantry release`).
     Release(String),
+    /// Overrides a flag's value (`gantry flag set`), optionally reverting after `expires`.
+    SetFlag {
+        key: String,
+        value: serde_json::Value,
+        expires: Option<std::time::Duration>,
+    },
+    /// Removes a flag's override (`gantry flag unset`).
+    UnsetFlag {
+        key: String,
+    },
 }
 
 impl ApiCommand {
@@ -163,6 +173,8 @@ impl ApiCommand {
             ApiCommand::Enable(n) => ("service.enable", Some(n.clone())),
             ApiCommand::Quarantine(n) => ("service.quarantine", Some(n.clone())),
             ApiCommand::Release(n) => ("service.release", Some(n.clone())),
+            ApiCommand::SetFlag { key, .. } => ("flag.set", Some(key.clone())),
+            ApiCommand::UnsetFlag { key } => ("flag.unset", Some(key.clone())),
         }
     }
 
@@ -269,6 +281,35 @@ pub struct ApiState {
     pub protect_reads: bool,
     /// The ingress, when the stack has one.
     pub ingress: Option<Arc<dyn crate::IngressControl>>,
+    /// The current flag set (overrides applied) and the overrides' who/why/until, published by
+    /// the driver; OFREP evaluates on the API's own tasks.
+    pub flags: watch::Receiver<Arc<FlagsView>>,
+    /// Evaluation and unknown-key counters (bounded label sets), for `/metrics` and `gantry flags`.
+    pub flag_stats: Arc<crate::ofrep::FlagStats>,
+}
+
+/// What the API serves about flags: the set with overrides applied, and the overrides themselves.
+#[derive(Debug, Clone, Default)]
+pub struct FlagsView {
+    /// The effective set: definitions (gantry.toml + flags file + built-ins) with overrides.
+    pub set: gantry_flags::FlagSet,
+    /// The overrides in force, with who set them, why and until when.
+    pub overrides: Vec<FlagOverride>,
+    /// Where the definitions came from and whether the last file read was valid.
+    pub source: Option<String>,
+}
+
+/// A runtime override as stored and shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlagOverride {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub reason: Option<String>,
+    pub actor: String,
+    /// RFC 3339.
+    pub set_at: String,
+    /// RFC 3339, when it reverts by itself.
+    pub expires_at: Option<String>,
 }
 
 impl std::fmt::Debug for ApiState {

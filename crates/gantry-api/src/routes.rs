@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::model::ApiState;
-use crate::{api, error, health, ingress, metrics, rollout};
+use crate::{api, error, flags, health, ingress, metrics, ofrep, rollout};
 
 /// Which handler serves a route. A `match` over it builds the router, so adding a variant
 /// without a handler does not compile.
@@ -42,16 +42,22 @@ pub enum Endpoint {
     RolloutStatus,
     RolloutControl,
     Releases,
+    OfrepFlag,
+    OfrepBulk,
+    OfrepConfiguration,
+    Flags,
+    FlagSet,
+    FlagUnset,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
-    /// `GET` or `POST`.
+    /// `GET`, `POST`, `PUT` or `DELETE`.
     pub method: &'static str,
     pub path: &'static str,
     pub endpoint: Endpoint,
-    /// True for mutations: they need the bearer token.
+    /// True when the bearer token is always needed: mutations, and OFREP (the read token will do).
     pub auth: bool,
 }
 
@@ -151,6 +157,27 @@ pub const ROUTES: &[Route] = &[
         Endpoint::Releases,
         false,
     ),
+    route(
+        "POST",
+        "/ofrep/v1/evaluate/flags/{key}",
+        Endpoint::OfrepFlag,
+        true,
+    ),
+    route(
+        "POST",
+        "/ofrep/v1/evaluate/flags",
+        Endpoint::OfrepBulk,
+        true,
+    ),
+    route(
+        "GET",
+        "/ofrep/v1/configuration",
+        Endpoint::OfrepConfiguration,
+        true,
+    ),
+    route("GET", "/api/v1/flags", Endpoint::Flags, false),
+    route("PUT", "/api/v1/flags/{key}", Endpoint::FlagSet, true),
+    route("DELETE", "/api/v1/flags/{key}", Endpoint::FlagUnset, true),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -185,6 +212,12 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::RolloutStatus => get(rollout::status),
         Endpoint::RolloutControl => post(rollout::control),
         Endpoint::Releases => get(rollout::releases),
+        Endpoint::OfrepFlag => post(ofrep::evaluate),
+        Endpoint::OfrepBulk => post(ofrep::evaluate_all),
+        Endpoint::OfrepConfiguration => get(ofrep::configuration),
+        Endpoint::Flags => get(flags::list),
+        Endpoint::FlagSet => put(flags::set),
+        Endpoint::FlagUnset => delete(flags::unset),
     }
 }
 

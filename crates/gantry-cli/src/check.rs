@@ -12,7 +12,17 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Usage);
         }
     };
-    let (errors, warnings) = checked.counts();
+    let (mut errors, mut warnings) = checked.counts();
+    let flags_file = checked.spec.flags.file.as_ref().map(|f| {
+        crate::flags_check::check_file(&checked.source.path, &f.value, crate::flags_check::today())
+    });
+    let file_problems = flags_file.as_ref().map_or(&[][..], |f| &f.problems[..]);
+    let file_errors = file_problems
+        .iter()
+        .filter(|p| p.severity == gantry_flags::Severity::Error)
+        .count();
+    errors += file_errors;
+    warnings += file_problems.len() - file_errors;
     if json {
         let out = serde_json::json!({
             "file": checked.source.path,
@@ -20,11 +30,18 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<Outcome> {
             "errors": errors,
             "warnings": warnings,
             "services": checked.spec.services.len(),
-            "diagnostics": checked.diagnostics.iter().map(|d| d.to_json(&checked.source)).collect::<Vec<_>>(),
+            "diagnostics": checked.diagnostics.iter().map(|d| d.to_json(&checked.source))
+                .chain(flags_file.iter().flat_map(|f| f.problems.iter().map(|p| crate::flags_check::to_json(&f.path, p))))
+                .collect::<Vec<_>>(),
         });
         crate::emit(&format!("{}\n", serde_json::to_string_pretty(&out)?));
     } else {
         checked.print_diagnostics();
+        if let Some(f) = &flags_file {
+            for p in &f.problems {
+                eprintln!("{}\n", crate::flags_check::render(&f.path, p));
+            }
+        }
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
         if errors > 0 {
             eprintln!(

@@ -76,6 +76,17 @@ impl Instance {
             .await
     }
 
+    /// Any method with the token and an optional JSON body (PUT / DELETE of flags).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, String> {
+        self.request(method, path, true, body.map(ToString::to_string))
+            .await
+    }
+
     async fn request(
         &self,
         method: &str,

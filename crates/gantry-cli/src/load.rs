@@ -74,6 +74,11 @@ pub fn check_text(
         gantry_plan::build(&loaded.spec, &source, timings)
     };
     diagnostics.extend(plan_diags);
+    diagnostics.extend(gantry_spec::flag_diagnostics(
+        &loaded.spec,
+        name,
+        crate::flags_check::today(),
+    ));
     diagnostics.sort_by_key(|d| (d.span.as_ref().map_or(usize::MAX, |s| s.start), d.severity));
     Checked {
         source,

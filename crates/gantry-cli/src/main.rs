@@ -7,6 +7,8 @@ mod check;
 mod client;
 mod ctl;
 mod export;
+mod flags;
+mod flags_check;
 mod graph;
 mod incident;
 mod init;
@@ -39,6 +41,44 @@ pub struct Cli {
     pub file: PathBuf,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `gantry flag …`.
+#[derive(Debug, Subcommand)]
+pub enum FlagAction {
+    /// A flag's current value, variant and reason, and its override (who, why, until).
+    Get {
+        name: String,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Override a flag's value (JSON when VALUE parses as JSON, a string otherwise); it survives
+    /// restarts of gantry and, with --expires, reverts by itself.
+    Set {
+        name: String,
+        value: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Revert after this long: 90s, 30m, 2h, 1d.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Remove a flag's override: it evaluates from its definition again.
+    Unset {
+        name: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// `on` or `off` for a kill switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 /// `gantry ingress …`.
@@ -201,6 +241,46 @@ pub enum Command {
     /// Restart a service; what hard-depends on it restarts after it is ready again.
     Restart {
         name: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Feature flags: key, value, variant, reason, owner, expiry, overrides (who, why, until)
+    /// and the unknown keys clients asked for.
+    Flags {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One flag: `gantry flag get|set|unset NAME`.
+    Flag {
+        #[command(subcommand)]
+        action: FlagAction,
+    },
+    /// The `write_drain` kill switch: writes through the ingress get 503, reads pass.
+    Drain {
+        state: OnOff,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The `brownout` kill switch: routes marked shed_in_brownout get 503.
+    Brownout {
+        state: OnOff,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The `emergency` kill switch: the ingress answers a maintenance page (health paths pass).
+    Emergency {
+        state: OnOff,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The `safe_mode` flag, delivered to services (OFREP, flags.json) for them to act on.
+    SafeMode {
+        state: OnOff,
         /// Why: kept in the audit log with who asked (`gantry audit`).
         #[arg(long)]
         reason: Option<String>,
@@ -466,6 +546,47 @@ fn main() -> ExitCode {
             ),
         },
         Command::Audit { since, limit, json } => ctl::audit(&cli.file, *since, *limit, *json),
+        Command::Flags { json } => flags::list(&cli.file, *json),
+        Command::Flag { action } => match action {
+            FlagAction::Get { name, json } => flags::get(&cli.file, name, *json),
+            FlagAction::Set {
+                name,
+                value,
+                reason,
+                expires,
+            } => flags::set(
+                &cli.file,
+                name,
+                value,
+                reason.as_deref(),
+                expires.as_deref(),
+            ),
+            FlagAction::Unset { name, reason } => flags::unset(&cli.file, name, reason.as_deref()),
+        },
+        Command::Drain { state, reason } => flags::switch(
+            &cli.file,
+            "write_drain",
+            *state == OnOff::On,
+            reason.as_deref(),
+        ),
+        Command::Brownout { state, reason } => flags::switch(
+            &cli.file,
+            "brownout",
+            *state == OnOff::On,
+            reason.as_deref(),
+        ),
+        Command::Emergency { state, reason } => flags::switch(
+            &cli.file,
+            "emergency",
+            *state == OnOff::On,
+            reason.as_deref(),
+        ),
+        Command::SafeMode { state, reason } => flags::switch(
+            &cli.file,
+            "safe_mode",
+            *state == OnOff::On,
+            reason.as_deref(),
+        ),
         Command::Ingress { action, json } => match action {
             None | Some(IngressAction::Status) => ctl::ingress_status(&cli.file, *json),
             Some(IngressAction::Mode { mode, shed, reason }) => {

@@ -122,6 +122,9 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
         | ApiCommand::Releases(_) => {
             return Err("cannot run a rollout here: rollouts are the process driver's".into());
         }
+        ApiCommand::SetFlag { .. } | ApiCommand::UnsetFlag { .. } => {
+            return Err("cannot change flags here: flags are the process driver's".into());
+        }
         ApiCommand::Start(name) => (name, Verb::Start),
         ApiCommand::Stop(name) => (name, Verb::Stop),
         ApiCommand::Restart(name) => (name, Verb::Restart),

@@ -16,8 +16,10 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 mod alerts;
+mod flags;
 mod ingress;
 
+pub use flags::{flag_diagnostics, parse_date, valid_flag_key};
 pub use ingress::instance_name;
 
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -73,6 +75,16 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     let mut spec = d.spec(root, doc.span());
     if let Some(v) = root.get("ingress") {
         spec.ingress = d.ingress(v);
+    }
+    if let Some(v) = root.get("flags") {
+        spec.flags.defs = d.flags(v);
+    }
+    if let Some(v) = root
+        .get("settings")
+        .and_then(|s| s.get_ref().as_table())
+        .and_then(|t| t.get("flags_file"))
+    {
+        spec.flags.file = d.string(v, "settings.flags_file");
     }
     if let Some(v) = root.get("alerts") {
         spec.alerts = d.alerts(v);

@@ -73,6 +73,8 @@ pub enum Ty {
     MapOf(&'static Ty, &'static str),
     DependsOn,
     Probe,
+    /// Any TOML value (a flag variant's value: bool, string, number or table).
+    Any,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -154,6 +156,12 @@ pub static SETTINGS: &[Key] = &[
         Ty::Str,
         None,
         "A file of named API tokens, so the audit log says who: one per line, `NAME ROLE SHA256HEX` (role `read` or `operator`; the token's SHA-256, e.g. `printf %s \"$TOKEN\" | sha256sum`). It must be mode 0600. Relative to the file.",
+    ),
+    k(
+        "flags_file",
+        Ty::Str,
+        None,
+        "A feature flag file in flagd's JSON format (`flags`, `variants`, `defaultVariant`, JSONLogic `targeting` with `fractional`, `$evaluators`), relative to this file. Its flags win over `[flags.NAME]` tables of the same name; `gantry check` validates it.",
     ),
     k(
         "shutdown_timeout",
@@ -792,6 +800,52 @@ pub static INGRESS: &[Key] = &[
     ),
 ];
 
+/// The values `type` accepts in `[flags.NAME]`.
+pub const FLAG_TYPES: &[&str] = &["bool", "string", "number", "object"];
+/// The values `state` accepts in `[flags.NAME]`.
+pub const FLAG_STATES: &[&str] = &["enabled", "disabled"];
+
+pub static FLAG: &[Key] = &[
+    k("description", Ty::Str, None, "What the flag is for."),
+    k(
+        "owner",
+        Ty::Str,
+        None,
+        "Who owns the flag (a team or a person), shown by `gantry flag list`.",
+    ),
+    k(
+        "type",
+        Ty::Enum(FLAG_TYPES),
+        None,
+        "The type of the flag's values; when absent, inferred from the variants (all must agree).",
+    ),
+    k(
+        "variants",
+        Ty::MapOf(&Ty::Any, "VARIANT"),
+        None,
+        "Variant name → value, e.g. `{ on = true, off = false }` or `{ red = \"#f00\", blue = \"#00f\" }`.",
+    ),
+    k(
+        "default",
+        Ty::Str,
+        None,
+        "The variant served when no override or rule applies; one of `variants`.",
+    ),
+    k(
+        "expires",
+        Ty::Str,
+        None,
+        "A date `YYYY-MM-DD` after which `gantry check` warns that the flag should be removed.",
+    ),
+    k("tags", Ty::StrList, Some("[]"), "Free tags."),
+    k(
+        "state",
+        Ty::Enum(FLAG_STATES),
+        Some("\"enabled\""),
+        "`disabled` serves no value (OFREP answers reason DISABLED; clients use their code default).",
+    ),
+];
+
 pub static ALERTS: &[Key] = &[
     k(
         "webhook",
@@ -908,6 +962,12 @@ pub static TOP: &[Key] = &[
         Ty::Table(INGRESS),
         None,
         "The ingress proxy in front of the services: listeners and routes.",
+    ),
+    k(
+        "flags",
+        Ty::MapOf(&Ty::Table(FLAG), "NAME"),
+        Some("{}"),
+        "Feature flags served over OpenFeature (OFREP), with an owner and an expiry. The kill switches `write_drain`, `brownout`, `emergency` and `safe_mode` always exist; define one here only as a bool flag.",
     ),
     k(
         "alerts",

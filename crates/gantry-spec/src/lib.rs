@@ -15,7 +15,7 @@ pub mod size;
 pub mod source;
 pub mod url;
 
-pub use decode::{Loaded, decode, instance_name, valid_name};
+pub use decode::{Loaded, decode, flag_diagnostics, instance_name, parse_date, valid_name};
 pub use diag::{Diagnostic, Severity};
 pub use model::*;
 pub use source::{Source, Span};

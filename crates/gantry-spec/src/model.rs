@@ -9,8 +9,10 @@ use std::time::Duration;
 pub use crate::cpu::MilliCpus;
 
 mod alerts;
+mod flags;
 mod ingress;
 pub use alerts::{ALERT_RULES, Alerts, Slo};
+pub use flags::{FlagDef, FlagsSpec};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
 
 /// A value and where it was written.
@@ -50,6 +52,8 @@ pub struct Spec {
     pub alerts: Option<Alerts>,
     /// `[slo.NAME]` tables.
     pub slos: Vec<Slo>,
+    /// `[flags.NAME]` tables and `[settings] flags_file`.
+    pub flags: FlagsSpec,
 }
 
 #[derive(Debug, Clone)]

@@ -159,6 +159,7 @@ fn ty_schema(ty: &Ty) -> Value {
         }
         Ty::DependsOn => reference("DependsOn"),
         Ty::Probe => reference("Probe"),
+        Ty::Any => json!({}),
     }
 }
 
@@ -542,6 +543,7 @@ fn ty_text(ty: &Ty) -> String {
         }
         Ty::DependsOn => "array of names or table, see [`depends_on`](#depends_on)".into(),
         Ty::Probe => "table, see [probes](#probes)".into(),
+        Ty::Any => "any value".into(),
     }
 }
 

@@ -178,7 +178,7 @@ fn cpu() -> BoxedStrategy<String> {
 fn int(min: i64, max: i64) -> BoxedStrategy<String> {
     prop_oneof![
         4 => (min..=max).prop_map(|n| n.to_string()),
-        1 => prop::sample::select(vec![min - 1, max + 1, 0, -1, i64::MAX, i64::MIN])
+        1 => prop::sample::select(vec![min.saturating_sub(1), max.saturating_add(1), 0, -1, i64::MAX, i64::MIN])
             .prop_map(|n| n.to_string()),
         1 => junk(),
     ]
@@ -289,6 +289,7 @@ fn value_for(ty: Ty) -> BoxedStrategy<String> {
             .boxed(),
         Ty::DependsOn => depends_on(),
         Ty::Probe => probe(),
+        Ty::Any => scalar(),
     };
     prop_oneof![8 => typed, 1 => junk()].boxed()
 }

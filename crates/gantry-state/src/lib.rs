@@ -23,6 +23,7 @@ pub mod analyze;
 pub mod audit;
 pub mod bounded;
 mod dir;
+pub mod flag_overrides;
 pub mod incidents;
 pub mod logfmt;
 pub mod missions;

@@ -90,6 +90,7 @@ impl Store {
         conn.execute_batch(SCHEMA)
             .and_then(|()| conn.execute_batch(crate::audit::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::switches::SCHEMA))
+            .and_then(|()| conn.execute_batch(crate::flag_overrides::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::alerts::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::incidents::SCHEMA))
             .and_then(|()| conn.execute_batch(crate::releases::SCHEMA))

@@ -551,6 +551,9 @@ impl Boot {
             // The embedding application decides where its router is reachable.
             protect_reads: false,
             ingress: None,
+            // An embedded boot serves the built-in kill switches only (no flags file).
+            flags: tokio::sync::watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
+            flag_stats: Arc::default(),
         }
     }
 

@@ -190,6 +190,8 @@ impl Harness {
             }),
             protect_reads: false,
             ingress: Some(Arc::new(FakeIngress::default())),
+            flags: watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
+            flag_stats: Arc::default(),
             missions: Arc::new(|| {
                 Ok(vec![
                     serde_json::json!({ "id": 1, "check": "boot", "service": "db", "status": "open" }),

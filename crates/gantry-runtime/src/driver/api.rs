@@ -160,6 +160,12 @@ impl Driver {
         reason: Option<&str>,
     ) -> Result<String, String> {
         self.host.mark_dirty();
+        if matches!(
+            cmd,
+            ApiCommand::SetFlag { .. } | ApiCommand::UnsetFlag { .. }
+        ) {
+            return self.flag_command(cmd, caller, reason);
+        }
         if let ApiCommand::Rotate(name) = &cmd {
             return self.rotate(name);
         }
@@ -269,6 +275,9 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         history,
         protect_reads: beyond_loopback(&cfg.spec.settings.api),
         ingress: None,
+        // Replaced by the driver's flag channel (flags.rs) before the server starts.
+        flags: watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
+        flag_stats: Arc::default(),
     };
     let mut addr = cfg.spec.settings.api.clone();
     // A relative unix socket path is relative to the stack file, like every other path.

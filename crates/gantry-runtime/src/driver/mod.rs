@@ -13,6 +13,7 @@ mod alerts;
 mod api;
 mod audit;
 mod exec;
+mod flags;
 mod ingress;
 mod output;
 mod quarantine;
@@ -336,6 +337,8 @@ struct Driver {
     reload_audits: Vec<i64>,
     /// Services disabled by an operator (kept in the state store across runs), by name.
     switches: switches::Switches,
+    /// Feature flags: definitions, overrides, kill switches (flags.rs).
+    flags: flags::FlagsSide,
 }
 
 impl Driver {
@@ -413,6 +416,11 @@ impl Driver {
         if let (Some(ing), Some((state, _))) = (&ingress, &mut api.state) {
             state.ingress = Some(ing.control());
         }
+        let (flags, flags_rx) =
+            flags::FlagsSide::start(&cfg.spec, &cfg.base_dir, state_dir.root())?;
+        if let Some((state, _)) = &mut api.state {
+            state.flags = flags_rx;
+        }
         let n = cfg.plan.units.len();
         Ok(Driver {
             spec: Arc::new(cfg.spec.clone()),
@@ -461,6 +469,7 @@ impl Driver {
             reload_waiters: None,
             reload_audits: Vec::new(),
             switches,
+            flags,
         })
     }
 
@@ -487,6 +496,8 @@ impl Driver {
             self.start_notify_listener(UnitId(i));
         }
         self.host.start();
+        // Kill switches left on by a stored override hold from the first request.
+        self.apply_kill_switches();
         // The first wave is spawned before the API is built and bound: that work is
         // not on the boot's critical path.
         if let Some(code) = gantry_host::drain(self) {
@@ -552,6 +563,7 @@ impl Driver {
             self.arm_listen_tick();
             let deadline = self.host.deadline();
             let rollout_due = self.rollout_due();
+            let flag_deadline = self.flags.deadline();
             tokio::select! {
                 biased;
                 _ = sigint.recv() => self.interrupt("interrupt"),
@@ -575,6 +587,8 @@ impl Driver {
                 _ = flush_tick.tick() => self.flush_logs(),
                 _ = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
                 _ = gantry_host::sleep_until_opt(publish_due), if publish_due.is_some() => {}
+                // An override with an expiry reverts by itself (audited as `flag.expire`).
+                _ = gantry_host::sleep_until_opt(flag_deadline), if flag_deadline.is_some() => self.expire_flags(),
                 _ = gantry_host::sleep_until_opt(self.kill_at), if self.kill_at.is_some() => {
                     self.out.gantry_line(&format!("shutdown took longer than {}; killing what is left", gantry_spec::duration::format_duration(self.shutdown_timeout)));
                     self.kill_at = None;

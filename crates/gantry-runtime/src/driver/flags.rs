@@ -1,0 +1,319 @@
+//! The driver's side of feature flags: the definitions (gantry.toml + the flags file) loaded at
+//! start, the runtime overrides kept in the state store (set, unset, expiring by themselves on a
+//! deadline of the event loop, audited), the effective set published to the API's watch channel
+//! and to `state_dir/flags.json`, and the kill switches driving the ingress mode.
+
+use super::Driver;
+use gantry_api::model::{ApiCommand, Caller, FlagOverride, FlagsView};
+use gantry_flags::{FlagSet, Override};
+use gantry_spec::Spec;
+use gantry_state::audit::AuditEntry;
+use gantry_state::flag_overrides::StoredOverride;
+use gantry_state::store::Store;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Flags as the driver holds them.
+pub(super) struct FlagsSide {
+    /// The definitions, without overrides.
+    base: FlagSet,
+    /// The overrides in force (from the store at start, then set / unset / expired).
+    overrides: Vec<StoredOverride>,
+    tx: watch::Sender<Arc<FlagsView>>,
+    source: Option<String>,
+    /// Where the evaluated values go for services that only read files.
+    json_file: PathBuf,
+    /// The ingress mode the kill switches asked for last.
+    mode: Option<&'static str>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The definitions of `spec`: `[flags.NAME]` tables and `[settings] flags_file`, the file winning.
+pub(super) fn load_definitions(
+    spec: &Spec,
+    base_dir: &Path,
+) -> Result<(FlagSet, Option<String>), String> {
+    let defs = spec
+        .flags
+        .defs
+        .iter()
+        .map(|d| d.to_flag("gantry.toml"))
+        .collect();
+    let show = |problems: Vec<gantry_flags::FlagProblem>| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    };
+    let toml = FlagSet::from_defs(defs).map_err(|p| format!("flags:\n  {}", show(p)))?;
+    let Some(file) = &spec.flags.file else {
+        return Ok((toml, Some("gantry.toml".to_string())));
+    };
+    let path = base_dir.join(&file.value);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "settings.flags_file: cannot read {}: {e}\n  hint: create it (flagd's JSON format) or remove the key",
+            path.display()
+        )
+    })?;
+    let parsed = FlagSet::parse_flagd(&text, &file.value)
+        .map_err(|p| format!("{}:\n  {}", path.display(), show(p)))?;
+    Ok((
+        FlagSet::merged(&toml, &parsed),
+        Some(format!("gantry.toml + {}", file.value)),
+    ))
+}
+
+impl FlagsSide {
+    /// The definitions and the stored overrides; the receiver goes to the API.
+    pub(super) fn start(
+        spec: &Spec,
+        base_dir: &Path,
+        state_dir: &Path,
+    ) -> Result<(FlagsSide, watch::Receiver<Arc<FlagsView>>), String> {
+        let (base, source) = load_definitions(spec, base_dir)?;
+        let overrides = match Store::open_existing(state_dir) {
+            Some(store) => store.flag_overrides().unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let (tx, rx) = watch::channel(Arc::new(FlagsView::default()));
+        let mut side = FlagsSide {
+            base,
+            overrides,
+            tx,
+            source,
+            json_file: state_dir.join("flags.json"),
+            mode: None,
+        };
+        side.publish();
+        Ok((side, rx))
+    }
+
+    fn effective(&self) -> FlagSet {
+        let list: Vec<Override> = self
+            .overrides
+            .iter()
+            .filter_map(|o| {
+                Some(Override {
+                    key: o.key.clone(),
+                    value: serde_json::from_str(&o.value).ok()?,
+                })
+            })
+            .collect();
+        self.base.with_overrides(&list)
+    }
+
+    /// Publishes the effective set to the API and writes `flags.json` (temp file + rename).
+    fn publish(&mut self) {
+        let set = self.effective();
+        let empty = serde_json::Value::Object(serde_json::Map::new());
+        let mut values = serde_json::Map::new();
+        for key in set.keys() {
+            if let Ok(e) = set.evaluate(key, &empty) {
+                values.insert(key.to_string(), e.value.unwrap_or(serde_json::Value::Null));
+            }
+        }
+        let overrides = self
+            .overrides
+            .iter()
+            .map(|o| FlagOverride {
+                key: o.key.clone(),
+                value: serde_json::from_str(&o.value).unwrap_or(serde_json::Value::Null),
+                reason: o.reason.clone(),
+                actor: o.actor.clone(),
+                set_at: o.set_at.clone(),
+                expires_at: o.expires_at.clone(),
+            })
+            .collect();
+        self.tx.send_replace(Arc::new(FlagsView {
+            set,
+            overrides,
+            source: self.source.clone(),
+        }));
+        let text = serde_json::to_string_pretty(&values).unwrap_or_default();
+        let tmp = self.json_file.with_extension("json.tmp");
+        if std::fs::write(&tmp, text + "\n").is_ok() {
+            let _ = std::fs::rename(&tmp, &self.json_file);
+        }
+    }
+
+    /// The ingress mode the kill switches call for: emergency > write_drain > brownout > normal.
+    fn wanted_mode(&self) -> &'static str {
+        let set = self.tx.borrow().set.clone();
+        let on = |key: &str| {
+            set.evaluate(key, &serde_json::Value::Null)
+                .ok()
+                .and_then(|e| e.value)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+        };
+        if on("emergency") {
+            "emergency"
+        } else if on("write_drain") {
+            "write_drain"
+        } else if on("brownout") {
+            "brownout"
+        } else {
+            "normal"
+        }
+    }
+
+    /// When the next override expires.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let next = self
+            .overrides
+            .iter()
+            .filter_map(|o| o.expires_at_ms)
+            .min()?;
+        let wait = u64::try_from(next.saturating_sub(now_ms())).unwrap_or(0);
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+}
+
+impl Driver {
+    /// Switches the ingress to the kill switches' mode when it changed (or at start when a
+    /// switch is on).
+    pub(super) fn apply_kill_switches(&mut self) {
+        let wanted = self.flags.wanted_mode();
+        if self.flags.mode == Some(wanted) || (self.flags.mode.is_none() && wanted == "normal") {
+            self.flags.mode = Some(wanted);
+            return;
+        }
+        self.flags.mode = Some(wanted);
+        if let Some(ing) = &self.ingress {
+            match ing.control().set_mode(wanted, None) {
+                Ok(applied) => {
+                    self.out
+                        .gantry_line(&format!("ingress: mode {applied} (kill switch)"));
+                    self.event(serde_json::json!({
+                        "event": "ingress_mode",
+                        "mode": applied,
+                        "source": "flags",
+                    }));
+                }
+                Err(e) => self
+                    .out
+                    .gantry_line(&format!("ingress: cannot switch to {wanted}: {e}")),
+            }
+        }
+    }
+
+    /// `SetFlag` / `UnsetFlag` from the API (already recorded in the audit log).
+    pub(super) fn flag_command(
+        &mut self,
+        cmd: ApiCommand,
+        caller: &Caller,
+        reason: Option<&str>,
+    ) -> Result<String, String> {
+        self.open_pending_store();
+        let message = match cmd {
+            ApiCommand::SetFlag {
+                key,
+                value,
+                expires,
+            } => {
+                self.flags.base.check_override(&key, &value)?;
+                let now = SystemTime::now();
+                let until = expires.map(|d| now + d);
+                let stored = StoredOverride {
+                    key: key.clone(),
+                    value: value.to_string(),
+                    reason: reason.map(str::to_string),
+                    actor: caller.actor.clone(),
+                    set_at: gantry_time::rfc3339_utc(now),
+                    expires_at_ms: until.map(|t| {
+                        t.duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    }),
+                    expires_at: until.map(gantry_time::rfc3339_utc),
+                };
+                if let Some(store) = &self.store {
+                    store.put_flag_override(&stored)?;
+                }
+                self.flags.overrides.retain(|o| o.key != key);
+                self.flags.overrides.push(stored);
+                let until = until
+                    .map(|t| format!(" until {}", gantry_time::rfc3339_utc(t)))
+                    .unwrap_or_default();
+                format!("flag `{key}` overridden to {value}{until}")
+            }
+            ApiCommand::UnsetFlag { key } => {
+                if self.flags.base.get(&key).is_none() {
+                    return Err(format!("unknown flag `{key}`"));
+                }
+                if let Some(store) = &self.store {
+                    store.delete_flag_override(&key)?;
+                }
+                let before = self.flags.overrides.len();
+                self.flags.overrides.retain(|o| o.key != key);
+                if before == self.flags.overrides.len() {
+                    format!("flag `{key}` had no override")
+                } else {
+                    format!("flag `{key}` override removed")
+                }
+            }
+            _ => return Err("not a flag command".to_string()),
+        };
+        self.out.gantry_line(&format!(
+            "flags: {message} by {}{}",
+            caller.actor,
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        ));
+        self.flags.publish();
+        self.apply_kill_switches();
+        Ok(message)
+    }
+
+    /// Reverts the overrides whose time is up, each recorded in the audit log (`flag.expire`).
+    pub(super) fn expire_flags(&mut self) {
+        let now = now_ms();
+        let due: Vec<StoredOverride> = self
+            .flags
+            .overrides
+            .iter()
+            .filter(|o| o.expires_at_ms.is_some_and(|t| t <= now))
+            .cloned()
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for o in &due {
+            let id = self.audit_begin(&AuditEntry {
+                actor: "gantry".to_string(),
+                action: "flag.expire".to_string(),
+                target: Some(o.key.clone()),
+                reason: Some(format!(
+                    "the override set by {} expired at {}",
+                    o.actor,
+                    o.expires_at.clone().unwrap_or_default()
+                )),
+                before: Some(o.value.clone()),
+                after: None,
+            });
+            let result = match &self.store {
+                Some(store) => store.delete_flag_override(&o.key),
+                None => Ok(()),
+            };
+            let answer = result.map(|()| format!("flag `{}` override expired", o.key));
+            if let Some(id) = id {
+                self.audit_end(id, &answer);
+            }
+            self.out
+                .gantry_line(&format!("flags: the override of `{}` expired", o.key));
+        }
+        self.flags
+            .overrides
+            .retain(|o| !due.iter().any(|d| d.key == o.key));
+        self.flags.publish();
+        self.apply_kill_switches();
+    }
+}
