@@ -115,7 +115,10 @@ fn every_flags_file_problem_is_reported_with_its_json_path() {
       "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
       "targeting": {"if": [{"frobnicate": [1]}, "on", "off"]}
     },
-    "safe_mode": { "state": "ENABLED", "variants": {"on": 1, "off": 0}, "defaultVariant": "off" }
+    "safe_mode": { "state": "ENABLED", "variants": {"on": 1, "off": 0}, "defaultVariant": "off" },
+    "r": { "state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on",
+           "targeting": {"if": [{"$ref": "nope"}, "on", null]} },
+    "s": { "state": "ON", "variants": {"on": true}, "defaultVariant": "on" }
   }
 }"#;
     let run = check("json", &[("gantry.toml", &toml), ("flags.json", json)], &[]);
@@ -126,6 +129,8 @@ fn every_flags_file_problem_is_reported_with_its_json_path() {
         "error[flag]: flags.json: flags.mixed.variants.b: ",
         "error[flag]: flags.json: flags.unknown-op.targeting.if[0].frobnicate: ",
         "error[flag]: flags.json: flags.safe_mode",
+        "error[flag]: flags.json: flags.r.targeting.if[0].$ref: ",
+        "error[flag]: flags.json: flags.s.state: ",
     ] {
         assert!(
             heads.iter().any(|h| h.starts_with(e)),
