@@ -401,3 +401,75 @@ readiness = {{ http = "http://127.0.0.1:{api}/health" }}
     assert_eq!(through(ing, "GET").0, 200);
     assert_eq!(up.stop(), 0);
 }
+
+/// A service finds OFREP through its own environment: the Python SDK inside a service, with
+/// nothing but `GANTRY_OFREP_URL` and `GANTRY_OFREP_TOKEN`, evaluates a flag; the token it printed
+/// is masked in gantry's output.
+#[test]
+fn a_service_finds_ofrep_through_its_environment() {
+    let api = free_port();
+    let dir = tempdir("flags-env");
+    let script = r#"
+import json, os, sys, time
+from openfeature import api
+from openfeature.contrib.provider.ofrep import OFREPProvider
+url, token = os.environ["GANTRY_OFREP_URL"], os.environ["GANTRY_OFREP_TOKEN"]
+print("token=" + token, flush=True)
+api.set_provider(OFREPProvider(url, headers_factory=lambda: {"Authorization": "Bearer " + token}))
+c = api.get_client()
+deadline = time.time() + 15
+while True:
+    d = c.get_string_details("greeting", "unreachable")
+    if d.value != "unreachable" or time.time() > deadline:
+        break
+    time.sleep(0.1)
+open("seen.json", "w").write(json.dumps([url, d.value, str(d.reason)]))
+"#;
+    std::fs::write(dir.join("sdk.py"), script).unwrap();
+    std::fs::write(
+        dir.join("gantry.toml"),
+        format!(
+            r#"
+[settings]
+api = "127.0.0.1:{api}"
+
+[flags.greeting]
+variants = {{ hello = "hello", hi = "hi" }}
+default = "hi"
+
+[services.reader]
+kind = "task"
+command = "{} sdk.py"
+"#,
+            python().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(gantry())
+        .args(["up", "--json"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = dir.join("seen.json");
+    let ok = eventually(30, || {
+        seen.exists() && std::fs::read_to_string(&seen).is_ok_and(|s| s.ends_with(']'))
+    });
+    let _ = Command::new("kill")
+        .args(["-INT", &out.id().to_string()])
+        .status();
+    let output = out.wait_with_output().unwrap();
+    assert!(ok, "the service never evaluated the flag");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&seen).unwrap()).unwrap();
+    assert_eq!(v[0], format!("http://127.0.0.1:{api}"));
+    assert_eq!(v[1], "hi", "{v}");
+    let token = std::fs::read_to_string(dir.join(".gantry/api.read-token")).unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("token="), "{printed}");
+    assert!(
+        !printed.contains(token.trim()),
+        "the read token leaked into gantry's output"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

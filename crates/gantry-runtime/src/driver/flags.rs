@@ -317,3 +317,39 @@ impl Driver {
         self.apply_kill_switches();
     }
 }
+
+/// Where services find OFREP: the API's base URL and the read-only token. Only for a TCP
+/// address fixed in the file: a unix socket is not an HTTP URL an OpenFeature SDK can use, and
+/// with port 0 the port is known only once the API has bound, after the first services
+/// started (those read `state_dir/api.addr` instead).
+pub(super) fn ofrep_env(api: &str, read_token: &str) -> Vec<(String, String)> {
+    let Ok(addr) = api.parse::<std::net::SocketAddr>() else {
+        return Vec::new();
+    };
+    if addr.port() == 0 || read_token.is_empty() {
+        return Vec::new();
+    }
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    vec![
+        (
+            "GANTRY_OFREP_URL".to_string(),
+            format!("http://{host}:{}", addr.port()),
+        ),
+        ("GANTRY_OFREP_TOKEN".to_string(), read_token.to_string()),
+    ]
+}
+
+/// Adds `extra` to a service's environment unless the service sets the variable itself.
+pub(super) fn add_env(env: &mut Vec<(String, String)>, extra: &[(String, String)]) {
+    for (k, v) in extra {
+        if !env.iter().any(|(name, _)| name == k) {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+}

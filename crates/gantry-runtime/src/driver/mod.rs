@@ -339,6 +339,9 @@ struct Driver {
     switches: switches::Switches,
     /// Feature flags: definitions, overrides, kill switches (flags.rs).
     flags: flags::FlagsSide,
+    /// `GANTRY_OFREP_URL` and `GANTRY_OFREP_TOKEN` for every service (empty when the API
+    /// has no address a client can reach over HTTP before it binds: a unix socket, port 0).
+    ofrep_env: Vec<(String, String)>,
 }
 
 impl Driver {
@@ -349,7 +352,6 @@ impl Driver {
         lock: InstanceLock,
         limiter: crate::resource::Limiter,
     ) -> Result<Driver, String> {
-        let redactor = Redactor::new(cfg.secrets.iter().map(|s| s.value.clone()));
         let state_dir = StateDir::new(cfg.base_dir.join(&cfg.spec.settings.state_dir));
         // Log files open at a service's first output line; the directory exists from the
         // start so that `gantry logs` can tell "no output yet" from "never booted".
@@ -418,6 +420,25 @@ impl Driver {
         }
         let (flags, flags_rx) =
             flags::FlagsSide::start(&cfg.spec, &cfg.base_dir, state_dir.root())?;
+        let ofrep_env = api
+            .state
+            .as_ref()
+            .map(|(state, _)| flags::ofrep_env(&cfg.spec.settings.api, &state.read_token))
+            .unwrap_or_default();
+        for svc in &mut svcs {
+            if let Ok(spawn) = &mut svc.spawn {
+                flags::add_env(&mut spawn.env, &ofrep_env);
+            }
+        }
+        // The read token services get is masked in their output like a secret.
+        let mut masked: Vec<String> = cfg.secrets.iter().map(|x| x.value.clone()).collect();
+        masked.extend(
+            ofrep_env
+                .iter()
+                .filter(|(k, _)| k == "GANTRY_OFREP_TOKEN")
+                .map(|(_, v)| v.clone()),
+        );
+        let redactor = Redactor::new(masked.iter());
         if let Some((state, _)) = &mut api.state {
             state.flags = flags_rx;
         }
@@ -426,7 +447,7 @@ impl Driver {
             spec: Arc::new(cfg.spec.clone()),
             base_dir: cfg.base_dir.clone(),
             redactor,
-            masked: cfg.secrets.iter().map(|x| x.value.clone()).collect(),
+            masked,
             secrets: cfg.secrets.clone(),
             stale_secrets: Default::default(),
             api,
@@ -470,6 +491,7 @@ impl Driver {
             reload_audits: Vec::new(),
             switches,
             flags,
+            ofrep_env,
         })
     }
 

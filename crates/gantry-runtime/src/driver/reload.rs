@@ -166,7 +166,11 @@ impl Driver {
     }
 
     /// Diffs the reloaded file against the running plan and applies the difference.
-    fn apply_reload(&mut self, new: Loaded) -> Result<String, String> {
+    fn apply_reload(&mut self, mut new: Loaded) -> Result<String, String> {
+        // Services get the OFREP variables as at start, so they are no difference.
+        for env in new.envs.iter_mut().flatten() {
+            super::flags::add_env(env, &self.ofrep_env);
+        }
         if self.host.engine().is_shutting_down() {
             return Err("the stack is shutting down".into());
         }
