@@ -105,27 +105,14 @@ pub(crate) async fn status(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let caller = match authorize_read(&state, &headers) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let Path(service) = match name {
-        Ok(n) => n,
-        Err(e) => return bad_path(&e).into_response(),
-    };
-    match ask(&state, caller, ApiCommand::RolloutStatus(service)).await {
-        Ok(Ok(text)) => {
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            (StatusCode::OK, Json(v)).into_response()
-        }
-        Ok(Err(message)) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            message,
-            "start one with `gantry rollout NAME --set-env K=V --reason TEXT`",
-        )
-        .into_response(),
-        Err(e) => e.into_response(),
-    }
+    read_json(
+        &state,
+        &headers,
+        name,
+        ApiCommand::RolloutStatus,
+        "start one with `gantry rollout NAME --set-env K=V --reason TEXT`",
+    )
+    .await
 }
 
 /// `GET /api/v1/services/{name}/releases`: the numbered releases, newest first.
@@ -134,7 +121,25 @@ pub(crate) async fn releases(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let caller = match authorize_read(&state, &headers) {
+    read_json(
+        &state,
+        &headers,
+        name,
+        ApiCommand::Releases,
+        "releases are recorded per service of the stack file",
+    )
+    .await
+}
+
+/// A read the driver answers with JSON text: 200 with it, or 404 with `hint`.
+async fn read_json(
+    state: &ApiState,
+    headers: &HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    make: fn(String) -> ApiCommand,
+    hint: &str,
+) -> Response {
+    let caller = match authorize_read(state, headers) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -142,17 +147,12 @@ pub(crate) async fn releases(
         Ok(n) => n,
         Err(e) => return bad_path(&e).into_response(),
     };
-    match ask(&state, caller, ApiCommand::Releases(service)).await {
+    match ask(state, caller, make(service)).await {
         Ok(Ok(text)) => {
             let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             (StatusCode::OK, Json(v)).into_response()
         }
-        Ok(Err(message)) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            message,
-            "releases are recorded per service of the stack file",
-        )
-        .into_response(),
+        Ok(Err(message)) => ApiError::new(StatusCode::NOT_FOUND, message, hint).into_response(),
         Err(e) => e.into_response(),
     }
 }

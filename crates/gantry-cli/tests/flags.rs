@@ -333,25 +333,10 @@ fn header(head: &str, name: &str) -> Option<String> {
     })
 }
 
+/// A request through the ingress (status 0 when nothing answers).
 fn through(port: u16, method: &str) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let _ = write!(
-        s,
-        "{method} /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
+    http_with(&format!("127.0.0.1:{port}"), method, "/health", &[], "")
+        .unwrap_or((0, String::new()))
 }
 
 #[test]
