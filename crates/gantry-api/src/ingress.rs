@@ -1,9 +1,9 @@
 //! The ingress's place in the API: its status (`GET /api/v1/ingress`), the traffic-mode switch
 //! (`POST /api/v1/ingress/mode`) and its golden signals appended to `/metrics`.
 //!
-//! gantry-api does not know the proxy: the driver hands it an [`IngressControl`], which acts
-//! on the proxy directly (atomics on the proxy's own thread), so a switch never waits for the
-//! supervisor's event loop.
+//! gantry-api does not know the proxy: the driver hands it an [`IngressControl`]. A mode
+//! switch goes through the driver as kill-switch overrides (one source of truth, audited);
+//! the driver then sets the proxy's mode (atomics on the proxy's own thread).
 
 use axum::Json;
 use axum::extract::State;
@@ -11,9 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::api::{check_reason, dispatch};
 use crate::auth::authorize;
 use crate::error::ApiError;
-use crate::model::ApiState;
+use crate::model::{ApiCommand, ApiState};
 
 /// What the API may do with the ingress.
 pub trait IngressControl: Send + Sync {
@@ -54,17 +55,20 @@ pub(crate) async fn status(State(state): State<ApiState>) -> Response {
     }
 }
 
+/// `POST /api/v1/ingress/mode`: checked here, then set through the kill switches by the
+/// driver (audited as `ingress.mode`), so the flags and the proxy never disagree.
 pub(crate) async fn mode(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Result<Json<ModeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(e) = authorize(&state, &headers) {
-        return e.into_response();
-    }
-    let Some(ingress) = &state.ingress else {
-        return no_ingress().into_response();
+    let caller = match authorize(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
+    if state.ingress.is_none() {
+        return no_ingress().into_response();
+    }
     let request = match body {
         Ok(Json(r)) => r,
         Err(e) => {
@@ -76,23 +80,36 @@ pub(crate) async fn mode(
             .into_response();
         }
     };
-    match ingress.set_mode(&request.mode, request.shed_percent) {
-        Ok(applied) => {
-            let reason = request.reason.unwrap_or_default();
-            let _ = state.events.send(serde_json::json!({
-                "event": "ingress_mode",
-                "mode": applied,
-                "shed_percent": request.shed_percent,
-                "reason": reason,
-            }));
-            Json(serde_json::json!({ "mode": applied, "shed_percent": request.shed_percent }))
-                .into_response()
-        }
-        Err(why) => ApiError::new(
+    let modes = "modes: normal, write_drain, brownout (with shed_percent 0-100), emergency";
+    if !matches!(
+        request.mode.as_str(),
+        "normal" | "write_drain" | "brownout" | "emergency"
+    ) {
+        return ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            why,
-            "modes: normal, write_drain, brownout (with shed_percent 0-100), emergency",
+            format!(
+                "unknown mode `{}`",
+                request.mode.chars().take(40).collect::<String>()
+            ),
+            modes,
         )
-        .into_response(),
+        .into_response();
     }
+    if request.shed_percent.is_some_and(|p| p > 100) {
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "shed_percent is a share of requests: 0 to 100",
+            modes,
+        )
+        .into_response();
+    }
+    let reason = match check_reason(request.reason) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let command = ApiCommand::IngressMode {
+        mode: request.mode,
+        shed_percent: request.shed_percent,
+    };
+    dispatch(&state, caller, reason, command).await
 }

@@ -145,6 +145,12 @@ pub enum ApiCommand {
     UnsetFlag {
         key: String,
     },
+    /// Sets the kill switches so that the ingress runs in `mode` (`POST /api/v1/ingress/mode`,
+    /// `gantry ingress mode`): the same overrides `gantry drain|brownout|emergency on` set.
+    IngressMode {
+        mode: String,
+        shed_percent: Option<u8>,
+    },
 }
 
 impl ApiCommand {
@@ -175,6 +181,7 @@ impl ApiCommand {
             ApiCommand::Release(n) => ("service.release", Some(n.clone())),
             ApiCommand::SetFlag { key, .. } => ("flag.set", Some(key.clone())),
             ApiCommand::UnsetFlag { key } => ("flag.unset", Some(key.clone())),
+            ApiCommand::IngressMode { mode, .. } => ("ingress.mode", Some(mode.clone())),
         }
     }
 

@@ -20,34 +20,36 @@ fn mode_request(body: &str, token: bool) -> Request<Body> {
 }
 
 #[tokio::test]
-async fn a_mode_switch_needs_the_token_and_reaches_the_ingress_at_once() {
+async fn a_mode_switch_needs_the_token_and_goes_to_the_driver_as_kill_switches() {
     let fake = Arc::new(FakeIngress::default());
     let mut h = Harness::new(go());
     h.state.ingress = Some(fake.clone());
-    let mut events = h.events.subscribe();
+    let mut seen = h.answer_commands();
 
     let r = send(h.router(), mode_request(r#"{"mode":"write_drain"}"#, false)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    assert!(fake.modes.lock().unwrap().is_empty());
+    assert!(seen.try_recv().is_err(), "nothing reached the driver");
 
     let r = send(
         h.router(),
-        mode_request(r#"{"mode":"write_drain","reason":"db failover"}"#, true),
+        mode_request(
+            r#"{"mode":"brownout","shed_percent":30,"reason":"db failover"}"#,
+            true,
+        ),
     )
     .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.json()["mode"], "write_drain");
-    assert_eq!(
-        fake.modes.lock().unwrap().as_slice(),
-        [("write_drain".to_string(), None)]
-    );
-    let event = events.try_recv().expect("an event");
-    assert_eq!(event["event"], "ingress_mode");
-    assert_eq!(event["reason"], "db failover");
-
-    let r = get(h.router(), "/api/v1/ingress").await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["mode"], "write_drain");
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    match seen.recv().await.expect("a command") {
+        gantry_api::model::ApiCommand::IngressMode { mode, shed_percent } => {
+            assert_eq!(mode, "brownout");
+            assert_eq!(shed_percent, Some(30));
+        }
+        other => panic!("unexpected command {other:?}"),
+    }
+    // The proxy is set by the driver (through the flags), never by the route itself.
+    assert!(fake.modes.lock().unwrap().is_empty());
+    let callers = h.callers.lock().unwrap().clone();
+    assert_eq!(callers.last().unwrap().1.as_deref(), Some("db failover"));
 }
 
 #[tokio::test]
@@ -59,6 +61,12 @@ async fn a_bad_mode_request_says_what_is_accepted() {
     assert!(r.body.contains("write_drain"), "{}", r.body);
     let r = send(h.router(), mode_request(r#"{"mood":"normal"}"#, true)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = send(
+        h.router(),
+        mode_request(r#"{"mode":"brownout","shed_percent":101}"#, true),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 }
 
 #[tokio::test]

@@ -269,8 +269,14 @@ pub fn ingress_mode(
     let body = serde_json::json!({ "mode": mode, "shed_percent": shed_percent, "reason": reason });
     let resp = rt.block_on(inst.post_json("/api/v1/ingress/mode", &body));
     match resp {
-        Ok(r) if r.status == 200 => {
-            println!("ingress mode: {mode}");
+        Ok(r) if (200..300).contains(&r.status) => {
+            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            println!(
+                "{}",
+                v["message"]
+                    .as_str()
+                    .map_or_else(|| format!("ingress mode: {mode}"), str::to_string)
+            );
             Ok(Outcome::Success)
         }
         other => Ok(report(other)),

@@ -178,6 +178,33 @@ pub fn unset(file: &Path, name: &str, reason: Option<&str>) -> anyhow::Result<Ou
 
 /// `gantry drain|brownout|emergency|safe-mode on|off --reason`: `on` overrides the kill switch
 /// to true, `off` removes the override (back to the definition: off unless defined otherwise).
+/// `gantry brownout on [--shed PERCENT]|off`: the shed share first, so the switch turns on
+/// with it; `off` clears both.
+pub fn brownout(
+    file: &Path,
+    on: bool,
+    shed: Option<u8>,
+    reason: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let share = gantry_flags::SHED_PERCENT;
+    match (on, shed) {
+        (true, Some(p)) => {
+            let outcome = set(file, share, &p.to_string(), reason, None)?;
+            if outcome != Outcome::Success {
+                return Ok(outcome);
+            }
+        }
+        (false, _) => {
+            let outcome = unset(file, share, reason)?;
+            if outcome != Outcome::Success {
+                return Ok(outcome);
+            }
+        }
+        (true, None) => {}
+    }
+    switch(file, "brownout", on, reason)
+}
+
 pub fn switch(file: &Path, key: &str, on: bool, reason: Option<&str>) -> anyhow::Result<Outcome> {
     if on {
         set(file, key, "true", reason, None)

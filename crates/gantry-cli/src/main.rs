@@ -267,6 +267,10 @@ pub enum Command {
     /// The `brownout` kill switch: routes marked shed_in_brownout get 503.
     Brownout {
         state: OnOff,
+        /// With `on`: the share (0-100) of the other routes' requests shed too (the
+        /// `brownout_shed_percent` flag); `off` clears it.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        shed: Option<u8>,
         /// Why: kept in the audit log with who asked (`gantry audit`).
         #[arg(long)]
         reason: Option<String>,
@@ -569,12 +573,11 @@ fn main() -> ExitCode {
             *state == OnOff::On,
             reason.as_deref(),
         ),
-        Command::Brownout { state, reason } => flags::switch(
-            &cli.file,
-            "brownout",
-            *state == OnOff::On,
-            reason.as_deref(),
-        ),
+        Command::Brownout {
+            state,
+            shed,
+            reason,
+        } => flags::brownout(&cli.file, *state == OnOff::On, *shed, reason.as_deref()),
         Command::Emergency { state, reason } => flags::switch(
             &cli.file,
             "emergency",

@@ -20,7 +20,7 @@ mod set;
 
 pub use model::{
     ErrorCode, EvalError, Evaluation, Flag, FlagProblem, FlagState, KILL_SWITCHES, Kind, Override,
-    Reason, Severity,
+    Reason, SHED_PERCENT, Severity,
 };
 pub use murmur::murmur3_x86_32;
 pub use set::FlagSet;

@@ -10,6 +10,10 @@ use serde_json::{Map, Value};
 /// default `off`, owner `gantry`) unless the user defines them (as bool flags).
 pub const KILL_SWITCHES: [&str; 4] = ["write_drain", "brownout", "emergency", "safe_mode"];
 
+/// The built-in number flag that says which share (0 to 100) of the requests of routes *not*
+/// marked `shed_in_brownout` the ingress sheds too while `brownout` is on. Default 0.
+pub const SHED_PERCENT: &str = "brownout_shed_percent";
+
 /// Whether a flag is served (`ENABLED`) or answers `DISABLED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -114,6 +118,32 @@ impl Flag {
             description: Some(format!("gantry kill switch `{key}`")),
             owner: Some("gantry".to_string()),
             kind: Some(Kind::Bool),
+            expires: None,
+            tags: vec!["kill-switch".to_string()],
+            origin: "built-in".to_string(),
+        }
+    }
+
+    /// The built-in [`SHED_PERCENT`] flag: a number, default 0 (variants 0, 10, 25, 50, 100;
+    /// an override may give any number from 0 to 100).
+    pub fn shed_percent() -> Flag {
+        let variants = [0, 10, 25, 50, 100]
+            .into_iter()
+            .map(|p| (format!("p{p}"), Value::from(p)))
+            .collect();
+        Flag {
+            key: SHED_PERCENT.to_string(),
+            state: FlagState::Enabled,
+            variants,
+            default_variant: Some("p0".to_string()),
+            targeting: None,
+            metadata: Map::new(),
+            description: Some(
+                "the share (0-100) of the other routes' requests the ingress sheds in brownout"
+                    .to_string(),
+            ),
+            owner: Some("gantry".to_string()),
+            kind: Some(Kind::Number),
             expires: None,
             tags: vec!["kill-switch".to_string()],
             origin: "built-in".to_string(),

@@ -457,6 +457,20 @@ pub(crate) fn flag_problems(flag: &Flag, out: &mut Vec<FlagProblem>) {
             }
         }
     }
+    if flag.key == crate::model::SHED_PERCENT
+        && flag.origin != "built-in"
+        && flag.value_kind() != Some(Kind::Number)
+    {
+        out.push(FlagProblem::error(
+            o,
+            field_path(flag, ""),
+            format!(
+                "`{}` is gantry's brownout shed share and must be a number flag",
+                flag.key
+            ),
+            "give it number variants from 0 to 100, or rename your flag",
+        ));
+    }
     if KILL_SWITCHES.contains(&flag.key.as_str())
         && flag.origin != "built-in"
         && flag.value_kind() != Some(Kind::Bool)

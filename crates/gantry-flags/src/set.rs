@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::logic;
 use crate::model::{
     ErrorCode, EvalError, Evaluation, Flag, FlagProblem, FlagState, KILL_SWITCHES, Kind, Override,
-    Reason, Severity,
+    Reason, SHED_PERCENT, Severity,
 };
 
 /// An immutable set of flags (cheap to share as `Arc<FlagSet>`), built-in kill switches included.
@@ -32,6 +32,9 @@ impl FlagSet {
                 .entry(key.to_string())
                 .or_insert_with(|| Flag::kill_switch(key));
         }
+        flags
+            .entry(SHED_PERCENT.to_string())
+            .or_insert_with(Flag::shed_percent);
         for flag in flags.values_mut() {
             if flag.kind.is_none() {
                 flag.kind = flag.value_kind();
@@ -121,6 +124,14 @@ impl FlagSet {
             return Ok(());
         };
         match Kind::of(value) {
+            Some(_)
+                if key == SHED_PERCENT
+                    && !value.as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)) =>
+            {
+                Err(format!(
+                    "flag `{key}` is a share of requests: give a number from 0 to 100, not {value}"
+                ))
+            }
             Some(got) if got == want => Ok(()),
             Some(got) => Err(format!(
                 "flag `{key}` is a {} flag, the value {value} is a {}: give a {} value",

@@ -52,8 +52,22 @@ const SAMPLE: &str = r##"{
 #[test]
 fn parses_flagd_and_resolves_refs() {
     let s = FlagSet::parse_flagd(SAMPLE, "flags.json").expect("valid");
-    // 4 flags + 4 built-in kill switches
-    assert_eq!(s.len(), 8);
+    // 4 flags + 4 built-in kill switches + the brownout shed share
+    assert_eq!(s.len(), 9);
+    assert_eq!(
+        s.evaluate("brownout_shed_percent", &json!({}))
+            .expect("built in")
+            .value,
+        Some(json!(0))
+    );
+    assert!(
+        s.check_override("brownout_shed_percent", &json!(101))
+            .is_err()
+    );
+    assert!(
+        s.check_override("brownout_shed_percent", &json!(30))
+            .is_ok()
+    );
     let staff = s
         .evaluate("new-ui", &json!({"email": "a@example.com"}))
         .expect("ok");
@@ -255,7 +269,7 @@ fn merged_file_wins() {
     let m = FlagSet::merged(&toml, &file);
     assert_eq!(m.get("new-ui").map(|f| f.variants.len()), Some(2));
     assert!(m.get("toml-only").is_some());
-    assert_eq!(m.len(), 9);
+    assert_eq!(m.len(), 10);
 }
 
 #[test]

@@ -122,7 +122,9 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
         | ApiCommand::Releases(_) => {
             return Err("cannot run a rollout here: rollouts are the process driver's".into());
         }
-        ApiCommand::SetFlag { .. } | ApiCommand::UnsetFlag { .. } => {
+        ApiCommand::SetFlag { .. }
+        | ApiCommand::UnsetFlag { .. }
+        | ApiCommand::IngressMode { .. } => {
             return Err("cannot change flags here: flags are the process driver's".into());
         }
         ApiCommand::Start(name) => (name, Verb::Start),

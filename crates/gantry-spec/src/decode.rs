@@ -1703,6 +1703,10 @@ impl Decoder<'_> {
             },
             logs: own.logs.or(defaults.logs).unwrap_or(self.logs),
             limits: own.limits.or(defaults.limits),
+            flags_restart: t
+                .get("flags_restart")
+                .map(|x| self.str_list(x, &p("flags_restart")))
+                .unwrap_or_default(),
             upstream: t
                 .get("upstream")
                 .and_then(|x| self.upstream(x, &p("upstream"))),

@@ -474,7 +474,7 @@ macro_rules! inheritable {
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 15 + 21;
+const SERVICE_LEN: usize = 15 + 22;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(
@@ -588,6 +588,12 @@ pub static SERVICE: &[Key] = &{
             Ty::Command,
             None,
             "A command run once when the service fails (e.g. clear a stale lock file); gantry then starts the service again and records the outcome in the mission.",
+        ),
+        k(
+            "flags_restart",
+            Ty::StrList,
+            None,
+            "Feature flags whose value the service reads from its environment (`GANTRY_FLAG_<NAME>`, which every service gets): when the value of one of them changes (an override set, unset or expired, the flags file reloaded), gantry restarts the service so that it reads the new value (a replicated one rolls, one instance at a time). `[\"*\"]` means any flag. Without it a service sees a changed flag in its environment only at its next start; OFREP and `state_dir/flags.json` follow changes at once.",
         ),
         k(
             "upstream",
@@ -967,7 +973,7 @@ pub static TOP: &[Key] = &[
         "flags",
         Ty::MapOf(&Ty::Table(FLAG), "NAME"),
         Some("{}"),
-        "Feature flags served over OpenFeature (OFREP), with an owner and an expiry. The kill switches `write_drain`, `brownout`, `emergency` and `safe_mode` always exist; define one here only as a bool flag.",
+        "Feature flags served over OpenFeature (OFREP), with an owner and an expiry. The kill switches `write_drain`, `brownout`, `emergency` and `safe_mode` always exist (define one here only as a bool flag), and so does `brownout_shed_percent` (a number, 0 to 100: the share of the other routes' requests shed in brownout). Services read flags over OFREP (`GANTRY_OFREP_URL`, `GANTRY_OFREP_TOKEN`), from `state_dir/flags.json`, or from their environment (`GANTRY_FLAG_<NAME>`; see the service key `flags_restart`).",
     ),
     k(
         "alerts",

@@ -545,6 +545,8 @@ pub struct Service {
     pub logs: LogRotation,
     /// `memory_max` and `cpu_max` (its own, else `[defaults]`).
     pub limits: Limits,
+    /// `flags_restart`: the flags whose change restarts the service (`*`: any).
+    pub flags_restart: Vec<Sp<String>>,
     /// `host:port` where the ingress sends this service's traffic; with replicas it may
     /// hold `${PORT}`, which the plan replaces per instance.
     pub upstream: Option<Sp<String>>,

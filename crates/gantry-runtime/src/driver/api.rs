@@ -162,7 +162,9 @@ impl Driver {
         self.host.mark_dirty();
         if matches!(
             cmd,
-            ApiCommand::SetFlag { .. } | ApiCommand::UnsetFlag { .. }
+            ApiCommand::SetFlag { .. }
+                | ApiCommand::UnsetFlag { .. }
+                | ApiCommand::IngressMode { .. }
         ) {
             return self.flag_command(cmd, caller, reason);
         }

@@ -5,7 +5,7 @@
 
 use super::Driver;
 use gantry_api::model::{ApiCommand, Caller, FlagOverride, FlagsView};
-use gantry_flags::{FlagSet, Override};
+use gantry_flags::{FlagSet, Override, SHED_PERCENT};
 use gantry_spec::Spec;
 use gantry_state::audit::AuditEntry;
 use gantry_state::flag_overrides::StoredOverride;
@@ -26,8 +26,10 @@ pub(super) struct FlagsSide {
     source: Option<String>,
     /// Where the evaluated values go for services that only read files.
     json_file: PathBuf,
-    /// The ingress mode the kill switches asked for last.
-    mode: Option<&'static str>,
+    /// The ingress mode (and brownout's shed share) the kill switches asked for last.
+    mode: Option<(&'static str, Option<u8>)>,
+    /// Every flag's value without evaluation context, as last published.
+    values: serde_json::Map<String, serde_json::Value>,
 }
 
 fn now_ms() -> i64 {
@@ -93,6 +95,7 @@ impl FlagsSide {
             source,
             json_file: state_dir.join("flags.json"),
             mode: None,
+            values: serde_json::Map::new(),
         };
         side.publish();
         Ok((side, rx))
@@ -144,26 +147,35 @@ impl FlagsSide {
         if std::fs::write(&tmp, text + "\n").is_ok() {
             let _ = std::fs::rename(&tmp, &self.json_file);
         }
+        self.values = values;
     }
 
-    /// The ingress mode the kill switches call for: emergency > write_drain > brownout > normal.
-    fn wanted_mode(&self) -> &'static str {
+    /// `GANTRY_FLAG_<NAME>` of every flag with a value, as last published.
+    pub(super) fn env(&self) -> super::flag_env::FlagEnv {
+        super::flag_env::flag_env(&self.values)
+    }
+
+    /// The ingress mode the kill switches call for (emergency > write_drain > brownout >
+    /// normal) and, in brownout, the share of the other routes' requests shed.
+    fn wanted_mode(&self) -> (&'static str, Option<u8>) {
         let set = self.tx.borrow().set.clone();
-        let on = |key: &str| {
+        let value = |key: &str| {
             set.evaluate(key, &serde_json::Value::Null)
                 .ok()
                 .and_then(|e| e.value)
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false)
         };
+        let on = |key: &str| value(key).and_then(|v| v.as_bool()).unwrap_or(false);
         if on("emergency") {
-            "emergency"
+            ("emergency", None)
         } else if on("write_drain") {
-            "write_drain"
+            ("write_drain", None)
         } else if on("brownout") {
-            "brownout"
+            let shed = value(SHED_PERCENT)
+                .and_then(|v| v.as_f64())
+                .map_or(0, |p| p.clamp(0.0, 100.0).round() as u8);
+            ("brownout", Some(shed))
         } else {
-            "normal"
+            ("normal", None)
         }
     }
 
@@ -184,30 +196,79 @@ impl Driver {
     /// switch is on).
     pub(super) fn apply_kill_switches(&mut self) {
         let wanted = self.flags.wanted_mode();
-        if self.flags.mode == Some(wanted) || (self.flags.mode.is_none() && wanted == "normal") {
-            self.flags.mode = Some(wanted);
+        let unchanged = self.flags.mode == Some(wanted)
+            || (self.flags.mode.is_none() && wanted == ("normal", None));
+        self.flags.mode = Some(wanted);
+        if unchanged {
             return;
         }
-        self.flags.mode = Some(wanted);
+        let (mode, shed) = wanted;
         if let Some(ing) = &self.ingress {
-            match ing.control().set_mode(wanted, None) {
+            match ing.control().set_mode(mode, shed) {
                 Ok(applied) => {
+                    let share = shed
+                        .filter(|p| *p > 0)
+                        .map(|p| format!(", shedding {p}% of the other routes"))
+                        .unwrap_or_default();
                     self.out
-                        .gantry_line(&format!("ingress: mode {applied} (kill switch)"));
+                        .gantry_line(&format!("ingress: mode {applied}{share} (kill switch)"));
                     self.event(serde_json::json!({
                         "event": "ingress_mode",
                         "mode": applied,
+                        "shed_percent": shed,
                         "source": "flags",
                     }));
                 }
                 Err(e) => self
                     .out
-                    .gantry_line(&format!("ingress: cannot switch to {wanted}: {e}")),
+                    .gantry_line(&format!("ingress: cannot switch to {mode}: {e}")),
             }
         }
     }
 
-    /// `SetFlag` / `UnsetFlag` from the API (already recorded in the audit log).
+    /// Stores and applies an override of `key` (type-checked); the time it reverts, if any.
+    fn put_override(
+        &mut self,
+        key: &str,
+        value: &serde_json::Value,
+        expires: Option<Duration>,
+        caller: &Caller,
+        reason: Option<&str>,
+    ) -> Result<Option<SystemTime>, String> {
+        self.flags.base.check_override(key, value)?;
+        let now = SystemTime::now();
+        let until = expires.map(|d| now + d);
+        let stored = StoredOverride {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.map(str::to_string),
+            actor: caller.actor.clone(),
+            set_at: gantry_time::rfc3339_utc(now),
+            expires_at_ms: until.map(|t| {
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            }),
+            expires_at: until.map(gantry_time::rfc3339_utc),
+        };
+        if let Some(store) = &self.store {
+            store.put_flag_override(&stored)?;
+        }
+        self.flags.overrides.retain(|o| o.key != key);
+        self.flags.overrides.push(stored);
+        Ok(until)
+    }
+
+    /// Removes the override of `key`; whether there was one.
+    fn drop_override(&mut self, key: &str) -> Result<bool, String> {
+        if let Some(store) = &self.store {
+            store.delete_flag_override(key)?;
+        }
+        let before = self.flags.overrides.len();
+        self.flags.overrides.retain(|o| o.key != key);
+        Ok(before != self.flags.overrides.len())
+    }
+
+    /// `SetFlag` / `UnsetFlag` / `IngressMode` from the API (already recorded in the audit log).
     pub(super) fn flag_command(
         &mut self,
         cmd: ApiCommand,
@@ -221,26 +282,7 @@ impl Driver {
                 value,
                 expires,
             } => {
-                self.flags.base.check_override(&key, &value)?;
-                let now = SystemTime::now();
-                let until = expires.map(|d| now + d);
-                let stored = StoredOverride {
-                    key: key.clone(),
-                    value: value.to_string(),
-                    reason: reason.map(str::to_string),
-                    actor: caller.actor.clone(),
-                    set_at: gantry_time::rfc3339_utc(now),
-                    expires_at_ms: until.map(|t| {
-                        t.duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                    }),
-                    expires_at: until.map(gantry_time::rfc3339_utc),
-                };
-                if let Some(store) = &self.store {
-                    store.put_flag_override(&stored)?;
-                }
-                self.flags.overrides.retain(|o| o.key != key);
-                self.flags.overrides.push(stored);
+                let until = self.put_override(&key, &value, expires, caller, reason)?;
                 let until = until
                     .map(|t| format!(" until {}", gantry_time::rfc3339_utc(t)))
                     .unwrap_or_default();
@@ -250,16 +292,14 @@ impl Driver {
                 if self.flags.base.get(&key).is_none() {
                     return Err(format!("unknown flag `{key}`"));
                 }
-                if let Some(store) = &self.store {
-                    store.delete_flag_override(&key)?;
-                }
-                let before = self.flags.overrides.len();
-                self.flags.overrides.retain(|o| o.key != key);
-                if before == self.flags.overrides.len() {
-                    format!("flag `{key}` had no override")
-                } else {
+                if self.drop_override(&key)? {
                     format!("flag `{key}` override removed")
+                } else {
+                    format!("flag `{key}` had no override")
                 }
+            }
+            ApiCommand::IngressMode { mode, shed_percent } => {
+                self.ingress_mode_command(&mode, shed_percent, caller, reason)?
             }
             _ => return Err("not a flag command".to_string()),
         };
@@ -268,9 +308,66 @@ impl Driver {
             caller.actor,
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         ));
-        self.flags.publish();
-        self.apply_kill_switches();
+        self.flags_changed();
         Ok(message)
+    }
+
+    /// `POST /api/v1/ingress/mode`: the kill switches set so that their mode is `mode` — one
+    /// source of truth, the flags. A switch whose definition already gives the wanted value
+    /// loses its override; the others get one.
+    fn ingress_mode_command(
+        &mut self,
+        mode: &str,
+        shed_percent: Option<u8>,
+        caller: &Caller,
+        reason: Option<&str>,
+    ) -> Result<String, String> {
+        if !matches!(mode, "normal" | "write_drain" | "brownout" | "emergency") {
+            return Err(format!(
+                "unknown mode `{mode}`: modes are normal, write_drain, brownout, emergency"
+            ));
+        }
+        if self.ingress.is_none() {
+            return Err("this stack has no ingress".to_string());
+        }
+        let mut wanted: Vec<(&str, serde_json::Value)> = ["emergency", "write_drain", "brownout"]
+            .into_iter()
+            .map(|k| (k, serde_json::Value::Bool(k == mode)))
+            .collect();
+        if mode == "brownout" {
+            wanted.push((
+                SHED_PERCENT,
+                serde_json::Value::from(shed_percent.unwrap_or(0).min(100)),
+            ));
+        }
+        let empty = serde_json::Value::Null;
+        let mut switches = Vec::new();
+        for (key, value) in wanted {
+            let base = self
+                .flags
+                .base
+                .evaluate(key, &empty)
+                .ok()
+                .and_then(|e| e.value);
+            if base.as_ref() == Some(&value) {
+                self.drop_override(key)?;
+            } else {
+                self.put_override(key, &value, None, caller, reason)?;
+            }
+            switches.push(format!("{key} {value}"));
+        }
+        Ok(format!(
+            "ingress mode {mode} (kill switches: {})",
+            switches.join(", ")
+        ))
+    }
+
+    /// The effective flags changed: published (API, `flags.json`), delivered to the services'
+    /// environment (restarting those that asked for it), the kill switches applied.
+    pub(super) fn flags_changed(&mut self) {
+        self.flags.publish();
+        self.deliver_flag_env();
+        self.apply_kill_switches();
     }
 
     /// Reverts the overrides whose time is up, each recorded in the audit log (`flag.expire`).
@@ -313,8 +410,7 @@ impl Driver {
         self.flags
             .overrides
             .retain(|o| !due.iter().any(|d| d.key == o.key));
-        self.flags.publish();
-        self.apply_kill_switches();
+        self.flags_changed();
     }
 }
 

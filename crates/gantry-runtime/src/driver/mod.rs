@@ -13,6 +13,7 @@ mod alerts;
 mod api;
 mod audit;
 mod exec;
+mod flag_env;
 mod flags;
 mod ingress;
 mod output;
@@ -342,6 +343,8 @@ struct Driver {
     /// `GANTRY_OFREP_URL` and `GANTRY_OFREP_TOKEN` for every service (empty when the API
     /// has no address a client can reach over HTTP before it binds: a unix socket, port 0).
     ofrep_env: Vec<(String, String)>,
+    /// `GANTRY_FLAG_<NAME>` as the services' environments hold it (flag_env.rs).
+    flag_env: flag_env::FlagEnv,
 }
 
 impl Driver {
@@ -425,9 +428,12 @@ impl Driver {
             .as_ref()
             .map(|(state, _)| flags::ofrep_env(&cfg.spec.settings.api, &state.read_token))
             .unwrap_or_default();
+        let flag_env = flags.env();
+        let flag_vars: Vec<(String, String)> = flag_env.values().cloned().collect();
         for svc in &mut svcs {
             if let Ok(spawn) = &mut svc.spawn {
                 flags::add_env(&mut spawn.env, &ofrep_env);
+                flags::add_env(&mut spawn.env, &flag_vars);
             }
         }
         // The read token services get is masked in their output like a secret.
@@ -492,6 +498,7 @@ impl Driver {
             switches,
             flags,
             ofrep_env,
+            flag_env,
         })
     }
 

@@ -167,9 +167,12 @@ impl Driver {
 
     /// Diffs the reloaded file against the running plan and applies the difference.
     fn apply_reload(&mut self, mut new: Loaded) -> Result<String, String> {
-        // Services get the OFREP variables as at start, so they are no difference.
+        // Services get the OFREP variables as at start and the flags' as they are now, so
+        // they are no difference.
+        let flag_vars: Vec<(String, String)> = self.flag_env.values().cloned().collect();
         for env in new.envs.iter_mut().flatten() {
             super::flags::add_env(env, &self.ofrep_env);
+            super::flags::add_env(env, &flag_vars);
         }
         if self.host.engine().is_shutting_down() {
             return Err("the stack is shutting down".into());

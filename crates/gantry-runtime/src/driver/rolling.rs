@@ -9,6 +9,8 @@ use gantry_engine as eng;
 use gantry_engine::UnitId;
 
 use super::{Driver, Msg};
+use gantry_api::model::ApiCommand;
+use gantry_host::Request;
 
 /// Where one instance is in its turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,32 @@ impl Driver {
         Ok(format!(
             "rolling restart of {service}: {total} instances, one at a time, each drained first and ready again before the next"
         ))
+    }
+
+    /// Restarts `services` in the order given (a replicated one rolls: one instance at a time,
+    /// drained first, so the restart costs it no request); what restarted and what was refused.
+    pub(super) fn restart_services(&mut self, services: &[String]) -> (Vec<String>, Vec<String>) {
+        let mut restarted = Vec::new();
+        let mut refused = Vec::new();
+        for svc in services {
+            if self.plan.replica_group(svc).is_some() {
+                match self.rolling_restart(svc) {
+                    Ok(_) => restarted.push(format!("{svc} (rolling)")),
+                    Err(e) => refused.push(format!("{svc}: {e}")),
+                }
+                continue;
+            }
+            match self.host.request(&ApiCommand::Restart(svc.clone())) {
+                Ok(request @ Request::Service { .. }) => {
+                    self.host.apply(&request);
+                    restarted.push(svc.clone());
+                }
+                Ok(_) => {}
+                Err(e) => refused.push(format!("{svc}: {e}")),
+            }
+        }
+        self.host.mark_dirty();
+        (restarted, refused)
     }
 
     /// Replaces `units` of `service` one at a time (a rolling restart, a rollout's promote);

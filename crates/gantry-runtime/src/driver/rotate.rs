@@ -3,8 +3,6 @@
 use super::{Driver, Msg};
 use crate::env::SecretValue;
 use crate::redact::Redactor;
-use gantry_api::model::ApiCommand;
-use gantry_host::Request;
 
 impl Driver {
     /// Starts a rotation: the secret is resolved from its source on a task of its own
@@ -132,27 +130,8 @@ impl Driver {
         if let Some(store) = &self.store {
             store.resolve_missions(&format!("secret changed: {name}"), None);
         }
-        let mut restarted = Vec::new();
-        let mut refused = Vec::new();
-        for (_, _, svc) in &consumers {
-            // A replicated consumer rolls: one instance at a time, drained first, so the
-            // rotation costs it no request.
-            if self.plan.replica_group(svc).is_some() {
-                match self.rolling_restart(svc) {
-                    Ok(_) => restarted.push(format!("{svc} (rolling)")),
-                    Err(e) => refused.push(format!("{svc}: {e}")),
-                }
-                continue;
-            }
-            match self.host.request(&ApiCommand::Restart(svc.clone())) {
-                Ok(request @ Request::Service { .. }) => {
-                    self.host.apply(&request);
-                    restarted.push(svc.clone());
-                }
-                Ok(_) => {}
-                Err(e) => refused.push(format!("{svc}: {e}")),
-            }
-        }
+        let consumers: Vec<String> = consumers.into_iter().map(|(_, _, s)| s).collect();
+        let (restarted, refused) = self.restart_services(&consumers);
         self.host.mark_dirty();
         self.out.gantry_line(&format!(
             "secret {name} rotated{}: {}{}",

@@ -1,0 +1,204 @@
+//! Flags delivered to services that only read their environment (`GANTRY_FLAG_<NAME>`, with the
+//! opt-in restart of `flags_restart`), and the ingress mode switch as kill-switch overrides (one
+//! source of truth: `gantry ingress mode` and `gantry brownout on --shed` agree with the flags,
+//! both audited), against a real `gantry up`.
+
+mod support;
+
+use std::path::Path;
+use support::*;
+
+/// The lines a service appended to `seen-NAME.txt` at each of its starts: `VALUE PID`.
+fn seen(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(format!("seen-{name}.txt")))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn env_flags_follow_changes_and_restart_only_who_asked() {
+    let toml = r#"
+[flags.color]
+variants = { red = "red", blue = "blue" }
+default = "red"
+
+[flags.limit]
+variants = { low = 10, high = 1000 }
+default = "low"
+
+[services.reader]
+command = ["sh", "-c", "echo \"$GANTRY_FLAG_COLOR $$\" >> seen-reader.txt; exec sleep 600"]
+start_grace = "100ms"
+flags_restart = ["color"]
+
+[services.bystander]
+command = ["sh", "-c", "echo \"$GANTRY_FLAG_COLOR $GANTRY_FLAG_LIMIT $$\" >> seen-bystander.txt; exec sleep 600"]
+start_grace = "100ms"
+"#;
+    let mut up = up("flags-env-delivery", toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    assert!(eventually(10, || seen(&dir, "reader").len() == 1));
+    assert!(seen(&dir, "reader")[0].starts_with("red "));
+    assert!(eventually(10, || seen(&dir, "bystander").len() == 1));
+    assert!(seen(&dir, "bystander")[0].starts_with("red 10 "));
+
+    // A flag the reader does not name: nobody restarts.
+    let (code, out) = gantry_in(&dir, &["flag", "set", "limit", "1000", "--reason", "t"]);
+    assert_eq!(code, 0, "{out}");
+    // The flag it names: the reader restarts and reads the new value; the bystander does not.
+    let (code, out) = gantry_in(&dir, &["flag", "set", "color", "blue", "--reason", "t"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        eventually(15, || seen(&dir, "reader").len() == 2),
+        "the reader did not restart: {:?}\n{}",
+        seen(&dir, "reader"),
+        up.log()
+    );
+    let reader = seen(&dir, "reader");
+    assert!(reader[1].starts_with("blue "), "{reader:?}");
+    assert_ne!(reader[0], reader[1], "a new process");
+    up.wait_for("the flags_restart event", 5, |e| {
+        e["event"] == "flags_restart" && e["changed"] == serde_json::json!(["color"])
+    });
+    assert_eq!(
+        seen(&dir, "bystander").len(),
+        1,
+        "the bystander kept running"
+    );
+
+    // The bystander's environment followed for its next start.
+    let (code, out) = gantry_in(&dir, &["restart", "bystander"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(eventually(15, || seen(&dir, "bystander").len() == 2));
+    assert!(
+        seen(&dir, "bystander")[1].starts_with("blue 1000 "),
+        "{:?}",
+        seen(&dir, "bystander")
+    );
+
+    // Unset: back to the default, the reader restarts again.
+    let (code, out) = gantry_in(&dir, &["flag", "unset", "color", "--reason", "t"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(eventually(15, || seen(&dir, "reader").len() == 3));
+    assert!(seen(&dir, "reader")[2].starts_with("red "));
+    assert_eq!(up.stop(), 0);
+}
+
+/// A request through the ingress (status 0 when nothing answers).
+fn through(port: u16, path: &str) -> u16 {
+    http_with(&format!("127.0.0.1:{port}"), "GET", path, &[], "").map_or(0, |(s, _)| s)
+}
+
+fn flags_json(dir: &Path) -> serde_json::Value {
+    let (code, out) = gantry_in(dir, &["flags", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn override_of(flags: &serde_json::Value, key: &str) -> Option<serde_json::Value> {
+    flags["overrides"]
+        .as_array()?
+        .iter()
+        .find(|o| o["key"] == key)
+        .map(|o| o["value"].clone())
+}
+
+#[test]
+fn the_ingress_mode_is_set_through_the_kill_switches() {
+    let (api, ing) = (free_port(), free_port());
+    let toml = format!(
+        r#"
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/app"
+service = "api"
+shed_in_brownout = true
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name api --http {api}"
+upstream = "127.0.0.1:{api}"
+readiness = {{ http = "http://127.0.0.1:{api}/health" }}
+"#
+    );
+    let mut up = up("flags-ingress-mode", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    assert!(eventually(10, || through(ing, "/health") == 200));
+
+    // Brownout shedding everything through the old route: the flags say so too.
+    let (code, out) = gantry_in(
+        &dir,
+        &[
+            "ingress", "mode", "brownout", "--shed", "100", "--reason", "overload",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("brownout"), "{out}");
+    assert!(eventually(5, || through(ing, "/app") == 503));
+    assert!(
+        eventually(5, || through(ing, "/health") == 503),
+        "100% of the other routes shed"
+    );
+    let flags = flags_json(&dir);
+    assert_eq!(
+        override_of(&flags, "brownout"),
+        Some(true.into()),
+        "{flags}"
+    );
+    assert_eq!(
+        override_of(&flags, "brownout_shed_percent"),
+        Some(100.into()),
+        "{flags}"
+    );
+
+    // Back to normal: the switches' overrides go (their definitions say off).
+    let (code, out) = gantry_in(&dir, &["ingress", "mode", "normal", "--reason", "calm"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(eventually(5, || through(ing, "/app") == 200));
+    assert_eq!(through(ing, "/health"), 200);
+    let flags = flags_json(&dir);
+    assert_eq!(override_of(&flags, "brownout"), None, "{flags}");
+
+    // The CLI's switch with a shed share: the other routes shed half, the marked ones all.
+    let (code, out) = gantry_in(
+        &dir,
+        &["brownout", "on", "--shed", "100", "--reason", "again"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(eventually(5, || through(ing, "/health") == 503));
+    let (code, out) = gantry_in(&dir, &["brownout", "off", "--reason", "done"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(eventually(5, || through(ing, "/health") == 200));
+    let flags = flags_json(&dir);
+    assert_eq!(
+        override_of(&flags, "brownout_shed_percent"),
+        None,
+        "{flags}"
+    );
+
+    // Audited with who and why.
+    let (code, audit) = gantry_in(&dir, &["audit", "--json"]);
+    assert_eq!(code, 0, "{audit}");
+    let rows: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let rows = rows
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| rows["audit"].as_array().cloned().unwrap_or_default());
+    assert!(
+        rows.iter().any(|r| r["action"] == "ingress.mode"
+            && r["target"] == "brownout"
+            && r["reason"] == "overload"
+            && r["actor"].as_str().is_some_and(|a| a.starts_with("cli:"))),
+        "{audit}"
+    );
+    assert_eq!(up.stop(), 0);
+}
