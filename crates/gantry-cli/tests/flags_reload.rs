@@ -307,5 +307,38 @@ fn a_deleted_file_keeps_the_last_set_and_opens_a_mission() {
     write_renamed(&up.dir.join("flags.json"), &version(8));
     assert!(eventually(10, || served(&addr, &token) == Ok(8)));
     assert!(eventually(10, || !open_file_mission(&up.dir)));
+
+    // An override whose flag changed type in the file stays stored, is not applied, and is said.
+    let (code, out) = gantry_in(&up.dir, &["flag", "set", "f05", "5", "--reason", "test"]);
+    assert_eq!(code, 0, "{out}");
+    let retyped = version(9).replace(
+        r#""f05": { "state": "ENABLED", "variants": { "g": 9, "other": -1 }"#,
+        r#""f05": { "state": "ENABLED", "variants": { "g": "nine", "other": "x" }"#,
+    );
+    assert_ne!(retyped, version(9));
+    write_renamed(&up.dir.join("flags.json"), &retyped);
+    up.wait_for("a reload with an override not applied", 10, |v| {
+        v["event"] == "flags_reloaded" && v["idle_overrides"] == 1
+    });
+    let auth = format!("Bearer {token}");
+    let (status, body) = http_with(
+        &addr,
+        "POST",
+        "/ofrep/v1/evaluate/flags/f05",
+        &[("Authorization", &auth)],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["value"], "nine",
+        "the file's value, not the override: {v}"
+    );
+    let (_, got) = gantry_in(&up.dir, &["flags", "--json"]);
+    assert!(
+        got.contains("\"f05\"") && got.contains("test"),
+        "the override is kept: {got}"
+    );
     assert_eq!(up.stop(), 0);
 }
