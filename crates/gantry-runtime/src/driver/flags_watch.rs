@@ -212,6 +212,9 @@ pub(super) fn start(
     let mut head = link_head(&path);
     tokio::spawn(async move {
         let mut debounce = Debounce::new(loaded);
+        // A change between the driver's load and the watch being set up: read once (the same
+        // content is no news).
+        debounce.changed(Instant::now());
         let mut rewatch = tokio::time::interval(REWATCH);
         rewatch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
