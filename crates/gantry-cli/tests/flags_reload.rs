@@ -102,6 +102,28 @@ fn served(addr: &str, token: &str) -> Result<u64, String> {
     }
 }
 
+/// The ETag of a bulk evaluation (empty context).
+fn etag(addr: &str, token: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST /ofrep/v1/evaluate/flags HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("etag")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no ETag: {buf}"))
+}
+
 /// The "flags: file" missions (every status).
 fn file_missions(dir: &Path) -> Vec<serde_json::Value> {
     let (code, out) = gantry_in(dir, &["missions", "--json", "--all"]);
@@ -257,6 +279,7 @@ fn a_configmap_symlink_swap_is_picked_up() {
     let addr = api_addr_in(&up.dir);
     let token = read_token(&up.dir);
     assert_eq!(served(&addr, &token), Ok(1));
+    let before = etag(&addr, &token);
 
     // What the kubelet does: a new timestamped directory, `..data_tmp` pointing at it renamed
     // over `..data`, the old directory removed.
@@ -273,6 +296,7 @@ fn a_configmap_symlink_swap_is_picked_up() {
         up.log()
     );
     up.wait_for("flags_reloaded", 10, |v| v["event"] == "flags_reloaded");
+    assert_ne!(etag(&addr, &token), before, "a reload changes the ETag");
     assert!(!open_file_mission(&up.dir));
     assert_eq!(up.stop(), 0);
 }

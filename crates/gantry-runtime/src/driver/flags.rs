@@ -312,8 +312,9 @@ impl Driver {
                     })
                     .collect();
                 self.flags.publish();
+                let noun = if count == 1 { "flag" } else { "flags" };
                 self.out
-                    .gantry_line(&format!("flags: reloaded {shown} ({count} flags)"));
+                    .gantry_line(&format!("flags: reloaded {shown} ({count} {noun})"));
                 if !idle.is_empty() {
                     self.out.gantry_line(&format!(
                         "flags: override(s) kept in the store but not applied: {}; `gantry flag unset KEY` removes one",
