@@ -82,6 +82,9 @@ pub fn render(v: &serde_json::Value) -> String {
             let _ = writeln!(out, "  {key}: {n}");
         }
     }
+    if let Some(source) = v["source"].as_str() {
+        let _ = writeln!(out, "\ndefinitions: {source}");
+    }
     out
 }
 

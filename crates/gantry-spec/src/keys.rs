@@ -161,7 +161,7 @@ pub static SETTINGS: &[Key] = &[
         "flags_file",
         Ty::Str,
         None,
-        "A feature flag file in flagd's JSON format (`flags`, `variants`, `defaultVariant`, JSONLogic `targeting` with `fractional`, `$evaluators`), relative to this file. Its flags win over `[flags.NAME]` tables of the same name; `gantry check` validates it.",
+        "A feature flag file in flagd's JSON format (`flags`, `variants`, `defaultVariant`, JSONLogic `targeting` with `fractional`, `$evaluators`), relative to this file. Its flags win over `[flags.NAME]` tables of the same name; `gantry check` validates it. Reloaded while gantry runs: its directory is watched, so an edit in place, a temp file renamed over it and a Kubernetes ConfigMap `..data` symlink swap are all picked up (`flags: reloaded` line, `flags_reloaded` event, overrides kept). A file that does not parse or validate, or is gone, keeps the last valid set served (never the defaults) and opens a `flags: file` mission until a valid file is back.",
     ),
     k(
         "shutdown_timeout",

@@ -20,6 +20,10 @@ use tokio::time::Instant;
 pub(super) struct FlagsSide {
     /// The definitions, without overrides.
     base: FlagSet,
+    /// gantry.toml's `[flags.NAME]` tables (kept to merge each reload of the file over).
+    toml: FlagSet,
+    /// `[settings] flags_file`, watched for changes (flags_watch.rs).
+    file: Option<FlagsFile>,
     /// The overrides in force (from the store at start, then set / unset / expired).
     overrides: Vec<StoredOverride>,
     tx: watch::Sender<Arc<FlagsView>>,
@@ -32,47 +36,85 @@ pub(super) struct FlagsSide {
     values: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The flags file: where it is, and what was last read from it.
+pub(super) struct FlagsFile {
+    /// Resolved against the stack file's directory.
+    path: PathBuf,
+    /// As written in gantry.toml (named in problems).
+    origin: String,
+    /// Hash of the content loaded at start (the watcher's first "last seen").
+    hash: u64,
+    /// When the set served now was read (RFC 3339).
+    loaded_at: String,
+    /// Since when the file is invalid, while it is.
+    invalid_since: Option<String>,
+    /// A "flags: file" mission may be open (one from an earlier run, or opened here).
+    mission_open: bool,
+}
+
+/// The mission of an invalid flags file (one at a time, no service).
+pub(super) const FILE_MISSION: &str = "flags: file";
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The definitions of `spec`: `[flags.NAME]` tables and `[settings] flags_file`, the file winning.
+fn show(problems: &[gantry_flags::FlagProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+/// The definitions of `spec`: `[flags.NAME]` tables, and `[settings] flags_file` read and parsed
+/// (with the hash of its content), the file winning for the same key when merged.
 pub(super) fn load_definitions(
     spec: &Spec,
     base_dir: &Path,
-) -> Result<(FlagSet, Option<String>), String> {
+) -> Result<(FlagSet, Option<(FlagSet, FlagsFile)>), String> {
     let defs = spec
         .flags
         .defs
         .iter()
         .map(|d| d.to_flag("gantry.toml"))
         .collect();
-    let show = |problems: Vec<gantry_flags::FlagProblem>| {
-        problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n  ")
-    };
-    let toml = FlagSet::from_defs(defs).map_err(|p| format!("flags:\n  {}", show(p)))?;
+    let toml = FlagSet::from_defs(defs).map_err(|p| format!("flags:\n  {}", show(&p)))?;
     let Some(file) = &spec.flags.file else {
-        return Ok((toml, Some("gantry.toml".to_string())));
+        return Ok((toml, None));
     };
     let path = base_dir.join(&file.value);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = gantry_state::bounded::read_capped_text(&path, super::flags_watch::FLAGS_FILE_CAP)
+        .map_err(|e| {
         format!(
-            "settings.flags_file: cannot read {}: {e}\n  hint: create it (flagd's JSON format) or remove the key",
-            path.display()
+            "settings.flags_file: {e}\n  hint: create it (flagd's JSON format) or remove the key"
         )
     })?;
     let parsed = FlagSet::parse_flagd(&text, &file.value)
-        .map_err(|p| format!("{}:\n  {}", path.display(), show(p)))?;
+        .map_err(|p| format!("{}:\n  {}", path.display(), show(&p)))?;
     Ok((
-        FlagSet::merged(&toml, &parsed),
-        Some(format!("gantry.toml + {}", file.value)),
+        toml,
+        Some((
+            parsed,
+            FlagsFile {
+                hash: super::flags_watch::content_hash(text.as_bytes()),
+                path,
+                origin: file.value.clone(),
+                loaded_at: gantry_time::rfc3339_utc(SystemTime::now()),
+                invalid_since: None,
+                mission_open: true,
+            },
+        )),
     ))
+}
+
+/// How many flags a file defines (the built-in kill switches every set carries left out).
+fn defined_in(set: &FlagSet) -> usize {
+    set.keys()
+        .filter(|k| set.get(k).is_some_and(|f| f.origin != "built-in"))
+        .count()
 }
 
 impl FlagsSide {
@@ -82,7 +124,11 @@ impl FlagsSide {
         base_dir: &Path,
         state_dir: &Path,
     ) -> Result<(FlagsSide, watch::Receiver<Arc<FlagsView>>), String> {
-        let (base, source) = load_definitions(spec, base_dir)?;
+        let (toml, file) = load_definitions(spec, base_dir)?;
+        let (base, file) = match file {
+            Some((parsed, file)) => (FlagSet::merged(&toml, &parsed), Some(file)),
+            None => (toml.clone(), None),
+        };
         let overrides = match Store::open_existing(state_dir) {
             Some(store) => store.flag_overrides().unwrap_or_default(),
             None => Vec::new(),
@@ -90,15 +136,42 @@ impl FlagsSide {
         let (tx, rx) = watch::channel(Arc::new(FlagsView::default()));
         let mut side = FlagsSide {
             base,
+            toml,
+            file,
             overrides,
             tx,
-            source,
+            source: None,
             json_file: state_dir.join("flags.json"),
             mode: None,
             values: serde_json::Map::new(),
         };
+        side.describe_source();
         side.publish();
         Ok((side, rx))
+    }
+
+    /// `source` as `gantry flags` shows it: where the definitions come from, when the file was
+    /// read, and whether it is invalid now (the last valid set still served).
+    fn describe_source(&mut self) {
+        self.source = Some(match &self.file {
+            None => "gantry.toml".to_string(),
+            Some(f) => match &f.invalid_since {
+                None => format!("gantry.toml + {} (read {})", f.origin, f.loaded_at),
+                Some(since) => format!(
+                    "gantry.toml + {} (read {}; the file is invalid since {}, see `gantry missions`)",
+                    f.origin, f.loaded_at, since
+                ),
+            },
+        });
+    }
+
+    /// Starts watching the flags file (a task; reads come back as `Msg::FlagsFile`).
+    pub(super) fn watch(
+        &self,
+        tx: tokio::sync::mpsc::UnboundedSender<super::Msg>,
+    ) -> Result<(), String> {
+        let Some(f) = &self.file else { return Ok(()) };
+        super::flags_watch::start(f.path.clone(), f.origin.clone(), f.hash, tx)
     }
 
     fn effective(&self) -> FlagSet {
@@ -266,6 +339,112 @@ impl Driver {
         let before = self.flags.overrides.len();
         self.flags.overrides.retain(|o| o.key != key);
         Ok(before != self.flags.overrides.len())
+    }
+
+    /// A read of the flags file whose content differs from the last one (flags_watch.rs): a
+    /// valid one replaces the file's definitions (gantry.toml's stay, overrides stay), an invalid
+    /// or unreadable one keeps the last valid set served and opens a mission.
+    pub(super) fn flags_file_read(&mut self, read: super::flags_watch::FileRead) {
+        if self.flags.file.is_none() {
+            return;
+        }
+        let shown = read.path.display().to_string();
+        let now = gantry_time::rfc3339_utc(SystemTime::now());
+        match read.outcome {
+            Ok(parsed) => {
+                let count = defined_in(&parsed);
+                self.flags.base = FlagSet::merged(&self.flags.toml, &parsed);
+                let mut resolve = false;
+                if let Some(f) = &mut self.flags.file {
+                    f.loaded_at = now;
+                    f.invalid_since = None;
+                    resolve = std::mem::take(&mut f.mission_open);
+                }
+                self.flags.describe_source();
+                // Overrides stay stored; one whose flag went away or changed type is not applied.
+                let idle: Vec<String> = self
+                    .flags
+                    .overrides
+                    .iter()
+                    .filter_map(|o| {
+                        let value = serde_json::from_str(&o.value).ok()?;
+                        let why = self.flags.base.check_override(&o.key, &value).err()?;
+                        Some(format!("`{}` ({why})", o.key))
+                    })
+                    .collect();
+                self.flags.publish();
+                let noun = if count == 1 { "flag" } else { "flags" };
+                self.out
+                    .gantry_line(&format!("flags: reloaded {shown} ({count} {noun})"));
+                if !idle.is_empty() {
+                    self.out.gantry_line(&format!(
+                        "flags: override(s) kept in the store but not applied: {}; `gantry flag unset KEY` removes one",
+                        idle.join("; ")
+                    ));
+                }
+                self.event(serde_json::json!({
+                    "event": "flags_reloaded",
+                    "file": shown,
+                    "flags": count,
+                    "revision": format!("{:016x}", self.flags.base.revision()),
+                    "idle_overrides": idle.len(),
+                }));
+                if resolve {
+                    self.open_pending_store();
+                    if let Some(store) = &self.store {
+                        store.resolve_missions(FILE_MISSION, None);
+                    }
+                }
+                self.deliver_flag_env();
+                self.apply_kill_switches();
+            }
+            Err(problem) => {
+                let mut loaded_at = String::new();
+                if let Some(f) = &mut self.flags.file {
+                    f.invalid_since.get_or_insert(now);
+                    f.mission_open = true;
+                    loaded_at.clone_from(&f.loaded_at);
+                }
+                self.flags.describe_source();
+                self.flags.publish();
+                self.out.gantry_line(&format!(
+                    "flags: {problem}\n  still serving the last valid set (read {loaded_at}); fix the file and gantry reloads it by itself"
+                ));
+                self.event(serde_json::json!({
+                    "event": "flags_invalid",
+                    "file": shown,
+                    "error": problem,
+                }));
+                self.open_pending_store();
+                if let Some(store) = &self.store {
+                    let _ = store.open_mission(&gantry_state::missions::NewMission {
+                        service: None,
+                        layer: None,
+                        check: FILE_MISSION.to_string(),
+                        error: problem,
+                        output: Vec::new(),
+                        fix_criteria: "the flags file parses and validates".to_string(),
+                        next_step: format!(
+                            "fix {shown} (`gantry check` lists every problem); gantry reloads it by itself and serves the last valid set meanwhile"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Once the boot is decided: a "flags: file" mission an earlier run left open is resolved,
+    /// the file having loaded fine at this start.
+    pub(super) fn flags_settled(&mut self) {
+        let Some(f) = &mut self.flags.file else {
+            return;
+        };
+        if f.invalid_since.is_some() || !std::mem::take(&mut f.mission_open) {
+            return;
+        }
+        if let Some(store) = &self.store {
+            store.resolve_missions(FILE_MISSION, None);
+        }
     }
 
     /// `SetFlag` / `UnsetFlag` / `IngressMode` from the API (already recorded in the audit log).

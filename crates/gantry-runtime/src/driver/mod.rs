@@ -15,6 +15,7 @@ mod audit;
 mod exec;
 mod flag_env;
 mod flags;
+mod flags_watch;
 mod ingress;
 mod output;
 mod quarantine;
@@ -144,6 +145,8 @@ enum Msg {
         unit: UnitId,
         outcome: probe::ProbeOutcome,
     },
+    /// The flags file changed and was read again (flags_watch.rs).
+    FlagsFile(Box<flags_watch::FileRead>),
     /// A pruning pass of the state store's history ended (retention.rs).
     Pruned(Result<gantry_state::retention::Pruned, String>),
     /// Remove a service's cgroups again (processes left in them were still dying).
@@ -527,6 +530,10 @@ impl Driver {
         self.host.start();
         // Kill switches left on by a stored override hold from the first request.
         self.apply_kill_switches();
+        // The flags file is watched from here on (its reads come back as messages).
+        if let Err(e) = self.flags.watch(self.tx.clone()) {
+            self.out.gantry_line(&e);
+        }
         // The first wave is spawned before the API is built and bound: that work is
         // not on the boot's critical path.
         if let Some(code) = gantry_host::drain(self) {
@@ -940,6 +947,7 @@ impl Driver {
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),
+            Msg::FlagsFile(read) => self.flags_file_read(*read),
             Msg::RemoveGroups { unit, tries } => {
                 if !self.limiter.remove(unit.0) {
                     self.remove_groups_later(unit, tries + 1);

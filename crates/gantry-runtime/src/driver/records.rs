@@ -118,6 +118,7 @@ impl Driver {
         // Every failed service already opened its mission when it failed. A boot decided
         // within the first wave comes before the store opened: it opens now.
         self.open_pending_store();
+        self.flags_settled();
         self.record_boot(label, now.0, reason.as_deref());
         // Off the boot's critical path, which has ended.
         self.prune_history();
