@@ -46,8 +46,8 @@ pub fn run(
     // `gantry reload` and SIGHUP load the file again the same way: same path, same selection.
     let reload = {
         let (file, selection) = (file.to_path_buf(), selection.clone());
-        gantry_runtime::driver::Reloader(std::sync::Arc::new(move || {
-            crate::load::reload(&file, &selection)
+        gantry_runtime::driver::Reloader(std::sync::Arc::new(move |taken_on: &[String]| {
+            crate::load::reload(&file, &selection.widened(taken_on))
         }))
     };
     let plan = match gantry_plan::select(&checked.plan, &checked.spec, &selection) {

@@ -2,8 +2,8 @@
 //! hard-depends on it and keeps it stopped across `gantry down` + `gantry up` (status says who
 //! and why; the boot is degraded, never GO), `gantry enable` brings it back ready with its
 //! dependent; unknown names answer 404, an enable of a service that is not disabled 409, and
-//! no token appears in any output. A service the run's selection left out is refused (409) with
-//! what to do: adding a unit to a running stack is not supported yet.
+//! no token appears in any output. `gantry enable` of a service the run's selection left out
+//! takes it on with its missing dependencies, dependencies first, and a reload keeps it.
 
 mod support;
 
@@ -157,21 +157,63 @@ fn disable_keeps_a_service_down_across_restarts_until_enable_brings_it_back() {
 }
 
 #[test]
-fn a_service_the_selection_left_out_is_refused_with_what_to_do() {
+fn enable_takes_on_a_service_the_selection_left_out_with_its_dependencies() {
     let port = free_port();
-    let mut up = up("switches-only", &stack(port), &["--only", "web"]);
+    let toml = format!(
+        r#"
+[services.web]
+command = "FIXTURE --name web --http {port}"
+readiness = {{ http = "http://127.0.0.1:{port}/health" }}
+
+[services.queue]
+command = "FIXTURE --name queue"
+depends_on = ["web"]
+
+[services.worker]
+command = "FIXTURE --name worker"
+depends_on = ["queue"]
+"#
+    );
+    let mut up = up("switches-only", &toml, &["--only", "web"]);
     let boot = up.wait_boot(20);
     assert_eq!(boot["outcome"], "go", "{}", up.log());
-    let (code, out) = gantry_in(&up.dir, &["enable", "worker"]);
-    assert_ne!(code, 0, "{out}");
-    assert!(out.contains("left it out"), "{out}");
-    assert!(out.contains("gantry up --only worker"), "{out}");
+    // Nothing of it runs: there is nothing to disable.
     let (code, out) = gantry_in(&up.dir, &["disable", "worker", "--reason", "x"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("left it out"), "{out}");
-    let (code, out) = gantry_in(&up.dir, &["disable", "nope", "--reason", "x"]);
+    let (code, out) = gantry_in(&up.dir, &["enable", "nope"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("unknown service"), "{out}");
+
+    // Enable takes it on with the dependency the selection left out too, dependency first.
+    let (code, out) = gantry_in(&up.dir, &["enable", "worker", "--reason", "backlog"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("taken on"), "{out}");
+    up.wait_state("worker", "running", 20);
+    assert!(
+        up.index("queue", "running") < up.index("worker", "starting"),
+        "queue first: {}",
+        up.log()
+    );
+    assert_eq!(status_of(&up.dir, "worker")["state"], "running");
+    assert_eq!(status_of(&up.dir, "queue")["state"], "running");
+
+    // A reload keeps them: the file's plan now selects them too.
+    let (code, out) = gantry_in(&up.dir, &["reload"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing changed"), "{out}");
+
+    // A later disable and enable of it are ordinary switches.
+    let (code, out) = gantry_in(&up.dir, &["disable", "worker", "--reason", "done"]);
+    assert_eq!(code, 0, "{out}");
+    up.wait_state("worker", "stopped", 20);
+
+    let (code, audit) = gantry_in(&up.dir, &["audit", "--json"]);
+    assert_eq!(code, 0, "{audit}");
+    assert!(
+        audit.contains("service.enable") && audit.contains("backlog"),
+        "{audit}"
+    );
     up.stop();
 }
 

@@ -28,6 +28,9 @@ pub enum EngineError {
     /// A `completed` condition on something that is not a task: it would
     /// never be met.
     NotATask { unit: String, dependency: String },
+    /// Units cannot be added now (`Engine::add_units`): the boot is not decided yet, a
+    /// shutdown is under way, or a name is taken.
+    NotNow(String),
 }
 
 impl fmt::Display for EngineError {
@@ -55,6 +58,7 @@ impl fmt::Display for EngineError {
                 "unit {unit} waits for {dependency} to complete, but {dependency} is not a task; \
                  use the `ready` or `started` condition"
             ),
+            EngineError::NotNow(why) => write!(f, "{why}"),
         }
     }
 }

@@ -52,6 +52,13 @@ impl Timers {
         }
     }
 
+    /// Room for `units` units (units added to a running engine).
+    pub(crate) fn grow(&mut self, units: usize) {
+        if units > self.slots.len() {
+            self.slots.resize(units, [None; TimerKind::COUNT]);
+        }
+    }
+
     /// Arms (or re-arms) the timer of `kind` for `unit`.
     pub(crate) fn set(&mut self, unit: UnitId, kind: TimerKind, at: Time) {
         self.cancel(unit, kind);

@@ -194,6 +194,9 @@ pub(crate) struct Unit {
     /// Disabled by an operator (`gantry disable`): the text says by whom and why. A disabled
     /// unit stays down: no restart, no start by a command or a dependency's recovery.
     pub(crate) disabled: Option<String>,
+    /// Added to a running engine and not started since (`Engine::add_units`): an enable
+    /// starts it like a disabled unit, dependencies first.
+    pub(crate) held: bool,
     /// Skipped because a required dependency is disabled (directly or down the chain): an
     /// operator's choice, not a boot failure, so it never makes the boot NO-GO.
     pub(crate) skipped_by_switch: bool,
@@ -244,6 +247,7 @@ impl Unit {
             dead_required: 0,
             blocked_by: 0,
             disabled: None,
+            held: false,
             skipped_by_switch: false,
             quarantined: false,
         }

@@ -149,7 +149,7 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
             verb.word()
         ));
     }
-    if verb == Verb::Enable && engine.disabled(unit).is_none() {
+    if verb == Verb::Enable && engine.disabled(unit).is_none() && !engine.held(unit) {
         return Err(format!(
             "cannot enable {name}: it is not disabled (it is {}); `gantry start {name}` starts a stopped service",
             engine.unit(unit).state

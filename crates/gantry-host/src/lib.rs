@@ -118,6 +118,23 @@ impl Host {
         self.dirty = true;
     }
 
+    /// Adds units to the running engine (a service enabled that the selection left out):
+    /// stopped with `why` until started or enabled. Their books start empty.
+    pub fn add_units(
+        &mut self,
+        configs: Vec<gantry_engine::UnitConfig>,
+        why: &str,
+    ) -> Result<Vec<gantry_engine::UnitId>, String> {
+        let ids = self
+            .engine
+            .add_units(configs, why)
+            .map_err(|e| e.to_string())?;
+        self.books
+            .resize_with(self.books.len() + ids.len(), Book::default);
+        self.dirty = true;
+        Ok(ids)
+    }
+
     /// The engine, read-only: drivers feed it through the host.
     pub fn engine(&self) -> &Engine {
         &self.engine

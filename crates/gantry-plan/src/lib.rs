@@ -6,6 +6,7 @@
 mod build;
 mod chain;
 mod config;
+mod grow;
 mod render;
 mod replicas;
 mod select;

@@ -11,6 +11,24 @@ pub struct Selection {
     pub except: Vec<String>,
 }
 
+impl Selection {
+    /// This selection with `names` taken on too (services enabled while the stack runs): no
+    /// longer excepted, and added to `--only` when the selection names what it runs (a
+    /// selection of everything already has them).
+    pub fn widened(&self, names: &[String]) -> Selection {
+        let mut sel = self.clone();
+        sel.except.retain(|e| !names.contains(e));
+        if sel.profile.is_some() || !sel.only.is_empty() {
+            for n in names {
+                if !sel.only.contains(n) {
+                    sel.only.push(n.clone());
+                }
+            }
+        }
+        sel
+    }
+}
+
 /// Returns the sub-plan for `sel`, or an error message naming what is unknown.
 /// Hard dependencies of selected services always come along; soft dependencies
 /// that were not selected are dropped (they only order the start).

@@ -26,6 +26,7 @@ mod books;
 mod commands;
 mod events;
 mod failure;
+mod grow;
 mod invariants;
 mod probes;
 mod start;

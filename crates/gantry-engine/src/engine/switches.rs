@@ -28,6 +28,12 @@ impl Engine {
         self.units.get(id.0)?.disabled.as_deref()
     }
 
+    /// Whether unit `id` was added to the running engine and not started since
+    /// (`Engine::add_units`): an enable starts it.
+    pub fn held(&self, id: UnitId) -> bool {
+        self.units.get(id.0).is_some_and(|u| u.held)
+    }
+
     /// Whether unit `id` is quarantined.
     pub fn quarantined(&self, id: UnitId) -> bool {
         self.units.get(id.0).is_some_and(|u| u.quarantined)
@@ -67,7 +73,8 @@ impl Engine {
         if !self.accepts_commands(id) {
             return;
         }
-        if self.units[id.0].disabled.take().is_none() {
+        let held = std::mem::take(&mut self.units[id.0].held);
+        if self.units[id.0].disabled.take().is_none() && !held {
             return;
         }
         // Dependencies first: a post-order walk of the required edges.

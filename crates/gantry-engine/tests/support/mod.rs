@@ -271,6 +271,45 @@ impl Sim {
         }
     }
 
+    /// Adds `units` to the running engine (`Engine::add_units`); their dependencies may name
+    /// existing units and each other.
+    #[allow(dead_code)]
+    pub fn add(&mut self, units: Vec<U>, why: &str) -> Result<Vec<UnitId>, String> {
+        let n = self.names.len();
+        let mut index = self.index.clone();
+        for (k, u) in units.iter().enumerate() {
+            index.insert(u.config.name.clone(), UnitId(n + k));
+        }
+        let configs: Vec<UnitConfig> = units
+            .into_iter()
+            .map(|u| {
+                let mut config = u.config;
+                config.deps = u
+                    .deps
+                    .iter()
+                    .map(|(name, condition, required)| Dep {
+                        unit: index[name],
+                        condition: *condition,
+                        required: *required,
+                    })
+                    .collect();
+                config
+            })
+            .collect();
+        let names: Vec<String> = configs.iter().map(|c| c.name.clone()).collect();
+        let kinds: Vec<UnitKind> = configs.iter().map(|c| c.kind).collect();
+        let ids = self
+            .engine
+            .add_units(configs, why)
+            .map_err(|e| e.to_string())?;
+        self.index = index;
+        self.names.extend(names);
+        self.kinds.extend(kinds);
+        self.gens.resize(self.names.len(), 0);
+        self.drain();
+        Ok(ids)
+    }
+
     /// Everything answers at once and every probe passes.
     pub fn cooperative(mut self) -> Sim {
         self.auto_spawn = true;

@@ -40,6 +40,17 @@ impl Driver {
                     .unwrap_or_default()
             ),
         );
+        if self.left_out(&command)
+            && let ApiCommand::Enable(name) = command
+        {
+            self.take_on(super::take_on::TakeOn {
+                name,
+                actor: caller.actor,
+                reply,
+                audit: id,
+            });
+            return;
+        }
         if command == ApiCommand::Reload {
             self.reload_audits.extend(id);
             self.reload("API", Some(reply));

@@ -27,6 +27,7 @@ mod rollout;
 mod rotate;
 mod svc;
 mod switches;
+mod take_on;
 mod watch;
 
 use crate::env::SecretValue;
@@ -101,6 +102,11 @@ enum Msg {
     },
     /// The stack file loaded again for a reload (reload.rs), or why not.
     Reloaded(Box<Result<reload::Loaded, String>>),
+    /// The stack file loaded again to take on a service the selection left out (take_on.rs).
+    TakenOn {
+        take: Box<take_on::TakeOn>,
+        result: Box<Result<reload::Loaded, String>>,
+    },
     /// A secret re-resolved for `gantry rotate` (rotate.rs): its value, or why not.
     Rotated {
         name: String,
@@ -348,6 +354,9 @@ struct Driver {
     ofrep_env: Vec<(String, String)>,
     /// `GANTRY_FLAG_<NAME>` as the services' environments hold it (flag_env.rs).
     flag_env: flag_env::FlagEnv,
+    /// Services enabled though this run's selection left them out (take_on.rs): selected
+    /// too by every later load of the file.
+    taken_on: Vec<String>,
 }
 
 impl Driver {
@@ -502,6 +511,7 @@ impl Driver {
             flags,
             ofrep_env,
             flag_env,
+            taken_on: Vec::new(),
         })
     }
 
@@ -944,6 +954,7 @@ impl Driver {
             Msg::Drained { unit } => self.drained(unit),
             Msg::CanaryDrained { unit } => self.canary_drained(unit),
             Msg::Reloaded(result) => self.reloaded(*result),
+            Msg::TakenOn { take, result } => self.taken_on(*take, *result),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),

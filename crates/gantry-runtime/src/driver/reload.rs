@@ -13,8 +13,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// What loading the stack file again gives: the spec and the selected plan, or the
-/// problems found, rendered as `gantry check` renders them.
-pub type LoadFn = dyn Fn() -> Result<(Spec, Plan), String> + Send + Sync;
+/// problems found, rendered as `gantry check` renders them. The argument names the services
+/// taken on since the start (enabled though the selection left them out): selected too.
+pub type LoadFn = dyn Fn(&[String]) -> Result<(Spec, Plan), String> + Send + Sync;
 
 /// Loads the stack file `gantry up` runs again, with the same path and selection
 /// (the CLI's loader: one implementation of loading). Its error starts with
@@ -33,11 +34,11 @@ pub const INVALID: &str = gantry_api::INVALID_FILE;
 
 /// A reloaded file, with what spawning its services needs (built off the loop).
 pub(super) struct Loaded {
-    spec: Spec,
-    plan: Plan,
-    secrets: Vec<SecretValue>,
+    pub(super) spec: Spec,
+    pub(super) plan: Plan,
+    pub(super) secrets: Vec<SecretValue>,
     /// Per unit of `plan`: its environment (env files and secrets read again).
-    envs: Vec<Result<Vec<(String, String)>, String>>,
+    pub(super) envs: Vec<Result<Vec<(String, String)>, String>>,
 }
 
 /// Who waits for the answer of the reload under way.
@@ -76,10 +77,23 @@ impl Driver {
         }
         self.out
             .gantry_line(&format!("reload ({what}): reading {}", self.api_file()));
+        let taken_on = self.taken_on.clone();
+        self.spawn_load(reloader, taken_on, |result| Msg::Reloaded(Box::new(result)));
+    }
+
+    /// Loads the stack file again off the event loop (its selection widened by `taken_on`):
+    /// read, decoded and planned on the blocking pool, secrets resolved, environments built;
+    /// `msg` wraps the result for the loop.
+    pub(super) fn spawn_load(
+        &self,
+        reloader: Reloader,
+        taken_on: Vec<String>,
+        msg: impl FnOnce(Result<Loaded, String>) -> Msg + Send + 'static,
+    ) {
         let (base, reaper, tx) = (self.base_dir.clone(), self.reaper.clone(), self.tx.clone());
         tokio::spawn(async move {
             let result = async {
-                let (spec, plan) = tokio::task::spawn_blocking(move || (reloader.0)())
+                let (spec, plan) = tokio::task::spawn_blocking(move || (reloader.0)(&taken_on))
                     .await
                     .map_err(|e| format!("the loader failed: {e}"))??;
                 let (report, secrets) =
@@ -118,7 +132,7 @@ impl Driver {
                 .map_err(|e| format!("building the environments failed: {e}"))
             }
             .await;
-            let _ = tx.send(Msg::Reloaded(Box::new(result)));
+            let _ = tx.send(msg(result));
         });
     }
 
@@ -161,7 +175,7 @@ impl Driver {
         self.host.mark_dirty();
     }
 
-    fn api_file(&self) -> String {
+    pub(super) fn api_file(&self) -> String {
         self.api.file().to_string()
     }
 

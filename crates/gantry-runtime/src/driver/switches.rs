@@ -84,12 +84,11 @@ impl Driver {
             _ => return Err("not a switch command".to_string()),
         };
         let Some(units) = self.plan.units_of(name) else {
-            // In the file but left out of this run by the selection: units cannot be added to
-            // a running stack yet, so say what to do instead of "unknown".
+            // In the file but left out of this run by the selection (an enable takes it on,
+            // take_on.rs): nothing of it runs, so there is nothing to disable.
             if self.spec.services.iter().any(|s| s.name.value == *name) {
-                let verb = if disable { "disable" } else { "enable" };
                 return Err(format!(
-                    "cannot {verb} {name}: this run's selection (--profile / --only / --except) left it out, and a running stack cannot take on a service yet; stop gantry (`gantry down`) and start it again with {name} selected (e.g. `gantry up --only {name},...`), then `gantry {verb} {name}`"
+                    "cannot disable {name}: this run's selection (--profile / --only / --except) left it out, so it is not running; `gantry enable {name}` would take it on"
                 ));
             }
             return Err(format!("unknown service `{name}`"));
