@@ -127,7 +127,7 @@ fn sighup_restarts_only_the_edited_service() {
 }
 
 #[test]
-fn a_broken_file_or_an_added_service_changes_nothing() {
+fn a_broken_file_or_a_removed_service_changes_nothing_and_an_added_one_starts() {
     let mut up = up_with("reload-broken", STACK, &[], write_db_env);
     assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
     let dir = up.dir.clone();
@@ -150,19 +150,22 @@ fn a_broken_file_or_an_added_service_changes_nothing() {
     assert!(out.contains("gantry.toml:"), "{out}");
     assert!(out.contains("stop_timeout"), "{out}");
 
-    // An added service: refused, named.
-    std::fs::write(
-        &file,
-        format!("{good}\n[services.extra]\ncommand = [\"sleep\", \"600\"]\n"),
-    )
-    .unwrap();
+    // An added service: started (the others untouched); a removed one: refused, named.
+    let with_extra = format!("{good}\n[services.extra]\ncommand = [\"sleep\", \"600\"]\n");
+    std::fs::write(&file, &with_extra).unwrap();
     let (code, out) = gantry_in(&dir, &["reload", "gantry.toml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("added and starting extra"), "{out}");
+    up.wait_state("extra", "running", 20);
+    std::fs::write(&file, &good).unwrap();
+    let (code, out) = gantry_in(&dir, &["reload"]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("reload cannot add or remove services yet: added extra"),
+        out.contains("reload cannot remove services yet: removed extra"),
         "{out}"
     );
     assert!(out.contains("gantry down"), "{out}");
+    let good = with_extra;
 
     // A setting that applies only at gantry's start: said, the rest applied.
     std::fs::write(
@@ -198,6 +201,6 @@ fn a_broken_file_or_an_added_service_changes_nothing() {
     std::fs::write(&file, &good).unwrap();
     let (code, out) = gantry_in(&dir, &["reload"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("nothing changed; 3 unchanged"), "{out}");
+    assert!(out.contains("nothing changed; 4 unchanged"), "{out}");
     assert_eq!(up.stop(), 0);
 }

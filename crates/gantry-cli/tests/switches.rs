@@ -197,6 +197,9 @@ depends_on = ["queue"]
     );
     assert_eq!(status_of(&up.dir, "worker")["state"], "running");
     assert_eq!(status_of(&up.dir, "queue")["state"], "running");
+    let (status, graph) = http(&api_addr_in(&up.dir), "GET", "/api/v1/graph", None).unwrap();
+    assert_eq!(status, 200, "{graph}");
+    assert!(graph.contains("\"worker\""), "the graph shows it: {graph}");
 
     // A reload keeps them: the file's plan now selects them too.
     let (code, out) = gantry_in(&up.dir, &["reload"]);

@@ -60,3 +60,30 @@ fn added_units_arrive_stopped_and_an_enable_starts_them_dependencies_first() {
     let first = sim.take_only(&["signal"]);
     assert_eq!(first, ["0ms signal worker#1 graceful"], "{first:?}");
 }
+
+#[test]
+fn added_units_started_together_start_in_dependency_order() {
+    let mut sim = Sim::new(vec![process("db").ready(probe(1_000))]);
+    sim.start();
+    sim.make_ready("db");
+    sim.take();
+    sim.add(
+        vec![
+            process("queue").ready(probe(1_000)).after("db", Ready),
+            process("worker").ready(probe(1_000)).after("queue", Ready),
+        ],
+        "added by a reload",
+    )
+    .expect("added");
+    // Started in plan order, as a reload does: each waits for its dependencies' gates.
+    for name in ["queue", "worker"] {
+        let id = sim.id(name);
+        sim.command(Command::Start(id));
+    }
+    assert_eq!(sim.take_only(&["spawn"]), ["0ms spawn queue#1"]);
+    sim.make_ready("queue");
+    assert_eq!(sim.take_only(&["spawn"]), ["0ms spawn worker#1"]);
+    sim.make_ready("worker");
+    assert_eq!(sim.state("worker"), State::Ready);
+    sim.engine.check_invariants().expect("books right");
+}

@@ -23,7 +23,7 @@ pub(super) struct ApiSide {
     pub(super) events: broadcast::Sender<serde_json::Value>,
     pub(super) commands: mpsc::Receiver<CommandRequest>,
     file: String,
-    graph: Arc<serde_json::Value>,
+    pub(super) graph: Arc<serde_json::Value>,
     shutting_down: bool,
 }
 

@@ -194,13 +194,18 @@ impl Driver {
         // The same services, or refused (sets: a stack of 10,000 services stays cheap).
         let old_names: HashSet<&str> = self.plan.units.iter().map(PlanUnit::name).collect();
         let new_names: HashSet<&str> = new.plan.units.iter().map(PlanUnit::name).collect();
-        let added: Vec<&str> = new
+        let added: Vec<String> = new
             .plan
             .units
             .iter()
-            .map(PlanUnit::name)
-            .filter(|n| !old_names.contains(n))
-            .collect();
+            .filter(|u| !old_names.contains(u.name()))
+            .map(|u| u.service.base_name().to_string())
+            .fold(Vec::new(), |mut acc, n| {
+                if !acc.contains(&n) {
+                    acc.push(n);
+                }
+                acc
+            });
         let removed: Vec<&str> = self
             .plan
             .units
@@ -208,17 +213,10 @@ impl Driver {
             .map(PlanUnit::name)
             .filter(|n| !new_names.contains(n))
             .collect();
-        if !added.is_empty() || !removed.is_empty() {
-            let mut parts = Vec::new();
-            if !added.is_empty() {
-                parts.push(format!("added {}", added.join(", ")));
-            }
-            if !removed.is_empty() {
-                parts.push(format!("removed {}", removed.join(", ")));
-            }
+        if !removed.is_empty() {
             return Err(format!(
-                "reload cannot add or remove services yet: {}; run `gantry down` and `gantry up`",
-                parts.join("; ")
+                "reload cannot remove services yet: removed {}; run `gantry down` and `gantry up` (or `gantry disable` them)",
+                removed.join(", ")
             ));
         }
         // Each new unit's engine definition, its dependencies renumbered to the running
@@ -253,6 +251,14 @@ impl Driver {
                 rewired.join(", ")
             ));
         }
+        // Services new in the file join stopped now (every check above passed), and start
+        // below, once the changed ones are applied.
+        let running_count = self.plan.units.len();
+        let added_units = if added.is_empty() {
+            Vec::new()
+        } else {
+            self.add_services(&new, &added, "added to the file; started by a reload")?
+        };
         // Settings that only apply at gantry's start.
         let mut warnings = Vec::new();
         let (old_s, new_s) = (&self.spec.settings, &new.spec.settings);
@@ -365,7 +371,18 @@ impl Driver {
             // A changed `upstream` reaches the proxy with the next sync.
             ing.replan(&self.plan);
         }
-        let unchanged = self.plan.units.len() - changed_names.len();
+        let unchanged = running_count - changed_names.len();
+        let mut started = Vec::new();
+        for unit in &added_units {
+            match self.host.request(&ApiCommand::Start(unit.clone())) {
+                Ok(request @ Request::Service { .. }) => {
+                    self.host.apply(&request);
+                    started.push(unit.clone());
+                }
+                Ok(_) => {}
+                Err(e) => refused.push(format!("{unit}: {e}")),
+            }
+        }
         self.spec = Arc::new(new.spec);
         self.host.mark_dirty();
         let mut summary = if changed_names.is_empty() {
@@ -381,6 +398,9 @@ impl Driver {
                 }
             )
         };
+        if !started.is_empty() {
+            summary.push_str(&format!("; added and starting {}", started.join(", ")));
+        }
         if !updated.is_empty() {
             summary.push_str(&format!(
                 "; {} not running: the new definition applies at its next start",
@@ -397,7 +417,7 @@ impl Driver {
             ));
         }
         self.event(serde_json::json!({
-            "event": "reloaded", "changed": changed_names, "restarted": restarted,
+            "event": "reloaded", "changed": changed_names, "restarted": restarted, "added": started,
             "unchanged": unchanged, "refused": refused, "needs_restart": warnings,
         }));
         Ok(summary)

@@ -90,8 +90,31 @@ impl Driver {
         if self.plan.units_of(name).is_some() {
             return self.enable_units(name);
         }
+        let why = format!("{name} was left out by this run's selection; enabled");
+        let names = self.add_services(&loaded, &[name.to_string()], &why)?;
+        self.taken_on.push(name.to_string());
+        self.event(serde_json::json!({
+            "event": "taken_on", "service": name, "units": names,
+        }));
+        let enabled = self.enable_units(name)?;
+        Ok(format!(
+            "taken on ({} added: {}); {enabled}",
+            names.len(),
+            names.join(", ")
+        ))
+    }
+
+    /// Appends `services` of `loaded` (and their hard dependencies this run does not have) to
+    /// the running plan, engine, host, proxy and API graph, stopped with `why`; the names of
+    /// the units added, dependencies first.
+    pub(super) fn add_services(
+        &mut self,
+        loaded: &Loaded,
+        services: &[String],
+        why: &str,
+    ) -> Result<Vec<String>, String> {
         let mut plan = self.plan.clone();
-        let added = plan.take_on(&loaded.plan, &[name.to_string()])?;
+        let added = plan.take_on(&loaded.plan, services)?;
         // Every new unit's definition, built before anything changes.
         let flag_vars: Vec<(String, String)> = self.flag_env.values().cloned().collect();
         let mut svcs = Vec::with_capacity(added.len());
@@ -118,8 +141,7 @@ impl Driver {
             .iter()
             .map(|&i| plan.units[i].engine_config())
             .collect();
-        let why = format!("{name} was left out by this run's selection; enabled");
-        let ids = self.host.add_units(configs, &why)?;
+        let ids = self.host.add_units(configs, why)?;
         // The new secrets are masked before any new service can print them.
         for s in &loaded.secrets {
             if !self.masked.contains(&s.value) {
@@ -132,6 +154,8 @@ impl Driver {
             .map(|&i| plan.units[i].name().to_string())
             .collect();
         self.plan = plan;
+        // `/api/v1/graph` shows the units taken on (the snapshot carries it from now on).
+        self.api.graph = std::sync::Arc::new(gantry_plan::render_json(&self.plan));
         self.svcs.extend(svcs);
         self.usage.resize(self.svcs.len(), None);
         self.remediated.resize(self.svcs.len(), false);
@@ -141,16 +165,7 @@ impl Driver {
         if let Some(ing) = &mut self.ingress {
             ing.replan(&self.plan);
         }
-        self.taken_on.push(name.to_string());
-        self.event(serde_json::json!({
-            "event": "taken_on", "service": name, "units": names,
-        }));
-        let enabled = self.enable_units(name)?;
-        Ok(format!(
-            "taken on ({} added: {}); {enabled}",
-            names.len(),
-            names.join(", ")
-        ))
+        Ok(names)
     }
 
     /// `Enable` of every unit of `name` through the host (the gradual enable).
