@@ -100,6 +100,9 @@ impl Evaluator {
                 continue;
             };
             for labels in self.series.label_sets(&first.signal, &first.matching) {
+                if first.excludes(labels) {
+                    continue;
+                }
                 let mut value = None;
                 let all = rule.conditions.iter().enumerate().all(|(i, c)| {
                     let v = self.reduce(c, labels, now_ms);

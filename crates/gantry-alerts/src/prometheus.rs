@@ -76,6 +76,11 @@ fn promql(c: &Condition, ctx: &PromContext) -> Result<String, String> {
             .filter(|(k, _)| k.as_str() != "priority")
             .map(|(k, v)| format!("{}={}", label_name(k), quote(v)))
             .collect();
+        parts.extend(
+            c.except
+                .iter()
+                .map(|(k, v)| format!("{}!={}", label_name(k), quote(v))),
+        );
         parts.extend(extra.iter().map(|(k, v)| format!("{k}={v}")));
         parts.join(",")
     };

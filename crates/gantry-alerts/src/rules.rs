@@ -73,6 +73,9 @@ pub struct Condition {
     pub signal: String,
     /// Only series whose labels include these.
     pub matching: Labels,
+    /// And none of these (label, value) pairs: a rule turned off for some services.
+    #[serde(default)]
+    pub except: Vec<(String, String)>,
     pub reduce: Reduce,
     pub op: Op,
     pub threshold: f64,
@@ -83,6 +86,7 @@ impl Condition {
         Condition {
             signal: signal.to_string(),
             matching: Labels::new(),
+            except: Vec::new(),
             reduce: Reduce::Value,
             op,
             threshold,
@@ -92,6 +96,13 @@ impl Condition {
     pub fn matching(mut self, key: &str, value: &str) -> Condition {
         self.matching.insert(key.to_string(), value.to_string());
         self
+    }
+
+    /// Whether a series with `labels` is excluded by `except`.
+    pub(crate) fn excludes(&self, labels: &Labels) -> bool {
+        self.except
+            .iter()
+            .any(|(k, v)| labels.get(k).is_some_and(|l| l == v))
     }
 
     pub(crate) fn holds(&self, value: f64) -> bool {
@@ -171,6 +182,7 @@ pub fn default_rules() -> Vec<Rule> {
             Condition {
                 signal: "service_restarts_total".into(),
                 matching: Labels::new(),
+                except: Vec::new(),
                 reduce: Reduce::Increase { window_ms: 300_000 },
                 op: Op::Above,
                 threshold: 2.5,

@@ -38,6 +38,7 @@ pub fn burn_rate_rules(slo: &Slo) -> Vec<Rule> {
             let condition = |window_ms: u64| Condition {
                 signal: slo.errors.clone(),
                 matching: slo.matching.clone(),
+                except: Vec::new(),
                 reduce: Reduce::Ratio {
                     denominator: slo.requests.clone(),
                     window_ms,

@@ -178,6 +178,7 @@ fn a_ratio_on_three_requests_is_not_judged() {
         Condition {
             signal: "fail".into(),
             matching: Labels::new(),
+            except: Vec::new(),
             reduce: Reduce::Ratio {
                 denominator: "req".into(),
                 window_ms: 60_000,

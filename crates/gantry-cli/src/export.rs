@@ -18,7 +18,7 @@ pub fn prometheus_rules(file: &Path) -> anyhow::Result<Outcome> {
         .map(|u| u.name().to_string())
         .collect();
     let (yaml, warnings) = gantry_alerts::prometheus_rules(
-        &gantry_alerts::default_rules(),
+        &gantry_runtime::alert_rules::rules_of(&checked.spec),
         &gantry_alerts::PromContext {
             critical_services: critical,
         },

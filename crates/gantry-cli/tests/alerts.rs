@@ -233,3 +233,106 @@ fn a_notification_the_receiver_missed_is_delivered_after_gantry_restarts() {
     assert_eq!(statuses(&hook)[0].0, "firing");
     assert_eq!(statuses(&hook)[0].1, "critical_service_down");
 }
+
+/// A certificate for `localhost` that expires in `days` days, as (cert PEM, key PEM).
+fn short_certificate(days: u64) -> (String, String) {
+    let end = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400);
+    let date = gantry_time::rfc3339_utc(end);
+    let ymd: Vec<i32> = date[..10].split('-').map(|p| p.parse().unwrap()).collect();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(ymd[0], ymd[1] as u8, ymd[2] as u8);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A rule of the user's (`[alerts.rules.NAME]`) fires on a flapping service, the built-in
+/// certificate rule on the ingress's certificate that expires in 3 days, the disabled built-in
+/// never, and an override applies (crash_loop turned off for the flapping service by `except`).
+#[test]
+fn a_users_rule_and_the_certificate_rule_fire_and_an_override_holds() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let (web, ing) = (free_port(), free_port());
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+disabled = ["readiness_lost"]
+
+[alerts.rules.crash_loop]
+except = ["flappy"]
+
+[alerts.rules.flappy_restarts]
+severity = "P2"
+signal = "service_restarts_total"
+service = "flappy"
+window = "1m"
+above = 1
+summary = "{{service}} restarted more than once in a minute"
+
+[ingress]
+listen = "127.0.0.1:{ing}"
+tls = {{ cert = "cert.pem", key = "key.pem" }}
+
+[[ingress.routes]]
+path = "/"
+service = "web"
+
+[services.web]
+command = "FIXTURE --name alerted-web --http {web}"
+upstream = "127.0.0.1:{web}"
+readiness = {{ http = "http://127.0.0.1:{web}/health", period = "100ms" }}
+
+[services.flappy]
+command = ["sh", "-c", "sleep 0.4; exit 1"]
+start_grace = "100ms"
+restart = "always"
+retry = {{ attempts = 100, backoff = "100ms", max_backoff = "200ms" }}
+start_limit = {{ burst = 1000, interval = "10s" }}
+"#,
+        hook = hook.port
+    );
+    let (cert, key) = short_certificate(3);
+    let mut up = up_with("alerts-rules", &toml, &[], |dir| {
+        std::fs::write(dir.join("cert.pem"), cert).unwrap();
+        std::fs::write(dir.join("key.pem"), key).unwrap();
+    });
+    up.wait_boot(20);
+    let fired = |name: &str| {
+        statuses(&hook)
+            .iter()
+            .any(|(status, alert, _)| status == "firing" && alert == name)
+    };
+    assert!(
+        eventually(30, || fired("flappy_restarts")
+            && fired("certificate_expiring")),
+        "received {:?}; events:\n{}",
+        statuses(&hook),
+        up.log()
+    );
+    let bodies = hook.bodies.lock().unwrap().clone();
+    let mine = bodies
+        .iter()
+        .find(|b| b["alerts"][0]["labels"]["alertname"] == "flappy_restarts")
+        .unwrap();
+    assert_eq!(mine["alerts"][0]["labels"]["severity"], "P2");
+    assert_eq!(
+        mine["alerts"][0]["annotations"]["summary"],
+        "flappy restarted more than once in a minute"
+    );
+    let cert = bodies
+        .iter()
+        .find(|b| b["alerts"][0]["labels"]["alertname"] == "certificate_expiring")
+        .unwrap();
+    assert_eq!(
+        cert["alerts"][0]["labels"]["target"],
+        format!("ingress 127.0.0.1:{ing}")
+    );
+    assert!(
+        !fired("crash_loop"),
+        "turned off for flappy: {:?}",
+        statuses(&hook)
+    );
+    assert!(!fired("readiness_lost"));
+    up.stop();
+}

@@ -24,6 +24,18 @@ replica_ports = "20100-20101"
 [services.ui]
 command = "sleep 60"
 priority = "low"
+
+[alerts.rules.readiness_lost]
+except = ["api.2"]
+for = "2m"
+
+[alerts.rules.api_restarts]
+severity = "P2"
+signal = "service_restarts_total"
+service = "db"
+window = "10m"
+above = 5
+summary = "{service} restarts a lot"
 "#,
     )
     .unwrap();
@@ -49,6 +61,13 @@ priority = "low"
     );
     // What /metrics cannot express is said, not dropped silently.
     assert!(String::from_utf8_lossy(&out.stderr).contains("disk_low: not exported"));
+    // The user's rule and the override, as the evaluator runs them.
+    assert!(yaml.contains("alert: \"api_restarts\""), "{yaml}");
+    assert!(
+        yaml.contains("increase(gantry_service_restarts_total{service=\\\"db\\\"}[10m]) > 5"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("service!=\\\"api.2\\\""), "{yaml}");
     let file = dir.join("rules.yml");
     std::fs::write(&file, &yaml).unwrap();
     let check = std::process::Command::new("promtool")

@@ -18,6 +18,7 @@
 //! Facts and measurements behind the design choices are in
 //! `shared/notes/LINUX-SUPERVISION.md`; comments refer to its sections (A–D).
 
+pub mod alert_rules;
 pub mod driver;
 pub mod env;
 pub mod instance;

@@ -883,6 +883,92 @@ pub static ALERTS: &[Key] = &[
         Some("[]"),
         "Built-in rules turned off: critical_service_down (P0), boot_no_go (P0), crash_loop (P1), breaker_open (P1), readiness_lost (P1), disk_low (P2), certificate_expiring (P2).",
     ),
+    k(
+        "rules",
+        Ty::MapOf(&Ty::Table(ALERT_RULE), "NAME"),
+        Some("{}"),
+        "Rules of your own over gantry's signals, `[alerts.rules.NAME]`. A rule named like a built-in one overrides it: the keys you give replace the built-in's, the others stay (e.g. `[alerts.rules.readiness_lost] for = \"5m\"`, `except = [\"worker\"]`).",
+    ),
+];
+
+pub static ALERT_RULE: &[Key] = &[
+    k(
+        "severity",
+        Ty::Enum(&["P0", "P1", "P2"]),
+        None,
+        "P0 (respond within 5 minutes; opens an incident), P1 (15 minutes; opens an incident), P2 (1 hour).",
+    ),
+    k(
+        "signal",
+        Ty::Enum(crate::model::ALERT_SIGNALS),
+        None,
+        "What the rule watches, per service / route / path: service_down, service_unready, breaker_open, boot_no_go (0 or 1); service_restarts_total, service_cpu_seconds_total, ingress_requests_total, ingress_failures_total (counters: give `window`); service_rss_bytes, disk_free_ratio (0-1, under the state dir), certificate_days_left (the ingress's certificates), ingress_p95_ms, ingress_p99_ms (a route's latency percentiles since gantry started), missions_open.",
+    ),
+    k(
+        "above",
+        Ty::Any,
+        None,
+        "Fires while the value is above this number.",
+    ),
+    k(
+        "below",
+        Ty::Any,
+        None,
+        "Fires while the value is below this number.",
+    ),
+    k(
+        "window",
+        Ty::Duration,
+        None,
+        "For a counter: its increase over this window is judged (with `ratio_of`: the ratio of the two increases).",
+    ),
+    k(
+        "ratio_of",
+        Ty::Enum(crate::model::ALERT_SIGNALS),
+        None,
+        "A counter: the rule judges signal's increase / this counter's increase over `window` (e.g. ingress_failures_total over ingress_requests_total).",
+    ),
+    k(
+        "min_volume",
+        Ty::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        Some("0"),
+        "With `ratio_of`: a window whose denominator grew by less is not judged (no alert on three requests).",
+    ),
+    k(
+        "for",
+        Ty::Duration,
+        Some("\"0s\""),
+        "The condition must hold this long before the alert fires.",
+    ),
+    k("service", Ty::Str, None, "Only this service's series."),
+    k(
+        "route",
+        Ty::Str,
+        None,
+        "Only this ingress route's series (its path).",
+    ),
+    k("except", Ty::StrList, Some("[]"), "Never these services."),
+    k(
+        "summary",
+        Ty::Str,
+        None,
+        "One line for people; `{service}`, `{route}`, `{path}`, `{target}` are replaced by the alert's labels.",
+    ),
+    k(
+        "runbook",
+        Ty::Str,
+        None,
+        "A `[runbooks.NAME]` shown with the alert; with `auto_runbook = true` it runs once per incident.",
+    ),
+    k(
+        "auto_runbook",
+        Ty::Bool,
+        Some("false"),
+        "Run `runbook` by itself when the alert fires, at most once per incident (a P0's auto-mitigation); every step is audited as `runbook:NAME` and on the incident's timeline.",
+    ),
 ];
 
 pub static SLO: &[Key] = &[

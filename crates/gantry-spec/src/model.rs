@@ -11,7 +11,7 @@ pub use crate::cpu::MilliCpus;
 mod alerts;
 mod flags;
 mod ingress;
-pub use alerts::{ALERT_RULES, Alerts, Slo};
+pub use alerts::{ALERT_RULES, ALERT_SIGNALS, AlertRuleDef, Alerts, Slo};
 pub use flags::{FlagDef, FlagsSpec};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
 

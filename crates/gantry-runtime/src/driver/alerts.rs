@@ -32,20 +32,7 @@ impl AlertSide {
     /// From `[alerts]`; None without one.
     pub(super) fn new(spec: &gantry_spec::Spec) -> Option<AlertSide> {
         let a = spec.alerts.as_ref()?;
-        let mut rules: Vec<gantry_alerts::Rule> = gantry_alerts::default_rules()
-            .into_iter()
-            .filter(|r| !a.disabled.iter().any(|d| d.value == r.name))
-            .collect();
-        for slo in &spec.slos {
-            rules.extend(gantry_alerts::burn_rate_rules(&gantry_alerts::Slo {
-                name: slo.name.value.clone(),
-                availability: slo.availability,
-                errors: "ingress_failures_total".into(),
-                requests: "ingress_requests_total".into(),
-                matching: [("route".to_string(), slo.route.value.clone())].into(),
-                min_requests: slo.min_requests as f64,
-            }));
-        }
+        let rules = crate::alert_rules::rules_of(spec);
         let mut sinks = Vec::new();
         if a.log {
             sinks.push("log".to_string());
@@ -103,6 +90,12 @@ fn samples(snap: &gantry_api::model::Snapshot) -> Vec<Sample> {
             &svc,
             f64::from(s.restarts),
         ));
+        if let Some(rss) = s.rss_bytes {
+            out.push(Sample::new("service_rss_bytes", &svc, rss as f64));
+        }
+        if let Some(cpu) = s.cpu_seconds {
+            out.push(Sample::new("service_cpu_seconds_total", &svc, cpu));
+        }
         out.push(Sample::new(
             "service_unready",
             &svc,
@@ -129,6 +122,10 @@ impl Driver {
         let now = now_ms();
         let snap = self.api.snapshot.borrow().clone();
         let mut samples = samples(&snap);
+        if matches!(snap.boot, gantry_api::model::BootPhase::Decided { .. }) && !snap.shutting_down
+        {
+            self.feed_samples(now, &mut samples);
+        }
         if let Some(ingress) = &self.ingress
             && !self.spec.slos.is_empty()
         {

@@ -9,6 +9,7 @@
 //! [`watch`] the listener scan that answers loopback tcp probes, [`api`] the API
 //! side, [`records`] what a transition or the verdict leaves behind.
 
+mod alert_feed;
 mod alerts;
 mod api;
 mod audit;
@@ -357,6 +358,8 @@ struct Driver {
     /// Services enabled though this run's selection left them out (take_on.rs): selected
     /// too by every later load of the file.
     taken_on: Vec<String>,
+    /// The alert feeders' cached inputs (alert_feed.rs).
+    alert_feed: alert_feed::Feed,
 }
 
 impl Driver {
@@ -512,6 +515,7 @@ impl Driver {
             ofrep_env,
             flag_env,
             taken_on: Vec::new(),
+            alert_feed: alert_feed::Feed::new(&cfg.spec, &cfg.base_dir),
         })
     }
 

@@ -1,7 +1,7 @@
 //! Decodes `[alerts]` (the notification sinks — webhook, exec, log —, the repeat interval, the
 //! built-in rules turned off) and `[slo.NAME]` (availability objectives over ingress routes).
 
-use super::{Decoder, Value};
+use super::{DeValue, Decoder, Value};
 use crate::diag::did_you_mean;
 use crate::keys;
 use crate::model::*;
@@ -59,6 +59,10 @@ impl Decoder<'_> {
                 );
             }
         }
+        let rules = t
+            .get("rules")
+            .map(|x| self.alert_rules(x))
+            .unwrap_or_default();
         Some(Alerts {
             span: v.span(),
             webhook,
@@ -66,7 +70,158 @@ impl Decoder<'_> {
             log,
             repeat_interval,
             disabled,
+            rules,
         })
+    }
+
+    /// `[alerts.rules.NAME]`: a new rule needs severity, signal and a threshold; one named like
+    /// a built-in overrides it key by key.
+    fn alert_rules(&mut self, v: &Value<'_>) -> Vec<AlertRuleDef> {
+        let Some(t) = self.table(v, "alerts.rules") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, item) in t {
+            let name = key.get_ref().to_string();
+            let path = format!("alerts.rules.{name}");
+            let Some(rt) = self.table(item, &path) else {
+                continue;
+            };
+            self.unknown_keys(rt, keys::ALERT_RULE, &path);
+            let p = |k: &str| format!("{path}.{k}");
+            let severity = rt
+                .get("severity")
+                .and_then(|x| self.enumeration(x, &p("severity"), &["P0", "P1", "P2"]))
+                .map(str::to_string);
+            let signal = rt
+                .get("signal")
+                .and_then(|x| self.enumeration(x, &p("signal"), ALERT_SIGNALS))
+                .map(str::to_string);
+            let ratio_of = rt
+                .get("ratio_of")
+                .and_then(|x| self.enumeration(x, &p("ratio_of"), ALERT_SIGNALS))
+                .map(str::to_string);
+            let above = rt.get("above").and_then(|x| self.number(x, &p("above")));
+            let below = rt.get("below").and_then(|x| self.number(x, &p("below")));
+            let window = rt
+                .get("window")
+                .and_then(|x| self.duration(x, &p("window")));
+            let min_volume = rt
+                .get("min_volume")
+                .and_then(|x| self.int(x, &p("min_volume"), 0, i64::MAX))
+                .map(|n| n as u64);
+            let for_ = rt.get("for").and_then(|x| self.duration(x, &p("for")));
+            let service = rt
+                .get("service")
+                .and_then(|x| self.string(x, &p("service")))
+                .map(|s| s.value);
+            let route = rt
+                .get("route")
+                .and_then(|x| self.string(x, &p("route")))
+                .map(|s| s.value);
+            let except = rt
+                .get("except")
+                .map(|x| self.str_list(x, &p("except")))
+                .unwrap_or_default();
+            let summary = rt
+                .get("summary")
+                .and_then(|x| self.string(x, &p("summary")))
+                .map(|s| s.value);
+            let runbook = rt
+                .get("runbook")
+                .and_then(|x| self.string(x, &p("runbook")));
+            let auto_runbook = rt
+                .get("auto_runbook")
+                .and_then(|x| self.boolean(x, &p("auto_runbook")));
+            let builtin = ALERT_RULES.contains(&name.as_str());
+            if above.is_some() && below.is_some() {
+                self.error(
+                    "invalid-value",
+                    &path,
+                    item.span(),
+                    "a rule has one threshold: `above` or `below`, not both",
+                    "write a second rule for the other bound",
+                );
+            }
+            if !builtin {
+                let missing: Vec<&str> = [
+                    ("severity", severity.is_none()),
+                    ("signal", signal.is_none()),
+                    ("above or below", above.is_none() && below.is_none()),
+                ]
+                .iter()
+                .filter(|(_, m)| *m)
+                .map(|(k, _)| *k)
+                .collect();
+                if !missing.is_empty() {
+                    self.error(
+                        "missing-key",
+                        &path,
+                        item.span(),
+                        format!("the rule `{name}` needs {}", missing.join(", ")),
+                        format!(
+                            "write e.g. severity = \"P1\", signal = \"service_restarts_total\", window = \"10m\", above = 5 (a rule named like a built-in one — {} — overrides it and needs none of them)",
+                            ALERT_RULES.join(", ")
+                        ),
+                    );
+                    continue;
+                }
+            }
+            let counter = |s: &Option<String>| s.as_deref().is_some_and(|s| s.ends_with("_total"));
+            if (counter(&signal) || ratio_of.is_some()) && window.is_none() && !builtin {
+                self.error(
+                    "missing-key",
+                    &p("window"),
+                    item.span(),
+                    "a counter is judged by its increase over a window",
+                    "write window = \"5m\"",
+                );
+                continue;
+            }
+            if ratio_of.as_ref().is_some_and(|r| !r.ends_with("_total")) {
+                self.error(
+                    "invalid-value",
+                    &p("ratio_of"),
+                    item.span(),
+                    "`ratio_of` must be a counter (a signal ending in _total)",
+                    "e.g. signal = \"ingress_failures_total\", ratio_of = \"ingress_requests_total\"",
+                );
+                continue;
+            }
+            out.push(AlertRuleDef {
+                name: Sp::new(name, item.span()),
+                severity,
+                signal,
+                above,
+                below,
+                window,
+                ratio_of,
+                min_volume,
+                for_,
+                service,
+                route,
+                except,
+                summary,
+                runbook,
+                auto_runbook,
+            });
+        }
+        out
+    }
+
+    /// An integer or a float.
+    fn number(&mut self, v: &Value<'_>, path: &str) -> Option<f64> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            DeValue::Float(x) => x.as_str().parse::<f64>().ok(),
+            _ => {
+                self.wrong_type(path, v, "a number");
+                return None;
+            }
+        };
+        n.filter(|n| n.is_finite())
     }
 
     /// `[slo.NAME]` tables; each must name a route of `[ingress]`.

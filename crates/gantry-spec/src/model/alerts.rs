@@ -28,6 +28,52 @@ pub struct Slo {
     pub min_requests: u64,
 }
 
+/// The signals a rule may watch (what gantry feeds its evaluator).
+pub const ALERT_SIGNALS: &[&str] = &[
+    "service_down",
+    "service_unready",
+    "service_restarts_total",
+    "breaker_open",
+    "boot_no_go",
+    "service_rss_bytes",
+    "service_cpu_seconds_total",
+    "disk_free_ratio",
+    "certificate_days_left",
+    "ingress_requests_total",
+    "ingress_failures_total",
+    "ingress_p95_ms",
+    "ingress_p99_ms",
+    "missions_open",
+];
+
+/// `[alerts.rules.NAME]`: a rule of the user's, or (named like a built-in rule) an override of
+/// it, where every key left out keeps the built-in's value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRuleDef {
+    pub name: Sp<String>,
+    /// `P0`, `P1`, `P2`.
+    pub severity: Option<String>,
+    pub signal: Option<String>,
+    pub above: Option<f64>,
+    pub below: Option<f64>,
+    /// For a counter (`*_total`): its increase over this window.
+    pub window: Option<Dur>,
+    /// The signal's increase divided by this counter's increase over `window`.
+    pub ratio_of: Option<String>,
+    /// With `ratio_of`: a window whose denominator grew less is not judged.
+    pub min_volume: Option<u64>,
+    pub for_: Option<Dur>,
+    /// Only this service's / route's series.
+    pub service: Option<String>,
+    pub route: Option<String>,
+    /// Never these services.
+    pub except: Vec<Sp<String>>,
+    pub summary: Option<String>,
+    /// A `[runbooks.NAME]` to show (and run once per incident with `auto_runbook`).
+    pub runbook: Option<Sp<String>>,
+    pub auto_runbook: Option<bool>,
+}
+
 /// `[alerts]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alerts {
@@ -42,4 +88,6 @@ pub struct Alerts {
     pub repeat_interval: Dur,
     /// Built-in rules turned off.
     pub disabled: Vec<Sp<String>>,
+    /// `[alerts.rules.NAME]`.
+    pub rules: Vec<AlertRuleDef>,
 }

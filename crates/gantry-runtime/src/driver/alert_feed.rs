@@ -1,0 +1,149 @@
+//! What the alert evaluator is fed beyond the snapshot: the disk under the state dir, the days
+//! left on the ingress's certificates (re-read when a file changes), every ingress route's
+//! requests, failures and latency percentiles, and the open missions (counted every 10 s).
+
+use super::Driver;
+use gantry_alerts::Sample;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// A certificate file the ingress serves, and what was read from it last.
+struct CertFile {
+    target: String,
+    path: PathBuf,
+    /// (the file's mtime, its notAfter as Unix seconds) when last read.
+    read: Option<(SystemTime, Option<i64>)>,
+}
+
+/// Cached inputs of the feeders.
+#[derive(Default)]
+pub(super) struct Feed {
+    certs: Vec<CertFile>,
+    missions: Option<(u64, f64)>,
+}
+
+impl Feed {
+    /// The certificate files of `[ingress]` listeners with TLS.
+    pub(super) fn new(spec: &gantry_spec::Spec, base_dir: &std::path::Path) -> Feed {
+        let certs = spec
+            .ingress
+            .iter()
+            .flat_map(|i| &i.listeners)
+            .filter_map(|l| {
+                let tls = l.tls.as_ref()?;
+                Some(CertFile {
+                    target: format!("ingress {}", l.listen.value),
+                    path: base_dir.join(&tls.cert.value),
+                    read: None,
+                })
+            })
+            .collect();
+        Feed {
+            certs,
+            missions: None,
+        }
+    }
+}
+
+/// The notAfter (Unix seconds) of the first certificate in a PEM file.
+pub(super) fn not_after(pem: &[u8]) -> Option<i64> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+/// The free share of the file system holding `path` (for unprivileged users), 0 to 1.
+fn disk_free_ratio(path: &std::path::Path) -> Option<f64> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    let total = st.blocks() as f64;
+    (total > 0.0).then(|| st.blocks_available() as f64 / total)
+}
+
+impl Driver {
+    /// Samples of the disk, the certificates, the ingress routes and the open missions.
+    pub(super) fn feed_samples(&mut self, now_ms: u64, out: &mut Vec<Sample>) {
+        let state = self.state_dir.display().to_string();
+        if let Some(r) = disk_free_ratio(&self.state_dir) {
+            out.push(Sample::new("disk_free_ratio", &[("path", &state)], r));
+        }
+        let now_s = (now_ms / 1000) as i64;
+        for c in &mut self.alert_feed.certs {
+            let mtime = std::fs::metadata(&c.path).and_then(|m| m.modified()).ok();
+            if mtime.is_some() && c.read.map(|(t, _)| Some(t)) != Some(mtime) {
+                let at = std::fs::read(&c.path).ok().and_then(|b| not_after(&b));
+                c.read = mtime.map(|t| (t, at));
+            }
+            if let Some((_, Some(at))) = c.read {
+                let days = (at - now_s) as f64 / 86_400.0;
+                out.push(Sample::new(
+                    "certificate_days_left",
+                    &[("target", &c.target)],
+                    days,
+                ));
+            }
+        }
+        if let Some(ingress) = &self.ingress {
+            let slo_routes: Vec<&str> = self
+                .spec
+                .slos
+                .iter()
+                .map(|s| s.route.value.as_str())
+                .collect();
+            for r in ingress.handle.snapshot().routes {
+                let labels = [("route", r.name.as_str()), ("service", r.service.as_str())];
+                let s = &r.signals;
+                let c = &s.requests;
+                // An SLO's route is fed by the SLO's own samples (evaluate_alerts).
+                if !slo_routes.contains(&r.name.as_str()) {
+                    let total = c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + s.upstream_errors;
+                    let failed = c.c5xx + s.upstream_errors;
+                    out.push(Sample::new("ingress_requests_total", &labels, total as f64));
+                    out.push(Sample::new(
+                        "ingress_failures_total",
+                        &labels,
+                        failed as f64,
+                    ));
+                }
+                if let Some(p) = s.p95_ms {
+                    out.push(Sample::new("ingress_p95_ms", &labels, p));
+                }
+                if let Some(p) = s.p99_ms {
+                    out.push(Sample::new("ingress_p99_ms", &labels, p));
+                }
+            }
+        }
+        let stale = self
+            .alert_feed
+            .missions
+            .is_none_or(|(at, _)| now_ms.saturating_sub(at) >= 10_000);
+        if stale && let Some(store) = &self.store {
+            let open = store.missions(false).map_or(0, |m| m.len());
+            self.alert_feed.missions = Some((now_ms, open as f64));
+        }
+        if let Some((_, n)) = self.alert_feed.missions {
+            out.push(Sample::new("missions_open", &[], n));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_not_after_from_a_pem() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2031, 1, 2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let at = not_after(cert.pem().as_bytes()).expect("parsed");
+        assert_eq!(at, 1_925_078_400, "2031-01-02T00:00:00Z");
+        assert_eq!(not_after(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn the_disk_has_a_free_share() {
+        let r = disk_free_ratio(std::path::Path::new("/")).expect("statvfs");
+        assert!((0.0..=1.0).contains(&r), "{r}");
+    }
+}
