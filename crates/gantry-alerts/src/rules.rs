@@ -125,6 +125,9 @@ pub struct Rule {
     pub labels: Labels,
     /// A runbook to show (and, when allowed, run once per incident).
     pub runbook: Option<String>,
+    /// Run `runbook` by itself when the alert fires (at most once per incident).
+    #[serde(default)]
+    pub auto_runbook: bool,
     /// One line for people, e.g. "critical service {service} is down".
     pub summary: String,
 }
@@ -138,6 +141,7 @@ impl Rule {
             for_ms: 0,
             labels: Labels::new(),
             runbook: None,
+            auto_runbook: false,
             summary: summary.to_string(),
         }
     }

@@ -56,6 +56,7 @@ pub fn burn_rate_rules(slo: &Slo) -> Vec<Rule> {
                 for_ms: 0,
                 labels,
                 runbook: None,
+                auto_runbook: false,
                 summary: format!(
                     "SLO {} ({} %): the error budget burns at more than {factor}× over {} h and {} min",
                     slo.name,

@@ -68,6 +68,7 @@ pub mod model;
 pub mod ofrep;
 mod rollout;
 mod routes;
+mod runbooks;
 mod server;
 mod slots;
 mod util;

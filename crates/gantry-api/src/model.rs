@@ -151,6 +151,14 @@ pub enum ApiCommand {
         mode: String,
         shed_percent: Option<u8>,
     },
+    /// The runbooks, the run under way and the last runs, as JSON (a read: not audited).
+    Runbooks,
+    /// Runs a runbook (`gantry runbook run NAME`); a dry run says what each step would do (a
+    /// read: not audited).
+    RunRunbook {
+        name: String,
+        dry_run: bool,
+    },
 }
 
 impl ApiCommand {
@@ -182,12 +190,20 @@ impl ApiCommand {
             ApiCommand::SetFlag { key, .. } => ("flag.set", Some(key.clone())),
             ApiCommand::UnsetFlag { key } => ("flag.unset", Some(key.clone())),
             ApiCommand::IngressMode { mode, .. } => ("ingress.mode", Some(mode.clone())),
+            ApiCommand::Runbooks => ("runbooks.list", None),
+            ApiCommand::RunRunbook { name, .. } => ("runbook.run", Some(name.clone())),
         }
     }
 
     /// Whether the command only reads (then it is not recorded in the audit log).
     pub fn is_read(&self) -> bool {
-        matches!(self, ApiCommand::RolloutStatus(_) | ApiCommand::Releases(_))
+        matches!(
+            self,
+            ApiCommand::RolloutStatus(_)
+                | ApiCommand::Releases(_)
+                | ApiCommand::Runbooks
+                | ApiCommand::RunRunbook { dry_run: true, .. }
+        )
     }
 }
 

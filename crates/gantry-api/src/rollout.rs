@@ -158,7 +158,7 @@ async fn read_json(
 }
 
 /// Sends a command to the driver and waits for its answer.
-async fn ask(
+pub(crate) async fn ask(
     state: &ApiState,
     caller: Caller,
     command: ApiCommand,

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::model::ApiState;
-use crate::{api, error, flags, health, ingress, metrics, ofrep, rollout};
+use crate::{api, error, flags, health, ingress, metrics, ofrep, rollout, runbooks};
 
 /// Which handler serves a route. A `match` over it builds the router, so adding a variant
 /// without a handler does not compile.
@@ -48,6 +48,8 @@ pub enum Endpoint {
     Flags,
     FlagSet,
     FlagUnset,
+    Runbooks,
+    RunbookRun,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
@@ -178,6 +180,13 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/flags", Endpoint::Flags, false),
     route("PUT", "/api/v1/flags/{key}", Endpoint::FlagSet, true),
     route("DELETE", "/api/v1/flags/{key}", Endpoint::FlagUnset, true),
+    route("GET", "/api/v1/runbooks", Endpoint::Runbooks, false),
+    route(
+        "POST",
+        "/api/v1/runbooks/{name}/run",
+        Endpoint::RunbookRun,
+        true,
+    ),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -218,6 +227,8 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::Flags => get(flags::list),
         Endpoint::FlagSet => put(flags::set),
         Endpoint::FlagUnset => delete(flags::unset),
+        Endpoint::Runbooks => get(runbooks::list),
+        Endpoint::RunbookRun => post(runbooks::run),
     }
 }
 

@@ -16,6 +16,7 @@ mod load;
 mod logs;
 mod migrate;
 mod rollout;
+mod runbook;
 mod schema_stage;
 mod up;
 
@@ -71,6 +72,34 @@ pub enum FlagAction {
         /// Why: kept in the audit log with who asked (`gantry audit`).
         #[arg(long)]
         reason: Option<String>,
+    },
+}
+
+/// `gantry runbook …`.
+#[derive(Debug, Subcommand)]
+pub enum RunbookAction {
+    /// The runbooks of the stack file.
+    List {
+        /// Print them (with the run under way and the last runs) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A runbook's steps and its last runs.
+    Show { name: String },
+    /// Run a runbook, step by step, and follow it to its end (exit 1 when a step fails).
+    Run {
+        name: String,
+        /// Say what each step would do, and what it would find now; do nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The run under way, else the last one.
+    Status {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -256,6 +285,12 @@ pub enum Command {
     Flag {
         #[command(subcommand)]
         action: FlagAction,
+    },
+    /// Runbooks (`[runbooks.NAME]`): `list`, `show NAME`, `run NAME [--dry-run] --reason TEXT`,
+    /// `status`. Every step is audited as `runbook:NAME`.
+    Runbook {
+        #[command(subcommand)]
+        action: RunbookAction,
     },
     /// The `write_drain` kill switch: writes through the ingress get 503, reads pass.
     Drain {
@@ -573,6 +608,16 @@ fn main() -> ExitCode {
             *state == OnOff::On,
             reason.as_deref(),
         ),
+        Command::Runbook { action } => match action {
+            RunbookAction::List { json } => runbook::list(&cli.file, *json),
+            RunbookAction::Show { name } => runbook::show(&cli.file, name),
+            RunbookAction::Run {
+                name,
+                dry_run,
+                reason,
+            } => runbook::run(&cli.file, name, *dry_run, reason.as_deref()),
+            RunbookAction::Status { json } => runbook::status(&cli.file, *json),
+        },
         Command::Brownout {
             state,
             shed,

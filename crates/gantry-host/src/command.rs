@@ -122,6 +122,9 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
         | ApiCommand::Releases(_) => {
             return Err("cannot run a rollout here: rollouts are the process driver's".into());
         }
+        ApiCommand::Runbooks | ApiCommand::RunRunbook { .. } => {
+            return Err("cannot run a runbook here: runbooks are the process driver's".into());
+        }
         ApiCommand::SetFlag { .. }
         | ApiCommand::UnsetFlag { .. }
         | ApiCommand::IngressMode { .. } => {

@@ -68,6 +68,9 @@ fn apply(mut rule: Rule, d: &AlertRuleDef) -> Rule {
     if let Some(r) = &d.runbook {
         rule.runbook = Some(r.value.clone());
     }
+    if let Some(a) = d.auto_runbook {
+        rule.auto_runbook = a;
+    }
     if let Some(c) = rule.conditions.first_mut() {
         if let Some(s) = &d.signal {
             c.signal.clone_from(s);

@@ -18,6 +18,7 @@ use toml::de::{DeTable, DeValue};
 mod alerts;
 mod flags;
 mod ingress;
+mod runbooks;
 
 pub use flags::{flag_diagnostics, parse_date, valid_flag_key};
 pub use ingress::instance_name;
@@ -92,6 +93,10 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     if let Some(v) = root.get("slo") {
         spec.slos = d.slos(v, &spec);
     }
+    if let Some(v) = root.get("runbooks") {
+        spec.runbooks = d.runbooks(v, &spec);
+    }
+    d.check_rule_runbooks(&spec);
     d.check_instances(&spec);
     ingress::check_routes(&spec, source, &mut d.diags);
     let mut diagnostics = d.diags;

@@ -971,6 +971,106 @@ pub static ALERT_RULE: &[Key] = &[
     ),
 ];
 
+pub static RUNBOOK: &[Key] = &[
+    k(
+        "description",
+        Ty::Str,
+        None,
+        "What the runbook is for, shown by `gantry runbook list`.",
+    ),
+    k(
+        "steps",
+        Ty::TableList(RUNBOOK_STEP),
+        None,
+        "The steps, in order (`[[runbooks.NAME.steps]]`), each exactly one action; a step that fails stops the runbook.",
+    ),
+];
+
+pub static RUNBOOK_STEP: &[Key] = &[
+    k(
+        "drain",
+        Ty::Str,
+        None,
+        "`\"on\"` or `\"off\"`: the write_drain kill switch.",
+    ),
+    k(
+        "brownout",
+        Ty::Str,
+        None,
+        "`\"on\"` or `\"off\"`: the brownout kill switch.",
+    ),
+    k(
+        "emergency",
+        Ty::Str,
+        None,
+        "`\"on\"` or `\"off\"`: the emergency kill switch.",
+    ),
+    k(
+        "safe_mode",
+        Ty::Str,
+        None,
+        "`\"on\"` or `\"off\"`: the safe_mode flag.",
+    ),
+    k(
+        "flag",
+        Ty::Any,
+        None,
+        "`{ key = \"NAME\", value = ..., expires = \"1h\" }`: a flag override.",
+    ),
+    k("start", Ty::Str, None, "A service to start."),
+    k("stop", Ty::Str, None, "A service to stop."),
+    k(
+        "restart",
+        Ty::Str,
+        None,
+        "A service to restart (a replicated one rolls).",
+    ),
+    k(
+        "disable",
+        Ty::Str,
+        None,
+        "A service to disable (kept stopped across restarts of gantry).",
+    ),
+    k("enable", Ty::Str, None, "A service to enable."),
+    k(
+        "quarantine",
+        Ty::Str,
+        None,
+        "A service to freeze for inspection.",
+    ),
+    k("release", Ty::Str, None, "A quarantined service to thaw."),
+    k(
+        "rollback",
+        Ty::Str,
+        None,
+        "A service whose rollout to abort: all traffic back to the stable release.",
+    ),
+    k(
+        "rotate",
+        Ty::Str,
+        None,
+        "A secret to rotate (its consumers restart).",
+    ),
+    k(
+        "run",
+        Ty::Command,
+        None,
+        "A command run in the stack's directory; a non-zero exit fails the step.",
+    ),
+    k(
+        "timeout",
+        Ty::Duration,
+        Some("\"60s\""),
+        "With `run`: how long the command may take.",
+    ),
+    k(
+        "wait",
+        Ty::Any,
+        None,
+        "`{ service = \"db\", state = \"ready\", timeout = \"60s\" }`: wait until the service (or, without `service`, the stack) is in that state.",
+    ),
+];
+
 pub static SLO: &[Key] = &[
     k(
         "route",
@@ -1066,6 +1166,12 @@ pub static TOP: &[Key] = &[
         Ty::Table(ALERTS),
         None,
         "Alerts: where notifications of the built-in rules go (webhook, exec, log), how often a firing alert is repeated, which rules are off.",
+    ),
+    k(
+        "runbooks",
+        Ty::MapOf(&Ty::Table(RUNBOOK), "NAME"),
+        Some("{}"),
+        "Runbooks: ordered steps over gantry's own actions (kill switches, flags, service commands, secret rotation, commands, waits), run with `gantry runbook run NAME` or by an alert rule's `auto_runbook`, every step audited.",
     ),
     k(
         "slo",

@@ -11,9 +11,11 @@ pub use crate::cpu::MilliCpus;
 mod alerts;
 mod flags;
 mod ingress;
+mod runbooks;
 pub use alerts::{ALERT_RULES, ALERT_SIGNALS, AlertRuleDef, Alerts, Slo};
 pub use flags::{FlagDef, FlagsSpec};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
+pub use runbooks::{Runbook, RunbookAction, RunbookStep};
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +56,8 @@ pub struct Spec {
     pub slos: Vec<Slo>,
     /// `[flags.NAME]` tables and `[settings] flags_file`.
     pub flags: FlagsSpec,
+    /// `[runbooks.NAME]` tables.
+    pub runbooks: Vec<Runbook>,
 }
 
 #[derive(Debug, Clone)]

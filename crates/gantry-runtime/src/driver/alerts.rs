@@ -189,6 +189,32 @@ impl Driver {
             }));
         }
         self.track_incident(&transitions);
+        // Rules that run their runbook by themselves: once per incident (or firing alert).
+        let autos: Vec<(String, String, String)> = self
+            .alerts
+            .as_ref()
+            .map(|side| {
+                transitions
+                    .iter()
+                    .filter_map(|t| match t {
+                        Transition::Firing(a) => Some(a),
+                        Transition::Resolved { .. } => None,
+                    })
+                    .filter_map(|a| {
+                        let rule = side.eval.rules().iter().find(|r| r.name == a.rule)?;
+                        let book = rule.runbook.clone().filter(|_| rule.auto_runbook)?;
+                        let key = match side.incident {
+                            Some(id) => format!("incident {id}"),
+                            None => format!("alert {}", a.fingerprint),
+                        };
+                        Some((a.rule.clone(), book, key))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (rule, book, key) in autos {
+            self.auto_runbook(&rule, &book, key);
+        }
         for d in due {
             self.deliver(d);
         }

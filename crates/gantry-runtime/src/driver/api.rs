@@ -177,6 +177,10 @@ impl Driver {
                 return self.rollout_control(service, action);
             }
             ApiCommand::RolloutStatus(service) => return self.rollout_status(service),
+            ApiCommand::Runbooks => return self.runbooks_json(),
+            ApiCommand::RunRunbook { name, dry_run } => {
+                return self.runbook_command(name, *dry_run, caller, reason);
+            }
             ApiCommand::Releases(service) => return self.releases_json(service),
             _ => {}
         }

@@ -223,6 +223,11 @@ impl FlagsSide {
         self.values = values;
     }
 
+    /// A flag's value without evaluation context, as last published.
+    pub(super) fn value(&self, key: &str) -> Option<serde_json::Value> {
+        self.values.get(key).cloned()
+    }
+
     /// `GANTRY_FLAG_<NAME>` of every flag with a value, as last published.
     pub(super) fn env(&self) -> super::flag_env::FlagEnv {
         super::flag_env::flag_env(&self.values)

@@ -26,6 +26,7 @@ mod retention;
 mod rolling;
 mod rollout;
 mod rotate;
+mod runbook;
 mod svc;
 mod switches;
 mod take_on;
@@ -107,6 +108,11 @@ enum Msg {
     TakenOn {
         take: Box<take_on::TakeOn>,
         result: Box<Result<reload::Loaded, String>>,
+    },
+    /// A runbook's `run` step ended (runbook.rs): its audit row and its outcome.
+    RunbookRan {
+        audit: Option<i64>,
+        result: Result<String, String>,
     },
     /// A secret re-resolved for `gantry rotate` (rotate.rs): its value, or why not.
     Rotated {
@@ -360,6 +366,8 @@ struct Driver {
     taken_on: Vec<String>,
     /// The alert feeders' cached inputs (alert_feed.rs).
     alert_feed: alert_feed::Feed,
+    /// The runbook under way and the last runs (runbook.rs).
+    runbooks: runbook::Runbooks,
 }
 
 impl Driver {
@@ -516,6 +524,7 @@ impl Driver {
             flag_env,
             taken_on: Vec::new(),
             alert_feed: alert_feed::Feed::new(&cfg.spec, &cfg.base_dir),
+            runbooks: runbook::Runbooks::default(),
         })
     }
 
@@ -589,6 +598,7 @@ impl Driver {
             }
             self.roll();
             self.rollout_tick();
+            self.runbook_tick();
             self.open_pending_store();
             // State changes publish at once (health answers must follow the gates);
             // figures alone (probe durations, output) at most once a second — rebuilding
@@ -614,6 +624,7 @@ impl Driver {
             let deadline = self.host.deadline();
             let rollout_due = self.rollout_due();
             let flag_deadline = self.flags.deadline();
+            let runbook_due = self.runbook_due();
             tokio::select! {
                 biased;
                 _ = sigint.recv() => self.interrupt("interrupt"),
@@ -637,6 +648,8 @@ impl Driver {
                 _ = flush_tick.tick() => self.flush_logs(),
                 _ = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
                 _ = gantry_host::sleep_until_opt(publish_due), if publish_due.is_some() => {}
+                // A runbook's wait step looks again (its state or its timeout).
+                _ = gantry_host::sleep_until_opt(runbook_due), if runbook_due.is_some() => {}
                 // An override with an expiry reverts by itself (audited as `flag.expire`).
                 _ = gantry_host::sleep_until_opt(flag_deadline), if flag_deadline.is_some() => self.expire_flags(),
                 _ = gantry_host::sleep_until_opt(self.kill_at), if self.kill_at.is_some() => {
@@ -959,6 +972,7 @@ impl Driver {
             Msg::CanaryDrained { unit } => self.canary_drained(unit),
             Msg::Reloaded(result) => self.reloaded(*result),
             Msg::TakenOn { take, result } => self.taken_on(*take, *result),
+            Msg::RunbookRan { audit, result } => self.runbook_ran(audit, result),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),

@@ -8,7 +8,7 @@ use crate::source::Span;
 use toml::de::DeValue;
 
 /// A TOML value as JSON (datetimes become their text); None beyond the nesting limit.
-fn to_json(v: &DeValue<'_>, depth: usize) -> Option<serde_json::Value> {
+pub(super) fn to_json(v: &DeValue<'_>, depth: usize) -> Option<serde_json::Value> {
     use serde_json::Value as J;
     if depth > 32 {
         return None;
