@@ -62,6 +62,18 @@ pub(crate) struct ServiceView<'a> {
     rss_bytes: Option<u64>,
     switch: Option<&'a str>,
     switch_detail: Option<&'a str>,
+    /// The latest probe run and what it answered (the web page keeps a short history of them).
+    last_probe: Option<ProbeView<'a>>,
+}
+
+/// A probe run as the JSON API shows it (the time as RFC 3339).
+#[derive(Debug, Serialize)]
+pub(crate) struct ProbeView<'a> {
+    role: &'a str,
+    ok: bool,
+    message: &'a str,
+    duration_ms: f64,
+    at: String,
 }
 
 impl<'a> From<&'a ServiceSnapshot> for ServiceView<'a> {
@@ -91,6 +103,13 @@ impl<'a> From<&'a ServiceSnapshot> for ServiceView<'a> {
             rss_bytes: s.rss_bytes,
             switch: s.switch.as_deref(),
             switch_detail: s.switch_detail.as_deref(),
+            last_probe: s.last_probe.as_ref().map(|p| ProbeView {
+                role: &p.role,
+                ok: p.ok,
+                message: &p.message,
+                duration_ms: p.duration_ms,
+                at: rfc3339(p.at),
+            }),
         }
     }
 }
@@ -697,6 +716,63 @@ pub(crate) async fn audit(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the audit log could not be read",
             "check the state store in the state dir",
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /api/v1/incidents`: every incident, newest first (the read token when reads are protected).
+pub(crate) async fn incidents(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    read_incidents(&state, &headers, None).await
+}
+
+/// `GET /api/v1/incidents/{id}`: one incident with its timeline and post-incident draft.
+pub(crate) async fn incident(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    // Authorization first: an unauthenticated caller learns nothing, not even whether an id exists.
+    if let Err(e) = authorize_read(&state, &headers) {
+        return e.into_response();
+    }
+    let id = match id.map(|Path(id)| id.parse::<i64>()) {
+        Ok(Ok(id)) => id,
+        _ => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the incident id must be a number",
+                "GET /api/v1/incidents lists them with their ids",
+            )
+            .into_response();
+        }
+    };
+    read_incidents(&state, &headers, Some(id)).await
+}
+
+async fn read_incidents(state: &ApiState, headers: &HeaderMap, id: Option<i64>) -> Response {
+    if let Err(e) = authorize_read(state, headers) {
+        return e.into_response();
+    }
+    let incidents = state.incidents.clone();
+    match tokio::task::spawn_blocking(move || incidents(id)).await {
+        Ok(Ok(Some(value))) => Json(value).into_response(),
+        Ok(Ok(None)) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no incident {}", id.unwrap_or_default()),
+            "GET /api/v1/incidents lists them with their ids",
+        )
+        .into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e,
+            "incidents cannot be read until the store is readable again",
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the incidents could not be read",
+            "check the state store in the state dir; `gantry incident list` reads it directly",
         )
         .into_response(),
     }

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::model::ApiState;
-use crate::{api, error, flags, health, ingress, metrics, ofrep, rollout};
+use crate::{api, error, flags, health, ingress, metrics, ofrep, rollout, session, ui};
 
 /// Which handler serves a route. A `match` over it builds the router, so adding a variant
 /// without a handler does not compile.
@@ -48,6 +48,13 @@ pub enum Endpoint {
     Flags,
     FlagSet,
     FlagUnset,
+    Page,
+    Asset,
+    SessionCreate,
+    SessionShow,
+    SessionDelete,
+    Incidents,
+    Incident,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
@@ -178,6 +185,17 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/v1/flags", Endpoint::Flags, false),
     route("PUT", "/api/v1/flags/{key}", Endpoint::FlagSet, true),
     route("DELETE", "/api/v1/flags/{key}", Endpoint::FlagUnset, true),
+    route("GET", "/", Endpoint::Page, false),
+    route("GET", "/ui/style.css", Endpoint::Asset, false),
+    route("GET", "/ui/app.js", Endpoint::Asset, false),
+    route("GET", "/ui/views.js", Endpoint::Asset, false),
+    route("GET", "/ui/graph.js", Endpoint::Asset, false),
+    route("GET", "/ui/favicon.svg", Endpoint::Asset, false),
+    route("POST", "/api/v1/session", Endpoint::SessionCreate, true),
+    route("GET", "/api/v1/session", Endpoint::SessionShow, false),
+    route("DELETE", "/api/v1/session", Endpoint::SessionDelete, false),
+    route("GET", "/api/v1/incidents", Endpoint::Incidents, false),
+    route("GET", "/api/v1/incidents/{id}", Endpoint::Incident, false),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -218,6 +236,12 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::Flags => get(flags::list),
         Endpoint::FlagSet => put(flags::set),
         Endpoint::FlagUnset => delete(flags::unset),
+        Endpoint::Page | Endpoint::Asset => get(ui::asset),
+        Endpoint::SessionCreate => post(session::create),
+        Endpoint::SessionShow => get(session::show),
+        Endpoint::SessionDelete => delete(session::delete),
+        Endpoint::Incidents => get(api::incidents),
+        Endpoint::Incident => get(api::incident),
     }
 }
 

@@ -263,8 +263,28 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
     let audit: gantry_api::model::Audit = Arc::new(move |since, limit| {
         Store::open_existing(&audit_dir).map_or(Ok(Vec::new()), |s| s.audit(since, limit))
     });
+    let incidents_dir = state_dir.root().to_path_buf();
+    let incidents: gantry_api::model::Incidents = Arc::new(move |id| {
+        let Some(store) = Store::open_existing(&incidents_dir) else {
+            // No store yet: no incident was ever opened.
+            return Ok(id.is_none().then(|| serde_json::json!({ "incidents": [] })));
+        };
+        match id {
+            None => store
+                .incidents()
+                .map(|list| Some(serde_json::json!({ "incidents": list }))),
+            Some(id) => store.incident(id).map(|found| {
+                found.map(|mut incident| {
+                    incident["postmortem"] = gantry_state::incidents::postmortem(&incident).into();
+                    incident
+                })
+            }),
+        }
+    });
     let state = ApiState {
         missions,
+        incidents,
+        sessions: Arc::default(),
         snapshot: snap_rx,
         events: events_tx.clone(),
         commands: cmd_tx,

@@ -1,0 +1,242 @@
+# gantry web page end to end in Debian's Chromium through Playwright (run by crates/gantry-cli/tests/web.rs; never downloads a browser).
+#
+# Environment: GANTRY_URL (http://127.0.0.1:PORT), OPERATOR_TOKEN, ARTIFACTS (screenshot dir),
+# MODE ("stack": the full scenario; "hundred": the first render of a 100-service stack),
+# SERVICES (how many service nodes to expect), INGRESS_PORT (stack mode).
+# Every wait polls with a deadline; figures are printed as one JSON line prefixed `RESULT `.
+import gzip
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+URL = os.environ["GANTRY_URL"].rstrip("/")
+ARTIFACTS = os.environ["ARTIFACTS"]
+MODE = os.environ.get("MODE", "stack")
+EXPECT = int(os.environ.get("SERVICES", "0"))
+WAIT_MS = 20_000
+
+os.makedirs(ARTIFACTS, exist_ok=True)
+
+# Set before any page script runs: the moment every expected service node is in the graph
+# (performance.now(): milliseconds since the navigation started). Init scripts are not subject
+# to the page's CSP.
+INIT = """
+(() => {
+  const expect = %d;
+  window.__drawnAt = null;
+  window.__states = {};
+  const check = () => {
+    const nodes = document.querySelectorAll('#graph .node');
+    if (window.__drawnAt === null && expect > 0 && nodes.length >= expect) window.__drawnAt = performance.now();
+    for (const n of nodes) {
+      const name = n.getAttribute('data-service'), st = n.getAttribute('data-state');
+      const seen = window.__states[name] || (window.__states[name] = []);
+      if (seen[seen.length - 1] !== st) seen.push(st);
+    }
+  };
+  new MutationObserver(check).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-state'] });
+})();
+""" % EXPECT
+
+
+def api(path):
+    with urllib.request.urlopen(URL + path, timeout=5) as r:
+        return json.load(r)
+
+
+def ingress(method, port):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/health", method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+def poll(what, fn, secs=20):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {secs} s waiting for: {what}")
+
+
+def page_weight():
+    """Bytes of the page and its assets, as served and gzip-compressed (level 9)."""
+    raw = comp = 0
+    for path in ["/", "/ui/style.css", "/ui/app.js", "/ui/views.js", "/ui/graph.js", "/ui/favicon.svg"]:
+        with urllib.request.urlopen(URL + path, timeout=5) as r:
+            body = r.read()
+        raw += len(body)
+        comp += len(gzip.compress(body, 9))
+    return raw, comp
+
+
+def main():
+    errors = []
+    figures = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        context.add_init_script(INIT)
+        page = context.new_page()
+        warnings = []
+        page.on("console", lambda m: errors.append(f"console.error: {m.text}") if m.type == "error"
+                else warnings.append(m.text) if m.type == "warning" else None)
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        page.on("requestfailed", lambda r: errors.append(f"requestfailed: {r.url} {r.failure}") if "/api/v1/events" not in r.url else None)
+
+        try:
+            run(page, context, figures, errors)
+        except Exception:
+            page.screenshot(path=os.path.join(ARTIFACTS, f"{MODE}-failure.png"), full_page=True)
+            print("states seen:", page.evaluate("() => window.__states"), file=sys.stderr)
+            print("drawn at:", page.evaluate("() => [window.__drawnAt, document.querySelectorAll('#graph .node').length]"), file=sys.stderr)
+            print("console:", errors, file=sys.stderr)
+            raise
+        browser.close()
+    figures["console_warnings"] = warnings
+    figures["console_errors"] = errors
+    print("RESULT " + json.dumps(figures), flush=True)
+    assert not errors, f"console errors: {errors}"
+
+
+def run(page, context, figures, errors):
+    t0 = time.monotonic()
+    response = page.goto(URL + "/")
+    headers = response.headers
+    assert "default-src 'none'" in headers.get("content-security-policy", ""), headers
+    assert headers.get("x-content-type-options") == "nosniff", headers
+    page.wait_for_function("() => window.__drawnAt !== null", timeout=WAIT_MS)
+    figures["first_render_ms"] = round(page.evaluate("() => window.__drawnAt"), 1)
+    figures["first_render_wall_ms"] = round((time.monotonic() - t0) * 1000, 1)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#graph .node[data-state=ready]').length === %d" % EXPECT, timeout=WAIT_MS)
+    figures["all_ready_drawn_ms"] = round(page.evaluate("() => performance.now()"), 1)
+    raw, comp = page_weight()
+    figures["page_bytes"] = raw
+    figures["page_bytes_gzip"] = comp
+    page.screenshot(path=os.path.join(ARTIFACTS, f"{MODE}-graph.png"), full_page=True)
+
+    if MODE == "stack":
+        stack_scenario(page, context, figures)
+
+    # Phone width: the tabs and the views still work at 390 px.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for view in ["stack", "control"]:
+        page.click(f"#tab-{view}")
+        page.screenshot(path=os.path.join(ARTIFACTS, f"{MODE}-phone-{view}.png"), full_page=True)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    figures["phone_horizontal_overflow_px"] = overflow
+    assert overflow <= 0, f"the page is wider than a 390 px phone by {overflow} px"
+
+
+def stack_scenario(page, context, figures):
+    token = os.environ["OPERATOR_TOKEN"]
+    ing = int(os.environ["INGRESS_PORT"])
+    node = lambda name: f"#graph .node[data-service='{name}']"
+
+    # Keyboard: the tabs are reachable and switch with the arrow keys.
+    page.focus("#tab-stack")
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#tab-boot", "aria-selected") == "true"
+    page.wait_for_selector("#waterfall svg rect", timeout=WAIT_MS)
+    page.screenshot(path=os.path.join(ARTIFACTS, "stack-boot.png"), full_page=True)
+    page.keyboard.press("ArrowLeft")
+
+    # A service killed by the test turns red (failed) without a reload.
+    worker = next(s for s in api("/api/v1/status")["services"] if s["name"] == "worker")
+    os.kill(worker["pid"], signal.SIGKILL)
+    page.wait_for_selector(node("worker") + "[data-state=failed] rect.s-bad", timeout=WAIT_MS)
+    page.screenshot(path=os.path.join(ARTIFACTS, "stack-killed.png"), full_page=True)
+
+    # Without a session an action is refused, and the page says so; the server refuses it too.
+    page.click("#tab-control")
+    page.select_option("#act-service", "worker")
+    page.click("#actions [data-action=start]")
+    page.click("#confirm-ok")
+    page.wait_for_function("() => document.querySelector('#action-result').textContent.startsWith('Refused')", timeout=WAIT_MS)
+    refused = page.text_content("#action-result")
+    direct = context.request.post(URL + "/api/v1/services/worker/start")
+    assert direct.status == 401, f"the API accepted an action without a session: {direct.status}"
+    figures["refused_text"] = refused
+    page.screenshot(path=os.path.join(ARTIFACTS, "stack-refused.png"), full_page=True)
+
+    # Entering the operator token once gives a session; the Start button brings the worker back.
+    page.fill("#token-input", token)
+    page.press("#token-input", "Enter")
+    page.wait_for_selector("#who:has-text('operator')", timeout=WAIT_MS)
+    assert token not in page.url
+    cookies = context.cookies()
+    session = [c for c in cookies if c["name"] == "gantry_session"]
+    assert session and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict", cookies
+    assert session[0]["value"] != token
+    page.fill("#act-reason", "web test: bring the worker back")
+    page.select_option("#act-service", "worker")
+    page.click("#actions [data-action=start]")
+    page.click("#confirm-ok")
+    page.wait_for_function("() => document.querySelector('#action-result').className.includes('ok')", timeout=WAIT_MS)
+    page.wait_for_selector(node("worker") + "[data-state=ready] rect.s-ok", state="attached", timeout=WAIT_MS)
+    seen = page.evaluate("() => window.__states['worker']")
+    assert seen[0] == "ready" and "failed" in seen and seen[-1] == "ready", seen
+    figures["worker_states"] = seen
+
+    # The restarted worker's first line appears in the service view (live from the event stream).
+    new_pid = poll("the worker's new pid", lambda: next(
+        (s["pid"] for s in api("/api/v1/status")["services"] if s["name"] == "worker" and s["pid"] and s["pid"] != worker["pid"]), None))
+    page.click("#tab-stack")
+    page.click(node("worker"))
+    assert page.get_attribute("#tab-service", "aria-selected") == "true"
+    # Its pid as the service sees it is in gantry's PID namespace; the buffer starts empty when the
+    # page opens, so this line is the new incarnation's.
+    line = "fixture web-worker started pid"
+    page.wait_for_selector(f"#log:has-text('{line}')", timeout=WAIT_MS)
+    page.fill("#log-search", "started pid")
+    page.wait_for_selector(f"#log:has-text('{line}')", timeout=WAIT_MS)
+    page.screenshot(path=os.path.join(ARTIFACTS, "stack-service.png"), full_page=True)
+
+    # write_drain on through the page: the ingress answers 503 to a POST, reads still pass.
+    assert ingress("POST", ing) == 405, "before write_drain the fixture answers 405 to a POST"
+    page.click("#tab-control")
+    page.wait_for_selector("[data-flag=write_drain][data-on=false]", timeout=WAIT_MS)
+    page.fill("[data-flag=write_drain] input[aria-label='reason for write_drain']", "web test: drain writes")
+    page.click("[data-flag=write_drain] button")
+    page.click("#confirm-ok")
+    page.wait_for_selector("[data-flag=write_drain][data-on=true]", timeout=WAIT_MS)
+    poll("503 to a POST through the ingress", lambda: ingress("POST", ing) == 503)
+    assert ingress("GET", ing) == 200
+    page.wait_for_selector("[data-flag=write_drain]:has-text('set by operator')", timeout=WAIT_MS)
+    page.screenshot(path=os.path.join(ARTIFACTS, "stack-control.png"), full_page=True)
+
+    # Traffic shows the mode in force; the incidents view shows the audit rows with the token's actor.
+    page.click("#tab-traffic")
+    page.wait_for_selector("#ingress-mode:has-text('write_drain')", timeout=WAIT_MS)
+    page.screenshot(path=os.path.join(ARTIFACTS, "stack-traffic.png"), full_page=True)
+    page.click("#tab-incidents")
+    page.wait_for_selector("#audit td:has-text('service.start')", timeout=WAIT_MS)
+    page.wait_for_selector("#audit td:has-text('flag.set')", timeout=WAIT_MS)
+    page.screenshot(path=os.path.join(ARTIFACTS, "stack-incidents.png"), full_page=True)
+
+    # Sign out: the cookie's session is gone.
+    page.click("#logout")
+    page.wait_for_selector("#login:not([hidden])", timeout=WAIT_MS)
+    page.click("#tab-stack")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAILED: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
