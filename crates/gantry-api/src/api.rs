@@ -778,6 +778,78 @@ async fn read_incidents(state: &ApiState, headers: &HeaderMap, id: Option<i64>) 
     }
 }
 
+/// The most lines `GET /api/v1/services/{name}/logs` gives at once.
+pub const MAX_LOG_TAIL: usize = 1_000;
+
+/// `GET /api/v1/services/{name}/logs?tail=N`: the last N lines (default 200, at most 1,000) of the
+/// service's log file, oldest first (the read token when reads are protected: output may be
+/// sensitive even masked).
+pub(crate) async fn logs(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Err(e) = authorize_read(&state, &headers) {
+        return e.into_response();
+    }
+    let Path(name) = match name {
+        Ok(n) => n,
+        Err(e) => return bad_path(&e).into_response(),
+    };
+    let mut tail = 200;
+    for (key, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        let ok = key == "tail"
+            && match value.parse::<usize>() {
+                Ok(n) if (1..=MAX_LOG_TAIL).contains(&n) => {
+                    tail = n;
+                    true
+                }
+                _ => false,
+            };
+        if !ok {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad query: only `tail` (1-1000) is accepted",
+                "GET /api/v1/services/NAME/logs?tail=200",
+            )
+            .into_response();
+        }
+    }
+    // Only a service of the running stack names a log file (never a path of the caller's).
+    let snap = snapshot(&state);
+    if !snap.services.iter().any(|s| s.name == name) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown service `{}`",
+                name.chars().take(100).collect::<String>()
+            ),
+            known_services(&snap),
+        )
+        .into_response();
+    }
+    let read = state.logs.clone();
+    let service = name.clone();
+    match tokio::task::spawn_blocking(move || read(&service, tail)).await {
+        Ok(Ok(lines)) => {
+            Json(serde_json::json!({ "service": name, "lines": lines })).into_response()
+        }
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e,
+            "`gantry logs NAME` reads the same file",
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the log could not be read",
+            "`gantry logs NAME` reads the same file",
+        )
+        .into_response(),
+    }
+}
+
 struct AuditQuery {
     since: Option<String>,
     limit: Option<usize>,

@@ -265,6 +265,10 @@ pub type Missions = Arc<dyn Fn() -> Result<Vec<serde_json::Value>, String> + Sen
 pub type Incidents =
     Arc<dyn Fn(Option<i64>) -> Result<Option<serde_json::Value>, String> + Send + Sync>;
 
+/// Reads the last lines of a service's log file (what `gantry logs` reads), oldest first, as
+/// `{"at", "stream", "line"}` objects: (service, how many).
+pub type Logs = Arc<dyn Fn(&str, usize) -> Result<Vec<serde_json::Value>, String> + Send + Sync>;
+
 /// The API's shared state.
 #[derive(Clone)]
 pub struct ApiState {
@@ -283,6 +287,7 @@ pub struct ApiState {
     pub history: History,
     pub missions: Missions,
     pub incidents: Incidents,
+    pub logs: Logs,
     /// The web page's sessions (`POST /api/v1/session`).
     pub sessions: Arc<crate::session::Sessions>,
     /// Reads that expose service output (missions, the event stream) need the token

@@ -55,6 +55,7 @@ pub enum Endpoint {
     SessionDelete,
     Incidents,
     Incident,
+    Logs,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
@@ -196,6 +197,7 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/api/v1/session", Endpoint::SessionDelete, false),
     route("GET", "/api/v1/incidents", Endpoint::Incidents, false),
     route("GET", "/api/v1/incidents/{id}", Endpoint::Incident, false),
+    route("GET", "/api/v1/services/{name}/logs", Endpoint::Logs, false),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -242,6 +244,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::SessionDelete => delete(session::delete),
         Endpoint::Incidents => get(api::incidents),
         Endpoint::Incident => get(api::incident),
+        Endpoint::Logs => get(api::logs),
     }
 }
 

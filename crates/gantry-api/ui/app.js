@@ -16,6 +16,7 @@ export const state = {
   ingress: null,
   traffic: new Map(),     // route -> {last, points: [{t, rate, err, p50, p95, p99}]}
   logs: new Map(),        // service -> [{stream, line}]
+  logsLoaded: new Set(),  // services whose file tail was read (then the stream keeps them current)
   probes: new Map(),      // service -> [{role, ok, message, duration_ms, at}]
   flags: null,
   view: "stack",
@@ -62,7 +63,7 @@ export async function api(method, path, body) {
 const PROTECTED = ["/api/v1/missions", "/api/v1/audit", "/api/v1/flags", "/api/v1/incidents", "/api/v1/events"];
 
 async function read(path) {
-  if (state.protectReads && !state.session && PROTECTED.some((p) => path.startsWith(p))) {
+  if (state.protectReads && !state.session && (PROTECTED.some((p) => path.startsWith(p)) || path.includes("/logs"))) {
     notice("Reading this needs a token: sign in with the read or operator token.", true);
     return null;
   }
@@ -161,6 +162,7 @@ export async function refreshStatus() {
   const names = new Set(s.services.map((x) => x.name));
   for (const k of [...state.logs.keys()]) if (!names.has(k)) state.logs.delete(k);
   for (const k of [...state.probes.keys()]) if (!names.has(k)) state.probes.delete(k);
+  for (const k of [...state.logsLoaded]) if (!names.has(k)) state.logsLoaded.delete(k);
   views.renderHeader();
   render();
 }
@@ -204,6 +206,22 @@ function sumClasses(requests) {
 }
 
 export { read };
+
+/// Fills a service's log window with the last lines of its file, once; lines that came on the
+/// stream while the file was read are kept after them (without the ones the file already had).
+export async function loadLogTail(name) {
+  if (state.logsLoaded.has(name)) return;
+  state.logsLoaded.add(name);
+  const before = (state.logs.get(name) || []).length;
+  const r = await read(`/api/v1/services/${encodeURIComponent(name)}/logs?tail=${LOG_LINES}`);
+  if (!r) { state.logsLoaded.delete(name); return; }
+  const file = (r.lines || []).map((l) => ({ stream: l.stream, line: String(l.line) }));
+  const streamed = (state.logs.get(name) || []).slice(before);
+  const tailKeys = new Set(file.slice(-Math.max(streamed.length, 1) * 2).map((l) => l.stream + "\u0000" + l.line));
+  const merged = file.concat(streamed.filter((l) => !tailKeys.has(l.stream + "\u0000" + l.line)));
+  while (merged.length > LOG_LINES) merged.shift();
+  state.logs.set(name, merged);
+}
 
 export async function refreshFlags() {
   const f = await read("/api/v1/flags");

@@ -1,5 +1,5 @@
 // gantry web page, views: stack, boot, service, traffic, control and incidents, built with DOM calls (text is never parsed as markup).
-import { state, api, act, read, notice, select, render as rerender, refreshFlags, refreshIngress, refreshStatus } from "./app.js";
+import { state, act, read, notice, select, render as rerender, refreshFlags, refreshIngress, refreshStatus, loadLogTail } from "./app.js";
 import { drawGraph, updateNode as paintNode, drawWaterfall, sparkline } from "./graph.js";
 
 const $ = (id) => document.getElementById(id);
@@ -156,6 +156,9 @@ function renderService() {
     });
   }
   renderLog();
+  if (!state.logsLoaded.has(s.name)) {
+    loadLogTail(s.name).then(() => { if (state.selected === s.name && state.view === "service") renderLog(); });
+  }
 }
 
 function missionList(name) {
@@ -172,8 +175,8 @@ export function renderLog() {
   const q = $("log-search").value.trim().toLowerCase();
   const shown = q ? lines.filter((l) => l.line.toLowerCase().includes(q)) : lines;
   const atBottom = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24;
-  pre.replaceChildren(...shown.map((l) => h("span", { class: l.stream === "stderr" ? "err" : "" }, l.line + "\n")));
-  if (!shown.length) pre.textContent = lines.length ? "(no line matches)" : "(no output since the page opened)";
+  pre.replaceChildren(...shown.map((l) => h("span", { class: l.stream === "err" ? "err" : "" }, l.line + "\n")));
+  if (!shown.length) pre.textContent = lines.length ? "(no line matches)" : "(no output yet)";
   if (atBottom) pre.scrollTop = pre.scrollHeight;
 }
 

@@ -399,6 +399,42 @@ readiness = {{ tcp = "127.0.0.1:{port}", period = "100ms" }}
     let (code, _, _) = call(&addr, "GET", "/api/v1/incidents/999", &[], "");
     assert_eq!(code, 404);
 
+    // The log tail route: the last lines of the service's log file, oldest first; bad queries
+    // and unknown services are refused.
+    let mut lines = serde_json::Value::Null;
+    assert!(
+        eventually(10, || {
+            let (code, _, body) = call(&addr, "GET", "/api/v1/services/svc/logs?tail=2", &[], "");
+            lines = serde_json::from_str(&body).unwrap_or_default();
+            code == 200 && lines["lines"].as_array().is_some_and(|l| l.len() == 2)
+        }),
+        "{lines}"
+    );
+    assert_eq!(
+        lines["lines"][1]["line"], "fixture web-session ready",
+        "{lines}"
+    );
+    assert_eq!(lines["lines"][1]["stream"], "out");
+    assert!(lines["lines"][1]["at"].is_string());
+    for bad in ["tail=0", "tail=1001", "tail=x", "lines=3"] {
+        let (code, _, _) = call(
+            &addr,
+            "GET",
+            &format!("/api/v1/services/svc/logs?{bad}"),
+            &[],
+            "",
+        );
+        assert_eq!(code, 400, "{bad}");
+    }
+    let (code, _, _) = call(
+        &addr,
+        "GET",
+        "/api/v1/services/..%2Fapi.token/logs",
+        &[],
+        "",
+    );
+    assert_eq!(code, 404);
+
     // No token or session id in gantry's output.
     let log = up.log();
     assert!(!log.contains(&token) && !log.contains(&id));

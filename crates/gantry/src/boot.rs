@@ -551,6 +551,8 @@ impl Boot {
                 Ok(id.is_none().then(|| serde_json::json!({ "incidents": [] })))
             }),
             sessions: Arc::default(),
+            // An embedded boot's components write no log files.
+            logs: Arc::new(|_, _| Ok(Vec::new())),
             audit: Arc::new(|_, _| Ok(Vec::new())),
             // The embedding application decides where its router is reachable.
             protect_reads: false,

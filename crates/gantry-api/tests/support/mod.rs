@@ -201,6 +201,11 @@ impl Harness {
                 })
             }),
             sessions: Arc::default(),
+            logs: Arc::new(|service, n| {
+                Ok((0..n.min(3))
+                    .map(|i| serde_json::json!({ "at": null, "stream": "out", "line": format!("{service} line {i}") }))
+                    .collect())
+            }),
             missions: Arc::new(|| {
                 Ok(vec![
                     serde_json::json!({ "id": 1, "check": "boot", "service": "db", "status": "open" }),

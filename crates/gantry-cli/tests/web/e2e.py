@@ -182,6 +182,17 @@ def stack_scenario(page, context, figures):
     session = [c for c in cookies if c["name"] == "gantry_session"]
     assert session and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict", cookies
     assert session[0]["value"] != token
+    # The service view opens with the tail of the worker's log file (GET .../logs): the line the
+    # first incarnation printed at start.
+    started = "fixture web-worker started pid"
+    count = "() => document.querySelector('#log').textContent.split('\\n').filter(l => l.includes('%s')).length" % started
+    page.click("#tab-stack")
+    page.click(node("worker"))
+    assert page.get_attribute("#tab-service", "aria-selected") == "true"
+    page.wait_for_selector(f"#log:has-text('{started}')", timeout=WAIT_MS)
+    assert page.evaluate(count) == 1, page.text_content("#log")
+
+    page.click("#tab-control")
     page.fill("#act-reason", "web test: bring the worker back")
     page.select_option("#act-service", "worker")
     page.click("#actions [data-action=start]")
@@ -192,18 +203,14 @@ def stack_scenario(page, context, figures):
     assert seen[0] == "ready" and "failed" in seen and seen[-1] == "ready", seen
     figures["worker_states"] = seen
 
-    # The restarted worker's first line appears in the service view (live from the event stream).
-    new_pid = poll("the worker's new pid", lambda: next(
-        (s["pid"] for s in api("/api/v1/status")["services"] if s["name"] == "worker" and s["pid"] and s["pid"] != worker["pid"]), None))
-    page.click("#tab-stack")
-    page.click(node("worker"))
-    assert page.get_attribute("#tab-service", "aria-selected") == "true"
-    # Its pid as the service sees it is in gantry's PID namespace; the buffer starts empty when the
-    # page opens, so this line is the new incarnation's.
-    line = "fixture web-worker started pid"
-    page.wait_for_selector(f"#log:has-text('{line}')", timeout=WAIT_MS)
+    # The new incarnation's first line reaches the open log tail live, from the event stream.
+    page.click("#tab-service")
+    page.wait_for_function(count.replace(".length", ".length === 2"), timeout=WAIT_MS)
     page.fill("#log-search", "started pid")
-    page.wait_for_selector(f"#log:has-text('{line}')", timeout=WAIT_MS)
+    page.wait_for_function(count.replace(".length", ".length === 2"), timeout=WAIT_MS)
+    page.fill("#log-search", "no such text anywhere")
+    page.wait_for_selector("#log:has-text('(no line matches)')", timeout=WAIT_MS)
+    page.fill("#log-search", "")
     page.screenshot(path=os.path.join(ARTIFACTS, "stack-service.png"), full_page=True)
 
     # write_drain on through the page: the ingress answers 503 to a POST, reads still pass.

@@ -281,9 +281,28 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
             }),
         }
     });
+    let logs_dir = state_dir.clone();
+    let logs: gantry_api::model::Logs = Arc::new(move |service, n| {
+        // At most the last 1 MiB of the file is read, whatever its size.
+        let entries = gantry_state::logfmt::read::tail(&logs_dir.log_file(service), n, 1 << 20)
+            .map_err(|e| format!("cannot read the log of {service}: {e}"))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let at = (e.ts != i64::MIN).then(|| {
+                    gantry_time::rfc3339_utc(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::from_millis(e.ts.max(0) as u64),
+                    )
+                });
+                serde_json::json!({ "at": at, "stream": e.stream.as_str(), "line": e.text })
+            })
+            .collect())
+    });
     let state = ApiState {
         missions,
         incidents,
+        logs,
         sessions: Arc::default(),
         snapshot: snap_rx,
         events: events_tx.clone(),
