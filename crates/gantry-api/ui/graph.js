@@ -118,7 +118,7 @@ export function drawWaterfall(services, critical) {
   const crit = new Set(critical || []);
   const end = Math.max(1, ...rows.map((s) => s.ready_ms ?? s.started_ms));
   const LABEL = 150, W = 620, ROW = 20;
-  const width = LABEL + W + PAD * 2, height = PAD * 2 + 20 + rows.length * ROW;
+  const width = LABEL + W + PAD * 2 + 48, height = PAD * 2 + 20 + rows.length * ROW;
   const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "boot waterfall" });
   const scale = (ms) => LABEL + PAD + (ms / end) * W;
   for (let i = 0; i <= 4; i++) {
