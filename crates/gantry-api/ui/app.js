@@ -237,6 +237,7 @@ async function refreshAll() {
 
 let source = null;
 let backoff = 1000;
+let opens = 0;
 let reconnectTimer = null;
 let statusTimer = null;
 
@@ -263,8 +264,12 @@ function connect() {
   es.onopen = () => {
     backoff = 1000;
     setConn("live", "conn-on");
-    // Whatever happened while disconnected: read the state again.
-    refreshAll();
+    opens += 1;
+    $("conn").dataset.opens = String(opens);
+    // Whatever happened while disconnected: read the state again. After a reconnect the gantry
+    // may be a new one, whose memory holds no session: ask again who we are first.
+    if (opens > 1) loadSession().then(refreshAll);
+    else refreshAll();
   };
   es.onerror = () => {
     es.close();

@@ -152,6 +152,76 @@ fn a_hundred_services_are_drawn_and_the_first_render_is_measured() {
     up.stop();
 }
 
+#[test]
+fn the_page_reconnects_to_a_restarted_gantry_without_a_reload() {
+    let (api, port) = (free_port(), free_port());
+    let toml = format!(
+        r#"
+[settings]
+api = "127.0.0.1:{api}"
+
+[services.svc]
+command = "FIXTURE --name web-reconnect --listen {port}"
+readiness = {{ tcp = "127.0.0.1:{port}", period = "100ms" }}
+"#
+    );
+    let mut up = up("web-reconnect", &toml, &[]);
+    up.wait_boot(30);
+    let request = up.dir.join("restart-request");
+    let (out, err) = (up.dir.join("py.out"), up.dir.join("py.err"));
+    let mut browser = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web/e2e.py"))
+        .env("ARTIFACTS", artifacts())
+        .env("GANTRY_URL", format!("http://127.0.0.1:{api}"))
+        .env("OPERATOR_TOKEN", operator_token(&up.dir))
+        .env("MODE", "reconnect")
+        .env("SERVICES", "1")
+        .env("RESTART_REQUEST", &request)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let report = |what: &str| {
+        format!(
+            "{what}\n{}\n{}",
+            std::fs::read_to_string(&out).unwrap_or_default(),
+            std::fs::read_to_string(&err).unwrap_or_default()
+        )
+    };
+    let asked = eventually(60, || {
+        request.exists() || browser.try_wait().ok().flatten().is_some()
+    });
+    assert!(
+        asked && request.exists(),
+        "{}",
+        report("the page never asked for the restart")
+    );
+    // Same directory, same state dir, same API address: a new gantry process.
+    let mut up = up.again(&[]);
+    up.wait_boot(30);
+    let mut status = None;
+    assert!(
+        eventually(120, || {
+            status = browser.try_wait().ok().flatten();
+            status.is_some()
+        }),
+        "{}",
+        report("the browser script did not finish")
+    );
+    assert!(
+        status.unwrap().success(),
+        "{}",
+        report("the browser test failed")
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let figures = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_default();
+    println!("web page, reconnect after a restart of gantry: {figures}");
+    up.stop();
+}
+
 /// One HTTP/1.1 request: status, the head (lower-cased names) and the body.
 fn call(
     addr: &str,

@@ -2,7 +2,9 @@
 #
 # Environment: GANTRY_URL (http://127.0.0.1:PORT), OPERATOR_TOKEN, ARTIFACTS (screenshot dir),
 # MODE ("stack": the full scenario; "hundred": the first render of a 100-service stack),
-# SERVICES (how many service nodes to expect), INGRESS_PORT (stack mode).
+# SERVICES (how many service nodes to expect), INGRESS_PORT (stack mode); "reconnect": the page
+# survives a restart of gantry on the same address (it asks the test to restart gantry by
+# creating the file RESTART_REQUEST, then waits for the stream to come back).
 # Every wait polls with a deadline; figures are printed as one JSON line prefixed `RESULT `.
 import gzip
 import json
@@ -20,6 +22,9 @@ ARTIFACTS = os.environ["ARTIFACTS"]
 MODE = os.environ.get("MODE", "stack")
 EXPECT = int(os.environ.get("SERVICES", "0"))
 WAIT_MS = 20_000
+# Network errors the browser logs while gantry is deliberately down (reconnect mode only).
+OUTAGE_ERRORS = ["ERR_CONNECTION_REFUSED", "ERR_INCOMPLETE_CHUNKED_ENCODING", "ERR_EMPTY_RESPONSE",
+                 "ERR_CONNECTION_RESET", "ERR_CONNECTION_CLOSED"]
 
 os.makedirs(ARTIFACTS, exist_ok=True)
 
@@ -92,10 +97,25 @@ def main():
         context.add_init_script(INIT)
         page = context.new_page()
         warnings = []
-        page.on("console", lambda m: errors.append(f"console.error: {m.text}") if m.type == "error"
-                else warnings.append(m.text) if m.type == "warning" else None)
+        outage = []  # non-empty while gantry is deliberately down (reconnect mode)
+
+        def on_console(m):
+            if m.type == "error":
+                # While gantry is down, the browser reports the cut event stream and the refused
+                # connections of the page's retries: expected then, counted apart; anything else
+                # is an error.
+                if outage and any(e in m.text for e in OUTAGE_ERRORS):
+                    figures.setdefault("outage_network_errors", []).append(m.text)
+                else:
+                    errors.append(f"console.error: {m.text}")
+            elif m.type == "warning":
+                warnings.append(m.text)
+
+        page.on("console", on_console)
+        figures["_outage"] = outage
         page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-        page.on("requestfailed", lambda r: errors.append(f"requestfailed: {r.url} {r.failure}") if "/api/v1/events" not in r.url else None)
+        page.on("requestfailed", lambda r: None if "/api/v1/events" in r.url or outage
+                else errors.append(f"requestfailed: {r.url} {r.failure}"))
 
         try:
             run(page, context, figures, errors)
@@ -106,6 +126,7 @@ def main():
             print("console:", errors, file=sys.stderr)
             raise
         browser.close()
+    figures.pop("_outage", None)
     figures["console_warnings"] = warnings
     figures["console_errors"] = errors
     print("RESULT " + json.dumps(figures), flush=True)
@@ -131,6 +152,8 @@ def run(page, context, figures, errors):
 
     if MODE == "stack":
         stack_scenario(page, context, figures)
+    elif MODE == "reconnect":
+        reconnect_scenario(page, figures)
 
     # Phone width: the tabs and the views still work at 390 px.
     page.set_viewport_size({"width": 390, "height": 844})
@@ -239,6 +262,33 @@ def stack_scenario(page, context, figures):
     page.click("#logout")
     page.wait_for_selector("#login:not([hidden])", timeout=WAIT_MS)
     page.click("#tab-stack")
+
+
+def reconnect_scenario(page, figures):
+    token = os.environ["OPERATOR_TOKEN"]
+    page.wait_for_selector("#conn:has-text('live')", timeout=WAIT_MS)
+    page.fill("#token-input", token)
+    page.press("#token-input", "Enter")
+    page.wait_for_selector("#who:has-text('operator')", timeout=WAIT_MS)
+    opens = int(page.get_attribute("#conn", "data-opens"))
+    before = api("/api/v1/status")["services"][0]["pid"]
+    # gantry goes away (the test restarts it on the same address): the page says it reconnects ...
+    figures["_outage"].append(time.monotonic())
+    open(os.environ["RESTART_REQUEST"], "w").close()
+    page.wait_for_selector("#conn.conn-retry", timeout=WAIT_MS)
+    page.screenshot(path=os.path.join(ARTIFACTS, "reconnect-down.png"), full_page=True)
+    # ... and is live again with the new gantry's state, without a reload.
+    page.wait_for_function("(n) => Number(document.querySelector('#conn').dataset.opens) > n && "
+                           "document.querySelector('#conn').textContent === 'live'", arg=opens, timeout=60_000)
+    figures["reconnected_after_ms"] = round((time.monotonic() - figures["_outage"][0]) * 1000)
+    figures["_outage"].clear()
+    after = poll("the new gantry's service", lambda: next(
+        (s["pid"] for s in api("/api/v1/status")["services"] if s["pid"] and s["pid"] != before and s["state"] == "ready"), None))
+    page.wait_for_selector("#graph .node[data-state=ready]", timeout=WAIT_MS)
+    # The old gantry's session died with it: the page shows the sign-in form again.
+    page.wait_for_selector("#login:not([hidden])", timeout=WAIT_MS)
+    figures["new_pid"] = after
+    page.screenshot(path=os.path.join(ARTIFACTS, "reconnect-up.png"), full_page=True)
 
 
 if __name__ == "__main__":
