@@ -313,6 +313,11 @@ function onEvent(name, data) {
     case "reloaded":
       refreshBoots().then(refreshStatus);
       break;
+    case "alert":
+      // A P0/P1 alert opens or resolves an incident.
+      if (state.view === "incidents") views.loadIncidents();
+      scheduleStatus();
+      break;
     case "ingress_mode":
       refreshIngress().then(render);
       break;
@@ -381,7 +386,11 @@ async function start() {
   state.firstRender = performance.now();
   connect();
   // CPU/RSS and probe figures change without events: a slow poll while the page is visible.
-  setInterval(() => { if (!document.hidden) refreshStatus(); }, 5000);
+  setInterval(() => {
+    if (document.hidden) return;
+    refreshStatus();
+    if (state.view === "incidents") views.loadIncidents();
+  }, 5000);
   setInterval(() => {
     if (!document.hidden && state.ingress !== false && (state.view === "traffic" || state.view === "control")) {
       refreshIngress().then(render);

@@ -212,14 +212,29 @@ function flagOf(key) {
   return state.flags && state.flags.flags ? state.flags.flags.find((f) => f.key === key) : null;
 }
 
+let controlKey = "";
+
 function renderControl() {
+  // Rebuilt only when the flags changed (the view refreshes every 2 s): what the operator is
+  // typing in a reason or value field is kept across a rebuild.
+  const key = JSON.stringify(state.flags);
+  if (key === controlKey && $("switches").childElementCount) return;
+  controlKey = key;
+  const typed = new Map([...document.querySelectorAll("#view-control input[data-keep]")].map((i) => [i.dataset.keep, i.value]));
+  buildControl();
+  for (const i of document.querySelectorAll("#view-control input[data-keep]")) {
+    if (typed.has(i.dataset.keep)) i.value = typed.get(i.dataset.keep);
+  }
+}
+
+function buildControl() {
   const box = $("switches");
   const cards = KILL_SWITCHES.map((key) => {
     const f = flagOf(key);
     const on = !!(f && f.evaluation && f.evaluation.value === true);
     const o = f && f.override;
-    const reason = h("input", { type: "text", placeholder: "reason", "aria-label": `reason for ${key}`, maxlength: 1000 });
-    const until = h("input", { type: "text", placeholder: "expires (e.g. 30m, optional)", "aria-label": `expiry for ${key}` });
+    const reason = h("input", { type: "text", placeholder: "reason", "aria-label": `reason for ${key}`, maxlength: 1000, "data-keep": `reason:${key}` });
+    const until = h("input", { type: "text", placeholder: "expires (e.g. 30m, optional)", "aria-label": `expiry for ${key}`, "data-keep": `until:${key}` });
     const toggle = h("button", {
       type: "button", class: on ? "on" : "", "data-switch": key, "aria-pressed": on ? "true" : "false",
       onclick: () => confirmThen(`${on ? "Switch off" : "Switch on"} ${key}?`, async () => {
@@ -241,7 +256,7 @@ function renderControl() {
   $("flags").replaceChildren(flags.length
     ? table(["flag", "value", "override (who, why, until)", ""], flags.map((f) => {
       const o = f.override;
-      const value = h("input", { type: "text", placeholder: "JSON value", "aria-label": `new value for ${f.key}` });
+      const value = h("input", { type: "text", placeholder: "JSON value", "aria-label": `new value for ${f.key}`, "data-keep": `value:${f.key}` });
       return h("tr", {},
         h("td", {}, f.key + (f.description ? ` — ${f.description}` : "")),
         h("td", {}, JSON.stringify(f.evaluation ? f.evaluation.value : null)),
@@ -298,8 +313,10 @@ export async function loadIncidents() {
     ? table(["#", "severity", "title", "opened", "status", ""], list.map((i) => h("tr", {},
       h("td", {}, String(i.id)), h("td", {}, i.severity), h("td", {}, i.title), h("td", {}, i.opened_at),
       h("td", {}, i.status + (i.resolved_at ? ` (${i.resolved_at})` : "")),
-      h("td", {}, h("button", { type: "button", class: "link", onclick: () => showIncident(i.id) }, "timeline")))))
+      h("td", {}, h("button", { type: "button", class: "link", "data-incident": i.id, onclick: () => showIncident(i.id) }, "timeline")))))
     : h("p", {}, "No incident."));
+  // The incident shown stays current (its timeline grows while it is open).
+  if (shownIncident !== null) showIncident(shownIncident);
   const rows = audit ? audit.audit || [] : [];
   $("audit").replaceChildren(rows.length
     ? table(["at", "who", "action", "target", "reason", "result"], rows.map((a) => h("tr", {},
@@ -308,9 +325,12 @@ export async function loadIncidents() {
     : h("p", {}, "The audit log is empty."));
 }
 
+let shownIncident = null;
+
 async function showIncident(id) {
   const i = await read(`/api/v1/incidents/${id}`);
   if (!i) return;
+  shownIncident = id;
   $("incident").replaceChildren(
     h("h3", {}, `Incident ${i.id}: ${i.title}`),
     table(["at", "kind", "what"], (i.timeline || []).map((t) => h("tr", {}, h("td", {}, t.at), h("td", {}, t.kind), h("td", {}, t.text)))),
@@ -328,10 +348,11 @@ export function wire() {
       const name = $("act-service").value;
       const action = b.dataset.action;
       if (!name) return;
-      confirmThen(`${action} ${name}?`, async () => {
+      const verb = action.replace("/", " ");
+      confirmThen(`${verb} ${name}?`, async () => {
         const reason = $("act-reason").value.trim();
         const r = await act("POST", `/api/v1/services/${encodeURIComponent(name)}/${action}`, reason ? { reason } : undefined);
-        report(r, `${action} ${name}`);
+        report(r, `${verb} ${name}`);
         refreshStatus();
       });
     });

@@ -2,9 +2,10 @@
 //! (`tests/web/e2e.py`, both installed by scripts/setup) — services drawn live, a killed service
 //! red then green again without a reload, a log line in the service view, an action refused
 //! without a session, write_drain switched on through the page making the ingress answer 503 to a
-//! POST, no console errors, screenshots in `target/web-artifacts/`; the first render of a
-//! 100-service stack measured and printed; and, without a browser, the session cookie on the API
-//! (reads, actions, CSRF, audit actor, CSP headers).
+//! POST, the incident the kill opened with its timeline and draft, no console errors, screenshots
+//! in `target/web-artifacts/`; the first render of a 100-service stack measured and printed; the
+//! page reconnecting to a restarted gantry without a reload; and, without a browser, the session
+//! cookie on the API (reads, actions, CSRF, audit actor, CSP headers) and the log-tail route.
 
 mod support;
 
@@ -74,6 +75,9 @@ fn the_page_shows_the_stack_live_and_acts_with_a_session() {
     let (ing, db, api, worker) = (free_port(), free_port(), free_port(), free_port());
     let toml = format!(
         r#"
+[alerts]
+log = true
+
 [ingress]
 listen = "127.0.0.1:{ing}"
 
@@ -93,7 +97,7 @@ readiness = {{ http = "http://127.0.0.1:{api}/health", period = "100ms" }}
 
 [services.worker]
 command = "FIXTURE --name web-worker --listen {worker}"
-priority = "low"
+priority = "critical"
 depends_on = ["db"]
 readiness = {{ tcp = "127.0.0.1:{worker}", period = "100ms" }}
 "#

@@ -196,6 +196,9 @@ def stack_scenario(page, context, figures):
     figures["refused_text"] = refused
     page.screenshot(path=os.path.join(ARTIFACTS, "stack-refused.png"), full_page=True)
 
+    # The critical worker's death pages (P0) and opens an incident before anyone acts.
+    poll("an open incident", lambda: any(i["status"] == "open" for i in api("/api/v1/incidents")["incidents"]))
+
     # Entering the operator token once gives a session; the Start button brings the worker back.
     page.fill("#token-input", token)
     page.press("#token-input", "Enter")
@@ -256,6 +259,13 @@ def stack_scenario(page, context, figures):
     page.click("#tab-incidents")
     page.wait_for_selector("#audit td:has-text('service.start')", timeout=WAIT_MS)
     page.wait_for_selector("#audit td:has-text('flag.set')", timeout=WAIT_MS)
+    page.wait_for_selector("#audit td:has-text('web test: drain writes')", timeout=WAIT_MS)
+    # The kill of the critical worker paged (P0) and opened an incident; its timeline has the
+    # operator's start through the page, and the post-incident draft is there.
+    page.wait_for_selector("#incidents td:has-text('critical service worker is down')", timeout=WAIT_MS)
+    page.click("#incidents [data-incident]")
+    page.wait_for_selector("#incident td:has-text('service.start worker by operator: web test: bring the worker back')", timeout=WAIT_MS)
+    page.wait_for_selector("#incident pre.draft:has-text('# Incident')", timeout=WAIT_MS)
     page.screenshot(path=os.path.join(ARTIFACTS, "stack-incidents.png"), full_page=True)
 
     # Sign out: the cookie's session is gone.
