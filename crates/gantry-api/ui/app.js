@@ -21,7 +21,6 @@ export const state = {
   flags: null,
   view: "stack",
   selected: null,
-  firstRender: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -154,7 +153,10 @@ function keepProbe(svc) {
 }
 
 export async function refreshStatus() {
-  const s = await read("/api/v1/status");
+  applyStatus(await read("/api/v1/status"));
+}
+
+function applyStatus(s) {
   if (!s) return;
   state.status = s;
   for (const svc of s.services) keepProbe(svc);
@@ -229,8 +231,10 @@ export async function refreshFlags() {
 }
 
 async function refreshAll() {
+  // Everything at once; the views are drawn once the graph and the status are both in.
+  const status = read("/api/v1/status");
   await Promise.all([refreshGraph(), refreshBoots(), refreshIngress()]);
-  await refreshStatus();
+  applyStatus(await status);
 }
 
 // ---- live stream ----
@@ -276,6 +280,8 @@ function connect() {
     if (source !== es) return;
     source = null;
     setConn(`reconnecting in ${Math.round(backoff / 1000)} s`, "conn-retry");
+    // No stream yet (say, every stream slot is taken): show the state read once meanwhile.
+    if (!state.status) refreshAll();
     reconnectTimer = setTimeout(connect, backoff);
     backoff = Math.min(backoff * 2, 30000);
   };
@@ -382,9 +388,10 @@ async function start() {
   views.wire();
   show("stack");
   await loadSession();
-  await refreshAll();
-  state.firstRender = performance.now();
+  // The stream first, so nothing between the first read and the subscription is missed: its
+  // opening reads everything (without a stream, e.g. reads need a session, read once here).
   connect();
+  if (!source) await refreshAll();
   // CPU/RSS and probe figures change without events: a slow poll while the page is visible.
   setInterval(() => {
     if (document.hidden) return;
