@@ -133,8 +133,8 @@ function renderService() {
       kv("switch", s.switch_detail || s.switch), kv("status", s.status_text), kv("last error", s.last_error)),
     h("h3", {}, "Recent probes"),
     probes.length
-      ? table(["at", "role", "result", "took", "message"], probes.map((p) => h("tr", {},
-        h("td", {}, p.at), h("td", {}, p.role), h("td", { class: p.ok ? "ok-text" : "bad-text" }, p.ok ? "pass" : "fail"),
+      ? table(["at (UTC)", "role", "result", "took", "message"], probes.map((p) => h("tr", {},
+        h("td", { title: p.at }, String(p.at).slice(11, 23)), h("td", {}, p.role), h("td", { class: p.ok ? "ok-text" : "bad-text" }, p.ok ? "pass" : "fail"),
         h("td", {}, fmtMs(p.duration_ms)), h("td", {}, p.message))))
       : h("p", {}, "No probe result yet."),
     h("h3", {}, "Instances"),

@@ -78,6 +78,9 @@ fn the_page_shows_the_stack_live_and_acts_with_a_session() {
 [alerts]
 log = true
 
+[layers]
+order = ["data", "apps"]
+
 [ingress]
 listen = "127.0.0.1:{ing}"
 
@@ -87,16 +90,19 @@ service = "api"
 
 [services.db]
 command = "FIXTURE --name web-db --listen {db}"
+layer = "data"
 readiness = {{ tcp = "127.0.0.1:{db}", period = "100ms" }}
 
 [services.api]
 command = "FIXTURE --name web-api --http {api}"
+layer = "apps"
 upstream = "127.0.0.1:{api}"
 depends_on = ["db"]
 readiness = {{ http = "http://127.0.0.1:{api}/health", period = "100ms" }}
 
 [services.worker]
 command = "FIXTURE --name web-worker --listen {worker}"
+layer = "apps"
 priority = "critical"
 depends_on = ["db"]
 readiness = {{ tcp = "127.0.0.1:{worker}", period = "100ms" }}
