@@ -298,3 +298,71 @@ async fn protected_reads_take_the_session_cookie() {
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// Whether a path the page builds (`${...}` parts as `*`) is one of the routes, a `{param}`
+/// or a `*` standing for one segment.
+fn routed(path: &str) -> bool {
+    let segs: Vec<&str> = path.split('/').collect();
+    gantry_api::ROUTES.iter().any(|r| {
+        let want: Vec<&str> = r.path.split('/').collect();
+        want.len() == segs.len()
+            && want
+                .iter()
+                .zip(&segs)
+                .all(|(w, s)| w == s || w.starts_with('{') || *s == "*")
+    })
+}
+
+#[test]
+fn the_page_calls_only_routed_api_paths() {
+    let mut seen = 0;
+    for (path, _) in gantry_api::ui::assets() {
+        let text = match path {
+            "/ui/app.js" => include_str!("../ui/app.js"),
+            "/ui/views.js" => include_str!("../ui/views.js"),
+            "/ui/graph.js" => include_str!("../ui/graph.js"),
+            _ => continue,
+        };
+        for (i, _) in text
+            .match_indices("\"/api/v1/")
+            .chain(text.match_indices("`/api/v1/"))
+        {
+            let rest = &text[i + 1..];
+            let end = rest.find(['"', '`']).unwrap_or(rest.len());
+            let mut literal = rest[..end].to_string();
+            // `${...}` (no nesting in these files) stands for one path segment.
+            while let Some(a) = literal.find("${") {
+                let b = literal[a..].find('}').map_or(literal.len(), |b| a + b + 1);
+                literal.replace_range(a..b, "*");
+            }
+            let literal = literal.split('?').next().unwrap_or_default().to_string();
+            // A prefix list (PROTECTED) holds route prefixes, not whole paths.
+            if literal.ends_with('/') {
+                continue;
+            }
+            assert!(
+                routed(&literal),
+                "{path} calls {literal}, which is not a route"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "only {seen} API paths found in the page");
+    // The service action buttons: each `data-action` is a POST route under the service.
+    let html = include_str!("../ui/index.html");
+    let mut actions = 0;
+    for (i, _) in html.match_indices("data-action=\"") {
+        let rest = &html[i + 13..];
+        let action = &rest[..rest.find('"').unwrap()];
+        let path = format!("/api/v1/services/{{name}}/{action}");
+        let found = gantry_api::ROUTES.iter().any(|r| {
+            r.method == "POST"
+                && (r.path == path
+                    || (action.starts_with("rollout/")
+                        && r.path == "/api/v1/services/{name}/rollout/{action}"))
+        });
+        assert!(found, "button {action}: no POST {path}");
+        actions += 1;
+    }
+    assert_eq!(actions, 11);
+}
