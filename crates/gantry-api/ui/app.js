@@ -82,7 +82,10 @@ export async function act(method, path, body) {
   if (state.session.role !== "operator") {
     return { error: `${state.session.actor} may only read — sign in with the operator token`, status: 403 };
   }
-  return api(method, path, body);
+  const r = await api(method, path, body);
+  // The session ended (expired, or a new gantry): show the sign-in form again.
+  if (r.status === 401) loadSession();
+  return r;
 }
 
 // ---- session ----
