@@ -248,6 +248,13 @@ let opens = 0;
 let reconnectTimer = null;
 let statusTimer = null;
 
+// A burst of lines is drawn once per frame, not once per line.
+let logFrame = null;
+function scheduleLog() {
+  if (logFrame !== null) return;
+  logFrame = requestAnimationFrame(() => { logFrame = null; views.renderLog(); });
+}
+
 function scheduleStatus() {
   if (statusTimer) return;
   statusTimer = setTimeout(() => { statusTimer = null; refreshStatus(); }, 150);
@@ -314,7 +321,7 @@ function onEvent(name, data) {
       list.push({ stream: data.stream, line: String(data.line) });
       while (list.length > LOG_LINES) list.shift();
       state.logs.set(data.service, list);
-      if (state.view === "service" && state.selected === data.service) views.renderLog();
+      if (state.view === "service" && state.selected === data.service) scheduleLog();
       break;
     }
     case "boot":

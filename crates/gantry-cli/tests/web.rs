@@ -72,7 +72,13 @@ fn run_browser(env: &[(&str, String)]) -> serde_json::Value {
 
 #[test]
 fn the_page_shows_the_stack_live_and_acts_with_a_session() {
-    let (ing, db, api, worker) = (free_port(), free_port(), free_port(), free_port());
+    let (ing, db, api, worker, chatty) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let toml = format!(
         r#"
 [alerts]
@@ -106,6 +112,11 @@ layer = "apps"
 priority = "critical"
 depends_on = ["db"]
 readiness = {{ tcp = "127.0.0.1:{worker}", period = "100ms" }}
+
+[services.chatty]
+command = "FIXTURE --name web-chatty --listen {chatty} --stdout-lines 300"
+priority = "low"
+readiness = {{ tcp = "127.0.0.1:{chatty}", period = "100ms" }}
 "#
     );
     let mut up = up("web", &toml, &[]);
@@ -116,10 +127,10 @@ readiness = {{ tcp = "127.0.0.1:{worker}", period = "100ms" }}
         ("GANTRY_URL", format!("http://{addr}")),
         ("OPERATOR_TOKEN", operator_token(&up.dir)),
         ("MODE", "stack".into()),
-        ("SERVICES", "3".into()),
+        ("SERVICES", "4".into()),
         ("INGRESS_PORT", ing.to_string()),
     ]);
-    println!("web page, 3-service stack: {figures}");
+    println!("web page, 4-service stack: {figures}");
     assert!(
         figures["page_bytes_gzip"].as_u64().unwrap() <= 300 * 1024,
         "{figures}"

@@ -279,6 +279,25 @@ def stack_scenario(page, context, figures):
     page.wait_for_selector("#incident pre.draft:has-text('# Incident')", timeout=WAIT_MS)
     page.screenshot(path=os.path.join(ARTIFACTS, "stack-incidents.png"), full_page=True)
 
+    # Bounded memory: a service view keeps a fixed window of log lines (400). chatty printed about
+    # 300 lines at start: all of them from the file; a restart streams as many again: the window
+    # is full, and stays at 400.
+    first = len(api("/api/v1/services/chatty/logs?tail=1000")["lines"])
+    assert 200 < first < 400, first
+    lines = "() => document.querySelector('#log').childElementCount"
+    page.click("#tab-stack")
+    page.click(node("chatty"))
+    page.wait_for_function(lines.replace("Count", "Count === %d" % first), timeout=WAIT_MS)
+    page.click("#tab-control")
+    page.select_option("#act-service", "chatty")
+    page.click("#actions [data-action=restart]")
+    page.click("#confirm-ok")
+    page.wait_for_function("() => document.querySelector('#action-result').textContent.startsWith('restart chatty')", timeout=WAIT_MS)
+    page.click("#tab-service")
+    page.wait_for_function(lines.replace("Count", "Count === 400"), timeout=WAIT_MS)
+    figures["log_window_lines"] = page.evaluate(lines)
+    figures["js_heap_used_bytes"] = page.evaluate("() => performance.memory ? performance.memory.usedJSHeapSize : null")
+
     # Sign out: the cookie's session is gone.
     page.click("#logout")
     page.wait_for_selector("#login:not([hidden])", timeout=WAIT_MS)
