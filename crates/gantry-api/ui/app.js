@@ -212,17 +212,17 @@ function sumClasses(requests) {
 
 export { read };
 
-/// Fills a service's log window with the last lines of its file, once; lines that came on the
-/// stream while the file was read are kept after them (without the ones the file already had).
+/// Fills a service's log window with the last lines of its file, once. gantry writes the file
+/// every 250 ms, so lines that came on the stream may not be in it yet: streamed lines are kept
+/// after the file's, except those the end of the file already has (same stream and text).
 export async function loadLogTail(name) {
   if (state.logsLoaded.has(name)) return;
   state.logsLoaded.add(name);
-  const before = (state.logs.get(name) || []).length;
   const r = await read(`/api/v1/services/${encodeURIComponent(name)}/logs?tail=${LOG_LINES}`);
   if (!r) { state.logsLoaded.delete(name); return; }
   const file = (r.lines || []).map((l) => ({ stream: l.stream, line: String(l.line) }));
-  const streamed = (state.logs.get(name) || []).slice(before);
-  const tailKeys = new Set(file.slice(-Math.max(streamed.length, 1) * 2).map((l) => l.stream + "\u0000" + l.line));
+  const streamed = state.logs.get(name) || [];
+  const tailKeys = new Set(file.slice(-(streamed.length + 1)).map((l) => l.stream + "\u0000" + l.line));
   const merged = file.concat(streamed.filter((l) => !tailKeys.has(l.stream + "\u0000" + l.line)));
   while (merged.length > LOG_LINES) merged.shift();
   state.logs.set(name, merged);

@@ -282,7 +282,12 @@ def stack_scenario(page, context, figures):
     # Bounded memory: a service view keeps a fixed window of log lines (400). chatty printed about
     # 300 lines at start: all of them from the file; a restart streams as many again: the window
     # is full, and stays at 400.
-    first = len(api("/api/v1/services/chatty/logs?tail=1000")["lines"])
+    # (gantry writes log files every 250 ms: wait until the file has the ready line.)
+    def flushed():
+        got = api("/api/v1/services/chatty/logs?tail=1000")["lines"]
+        return got if got and got[-1]["line"] == "fixture web-chatty ready" else None
+
+    first = len(poll("chatty's whole first output in its log file", flushed))
     assert 200 < first < 400, first
     lines = "() => document.querySelector('#log').childElementCount"
     page.click("#tab-stack")
