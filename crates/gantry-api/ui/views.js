@@ -242,6 +242,8 @@ function buildControl() {
         const r = on && o ? await act("DELETE", `/api/v1/flags/${encodeURIComponent(key)}`, { reason: body.reason })
           : await act("PUT", `/api/v1/flags/${encodeURIComponent(key)}`, body);
         report(r, `${key} ${on ? "off" : "on"}`);
+        // A reason goes with one action: cleared once it was used.
+        if (!r.error) { reason.value = ""; until.value = ""; }
         await Promise.all([refreshFlags(), refreshIngress()]);
         rerender();
       }),
@@ -353,6 +355,7 @@ export function wire() {
         const reason = $("act-reason").value.trim();
         const r = await act("POST", `/api/v1/services/${encodeURIComponent(name)}/${action}`, reason ? { reason } : undefined);
         report(r, `${verb} ${name}`);
+        if (!r.error) $("act-reason").value = "";
         refreshStatus();
       });
     });
