@@ -62,6 +62,18 @@ pub(crate) struct ServiceView<'a> {
     rss_bytes: Option<u64>,
     switch: Option<&'a str>,
     switch_detail: Option<&'a str>,
+    /// The latest probe run and what it answered (the web page keeps a short history of them).
+    last_probe: Option<ProbeView<'a>>,
+}
+
+/// A probe run as the JSON API shows it (the time as RFC 3339).
+#[derive(Debug, Serialize)]
+pub(crate) struct ProbeView<'a> {
+    role: &'a str,
+    ok: bool,
+    message: &'a str,
+    duration_ms: f64,
+    at: String,
 }
 
 impl<'a> From<&'a ServiceSnapshot> for ServiceView<'a> {
@@ -91,6 +103,13 @@ impl<'a> From<&'a ServiceSnapshot> for ServiceView<'a> {
             rss_bytes: s.rss_bytes,
             switch: s.switch.as_deref(),
             switch_detail: s.switch_detail.as_deref(),
+            last_probe: s.last_probe.as_ref().map(|p| ProbeView {
+                role: &p.role,
+                ok: p.ok,
+                message: &p.message,
+                duration_ms: p.duration_ms,
+                at: rfc3339(p.at),
+            }),
         }
     }
 }
@@ -697,6 +716,135 @@ pub(crate) async fn audit(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the audit log could not be read",
             "check the state store in the state dir",
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /api/v1/incidents`: every incident, newest first (the read token when reads are protected).
+pub(crate) async fn incidents(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    read_incidents(&state, &headers, None).await
+}
+
+/// `GET /api/v1/incidents/{id}`: one incident with its timeline and post-incident draft.
+pub(crate) async fn incident(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    // Authorization first: an unauthenticated caller learns nothing, not even whether an id exists.
+    if let Err(e) = authorize_read(&state, &headers) {
+        return e.into_response();
+    }
+    let id = match id.map(|Path(id)| id.parse::<i64>()) {
+        Ok(Ok(id)) => id,
+        _ => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the incident id must be a number",
+                "GET /api/v1/incidents lists them with their ids",
+            )
+            .into_response();
+        }
+    };
+    read_incidents(&state, &headers, Some(id)).await
+}
+
+async fn read_incidents(state: &ApiState, headers: &HeaderMap, id: Option<i64>) -> Response {
+    if let Err(e) = authorize_read(state, headers) {
+        return e.into_response();
+    }
+    let incidents = state.incidents.clone();
+    match tokio::task::spawn_blocking(move || incidents(id)).await {
+        Ok(Ok(Some(value))) => Json(value).into_response(),
+        Ok(Ok(None)) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no incident {}", id.unwrap_or_default()),
+            "GET /api/v1/incidents lists them with their ids",
+        )
+        .into_response(),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e,
+            "incidents cannot be read until the store is readable again",
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the incidents could not be read",
+            "check the state store in the state dir; `gantry incident list` reads it directly",
+        )
+        .into_response(),
+    }
+}
+
+/// The most lines `GET /api/v1/services/{name}/logs` gives at once.
+pub const MAX_LOG_TAIL: usize = 1_000;
+
+/// `GET /api/v1/services/{name}/logs?tail=N`: the last N lines (default 200, at most 1,000) of the
+/// service's log file, oldest first (the read token when reads are protected: output may be
+/// sensitive even masked).
+pub(crate) async fn logs(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Err(e) = authorize_read(&state, &headers) {
+        return e.into_response();
+    }
+    let Path(name) = match name {
+        Ok(n) => n,
+        Err(e) => return bad_path(&e).into_response(),
+    };
+    let mut tail = 200;
+    for (key, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        let ok = key == "tail"
+            && match value.parse::<usize>() {
+                Ok(n) if (1..=MAX_LOG_TAIL).contains(&n) => {
+                    tail = n;
+                    true
+                }
+                _ => false,
+            };
+        if !ok {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad query: only `tail` (1-1000) is accepted",
+                "GET /api/v1/services/NAME/logs?tail=200",
+            )
+            .into_response();
+        }
+    }
+    // Only a service of the running stack names a log file (never a path of the caller's).
+    let snap = snapshot(&state);
+    if !snap.services.iter().any(|s| s.name == name) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown service `{}`",
+                name.chars().take(100).collect::<String>()
+            ),
+            known_services(&snap),
+        )
+        .into_response();
+    }
+    let read = state.logs.clone();
+    let service = name.clone();
+    match tokio::task::spawn_blocking(move || read(&service, tail)).await {
+        Ok(Ok(lines)) => {
+            Json(serde_json::json!({ "service": name, "lines": lines })).into_response()
+        }
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e,
+            "`gantry logs NAME` reads the same file",
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the log could not be read",
+            "`gantry logs NAME` reads the same file",
         )
         .into_response(),
     }

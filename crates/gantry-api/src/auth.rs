@@ -1,5 +1,6 @@
 //! Who is calling: bearer tokens with roles (operator, read, named tokens from a 0600 file), checked in
-//! constant time, and the caller's name for the audit log. Never echoes a token.
+//! constant time, or the web page's session cookie made from one of them (a mutation through the
+//! cookie needs its CSRF header); and the caller's name for the audit log. Never echoes a token.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use sha2::{Digest as _, Sha256};
@@ -8,15 +9,28 @@ use subtle::ConstantTimeEq;
 use crate::error::{ApiError, CHALLENGE_INVALID_REQUEST, CHALLENGE_INVALID_TOKEN, CHALLENGE_NONE};
 use crate::model::{ApiState, Caller, NamedToken, Role};
 
-const TOKEN_HINT: &str = "send `Authorization: Bearer <token>`; the operator token is in the state dir's api.token file, the read-only token in api.read-token (both mode 0600)";
+const TOKEN_HINT: &str = "send `Authorization: Bearer <token>` (or sign in on the web page); the operator token is in the state dir's api.token file, the read-only token in api.read-token (both mode 0600)";
 
 /// The header the CLI sets to the local user's name. Believed only with the operator token
 /// (whoever holds it can act as anyone already); ignored with any other token.
 pub const ACTOR_HEADER: &str = "x-gantry-actor";
 
 /// A mutation: the caller must hold the operator token or a named token with the operator role.
+/// Through the session cookie, the page's CSRF token must come along in its header.
 pub(crate) fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let caller = identify(state, headers)?;
+    let caller = if uses_cookie(headers) {
+        let found = crate::session::from_cookie(state, headers).ok_or_else(expired)?;
+        if !found.csrf_ok(headers) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token",
+                "a mutation through the session cookie must send the session's CSRF token in the X-Gantry-CSRF header (GET /api/v1/session gives it)",
+            ));
+        }
+        found.caller
+    } else {
+        identify(state, headers)?
+    };
     if caller.role == Role::Operator {
         Ok(caller)
     } else {
@@ -38,8 +52,32 @@ pub(crate) fn authorize_read(state: &ApiState, headers: &HeaderMap) -> Result<Ca
     }
 }
 
-/// Which token was presented, if any is valid (a read that always needs a token, e.g. OFREP).
+/// Which token was presented, if any is valid (a read that always needs a token, e.g. OFREP),
+/// or, without an `Authorization` header, whose session the cookie names.
 pub(crate) fn identify(state: &ApiState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    if uses_cookie(headers) {
+        return crate::session::from_cookie(state, headers)
+            .map(|found| found.caller)
+            .ok_or_else(expired);
+    }
+    bearer_caller(state, headers)
+}
+
+/// A request without `Authorization` that sends the session cookie is judged by the cookie.
+fn uses_cookie(headers: &HeaderMap) -> bool {
+    headers.get(header::AUTHORIZATION).is_none() && crate::session::cookie_id(headers).is_some()
+}
+
+fn expired() -> ApiError {
+    ApiError::unauthorized(
+        "the session is unknown or expired",
+        "sign in again on the web page with a token",
+        CHALLENGE_INVALID_TOKEN,
+    )
+}
+
+/// The caller of the bearer token in `Authorization` (the cookie is not looked at).
+pub(crate) fn bearer_caller(state: &ApiState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let presented = bearer(headers)?;
     if matches(presented.as_bytes(), state.token.as_bytes()) {
         let actor = headers

@@ -53,6 +53,11 @@
 //! `POST /shutdown`. They answer 202 `{"accepted": true, "message": ...}`, 401 without a valid
 //! token, 404 for an unknown service, 409 when the driver refuses, 503 when it is gone.
 //!
+//! `GET /` is the web page (`ui.rs`, assets under `/ui/`, served with a strict
+//! Content-Security-Policy); `POST /api/v1/session` turns a bearer token into an HttpOnly,
+//! SameSite=Strict session cookie accepted wherever the token is, mutations through it needing
+//! the session's CSRF token in `X-Gantry-CSRF` (`session.rs`).
+//!
 //! Every error is JSON: `{"error": "...", "hint": "..."}`. The routes are listed once, in
 //! [`ROUTES`], and documented by `docs/openapi.json` (served at `/api/v1/openapi.json`); a
 //! test fails when the two disagree.
@@ -70,7 +75,9 @@ mod rollout;
 mod routes;
 mod runbooks;
 mod server;
+pub mod session;
 mod slots;
+pub mod ui;
 mod util;
 
 pub use api::{INVALID_FILE, OPENAPI_JSON, SSE_KEEP_ALIVE, parse_age};

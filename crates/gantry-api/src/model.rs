@@ -282,6 +282,16 @@ pub type History = Arc<dyn Fn() -> Result<Vec<BootRecord>, String> + Send + Sync
 /// Reads the open missions (NO-GO, failures, drift), newest first, as JSON objects.
 pub type Missions = Arc<dyn Fn() -> Result<Vec<serde_json::Value>, String> + Send + Sync>;
 
+/// Reads the incidents from the store: `None` lists them all (newest first, without timelines)
+/// as `{"incidents": [...]}`; `Some(id)` is that incident with its timeline and post-incident
+/// draft, or `Ok(None)` when there is no such incident.
+pub type Incidents =
+    Arc<dyn Fn(Option<i64>) -> Result<Option<serde_json::Value>, String> + Send + Sync>;
+
+/// Reads the last lines of a service's log file (what `gantry logs` reads), oldest first, as
+/// `{"at", "stream", "line"}` objects: (service, how many).
+pub type Logs = Arc<dyn Fn(&str, usize) -> Result<Vec<serde_json::Value>, String> + Send + Sync>;
+
 /// The API's shared state.
 #[derive(Clone)]
 pub struct ApiState {
@@ -299,6 +309,10 @@ pub struct ApiState {
     pub audit: Audit,
     pub history: History,
     pub missions: Missions,
+    pub incidents: Incidents,
+    pub logs: Logs,
+    /// The web page's sessions (`POST /api/v1/session`).
+    pub sessions: Arc<crate::session::Sessions>,
     /// Reads that expose service output (missions, the event stream) need the token
     /// too: set when the API is reachable beyond loopback.
     pub protect_reads: bool,

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::model::ApiState;
-use crate::{api, error, flags, health, ingress, metrics, ofrep, rollout, runbooks};
+use crate::{api, error, flags, health, ingress, metrics, ofrep, rollout, runbooks, session, ui};
 
 /// Which handler serves a route. A `match` over it builds the router, so adding a variant
 /// without a handler does not compile.
@@ -50,6 +50,14 @@ pub enum Endpoint {
     FlagUnset,
     Runbooks,
     RunbookRun,
+    Page,
+    Asset,
+    SessionCreate,
+    SessionShow,
+    SessionDelete,
+    Incidents,
+    Incident,
+    Logs,
 }
 
 /// One route: its method, its path (axum 0.8 / OpenAPI `{param}` syntax) and its handler.
@@ -187,6 +195,18 @@ pub const ROUTES: &[Route] = &[
         Endpoint::RunbookRun,
         true,
     ),
+    route("GET", "/", Endpoint::Page, false),
+    route("GET", "/ui/style.css", Endpoint::Asset, false),
+    route("GET", "/ui/app.js", Endpoint::Asset, false),
+    route("GET", "/ui/views.js", Endpoint::Asset, false),
+    route("GET", "/ui/graph.js", Endpoint::Asset, false),
+    route("GET", "/ui/favicon.svg", Endpoint::Asset, false),
+    route("POST", "/api/v1/session", Endpoint::SessionCreate, true),
+    route("GET", "/api/v1/session", Endpoint::SessionShow, false),
+    route("DELETE", "/api/v1/session", Endpoint::SessionDelete, false),
+    route("GET", "/api/v1/incidents", Endpoint::Incidents, false),
+    route("GET", "/api/v1/incidents/{id}", Endpoint::Incident, false),
+    route("GET", "/api/v1/services/{name}/logs", Endpoint::Logs, false),
 ];
 
 fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
@@ -229,6 +249,13 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::FlagUnset => delete(flags::unset),
         Endpoint::Runbooks => get(runbooks::list),
         Endpoint::RunbookRun => post(runbooks::run),
+        Endpoint::Page | Endpoint::Asset => get(ui::asset),
+        Endpoint::SessionCreate => post(session::create),
+        Endpoint::SessionShow => get(session::show),
+        Endpoint::SessionDelete => delete(session::delete),
+        Endpoint::Incidents => get(api::incidents),
+        Endpoint::Incident => get(api::incident),
+        Endpoint::Logs => get(api::logs),
     }
 }
 

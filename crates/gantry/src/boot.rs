@@ -547,6 +547,12 @@ impl Boot {
             // An embedded boot keeps no history, opens no missions and keeps no audit log.
             history: Arc::new(|| Ok(Vec::new())),
             missions: Arc::new(|| Ok(Vec::new())),
+            incidents: Arc::new(|id| {
+                Ok(id.is_none().then(|| serde_json::json!({ "incidents": [] })))
+            }),
+            sessions: Arc::default(),
+            // An embedded boot's components write no log files.
+            logs: Arc::new(|_, _| Ok(Vec::new())),
             audit: Arc::new(|_, _| Ok(Vec::new())),
             // The embedding application decides where its router is reachable.
             protect_reads: false,

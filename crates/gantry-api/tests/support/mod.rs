@@ -192,6 +192,20 @@ impl Harness {
             ingress: Some(Arc::new(FakeIngress::default())),
             flags: watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
             flag_stats: Arc::default(),
+            incidents: Arc::new(|id| {
+                let one = serde_json::json!({ "id": 1, "severity": "P1", "title": "api down", "status": "open", "opened_at": "2026-01-01T00:00:00Z", "timeline": [] });
+                Ok(match id {
+                    None => Some(serde_json::json!({ "incidents": [one] })),
+                    Some(1) => Some(one),
+                    Some(_) => None,
+                })
+            }),
+            sessions: Arc::default(),
+            logs: Arc::new(|service, n| {
+                Ok((0..n.min(3))
+                    .map(|i| serde_json::json!({ "at": null, "stream": "out", "line": format!("{service} line {i}") }))
+                    .collect())
+            }),
             missions: Arc::new(|| {
                 Ok(vec![
                     serde_json::json!({ "id": 1, "check": "boot", "service": "db", "status": "open" }),

@@ -86,8 +86,11 @@ pub fn up_env(
     let dir = tempdir(name);
     setup(&dir);
     let mut text = toml.replace("FIXTURE", fixture().to_str().unwrap());
-    // Tests run in parallel: each instance's API takes a free port (written to .gantry/api.addr).
-    text = if text.contains("[settings]") {
+    // Tests run in parallel: each instance's API takes a free port (written to .gantry/api.addr),
+    // unless the stack names its own (a test that restarts gantry on the same address).
+    text = if text.lines().any(|l| l.trim_start().starts_with("api =")) {
+        text
+    } else if text.contains("[settings]") {
         text.replacen("[settings]", "[settings]\napi = \"127.0.0.1:0\"", 1)
     } else {
         format!("[settings]\napi = \"127.0.0.1:0\"\n{text}")

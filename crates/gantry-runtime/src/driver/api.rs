@@ -269,8 +269,47 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
     let audit: gantry_api::model::Audit = Arc::new(move |since, limit| {
         Store::open_existing(&audit_dir).map_or(Ok(Vec::new()), |s| s.audit(since, limit))
     });
+    let incidents_dir = state_dir.root().to_path_buf();
+    let incidents: gantry_api::model::Incidents = Arc::new(move |id| {
+        let Some(store) = Store::open_existing(&incidents_dir) else {
+            // No store yet: no incident was ever opened.
+            return Ok(id.is_none().then(|| serde_json::json!({ "incidents": [] })));
+        };
+        match id {
+            None => store
+                .incidents()
+                .map(|list| Some(serde_json::json!({ "incidents": list }))),
+            Some(id) => store.incident(id).map(|found| {
+                found.map(|mut incident| {
+                    incident["postmortem"] = gantry_state::incidents::postmortem(&incident).into();
+                    incident
+                })
+            }),
+        }
+    });
+    let logs_dir = state_dir.clone();
+    let logs: gantry_api::model::Logs = Arc::new(move |service, n| {
+        // At most the last 1 MiB of the file is read, whatever its size.
+        let entries = gantry_state::logfmt::read::tail(&logs_dir.log_file(service), n, 1 << 20)
+            .map_err(|e| format!("cannot read the log of {service}: {e}"))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let at = (e.ts != i64::MIN).then(|| {
+                    gantry_time::rfc3339_utc(
+                        std::time::UNIX_EPOCH
+                            + std::time::Duration::from_millis(e.ts.max(0) as u64),
+                    )
+                });
+                serde_json::json!({ "at": at, "stream": e.stream.as_str(), "line": e.text })
+            })
+            .collect())
+    });
     let state = ApiState {
         missions,
+        incidents,
+        logs,
+        sessions: Arc::default(),
         snapshot: snap_rx,
         events: events_tx.clone(),
         commands: cmd_tx,

@@ -306,6 +306,36 @@ pub fn service_logs(logs_dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// The last `n` complete lines of a log file, oldest first, read from at most its last `window`
+/// bytes (the web page's log tail: a bounded read however large the file). A missing file has
+/// no lines.
+pub fn tail(path: &Path, n: usize, window: u64) -> std::io::Result<Vec<Entry>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(window);
+    file.seek(SeekFrom::Start(start))?;
+    let mut reader = BufReader::new(file.take(len - start));
+    if start > 0 {
+        // Mid-line: the first, partial line is not shown.
+        let mut skipped = Vec::new();
+        reader.read_until(b'\n', &mut skipped)?;
+    }
+    let mut last = std::collections::VecDeque::with_capacity(n.min(4096));
+    for entry in FileEntries::new(reader, false) {
+        if last.len() == n {
+            last.pop_front();
+        }
+        if n > 0 {
+            last.push_back(entry);
+        }
+    }
+    Ok(last.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +370,31 @@ mod tests {
             stream: Stream::Out,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines_of_a_bounded_window() {
+        let dir = tempdir("tail");
+        let path = dir.join("svc.log");
+        assert!(
+            tail(&path, 5, 1024).unwrap().is_empty(),
+            "a missing file has no lines"
+        );
+        let text: String = (0..100)
+            .map(|i| format!("2026-01-01T00:00:00.{i:03}Z out line {i}\n"))
+            .collect();
+        append(&path, &text);
+        append(&path, "2026-01-01T00:00:01.000Z out partial");
+        let last = tail(&path, 3, 1 << 20).unwrap();
+        let texts: Vec<&str> = last.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["line 97", "line 98", "line 99"]);
+        // A window shorter than the file: only whole lines from inside it.
+        let few = tail(&path, 1000, 200).unwrap();
+        assert!(
+            few.len() < 10 && few.last().unwrap().text == "line 99",
+            "{few:?}"
+        );
+        assert!(few.iter().all(|e| e.text.starts_with("line ")));
     }
 
     #[test]
