@@ -721,63 +721,6 @@ pub(crate) async fn audit(
     }
 }
 
-/// `GET /api/v1/incidents`: every incident, newest first (the read token when reads are protected).
-pub(crate) async fn incidents(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    read_incidents(&state, &headers, None).await
-}
-
-/// `GET /api/v1/incidents/{id}`: one incident with its timeline and post-incident draft.
-pub(crate) async fn incident(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
-    // Authorization first: an unauthenticated caller learns nothing, not even whether an id exists.
-    if let Err(e) = authorize_read(&state, &headers) {
-        return e.into_response();
-    }
-    let id = match id.map(|Path(id)| id.parse::<i64>()) {
-        Ok(Ok(id)) => id,
-        _ => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "the incident id must be a number",
-                "GET /api/v1/incidents lists them with their ids",
-            )
-            .into_response();
-        }
-    };
-    read_incidents(&state, &headers, Some(id)).await
-}
-
-async fn read_incidents(state: &ApiState, headers: &HeaderMap, id: Option<i64>) -> Response {
-    if let Err(e) = authorize_read(state, headers) {
-        return e.into_response();
-    }
-    let incidents = state.incidents.clone();
-    match tokio::task::spawn_blocking(move || incidents(id)).await {
-        Ok(Ok(Some(value))) => Json(value).into_response(),
-        Ok(Ok(None)) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no incident {}", id.unwrap_or_default()),
-            "GET /api/v1/incidents lists them with their ids",
-        )
-        .into_response(),
-        Ok(Err(e)) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e,
-            "incidents cannot be read until the store is readable again",
-        )
-        .into_response(),
-        Err(_) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the incidents could not be read",
-            "check the state store in the state dir; `gantry incident list` reads it directly",
-        )
-        .into_response(),
-    }
-}
-
 /// The most lines `GET /api/v1/services/{name}/logs` gives at once.
 pub const MAX_LOG_TAIL: usize = 1_000;
 

@@ -67,6 +67,7 @@ pub mod auth;
 mod error;
 mod flags;
 mod health;
+mod incidents;
 mod ingress;
 mod metrics;
 pub mod model;

@@ -159,6 +159,15 @@ pub enum ApiCommand {
         name: String,
         dry_run: bool,
     },
+    /// Opens an incident by hand (`gantry incident open`).
+    IncidentOpen {
+        severity: String,
+        title: String,
+    },
+    /// Acknowledges an incident: someone is on it (`gantry incident ack`).
+    IncidentAck(i64),
+    /// Resolves an incident (`gantry incident resolve`).
+    IncidentResolve(i64),
 }
 
 impl ApiCommand {
@@ -192,6 +201,9 @@ impl ApiCommand {
             ApiCommand::IngressMode { mode, .. } => ("ingress.mode", Some(mode.clone())),
             ApiCommand::Runbooks => ("runbooks.list", None),
             ApiCommand::RunRunbook { name, .. } => ("runbook.run", Some(name.clone())),
+            ApiCommand::IncidentOpen { title, .. } => ("incident.open", Some(title.clone())),
+            ApiCommand::IncidentAck(id) => ("incident.ack", Some(id.to_string())),
+            ApiCommand::IncidentResolve(id) => ("incident.resolve", Some(id.to_string())),
         }
     }
 

@@ -6,7 +6,9 @@ use axum::Router;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::model::ApiState;
-use crate::{api, error, flags, health, ingress, metrics, ofrep, rollout, runbooks, session, ui};
+use crate::{
+    api, error, flags, health, incidents, ingress, metrics, ofrep, rollout, runbooks, session, ui,
+};
 
 /// Which handler serves a route. A `match` over it builds the router, so adding a variant
 /// without a handler does not compile.
@@ -57,6 +59,8 @@ pub enum Endpoint {
     SessionDelete,
     Incidents,
     Incident,
+    IncidentOpen,
+    IncidentAct,
     Logs,
 }
 
@@ -206,6 +210,13 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/api/v1/session", Endpoint::SessionDelete, false),
     route("GET", "/api/v1/incidents", Endpoint::Incidents, false),
     route("GET", "/api/v1/incidents/{id}", Endpoint::Incident, false),
+    route("POST", "/api/v1/incidents", Endpoint::IncidentOpen, true),
+    route(
+        "POST",
+        "/api/v1/incidents/{id}/{action}",
+        Endpoint::IncidentAct,
+        true,
+    ),
     route("GET", "/api/v1/services/{name}/logs", Endpoint::Logs, false),
 ];
 
@@ -253,8 +264,10 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::SessionCreate => post(session::create),
         Endpoint::SessionShow => get(session::show),
         Endpoint::SessionDelete => delete(session::delete),
-        Endpoint::Incidents => get(api::incidents),
-        Endpoint::Incident => get(api::incident),
+        Endpoint::Incidents => get(incidents::list),
+        Endpoint::IncidentOpen => post(incidents::open),
+        Endpoint::IncidentAct => post(incidents::act),
+        Endpoint::Incident => get(incidents::one),
         Endpoint::Logs => get(api::logs),
     }
 }

@@ -1,5 +1,6 @@
-//! `gantry incident list|show|postmortem`: the incidents P0/P1 alerts opened, their timelines, and
-//! the post-incident draft, read from the state store (works while gantry runs and after).
+//! `gantry incident list|show|postmortem`: the incidents (opened by P0/P1 alerts or by hand), their
+//! timelines, and the post-incident draft, read from the state store (works while gantry runs and
+//! after); `open`, `ack` and `resolve` go through the running instance's API (audited).
 
 use crate::Outcome;
 use std::path::Path;
@@ -97,4 +98,30 @@ pub fn postmortem(file: &Path, id: i64) -> anyhow::Result<Outcome> {
         }
         Err(o) => Ok(o),
     }
+}
+
+/// `gantry incident open --severity P1 --title TEXT [--reason TEXT]`.
+pub fn open(
+    file: &Path,
+    severity: &str,
+    title: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let body = serde_json::json!({ "severity": severity, "title": title, "reason": reason });
+    post(file, "/api/v1/incidents", &body)
+}
+
+/// `gantry incident ack|resolve ID [--reason TEXT]`.
+pub fn act(file: &Path, id: i64, action: &str, reason: Option<&str>) -> anyhow::Result<Outcome> {
+    let body = serde_json::json!({ "reason": reason });
+    post(file, &format!("/api/v1/incidents/{id}/{action}"), &body)
+}
+
+fn post(file: &Path, path: &str, body: &serde_json::Value) -> anyhow::Result<Outcome> {
+    let inst = match crate::ctl::find(file) {
+        Ok(i) => i,
+        Err(o) => return Ok(o),
+    };
+    let rt = crate::client::runtime()?;
+    Ok(crate::ctl::report(rt.block_on(inst.post_json(path, body))))
 }

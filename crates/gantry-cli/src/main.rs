@@ -145,6 +145,29 @@ pub enum IncidentAction {
     },
     /// A post-incident review draft in Markdown: summary, impact, detection, timeline, actions and who took them, follow-ups.
     Postmortem { id: i64 },
+    /// Open an incident by hand (one that no alert opened); it is resolved by hand only.
+    Open {
+        /// P0, P1 or P2.
+        #[arg(long, value_parser = ["P0", "P1", "P2"])]
+        severity: String,
+        #[arg(long)]
+        title: String,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Acknowledge an incident: someone is on it (on its timeline, with who).
+    Ack {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resolve an incident.
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -390,7 +413,7 @@ pub enum Command {
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: std::time::Duration,
     },
-    /// Incidents opened by P0/P1 alerts: `list`, `show ID` (the timeline), `postmortem ID` (a Markdown draft).
+    /// Incidents, opened by P0/P1 alerts or by hand: `list`, `show ID` (the timeline), `postmortem ID` (a Markdown draft), `open --severity P1 --title ...`, `ack ID`, `resolve ID`.
     Incident {
         #[command(subcommand)]
         action: IncidentAction,
@@ -568,6 +591,17 @@ fn main() -> ExitCode {
             IncidentAction::List { json } => incident::list(&cli.file, *json),
             IncidentAction::Show { id, json } => incident::show(&cli.file, *id, *json),
             IncidentAction::Postmortem { id } => incident::postmortem(&cli.file, *id),
+            IncidentAction::Open {
+                severity,
+                title,
+                reason,
+            } => incident::open(&cli.file, severity, title, reason.as_deref()),
+            IncidentAction::Ack { id, reason } => {
+                incident::act(&cli.file, *id, "ack", reason.as_deref())
+            }
+            IncidentAction::Resolve { id, reason } => {
+                incident::act(&cli.file, *id, "resolve", reason.as_deref())
+            }
         },
         Command::Export { what } => match what {
             ExportWhat::PrometheusRules => export::prometheus_rules(&cli.file),

@@ -122,6 +122,11 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
         | ApiCommand::Releases(_) => {
             return Err("cannot run a rollout here: rollouts are the process driver's".into());
         }
+        ApiCommand::IncidentOpen { .. }
+        | ApiCommand::IncidentAck(_)
+        | ApiCommand::IncidentResolve(_) => {
+            return Err("cannot act on incidents here: incidents are the process driver's".into());
+        }
         ApiCommand::Runbooks | ApiCommand::RunRunbook { .. } => {
             return Err("cannot run a runbook here: runbooks are the process driver's".into());
         }

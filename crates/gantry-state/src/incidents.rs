@@ -60,7 +60,7 @@ impl Store {
     pub fn open_incident_id(&self) -> Option<i64> {
         self.conn
             .query_row(
-                "SELECT id FROM incidents WHERE status = 'open' ORDER BY id DESC LIMIT 1",
+                "SELECT id FROM incidents WHERE status IN ('open', 'acknowledged') ORDER BY id DESC LIMIT 1",
                 [],
                 |r| r.get(0),
             )
@@ -85,14 +85,50 @@ impl Store {
         }
     }
 
-    pub fn resolve_incident(&self, incident: i64, by: &str) -> Result<(), String> {
+    /// Resolves an open (or acknowledged) incident; false when it was not open.
+    pub fn resolve_incident(&self, incident: i64, by: &str) -> Result<bool, String> {
         self.conn
             .execute(
-                "UPDATE incidents SET status = 'resolved', resolved_ms = ?1, resolved_by = ?2 WHERE id = ?3 AND status = 'open'",
+                "UPDATE incidents SET status = 'resolved', resolved_ms = ?1, resolved_by = ?2 WHERE id = ?3 AND status IN ('open', 'acknowledged')",
                 params![now_ms(), by, incident],
             )
-            .map(|_| ())
+            .map(|n| n > 0)
             .map_err(|e| format!("cannot resolve incident {incident}: {e}"))
+    }
+
+    /// Someone is on it: an open incident becomes `acknowledged` (noted on its timeline by the
+    /// caller); false when it was not open.
+    pub fn ack_incident(&self, incident: i64) -> Result<bool, String> {
+        self.conn
+            .execute(
+                "UPDATE incidents SET status = 'acknowledged' WHERE id = ?1 AND status = 'open'",
+                params![incident],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| format!("cannot acknowledge incident {incident}: {e}"))
+    }
+
+    /// Whether an incident was opened by hand (`gantry incident open`): its timeline starts with
+    /// an `opened` row. Such an incident is resolved by hand only.
+    pub fn incident_by_hand(&self, incident: i64) -> bool {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM incident_timeline WHERE incident = ?1 AND kind = 'opened' LIMIT 1",
+                params![incident],
+                |_| Ok(true),
+            )
+            .unwrap_or(false)
+    }
+
+    /// An incident's status (`open`, `acknowledged`, `resolved`), None when there is none.
+    pub fn incident_status(&self, incident: i64) -> Option<String> {
+        self.conn
+            .query_row(
+                "SELECT status FROM incidents WHERE id = ?1",
+                params![incident],
+                |r| r.get(0),
+            )
+            .ok()
     }
 
     /// Every incident, newest first, as JSON objects (without timelines).

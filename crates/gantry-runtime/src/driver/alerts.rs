@@ -18,8 +18,6 @@ pub(super) struct AlertSide {
     exec: Option<Vec<String>>,
     started_ms: u64,
     loaded: bool,
-    /// The open incident (a P0/P1 alert opened it), whose timeline collects what happens.
-    pub(super) incident: Option<i64>,
 }
 
 fn now_ms() -> u64 {
@@ -54,7 +52,6 @@ impl AlertSide {
             exec: a.exec.as_ref().map(|e| e.value.clone()),
             started_ms: now_ms(),
             loaded: false,
-            incident: None,
         })
     }
 }
@@ -151,15 +148,14 @@ impl Driver {
             }
         }
         let saved = match (&self.store, self.alerts.as_ref().is_some_and(|a| !a.loaded)) {
-            (Some(store), true) => Some((store.alert_state(), store.open_incident_id())),
+            (Some(store), true) => Some(store.alert_state()),
             _ => None,
         };
         let Some(side) = self.alerts.as_mut() else {
             return;
         };
-        if let Some((saved, incident)) = saved {
+        if let Some(saved) = saved {
             side.loaded = true;
-            side.incident = incident;
             if let Some(n) = saved.and_then(|j| serde_json::from_str::<Notifier>(&j).ok()) {
                 side.notifier = n.restored();
             }
@@ -203,7 +199,7 @@ impl Driver {
                     .filter_map(|a| {
                         let rule = side.eval.rules().iter().find(|r| r.name == a.rule)?;
                         let book = rule.runbook.clone().filter(|_| rule.auto_runbook)?;
-                        let key = match side.incident {
+                        let key = match self.incidents.open {
                             Some(id) => format!("incident {id}"),
                             None => format!("alert {}", a.fingerprint),
                         };
@@ -224,65 +220,38 @@ impl Driver {
     }
 
     /// A P0/P1 alert opens an incident (one at a time); its alerts go on the timeline; it is
-    /// resolved when no P0/P1 alert fires any more.
+    /// resolved when no P0/P1 alert fires any more (unless a person opened it: then by hand).
     fn track_incident(&mut self, transitions: &[Transition]) {
-        let (Some(store), Some(side)) = (&self.store, &mut self.alerts) else {
-            return;
-        };
+        self.load_incident();
         for t in transitions {
             let (status, alert) = match t {
                 Transition::Firing(a) => ("firing", a),
                 Transition::Resolved { alert, .. } => ("resolved", alert),
             };
             let paging = alert.severity != gantry_alerts::Severity::P2;
-            if side.incident.is_none() && status == "firing" && paging {
-                match store.open_incident(
-                    alert.severity.as_str(),
-                    &alert.summary,
-                    alert.fired_ms.saturating_sub(alert.since_ms),
-                ) {
-                    Ok(id) => {
-                        side.incident = Some(id);
-                        self.out.gantry_line(&format!(
-                            "incident {id} opened: [{}] {} (`gantry incident show {id}`)",
-                            alert.severity.as_str(),
-                            alert.summary
-                        ));
-                    }
-                    Err(e) => self.out.gantry_line(&format!("alerts: {e}")),
+            if self.incidents.open.is_none() && status == "firing" && paging {
+                let detected = alert.fired_ms.saturating_sub(alert.since_ms);
+                let (severity, summary) = (alert.severity.as_str(), alert.summary.clone());
+                if let Err(e) = self.open_incident(severity, &summary, detected, None) {
+                    self.out.gantry_line(&format!("alerts: {e}"));
                 }
             }
-            if let Some(id) = side.incident {
-                store.incident_note(
-                    id,
-                    "alert",
-                    &format!("{status}: [{}] {}", alert.severity.as_str(), alert.summary),
-                );
-            }
+            self.incident_note(
+                "alert",
+                &format!("{status}: [{}] {}", alert.severity.as_str(), alert.summary),
+            );
         }
-        let paging_firing = side
-            .eval
-            .firing()
-            .any(|a| a.severity != gantry_alerts::Severity::P2);
-        if let Some(id) = side.incident
+        let paging_firing = self.alerts.as_ref().is_some_and(|side| {
+            side.eval
+                .firing()
+                .any(|a| a.severity != gantry_alerts::Severity::P2)
+        });
+        if let Some(id) = self.incidents.open
             && !paging_firing
+            && !self.incidents.by_hand
         {
-            store.incident_note(id, "resolved", "no P0/P1 alert fires any more");
-            if store.resolve_incident(id, "gantry").is_ok() {
-                side.incident = None;
-                self.out.gantry_line(&format!(
-                    "incident {id} resolved (`gantry incident postmortem {id}` drafts the review)"
-                ));
-            }
-        }
-    }
-
-    /// Adds to the open incident's timeline (state changes, operator actions).
-    pub(super) fn incident_note(&self, kind: &str, text: &str) {
-        if let (Some(store), Some(id)) =
-            (&self.store, self.alerts.as_ref().and_then(|a| a.incident))
-        {
-            store.incident_note(id, kind, text);
+            self.incident_note("resolved", "no P0/P1 alert fires any more");
+            let _ = self.close_incident(id, "gantry");
         }
     }
 

@@ -178,6 +178,11 @@ impl Driver {
             }
             ApiCommand::RolloutStatus(service) => return self.rollout_status(service),
             ApiCommand::Runbooks => return self.runbooks_json(),
+            ApiCommand::IncidentOpen { .. }
+            | ApiCommand::IncidentAck(_)
+            | ApiCommand::IncidentResolve(_) => {
+                return self.incident_command(&cmd, caller, reason);
+            }
             ApiCommand::RunRunbook { name, dry_run } => {
                 return self.runbook_command(name, *dry_run, caller, reason);
             }

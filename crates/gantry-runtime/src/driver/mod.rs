@@ -17,6 +17,7 @@ mod exec;
 mod flag_env;
 mod flags;
 mod flags_watch;
+mod incidents;
 mod ingress;
 mod output;
 mod quarantine;
@@ -368,6 +369,8 @@ struct Driver {
     alert_feed: alert_feed::Feed,
     /// The runbook under way and the last runs (runbook.rs).
     runbooks: runbook::Runbooks,
+    /// The open incident (incidents.rs).
+    incidents: incidents::Incidents,
 }
 
 impl Driver {
@@ -525,6 +528,7 @@ impl Driver {
             taken_on: Vec::new(),
             alert_feed: alert_feed::Feed::new(&cfg.spec, &cfg.base_dir),
             runbooks: runbook::Runbooks::default(),
+            incidents: incidents::Incidents::default(),
         })
     }
 

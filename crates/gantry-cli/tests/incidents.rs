@@ -1,0 +1,87 @@
+//! Incidents by hand against a real `gantry up`: `gantry incident open` (audited, an event on the
+//! stream), operator actions land on its timeline, `ack` and `resolve` change its status with who
+//! and why, a resolved incident cannot be resolved again, and the API answers the same.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn an_incident_opened_by_hand_collects_actions_and_is_acked_and_resolved() {
+    let toml = r#"
+[services.worker]
+command = ["sleep", "600"]
+start_grace = "100ms"
+"#;
+    let mut up = up("incidents", toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    let (code, out) = gantry_in(
+        &dir,
+        &[
+            "incident",
+            "open",
+            "--severity",
+            "P1",
+            "--title",
+            "checkout errors",
+            "--reason",
+            "support called",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("incident 1 opened"), "{out}");
+    up.wait_for("incident_opened", 10, |v| {
+        v["event"] == "incident_opened" && v["title"] == "checkout errors"
+    });
+    // A second one while it is open: refused, with what to do.
+    let (code, out) = gantry_in(
+        &dir,
+        &["incident", "open", "--severity", "P2", "--title", "again"],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("incident 1 is open"), "{out}");
+
+    // An operator action goes on its timeline.
+    let (code, out) = gantry_in(&dir, &["restart", "worker", "--reason", "stuck"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = gantry_in(&dir, &["incident", "ack", "1", "--reason", "on it"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, show) = gantry_in(&dir, &["incident", "show", "1", "--json"]);
+    assert_eq!(code, 0, "{show}");
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(v["status"], "acknowledged", "{v}");
+    let timeline = v["timeline"].to_string();
+    assert!(timeline.contains("service.restart worker"), "{timeline}");
+    assert!(timeline.contains("acknowledged by cli:"), "{timeline}");
+
+    let (code, out) = gantry_in(&dir, &["incident", "resolve", "1", "--reason", "fixed"]);
+    assert_eq!(code, 0, "{out}");
+    up.wait_for("incident_resolved", 10, |v| {
+        v["event"] == "incident_resolved" && v["id"] == 1
+    });
+    let (code, out) = gantry_in(&dir, &["incident", "resolve", "1"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("is resolved, not open"), "{out}");
+    let (code, out) = gantry_in(&dir, &["incident", "ack", "7"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("no incident 7"), "{out}");
+
+    // The API reads the same, and every step is in the audit log with its reason.
+    let addr = api_addr_in(&dir);
+    let (status, body) = http(&addr, "GET", "/api/v1/incidents/1", None).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"resolved\""), "{body}");
+    let (_, audit) = gantry_in(&dir, &["audit", "--json"]);
+    for (action, reason) in [
+        ("incident.open", "support called"),
+        ("incident.ack", "on it"),
+        ("incident.resolve", "fixed"),
+    ] {
+        assert!(
+            audit.contains(action) && audit.contains(reason),
+            "{action} in {audit}"
+        );
+    }
+    assert_eq!(up.stop(), 0);
+}
