@@ -267,7 +267,9 @@ pub fn environment(
                 let Some(key) = k.as_str().map(str::to_string) else {
                     continue;
                 };
-                if v.is_null() {
+                if v.is_null() && !is_var_name(&key) {
+                    notes.push(note(k.line, svc, format!("{what}: `{key}` without a value is not a variable name to pass through; left out")));
+                } else if v.is_null() {
                     set(key.clone(), format!("${{{key}}}"), &mut env);
                 } else if let Some(val) = scalar(v) {
                     let val = interpolation(&val, &format!("{what} {key}"), v.line, svc, notes);
@@ -296,7 +298,8 @@ pub fn environment(
                         let v = interpolation(v, &format!("{what} {k}"), item.line, svc, notes);
                         set(k.to_string(), v, &mut env);
                     }
-                    None if !text.is_empty() => set(text.clone(), format!("${{{text}}}"), &mut env),
+                    None if is_var_name(&text) => set(text.clone(), format!("${{{text}}}"), &mut env),
+                    None if !text.is_empty() => notes.push(note(item.line, svc, format!("{what}: `{text}` is neither `KEY=VALUE` nor a variable name to pass through; left out"))),
                     None => {}
                 }
             }
@@ -324,6 +327,26 @@ pub fn environment(
         ok
     });
     env
+}
+
+/// A relative path from the source file's directory, as the gantry.toml (written with `prefix`
+/// in front of such paths) must name it; absolute paths stay.
+pub fn rebase(prefix: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        return path.to_string();
+    }
+    let rest = match path.strip_prefix("./") {
+        Some("") => ".",
+        Some(rest) => rest,
+        None => path,
+    };
+    format!("{prefix}{rest}")
+}
+
+/// A name `${NAME}` can refer to.
+fn is_var_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The last pass: dependencies on services that are not in the file are dropped, a

@@ -157,6 +157,7 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
         file.profiles = all;
     }
     common::finish(&mut file, &mut notes);
+    crate::sort_notes(&mut notes);
     Ok(Imported { file, notes })
 }
 
@@ -311,7 +312,7 @@ impl Ctx<'_> {
                     self.note(item.line, format!("env_file {path}: `required: false` has no gantry equivalent; the file must exist"));
                 }
                 let p = self.interp(&path, "env_file", item.line);
-                env_files.push(format!("{}{}", self.opts.path_prefix, p));
+                env_files.push(common::rebase(&self.opts.path_prefix, &p));
             }
         }
         let working_dir = node.get("working_dir").and_then(Node::as_str).map(|w| {
@@ -320,9 +321,13 @@ impl Ctx<'_> {
         });
         // deploy: replicas, restart_policy; the rest reported.
         let mut replicas = None;
-        let mut restart_node: Option<(String, usize)> = node
-            .get("restart")
-            .and_then(|r| r.as_str().map(|t| (t.to_string(), r.line)));
+        let mut restart_node: Option<(String, usize)> = None;
+        if let Some(r) = node.get("restart") {
+            match r.as_str() {
+                Some(t) => restart_node = Some((t.to_string(), r.line)),
+                None => self.note(r.line, format!("restart is {}, expected no, always, on-failure[:N] or unless-stopped; left out", r.kind())),
+            }
+        }
         if let Some(deploy) = node.get("deploy") {
             for (k, v) in deploy.as_map().unwrap_or(&[]) {
                 match k.as_str().unwrap_or("") {
@@ -331,7 +336,8 @@ impl Ctx<'_> {
                         Some(1) => {}
                         Some(n) if n <= 1000 => {
                             replicas = Some(n);
-                            self.note(v.line, format!("deploy.replicas: {n} became `replicas = {n}` (units {name}.1 … {name}.{n}); give each its port with `replica_ports` and `${{PORT}}` in the command"));
+                            let ports = if node.get("ports").is_some() { "; give each its own port with `replica_ports` and `${PORT}` in the command" } else { "" };
+                            self.note(v.line, format!("deploy.replicas: {n} became `replicas = {n}` (units {name}.1 … {name}.{n}){ports}"));
                         }
                         _ => self.note(v.line, "deploy.replicas: not a number from 1 to 1000; left out"),
                     },
@@ -467,13 +473,7 @@ impl Ctx<'_> {
             s.command = Some(cmd);
             s.env = env;
             s.env_file = env_files;
-            s.working_dir = working_dir.map(|w| {
-                if w.starts_with('/') {
-                    w
-                } else {
-                    format!("{}{w}", self.opts.path_prefix)
-                }
-            });
+            s.working_dir = working_dir.map(|w| common::rebase(&self.opts.path_prefix, &w));
             let mut ports = Vec::new();
             for p in self.ports(node, false, &mut ports) {
                 let _ = p;
@@ -894,7 +894,7 @@ impl Ctx<'_> {
                 args.extend(["sh".into(), "-c".into(), rest.join(" ")]);
             }
             other => {
-                self.note(test.line, format!("healthcheck.test starts with `{other}`, not CMD, CMD-SHELL or NONE (or has no command); no readiness probe"));
+                self.note(test.line, format!("healthcheck.test `{other}` with no command after it, or not one of CMD, CMD-SHELL, NONE; no readiness probe"));
                 return None;
             }
         }
@@ -932,7 +932,11 @@ impl Ctx<'_> {
             exec: Some(Cmd::Args(args)),
             // Compose's defaults when unset: every 30s, 30s timeout, 3 retries.
             period: Some(fmt(interval_d)),
-            timeout: Some(positive(timeout).unwrap_or_else(|| "30s".into())),
+            timeout: Some(match positive(timeout) {
+                Some(t) => t,
+                // Compose's 30s default, but no longer than the period (gantry warns otherwise).
+                None => fmt(interval_d.min(Duration::from_secs(30))),
+            }),
             failure_threshold: Some(retries.flatten().unwrap_or(3)),
             ..Probe::default()
         })

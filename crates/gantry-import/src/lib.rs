@@ -39,6 +39,11 @@ impl Note {
     }
 }
 
+/// Notes in the order of the file's lines; those about the whole file last.
+fn sort_notes(notes: &mut [Note]) {
+    notes.sort_by_key(|n| n.line.unwrap_or(usize::MAX));
+}
+
 /// The result of an import: the file to write and what did not carry over.
 #[derive(Debug, Clone)]
 pub struct Imported {
@@ -49,7 +54,7 @@ pub struct Imported {
 impl Imported {
     /// The gantry.toml text: the report as comments at the top, then the tables.
     pub fn to_toml(&self, source_name: &str, format: &str) -> String {
-        let mut out = format!("# Imported from {format} file {source_name} by `gantry import`.\n");
+        let mut out = format!("# Imported from {source_name} ({format}) by `gantry import`.\n");
         if self.notes.is_empty() {
             out.push_str("# Everything in it carried over.\n");
         } else {

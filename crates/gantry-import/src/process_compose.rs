@@ -117,6 +117,7 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
         file.profiles.push(("default".into(), enabled));
     }
     common::finish(&mut file, &mut notes);
+    crate::sort_notes(&mut notes);
     Ok(Imported { file, notes })
 }
 
@@ -293,11 +294,7 @@ impl Ctx<'_> {
             ..Service::default()
         };
         if let Some(wd) = node.get("working_dir").and_then(Node::as_str) {
-            s.working_dir = Some(if wd.starts_with('/') {
-                wd.to_string()
-            } else {
-                format!("{}{wd}", self.opts.path_prefix)
-            });
+            s.working_dir = Some(common::rebase(&self.opts.path_prefix, wd));
         }
         if let Some(env) = node.get("environment") {
             s.env = environment(env, "environment", Some(self.src), self.notes);

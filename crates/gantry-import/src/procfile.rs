@@ -65,7 +65,8 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
     );
     let mut file = GantryFile::default();
     if opts.dotenv {
-        file.env_file.push(format!("{}.env", opts.path_prefix));
+        file.env_file
+            .push(crate::common::rebase(&opts.path_prefix, ".env"));
     }
     for (index, (src, cmd, line)) in entries.iter().enumerate() {
         let port = BASE_PORT + 100 * index as u32;
@@ -102,6 +103,7 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
             message: "foreman stops every process when one exits; gantry keeps the others running (set `restart = \"on-failure\"` to bring a process back, `priority = \"critical\"` for one whose failure is a NO-GO); a Procfile has no dependencies, so all start at once".into(),
         });
     }
+    crate::sort_notes(&mut notes);
     Ok(Imported { file, notes })
 }
 
