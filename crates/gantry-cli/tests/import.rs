@@ -135,7 +135,7 @@ fn procfiles_with_and_without_dotenv() {
     );
     assert!(text.contains("PORT = \"5100\""));
     assert!(
-        out.contains("Procfile:1: web: uses $PORT: set to 5000"),
+        out.contains("Procfile:2: web: uses $PORT: set to 5000"),
         "{out}"
     );
     let (text, out) = import_and_check("procfile", "procfile-node", "Procfile");

@@ -2,7 +2,7 @@
 //! final pass over the dependency graph (unknown dependencies, cycles, tasks).
 
 use crate::Note;
-use crate::emit::GantryFile;
+use crate::emit::{Cmd, GantryFile};
 use crate::yaml::{Node, Value};
 use gantry_spec::duration::format_duration;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -172,7 +172,7 @@ pub fn interpolate_with(
                 Some(k) => out.push_str(&k),
                 None => {
                     notes.push(note(line, svc, format!("{what}: `${{{inner}}}` is not a form gantry interpolates (only ${{VAR}}, ${{VAR:-default}}, ${{VAR:?message}}); kept literally as `$${{{inner}}}`: edit it by hand")));
-                    out.push_str(&format!("$${{{inner}}}"));
+                    out.push_str(&format!("$${{{}}}", inner.replace('$', "$$")));
                 }
             }
             rest = &body[end + 1..];
@@ -210,7 +210,18 @@ pub fn needs_shell(cmd: &str) -> bool {
         .split_whitespace()
         .next()
         .is_some_and(|w| w.contains('='))
-        || shlex::split(cmd).is_none()
+        || !cmd_ok(&Cmd::Line(cmd.to_string()))
+}
+
+/// Whether gantry can run this command: it splits into words and the program is not empty.
+pub fn cmd_ok(cmd: &Cmd) -> bool {
+    let words = match cmd {
+        Cmd::Line(l) => shlex::split(l),
+        Cmd::Args(a) => Some(a.clone()),
+    };
+    words.is_some_and(|w| {
+        w.first().is_some_and(|p| !p.trim().is_empty()) && w.iter().all(|w| !w.contains('\0'))
+    })
 }
 
 /// A regular expression that matches `text` literally.
@@ -353,6 +364,64 @@ fn is_var_name(s: &str) -> bool {
 /// `completed` dependency makes its target a task, and each cycle loses the edge that closes it.
 /// Every change is a note.
 pub fn finish(file: &mut GantryFile, notes: &mut Vec<Note>) {
+    // Every string gantry interpolates must read as gantry's `${...}`; one that does not (a `${`
+    // from a key this import copies as written) is made literal.
+    let fix = |text: &mut String, line: usize, svc: Option<&str>, notes: &mut Vec<Note>| {
+        if gantry_spec::interp::interpolate(text, &|_| None).is_err() {
+            notes.push(note(
+                line,
+                svc,
+                format!("`{text}`: a `${{...}}` gantry does not read; kept literally (`$$`)"),
+            ));
+            *text = text.replace('$', "$$");
+        }
+    };
+    for (_, v) in &mut file.env {
+        fix(v, 1, None, notes);
+    }
+    for s in &mut file.services {
+        let (line, src) = (s.line, s.source_name.clone());
+        let src = Some(src.as_str());
+        let mut texts: Vec<&mut String> = Vec::new();
+        match &mut s.command {
+            Some(Cmd::Line(l)) => texts.push(l),
+            Some(Cmd::Args(a)) => texts.extend(a.iter_mut()),
+            None => {}
+        }
+        texts.extend(s.working_dir.iter_mut());
+        texts.extend(s.env_file.iter_mut());
+        texts.extend(s.env.iter_mut().map(|(_, v)| v));
+        for p in [&mut s.readiness, &mut s.liveness, &mut s.startup]
+            .into_iter()
+            .flatten()
+        {
+            match &mut p.exec {
+                Some(Cmd::Line(l)) => texts.push(l),
+                Some(Cmd::Args(a)) => texts.extend(a.iter_mut()),
+                None => {}
+            }
+            texts.extend(p.http.iter_mut());
+            texts.extend(p.log.iter_mut());
+        }
+        for t in texts {
+            fix(t, line, src, notes);
+        }
+    }
+    // A command gantry cannot run leaves its service out; a probe's, its probe.
+    file.services.retain_mut(|s| {
+        let src = s.source_name.clone();
+        for (what, p) in [("readiness", &mut s.readiness), ("liveness", &mut s.liveness), ("startup", &mut s.startup)] {
+            if p.as_ref().and_then(|p| p.exec.as_ref()).is_some_and(|c| !cmd_ok(c)) {
+                notes.push(note(s.line, Some(&src), format!("the {what} probe's command is empty or does not split into words; probe left out")));
+                *p = None;
+            }
+        }
+        let ok = s.command.as_ref().is_some_and(cmd_ok);
+        if !ok {
+            notes.push(note(s.line, Some(&src), "its command is empty or does not split into words; left out".into()));
+        }
+        ok
+    });
     let names: HashSet<String> = file.services.iter().map(|s| s.name.clone()).collect();
     let by_name: BTreeMap<String, String> = file
         .services

@@ -54,6 +54,11 @@ pub struct Imported {
 impl Imported {
     /// The gantry.toml text: the report as comments at the top, then the tables.
     pub fn to_toml(&self, source_name: &str, format: &str) -> String {
+        let source_name: String = source_name
+            .chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect();
+        let source_name = source_name.as_str();
         let mut out = format!("# Imported from {source_name} ({format}) by `gantry import`.\n");
         if self.notes.is_empty() {
             out.push_str("# Everything in it carried over.\n");
@@ -63,7 +68,19 @@ impl Imported {
                 self.notes.len()
             ));
             for n in &self.notes {
-                for (i, line) in n.render(source_name).lines().enumerate() {
+                // A TOML comment takes printable characters only.
+                let rendered: String = n
+                    .render(source_name)
+                    .chars()
+                    .map(|c| {
+                        if c.is_control() && c != '\n' && c != '\t' {
+                            '\u{fffd}'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                for (i, line) in rendered.lines().enumerate() {
                     out.push_str(if i == 0 { "#   - " } else { "#     " });
                     out.push_str(line);
                     out.push('\n');

@@ -199,6 +199,30 @@ impl Ctx<'_> {
                 .to_ascii_lowercase();
             let path = h.get("path").and_then(Node::as_str).unwrap_or("/");
             let port = h.get("port").and_then(Node::as_str);
+            if let Some(p) = port
+                && !p.trim().parse::<u16>().is_ok_and(|p| p > 0)
+            {
+                self.note(
+                    h.line,
+                    format!(
+                        "{what}.http_get: port `{p}` is not a number from 1 to 65535; left out"
+                    ),
+                );
+                return None;
+            }
+            if host.is_empty()
+                || !host.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+                })
+            {
+                self.note(
+                    h.line,
+                    format!(
+                        "{what}.http_get: host `{host}` is not a host name or address; left out"
+                    ),
+                );
+                return None;
+            }
             let path = if path.starts_with('/') {
                 path.to_string()
             } else {
