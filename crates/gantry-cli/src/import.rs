@@ -77,15 +77,16 @@ pub fn run(format: Format, source: &Path, output: &Path, force: bool) -> anyhow:
         }
     };
     let toml = imported.to_toml(&shown, format.label());
-    // What we write must load: decode it the way `gantry check` does before writing.
-    let loaded = gantry_spec::decode(
-        &gantry_spec::Source::new(output.display().to_string(), toml.clone()),
-        &|_| None,
+    // What we write must pass `gantry check`: checked the same way before writing, with every
+    // variable set (a `${VAR:?message}` from the source is the user's to set).
+    let checked = crate::load::check_text(
+        &output.display().to_string(),
+        toml.clone(),
+        &Default::default(),
+        &|_| Some("x".to_string()),
     );
-    if loaded.has_errors() {
-        for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
-            eprintln!("{d:?}");
-        }
+    if checked.has_errors() {
+        checked.print_diagnostics();
         eprintln!(
             "error: the translation of {shown} does not load (a bug in `gantry import`); nothing written\n  hint: report it with the file, or write gantry.toml by hand (`gantry init`)"
         );

@@ -94,7 +94,14 @@ fn assert_loads(what: &str, input: &str, imported: &gantry_import::Imported) {
         &gantry_spec::Source::new("gantry.toml", text.clone()),
         &|_| Some("x".into()),
     );
-    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+    let source = gantry_spec::Source::new("gantry.toml", text.clone());
+    let (_, plan) = gantry_plan::build(&loaded.spec, &source, &Default::default());
+    let errors: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .chain(&plan)
+        .filter(|d| d.is_error())
+        .collect();
     assert!(
         errors.is_empty(),
         "{what}: the import of\n---\n{input}\n---\nwrote\n---\n{text}\n---\nwhich does not load: {errors:#?}"

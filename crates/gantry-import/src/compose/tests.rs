@@ -13,9 +13,12 @@ fn checks(imported: &Imported) -> String {
         &gantry_spec::Source::new("gantry.toml", text.clone()),
         &|_| None,
     );
+    let source = gantry_spec::Source::new("gantry.toml", text.clone());
+    let (_, plan) = gantry_plan::build(&loaded.spec, &source, &Default::default());
     let errors: Vec<String> = loaded
         .diagnostics
         .iter()
+        .chain(&plan)
         .filter(|d| d.is_error())
         .map(|d| format!("{d:?}"))
         .collect();
