@@ -383,10 +383,12 @@ pub fn finish(file: &mut GantryFile, notes: &mut Vec<Note>) {
         let (line, src) = (s.line, s.source_name.clone());
         let src = Some(src.as_str());
         let mut texts: Vec<&mut String> = Vec::new();
-        match &mut s.command {
-            Some(Cmd::Line(l)) => texts.push(l),
-            Some(Cmd::Args(a)) => texts.extend(a.iter_mut()),
-            None => {}
+        for c in [&mut s.command, &mut s.cleanup] {
+            match c {
+                Some(Cmd::Line(l)) => texts.push(l),
+                Some(Cmd::Args(a)) => texts.extend(a.iter_mut()),
+                None => {}
+            }
         }
         texts.extend(s.working_dir.iter_mut());
         texts.extend(s.env_file.iter_mut());

@@ -412,6 +412,15 @@ impl Ctx<'_> {
             tail.extend(command.unwrap_or_default());
             args.extend(tail);
             s.command = Some(Cmd::Args(args));
+            // A killed gantry (or docker CLI) leaves the container running under dockerd; the
+            // next start would find its name taken.
+            if let Ok(quoted) = shlex::try_quote(&container) {
+                s.cleanup = Some(Cmd::Args(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!("docker rm -f {quoted} >/dev/null 2>&1 || true"),
+                ]));
+            }
             s.env = env;
             if node.get("build").is_some() {
                 self.note(line, "build: gantry does not build images; build it first (`docker compose build`) so that `docker run` finds the image");
@@ -548,8 +557,16 @@ impl Ctx<'_> {
                 args.extend([flag.into(), v.to_string()]);
             }
         }
-        if let Some(m) = node.get("network_mode").and_then(Node::as_str) {
-            args.extend(["--network".into(), m.to_string()]);
+        if let Some(m) = node.get("network_mode") {
+            match m.as_str() {
+                Some(svc) if svc.starts_with("service:") => {
+                    let target = &svc["service:".len()..];
+                    self.note(m.line, format!("network_mode {svc} became `--network container:{target}` (the container named {target} must run first: depend on it)"));
+                    args.extend(["--network".into(), format!("container:{target}")]);
+                }
+                Some(mode) => args.extend(["--network".into(), mode.to_string()]),
+                None => self.note(m.line, "network_mode is not a string; left out"),
+            }
         }
         for (key, flag) in [("init", "--init"), ("privileged", "--privileged")] {
             if node.get(key).and_then(Node::as_bool) == Some(true) {

@@ -52,6 +52,8 @@ pub struct Service {
     pub liveness: Option<Probe>,
     pub startup: Option<Probe>,
     pub restart: Option<&'static str>,
+    /// Run after the service stopped.
+    pub cleanup: Option<Cmd>,
     pub start_limit_burst: Option<u64>,
     pub start_timeout: Option<String>,
     pub stop_signal: Option<&'static str>,
@@ -233,6 +235,9 @@ impl Service {
         }
         if let Some(r) = self.restart {
             let _ = writeln!(out, "restart = {}", quote(r));
+        }
+        if let Some(c) = &self.cleanup {
+            let _ = writeln!(out, "cleanup = {}", cmd(c));
         }
         if let Some(b) = self.start_limit_burst {
             // One window long enough to stand for "at most N restarts".

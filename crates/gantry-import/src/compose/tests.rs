@@ -309,3 +309,30 @@ fn malformed_inputs_are_errors_or_notes_never_panics() {
     assert!(i.notes.len() >= 5, "{:#?}", i.notes);
     checks(&i);
 }
+
+#[test]
+fn image_services_clean_up_their_container_and_share_networks_by_container() {
+    let i = run(r#"
+services:
+  vpn: {image: "wg:1"}
+  app: {image: "app:1", network_mode: "service:vpn", depends_on: [vpn], deploy: {replicas: 2}}
+"#);
+    let Some(Cmd::Args(cleanup)) = &svc(&i, "vpn").cleanup else {
+        panic!()
+    };
+    assert_eq!(cleanup[2], "docker rm -f vpn >/dev/null 2>&1 || true");
+    let Some(Cmd::Args(args)) = &svc(&i, "app").command else {
+        panic!()
+    };
+    let joined = args.join(" ");
+    assert!(
+        joined.contains("--name app-${REPLICA}") && joined.contains("--network container:vpn"),
+        "{joined}"
+    );
+    assert!(
+        i.notes
+            .iter()
+            .any(|n| n.message.contains("network_mode service:vpn"))
+    );
+    checks(&i);
+}
