@@ -42,6 +42,8 @@ const HANDLED: &[&str] = &[
     "cap_drop",
     "platform",
     "expose",
+    "mem_limit",
+    "cpus",
 ];
 
 /// Translates a compose file. `Err` only when the file is not YAML or not a compose file at all.
@@ -328,6 +330,8 @@ impl Ctx<'_> {
                 None => self.note(r.line, format!("restart is {}, expected no, always, on-failure[:N] or unless-stopped; left out", r.kind())),
             }
         }
+        let mut mem: Option<(String, usize)> = None;
+        let mut cpus: Option<(String, usize)> = None;
         if let Some(deploy) = node.get("deploy") {
             for (k, v) in deploy.as_map().unwrap_or(&[]) {
                 match k.as_str().unwrap_or("") {
@@ -359,9 +363,34 @@ impl Ctx<'_> {
                             }
                         }
                     }
+                    "resources" => {
+                        for (rk, rv) in v.as_map().unwrap_or(&[]) {
+                            if rk.as_str() != Some("limits") {
+                                self.note(rk.line, format!("deploy.resources.{} not carried over (gantry sets limits only)", rk.as_str().unwrap_or("?")));
+                                continue;
+                            }
+                            for (lk, lv) in rv.as_map().unwrap_or(&[]) {
+                                match (lk.as_str(), lv.as_str()) {
+                                    (Some("memory"), Some(m)) => mem = Some((m.to_string(), lv.line)),
+                                    (Some("cpus"), Some(c)) => cpus = Some((c.to_string(), lv.line)),
+                                    (other, _) => self.note(lk.line, format!("deploy.resources.limits.{} not carried over", other.unwrap_or("?"))),
+                                }
+                            }
+                        }
+                    }
                     other => self.note(k.line, format!("deploy.{other} not carried over")),
                 }
             }
+        }
+        if let Some(m) = node.get("mem_limit")
+            && let Some(t) = m.as_str()
+        {
+            mem.get_or_insert((t.to_string(), m.line));
+        }
+        if let Some(c) = node.get("cpus")
+            && let Some(t) = c.as_str()
+        {
+            cpus.get_or_insert((t.to_string(), c.line));
         }
         // The command.
         if let Some((image, image_line)) = image {
@@ -381,6 +410,13 @@ impl Ctx<'_> {
                 .map(|s| s.to_string())
                 .collect();
             self.docker_flags(node, &mut args);
+            // Limits go to the container: a gantry limit would only hold the docker CLI.
+            if let Some((m, _)) = &mem {
+                args.extend(["--memory".into(), m.clone()]);
+            }
+            if let Some((c, _)) = &cpus {
+                args.extend(["--cpus".into(), c.clone()]);
+            }
             for p in self.ports(node, true, &mut s.ports) {
                 args.extend(["-p".into(), p]);
             }
@@ -516,6 +552,26 @@ impl Ctx<'_> {
                 }
             }
             s.readiness = self.healthcheck(node, None, &mut s);
+            if let Some((m, line)) = mem {
+                s.memory_max = memory(&m);
+                if s.memory_max.is_none() {
+                    self.note(line, format!("memory limit `{m}`: not a size of at least 1MiB (e.g. 512m, 1g); left out"));
+                }
+            }
+            if let Some((c, line)) = cpus {
+                s.cpu_max = c
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| (0.01..=1024.0).contains(n))
+                    .map(|n| n.to_string());
+                if s.cpu_max.is_none() {
+                    self.note(
+                        line,
+                        format!("cpus `{c}`: not a number of CPUs from 0.01 to 1024; left out"),
+                    );
+                }
+            }
         }
         if let Some(ex) = node.get("expose") {
             self.note(
@@ -958,6 +1014,32 @@ impl Ctx<'_> {
             ..Probe::default()
         })
     }
+}
+
+/// A docker memory size (`512m`, `1g`, `1536k`, bytes; units are binary, as docker reads them)
+/// as gantry writes it (`512MiB`), at least 1MiB.
+fn memory(text: &str) -> Option<String> {
+    let t = text.trim().to_ascii_lowercase();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits].parse().ok()?;
+    let shift = match t[digits..].trim() {
+        "" | "b" => 0,
+        "k" | "kb" => 10,
+        "m" | "mb" => 20,
+        "g" | "gb" => 30,
+        "t" | "tb" => 40,
+        _ => return None,
+    };
+    let bytes = n.checked_mul(1u64 << shift)?;
+    if bytes < 1 << 20 {
+        return None;
+    }
+    Some(match bytes {
+        b if b % (1 << 30) == 0 => format!("{}GiB", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => b.to_string(),
+    })
 }
 
 /// `8080` or `8000-8009` (at most 100 ports) as a list of ports.

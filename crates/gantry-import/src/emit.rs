@@ -60,6 +60,10 @@ pub struct Service {
     pub stop_timeout: Option<String>,
     pub ports: Vec<u16>,
     pub replicas: Option<u64>,
+    /// A gantry size (`512MiB`).
+    pub memory_max: Option<String>,
+    /// A number of CPUs, written as a TOML number.
+    pub cpu_max: Option<String>,
 }
 
 /// The whole file.
@@ -258,6 +262,12 @@ impl Service {
         }
         if let Some(r) = self.replicas {
             let _ = writeln!(out, "replicas = {r}");
+        }
+        if let Some(m) = &self.memory_max {
+            let _ = writeln!(out, "memory_max = {}", quote(m));
+        }
+        if let Some(c) = &self.cpu_max {
+            let _ = writeln!(out, "cpu_max = {c}");
         }
         if !self.env.is_empty() {
             let _ = writeln!(out, "\n[services.{}.env]", key(&self.name));

@@ -336,3 +336,56 @@ services:
     );
     checks(&i);
 }
+
+#[test]
+fn limits_go_to_gantry_for_host_commands_and_to_docker_for_images() {
+    let i = run(r#"
+services:
+  host: {command: x, deploy: {resources: {limits: {memory: 512M, cpus: "0.5"}, reservations: {memory: 1g}}}}
+  old: {command: x, mem_limit: 1536k, cpus: 2}
+  tiny: {command: x, mem_limit: 100k, cpus: 5000}
+  boxed: {image: "a:1", mem_limit: 1g, cpus: 1.5}
+"#);
+    assert_eq!(
+        (
+            svc(&i, "host").memory_max.as_deref(),
+            svc(&i, "host").cpu_max.as_deref()
+        ),
+        (Some("512MiB"), Some("0.5"))
+    );
+    assert_eq!(
+        (
+            svc(&i, "old").memory_max.as_deref(),
+            svc(&i, "old").cpu_max.as_deref()
+        ),
+        (Some("1536KiB"), Some("2"))
+    );
+    assert_eq!(
+        (
+            svc(&i, "tiny").memory_max.as_deref(),
+            svc(&i, "tiny").cpu_max.as_deref()
+        ),
+        (None, None)
+    );
+    let Some(Cmd::Args(args)) = &svc(&i, "boxed").command else {
+        panic!()
+    };
+    assert!(
+        args.join(" ").contains("--memory 1g --cpus 1.5 a:1"),
+        "{args:?}"
+    );
+    assert!(svc(&i, "boxed").memory_max.is_none());
+    assert!(
+        i.notes
+            .iter()
+            .any(|n| n.message.contains("deploy.resources.reservations"))
+    );
+    assert_eq!(
+        i.notes
+            .iter()
+            .filter(|n| n.service.as_deref() == Some("tiny"))
+            .count(),
+        2
+    );
+    checks(&i);
+}
