@@ -284,3 +284,48 @@ fn imported_compose_of_host_commands_boots_go_in_dependency_order() {
     assert!(up.index("app", "ready") > up.index("app", "starting"));
     assert_eq!(up.stop(), 0);
 }
+
+#[test]
+fn imported_process_compose_boots_go_on_its_log_line_and_conditions() {
+    let dir = tempdir("import-pc-e2e");
+    std::fs::write(
+        dir.join("process-compose.yaml"),
+        r#"# A stack whose readiness is a log line, a one-shot migration and a probed API.
+processes:
+  db:
+    command: "sleep 0.2; echo 'db: up and ready (pid 1)'; exec sleep 300"
+    ready_log_line: "up and ready (pid"
+  migrate:
+    command: "touch migrated"
+    depends_on:
+      db: {condition: process_log_ready}
+  api:
+    command: "sleep 300"
+    depends_on:
+      migrate: {condition: process_completed_successfully}
+    readiness_probe:
+      exec: {command: "test -f migrated"}
+      period_seconds: 1
+"#,
+    )
+    .unwrap();
+    let (code, out) = gantry_in(&dir, &["import", "process-compose", "process-compose.yaml"]);
+    assert_eq!(code, 0, "{out}");
+    let text = std::fs::read_to_string(dir.join("gantry.toml")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut up = up("import-pc-e2e", &text, &[]);
+    let boot = up.wait_boot(30);
+    assert_eq!(boot["outcome"], "go", "{}\n{text}", up.log());
+    assert!(
+        up.index("migrate", "starting") > up.index("db", "ready"),
+        "{}",
+        up.log()
+    );
+    assert!(
+        up.index("api", "starting") > up.index("migrate", "completed"),
+        "{}",
+        up.log()
+    );
+    assert!(up.index("api", "ready") > up.index("api", "starting"));
+    assert_eq!(up.stop(), 0);
+}
