@@ -14,9 +14,10 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Copies a sample directory (dotfiles included) into a fresh temp dir.
-fn copy_sample(name: &str) -> PathBuf {
-    let dir = tempdir(&format!("import-{name}"));
+/// Copies a sample directory (dotfiles included) into a fresh temp dir of its own (`test` names
+/// the test, so tests on the same sample never share one).
+fn copy_sample(name: &str, test: &str) -> PathBuf {
+    let dir = tempdir(&format!("import-{test}-{name}"));
     for entry in std::fs::read_dir(data(name)).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
@@ -27,7 +28,7 @@ fn copy_sample(name: &str) -> PathBuf {
 /// Imports `file` of sample `name` in its own directory; `gantry check` must accept the result.
 /// Returns the generated text and what `gantry import` printed.
 fn import_and_check(format: &str, name: &str, file: &str) -> (String, String) {
-    let dir = copy_sample(name);
+    let dir = copy_sample(name, "check");
     let (code, out) = gantry_in(&dir, &["import", format, file]);
     assert_eq!(code, 0, "{name}: {out}");
     assert!(!out.contains("panicked"), "{out}");
@@ -149,7 +150,7 @@ fn procfiles_with_and_without_dotenv() {
 
 #[test]
 fn refuses_to_overwrite_without_force_and_writes_elsewhere() {
-    let dir = copy_sample("pc-small");
+    let dir = copy_sample("pc-small", "overwrite");
     std::fs::write(dir.join("gantry.toml"), "# mine\n").unwrap();
     let (code, out) = gantry_in(&dir, &["import", "process-compose", "process-compose.yml"]);
     assert_eq!(code, 2, "{out}");
@@ -261,7 +262,7 @@ fn malformed_inputs_fail_with_a_location_never_a_panic() {
 
 #[test]
 fn imported_compose_of_host_commands_boots_go_in_dependency_order() {
-    let dir = copy_sample("compose-hostcmds");
+    let dir = copy_sample("compose-hostcmds", "e2e");
     let (code, out) = gantry_in(&dir, &["import", "compose", "compose.yaml"]);
     assert_eq!(code, 0, "{out}");
     let text = std::fs::read_to_string(dir.join("gantry.toml")).unwrap();
