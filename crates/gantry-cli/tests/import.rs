@@ -124,6 +124,45 @@ fn process_compose_stack() {
 }
 
 #[test]
+fn process_compose_large_stack() {
+    let (text, out) = import_and_check("process-compose", "pc-large", "process-compose.yaml");
+    assert!(out.contains("imported 30 services"), "{out}");
+    assert_eq!(
+        text.matches("kind = \"task\"").count(),
+        8,
+        "one migration per service"
+    );
+    assert_eq!(text.matches("replicas = 2").count(), 4);
+    assert!(text.contains("readiness = { http = \"http://127.0.0.1:8223/healthz\", period = \"1s\", timeout = \"1s\", failure_threshold = 3 }"), "{text}");
+    assert!(text.contains("readiness = { log = \"Local:\" }"));
+    let default = text.split("[profiles.default]\n").nth(1).unwrap_or("");
+    assert!(
+        !default.contains("storybook")
+            && !default.contains("tunnel")
+            && default.contains("gateway"),
+        "{default}"
+    );
+}
+
+#[test]
+fn procfile_large_dev_file() {
+    let (text, out) = import_and_check("procfile", "procfile-large", "Procfile.dev");
+    assert!(out.contains("imported 17 services"), "{out}");
+    assert!(text.contains("env_file = [\".env\"]"));
+    assert!(text.contains("command = [\"sh\", \"-c\", \"cd docs && bundle exec jekyll serve --port $$PORT --livereload\"]"), "{text}");
+    assert!(
+        text.contains(
+            "command = [\"sh\", \"-c\", \"bundle exec puma -C config/puma_api.rb -p $${PORT}\"]"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("command = \"bundle exec sidekiq -q default -q mailers\""),
+        "{text}"
+    );
+}
+
+#[test]
 fn procfiles_with_and_without_dotenv() {
     let (text, out) = import_and_check("procfile", "procfile-rails", "Procfile");
     assert!(text.starts_with("# Imported from Procfile (Procfile)"));
