@@ -277,12 +277,11 @@ impl Ctx<'_> {
             line,
             ..Service::default()
         };
-        for (k, v) in map {
+        for (k, _) in map {
             let key = k.as_str().unwrap_or("");
             if !HANDLED.contains(&key) && !key.starts_with("x-") {
                 self.note(k.line, format!("`{key}` not carried over"));
             }
-            let _ = v;
         }
         let image = node
             .get("image")
@@ -520,9 +519,8 @@ impl Ctx<'_> {
             s.env_file = env_files;
             s.working_dir = working_dir.map(|w| common::rebase(&self.opts.path_prefix, &w));
             let mut ports = Vec::new();
-            for p in self.ports(node, false, &mut ports) {
-                let _ = p;
-            }
+            // The `-p` specs are docker's; a host command keeps only the ports it listens on.
+            self.ports(node, false, &mut ports);
             s.ports = ports;
             if let Some(v) = node.get("volumes") {
                 self.note(
@@ -798,22 +796,20 @@ impl Ctx<'_> {
         names: &std::collections::HashMap<String, String>,
     ) -> Vec<Dep> {
         let mut out = Vec::new();
-        let mut push =
-            |c: &mut Self, dep: &str, line: usize, condition: &'static str, required: bool| {
-                let name = names.get(dep).cloned().unwrap_or_else(|| dep.to_string());
-                let _ = c;
-                out.push(Dep {
-                    name,
-                    condition,
-                    required,
-                    line,
-                });
-            };
+        let mut push = |dep: &str, line: usize, condition: &'static str, required: bool| {
+            let name = names.get(dep).cloned().unwrap_or_else(|| dep.to_string());
+            out.push(Dep {
+                name,
+                condition,
+                required,
+                line,
+            });
+        };
         match &deps.value {
             Value::Seq(items) => {
                 for i in items {
                     match i.as_str() {
-                        Some(d) => push(self, d, i.line, "started", true),
+                        Some(d) => push(d, i.line, "started", true),
                         None => {
                             self.note(i.line, "depends_on: an entry that is not a name; left out")
                         }
@@ -840,7 +836,7 @@ impl Ctx<'_> {
                     if v.get("restart").and_then(Node::as_bool) == Some(true) {
                         self.note(v.line, format!("depends_on {d}: `restart: true` — gantry restarts hard dependents of a restarted service in order anyway"));
                     }
-                    push(self, d, k.line, condition, required);
+                    push(d, k.line, condition, required);
                 }
             }
             _ if deps.is_null() => {}
