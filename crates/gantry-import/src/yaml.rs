@@ -137,12 +137,12 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
             Err(e) => {
                 return Err(YamlError {
                     line: e.marker().line(),
-                    col: e.marker().col(),
+                    col: e.marker().col() + 1,
                     message: format!("not valid YAML: {}", e.info()),
                 });
             }
         };
-        let (line, col) = (span.start.line(), span.start.col());
+        let (line, col) = (span.start.line(), span.start.col() + 1);
         let here = |value| Node { line, col, value };
         let finished: Option<(Node, usize)> = match event {
             Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => None,
@@ -318,6 +318,8 @@ mod tests {
         assert_eq!(svc.get("a").unwrap().as_str(), Some("1"));
         assert_eq!(svc.get("b").unwrap().as_str(), Some("3"));
         assert_eq!(doc.get("x-base").unwrap().line, 2);
+        // Columns are 1-based, as in every other gantry message.
+        assert_eq!(parse("a: [1]").unwrap().get("a").unwrap().col, 4);
     }
 
     #[test]
