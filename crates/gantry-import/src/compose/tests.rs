@@ -389,3 +389,41 @@ services:
     );
     checks(&i);
 }
+
+#[test]
+fn extends_of_the_same_file() {
+    let i = run(r#"
+services:
+  base: {command: "./app", environment: {A: "1"}, restart: always, stop_grace_period: 3s}
+  web:
+    extends: base
+    environment: {B: "2"}
+  worker:
+    extends: {service: web}
+    command: "./app work"
+  far: {extends: {service: base, file: other.yaml}, command: x}
+  lost: {extends: nobody, command: x}
+  loop1: {extends: loop2, command: x}
+  loop2: {extends: loop1, command: x}
+"#);
+    let web = svc(&i, "web");
+    assert_eq!(web.command, Some(Cmd::Line("./app".into())));
+    assert_eq!(web.env, [("B".to_string(), "2".to_string())]);
+    assert_eq!(
+        (web.restart, web.stop_timeout.as_deref()),
+        (Some("always"), Some("3s"))
+    );
+    let worker = svc(&i, "worker");
+    assert_eq!(worker.command, Some(Cmd::Line("./app work".into())));
+    assert_eq!(worker.restart, Some("always"));
+    let msgs: Vec<&str> = i.notes.iter().map(|n| n.message.as_str()).collect();
+    for want in [
+        "environment replaced",
+        "another file",
+        "not a service of the file",
+        "in a loop",
+    ] {
+        assert!(msgs.iter().any(|m| m.contains(want)), "{want}: {msgs:#?}");
+    }
+    checks(&i);
+}
