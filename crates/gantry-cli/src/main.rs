@@ -124,9 +124,9 @@ pub enum IncidentAction {
 pub struct ImportArgs {
     /// The file to translate.
     pub source: PathBuf,
-    /// Where to write the gantry.toml.
-    #[arg(short = 'o', long = "output", default_value = "gantry.toml")]
-    pub output: PathBuf,
+    /// Where to write the gantry.toml (default: the -f file, ./gantry.toml).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
     /// Overwrite the output if it exists.
     #[arg(long)]
     pub force: bool,
@@ -584,7 +584,8 @@ fn main() -> ExitCode {
                 ImportWhat::Procfile(a) => (import::Format::Procfile, a),
                 ImportWhat::ProcessCompose(a) => (import::Format::ProcessCompose, a),
             };
-            import::run(format, &args.source, &args.output, args.force)
+            let output = args.output.as_ref().unwrap_or(&cli.file);
+            import::run(format, &args.source, output, args.force)
         }
         Command::Audit { since, limit, json } => ctl::audit(&cli.file, *since, *limit, *json),
         Command::Flags { json } => flags::list(&cli.file, *json),

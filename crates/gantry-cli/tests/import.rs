@@ -232,6 +232,19 @@ fn refuses_to_overwrite_without_force_and_writes_elsewhere() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = gantry_in(&dir, &["-f", "out/stack.toml", "check"]);
     assert_eq!(code, 0, "{out}");
+    // -f names the output as it names the file of every other command.
+    let (code, out) = gantry_in(
+        &dir,
+        &[
+            "-f",
+            "other.toml",
+            "import",
+            "process-compose",
+            "process-compose.yml",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(dir.join("other.toml").is_file());
     // The source itself is never the output.
     let (code, out) = gantry_in(
         &dir,
