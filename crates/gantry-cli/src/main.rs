@@ -10,6 +10,7 @@ mod export;
 mod flags;
 mod flags_check;
 mod graph;
+mod import;
 mod incident;
 mod init;
 mod load;
@@ -168,6 +169,29 @@ pub enum IncidentAction {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+/// The output options every `gantry import` format shares.
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// The file to translate.
+    pub source: PathBuf,
+    /// Where to write the gantry.toml (default: the -f file, ./gantry.toml).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportWhat {
+    /// A docker compose file: commands run on the host, images become `docker run --rm` commands; depends_on conditions, healthchecks (readiness probes), restart, environment, env_file, profiles, ports, stop settings, deploy.replicas.
+    Compose(ImportArgs),
+    /// A Procfile (foreman, honcho, Heroku): one service per `name: command` line; a `.env` next to it becomes `env_file`; PORT as foreman gives it.
+    Procfile(ImportArgs),
+    /// A process-compose file: commands, depends_on conditions, readiness/liveness probes, availability, ready_log_line, replicas, shutdown, disabled.
+    ProcessCompose(ImportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -404,6 +428,11 @@ pub enum Command {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Translate a docker compose file, a Procfile or a process-compose file into a gantry.toml; what does not carry over is printed and kept as comments at the top of the file.
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
     /// Run one probe once, outside any stack: `gantry probe tcp 127.0.0.1:5432`, `gantry probe http http://…/health`, `gantry probe postgres postgres://…` (also mysql, redis, amqp, nats, sqlite). Exit 0 when it passes, 1 when it fails (for scripts and container healthchecks).
     Probe {
         /// tcp, http, postgres, mysql, redis, amqp, nats or sqlite.
@@ -618,6 +647,15 @@ fn main() -> ExitCode {
                 gantry_image.clone(),
             ),
         },
+        Command::Import { what } => {
+            let (format, args) = match what {
+                ImportWhat::Compose(a) => (import::Format::Compose, a),
+                ImportWhat::Procfile(a) => (import::Format::Procfile, a),
+                ImportWhat::ProcessCompose(a) => (import::Format::ProcessCompose, a),
+            };
+            let output = args.output.as_ref().unwrap_or(&cli.file);
+            import::run(format, &args.source, output, args.force)
+        }
         Command::Audit { since, limit, json } => ctl::audit(&cli.file, *since, *limit, *json),
         Command::Flags { json } => flags::list(&cli.file, *json),
         Command::Flag { action } => match action {
