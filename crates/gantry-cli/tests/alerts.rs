@@ -336,3 +336,116 @@ start_limit = {{ burst = 1000, interval = "10s" }}
     assert!(!fired("readiness_lost"));
     up.stop();
 }
+
+/// An https receiver with a certificate for 127.0.0.1 signed by its own CA: the bodies it got.
+fn https_receiver() -> (u16, String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { break };
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut reader = BufReader::new(&mut tls);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            if let Ok(v) = serde_json::from_slice(&body) {
+                b.lock().unwrap().push(v);
+            }
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (port, issuer.pem(), bodies)
+}
+
+/// An https webhook verified against the CA the file names gets the notification; a failing
+/// delivery names its sink (without the hook's path, which may be its secret).
+#[test]
+fn an_https_webhook_is_verified_and_delivered() {
+    let (port, ca, bodies) = https_receiver();
+    let web = free_port();
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "https://127.0.0.1:{port}/services/T000/B000/secret-part"
+webhook_ca = "ca.pem"
+
+[services.web]
+command = "FIXTURE --name alerted-web --listen {web}"
+priority = "critical"
+readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
+"#
+    );
+    let mut up = up_with("alerts-https", &toml, &[], |dir| {
+        std::fs::write(dir.join("ca.pem"), &ca).unwrap();
+    });
+    assert_eq!(up.wait_boot(20)["outcome"], "go");
+    kill_web(web);
+    assert!(
+        eventually(20, || !bodies.lock().unwrap().is_empty()),
+        "nothing delivered; events:\n{}",
+        up.log()
+    );
+    let body = bodies.lock().unwrap()[0].clone();
+    assert_eq!(
+        body["alerts"][0]["labels"]["alertname"],
+        "critical_service_down"
+    );
+    up.stop();
+
+    // Without the CA, the receiver's certificate is not trusted: the failure names the sink.
+    let toml = toml.replace("webhook_ca = \"ca.pem\"\n", "");
+    let web2 = free_port();
+    let toml = toml.replace(&web.to_string(), &web2.to_string());
+    let mut up = support::up("alerts-https-untrusted", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go");
+    kill_web(web2);
+    let failed = up.wait_for("the failed delivery", 20, |v| {
+        v["event"] == "alert_delivery_failed"
+    });
+    let line = failed["error"].as_str().unwrap().to_string();
+    assert!(
+        line.contains(&format!("webhook https://127.0.0.1:{port}/…")),
+        "{line}"
+    );
+    assert!(!line.contains("secret-part"), "{line}");
+    up.stop();
+}

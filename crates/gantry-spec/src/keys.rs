@@ -857,7 +857,13 @@ pub static ALERTS: &[Key] = &[
         "webhook",
         Ty::Str,
         None,
-        "An http:// URL: POST every notification here as Alertmanager-compatible JSON (version 4), so receivers written for Alertmanager work; retried with backoff, kept across restarts of gantry until delivered.",
+        "An http:// or https:// URL: POST every notification here as Alertmanager-compatible JSON (version 4), so receivers written for Alertmanager work; retried with backoff, kept across restarts of gantry until delivered. https verifies the receiver's certificate (system roots, or `webhook_ca`).",
+    ),
+    k(
+        "webhook_ca",
+        Ty::Str,
+        None,
+        "A PEM file of the CA certificates an https webhook's certificate must chain to, instead of the system roots.",
     ),
     k(
         "exec",

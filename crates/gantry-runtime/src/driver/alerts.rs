@@ -294,8 +294,15 @@ impl Driver {
                     return;
                 };
                 let tx = self.tx.clone();
+                let tls = gantry_spec::TlsOptions {
+                    ca_file: self.spec.alerts.as_ref().and_then(|a| a.webhook_ca.clone()),
+                    ..Default::default()
+                };
+                let base = self.base_dir.clone();
                 tokio::spawn(async move {
-                    let result = post_json(&url, body).await;
+                    let result = post_json(&url, body, &tls, &base)
+                        .await
+                        .map_err(|e| format!("webhook {}: {e}", redact_url(&url)));
                     let _ = tx.send(Msg::AlertDelivered { id: d.id, result });
                 });
             }
@@ -318,7 +325,7 @@ impl Driver {
                     let result = if outcome.ok {
                         Ok(())
                     } else {
-                        Err(outcome.message)
+                        Err(format!("exec sink: {}", outcome.message))
                     };
                     let _ = tx.send(Msg::AlertDelivered { id: d.id, result });
                 });
@@ -336,6 +343,9 @@ impl Driver {
                 let what = if retried { "retrying" } else { "giving up" };
                 self.out
                     .gantry_line(&format!("alerts: a notification failed ({e}); {what}"));
+                self.event(serde_json::json!({
+                    "event": "alert_delivery_failed", "error": e, "retrying": retried,
+                }));
             }
         }
         self.save_alerts();
@@ -348,45 +358,78 @@ impl Driver {
 }
 
 /// POST `body` as JSON to an http:// URL; Ok on a 2xx answer within 10 s.
-async fn post_json(url: &str, body: String) -> Result<(), String> {
-    use http_body_util::{BodyExt as _, Full};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "only http:// webhooks are supported".to_string())?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+/// A webhook URL as it may be shown: without its query (Slack-style tokens live there) or
+/// user info.
+fn redact_url(url: &str) -> String {
+    let base = url.split(['?', '#']).next().unwrap_or(url);
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            // The path of a Slack or Teams hook is its secret: only the host is shown.
+            let host = rest.split('/').next().unwrap_or(rest);
+            format!("{scheme}://{host}/…")
+        }
+        None => "the webhook".to_string(),
+    }
+}
+
+async fn post_json(
+    url: &str,
+    body: String,
+    tls: &gantry_spec::TlsOptions,
+    base: &std::path::Path,
+) -> Result<(), String> {
+    use http_body_util::Full;
+    let (uri, host, port, https) = crate::probe::http_target(url)?;
+    let authority = match uri.port_u16() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
     };
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let addr = format!("{host}:{port}");
+    let req = hyper::Request::post(path)
+        .header("host", authority)
+        .header("content-type", "application/json")
+        .header("user-agent", "gantry-alerts")
+        .body(Full::new(hyper::body::Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
     let work = async {
         let stream = tokio::net::TcpStream::connect(&addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let req = hyper::Request::post(path)
-            .header("host", authority)
-            .header("content-type", "application/json")
-            .header("user-agent", "gantry-alerts")
-            .body(Full::new(hyper::body::Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let _ = resp.into_body().collect().await;
-        if status.is_success() {
-            Ok(())
+        if https {
+            let verify = crate::tls::Verify::Full.with(tls);
+            let config = crate::tls::client_config(tls, base, verify).await?;
+            let stream = crate::tls::handshake(stream, &host, std::sync::Arc::new(config)).await?;
+            send(hyper_util::rt::TokioIo::new(stream), req).await
         } else {
-            Err(format!("the webhook answered {status}"))
+            send(hyper_util::rt::TokioIo::new(stream), req).await
         }
     };
     tokio::time::timeout(Duration::from_secs(10), work)
         .await
         .map_err(|_| "the webhook did not answer within 10 s".to_string())?
+}
+
+/// One POST on a connected (plain or TLS) stream; Ok for a 2xx answer.
+async fn send<IO>(
+    io: IO,
+    req: hyper::Request<http_body_util::Full<hyper::body::Bytes>>,
+) -> Result<(), String>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt as _;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let _ = resp.into_body().collect().await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the webhook answered {status}"))
+    }
 }

@@ -16,19 +16,23 @@ impl Decoder<'_> {
             .get("webhook")
             .and_then(|x| self.string(x, "alerts.webhook"))
             .filter(|w| {
-                let ok = w.value.starts_with("http://");
+                let ok = w.value.starts_with("http://") || w.value.starts_with("https://");
                 if !ok {
                     self.error(
                         "invalid-value",
                         "alerts.webhook",
                         w.span.clone(),
-                        "the webhook must be an http:// URL (https is not supported yet)",
-                        "write webhook = \"http://127.0.0.1:9093/hook\"; for an https receiver, relay through a local Alertmanager or use exec = \"curl ...\"",
+                        "the webhook must be an http:// or https:// URL",
+                        "write webhook = \"https://hooks.example.com/gantry\" (or http:// for a local Alertmanager)",
                     );
                 }
                 ok
             });
         let exec = t.get("exec").and_then(|x| self.command(x, "alerts.exec"));
+        let webhook_ca = t
+            .get("webhook_ca")
+            .and_then(|x| self.string(x, "alerts.webhook_ca"))
+            .map(|s| s.value);
         let log = t
             .get("log")
             .and_then(|x| self.boolean(x, "alerts.log"))
@@ -71,6 +75,7 @@ impl Decoder<'_> {
             repeat_interval,
             disabled,
             rules,
+            webhook_ca,
         })
     }
 

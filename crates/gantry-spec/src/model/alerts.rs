@@ -90,4 +90,7 @@ pub struct Alerts {
     pub disabled: Vec<Sp<String>>,
     /// `[alerts.rules.NAME]`.
     pub rules: Vec<AlertRuleDef>,
+    /// PEM file of the CAs an https webhook's certificate must chain to, instead of the
+    /// system roots (relative to the file).
+    pub webhook_ca: Option<String>,
 }
