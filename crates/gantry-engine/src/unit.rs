@@ -152,6 +152,8 @@ pub(crate) struct Unit {
     /// Attempts made in the current start sequence.
     pub(crate) attempt: u32,
     pub(crate) restarts: u32,
+    /// The restarts a command asked for (`restarts` counts them too).
+    pub(crate) commanded_restarts: u32,
     /// Times its readiness was lost while it was up.
     pub(crate) readiness_losses: u32,
     /// Consecutive quick restarts, for the restart backoff.
@@ -225,6 +227,7 @@ impl Unit {
             r#gen: 0,
             attempt: 0,
             restarts: 0,
+            commanded_restarts: 0,
             readiness_losses: 0,
             crash_streak: 0,
             restart_times: VecDeque::new(),

@@ -21,6 +21,9 @@ pub struct UnitView<'a> {
     pub attempt: u32,
     /// Restarts so far, automatic and commanded.
     pub restarts: u32,
+    /// Of `restarts`, those a command asked for (an operator, a rolling restart, a rollout):
+    /// planned work, which alerts do not count as a crash loop.
+    pub commanded_restarts: u32,
     pub pid: Option<u32>,
     /// When the current incarnation's process was confirmed (or probing of an
     /// external unit began).

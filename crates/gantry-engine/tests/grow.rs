@@ -87,3 +87,20 @@ fn added_units_started_together_start_in_dependency_order() {
     assert_eq!(sim.state("worker"), State::Ready);
     sim.engine.check_invariants().expect("books right");
 }
+
+/// Restarts a command asked for are counted apart from crashes (alerts count only the latter).
+#[test]
+fn commanded_restarts_are_counted_apart_from_crashes() {
+    use gantry_engine::RestartPolicy;
+    let mut sim = Sim::new(vec![process("api").restart(RestartPolicy::Always)]);
+    sim.auto_spawn = true;
+    sim.auto_exit = true;
+    sim.start();
+    sim.advance(ms(2_000));
+    sim.restart_unit("api");
+    sim.advance(ms(2_000));
+    sim.exit("api", 1);
+    sim.advance(ms(2_000));
+    let v = sim.view("api");
+    assert_eq!((v.restarts, v.commanded_restarts), (2, 1), "{v:?}");
+}

@@ -120,6 +120,7 @@ impl Engine {
                     return;
                 }
                 u.restarts = u.restarts.saturating_add(1);
+                u.commanded_restarts = u.commanded_restarts.saturating_add(1);
                 u.restart_delay = Some(Duration::ZERO);
                 if let Some(b) = u.breaker.as_mut() {
                     b.reset();
@@ -131,6 +132,7 @@ impl Engine {
                 // Re-running a task (a migration, a seed) is what a restart
                 // of a completed task means.
                 u.restarts = u.restarts.saturating_add(1);
+                u.commanded_restarts = u.commanded_restarts.saturating_add(1);
                 u.attempt = 0;
                 self.bounce_dependents(id);
                 self.try_begin(id, Some("restart requested".to_string()));

@@ -234,6 +234,7 @@ impl Engine {
             r#gen: u.r#gen,
             attempt: u.attempt,
             restarts: u.restarts,
+            commanded_restarts: u.commanded_restarts,
             pid: u.pid(),
             started_at: u.started_at,
             ready_at: u.ready_at,

@@ -1,4 +1,5 @@
-//! What the alert evaluator is fed beyond the snapshot: the disk under the state dir, the days
+//! What the alert evaluator is fed beyond the snapshot: the restarts no command asked for, the
+//! disk under the state dir, the days
 //! left on the ingress's certificates (re-read when a file changes), every ingress route's
 //! requests, failures and latency percentiles, and the open missions (counted every 10 s).
 
@@ -62,6 +63,16 @@ fn disk_free_ratio(path: &std::path::Path) -> Option<f64> {
 impl Driver {
     /// Samples of the disk, the certificates, the ingress routes and the open missions.
     pub(super) fn feed_samples(&mut self, now_ms: u64, out: &mut Vec<Sample>) {
+        // Restarts a command asked for (an operator, a rolling restart, a rollout, a reload) are
+        // planned work: a crash loop counts the others only.
+        for v in self.host.engine().units() {
+            let unplanned = v.restarts.saturating_sub(v.commanded_restarts);
+            out.push(Sample::new(
+                "service_restarts_total",
+                &[("service", v.name)],
+                f64::from(unplanned),
+            ));
+        }
         let state = self.state_dir.display().to_string();
         if let Some(r) = disk_free_ratio(&self.state_dir) {
             out.push(Sample::new("disk_free_ratio", &[("path", &state)], r));

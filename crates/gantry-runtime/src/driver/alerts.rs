@@ -82,11 +82,6 @@ fn samples(snap: &gantry_api::model::Snapshot) -> Vec<Sample> {
             ],
             f64::from(u8::from(down)),
         ));
-        out.push(Sample::new(
-            "service_restarts_total",
-            &svc,
-            f64::from(s.restarts),
-        ));
         if let Some(rss) = s.rss_bytes {
             out.push(Sample::new("service_rss_bytes", &svc, rss as f64));
         }
