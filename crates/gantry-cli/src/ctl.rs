@@ -44,6 +44,27 @@ pub fn render_status(v: &serde_json::Value) -> String {
             ""
         }
     );
+    // `[cluster]`: who leads with which term, and who stands by.
+    let c = &v["cluster"];
+    if let Some(name) = c["name"].as_str() {
+        let standbys: Vec<&str> = c["standbys"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "cluster {}: {} is {} (leader {}, term {}); standbys: {}\n",
+            c["cluster"].as_str().unwrap_or("?"),
+            name,
+            c["role"].as_str().unwrap_or("?"),
+            c["leader"].as_str().unwrap_or("?"),
+            c["term"].as_i64().unwrap_or(0),
+            if standbys.is_empty() {
+                "none".to_string()
+            } else {
+                standbys.join(", ")
+            }
+        ));
+    }
     let services = v["services"].as_array().cloned().unwrap_or_default();
     let width = services
         .iter()
@@ -87,6 +108,17 @@ pub fn render_status(v: &serde_json::Value) -> String {
     out
 }
 
+/// A standby's view (`cluster.json`), while the instance holding the state dir still runs.
+fn standby_view(inst: &Instance, file: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(inst.state_dir.cluster_standby()).ok()?;
+    gantry_state::secure::InstanceLock::holder(&inst.state_dir)?;
+    let mut v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["file"] = file.display().to_string().into();
+    v["boot"] = serde_json::json!({ "phase": "standby (the leader runs the stack)" });
+    v["services"] = serde_json::json!([]);
+    Some(v)
+}
+
 /// The running instance of `file`, or the usage outcome after saying why there is none.
 pub(crate) fn find(file: &Path) -> Result<Instance, Outcome> {
     Instance::find(file).map_err(|e| {
@@ -100,6 +132,15 @@ pub fn status(file: &Path, json: bool, watch: bool) -> anyhow::Result<Outcome> {
         Ok(i) => i,
         Err(usage) => return Ok(usage),
     };
+    // `[cluster]`: a running standby serves no API; it says who leads in its state dir.
+    if let Some(v) = standby_view(&inst, file) {
+        if json {
+            crate::emit(&format!("{v}\n"));
+        } else {
+            crate::emit(&render_status(&v));
+        }
+        return Ok(Outcome::Success);
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let tty = std::io::stdout().is_terminal();
