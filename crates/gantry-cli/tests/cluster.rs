@@ -352,3 +352,32 @@ fn never_two_leaders_through_kills_and_pauses() {
         processes_with(&marker)
     );
 }
+
+#[test]
+fn an_unreachable_store_is_a_no_go_that_never_shows_the_password() {
+    let port = free_port();
+    let toml = format!(
+        r#"
+[cluster]
+store = "postgres://app:hunter2secret@127.0.0.1:{port}/db"
+lease = "1s"
+
+[services.app]
+command = "FIXTURE --name clusternostore --delay 50"
+"#
+    );
+    let dir = tempdir("cluster-nostore");
+    std::fs::write(
+        dir.join("gantry.toml"),
+        toml.replace("FIXTURE", fixture().to_str().unwrap()),
+    )
+    .unwrap();
+    let (code, out) = gantry_in(&dir, &["up"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot reach the cluster store"), "{out}");
+    assert!(out.contains("app:***@127.0.0.1"), "{out}");
+    assert!(out.contains("hint:"), "{out}");
+    assert!(!out.contains("hunter2secret"), "{out}");
+    assert!(!out.contains("fixture clusternostore started"), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -642,12 +642,14 @@ impl Leadership {
                         return;
                     }
                     if self.db.is_closed() {
-                        match Db::connect(&cfg).await {
-                            Ok(d) => self.db = d,
-                            Err(e) => {
+                        // Bounded by the lease: past its end the deadline branch reports it.
+                        match tokio::time::timeout_at(deadline, Db::connect(&cfg)).await {
+                            Ok(Ok(d)) => self.db = d,
+                            Ok(Err(e)) => {
                                 report(Report::Trouble(e.what));
                                 continue;
                             }
+                            Err(_) => continue,
                         }
                     }
                     let sent = Instant::now();
