@@ -119,6 +119,13 @@ fn the_standby_boots_the_stack_after_the_leader_is_killed() {
         text.contains("is leader") && text.contains(&b_name),
         "{text}"
     );
+    let (code, metrics) = http(&api_addr_in(&a.dir), "GET", "/metrics", None).unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("gantry_cluster_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("gantry_cluster_term {}", lead["term"])),
+        "{metrics}"
+    );
     let pids = service_pids(&a.dir);
     // A standby serves no API; its status says who leads, with which term.
     let (code, text) = gantry_in(&b.dir, &["status"]);

@@ -414,11 +414,10 @@ impl Db {
         .map(drop)
     }
 
-    /// Waits for a `NOTIFY` (or the connection's end: then at once, so the caller finds out).
+    /// Waits for a `NOTIFY`, or returns at once when the connection ended (then
+    /// [`Db::is_closed`] is true and the caller reconnects).
     pub async fn notified(&mut self) {
-        if self.notices.recv().await.is_none() {
-            std::future::pending::<()>().await;
-        }
+        let _ = self.notices.recv().await;
     }
 
     /// True once the connection ended (the caller reconnects).
