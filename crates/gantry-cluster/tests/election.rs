@@ -298,3 +298,107 @@ async fn the_password_never_shows_in_an_error() {
         assert!(!e.to_string().contains("hunter2secret"), "{e}");
     }
 }
+
+/// A TCP relay to the local PostgreSQL that can be cut: the store becomes unreachable (every
+/// relayed connection closed, new ones refused) without touching the server.
+struct Relay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn start() -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, k) = (cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if c.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let Ok(server) = std::net::TcpStream::connect("127.0.0.1:5432") else {
+                    continue;
+                };
+                let mut list = k.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { port, cut, conns }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.conns.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_leader_that_cannot_reach_the_store_stops_when_its_lease_ends() {
+    database().await;
+    let relay = Relay::start();
+    let ttl = Duration::from_millis(1200);
+    let a_cfg = Config::new(
+        &format!("postgres://postgres@127.0.0.1:{}/{DB}", relay.port),
+        &format!("unreachable-{}", std::process::id()),
+        "a",
+        ttl,
+    );
+    let a = campaign(&a_cfg, |_| {}).await.unwrap();
+    let clock = a.clock.clone();
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (rep_tx, mut rep_rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(a.run(rx, move |r| {
+        let _ = rep_tx.send(r);
+    }));
+    relay.cut();
+    let cut_at = Instant::now();
+    let lost = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match rep_rx.recv().await {
+                Some(Report::Lost(why)) => return why,
+                Some(_) => {}
+                None => panic!("the task ended without reporting"),
+            }
+        }
+    })
+    .await
+    .expect("the lost lease is reported");
+    println!(
+        "unreachable store: lost reported {} ms after the cut (lease {} ms): {lost}",
+        cut_at.elapsed().as_millis(),
+        ttl.as_millis()
+    );
+    assert!(!clock.live());
+    assert!(
+        Instant::now() >= clock.deadline(),
+        "not before its own deadline"
+    );
+    task.await.unwrap();
+    // Meanwhile the database's lease ran out too: another instance takes the next term.
+    let b = connect(&Config::new(
+        &format!("postgres://postgres@127.0.0.1:5432/{DB}"),
+        &a_cfg.cluster,
+        "b",
+        ttl,
+    ))
+    .await;
+    let term = poll(5, || async { b.acquire().await.unwrap() }).await;
+    assert!(term.is_some());
+}
