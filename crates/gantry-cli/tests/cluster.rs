@@ -140,6 +140,16 @@ fn the_standby_boots_the_stack_after_the_leader_is_killed() {
     );
     let s = status_json(&b.dir);
     assert_eq!(s["cluster"]["role"], "standby", "{s}");
+    // `gantry preflight` reads the election without taking part.
+    let (code, text) = gantry_in(&b.dir, &["preflight"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{a_name} leads cluster gantry (term {})",
+            lead["term"]
+        )),
+        "{text}"
+    );
 
     let killed_at = now_ms();
     let killed = Instant::now();
@@ -386,5 +396,9 @@ command = "FIXTURE --name clusternostore --delay 50"
     assert!(out.contains("hint:"), "{out}");
     assert!(!out.contains("hunter2secret"), "{out}");
     assert!(!out.contains("fixture clusternostore started"), "{out}");
+    let (code, out) = gantry_in(&dir, &["preflight"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("✗ cluster store: cannot reach"), "{out}");
+    assert!(!out.contains("hunter2secret"), "{out}");
     let _ = std::fs::remove_dir_all(dir);
 }

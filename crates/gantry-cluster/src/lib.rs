@@ -220,6 +220,17 @@ pub struct Db {
 impl Db {
     /// Connects (plain TCP, `application_name = 'gantry-cluster'`) and creates the tables.
     pub async fn connect(cfg: &Config) -> Result<Db, Error> {
+        let db = Db::open(cfg).await?;
+        db.timed(
+            "creating the cluster tables",
+            db.client.batch_execute(SCHEMA),
+        )
+        .await?;
+        Ok(db)
+    }
+
+    /// Connects without creating anything (the pre-flight's look at the election).
+    pub async fn open(cfg: &Config) -> Result<Db, Error> {
         let mut pg: tokio_postgres::Config = cfg.url.parse().map_err(|e| Error {
             what: cfg.scrub(&format!(
                 "[cluster] store: invalid postgres URL {}: {e}",
@@ -260,18 +271,12 @@ impl Db {
                 }
             }
         });
-        let db = Db {
+        Ok(Db {
             client,
             task,
             notices,
             cfg: cfg.clone(),
-        };
-        db.timed(
-            "creating the cluster tables",
-            db.client.batch_execute(SCHEMA),
-        )
-        .await?;
-        Ok(db)
+        })
     }
 
     async fn timed<T>(
@@ -363,14 +368,18 @@ impl Db {
         Ok(n == 1)
     }
 
-    /// The lease row, if any (expired ones too, with zero remaining).
+    /// The lease row, if any (expired ones too, with zero remaining; none before gantry made
+    /// its tables).
     pub async fn lease(&self) -> Result<Option<Seen>, Error> {
-        let row = self
-            .timed(
-                "reading the lease",
-                self.client.query_opt(LEASE, &[&self.cfg.cluster]),
-            )
-            .await?;
+        let read = async {
+            match self.client.query_opt(LEASE, &[&self.cfg.cluster]).await {
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+                    Ok(None)
+                }
+                other => other,
+            }
+        };
+        let row = self.timed("reading the lease", read).await?;
         Ok(row.map(|r| Seen {
             holder: r.get(0),
             term: r.get(1),
