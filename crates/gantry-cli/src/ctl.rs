@@ -414,6 +414,10 @@ pub fn down(file: &Path, timeout: Duration, reason: Option<&str>) -> anyhow::Res
         Ok(i) => i,
         Err(usage) => return Ok(usage),
     };
+    // `[cluster]`: a standby serves no API; SIGTERM ends its wait (nothing runs there).
+    if standby_view(&inst, file).is_some() {
+        return stop_standby(&inst, timeout);
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         if report(inst.post("/api/v1/shutdown", reason).await) != Outcome::Success {
@@ -430,6 +434,41 @@ pub fn down(file: &Path, timeout: Duration, reason: Option<&str>) -> anyhow::Res
         eprintln!("error: gantry still answers after {}s", timeout.as_secs());
         Ok(Outcome::Failure)
     })
+}
+
+/// Stops a standing-by instance with SIGTERM (its host pid from the instance lock) and waits
+/// for its lock to be released.
+fn stop_standby(inst: &Instance, timeout: Duration) -> anyhow::Result<Outcome> {
+    let holder = gantry_state::secure::InstanceLock::holder(&inst.state_dir);
+    let Some(pid) = holder.and_then(|h| h.pid) else {
+        println!("stopped");
+        return Ok(Outcome::Success);
+    };
+    if let Err(e) = gantry_runtime::process::signal_pid(pid, gantry_runtime::Signal::SIGTERM) {
+        eprintln!(
+            "error: cannot signal the standby (pid {pid}): {e}\n  hint: stop it with `kill {pid}`"
+        );
+        return Ok(Outcome::Failure);
+    }
+    let stopped = runtime()?.block_on(async {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if gantry_state::secure::InstanceLock::holder(&inst.state_dir).is_none() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    });
+    if stopped {
+        println!("stopped (was standing by)");
+        return Ok(Outcome::Success);
+    }
+    eprintln!(
+        "error: the standby (pid {pid}) still runs after {}s\n  hint: `kill -9 {pid}` (it runs no services)",
+        timeout.as_secs()
+    );
+    Ok(Outcome::Failure)
 }
 
 /// `gantry wait`: until the stack is ready, or until every target answers.
@@ -530,6 +569,7 @@ pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(inst.state_dir.root())?;
     // A previous instance's address must not be mistaken for the new one's.
     let _ = std::fs::remove_file(inst.state_dir.api_addr());
+    let _ = std::fs::remove_file(inst.state_dir.cluster_standby());
     let log_path = inst.state_dir.detach_log();
     let log = std::fs::File::create(&log_path)?;
     use std::os::unix::process::CommandExt as _;
@@ -554,6 +594,17 @@ pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
                     eprintln!("  {l}");
                 }
                 return Ok(Outcome::Failure);
+            }
+            // `[cluster]`: a standby boots nothing until it takes over; it is up as it is.
+            if let Ok(inst) = Instance::find(file)
+                && let Some(v) = standby_view(&inst, file)
+            {
+                print!("{}", render_status(&v));
+                println!(
+                    "gantry stands by in the background (pid {pid}); output in {}",
+                    log_path.display()
+                );
+                return Ok(Outcome::Success);
             }
             if let Ok(inst) = Instance::find(file)
                 && std::fs::metadata(inst.state_dir.api_addr()).is_ok()

@@ -227,6 +227,22 @@ fn sigterm_of_the_leader_hands_over_at_once() {
             t + 1
         )
     );
+    // `up --detach` of a standby returns once it stands by; `gantry down` stops it.
+    let d = tempdir("cluster-term-d");
+    std::fs::write(
+        d.join("gantry.toml"),
+        format!("[settings]\napi = \"127.0.0.1:0\"\n{toml}")
+            .replace("FIXTURE", fixture().to_str().unwrap()),
+    )
+    .unwrap();
+    let (code, text) = gantry_in(&d, &["up", "--detach"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("stands by in the background"), "{text}");
+    assert!(text.contains("is standby (leader "), "{text}");
+    let (code, text) = gantry_in(&d, &["down"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("stopped (was standing by)"), "{text}");
+    let _ = std::fs::remove_dir_all(&d);
     // A standby that is told to stop leaves at once, starting nothing.
     let mut c = up("cluster-term-c", &toml, &[]);
     c.wait_for("c stands by", 20, |v| is_role(v, "standby"));

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_api::model::ClusterView;
-use gantry_cluster::{Command, Config, Leadership, LeaseClock, Report, Waiting};
+use gantry_cluster::{Command, Config, Db, Leadership, LeaseClock, Report, Waiting};
 use gantry_spec::model::Cluster;
 use tokio::sync::mpsc;
 
@@ -72,6 +72,10 @@ pub(super) async fn elect(
     };
     let _ = std::fs::remove_file(state.cluster_standby());
     let Some(result) = result else {
+        // Off the leader's list of standbys at once (else it ages out in two leases).
+        if let Ok(Ok(db)) = tokio::time::timeout(Duration::from_secs(1), Db::open(cfg)).await {
+            let _ = db.leave().await;
+        }
         out.gantry_line("standby: stopped; nothing was started");
         return Elected::Stopped;
     };

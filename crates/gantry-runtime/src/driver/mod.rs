@@ -196,6 +196,8 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
             return 1;
         }
     };
+    // A standby's view a killed instance left behind is not this one's.
+    let _ = std::fs::remove_file(state.cluster_standby());
     // The event loop's handlers exist from here on (a signal is kept for it), and until
     // the loop runs a thread of its own honours them: nothing has started yet.
     let mut signals = match (
