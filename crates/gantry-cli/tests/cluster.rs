@@ -7,12 +7,38 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 use support::*;
 
-/// A database of the test's own (dropped and created again).
-fn database(name: &str) -> String {
+/// A database of the test's own, dropped again when the test ends (even when it fails).
+struct TestDb(String);
+
+impl std::ops::Deref for TestDb {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qtAc",
+            ])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0))
+            .output();
+    }
+}
+
+fn database(name: &str) -> TestDb {
     let db = format!("gantry_e2e_cluster_{}_{name}", std::process::id());
     psql("postgres", &format!("DROP DATABASE IF EXISTS {db}"));
     psql("postgres", &format!("CREATE DATABASE {db}"));
-    db
+    TestDb(db)
 }
 
 /// The stack every instance runs: one service, `marker` in its command line.
