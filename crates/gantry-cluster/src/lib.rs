@@ -81,6 +81,13 @@ const RESIGN: &str = "WITH r AS (
 )
 SELECT pg_notify('gantry_cluster', cluster) FROM r";
 
+const RESIGN_ANY: &str = "WITH r AS (
+    UPDATE gantry_cluster_lease SET expires_at = now()
+    WHERE cluster = $1 AND holder = $2 AND expires_at > now()
+    RETURNING cluster
+)
+SELECT pg_notify('gantry_cluster', cluster) FROM r";
+
 const RECORD: &str = "INSERT INTO gantry_cluster_actions (cluster, term, holder, action)
 SELECT l.cluster, l.term, l.holder, $4 FROM gantry_cluster_lease l
 WHERE l.cluster = $1 AND l.holder = $2 AND l.term = $3 AND l.expires_at > now()
@@ -412,12 +419,18 @@ impl Db {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Removes this instance from the members (a standby that stops).
+    /// Removes this instance from the members (a standby that stops), and ends a lease it may
+    /// have taken in the moment it was stopped (whatever its term), waking the standbys.
     pub async fn leave(&self) -> Result<(), Error> {
         let c = &self.cfg;
         self.timed(
             "leaving the cluster",
             self.client.execute(LEAVE, &[&c.cluster, &c.name]),
+        )
+        .await?;
+        self.timed(
+            "ending this instance's lease",
+            self.client.query(RESIGN_ANY, &[&c.cluster, &c.name]),
         )
         .await
         .map(drop)
