@@ -62,7 +62,15 @@ pub(super) async fn elect(
                 ));
             }
         }
-        Waiting::Trouble(what) => out.gantry_line(&format!("cluster: {what}; retrying")),
+        Waiting::Trouble(what) => {
+            if mode == OutputMode::Json {
+                out.json(serde_json::json!({
+                    "event": "cluster", "role": "trouble", "message": what,
+                }));
+            } else {
+                out.gantry_line(&format!("cluster: {what}; retrying"));
+            }
+        }
     };
     let campaign = gantry_cluster::campaign(cfg, say);
     let result = tokio::select! {
@@ -194,9 +202,13 @@ impl Driver {
                     self.host.mark_dirty();
                 }
             }
-            Report::Trouble(what) => self
-                .out
-                .gantry_line(&format!("cluster: {what}; retrying while the lease lasts")),
+            Report::Trouble(what) => {
+                self.out
+                    .gantry_line(&format!("cluster: {what}; retrying while the lease lasts"));
+                self.event(serde_json::json!({
+                    "event": "cluster", "role": "trouble", "message": what,
+                }));
+            }
             Report::Lost(why) => self.cluster_lost(why),
             Report::Resigned => {}
         }
