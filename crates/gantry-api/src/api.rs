@@ -122,6 +122,9 @@ struct StatusView<'a> {
     shutting_down: bool,
     /// The same answer `/health/ready` gives, so clients need not re-derive it.
     ready: bool,
+    /// `[cluster]`: leader, term, standbys (absent without a cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a crate::model::ClusterView>,
     services: Vec<ServiceView<'a>>,
 }
 
@@ -155,6 +158,7 @@ pub(crate) async fn status(State(state): State<ApiState>) -> Response {
         boot: &snap.boot,
         shutting_down: snap.shutting_down,
         ready: ready_verdict(&snap, alive, &HealthQuery::default()).pass,
+        cluster: snap.cluster.as_ref(),
         services: snap.services.iter().map(ServiceView::from).collect(),
     };
     Json(view).into_response()

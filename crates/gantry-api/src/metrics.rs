@@ -253,6 +253,22 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
     );
     let drift = Gauge::<i64>::default();
     drift.set(i64::try_from(snap.drift_problems).unwrap_or(i64::MAX));
+    if let Some(c) = &snap.cluster {
+        let leader = Gauge::<i64>::default();
+        leader.set(i64::from(c.role == "leader"));
+        registry.register(
+            "gantry_cluster_leader",
+            "1 while this instance holds the cluster lease and runs the stack ([cluster])",
+            leader,
+        );
+        let term = Gauge::<i64>::default();
+        term.set(c.term);
+        registry.register(
+            "gantry_cluster_term",
+            "The term of the cluster lease this instance saw last (the fencing token)",
+            term,
+        );
+    }
     registry.register(
         "gantry_revalidation_problems",
         "Problems the last continuous validation found (settings.revalidate)",

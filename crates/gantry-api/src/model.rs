@@ -98,6 +98,25 @@ pub struct Snapshot {
     pub graph: std::sync::Arc<serde_json::Value>,
     /// Problems the last continuous validation (`settings.revalidate`) found; 0 before any.
     pub drift_problems: u64,
+    /// `[cluster]`: this instance's place in the leader election (None without one).
+    pub cluster: Option<ClusterView>,
+}
+
+/// The leader election as this instance sees it (`[cluster]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterView {
+    /// The election's name (`[cluster] cluster`).
+    pub cluster: String,
+    /// This instance's name.
+    pub name: String,
+    /// `leader` while it holds the lease, `stepping-down` after it resigned or lost it.
+    pub role: String,
+    /// Who holds the lease.
+    pub leader: String,
+    /// The lease's term: a fencing token, one higher at every new holder.
+    pub term: i64,
+    /// The other instances waiting to take over (seen within two leases).
+    pub standbys: Vec<String>,
 }
 
 /// A mutation requested through the API; the driver answers on the oneshot.

@@ -44,6 +44,27 @@ pub fn render_status(v: &serde_json::Value) -> String {
             ""
         }
     );
+    // `[cluster]`: who leads with which term, and who stands by.
+    let c = &v["cluster"];
+    if let Some(name) = c["name"].as_str() {
+        let standbys: Vec<&str> = c["standbys"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "cluster {}: {} is {} (leader {}, term {}); standbys: {}\n",
+            c["cluster"].as_str().unwrap_or("?"),
+            name,
+            c["role"].as_str().unwrap_or("?"),
+            c["leader"].as_str().unwrap_or("?"),
+            c["term"].as_i64().unwrap_or(0),
+            if standbys.is_empty() {
+                "none".to_string()
+            } else {
+                standbys.join(", ")
+            }
+        ));
+    }
     let services = v["services"].as_array().cloned().unwrap_or_default();
     let width = services
         .iter()
@@ -87,6 +108,17 @@ pub fn render_status(v: &serde_json::Value) -> String {
     out
 }
 
+/// A standby's view (`cluster.json`), while the instance holding the state dir still runs.
+fn standby_view(inst: &Instance, file: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(inst.state_dir.cluster_standby()).ok()?;
+    gantry_state::secure::InstanceLock::holder(&inst.state_dir)?;
+    let mut v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["file"] = file.display().to_string().into();
+    v["boot"] = serde_json::json!({ "phase": "standby (the leader runs the stack)" });
+    v["services"] = serde_json::json!([]);
+    Some(v)
+}
+
 /// The running instance of `file`, or the usage outcome after saying why there is none.
 pub(crate) fn find(file: &Path) -> Result<Instance, Outcome> {
     Instance::find(file).map_err(|e| {
@@ -100,6 +132,15 @@ pub fn status(file: &Path, json: bool, watch: bool) -> anyhow::Result<Outcome> {
         Ok(i) => i,
         Err(usage) => return Ok(usage),
     };
+    // `[cluster]`: a running standby serves no API; it says who leads in its state dir.
+    if let Some(v) = standby_view(&inst, file) {
+        if json {
+            crate::emit(&format!("{v}\n"));
+        } else {
+            crate::emit(&render_status(&v));
+        }
+        return Ok(Outcome::Success);
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let tty = std::io::stdout().is_terminal();
@@ -373,6 +414,10 @@ pub fn down(file: &Path, timeout: Duration, reason: Option<&str>) -> anyhow::Res
         Ok(i) => i,
         Err(usage) => return Ok(usage),
     };
+    // `[cluster]`: a standby serves no API; SIGTERM ends its wait (nothing runs there).
+    if standby_view(&inst, file).is_some() {
+        return stop_standby(&inst, timeout);
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         if report(inst.post("/api/v1/shutdown", reason).await) != Outcome::Success {
@@ -389,6 +434,41 @@ pub fn down(file: &Path, timeout: Duration, reason: Option<&str>) -> anyhow::Res
         eprintln!("error: gantry still answers after {}s", timeout.as_secs());
         Ok(Outcome::Failure)
     })
+}
+
+/// Stops a standing-by instance with SIGTERM (its host pid from the instance lock) and waits
+/// for its lock to be released.
+fn stop_standby(inst: &Instance, timeout: Duration) -> anyhow::Result<Outcome> {
+    let holder = gantry_state::secure::InstanceLock::holder(&inst.state_dir);
+    let Some(pid) = holder.and_then(|h| h.pid) else {
+        println!("stopped");
+        return Ok(Outcome::Success);
+    };
+    if let Err(e) = gantry_runtime::process::signal_pid(pid, gantry_runtime::Signal::SIGTERM) {
+        eprintln!(
+            "error: cannot signal the standby (pid {pid}): {e}\n  hint: stop it with `kill {pid}`"
+        );
+        return Ok(Outcome::Failure);
+    }
+    let stopped = runtime()?.block_on(async {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if gantry_state::secure::InstanceLock::holder(&inst.state_dir).is_none() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    });
+    if stopped {
+        println!("stopped (was standing by)");
+        return Ok(Outcome::Success);
+    }
+    eprintln!(
+        "error: the standby (pid {pid}) still runs after {}s\n  hint: `kill -9 {pid}` (it runs no services)",
+        timeout.as_secs()
+    );
+    Ok(Outcome::Failure)
 }
 
 /// `gantry wait`: until the stack is ready, or until every target answers.
@@ -489,6 +569,7 @@ pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(inst.state_dir.root())?;
     // A previous instance's address must not be mistaken for the new one's.
     let _ = std::fs::remove_file(inst.state_dir.api_addr());
+    let _ = std::fs::remove_file(inst.state_dir.cluster_standby());
     let log_path = inst.state_dir.detach_log();
     let log = std::fs::File::create(&log_path)?;
     use std::os::unix::process::CommandExt as _;
@@ -513,6 +594,17 @@ pub fn detach(file: &Path, args: &[String]) -> anyhow::Result<Outcome> {
                     eprintln!("  {l}");
                 }
                 return Ok(Outcome::Failure);
+            }
+            // `[cluster]`: a standby boots nothing until it takes over; it is up as it is.
+            if let Ok(inst) = Instance::find(file)
+                && let Some(v) = standby_view(&inst, file)
+            {
+                print!("{}", render_status(&v));
+                println!(
+                    "gantry stands by in the background (pid {pid}); output in {}",
+                    log_path.display()
+                );
+                return Ok(Outcome::Success);
             }
             if let Ok(inst) = Instance::find(file)
                 && std::fs::metadata(inst.state_dir.api_addr()).is_ok()

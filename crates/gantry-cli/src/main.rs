@@ -5,6 +5,7 @@
 mod analyze;
 mod check;
 mod client;
+mod cluster_stage;
 mod ctl;
 mod export;
 mod flags;

@@ -140,6 +140,10 @@ pub fn preflight(file: &Path, json: bool) -> anyhow::Result<Outcome> {
         report
             .checks
             .extend(crate::schema_stage::checks(&checked.spec, &base_dir, &secrets).await);
+        // `[cluster]`: the store reached, and who leads now.
+        report
+            .checks
+            .extend(crate::cluster_stage::checks(&checked.spec).await);
         anyhow::Ok(report)
     })?;
     if json {

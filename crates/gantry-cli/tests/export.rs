@@ -252,3 +252,17 @@ fn gantry_probe_runs_one_probe_and_says_so_in_its_exit_code() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("hint: tcp, http"), "{out}");
 }
+
+#[test]
+fn a_kubernetes_export_says_cluster_is_not_translated_and_keeps_its_password_out() {
+    let dir = tempdir("export-k8s-cluster");
+    std::fs::write(
+        dir.join("gantry.toml"),
+        "[cluster]\nstore = \"postgres://gantry:hunter2-cluster@db:5432/ops\"\n\n[services.api]\ncommand = \"api\"\n",
+    )
+    .unwrap();
+    let (yaml, warnings) = export(&dir, &["--image", "shop/base:1"]);
+    assert!(warnings.contains("[cluster]: not translated"), "{warnings}");
+    assert!(!yaml.contains("hunter2-cluster") && !warnings.contains("hunter2-cluster"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -55,6 +55,11 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
             "[ingress]: not translated; put an Ingress or Gateway in front of the Services".into(),
         );
     }
+    if spec.cluster.is_some() {
+        ex.warnings.push(
+            "[cluster]: not translated; Kubernetes reschedules a failed pod itself (hot standby between gantry instances has no equivalent there)".into(),
+        );
+    }
     let mut priorities = std::collections::BTreeSet::new();
     let pods: Vec<Service> = spec
         .services

@@ -393,6 +393,7 @@ impl Host {
             services,
             graph: graph.clone(),
             drift_problems,
+            cluster: None,
         }
     }
 

@@ -16,6 +16,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 mod alerts;
+mod cluster;
 mod flags;
 mod ingress;
 mod runbooks;
@@ -89,6 +90,9 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
     }
     if let Some(v) = root.get("alerts") {
         spec.alerts = d.alerts(v);
+    }
+    if let Some(v) = root.get("cluster") {
+        spec.cluster = d.cluster(v);
     }
     if let Some(v) = root.get("slo") {
         spec.slos = d.slos(v, &spec);

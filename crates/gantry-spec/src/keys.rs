@@ -1101,6 +1101,33 @@ pub static SLO: &[Key] = &[
     ),
 ];
 
+pub static CLUSTER: &[Key] = &[
+    k(
+        "store",
+        Ty::Str,
+        None,
+        "A postgres:// URL: the database where the instances running this file elect one leader (a lease row in `gantry_cluster_lease`, timed by the database's clock). The leader boots the stack; the others run the pre-flight and wait as hot standbys. Plain TCP (no TLS yet); the password is never printed.",
+    ),
+    k(
+        "name",
+        Ty::Str,
+        Some("\"HOSTNAME:STATE_DIR\""),
+        "This instance's name in the election (unique per instance): shown as the leader or a standby.",
+    ),
+    k(
+        "cluster",
+        Ty::Str,
+        Some("\"gantry\""),
+        "The name of the election: instances with the same store and cluster name share one leader.",
+    ),
+    k(
+        "lease",
+        Ty::Duration,
+        Some("\"5s\""),
+        "The lease's time to live: the leader renews it every third of it and stops acting when it could not renew before it ends; a standby takes over at most this long after the leader died. Between 1s and 1h.",
+    ),
+];
+
 pub static LAYERS: &[Key] = &[k(
     "order",
     Ty::StrList,
@@ -1184,6 +1211,12 @@ pub static TOP: &[Key] = &[
         Ty::MapOf(&Ty::Table(SLO), "NAME"),
         Some("{}"),
         "Availability objectives over ingress routes, alerted on their multi-window burn rates (needs `[alerts]` for notifications).",
+    ),
+    k(
+        "cluster",
+        Ty::Table(CLUSTER),
+        None,
+        "Hot standby: instances running this file elect one leader through a PostgreSQL lease; the others wait to take over.",
     ),
     k(
         "layers",

@@ -58,7 +58,25 @@ pub struct Spec {
     pub flags: FlagsSpec,
     /// `[runbooks.NAME]` tables.
     pub runbooks: Vec<Runbook>,
+    /// `[cluster]`: hot standby through a PostgreSQL lease, when the file has one.
+    pub cluster: Option<Cluster>,
 }
+
+/// `[cluster]`: the election of one leader among the instances running this file.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The postgres:// URL of the lease's database (holds a password: never printed).
+    pub store: Sp<String>,
+    /// This instance's name; `None`: hostname and state dir.
+    pub name: Option<String>,
+    /// The election's name (default `gantry`).
+    pub cluster: String,
+    /// The lease's time to live (default 5 s).
+    pub lease: Dur,
+}
+
+/// `[cluster] lease` when unset.
+pub const CLUSTER_LEASE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -53,6 +53,12 @@ impl StateDir {
         self.root.join("gantry.out")
     }
 
+    /// `[cluster]`: a standby's view of the election (leader, term), while it waits; `gantry
+    /// status` reads it, as a standby serves no API.
+    pub fn cluster_standby(&self) -> PathBuf {
+        self.root.join("cluster.json")
+    }
+
     /// The lock the running instance holds (its pid and API address inside).
     pub fn instance_lock(&self) -> PathBuf {
         self.root.join("instance.lock")

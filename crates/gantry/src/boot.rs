@@ -156,6 +156,7 @@ impl BootBuilder {
             services: Vec::new(),
             graph: Value::Null.into(),
             drift_problems: 0,
+            cluster: None,
         }));
         let mut driver = Driver::new(
             engine,

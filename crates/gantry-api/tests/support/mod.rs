@@ -83,6 +83,7 @@ pub fn snapshot(boot: BootPhase, services: Vec<ServiceSnapshot>) -> Snapshot {
         services,
         graph: serde_json::json!({ "nodes": [{ "name": "db" }, { "name": "api" }], "edges": [["api", "db"]] }).into(),
         drift_problems: 0,
+        cluster: None,
     }
 }
 

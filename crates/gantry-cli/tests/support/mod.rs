@@ -141,6 +141,14 @@ impl Up {
         spawn_up(dir, extra, &[])
     }
 
+    /// Starts `gantry up --json` again on the same directory once this instance has exited
+    /// (waited for up to `secs`; a signal is never sent to a pid already reaped).
+    pub fn restart(mut self, secs: u64) -> Up {
+        self.wait_exit(secs);
+        let dir = std::mem::take(&mut self.dir);
+        spawn_up(dir, &[], &[])
+    }
+
     fn pump(&mut self, until: Instant) -> bool {
         let now = Instant::now();
         if now >= until {
@@ -173,6 +181,35 @@ impl Up {
             }
         }
         panic!("timed out waiting for {what}; events:\n{}", self.log());
+    }
+
+    /// Like [`Up::wait_for`] without the panic: the first matching event seen by `until`
+    /// (earlier ones included), else None.
+    pub fn poll_for(
+        &mut self,
+        until: Instant,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        if let Some(v) = self.events.iter().find(|v| pred(v)) {
+            return Some(v.clone());
+        }
+        while self.pump(until) {
+            let last = self.events.last().unwrap();
+            if pred(last) {
+                return Some(last.clone());
+            }
+        }
+        None
+    }
+
+    /// The pid of the gantry process that runs the loop: the namespace init the stub
+    /// started (its only child), else the stub itself (no PID namespace).
+    pub fn loop_pid(&self) -> u32 {
+        let stub = self.child.id();
+        std::fs::read_to_string(format!("/proc/{stub}/task/{stub}/children"))
+            .ok()
+            .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+            .unwrap_or(stub)
     }
 
     pub fn wait_state(&mut self, service: &str, to: &str, secs: u64) -> serde_json::Value {

@@ -119,7 +119,7 @@ impl Driver {
         let started = Instant::now();
         let mut switched = self.switch_views();
         let (svcs, usage, procstat) = (&self.svcs, &self.usage, &self.procstat);
-        let snap = self.host.snapshot(
+        let mut snap = self.host.snapshot(
             &self.api.file,
             &self.api.graph,
             self.drift as u64,
@@ -145,6 +145,7 @@ impl Driver {
                 }
             },
         );
+        snap.cluster = self.cluster.as_ref().map(|c| c.view.clone());
         // The previous snapshot is freed here too (unless a reader still holds it).
         drop(self.api.snapshot.send_replace(Arc::new(snap)));
         self.published_at = Instant::now();
@@ -256,6 +257,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         services: Vec::new(),
         graph: graph.clone(),
         drift_problems: 0,
+        cluster: None,
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
     let (events_tx, _) = broadcast::channel(1024);

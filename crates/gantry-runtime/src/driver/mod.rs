@@ -13,6 +13,7 @@ mod alert_feed;
 mod alerts;
 mod api;
 mod audit;
+mod cluster;
 mod exec;
 mod flag_env;
 mod flags;
@@ -168,6 +169,8 @@ enum Msg {
         unit: UnitId,
         tries: u32,
     },
+    /// The leader's renewal task (`[cluster]`, cluster.rs): standbys, trouble, a lost lease.
+    Cluster(gantry_cluster::Report),
 }
 
 /// Boots the plan and supervises it until shutdown. Returns the process exit code:
@@ -201,9 +204,11 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
             return 1;
         }
     };
+    // A standby's view a killed instance left behind is not this one's.
+    let _ = std::fs::remove_file(state.cluster_standby());
     // The event loop's handlers exist from here on (a signal is kept for it), and until
     // the loop runs a thread of its own honours them: nothing has started yet.
-    let signals = match (
+    let mut signals = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
@@ -259,7 +264,19 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
     }
     cfg.secrets = secrets;
     drop(guard);
-    match Driver::new(cfg, reaper, envs, lock, limiter) {
+    // `[cluster]`: the pre-flight passed; lead and boot, or stand by until the lease is ours.
+    let leadership = match &cfg.spec.cluster {
+        Some(c) => {
+            let ccfg = cluster::config(c, state.root());
+            match cluster::elect(&ccfg, cfg.output, &mut signals, &state).await {
+                cluster::Elected::Lead(l) => Some((ccfg, *l)),
+                cluster::Elected::Stopped => return 0,
+                cluster::Elected::Failed => return 1,
+            }
+        }
+        None => None,
+    };
+    match Driver::new(cfg, reaper, envs, lock, limiter, leadership) {
         Ok(driver) => driver.run(signals).await,
         Err(e) => {
             eprintln!("error: {e}");
@@ -371,6 +388,8 @@ struct Driver {
     runbooks: runbook::Runbooks,
     /// The open incident (incidents.rs).
     incidents: incidents::Incidents,
+    /// `[cluster]`: this instance leads; the lease's renewal and fenced writes (cluster.rs).
+    cluster: Option<cluster::ClusterSide>,
 }
 
 impl Driver {
@@ -380,6 +399,7 @@ impl Driver {
         mut envs: crate::preflight::ServiceEnvs,
         lock: InstanceLock,
         limiter: crate::resource::Limiter,
+        leadership: Option<(gantry_cluster::Config, gantry_cluster::Leadership)>,
     ) -> Result<Driver, String> {
         let state_dir = StateDir::new(cfg.base_dir.join(&cfg.spec.settings.state_dir));
         // Log files open at a service's first output line; the directory exists from the
@@ -434,6 +454,7 @@ impl Driver {
             std::time::SystemTime::now(),
         ));
         let (tx, rx) = mpsc::unbounded_channel();
+        let tx_cluster = tx.clone();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let mut api = api::start_api(&cfg, &state_dir)?;
         // Bound before the first spawn, closed until the boot is GO (every route answers
@@ -529,12 +550,16 @@ impl Driver {
             alert_feed: alert_feed::Feed::new(&cfg.spec, &cfg.base_dir),
             runbooks: runbook::Runbooks::default(),
             incidents: incidents::Incidents::default(),
+            cluster: leadership.map(|(c, l)| cluster::ClusterSide::start(&c, l, tx_cluster)),
         })
     }
 
     /// Runs the event loop to its end, then removes the groups the limits made.
     async fn run(mut self, signals: Signals) -> i32 {
-        let code = self.event_loop(signals).await;
+        let mut code = self.event_loop(signals).await;
+        if let Some(lost) = self.cluster_finish().await {
+            code = lost;
+        }
         if let Some(ing) = self.ingress.take() {
             // Closed since the shutdown began; in-flight requests finish, then the thread ends.
             let _ = tokio::task::spawn_blocking(move || ing.handle.shutdown()).await;
@@ -592,6 +617,8 @@ impl Driver {
         let mut board_tick = tokio::time::interval(Duration::from_millis(100));
         board_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A leader whose lease ran out stops before it acts on anything else.
+            self.check_lease();
             if let Some(code) = gantry_host::drain(self) {
                 self.flush_logs();
                 return code;
@@ -629,8 +656,12 @@ impl Driver {
             let rollout_due = self.rollout_due();
             let flag_deadline = self.flags.deadline();
             let runbook_due = self.runbook_due();
+            let lease_end = self.lease_deadline();
             tokio::select! {
                 biased;
+                // First: a leader paused past its lease wakes up here and stops before any
+                // other branch acts.
+                _ = gantry_host::sleep_until_opt(lease_end), if lease_end.is_some() => self.check_lease(),
                 _ = sigint.recv() => self.interrupt("interrupt"),
                 _ = sigterm.recv() => self.interrupt("SIGTERM"),
                 // SIGHUP reloads the stack file (before the loop runs, the pre-flight's
@@ -913,6 +944,8 @@ impl Driver {
     /// A shutdown request (signal or API): the first stops in order, a second kills.
     fn interrupt(&mut self, what: &str) {
         if self.interrupts == 0 {
+            // A leader resigns at once: a standby boots while this stack stops.
+            self.cluster_resign();
             self.out.gantry_line(&format!(
                 "{what}: stopping in reverse order (layers, then dependencies) (press Ctrl-C again to kill at once)"
             ));
@@ -980,6 +1013,7 @@ impl Driver {
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),
+            Msg::Cluster(report) => self.cluster_report(report),
             Msg::FlagsFile(read) => self.flags_file_read(*read),
             Msg::RemoveGroups { unit, tries } => {
                 if !self.limiter.remove(unit.0) {

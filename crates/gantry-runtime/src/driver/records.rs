@@ -120,6 +120,8 @@ impl Driver {
         self.open_pending_store();
         self.flags_settled();
         self.record_boot(label, now.0, reason.as_deref());
+        // `[cluster]`: the verdict as a leader-only write of this term.
+        self.cluster_record(&format!("boot {label}"));
         // Off the boot's critical path, which has ended.
         self.prune_history();
     }
