@@ -449,3 +449,103 @@ readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
     assert!(!line.contains("secret-part"), "{line}");
     up.stop();
 }
+
+/// The built-in P1 rules on a real stack: a crash loop, a start breaker left open, readiness
+/// lost (its `for` overridden to 1 s) — each notified once, and readiness_lost resolved once
+/// the probe passes again.
+#[test]
+fn crash_loop_breaker_and_lost_readiness_fire_and_readiness_resolves() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.readiness_lost]
+for = "1s"
+
+[services.crashy]
+command = ["sh", "-c", "[ -f crash ] && {{ sleep 0.3; exit 1; }}; exec sleep 600"]
+working_dir = "."
+start_grace = "100ms"
+priority = "low"
+restart = "always"
+retry = {{ attempts = 1000, backoff = "100ms", max_backoff = "200ms", jitter = false }}
+start_limit = {{ burst = 1000, interval = "10s" }}
+
+[services.breaky]
+command = ["sh", "-c", "[ -f broken ] && exit 1; exec sleep 600"]
+working_dir = "."
+start_grace = "100ms"
+priority = "low"
+restart = "always"
+retry = {{ attempts = 10, backoff = "50ms", jitter = false }}
+start_breaker = {{ failures = 2, cooldown = "60s" }}
+
+[services.flaky]
+command = ["sleep", "600"]
+working_dir = "."
+priority = "low"
+readiness = {{ exec = "test -f ready-flag", period = "100ms", failure_threshold = 1 }}
+"#,
+        hook = hook.port
+    );
+    let mut up = up_with("alerts-p1", &toml, &[], |dir| {
+        std::fs::write(dir.join("ready-flag"), "").unwrap();
+    });
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    // Crash loop: from now on it exits after 0.3 s, over and over.
+    std::fs::write(dir.join("crash"), "").unwrap();
+    let _ = gantry_in(&dir, &["restart", "crashy"]);
+    // Breaker: every start fails from now on.
+    std::fs::write(dir.join("broken"), "").unwrap();
+    let mut pid = None;
+    assert!(eventually(10, || {
+        pid = status_pid(&dir, "breaky");
+        pid.is_some()
+    }));
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.unwrap().to_string()])
+        .status();
+    // Readiness lost.
+    std::fs::remove_file(dir.join("ready-flag")).unwrap();
+    let fired = |name: &str| {
+        statuses(&hook)
+            .iter()
+            .filter(|(status, alert, _)| status == "firing" && alert == name)
+            .count()
+    };
+    assert!(
+        eventually(40, || fired("crash_loop") >= 1
+            && fired("breaker_open") >= 1
+            && fired("readiness_lost") >= 1),
+        "received {:?}; events:\n{}",
+        statuses(&hook),
+        up.log()
+    );
+    // Back: one resolve for readiness_lost, and no repeat of its firing.
+    std::fs::write(dir.join("ready-flag"), "").unwrap();
+    assert!(
+        eventually(20, || statuses(&hook)
+            .iter()
+            .any(|(s, a, _)| s == "resolved" && a == "readiness_lost")),
+        "received {:?}",
+        statuses(&hook)
+    );
+    assert_eq!(fired("readiness_lost"), 1, "{:?}", statuses(&hook));
+    assert_eq!(fired("crash_loop"), 1, "{:?}", statuses(&hook));
+    up.stop();
+}
+
+/// The pid `gantry status` shows for `service`.
+fn status_pid(dir: &std::path::Path, service: &str) -> Option<u32> {
+    let (_, out) = gantry_in(dir, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    v["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == service)?["pid"]
+        .as_u64()
+        .map(|p| p as u32)
+}

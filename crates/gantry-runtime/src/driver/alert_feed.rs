@@ -16,11 +16,63 @@ struct CertFile {
     read: Option<(SystemTime, Option<i64>)>,
 }
 
+/// Minutes of per-route request totals kept: a day and the 15 minutes compared.
+const TRAFFIC_MINUTES: usize = 24 * 60 + 16;
+/// The window `ingress_traffic_ratio` compares, in minutes.
+const TRAFFIC_WINDOW: usize = 15;
+/// A day-old window with fewer requests is no baseline.
+const TRAFFIC_MIN_BASELINE: u64 = 100;
+
+/// A route's request total at the start of each minute, newest last.
+#[derive(Default)]
+struct Traffic {
+    minute: u64,
+    totals: std::collections::VecDeque<u64>,
+}
+
+impl Traffic {
+    /// Records `total` for the minute of `now_ms`; the ratio of the last window's requests to
+    /// the same window a day earlier, once that baseline exists.
+    fn observe(&mut self, now_ms: u64, total: u64) -> Option<f64> {
+        let minute = now_ms / 60_000;
+        if minute != self.minute {
+            // Minutes gantry did not see (a pause) repeat the last total: no requests then.
+            let last = self.totals.back().copied().unwrap_or(total);
+            let gap = if self.totals.is_empty() {
+                1
+            } else {
+                (minute - self.minute).min(TRAFFIC_MINUTES as u64)
+            };
+            for _ in 1..gap {
+                self.totals.push_back(last);
+            }
+            self.totals.push_back(total);
+            while self.totals.len() > TRAFFIC_MINUTES {
+                self.totals.pop_front();
+            }
+            self.minute = minute;
+        }
+        let n = self.totals.len();
+        let day = 24 * 60;
+        if n < day + TRAFFIC_WINDOW + 1 {
+            return None;
+        }
+        let now_total = total;
+        let then_end = self.totals[n - 1 - day];
+        let then_start = self.totals[n - 1 - day - TRAFFIC_WINDOW];
+        let recent_start = self.totals[n - 1 - TRAFFIC_WINDOW];
+        let baseline = then_end.saturating_sub(then_start);
+        (baseline >= TRAFFIC_MIN_BASELINE)
+            .then(|| now_total.saturating_sub(recent_start) as f64 / baseline as f64)
+    }
+}
+
 /// Cached inputs of the feeders.
 #[derive(Default)]
 pub(super) struct Feed {
     certs: Vec<CertFile>,
     missions: Option<(u64, f64)>,
+    traffic: std::collections::HashMap<String, Traffic>,
 }
 
 impl Feed {
@@ -42,6 +94,7 @@ impl Feed {
         Feed {
             certs,
             missions: None,
+            traffic: Default::default(),
         }
     }
 }
@@ -104,9 +157,13 @@ impl Driver {
                 let labels = [("route", r.name.as_str()), ("service", r.service.as_str())];
                 let s = &r.signals;
                 let c = &s.requests;
+                let total = c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + s.upstream_errors;
+                let traffic = self.alert_feed.traffic.entry(r.name.clone()).or_default();
+                if let Some(ratio) = traffic.observe(now_ms, total) {
+                    out.push(Sample::new("ingress_traffic_ratio", &labels, ratio));
+                }
                 // An SLO's route is fed by the SLO's own samples (evaluate_alerts).
                 if !slo_routes.contains(&r.name.as_str()) {
-                    let total = c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + s.upstream_errors;
                     let failed = c.c5xx + s.upstream_errors;
                     out.push(Sample::new("ingress_requests_total", &labels, total as f64));
                     out.push(Sample::new(
@@ -150,6 +207,32 @@ mod tests {
         let at = not_after(cert.pem().as_bytes()).expect("parsed");
         assert_eq!(at, 1_925_078_400, "2031-01-02T00:00:00Z");
         assert_eq!(not_after(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn traffic_is_compared_with_the_same_window_a_day_earlier() {
+        let mut t = Traffic::default();
+        let minute = 60_000u64;
+        let mut total = 0u64;
+        let mut last = None;
+        // A day and a bit at 100 requests a minute, then 20 a minute for 15 minutes.
+        for m in 0..(24 * 60 + 40) as u64 {
+            total += if m >= 24 * 60 + 25 { 20 } else { 100 };
+            last = t.observe(m * minute, total);
+            if m < 24 * 60 {
+                assert_eq!(
+                    last, None,
+                    "no baseline before a day of history (minute {m})"
+                );
+            }
+        }
+        let ratio = last.expect("a baseline");
+        assert!((ratio - 0.2).abs() < 0.01, "{ratio}");
+        // A quiet day-old window is no baseline.
+        let mut q = Traffic::default();
+        for m in 0..(24 * 60 + 20) as u64 {
+            assert_eq!(q.observe(m * minute, m), None);
+        }
     }
 
     #[test]

@@ -82,6 +82,16 @@ fn samples(snap: &gantry_api::model::Snapshot) -> Vec<Sample> {
             ],
             f64::from(u8::from(down)),
         ));
+        out.push(Sample::new(
+            "service_readiness_lost_total",
+            &svc,
+            s.readiness_lost_total as f64,
+        ));
+        out.push(Sample::new(
+            "service_probe_failures_total",
+            &svc,
+            s.probe_failures_total as f64,
+        ));
         if let Some(rss) = s.rss_bytes {
             out.push(Sample::new("service_rss_bytes", &svc, rss as f64));
         }

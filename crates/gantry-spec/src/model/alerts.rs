@@ -33,6 +33,8 @@ pub const ALERT_SIGNALS: &[&str] = &[
     "service_down",
     "service_unready",
     "service_restarts_total",
+    "service_readiness_lost_total",
+    "service_probe_failures_total",
     "breaker_open",
     "boot_no_go",
     "service_rss_bytes",
@@ -43,6 +45,7 @@ pub const ALERT_SIGNALS: &[&str] = &[
     "ingress_failures_total",
     "ingress_p95_ms",
     "ingress_p99_ms",
+    "ingress_traffic_ratio",
     "missions_open",
 ];
 
