@@ -207,6 +207,44 @@ impl Store {
     }
 }
 
+/// `requests=N failed=M`: the ingress counters a timeline row of kind `ingress` carries.
+fn counters(text: &str) -> Option<(u64, u64)> {
+    let mut requests = None;
+    let mut failed = None;
+    for part in text.split_whitespace() {
+        if let Some(v) = part.strip_prefix("requests=") {
+            requests = v.parse().ok();
+        } else if let Some(v) = part.strip_prefix("failed=") {
+            failed = v.parse().ok();
+        }
+    }
+    Some((requests?, failed?))
+}
+
+/// The impact on requests: the ingress counters at the opening and at the resolve.
+fn requests_line(timeline: &[serde_json::Value]) -> String {
+    let marks: Vec<(u64, u64)> = timeline
+        .iter()
+        .filter(|t| t["kind"] == "ingress")
+        .filter_map(|t| counters(t["text"].as_str()?))
+        .collect();
+    match (marks.first(), marks.last()) {
+        (Some(a), Some(b)) if marks.len() >= 2 => {
+            let (requests, failed) = (b.0.saturating_sub(a.0), b.1.saturating_sub(a.1));
+            let share = if requests == 0 {
+                String::new()
+            } else {
+                format!(" ({:.1} %)", failed as f64 * 100.0 / requests as f64)
+            };
+            format!(
+                "Requests through the ingress while it was open: {requests}, failed (5xx or no upstream): {failed}{share}"
+            )
+        }
+        (Some(_), _) => "Requests failed: counted when the incident is resolved".to_string(),
+        _ => "Requests failed: no ingress (no request counters)".to_string(),
+    }
+}
+
 /// The post-incident draft (Markdown): summary, impact, detection, timeline, actions and who took
 /// them, duration, follow-ups to fill in.
 pub fn postmortem(incident: &serde_json::Value) -> String {
@@ -234,7 +272,8 @@ pub fn postmortem(incident: &serde_json::Value) -> String {
         .filter(|t| t["kind"] == "transition")
         .count();
     out.push_str(&format!(
-        "## Impact\n\n- Duration: {duration}\n- Alerts: {alerts}\n- Service state changes: {changes}\n- Requests failed: see the ingress counters for the window (`gantry ingress`), if the stack has an ingress.\n\n"
+        "## Impact\n\n- Duration: {duration}\n- Alerts: {alerts}\n- Service state changes: {changes}\n- {}\n\n",
+        requests_line(&timeline)
     ));
     out.push_str(&format!(
         "## Detection\n\nThe first alert fired {} after its condition began.\n\n",

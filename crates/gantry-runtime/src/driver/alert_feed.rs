@@ -99,6 +99,16 @@ impl Feed {
     }
 }
 
+/// A route's requests and failures (5xx and upstream errors) since gantry started.
+pub(super) fn route_counts(r: &gantry_ingress::RouteSnapshot) -> (u64, u64) {
+    let s = &r.signals;
+    let c = &s.requests;
+    (
+        c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + s.upstream_errors,
+        c.c5xx + s.upstream_errors,
+    )
+}
+
 /// The notAfter (Unix seconds) of the first certificate in a PEM file.
 pub(super) fn not_after(pem: &[u8]) -> Option<i64> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
@@ -156,15 +166,13 @@ impl Driver {
             for r in ingress.handle.snapshot().routes {
                 let labels = [("route", r.name.as_str()), ("service", r.service.as_str())];
                 let s = &r.signals;
-                let c = &s.requests;
-                let total = c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + s.upstream_errors;
+                let (total, failed) = route_counts(&r);
                 let traffic = self.alert_feed.traffic.entry(r.name.clone()).or_default();
                 if let Some(ratio) = traffic.observe(now_ms, total) {
                     out.push(Sample::new("ingress_traffic_ratio", &labels, ratio));
                 }
                 // An SLO's route is fed by the SLO's own samples (evaluate_alerts).
                 if !slo_routes.contains(&r.name.as_str()) {
-                    let failed = c.c5xx + s.upstream_errors;
                     out.push(Sample::new("ingress_requests_total", &labels, total as f64));
                     out.push(Sample::new(
                         "ingress_failures_total",

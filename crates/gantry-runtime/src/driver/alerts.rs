@@ -138,10 +138,9 @@ impl Driver {
                 for r in routes.iter().filter(|r| {
                     r.name == path || (!r.name.starts_with('/') && r.name.ends_with(path))
                 }) {
-                    let c = &r.signals.requests;
-                    let errors = r.signals.upstream_errors;
-                    total += c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + errors;
-                    failed += c.c5xx + errors;
+                    let (t, f) = super::alert_feed::route_counts(r);
+                    total += t;
+                    failed += f;
                 }
                 let labels = [("route", path)];
                 samples.push(Sample::new("ingress_requests_total", &labels, total as f64));

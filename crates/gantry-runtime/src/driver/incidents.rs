@@ -47,6 +47,13 @@ impl Driver {
             ));
         }
         let id = store.open_incident(severity, title, detected_after_ms)?;
+        if let Some((requests, failed)) = self.ingress_counters() {
+            store.incident_note(
+                id,
+                "ingress",
+                &format!("requests={requests} failed={failed}"),
+            );
+        }
         if let Some(by) = by {
             store.incident_note(
                 id,
@@ -66,11 +73,33 @@ impl Driver {
         Ok(id)
     }
 
+    /// The ingress's request and failure totals over every route (5xx and upstream errors).
+    fn ingress_counters(&self) -> Option<(u64, u64)> {
+        let ing = self.ingress.as_ref()?;
+        let (mut requests, mut failed) = (0, 0);
+        for r in ing.handle.snapshot().routes {
+            let (t, f) = super::alert_feed::route_counts(&r);
+            requests += t;
+            failed += f;
+        }
+        Some((requests, failed))
+    }
+
     /// Resolves incident `id`.
     pub(super) fn close_incident(&mut self, id: i64, by: &str) -> Result<String, String> {
+        let counters = self.ingress_counters();
         let Some(store) = &self.store else {
             return Err("the state store is not open".into());
         };
+        if store.incident_status(id).is_some_and(|s| s != "resolved")
+            && let Some((requests, failed)) = counters
+        {
+            store.incident_note(
+                id,
+                "ingress",
+                &format!("requests={requests} failed={failed}"),
+            );
+        }
         if !store.resolve_incident(id, by)? {
             return Err(match store.incident_status(id) {
                 Some(status) => format!("incident {id} is {status}, not open"),
