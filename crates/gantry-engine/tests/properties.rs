@@ -583,6 +583,14 @@ proptest! {
             checker.check(&sim)?;
         }
 
+        // A stack that booted while a critical unit is failed ends with exit code 1 too, as a
+        // NO-GO does (the engine notes it when the shutdown begins).
+        let booted = sim.outcome().is_some_and(|o| o.is_up());
+        let critical_failed = (0..n).any(|u| {
+            let v = sim.engine.unit(UnitId(u));
+            v.priority == gantry_engine::Priority::Critical && v.state == State::Failed
+        });
+        let shutting_before = sim.engine.is_shutting_down();
         // Kill, then report every process dead: the engine must finish.
         sim.kill();
         for u in 0..n {
@@ -600,8 +608,14 @@ proptest! {
                 "u{} ended {}", u, s
             );
         }
-        let expected = if matches!(sim.outcome(), Some(gantry_engine::Outcome::NoGo { .. })) { 1 } else { 0 };
-        prop_assert_eq!(sim.engine.exit_code(), expected);
+        let no_go = matches!(sim.outcome(), Some(gantry_engine::Outcome::NoGo { .. }));
+        if !shutting_before {
+            let expected = if no_go || (booted && critical_failed) { 1 } else { 0 };
+            prop_assert_eq!(sim.engine.exit_code(), expected);
+        } else if no_go {
+            // A shutdown already under way noted its failures when it began.
+            prop_assert_eq!(sim.engine.exit_code(), 1);
+        }
     }
 }
 
