@@ -382,7 +382,8 @@ pub enum Command {
         json: bool,
     },
     /// A canary rollout of a replicated, routed service: one instance gets the new release
-    /// (`--set-env`, `--command`), takes growing shares of the traffic through the ingress, each
+    /// (the service's definition in gantry.toml as edited, or the running one with `--set-env`,
+    /// `--command`), takes growing shares of the traffic through the ingress, each
     /// step analysed (error ratio, p99, a minimum of requests), then every instance is replaced
     /// one at a time; a breach sends all traffic back at once. `gantry rollout status NAME`.
     #[command(args_conflicts_with_subcommands = true)]

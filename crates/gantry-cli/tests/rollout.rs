@@ -412,3 +412,55 @@ fn a_sticky_cookie_keeps_a_client_on_one_release() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(up.stop(), 0);
 }
+
+/// `gantry rollout api` with no change given: the release is the service's definition in the
+/// edited gantry.toml; promoted, it is what runs, and a reload afterwards finds nothing changed.
+#[test]
+fn a_release_edited_in_the_file_is_rolled_out_and_a_reload_then_changes_nothing() {
+    let (mut up, ing) = stack("rollout-file", 2);
+    // The file as it is: nothing to roll out.
+    let (code, out) = gantry_in(&up.dir, &["rollout", "api", "--reason", "noop"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("nothing to roll out"), "{out}");
+    let file = up.dir.join("gantry.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("VERSION = \"1\"", "VERSION = \"2\"")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(ing, 2, stop.clone());
+    let (code, out) = gantry_in(
+        &up.dir,
+        &[
+            "rollout",
+            "api",
+            "--steps",
+            "50,100",
+            "--interval",
+            "300ms",
+            "--min-requests",
+            "3",
+            "--reason",
+            "release 2 from the file",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let done = up.wait_for("the rollout's end", 90, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    stop.store(true, Ordering::Relaxed);
+    let seen = join(clients);
+    assert!(seen.other.is_empty(), "failed requests: {seen:?}");
+    for _ in 0..20 {
+        assert_eq!(get_app(ing), (200, "2".into()), "{}", up.log());
+    }
+    // The file and the running stack agree: a reload restarts nothing.
+    let (code, out) = gantry_in(&up.dir, &["reload"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing changed"), "{out}");
+    let (code, out) = gantry_in(&up.dir, &["releases", "api", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let releases: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(releases[0]["definition"]["env"]["VERSION"], "2", "{out}");
+    assert_eq!(releases[0]["status"], "stable", "{out}");
+    assert_eq!(up.stop(), 0);
+}

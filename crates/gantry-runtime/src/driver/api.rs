@@ -173,7 +173,9 @@ impl Driver {
             return self.rotate(name);
         }
         match &cmd {
-            ApiCommand::Rollout { service, body } => return self.rollout_start(service, body),
+            ApiCommand::Rollout { service, body } => {
+                return self.rollout_start(service, body, None);
+            }
             ApiCommand::RolloutControl { service, action } => {
                 return self.rollout_control(service, action);
             }

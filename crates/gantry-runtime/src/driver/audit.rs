@@ -51,6 +51,17 @@ impl Driver {
             });
             return;
         }
+        if super::rollout_file::from_file(&command)
+            && let ApiCommand::Rollout { service, body } = command
+        {
+            self.rollout_from_file(super::rollout_file::FileRollout {
+                service,
+                body,
+                reply,
+                audit: id,
+            });
+            return;
+        }
         if command == ApiCommand::Reload {
             self.reload_audits.extend(id);
             self.reload("API", Some(reply));

@@ -27,6 +27,7 @@ mod reload;
 mod retention;
 mod rolling;
 mod rollout;
+mod rollout_file;
 mod rotate;
 mod runbook;
 mod svc;
@@ -109,6 +110,11 @@ enum Msg {
     /// The stack file loaded again to take on a service the selection left out (take_on.rs).
     TakenOn {
         take: Box<take_on::TakeOn>,
+        result: Box<Result<reload::Loaded, String>>,
+    },
+    /// The stack file loaded for a rollout of its current definition (rollout_file.rs).
+    RolloutLoaded {
+        job: Box<rollout_file::FileRollout>,
         result: Box<Result<reload::Loaded, String>>,
     },
     /// A runbook's `run` step ended (runbook.rs): its audit row and its outcome.
@@ -1010,6 +1016,7 @@ impl Driver {
             Msg::Reloaded(result) => self.reloaded(*result),
             Msg::TakenOn { take, result } => self.taken_on(*take, *result),
             Msg::RunbookRan { audit, result } => self.runbook_ran(audit, result),
+            Msg::RolloutLoaded { job, result } => self.rollout_loaded(*job, *result),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),
             Msg::Pruned(result) => self.pruned(result),

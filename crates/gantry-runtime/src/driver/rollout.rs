@@ -44,17 +44,32 @@ struct StartBody {
     sticky_header: Option<String>,
 }
 
+/// A release read from gantry.toml: each instance's definition as the file has it now.
+#[derive(Debug, Clone, Default)]
+pub(super) struct FileRelease {
+    /// Instance name → what spawning it takes.
+    pub(super) specs: BTreeMap<String, SpawnSpec>,
+    /// Instance name → its service as the file defines it (the running plan takes it at the
+    /// promote, so a later reload finds nothing changed).
+    pub(super) services: BTreeMap<String, gantry_spec::Service>,
+}
+
 /// What the new release changes in the running definition.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Changes {
     set_env: BTreeMap<String, String>,
     /// The new argv (`${VAR}` expanded per instance from its environment).
     command: Option<Vec<String>>,
+    /// The release is the file's definition (`gantry rollout NAME` after editing gantry.toml).
+    file: Option<FileRelease>,
 }
 
 impl Changes {
-    /// One instance's running definition with the changes.
-    fn apply(&self, spec: &SpawnSpec) -> SpawnSpec {
+    /// Instance `unit`'s running definition with the changes.
+    fn apply(&self, unit: &str, spec: &SpawnSpec) -> SpawnSpec {
+        if let Some(s) = self.file.as_ref().and_then(|f| f.specs.get(unit)) {
+            return s.clone();
+        }
         let mut s = spec.clone();
         for (k, v) in &self.set_env {
             match s.env.iter_mut().find(|(n, _)| n == k) {
@@ -144,6 +159,7 @@ impl Driver {
         &mut self,
         service: &str,
         body: &serde_json::Value,
+        file: Option<FileRelease>,
     ) -> Result<String, String> {
         let req: StartBody = serde_json::from_value(body.clone())
             .map_err(|e| format!("rollout of {service}: invalid request: {e}"))?;
@@ -212,10 +228,11 @@ impl Driver {
         let changes = Changes {
             set_env: req.set_env.clone(),
             command,
+            file,
         };
-        if changes.set_env.is_empty() && changes.command.is_none() {
+        if changes.set_env.is_empty() && changes.command.is_none() && changes.file.is_none() {
             return Err(
-                "nothing to roll out: give --set-env K=V or --command \"...\" (the new release is the running definition with those changes)".into(),
+                "nothing to roll out: edit the service in gantry.toml (the new release is its definition there), or give --set-env K=V or --command \"...\" (the running definition with those changes)".into(),
             );
         }
         let defaults = Plan::canary();
@@ -491,7 +508,7 @@ impl Driver {
             return;
         }
         let spec = if to_new {
-            a.changes.apply(&a.stable)
+            a.changes.apply(&a.canary_name, &a.stable)
         } else {
             a.stable.clone()
         };
@@ -579,8 +596,16 @@ impl Driver {
             .collect();
         for u in &others {
             if let Ok(spec) = &self.svcs[u.0].spawn {
-                let new = a.changes.apply(spec);
+                let new = a.changes.apply(self.plan.units[u.0].name(), spec);
                 self.svcs[u.0].spawn = Ok(new);
+            }
+        }
+        // A release from the file: the running plan holds the file's definition from now on.
+        if let Some(file) = &a.changes.file {
+            for i in group.units.clone() {
+                if let Some(s) = file.services.get(self.plan.units[i].name()) {
+                    self.plan.units[i].service = s.clone();
+                }
             }
         }
         a.task = Task::Promoting;
@@ -705,7 +730,7 @@ impl Driver {
     /// The rollout's new release, numbered next (status canary).
     fn record_new_release(&mut self) {
         let Some(a) = &self.rollout else { return };
-        let def = self.definition_json(&a.changes.apply(&a.stable));
+        let def = self.definition_json(&a.changes.apply(&a.canary_name, &a.stable));
         let service = a.service.clone();
         let Some(store) = &self.store else { return };
         let stable = store
