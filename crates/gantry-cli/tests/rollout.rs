@@ -464,3 +464,96 @@ fn a_release_edited_in_the_file_is_rolled_out_and_a_reload_then_changes_nothing(
     assert_eq!(releases[0]["status"], "stable", "{out}");
     assert_eq!(up.stop(), 0);
 }
+
+/// The port of each instance `stack` started (`--http PORT` in their command lines).
+fn instance_markers(up: &Up) -> Vec<String> {
+    let text = std::fs::read_to_string(up.dir.join("gantry.toml")).unwrap();
+    let range = text
+        .lines()
+        .find_map(|l| l.strip_prefix("replica_ports = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let (a, b) = range.split_once('-').unwrap();
+    let (a, b): (u16, u16) = (a.parse().unwrap(), b.parse().unwrap());
+    (a..=b).map(|p| format!("--http {p}")).collect()
+}
+
+/// kill -9 of gantry mid-canary, then `gantry up`: a consistent state, said in so many words.
+/// A `--set-env` canary is abandoned and every instance runs the file (release 1) with no
+/// split; a canary from the edited file runs on every instance, marked unverified.
+#[test]
+fn a_gantry_killed_mid_canary_comes_back_consistent_and_says_which_release_runs() {
+    let (up, ing) = stack("rollout-crash", 2);
+    let markers = instance_markers(&up);
+    // Held in its first step: no traffic, a long interval.
+    let hold = [
+        "--steps",
+        "50,100",
+        "--interval",
+        "60s",
+        "--min-requests",
+        "1000",
+    ];
+    let mut args = vec!["rollout", "api", "--set-env", "VERSION=2", "--reason", "r2"];
+    args.extend(hold);
+    let (code, out) = gantry_in(&up.dir, &args);
+    assert_eq!(code, 0, "{out}");
+    let mut up = up;
+    up.wait_for("the canary's first step", 30, |v| {
+        v["event"] == "rollout" && v["phase"] == "analysing"
+    });
+    let mut up = up.crash_and_again(&markers, &[]);
+    assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
+    let abandoned = up.wait_for("the abandoned canary", 10, |v| {
+        v["event"] == "rollout" && v["phase"] == "abandoned"
+    });
+    assert!(
+        abandoned["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the stable release")),
+        "{abandoned}"
+    );
+    assert!(eventually(10, || get_app(ing) == (200, "1".into())));
+    for _ in 0..20 {
+        assert_eq!(get_app(ing), (200, "1".into()), "no split after the crash");
+    }
+    let (_, out) = gantry_in(&up.dir, &["releases", "api", "--json"]);
+    let releases: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(releases[0]["status"], "rolled_back", "{out}");
+
+    // A canary from the edited file: the file holds it, so it is what runs after the crash.
+    let file = up.dir.join("gantry.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("VERSION = \"1\"", "VERSION = \"3\"")).unwrap();
+    let mut args = vec!["rollout", "api", "--reason", "r3"];
+    args.extend(hold);
+    let (code, out) = gantry_in(&up.dir, &args);
+    assert_eq!(code, 0, "{out}");
+    let n = up.events.len();
+    up.wait_for("the second canary's first step", 30, |v| {
+        v["event"] == "rollout" && v["phase"] == "analysing"
+    });
+    assert!(up.events.len() > n);
+    let mut up = up.crash_and_again(&markers, &[]);
+    assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
+    let abandoned = up.wait_for("the abandoned file canary", 10, |v| {
+        v["event"] == "rollout"
+            && v["phase"] == "abandoned"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("came from gantry.toml"))
+    });
+    assert!(
+        abandoned["message"]
+            .as_str()
+            .unwrap()
+            .contains("without the canary's analysis"),
+        "{abandoned}"
+    );
+    assert!(eventually(10, || get_app(ing) == (200, "3".into())));
+    let (_, out) = gantry_in(&up.dir, &["releases", "api", "--json"]);
+    let releases: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(releases[0]["status"], "unverified", "{out}");
+    assert_eq!(up.stop(), 0);
+}

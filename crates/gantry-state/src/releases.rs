@@ -76,17 +76,17 @@ impl Store {
     /// Releases left `canary` by a gantry that stopped mid-rollout (killed): marked
     /// `rolled_back`, since the next boot runs every instance from the file. Returns
     /// (service, number) of each.
-    pub fn abandon_canaries(&self) -> Result<Vec<(String, i64)>, String> {
+    pub fn abandon_canaries(&self) -> Result<Vec<(String, i64, String)>, String> {
         let mut stmt = self
             .conn
-            .prepare("SELECT service, number FROM releases WHERE status = 'canary'")
+            .prepare("SELECT service, number, definition FROM releases WHERE status = 'canary'")
             .map_err(|e| e.to_string())?;
-        let rows: Vec<(String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        let rows: Vec<(String, i64, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| e.to_string())?
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        for (service, number) in &rows {
+        for (service, number, _) in &rows {
             self.set_release_status(service, *number, "rolled_back")?;
         }
         Ok(rows)
@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(store.first_release("web", "{}").unwrap(), 1);
         assert_eq!(
             store.abandon_canaries().unwrap(),
-            vec![("api".to_string(), 2)]
+            vec![("api".to_string(), 2, "{\"v\":2}".to_string())]
         );
         assert!(store.abandon_canaries().unwrap().is_empty());
         let list = store.releases("api").unwrap();

@@ -149,6 +149,19 @@ impl Up {
         spawn_up(dir, &[], &[])
     }
 
+    /// SIGKILLs this gantry (no shutdown of its own), waits for it and for the processes whose
+    /// command line holds one of `gone` (its services: they die with it, gantry's
+    /// orphan-proofing), then starts `gantry up --json` again on the same directory and state.
+    #[allow(dead_code)]
+    pub fn crash_and_again(mut self, gone: &[String], extra: &[&str]) -> Up {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::take(&mut self.dir);
+        let dead = eventually(10, || gone.iter().all(|m| processes_with(m).is_empty()));
+        assert!(dead, "the services of a killed gantry outlived it");
+        spawn_up(dir, extra, &[])
+    }
+
     fn pump(&mut self, until: Instant) -> bool {
         let now = Instant::now();
         if now >= until {

@@ -715,10 +715,22 @@ impl Driver {
             abandoned = store.abandon_canaries().unwrap_or_default();
         }
         // A rollout a killed gantry left: this boot runs every instance from the file.
-        for (service, number) in abandoned {
-            let text = format!(
-                "release {number} was a canary when gantry stopped; this boot runs every instance of {service} from the file (the stable release), with no split; start the rollout again to retry it"
-            );
+        for (service, number, def) in abandoned {
+            let from_file = serde_json::from_str::<serde_json::Value>(&def)
+                .is_ok_and(|d| d["source"] == "gantry.toml");
+            let text = if from_file {
+                // The file holds the release that was a canary: it is what runs now.
+                if let Some(store) = &self.store {
+                    let _ = store.set_release_status(&service, number, "unverified");
+                }
+                format!(
+                    "release {number} came from gantry.toml and was a canary when gantry stopped; the file still holds it, so this boot runs it on every instance of {service} without the canary's analysis; to go back, restore the previous definition in gantry.toml and `gantry rollout {service}`"
+                )
+            } else {
+                format!(
+                    "release {number} was a canary when gantry stopped; this boot runs every instance of {service} from the file (the stable release), with no split; start the rollout again to retry it"
+                )
+            };
             self.out.gantry_line(&format!("{service}: rollout: {text}"));
             self.event(serde_json::json!({
                 "event": "rollout", "service": service, "phase": "abandoned",
@@ -730,7 +742,13 @@ impl Driver {
     /// The rollout's new release, numbered next (status canary).
     fn record_new_release(&mut self) {
         let Some(a) = &self.rollout else { return };
-        let def = self.definition_json(&a.changes.apply(&a.canary_name, &a.stable));
+        let mut def = self.definition_json(&a.changes.apply(&a.canary_name, &a.stable));
+        if a.changes.file.is_some()
+            && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&def)
+        {
+            v["source"] = "gantry.toml".into();
+            def = v.to_string();
+        }
         let service = a.service.clone();
         let Some(store) = &self.store else { return };
         let stable = store
