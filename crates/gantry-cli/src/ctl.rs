@@ -324,6 +324,20 @@ pub fn ingress_mode(
     }
 }
 
+/// `GET path` with the token from the instance of `file`, its JSON body; the outcome to exit
+/// with (the error already printed) when it cannot be read.
+pub(crate) fn get_json(file: &Path, path: &str) -> Result<serde_json::Value, Outcome> {
+    let inst = find(file)?;
+    let rt = runtime().map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::Failure
+    })?;
+    match rt.block_on(inst.get_auth(path)) {
+        Ok(r) if r.status == 200 => Ok(serde_json::from_str(&r.body).unwrap_or_default()),
+        other => Err(report(other)),
+    }
+}
+
 pub(crate) fn report(resp: Result<crate::client::Response, String>) -> Outcome {
     match resp {
         Ok(r) if (200..300).contains(&r.status) => {

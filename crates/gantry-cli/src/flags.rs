@@ -21,15 +21,7 @@ fn segment(key: &str) -> String {
 }
 
 fn fetch(file: &Path) -> Result<serde_json::Value, Outcome> {
-    let inst = find(file)?;
-    let rt = runtime().map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::Failure
-    })?;
-    match rt.block_on(inst.get_auth("/api/v1/flags")) {
-        Ok(r) if r.status == 200 => Ok(serde_json::from_str(&r.body).unwrap_or_default()),
-        other => Err(report(other)),
-    }
+    crate::ctl::get_json(file, "/api/v1/flags")
 }
 
 fn text(v: &serde_json::Value) -> String {

@@ -8,15 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn fetch(file: &Path) -> Result<serde_json::Value, Outcome> {
-    let inst = find(file)?;
-    let rt = runtime().map_err(|e| {
-        eprintln!("error: {e}");
-        Outcome::Failure
-    })?;
-    match rt.block_on(inst.get_auth("/api/v1/runbooks")) {
-        Ok(r) if r.status == 200 => Ok(serde_json::from_str(&r.body).unwrap_or_default()),
-        other => Err(report(other)),
-    }
+    crate::ctl::get_json(file, "/api/v1/runbooks")
 }
 
 fn book<'a>(v: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
