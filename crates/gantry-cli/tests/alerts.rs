@@ -269,6 +269,7 @@ service = "flappy"
 window = "1m"
 above = 1
 summary = "{{service}} restarted more than once in a minute"
+labels = {{ team = "payments" }}
 
 [ingress]
 listen = "127.0.0.1:{ing}"
@@ -316,6 +317,7 @@ start_limit = {{ burst = 1000, interval = "10s" }}
         .find(|b| b["alerts"][0]["labels"]["alertname"] == "flappy_restarts")
         .unwrap();
     assert_eq!(mine["alerts"][0]["labels"]["severity"], "P2");
+    assert_eq!(mine["alerts"][0]["labels"]["team"], "payments");
     assert_eq!(
         mine["alerts"][0]["annotations"]["summary"],
         "flappy restarted more than once in a minute"
@@ -339,15 +341,24 @@ start_limit = {{ burst = 1000, interval = "10s" }}
 
 /// An https receiver with a certificate for 127.0.0.1 signed by its own CA: the bodies it got.
 fn https_receiver() -> (u16, String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    https_receiver_for(None)
+}
+
+/// [`https_receiver`] whose certificate ends in `days` days (rcgen's default when None).
+fn https_receiver_for(days: Option<u64>) -> (u16, String, Arc<Mutex<Vec<serde_json::Value>>>) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    if let Some(days) = days {
+        let end = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400);
+        let date = gantry_time::rfc3339_utc(end);
+        let ymd: Vec<i32> = date[..10].split('-').map(|p| p.parse().unwrap()).collect();
+        params.not_after = rcgen::date_time_ymd(ymd[0], ymd[1] as u8, ymd[2] as u8);
+    }
+    let leaf = params.signed_by(&key, &issuer).unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Arc::new(
         rustls::ServerConfig::builder()
@@ -548,4 +559,73 @@ fn status_pid(dir: &std::path::Path, service: &str) -> Option<u32> {
         .find(|s| s["name"] == service)?["pid"]
         .as_u64()
         .map(|p| p as u32)
+}
+
+/// The certificate of a TLS probe's endpoint (an https readiness probe) that ends in 5 days
+/// fires certificate_expiring, named by the probe's endpoint.
+#[test]
+fn a_tls_probes_certificate_about_to_expire_fires() {
+    let (port, ca, _) = https_receiver_for(Some(5));
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[services.remote]
+kind = "external"
+readiness = {{ http = "https://127.0.0.1:{port}/health", ca_file = "ca.pem", period = "1s" }}
+"#,
+        hook = hook.port
+    );
+    let mut up = up_with("alerts-probe-cert", &toml, &[], |dir| {
+        std::fs::write(dir.join("ca.pem"), &ca).unwrap();
+    });
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    assert!(
+        eventually(20, || statuses(&hook)
+            .iter()
+            .any(|(s, a, _)| s == "firing" && a == "certificate_expiring")),
+        "received {:?}",
+        statuses(&hook)
+    );
+    let bodies = hook.bodies.lock().unwrap().clone();
+    let cert = bodies
+        .iter()
+        .find(|b| b["alerts"][0]["labels"]["alertname"] == "certificate_expiring")
+        .unwrap();
+    assert_eq!(
+        cert["alerts"][0]["labels"]["target"],
+        format!("probe 127.0.0.1:{port}")
+    );
+    up.stop();
+}
+
+/// A NO-GO boot reaches someone: the boot_no_go P0 is delivered before gantry exits.
+#[test]
+fn a_no_go_boot_is_notified_before_gantry_exits() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[services.db]
+command = ["sh", "-c", "exit 3"]
+priority = "critical"
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-no-go", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "no-go", "{}", up.log());
+    let code = up.wait_exit(30);
+    assert_eq!(code, 1);
+    assert!(
+        statuses(&hook)
+            .iter()
+            .any(|(s, a, _)| s == "firing" && a == "boot_no_go"),
+        "received {:?}; events:\n{}",
+        statuses(&hook),
+        up.log()
+    );
 }

@@ -71,6 +71,7 @@ fn apply(mut rule: Rule, d: &AlertRuleDef) -> Rule {
     if let Some(a) = d.auto_runbook {
         rule.auto_runbook = a;
     }
+    rule.labels.extend(d.labels.iter().cloned());
     if let Some(c) = rule.conditions.first_mut() {
         if let Some(s) = &d.signal {
             c.signal.clone_from(s);

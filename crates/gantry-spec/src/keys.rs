@@ -908,7 +908,7 @@ pub static ALERT_RULE: &[Key] = &[
         "signal",
         Ty::Enum(crate::model::ALERT_SIGNALS),
         None,
-        "What the rule watches, per service / route / path: service_down, service_unready, breaker_open, boot_no_go (0 or 1); service_restarts_total (restarts no command asked for), service_readiness_lost_total and service_probe_failures_total (a flapping probe), service_cpu_seconds_total, ingress_requests_total, ingress_failures_total (counters: give `window`); service_rss_bytes, disk_free_ratio (0-1, under the state dir), certificate_days_left (the ingress's certificates), ingress_p95_ms, ingress_p99_ms (a route's latency percentiles since gantry started), ingress_traffic_ratio (a route's requests in the last 15 minutes over the same 15 minutes a day earlier, once a day of history holds at least 100 requests there: `below = 0.5` is a traffic drop), missions_open.",
+        "What the rule watches, per service / route / path: service_down, service_unready, breaker_open, boot_no_go (0 or 1); service_restarts_total (restarts no command asked for), service_starting_seconds (how long a service has been starting after the boot: stuck), service_readiness_lost_total and service_probe_failures_total (a flapping probe), service_cpu_seconds_total, ingress_requests_total, ingress_failures_total (counters: give `window`); service_rss_bytes, disk_free_ratio (0-1, under the state dir), certificate_days_left (the ingress's certificates, and those of TLS probes, looked at hourly), ingress_p95_ms, ingress_p99_ms (a route's latency percentiles since gantry started), ingress_traffic_ratio (a route's requests in the last 15 minutes over the same 15 minutes a day earlier, once a day of history holds at least 100 requests there: `below = 0.5` is a traffic drop), missions_open.",
     ),
     k(
         "above",
@@ -968,6 +968,12 @@ pub static ALERT_RULE: &[Key] = &[
         Ty::Str,
         None,
         "A `[runbooks.NAME]` shown with the alert; with `auto_runbook = true` it runs once per incident.",
+    ),
+    k(
+        "labels",
+        Ty::MapOf(&Ty::Str, "LABEL"),
+        Some("{}"),
+        "Labels added to the alert (`team = \"payments\"`), for routing in the receiver.",
     ),
     k(
         "auto_runbook",

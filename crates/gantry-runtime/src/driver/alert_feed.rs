@@ -67,12 +67,19 @@ impl Traffic {
     }
 }
 
+/// How often the certificates of TLS probes are looked at (a handshake each).
+const PROBE_CERTS_EVERY_MS: u64 = 3_600_000;
+
 /// Cached inputs of the feeders.
 #[derive(Default)]
 pub(super) struct Feed {
     certs: Vec<CertFile>,
     missions: Option<(u64, f64)>,
     traffic: std::collections::HashMap<String, Traffic>,
+    /// The TLS probes' endpoints and when their chain's first certificate ends (Unix s), as
+    /// last inspected; when that was.
+    probe_certs: Vec<(String, i64)>,
+    probe_certs_at: Option<u64>,
 }
 
 impl Feed {
@@ -95,6 +102,8 @@ impl Feed {
             certs,
             missions: None,
             traffic: Default::default(),
+            probe_certs: Vec::new(),
+            probe_certs_at: None,
         }
     }
 }
@@ -141,6 +150,36 @@ impl Driver {
             out.push(Sample::new("disk_free_ratio", &[("path", &state)], r));
         }
         let now_s = (now_ms / 1000) as i64;
+        // Services that stay `starting` (probing) after the boot: how long this incarnation has.
+        let engine_now = self.host.now();
+        for v in self.host.engine().units() {
+            if v.state == gantry_engine::State::Starting
+                && let Some(at) = v.started_at
+            {
+                let secs = engine_now.0.saturating_sub(at.0).as_secs_f64();
+                out.push(Sample::new(
+                    "service_starting_seconds",
+                    &[("service", v.name)],
+                    secs,
+                ));
+            }
+        }
+        if self
+            .alert_feed
+            .probe_certs_at
+            .is_none_or(|at| now_ms.saturating_sub(at) >= PROBE_CERTS_EVERY_MS)
+        {
+            self.alert_feed.probe_certs_at = Some(now_ms);
+            self.inspect_probe_certs();
+        }
+        for (target, at) in &self.alert_feed.probe_certs {
+            let days = (at - now_s) as f64 / 86_400.0;
+            out.push(Sample::new(
+                "certificate_days_left",
+                &[("target", target)],
+                days,
+            ));
+        }
         for c in &mut self.alert_feed.certs {
             let mtime = std::fs::metadata(&c.path).and_then(|m| m.modified()).ok();
             if mtime.is_some() && c.read.map(|(t, _)| Some(t)) != Some(mtime) {
@@ -199,6 +238,49 @@ impl Driver {
         if let Some((_, n)) = self.alert_feed.missions {
             out.push(Sample::new("missions_open", &[], n));
         }
+    }
+}
+
+impl Driver {
+    /// Looks at the certificate chain of every TLS probe endpoint (https, and stores with TLS)
+    /// off the loop; the results come back as [`super::Msg::ProbeCerts`].
+    fn inspect_probe_certs(&self) {
+        let mut seen = std::collections::HashSet::new();
+        let mut endpoints = Vec::new();
+        for u in &self.plan.units {
+            let s = &u.service;
+            for p in [&s.readiness, &s.liveness, &s.startup]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(ep) = crate::tls::endpoint(&p.kind)
+                    && seen.insert(ep.clone())
+                {
+                    endpoints.push(ep);
+                }
+            }
+        }
+        if endpoints.is_empty() {
+            return;
+        }
+        let (tx, base) = (self.tx.clone(), self.base_dir.clone());
+        tokio::spawn(async move {
+            let mut found = Vec::new();
+            for ep in endpoints {
+                let report =
+                    crate::tls::inspect::inspect(&ep, &base, std::time::Duration::from_secs(5))
+                        .await;
+                if let Some((at, _)) = report.expires {
+                    found.push((format!("probe {}", ep.target()), at));
+                }
+            }
+            let _ = tx.send(super::Msg::ProbeCerts(found));
+        });
+    }
+
+    /// The TLS probes' certificates, inspected.
+    pub(super) fn probe_certs(&mut self, found: Vec<(String, i64)>) {
+        self.alert_feed.probe_certs = found;
     }
 }
 

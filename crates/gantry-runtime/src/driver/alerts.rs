@@ -18,6 +18,8 @@ pub(super) struct AlertSide {
     exec: Option<Vec<String>>,
     started_ms: u64,
     loaded: bool,
+    /// Webhook and exec deliveries sent and not answered yet.
+    in_flight: usize,
 }
 
 fn now_ms() -> u64 {
@@ -52,6 +54,7 @@ impl AlertSide {
             exec: a.exec.as_ref().map(|e| e.value.clone()),
             started_ms: now_ms(),
             loaded: false,
+            in_flight: 0,
         })
     }
 }
@@ -298,6 +301,9 @@ impl Driver {
                     return;
                 };
                 let tx = self.tx.clone();
+                if let Some(side) = &mut self.alerts {
+                    side.in_flight += 1;
+                }
                 let tls = gantry_spec::TlsOptions {
                     ca_file: self.spec.alerts.as_ref().and_then(|a| a.webhook_ca.clone()),
                     ..Default::default()
@@ -323,6 +329,9 @@ impl Driver {
                 argv.extend(cmd);
                 let env = vec![("GANTRY_ALERT_JSON".to_string(), body)];
                 let (tx, reaper) = (self.tx.clone(), self.reaper.clone());
+                if let Some(side) = &mut self.alerts {
+                    side.in_flight += 1;
+                }
                 tokio::spawn(async move {
                     let outcome =
                         crate::probe::exec(argv, env, None, Duration::from_secs(30), &reaper).await;
@@ -340,6 +349,7 @@ impl Driver {
     /// A webhook or exec delivery's result.
     pub(super) fn alert_delivered(&mut self, id: u64, result: Result<(), String>) {
         let Some(side) = &mut self.alerts else { return };
+        side.in_flight = side.in_flight.saturating_sub(1);
         match result {
             Ok(()) => side.notifier.delivered(id),
             Err(e) => {
@@ -358,6 +368,25 @@ impl Driver {
     /// When the notifier wants the next evaluation sooner than the tick (a retry).
     pub(super) fn alerts_enabled(&self) -> bool {
         self.alerts.is_some()
+    }
+
+    /// Before gantry exits: one last evaluation (a NO-GO, a critical service down at the end
+    /// reaches someone), and up to 5 s for the deliveries under way; what is still not
+    /// delivered stays in the store for the next start.
+    pub(super) async fn last_alerts(&mut self) {
+        if self.alerts.is_none() {
+            return;
+        }
+        self.publish();
+        self.evaluate_alerts();
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.alerts.as_ref().is_some_and(|a| a.in_flight > 0) {
+            match tokio::time::timeout_at(until, self.rx.recv()).await {
+                Ok(Some(Msg::AlertDelivered { id, result })) => self.alert_delivered(id, result),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
     }
 }
 

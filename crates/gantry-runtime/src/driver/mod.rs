@@ -119,6 +119,8 @@ enum Msg {
         job: Box<rollout_file::FileRollout>,
         result: Box<Result<reload::Loaded, String>>,
     },
+    /// The certificates of the TLS probes (alert_feed.rs): endpoint, notAfter (Unix s).
+    ProbeCerts(Vec<(String, i64)>),
     /// A runbook's `run` step ended (runbook.rs): its audit row and its outcome.
     RunbookRan {
         audit: Option<i64>,
@@ -436,6 +438,7 @@ impl Driver {
         // The first wave is spawned before the API is built and bound: that work is
         // not on the boot's critical path.
         if let Some(code) = gantry_host::drain(self) {
+            self.last_alerts().await;
             self.flush_logs();
             return code;
         }
@@ -467,6 +470,7 @@ impl Driver {
             // A leader whose lease ran out stops before it acts on anything else.
             self.check_lease();
             if let Some(code) = gantry_host::drain(self) {
+                self.last_alerts().await;
                 self.flush_logs();
                 return code;
             }
@@ -705,6 +709,7 @@ impl Driver {
             Msg::Reloaded(result) => self.reloaded(*result),
             Msg::TakenOn { take, result } => self.taken_on(*take, *result),
             Msg::RunbookRan { audit, result } => self.runbook_ran(audit, result),
+            Msg::ProbeCerts(found) => self.probe_certs(found),
             Msg::RolloutLoaded { job, result } => self.rollout_loaded(*job, *result),
             Msg::Warning(text) => self.out.gantry_line(&text),
             Msg::Remediated { unit, outcome } => self.remediated(unit, outcome),

@@ -138,6 +138,17 @@ impl Decoder<'_> {
             let auto_runbook = rt
                 .get("auto_runbook")
                 .and_then(|x| self.boolean(x, &p("auto_runbook")));
+            let mut labels = Vec::new();
+            if let Some(x) = rt.get("labels")
+                && let Some(lt) = self.table(x, &p("labels"))
+            {
+                for (lk, lv) in lt {
+                    let key = lk.get_ref().to_string();
+                    if let Some(v) = self.string(lv, &format!("{}.{key}", p("labels"))) {
+                        labels.push((key, v.value));
+                    }
+                }
+            }
             let builtin = ALERT_RULES.contains(&name.as_str());
             if above.is_some() && below.is_some() {
                 self.error(
@@ -209,6 +220,7 @@ impl Decoder<'_> {
                 summary,
                 runbook,
                 auto_runbook,
+                labels,
             });
         }
         out

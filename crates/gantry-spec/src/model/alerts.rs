@@ -33,6 +33,7 @@ pub const ALERT_SIGNALS: &[&str] = &[
     "service_down",
     "service_unready",
     "service_restarts_total",
+    "service_starting_seconds",
     "service_readiness_lost_total",
     "service_probe_failures_total",
     "breaker_open",
@@ -75,6 +76,8 @@ pub struct AlertRuleDef {
     /// A `[runbooks.NAME]` to show (and run once per incident with `auto_runbook`).
     pub runbook: Option<Sp<String>>,
     pub auto_runbook: Option<bool>,
+    /// Added to the alert's labels (routing in the receiver: team, channel).
+    pub labels: Vec<(String, String)>,
 }
 
 /// `[alerts]`.
