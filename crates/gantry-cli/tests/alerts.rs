@@ -629,3 +629,45 @@ priority = "critical"
         up.log()
     );
 }
+
+/// The disk feeder on a real stack: disk_low, its threshold overridden above any free share,
+/// fires for the state dir's file system.
+#[test]
+fn the_disk_rule_fires_on_the_state_dirs_file_system() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.disk_low]
+below = 1.01
+for = "0s"
+
+[services.idle]
+command = ["sleep", "600"]
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-disk", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    assert!(
+        eventually(20, || statuses(&hook)
+            .iter()
+            .any(|(s, a, _)| s == "firing" && a == "disk_low")),
+        "received {:?}",
+        statuses(&hook)
+    );
+    let bodies = hook.bodies.lock().unwrap().clone();
+    let disk = bodies
+        .iter()
+        .find(|b| b["alerts"][0]["labels"]["alertname"] == "disk_low")
+        .unwrap();
+    assert!(
+        disk["alerts"][0]["labels"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(".gantry")),
+        "{disk}"
+    );
+    up.stop();
+}

@@ -110,7 +110,11 @@ impl Feed {
 
 /// A route's requests and failures (5xx and upstream errors) since gantry started.
 pub(super) fn route_counts(r: &gantry_ingress::RouteSnapshot) -> (u64, u64) {
-    let s = &r.signals;
+    counts(&r.signals)
+}
+
+/// Requests and failures (5xx and upstream errors) of a route's or an instance's signals.
+fn counts(s: &gantry_ingress::SignalsSnapshot) -> (u64, u64) {
     let c = &s.requests;
     (
         c.c1xx + c.c2xx + c.c3xx + c.c4xx + c.c5xx + s.upstream_errors,
@@ -196,6 +200,25 @@ impl Driver {
             }
         }
         if let Some(ingress) = &self.ingress {
+            // Per instance: one bad replica shows before the route's average does.
+            for i in ingress.handle.snapshot().instances {
+                let labels = [("service", i.service.as_str()), ("instance", i.id.as_str())];
+                let s = &i.signals;
+                let (total, failed) = counts(s);
+                out.push(Sample::new(
+                    "ingress_instance_requests_total",
+                    &labels,
+                    total as f64,
+                ));
+                out.push(Sample::new(
+                    "ingress_instance_failures_total",
+                    &labels,
+                    failed as f64,
+                ));
+                if let Some(p) = s.p99_ms {
+                    out.push(Sample::new("ingress_instance_p99_ms", &labels, p));
+                }
+            }
             let slo_routes: Vec<&str> = self
                 .spec
                 .slos

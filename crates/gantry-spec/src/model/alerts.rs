@@ -47,6 +47,9 @@ pub const ALERT_SIGNALS: &[&str] = &[
     "ingress_p95_ms",
     "ingress_p99_ms",
     "ingress_traffic_ratio",
+    "ingress_instance_requests_total",
+    "ingress_instance_failures_total",
+    "ingress_instance_p99_ms",
     "missions_open",
 ];
 
