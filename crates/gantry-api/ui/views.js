@@ -315,7 +315,13 @@ export async function loadIncidents() {
     ? table(["#", "severity", "title", "opened", "status", ""], list.map((i) => h("tr", {},
       h("td", {}, String(i.id)), h("td", {}, i.severity), h("td", {}, i.title), h("td", {}, i.opened_at),
       h("td", {}, i.status + (i.resolved_at ? ` (${i.resolved_at})` : "")),
-      h("td", {}, h("button", { type: "button", class: "link", "data-incident": i.id, onclick: () => showIncident(i.id) }, "timeline")))))
+      h("td", {}, h("button", { type: "button", class: "link", "data-incident": i.id, onclick: () => showIncident(i.id) }, "timeline"),
+        ...(i.status === "open"
+          ? [" ", h("button", { type: "button", class: "link", "data-incident-act": "ack", onclick: () => incidentAct(i.id, "ack") }, "ack")]
+          : []),
+        ...(i.status !== "resolved"
+          ? [" ", h("button", { type: "button", class: "link", "data-incident-act": "resolve", onclick: () => incidentAct(i.id, "resolve") }, "resolve")]
+          : [])))))
     : h("p", {}, "No incident."));
   // The incident shown stays current (its timeline grows while it is open).
   if (shownIncident !== null) showIncident(shownIncident);
@@ -328,6 +334,19 @@ export async function loadIncidents() {
 }
 
 let shownIncident = null;
+
+// Acknowledge (someone is on it) or resolve an incident, after a confirmation; audited with who.
+function incidentAct(id, action) {
+  confirmThen(`${action} incident ${id}?`, async () => {
+    const r = await act("POST", `/api/v1/incidents/${id}/${action}`);
+    if (r && r.error) {
+      notice(`${r.status === 401 || r.status === 403 ? "Refused" : "Failed"}: ${r.error}`, true);
+    } else {
+      notice("");
+    }
+    loadIncidents();
+  });
+}
 
 async function showIncident(id) {
   const i = await read(`/api/v1/incidents/${id}`);

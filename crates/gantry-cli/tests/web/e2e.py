@@ -55,6 +55,13 @@ def api(path):
         return json.load(r)
 
 
+def post(path, body, token):
+    req = urllib.request.Request(URL + path, method="POST", data=json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+
 def ingress(method, port):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/health", method=method, data=b"" if method == "POST" else None)
     try:
@@ -278,6 +285,20 @@ def stack_scenario(page, context, figures):
     page.wait_for_selector("#incident td:has-text('service.start worker by operator: web test: bring the worker back')", timeout=WAIT_MS)
     page.wait_for_selector("#incident pre.draft:has-text('# Incident')", timeout=WAIT_MS)
     page.screenshot(path=os.path.join(ARTIFACTS, "stack-incidents.png"), full_page=True)
+
+    # An incident opened by hand is acknowledged, then resolved, from the page.
+    poll("the P0 incident resolved", lambda: all(i["status"] == "resolved" for i in api("/api/v1/incidents")["incidents"]))
+    post("/api/v1/incidents", {"severity": "P2", "title": "opened by the web test"}, token)
+    page.click("#tab-stack")
+    page.click("#tab-incidents")
+    page.wait_for_selector("#incidents tr:has-text('opened by the web test') [data-incident-act=ack]", timeout=WAIT_MS)
+    page.click("#incidents tr:has-text('opened by the web test') [data-incident-act=ack]")
+    page.click("#confirm-ok")
+    poll("the incident acknowledged", lambda: any(i["status"] == "acknowledged" for i in api("/api/v1/incidents")["incidents"]))
+    page.wait_for_selector("#incidents tr:has-text('opened by the web test') [data-incident-act=resolve]", timeout=WAIT_MS)
+    page.click("#incidents tr:has-text('opened by the web test') [data-incident-act=resolve]")
+    page.click("#confirm-ok")
+    poll("the incident resolved", lambda: all(i["status"] == "resolved" for i in api("/api/v1/incidents")["incidents"]))
 
     # Bounded memory: a service view keeps a fixed window of log lines (400). chatty printed about
     # 300 lines at start: all of them from the file; a restart streams as many again: the window
