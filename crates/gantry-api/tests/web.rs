@@ -364,5 +364,5 @@ fn the_page_calls_only_routed_api_paths() {
         assert!(found, "button {action}: no POST {path}");
         actions += 1;
     }
-    assert_eq!(actions, 11);
+    assert_eq!(actions, 12);
 }
