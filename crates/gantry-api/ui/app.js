@@ -155,12 +155,24 @@ function keepProbe(svc) {
   state.probes.set(svc.name, list);
 }
 
+// The last transition the event stream brought per service, and when it arrived: a status
+// answer asked for before it is older than it and must not paint the service back.
+const lastTransition = new Map();
+
 export async function refreshStatus() {
-  applyStatus(await read("/api/v1/status"));
+  const asked = performance.now();
+  applyStatus(await read("/api/v1/status"), asked);
 }
 
-function applyStatus(s) {
+function applyStatus(s, asked) {
   if (!s) return;
+  for (const svc of s.services) {
+    const t = lastTransition.get(svc.name);
+    if (t && t.at > asked) {
+      svc.state = t.to;
+      svc.ready = ["ready", "running", "completed"].includes(t.to);
+    }
+  }
   state.status = s;
   for (const svc of s.services) keepProbe(svc);
   // Forget buffers of services that no longer exist (bounded memory across reloads of the stack).
@@ -235,9 +247,10 @@ export async function refreshFlags() {
 
 async function refreshAll() {
   // Everything at once; the views are drawn once the graph and the status are both in.
+  const asked = performance.now();
   const status = read("/api/v1/status");
   await Promise.all([refreshGraph(), refreshBoots(), refreshIngress()]);
-  applyStatus(await status);
+  applyStatus(await status, asked);
 }
 
 // ---- live stream ----
@@ -307,6 +320,8 @@ function connect() {
 function onEvent(name, data) {
   switch (name) {
     case "transition": {
+      lastTransition.set(data.service, { to: data.to, at: performance.now() });
+      if (lastTransition.size > 10000) lastTransition.clear();
       const svc = state.status && state.status.services.find((s) => s.name === data.service);
       if (svc) {
         svc.state = data.to;
