@@ -586,3 +586,104 @@ fn mysql_through_the_command_line() {
     status.expect(0, &["3 applied, 0 pending", "matches the live schema"]);
     down.expect(1, &["version 3 (seed) has no down file"]);
 }
+
+/// A release rolled out from the edited gantry.toml runs the migrate service it depends on
+/// first (the new migration applied once), and only then restarts the canary; promoted, every
+/// instance runs it.
+#[test]
+fn a_rollout_from_the_file_runs_its_migrations_before_the_canary() {
+    let db = PgDb::new();
+    let ing = free_port();
+    let Some(base) = (0..50).map(|_| free_port()).find(|p| {
+        *p != ing && *p + 1 != ing && std::net::TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
+    }) else {
+        panic!("no two consecutive free ports");
+    };
+    let toml = format!(
+        r#"
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.migrate]
+kind = "migrate"
+database = "{url}"
+create_database = true
+
+[services.api]
+command = "FIXTURE --name api-${{REPLICA}} --http ${{PORT}}"
+env = {{ VERSION = "1" }}
+replicas = 2
+replica_ports = "{base}-{}"
+depends_on = {{ migrate = "completed" }}
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        base + 1,
+        url = db.url()
+    );
+    let mut up = up_with("migrate-rollout", &toml, &[], |dir| write_standard(dir, ""));
+    assert_eq!(up.wait_boot(60)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    // Release 2: a new migration and a new version in the file.
+    std::fs::write(
+        dir.join("migrations/0004_add_age.up.sql"),
+        "ALTER TABLE users ADD COLUMN age INTEGER;\nINSERT INTO events (id, note) VALUES (4, 'added age');\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("migrations/0004_add_age.down.sql"),
+        "ALTER TABLE users DROP COLUMN age;\nDELETE FROM events WHERE id = 4;\n",
+    )
+    .unwrap();
+    let file = dir.join("gantry.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("VERSION = \"1\"", "VERSION = \"2\"")).unwrap();
+    // Traffic for the analysis, until the test ends.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let traffic = std::thread::spawn(move || {
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = http_with(&format!("127.0.0.1:{ing}"), "GET", "/app", &[], "");
+        }
+    });
+    let (code, out) = gantry_in(
+        &dir,
+        &[
+            "rollout",
+            "api",
+            "--steps",
+            "100",
+            "--interval",
+            "300ms",
+            "--min-requests",
+            "1",
+            "--reason",
+            "release 2 with a migration",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("first migrate completes"), "{out}");
+    let done = up.wait_for("the rollout's end", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = traffic.join();
+    assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    // The migration ran once, before the canary restarted.
+    assert_eq!(psql(&db.0, "SELECT count(*) FROM events WHERE id = 4"), "1");
+    let nth = |service: &str, to: &str, n: usize| {
+        up.events
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v["event"] == "transition" && v["service"] == service && v["to"] == to)
+            .nth(n)
+            .map(|(i, _)| i)
+    };
+    let second_migrate = nth("migrate", "completed", 1).expect("migrate completed again");
+    let canary_restart = nth("api.2", "starting", 1).expect("the canary restarted");
+    assert!(second_migrate < canary_restart, "{}", up.log());
+    assert_eq!(up.stop(), 0);
+}

@@ -106,6 +106,9 @@ enum Task {
     Draining { to_new: bool },
     /// The canary was restarted; done when an incarnation after `gen` is up.
     Restarting { r#gen: eng::Gen, to_new: bool },
+    /// The migrate services the release needs run first (each done when an incarnation after
+    /// the one recorded completes); the canary waits.
+    Migrating,
     /// The other instances are replaced one at a time (rolling.rs).
     Promoting,
     /// Finished: the split is cleared.
@@ -114,6 +117,10 @@ enum Task {
 
 /// A rollout in progress (or the last one, for status).
 pub(super) struct Active {
+    /// The migrate services this release ran first, and the incarnation each had then.
+    migrations: Vec<(UnitId, eng::Gen)>,
+    /// The machine's first outputs, held while the migrations run.
+    held: Vec<Output>,
     service: String,
     rollout: Rollout,
     /// The machine's clock starts here.
@@ -281,7 +288,24 @@ impl Driver {
         };
         let (rollout, outputs) = Rollout::start(plan);
         let canary_name = self.plan.units[canary.0].name().to_string();
+        // A release from the file runs the migrate services the service hard-depends on first
+        // (their pending migrations: the new release may need them); never a down-migration.
+        let mut migrations: Vec<(UnitId, eng::Gen)> = Vec::new();
+        if changes.file.is_some() {
+            for &i in &group.units {
+                for d in self.plan.units[i].deps.iter().filter(|d| d.required) {
+                    let m = UnitId(d.unit);
+                    if self.plan.units[d.unit].service.kind == gantry_spec::Kind::Migrate
+                        && !migrations.iter().any(|(u, _)| *u == m)
+                    {
+                        migrations.push((m, self.host.engine().unit(m).r#gen));
+                    }
+                }
+            }
+        }
         self.rollout = Some(Active {
+            migrations: migrations.clone(),
+            held: Vec::new(),
             service: service.to_string(),
             rollout,
             epoch: Instant::now(),
@@ -311,9 +335,29 @@ impl Driver {
                 .join(" → "),
             _ => String::new(),
         };
-        self.rollout_outputs(outputs);
+        let first = if migrations.is_empty() {
+            self.rollout_outputs(outputs);
+            String::new()
+        } else {
+            let names: Vec<String> = migrations
+                .iter()
+                .map(|(u, _)| self.plan.units[u.0].name().to_string())
+                .collect();
+            for (u, _) in &migrations {
+                self.host.command(eng::Command::Restart(*u));
+            }
+            if let Some(a) = &mut self.rollout {
+                a.held = outputs;
+                a.task = Task::Migrating;
+            }
+            self.out.gantry_line(&format!(
+                "{service}: rollout: running {} first (pending migrations of the new release)",
+                names.join(", ")
+            ));
+            format!("first {} completes, then ", names.join(", "))
+        };
         Ok(format!(
-            "rollout of {service}: canary {canary_name} restarts with the new release (no traffic until ready), then {steps}, each step analysed; `gantry rollout status {service}` follows it"
+            "rollout of {service}: {first}canary {canary_name} restarts with the new release (no traffic until ready), then {steps}, each step analysed; `gantry rollout status {service}` follows it"
         ))
     }
 
@@ -523,6 +567,39 @@ impl Driver {
     pub(super) fn rollout_tick(&mut self) {
         let Some(a) = &mut self.rollout else { return };
         match a.task {
+            Task::Migrating => {
+                let engine = self.host.engine();
+                let mut failed = None;
+                let mut done = true;
+                for (u, r#gen) in &a.migrations {
+                    let v = engine.unit(*u);
+                    if v.r#gen <= *r#gen {
+                        done = false;
+                    } else if v.state == eng::State::Failed {
+                        failed = Some(format!(
+                            "{} failed: {}",
+                            v.name,
+                            v.last_error.unwrap_or("see its output")
+                        ));
+                    } else if v.state != eng::State::Completed {
+                        done = false;
+                    }
+                }
+                if let Some(why) = failed {
+                    a.task = Task::Done;
+                    release_status(self.store.as_ref(), a, "rolled_back", "stable");
+                    let line = format!(
+                        "{}: rollout stopped before any canary: {why}; the stable release keeps every instance",
+                        a.service
+                    );
+                    self.out.gantry_line(&line);
+                    self.rollout_phase_done(&line);
+                } else if done {
+                    a.task = Task::Idle;
+                    let outputs = std::mem::take(&mut a.held);
+                    self.rollout_outputs(outputs);
+                }
+            }
             Task::Restarting { r#gen, to_new } => {
                 let v = self.host.engine().unit(a.canary);
                 let input = if v.r#gen > r#gen && gantry_host::is_up(v.state) && v.pid.is_some() {
@@ -658,6 +735,19 @@ impl Driver {
             }
         }
         self.canary_replace(false);
+        if let Some(a) = &self.rollout
+            && !a.migrations.is_empty()
+        {
+            let names: Vec<String> = a
+                .migrations
+                .iter()
+                .map(|(u, _)| self.plan.units[u.0].name().to_string())
+                .collect();
+            self.out.gantry_line(&format!(
+                "{service}: rollout: the migrations {} ran for the new release stay applied (gantry never runs a down-migration by itself); if the stable release needs the old schema, revert them with `gantry migrate --service NAME down N`",
+                names.join(", ")
+            ));
+        }
     }
 }
 
