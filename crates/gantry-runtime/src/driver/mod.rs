@@ -24,6 +24,7 @@ mod ingress;
 mod output;
 mod quarantine;
 mod records;
+mod releases;
 mod reload;
 mod retention;
 mod rolling;

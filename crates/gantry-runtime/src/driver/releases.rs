@@ -1,0 +1,82 @@
+//! Releases: each service's definitions numbered in the state store (secrets masked) — release 1
+//! at the first boot of a definition, a new one per rollout; the canaries a killed gantry left,
+//! settled at the next boot with what runs said; `gantry releases NAME`.
+
+use super::Driver;
+use crate::process::SpawnSpec;
+use std::collections::BTreeMap;
+
+impl Driver {
+    /// A definition as the releases table keeps it: argv and environment, secrets masked.
+    pub(super) fn definition_json(&self, spec: &SpawnSpec) -> String {
+        let env: BTreeMap<&String, String> = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k, self.redactor.redact_owned(v.clone())))
+            .collect();
+        let mut argv = vec![spec.program.clone()];
+        argv.extend(spec.args.iter().cloned());
+        let argv: Vec<String> = argv
+            .into_iter()
+            .map(|a| self.redactor.redact_owned(a))
+            .collect();
+        serde_json::json!({ "command": argv, "env": env }).to_string()
+    }
+
+    /// Release 1 of every service not recorded yet (at the first boot of its definition).
+    pub(super) fn record_first_releases(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = Vec::new();
+        for (i, u) in self.plan.units.iter().enumerate() {
+            let service = u.service.name.value.clone();
+            if !seen.insert(service.clone()) {
+                continue;
+            }
+            if let Ok(spec) = &self.svcs[i].spawn {
+                rows.push((service, self.definition_json(spec)));
+            }
+        }
+        let mut abandoned = Vec::new();
+        if let Some(store) = &self.store {
+            for (service, def) in rows {
+                let _ = store.first_release(&service, &def);
+            }
+            abandoned = store.abandon_canaries().unwrap_or_default();
+        }
+        // A rollout a killed gantry left: this boot runs every instance from the file.
+        for (service, number, def) in abandoned {
+            let from_file = serde_json::from_str::<serde_json::Value>(&def)
+                .is_ok_and(|d| d["source"] == "gantry.toml");
+            let text = if from_file {
+                // The file holds the release that was a canary: it is what runs now.
+                if let Some(store) = &self.store {
+                    let _ = store.set_release_status(&service, number, "unverified");
+                }
+                format!(
+                    "release {number} came from gantry.toml and was a canary when gantry stopped; the file still holds it, so this boot runs it on every instance of {service} without the canary's analysis; to go back, restore the previous definition in gantry.toml and `gantry rollout {service}`"
+                )
+            } else {
+                format!(
+                    "release {number} was a canary when gantry stopped; this boot runs every instance of {service} from the file (the stable release), with no split; start the rollout again to retry it"
+                )
+            };
+            self.out.gantry_line(&format!("{service}: rollout: {text}"));
+            self.event(serde_json::json!({
+                "event": "rollout", "service": service, "phase": "abandoned",
+                "release": number, "message": text,
+            }));
+        }
+    }
+
+    /// `gantry releases NAME`: the releases of `service`, newest first, as JSON.
+    pub(super) fn releases_json(&mut self, service: &str) -> Result<String, String> {
+        if self.plan.units_of(service).is_none() {
+            return Err(format!("unknown service `{service}`"));
+        }
+        self.open_pending_store();
+        let Some(store) = &self.store else {
+            return Err("the state store is not open".into());
+        };
+        Ok(serde_json::Value::from(store.releases(service)?).to_string())
+    }
+}
