@@ -254,3 +254,26 @@ expires = "2020-01-31"
     );
     assert!(run.stdout.contains("(2 warnings)"), "{}", run.stdout);
 }
+
+#[test]
+fn a_flags_restart_name_no_flag_defines_is_a_warning_with_a_suggestion() {
+    let toml = r#"
+[flags.color]
+variants = { red = "red", blue = "blue" }
+default = "red"
+
+[services.a]
+command = "sleep 60"
+flags_restart = ["colour", "color", "safe_mode", "*"]
+"#;
+    let run = check("flags-restart", &[("gantry.toml", toml)], &[]);
+    assert_eq!(run.code, 0, "a warning only: {}{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("services.a.flags_restart: no flag `colour`"),
+        "{all}"
+    );
+    assert!(all.contains("did you mean `color`?"), "{all}");
+    assert!(!all.contains("no flag `color`"), "{all}");
+    assert!(!all.contains("no flag `safe_mode`"), "{all}");
+}

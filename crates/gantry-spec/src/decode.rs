@@ -101,6 +101,7 @@ pub fn decode(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Loaded {
         spec.runbooks = d.runbooks(v, &spec);
     }
     d.check_rule_runbooks(&spec);
+    d.check_flags_restart(&spec);
     d.check_instances(&spec);
     ingress::check_routes(&spec, source, &mut d.diags);
     let mut diagnostics = d.diags;

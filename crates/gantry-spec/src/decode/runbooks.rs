@@ -250,6 +250,47 @@ impl Decoder<'_> {
         })
     }
 
+    /// A `flags_restart` name that no `[flags.NAME]` defines (and no flags file may) is a
+    /// typo: the service would never restart for it.
+    pub(super) fn check_flags_restart(&mut self, spec: &Spec) {
+        if spec.flags.file.is_some() {
+            return;
+        }
+        let builtin = [
+            "write_drain",
+            "brownout",
+            "emergency",
+            "safe_mode",
+            "brownout_shed_percent",
+            "*",
+        ];
+        for s in &spec.services {
+            for name in &s.flags_restart {
+                let known = builtin.contains(&name.value.as_str())
+                    || spec.flags.defs.iter().any(|f| f.name.value == name.value);
+                if !known {
+                    let names = spec.flags.defs.iter().map(|f| f.name.value.as_str());
+                    let hint = did_you_mean(&name.value, names).map_or(
+                        "define it as [flags.NAME], or list a flag that exists".to_string(),
+                        |s| format!("did you mean `{s}`?"),
+                    );
+                    self.diags.push(
+                        crate::diag::Diagnostic::warning(
+                            "unknown-name",
+                            format!(
+                                "no flag `{}`: this service never restarts for it",
+                                name.value
+                            ),
+                        )
+                        .key(format!("services.{}.flags_restart", s.name.value))
+                        .at(name.span.clone())
+                        .hint(hint),
+                    );
+                }
+            }
+        }
+    }
+
     /// Every `runbook` an alert rule names is a `[runbooks.NAME]`.
     pub(super) fn check_rule_runbooks(&mut self, spec: &Spec) {
         let Some(alerts) = &spec.alerts else { return };
