@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead, BufReader, Write as _};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use support::*;
@@ -17,6 +17,41 @@ struct Receiver {
     attempts: Arc<Mutex<u32>>,
 }
 
+/// Reads one HTTP request's head and returns its body (by its Content-Length).
+fn request_body(reader: &mut impl BufRead) -> Vec<u8> {
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; len];
+    let _ = reader.read_exact(&mut body);
+    body
+}
+
+/// Waits (20 s at most) until `hook` got a firing `alert`; its notification.
+fn firing_body(hook: &Receiver, alert: &str) -> serde_json::Value {
+    assert!(
+        eventually(20, || statuses(hook)
+            .iter()
+            .any(|(s, a, _)| s == "firing" && a == alert)),
+        "no firing {alert}; received {:?}",
+        statuses(hook)
+    );
+    hook.bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|b| b["alerts"][0]["labels"]["alertname"] == alert)
+        .cloned()
+        .unwrap()
+}
+
 fn receiver_on(listener: TcpListener, fail_first: u32) -> Receiver {
     let port = listener.local_addr().unwrap().port();
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -25,19 +60,7 @@ fn receiver_on(listener: TcpListener, fail_first: u32) -> Receiver {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
+            let body = request_body(&mut BufReader::new(stream.try_clone().unwrap()));
             let n = {
                 let mut a = a.lock().unwrap();
                 *a += 1;
@@ -380,19 +403,7 @@ fn https_receiver_for(days: Option<u64>) -> (u16, String, Arc<Mutex<Vec<serde_js
                 continue;
             };
             let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut reader = BufReader::new(&mut tls);
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
+            let body = request_body(&mut BufReader::new(&mut tls));
             if let Ok(v) = serde_json::from_slice(&body) {
                 b.lock().unwrap().push(v);
             }
@@ -582,18 +593,7 @@ readiness = {{ http = "https://127.0.0.1:{port}/health", ca_file = "ca.pem", per
         std::fs::write(dir.join("ca.pem"), &ca).unwrap();
     });
     assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
-    assert!(
-        eventually(20, || statuses(&hook)
-            .iter()
-            .any(|(s, a, _)| s == "firing" && a == "certificate_expiring")),
-        "received {:?}",
-        statuses(&hook)
-    );
-    let bodies = hook.bodies.lock().unwrap().clone();
-    let cert = bodies
-        .iter()
-        .find(|b| b["alerts"][0]["labels"]["alertname"] == "certificate_expiring")
-        .unwrap();
+    let cert = firing_body(&hook, "certificate_expiring");
     assert_eq!(
         cert["alerts"][0]["labels"]["target"],
         format!("probe 127.0.0.1:{port}")
@@ -651,18 +651,7 @@ command = ["sleep", "600"]
     );
     let mut up = up("alerts-disk", &toml, &[]);
     assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
-    assert!(
-        eventually(20, || statuses(&hook)
-            .iter()
-            .any(|(s, a, _)| s == "firing" && a == "disk_low")),
-        "received {:?}",
-        statuses(&hook)
-    );
-    let bodies = hook.bodies.lock().unwrap().clone();
-    let disk = bodies
-        .iter()
-        .find(|b| b["alerts"][0]["labels"]["alertname"] == "disk_low")
-        .unwrap();
+    let disk = firing_body(&hook, "disk_low");
     assert!(
         disk["alerts"][0]["labels"]["path"]
             .as_str()

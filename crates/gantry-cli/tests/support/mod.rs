@@ -33,21 +33,33 @@ pub fn fixture() -> PathBuf {
         .clone()
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port (bound, then released), below the kernel's ephemeral range
+/// (32768-60999 here): a port a test frees by killing its service is never handed to another
+/// socket's `bind(:0)` or to a client connection before the service binds it again.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
     static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Each test binary starts at its own offset, so binaries run one after another reuse
+    // nothing still in TIME_WAIT from the last.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
         let mut used = USED.lock().unwrap();
-        if !used.contains(&port) {
-            used.push(port);
-            return port;
+        if used.contains(&port) || std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
         }
+        used.push(port);
+        return port;
     }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
 }
 
 pub fn tempdir(name: &str) -> PathBuf {

@@ -200,8 +200,10 @@ impl Driver {
             }
         }
         if let Some(ingress) = &self.ingress {
+            // One snapshot of the proxy per evaluation, for its instances and its routes.
+            let snap = ingress.handle.snapshot();
             // Per instance: one bad replica shows before the route's average does.
-            for i in ingress.handle.snapshot().instances {
+            for i in &snap.instances {
                 let labels = [("service", i.service.as_str()), ("instance", i.id.as_str())];
                 let s = &i.signals;
                 let (total, failed) = counts(s);
@@ -225,10 +227,10 @@ impl Driver {
                 .iter()
                 .map(|s| s.route.value.as_str())
                 .collect();
-            for r in ingress.handle.snapshot().routes {
+            for r in &snap.routes {
                 let labels = [("route", r.name.as_str()), ("service", r.service.as_str())];
                 let s = &r.signals;
-                let (total, failed) = route_counts(&r);
+                let (total, failed) = route_counts(r);
                 let traffic = self.alert_feed.traffic.entry(r.name.clone()).or_default();
                 if let Some(ratio) = traffic.observe(now_ms, total) {
                     out.push(Sample::new("ingress_traffic_ratio", &labels, ratio));
