@@ -35,23 +35,27 @@ pub fn fixture() -> PathBuf {
 
 /// A free loopback port (bound, then released), below the kernel's ephemeral range
 /// (32768-60999 here): a port a test frees by killing its service is never handed to another
-/// socket's `bind(:0)` or to a client connection before the service binds it again.
+/// socket's `bind(:0)` or to a client connection before the service binds it again. Ports are
+/// handed out 8 apart: the 7 after each stay for the tests that take the next ones too (the
+/// ports of replicas).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 20_000;
     const SPAN: u32 = 12_000;
+    const STRIDE: u32 = 8;
     static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     // Each test binary starts at its own offset, so binaries run one after another reuse
     // nothing still in TIME_WAIT from the last.
     let _ = NEXT.compare_exchange(
         u32::MAX,
-        std::process::id().wrapping_mul(7919) % SPAN,
+        std::process::id().wrapping_mul(7919) % (SPAN / STRIDE),
         Ordering::Relaxed,
         Ordering::Relaxed,
     );
-    for _ in 0..SPAN {
-        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+    for _ in 0..SPAN / STRIDE {
+        let slot = NEXT.fetch_add(1, Ordering::Relaxed) % (SPAN / STRIDE);
+        let port = (LOW + slot * STRIDE) as u16;
         let mut used = USED.lock().unwrap();
         if used.contains(&port) || std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
             continue;
