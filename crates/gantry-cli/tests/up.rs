@@ -820,3 +820,42 @@ command = ["sleep", "30"]
     assert!(!up.dir.join(".gantry/logs/quiet.log").exists());
     assert_eq!(up.stop(), 0);
 }
+
+/// Two gantries at once number their services alike (each is PID 1 of its own namespace):
+/// the host pid `gantry status` shows must be the process of its own service, never the one
+/// with the same namespace pid under the other gantry (CI once SIGKILLed the wrong service
+/// because of that).
+#[test]
+fn two_gantries_at_once_each_show_the_host_pid_of_their_own_service() {
+    let ups: Vec<(Up, String)> = ["first", "second"]
+        .iter()
+        .map(|name| {
+            let marker = format!("--name pidmap-{name}-{}", std::process::id());
+            let toml = format!(
+                "[services.web]\ncommand = \"FIXTURE {marker}\"\nreadiness = {{ log = \"ready\" }}\n"
+            );
+            (up(&format!("pidmap-{name}"), &toml, &[]), marker)
+        })
+        .collect();
+    for (up, marker) in ups {
+        let mut up = up;
+        assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+        let mut shown = None;
+        assert!(
+            eventually(10, || {
+                let (code, out) = gantry_in(&up.dir, &["status", "--json"]);
+                shown = (code == 0)
+                    .then(|| serde_json::from_str::<serde_json::Value>(&out).ok())
+                    .flatten()
+                    .and_then(|v| v["services"][0]["pid"].as_u64());
+                shown.is_some()
+            }),
+            "no pid in gantry status: {}",
+            up.log()
+        );
+        let own = processes_with(&marker);
+        assert_eq!(own.len(), 1, "{marker}: {own:?}");
+        assert_eq!(shown, Some(u64::from(own[0])), "{marker}");
+        assert_eq!(up.stop(), 0);
+    }
+}

@@ -29,6 +29,9 @@ pub struct ProcStat {
     /// Our own NSpid depth: services live one level below nothing when we are not
     /// in a namespace (depth 1) or at our depth when we are.
     depth: usize,
+    /// gantry's PID namespace (`/proc/self/ns/pid`): another gantry's services have the
+    /// same namespace pids in a namespace of their own, so a match must be in ours.
+    ns: Option<std::path::PathBuf>,
 }
 
 fn nspid(status: &str) -> Vec<u32> {
@@ -52,6 +55,7 @@ impl ProcStat {
             host: HashMap::new(),
             groups: HashMap::new(),
             depth: own.len().max(1),
+            ns: std::fs::read_link("/proc/self/ns/pid").ok(),
         }
     }
 
@@ -87,6 +91,7 @@ impl ProcStat {
                 if ns.len() == self.depth
                     && let Some(&inner) = ns.last()
                     && missing.contains(&inner)
+                    && std::fs::read_link(format!("/proc/{host}/ns/pid")).ok() == self.ns
                 {
                     found.push((inner, host));
                 }
