@@ -26,7 +26,7 @@
 //!
 //! # Metrics
 //!
-//! `GET /metrics` is OpenMetrics text built with prometheus-client from the snapshot at scrape
+//! `GET /metrics` is OpenMetrics text written straight from the snapshot at scrape
 //! time: `gantry_service_state{service,state}` (a state set), `gantry_service_ready`,
 //! `gantry_service_restarts_total`, `gantry_service_start_attempts_total`,
 //! `gantry_service_time_to_ready_seconds`, the `gantry_probe_duration_seconds` histogram,

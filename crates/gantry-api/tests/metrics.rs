@@ -325,7 +325,7 @@ async fn odd_names_and_values_are_escaped_not_fatal() {
     assert!(r.body.trim_end().ends_with("# EOF"));
 }
 
-/// Every family's series come sorted by their labels (prometheus-client writes them in hash order).
+/// Every family's series come sorted by their labels, and a histogram's lines stay together per service.
 #[tokio::test]
 async fn series_are_sorted_by_service() {
     let mut snap = degraded();
@@ -352,6 +352,15 @@ async fn series_are_sorted_by_service() {
             r.body
         );
     }
+    // Buckets, sum and count of one service together, services in order.
+    let mut runs: Vec<&str> = r
+        .body
+        .lines()
+        .filter(|l| l.starts_with("gantry_probe_duration_seconds"))
+        .filter_map(|l| l.split("service=\"").nth(1)?.split('"').next())
+        .collect();
+    runs.dedup();
+    assert_eq!(runs, ["api", "db", "migrate", "search"], "{}", r.body);
     let states: Vec<&str> = r
         .body
         .lines()

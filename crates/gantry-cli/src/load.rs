@@ -33,9 +33,33 @@ impl Checked {
 /// The largest config file gantry reads: 64 MiB (10,000 services take about 4 MiB).
 const CONFIG_CAP: u64 = 64 * 1024 * 1024;
 
-/// Reads and checks `path`. An unreadable file is an error naming the path and what to do.
+/// Reads and checks `path`.
 pub fn load(path: &Path, timings: &Timings) -> Result<Checked, String> {
-    let text = gantry_state::bounded::read_capped_text(path, CONFIG_CAP).map_err(|e| {
+    Ok(check_text(
+        &path.display().to_string(),
+        read(path)?,
+        timings,
+        &|name| std::env::var(name).ok(),
+    ))
+}
+
+/// Reads and decodes `path` without building the plan or checking flags: what a client
+/// command needs (`[settings]`, the service names). At 1,000 services this is most of
+/// `gantry status`'s own time otherwise. The plan is left empty.
+fn load_spec(path: &Path) -> Result<Checked, String> {
+    let source = Source::new(path.display().to_string(), read(path)?);
+    let loaded = gantry_spec::decode(&source, &|name| std::env::var(name).ok());
+    Ok(Checked {
+        source,
+        spec: loaded.spec,
+        plan: Plan::default(),
+        diagnostics: loaded.diagnostics,
+    })
+}
+
+/// The file's text, capped; an unreadable file is an error naming the path and what to do.
+fn read(path: &Path) -> Result<String, String> {
+    gantry_state::bounded::read_capped_text(path, CONFIG_CAP).map_err(|e| {
         let hint = match &e {
             _ if e.io_kind() == Some(std::io::ErrorKind::NotFound) => {
                 "\n  hint: run `gantry init` to write a starter file, or pass -f FILE"
@@ -49,13 +73,7 @@ pub fn load(path: &Path, timings: &Timings) -> Result<Checked, String> {
             gantry_state::bounded::ReadError::Io { .. } => format!("{e}{hint}"),
             _ => format!("cannot read the config: {e}{hint}"),
         }
-    })?;
-    Ok(check_text(
-        &path.display().to_string(),
-        text,
-        timings,
-        &|name| std::env::var(name).ok(),
-    ))
+    })
 }
 
 /// Checks text as if it were the file `name` (pure: the environment is passed in).
@@ -109,7 +127,7 @@ pub fn load_valid(path: &Path, verdict: &str) -> Result<Checked, crate::Outcome>
 /// `settings`) is refused: guessing would reach another instance on the default port or
 /// read another state dir.
 pub fn load_for_client(path: &Path) -> Result<Checked, String> {
-    let checked = load(path, &Default::default())?;
+    let checked = load_spec(path)?;
     let doubtful: Vec<&gantry_spec::Diagnostic> = checked
         .diagnostics
         .iter()
