@@ -74,6 +74,15 @@ pub struct Start {
     /// Keep a client on one side by a hash of this header.
     #[arg(long)]
     pub sticky_header: Option<String>,
+    /// canary: the last instance takes weighted steps; blue-green: a full green set beside
+    /// the running one, one switch of all traffic, analysed after it (default: the service's
+    /// `rollout.strategy`, else canary).
+    #[arg(long, value_parser = ["canary", "blue-green"])]
+    pub strategy: Option<String>,
+    /// Blue/green: an http URL each green instance must answer 2xx/3xx before the switch
+    /// (`${PORT}` is its port).
+    #[arg(long)]
+    pub check: Option<String>,
     /// Why: kept in the audit log with who asked (`gantry audit`).
     #[arg(long)]
     pub reason: Option<String>,
@@ -114,6 +123,8 @@ pub fn start(file: &Path, s: &Start) -> anyhow::Result<Outcome> {
     put("on_max_hold", s.on_max_hold.clone().into());
     put("sticky_cookie", s.sticky_cookie.clone().into());
     put("sticky_header", s.sticky_header.clone().into());
+    put("strategy", s.strategy.clone().into());
+    put("check", s.check.clone().into());
     put("reason", s.reason.clone().into());
     let inst = match find(file) {
         Ok(i) => i,
@@ -198,7 +209,18 @@ pub fn releases(file: &Path, name: &str, json: bool) -> anyhow::Result<Outcome> 
 pub fn render(v: &serde_json::Value) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(
+    if v["strategy"] == "blue_green" {
+        let _ = writeln!(
+            out,
+            "{}: blue/green, {} ({}; green {}, {} % of traffic on green)",
+            v["service"].as_str().unwrap_or("?"),
+            v["phase"].as_str().unwrap_or("?"),
+            v["stage"].as_str().unwrap_or("?"),
+            v["canary"].as_str().unwrap_or("?"),
+            v["weight"].as_u64().unwrap_or(0),
+        );
+    } else {
+        let _ = writeln!(
         out,
         "{}: {} (canary {}, weight {} %{})",
         v["service"].as_str().unwrap_or("?"),
@@ -213,6 +235,7 @@ pub fn render(v: &serde_json::Value) -> String {
             ))
             .unwrap_or_default()
     );
+    }
     if let Some(t) = v["last_verdict"]["text"].as_str() {
         let _ = writeln!(out, "  last verdict: {t}");
     } else if v["last_verdict"]["verdict"] == "pass" {

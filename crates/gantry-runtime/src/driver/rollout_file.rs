@@ -84,7 +84,15 @@ impl Driver {
             ));
         }
         let flag_vars: Vec<(String, String)> = self.flag_env.values().cloned().collect();
-        let mut release = FileRelease::default();
+        let mut release = FileRelease {
+            base: loaded
+                .spec
+                .services
+                .iter()
+                .find(|s| s.name.value == service)
+                .cloned(),
+            ..FileRelease::default()
+        };
         let mut differs = false;
         for j in new {
             let u = &loaded.plan.units[j];
