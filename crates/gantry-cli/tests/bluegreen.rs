@@ -314,3 +314,49 @@ fn a_green_set_failing_one_request_in_five_is_switched_back_within_one_interval(
     assert!(out.contains("nothing changed"), "{out}");
     assert_eq!(up.stop(), 0);
 }
+
+/// A release edited in gantry.toml, blue/green: promoted, the service's own instances run it,
+/// a reload finds nothing changed, and the next blue/green rollout reuses the green units.
+#[test]
+fn a_blue_green_release_from_the_file_leaves_nothing_for_a_reload() {
+    let (mut up, ing, _) = stack(
+        "bluegreen-file",
+        2,
+        "rollout = { strategy = \"blue_green\", interval = \"300ms\", min_requests = 3 }",
+    );
+    let file = up.dir.join("gantry.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("VERSION = \"1\"", "VERSION = \"2\"")).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(ing, 2, stop.clone());
+    let (code, out) = gantry_in(&up.dir, &["rollout", "api", "--reason", "r2 from the file"]);
+    assert_eq!(code, 0, "{out}");
+    let done = up.wait_for("the rollout's end", 90, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    for _ in 0..20 {
+        assert_eq!(get_app(ing), (200, "2".into()), "{}", up.log());
+    }
+    let (code, out) = gantry_in(&up.dir, &["reload"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing changed"), "{out}");
+    // Again, with a change given: the green units of the first rollout are started again.
+    let (code, out) = gantry_in(
+        &up.dir,
+        &["rollout", "api", "--set-env", "VERSION=3", "--reason", "r3"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let done = up.wait_for("the second rollout's end", 90, |v| {
+        v["event"] == "rollout" && v["phase"] == "done" && v["new_release"] == 3
+    });
+    assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    stop.store(true, Ordering::Relaxed);
+    let seen = join(clients);
+    assert!(seen.other.is_empty(), "failed requests: {seen:?}");
+    for _ in 0..20 {
+        assert_eq!(get_app(ing), (200, "3".into()), "{}", up.log());
+    }
+    assert_eq!(done["green"], serde_json::json!(["api.green.1", "api.green.2"]));
+    assert_eq!(up.stop(), 0);
+}
