@@ -168,6 +168,23 @@ pub fn action(file: &Path, a: &RolloutAction) -> anyhow::Result<Outcome> {
     Ok(report(rt.block_on(inst.post(&path, c.reason.as_deref()))))
 }
 
+/// `gantry rollback NAME [--to N]`.
+pub fn rollback(
+    file: &Path,
+    name: &str,
+    to: Option<i64>,
+    reason: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let inst = match find(file) {
+        Ok(i) => i,
+        Err(usage) => return Ok(usage),
+    };
+    let rt = runtime()?;
+    let body = serde_json::json!({ "to": to, "reason": reason });
+    let path = format!("/api/v1/services/{name}/rollback");
+    Ok(report(rt.block_on(inst.post_json(&path, &body))))
+}
+
 /// `gantry releases NAME [--json]`.
 pub fn releases(file: &Path, name: &str, json: bool) -> anyhow::Result<Outcome> {
     let inst = match find(file) {
@@ -183,8 +200,12 @@ pub fn releases(file: &Path, name: &str, json: bool) -> anyhow::Result<Outcome> 
             } else {
                 let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
                 for rel in v.as_array().into_iter().flatten() {
+                    let restores = rel["restores"]
+                        .as_i64()
+                        .map(|n| format!("restores {n}  "))
+                        .unwrap_or_default();
                     println!(
-                        "{:>4}  {:<12} {}  {}",
+                        "{:>4}  {:<12} {}  {restores}{}",
                         rel["number"].as_i64().unwrap_or(0),
                         rel["status"].as_str().unwrap_or("?"),
                         rel["created_at"].as_str().unwrap_or("?"),

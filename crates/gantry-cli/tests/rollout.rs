@@ -557,3 +557,77 @@ fn a_gantry_killed_mid_canary_comes_back_consistent_and_says_which_release_runs(
     assert_eq!(releases[0]["status"], "unverified", "{out}");
     assert_eq!(up.stop(), 0);
 }
+
+/// Two canaries promoted (releases 2 and 3), then `gantry rollback api --to 1` under load:
+/// every instance back on release 1 through the rolling machinery with no failed request, a
+/// new release that restores 1 (said by `gantry releases`), an audit row; then `gantry
+/// rollback api` goes back to the previous stable release (3).
+#[test]
+fn a_rollback_to_an_earlier_release_under_load_fails_no_request() {
+    let (mut up, ing) = stack("rollout-rollback-to", 2);
+    for (n, version) in [(2, "2"), (3, "3")] {
+        let env = format!("VERSION={version}");
+        let (code, out) = gantry_in(
+            &up.dir,
+            &[
+                "rollout", "api", "--set-env", &env, "--steps", "100", "--interval", "200ms",
+                "--min-requests", "1", "--reason", "next",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = load(ing, 1, stop.clone());
+        let done = up.wait_for("the rollout's end", 90, |v| {
+            v["event"] == "rollout" && v["phase"] == "done" && v["new_release"] == n
+        });
+        stop.store(true, Ordering::Relaxed);
+        join(clients);
+        assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    }
+    assert!(eventually(30, || (0..10).all(|_| get_app(ing) == (200, "3".into()))));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(ing, 3, stop.clone());
+    let (code, out) = gantry_in(
+        &up.dir,
+        &["rollback", "api", "--to", "1", "--reason", "release 3 breaks checkout"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("restores 1"), "{out}");
+    let ev = up.wait_for("the rollback", 30, |v| v["event"] == "rollback");
+    assert_eq!(ev["restores"], 1, "{ev}");
+    assert!(
+        eventually(60, || (0..20).all(|_| get_app(ing) == (200, "1".into()))),
+        "release 1 is not back: {}",
+        up.log()
+    );
+    stop.store(true, Ordering::Relaxed);
+    let seen = join(clients);
+    eprintln!("rollback: clients saw {seen:?}");
+    assert!(seen.ok > 50, "{seen:?}");
+    assert_eq!(seen.injected, 0, "{seen:?}");
+    assert!(seen.other.is_empty(), "failed requests: {seen:?}");
+    let (code, out) = gantry_in(&up.dir, &["releases", "api"]);
+    assert_eq!(code, 0, "{out}");
+    let first = out.lines().next().unwrap_or("").trim_start().to_string();
+    assert!(
+        first.starts_with("4  stable") && first.contains("restores 1"),
+        "{out}"
+    );
+    let (code, audit) = gantry_in(&up.dir, &["audit", "--json"]);
+    assert_eq!(code, 0, "{audit}");
+    assert!(audit.contains("\"rollback\""), "{audit}");
+    // Without --to: the previous stable release, 3.
+    let (code, out) = gantry_in(&up.dir, &["rollback", "api"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("to release 3"), "{out}");
+    assert!(
+        eventually(60, || (0..20).all(|_| get_app(ing) == (200, "3".into()))),
+        "{}",
+        up.log()
+    );
+    // A release that is running is refused, with the way out.
+    let (code, out) = gantry_in(&up.dir, &["rollback", "api", "--to", "5"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("is the one api runs"), "{out}");
+    assert_eq!(up.stop(), 0);
+}

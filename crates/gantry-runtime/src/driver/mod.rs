@@ -29,6 +29,7 @@ mod reload;
 mod retention;
 mod rolling;
 mod bluegreen;
+mod rollback;
 mod rollout;
 mod rollout_file;
 mod rotate;

@@ -872,6 +872,30 @@ impl Driver {
             .first_release(&service, &self.definition_json(&a.stable))
             .ok();
         let new = store.add_release(&service, &def, "canary").ok();
+        // What re-running each takes (a rollback): the stable one's as the file wrote it when
+        // it has none yet; the new one's on top of it, or the edited file's.
+        let no_changes = BTreeMap::new();
+        let mut stable_recipe = stable.and_then(|n| self.recipe_of(&service, n));
+        if stable_recipe.is_none()
+            && let Some(n) = stable
+            && let Some(r) = self.recipe_json(&service, None, None, &no_changes, None)
+        {
+            let _ = store.set_release_recipe(&service, n, &r);
+            stable_recipe = serde_json::from_str(&r).ok();
+        }
+        let new_recipe = match a.changes.file.as_ref().and_then(|f| f.base.as_ref()) {
+            Some(base) => self.recipe_json(&service, None, Some(base), &no_changes, None),
+            None => self.recipe_json(
+                &service,
+                stable_recipe,
+                None,
+                &a.changes.set_env,
+                a.changes.command.as_ref(),
+            ),
+        };
+        if let (Some(n), Some(r)) = (new, new_recipe) {
+            let _ = store.set_release_recipe(&service, n, &r);
+        }
         if let Some(a) = &mut self.rollout {
             a.stable_release = stable;
             a.new_release = new;

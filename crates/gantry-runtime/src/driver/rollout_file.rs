@@ -50,6 +50,9 @@ impl Driver {
 
     /// The file is loaded: the rollout starts with its definition, or the answer says why not.
     pub(super) fn rollout_loaded(&mut self, job: FileRollout, result: Result<Loaded, String>) {
+        if super::rollback::is_rollback(&job) {
+            return self.rollback_loaded(job, result);
+        }
         let answer = result
             .and_then(|loaded| self.file_release(&job.service, &loaded))
             .and_then(|file| self.rollout_start(&job.service, &job.body, Some(file)));
