@@ -147,7 +147,10 @@ pub enum ApiCommand {
     Releases(String),
     /// Roll the running service back to an earlier recorded release (`gantry rollback NAME`):
     /// release `to`, or the previous stable one.
-    Rollback { service: String, to: Option<i64> },
+    Rollback {
+        service: String,
+        to: Option<i64>,
+    },
     /// Stop a service and keep it stopped (across restarts of gantry) until enabled (`gantry disable`).
     Disable(String),
     /// Clear a disable and start the service with its dependencies (`gantry enable`).

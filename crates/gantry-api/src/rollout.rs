@@ -123,8 +123,12 @@ pub(crate) async fn rollback(
         match serde_json::from_slice(&body) {
             Ok(v @ serde_json::Value::Object(_)) => v,
             _ => {
-                return ApiError::new(StatusCode::BAD_REQUEST, "the body must be a JSON object", hint)
-                    .into_response();
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "the body must be a JSON object",
+                    hint,
+                )
+                .into_response();
             }
         }
     };

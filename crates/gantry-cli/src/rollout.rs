@@ -242,20 +242,20 @@ pub fn render(v: &serde_json::Value) -> String {
         );
     } else {
         let _ = writeln!(
-        out,
-        "{}: {} (canary {}, weight {} %{})",
-        v["service"].as_str().unwrap_or("?"),
-        v["phase"].as_str().unwrap_or("?"),
-        v["canary"].as_str().unwrap_or("?"),
-        v["weight"].as_u64().unwrap_or(0),
-        v["step"]
-            .as_u64()
-            .map(|s| format!(
-                ", step {s} of {}",
-                v["steps"].as_array().map_or(0, Vec::len)
-            ))
-            .unwrap_or_default()
-    );
+            out,
+            "{}: {} (canary {}, weight {} %{})",
+            v["service"].as_str().unwrap_or("?"),
+            v["phase"].as_str().unwrap_or("?"),
+            v["canary"].as_str().unwrap_or("?"),
+            v["weight"].as_u64().unwrap_or(0),
+            v["step"]
+                .as_u64()
+                .map(|s| format!(
+                    ", step {s} of {}",
+                    v["steps"].as_array().map_or(0, Vec::len)
+                ))
+                .unwrap_or_default()
+        );
     }
     if let Some(t) = v["last_verdict"]["text"].as_str() {
         let _ = writeln!(out, "  last verdict: {t}");

@@ -18,7 +18,8 @@ fn get_app(port: u16) -> (u16, String) {
         return (0, String::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = "GET /app HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let head =
+        "GET /app HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     if s.write_all(head.as_bytes()).is_err() {
         return (0, String::new());
     }
@@ -184,7 +185,10 @@ fn a_healthy_green_set_takes_all_traffic_in_one_switch_without_a_failed_request(
     for _ in 0..30 {
         assert_eq!(get_app(ing), (200, "2".into()), "{}", up.log());
     }
-    assert!(blue.iter().all(|p| alive(*p)), "blue runs during the analysis");
+    assert!(
+        blue.iter().all(|p| alive(*p)),
+        "blue runs during the analysis"
+    );
     let s = status(&up);
     assert_eq!(s["weight"], 100, "{s}");
     let green_ports: Vec<u64> = s["green_ports"]
@@ -223,11 +227,17 @@ fn a_healthy_green_set_takes_all_traffic_in_one_switch_without_a_failed_request(
     assert_eq!(releases[1]["status"], "superseded", "{out}");
     let (code, out) = gantry_in(&up.dir, &["rollout", "status", "api"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("blue/green") && out.contains("promoted"), "{out}");
+    assert!(
+        out.contains("blue/green") && out.contains("promoted"),
+        "{out}"
+    );
     // The status lists the service's own instances running release 2 under its name.
     let (code, out) = gantry_in(&up.dir, &["status", "--json"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("\"api.1\"") && out.contains("\"api.2\""), "{out}");
+    assert!(
+        out.contains("\"api.1\"") && out.contains("\"api.2\""),
+        "{out}"
+    );
     assert_eq!(up.stop(), 0);
 }
 
@@ -357,6 +367,9 @@ fn a_blue_green_release_from_the_file_leaves_nothing_for_a_reload() {
     for _ in 0..20 {
         assert_eq!(get_app(ing), (200, "3".into()), "{}", up.log());
     }
-    assert_eq!(done["green"], serde_json::json!(["api.green.1", "api.green.2"]));
+    assert_eq!(
+        done["green"],
+        serde_json::json!(["api.green.1", "api.green.2"])
+    );
     assert_eq!(up.stop(), 0);
 }

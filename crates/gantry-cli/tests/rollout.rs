@@ -570,8 +570,18 @@ fn a_rollback_to_an_earlier_release_under_load_fails_no_request() {
         let (code, out) = gantry_in(
             &up.dir,
             &[
-                "rollout", "api", "--set-env", &env, "--steps", "100", "--interval", "200ms",
-                "--min-requests", "1", "--reason", "next",
+                "rollout",
+                "api",
+                "--set-env",
+                &env,
+                "--steps",
+                "100",
+                "--interval",
+                "200ms",
+                "--min-requests",
+                "1",
+                "--reason",
+                "next",
             ],
         );
         assert_eq!(code, 0, "{out}");
@@ -589,7 +599,14 @@ fn a_rollback_to_an_earlier_release_under_load_fails_no_request() {
     let clients = load(ing, 3, stop.clone());
     let (code, out) = gantry_in(
         &up.dir,
-        &["rollback", "api", "--to", "1", "--reason", "release 3 breaks checkout"],
+        &[
+            "rollback",
+            "api",
+            "--to",
+            "1",
+            "--reason",
+            "release 3 breaks checkout",
+        ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("restores 1"), "{out}");

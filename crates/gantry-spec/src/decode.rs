@@ -1649,7 +1649,9 @@ impl Decoder<'_> {
             },
             None => Vec::new(),
         };
-        let rollout = t.get("rollout").and_then(|x| self.rollout(x, &p("rollout")));
+        let rollout = t
+            .get("rollout")
+            .and_then(|x| self.rollout(x, &p("rollout")));
         let service = Service {
             name: Sp::new(key.get_ref().to_string(), key.span()),
             rollout,

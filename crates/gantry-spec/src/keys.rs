@@ -672,7 +672,10 @@ pub static ROLLOUT: &[Key] = &[
     ),
     k(
         "min_requests",
-        Ty::Int { min: 1, max: 1_000_000_000 },
+        Ty::Int {
+            min: 1,
+            max: 1_000_000_000,
+        },
         Some("50"),
         "Fewer requests than this in a window is \"not verified\": the step holds, it never passes.",
     ),

@@ -63,7 +63,12 @@ impl Store {
     }
 
     /// Keeps what re-running release `number` takes (see the module doc).
-    pub fn set_release_recipe(&self, service: &str, number: i64, recipe: &str) -> Result<(), String> {
+    pub fn set_release_recipe(
+        &self,
+        service: &str,
+        number: i64,
+        recipe: &str,
+    ) -> Result<(), String> {
         self.conn
             .execute(
                 "UPDATE releases SET recipe = ?3 WHERE service = ?1 AND number = ?2",
@@ -74,7 +79,12 @@ impl Store {
     }
 
     /// Records that release `number` of `service` restores release `restores` (a rollback).
-    pub fn set_release_restores(&self, service: &str, number: i64, restores: i64) -> Result<(), String> {
+    pub fn set_release_restores(
+        &self,
+        service: &str,
+        number: i64,
+        restores: i64,
+    ) -> Result<(), String> {
         self.conn
             .execute(
                 "UPDATE releases SET restores = ?3 WHERE service = ?1 AND number = ?2",
@@ -95,7 +105,9 @@ impl Store {
             )
             .map_err(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => {
-                    format!("{service} has no release {number} (`gantry releases {service}` lists them)")
+                    format!(
+                        "{service} has no release {number} (`gantry releases {service}` lists them)"
+                    )
                 }
                 e => format!("release {number} of {service}: {e}"),
             })
@@ -191,10 +203,17 @@ mod tests {
         assert_eq!(list[0]["definition"]["v"], 2);
         assert_eq!(list[1]["status"], "running");
         assert_eq!(list[1]["can_restore"], false);
-        store.set_release_recipe("api", 1, "{\"command\":[]}").unwrap();
+        store
+            .set_release_recipe("api", 1, "{\"command\":[]}")
+            .unwrap();
         assert!(store.release_recipe("api", 1).unwrap().is_some());
         assert!(store.release_recipe("api", 2).unwrap().is_none());
-        assert!(store.release_recipe("api", 7).unwrap_err().contains("no release 7"));
+        assert!(
+            store
+                .release_recipe("api", 7)
+                .unwrap_err()
+                .contains("no release 7")
+        );
         let n = store.add_release("api", "{}", "stable").unwrap();
         store.set_release_restores("api", n, 1).unwrap();
         assert_eq!(store.releases("api").unwrap()[0]["restores"], 1);

@@ -33,7 +33,9 @@ pub(super) enum Note {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Stage {
     /// Starting; each green instance is up once an incarnation after `gens[k]` is.
-    Starting { gens: Vec<eng::Gen> },
+    Starting {
+        gens: Vec<eng::Gen>,
+    },
     /// Every green instance is ready; the `check` URL runs against each.
     Checking,
     /// All traffic on green, analysed (or paused).
@@ -41,9 +43,13 @@ pub(super) enum Stage {
     /// Promoted: the blue units get the new release one at a time while green serves.
     HandingOver,
     /// Green is being drained (after a rollback, or after the hand-over).
-    Retiring { promoted: bool },
+    Retiring {
+        promoted: bool,
+    },
     /// Green was told to stop; done once none of its processes runs.
-    Stopping { promoted: bool },
+    Stopping {
+        promoted: bool,
+    },
     Done,
 }
 
@@ -142,9 +148,10 @@ impl Driver {
                 .unwrap_or(&bu.service);
             let blue_spec = match file.and_then(|f| f.specs.get(&blue_name)) {
                 Some(s) => s.clone(),
-                None => self.svcs[b].spawn.clone().map_err(|e| {
-                    format!("{blue_name}: its definition cannot be spawned: {e}")
-                })?,
+                None => self.svcs[b]
+                    .spawn
+                    .clone()
+                    .map_err(|e| format!("{blue_name}: its definition cannot be spawned: {e}"))?,
             };
             let def = gantry_plan::extra_instance(&base, &name, replica, port);
             // The resolved environment of the blue instance, with what differs per instance
@@ -185,7 +192,11 @@ impl Driver {
         let mut fresh = Vec::new();
         let mut green = Vec::with_capacity(made.len());
         for (name, port, unit, svc) in made {
-            match self.plan.index(&name).filter(|&i| self.greens.contains(&UnitId(i))) {
+            match self
+                .plan
+                .index(&name)
+                .filter(|&i| self.greens.contains(&UnitId(i)))
+            {
                 Some(i) => {
                     let config = unit.engine_config();
                     self.plan.units[i] = unit;
@@ -349,8 +360,7 @@ impl Driver {
                 } else {
                     "all traffic is on the blue instances (the stable release); the green set is stopped"
                 };
-                self.out
-                    .gantry_line(&format!("{service}: rollout: {text}"));
+                self.out.gantry_line(&format!("{service}: rollout: {text}"));
                 self.rollout_phase_done(text);
             }
             _ => {}
@@ -374,7 +384,9 @@ impl Driver {
                     }
                     Err(e) => {
                         let e = self.redactor.redact_owned(e);
-                        self.green_feed(Input::Failed(format!("the pre-promotion check failed: {e}")));
+                        self.green_feed(Input::Failed(format!(
+                            "the pre-promotion check failed: {e}"
+                        )));
                     }
                 }
             }

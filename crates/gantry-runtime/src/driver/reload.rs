@@ -213,7 +213,12 @@ impl Driver {
             .map(PlanUnit::name)
             .filter(|n| !new_names.contains(n))
             // A blue/green rollout's green instances are gantry's own, not the file's.
-            .filter(|n| !self.greens.iter().any(|g| self.plan.units[g.0].name() == *n))
+            .filter(|n| {
+                !self
+                    .greens
+                    .iter()
+                    .any(|g| self.plan.units[g.0].name() == *n)
+            })
             .collect();
         if !removed.is_empty() {
             return Err(format!(

@@ -59,7 +59,11 @@ impl Driver {
             None => {
                 let def = def?;
                 Recipe {
-                    command: def.command.as_ref().map(|c| c.value.clone()).unwrap_or_default(),
+                    command: def
+                        .command
+                        .as_ref()
+                        .map(|c| c.value.clone())
+                        .unwrap_or_default(),
                     env: def
                         .env
                         .iter()
@@ -107,7 +111,11 @@ impl Driver {
         let service = job.service.clone();
         let refused = if self.plan.units_of(&service).is_none() {
             Some(format!("unknown service `{service}`"))
-        } else if let Some(a) = self.rollout.as_ref().filter(|a| a.task != super::rollout::Task::Done) {
+        } else if let Some(a) = self
+            .rollout
+            .as_ref()
+            .filter(|a| a.task != super::rollout::Task::Done)
+        {
             Some(format!(
                 "a rollout of {} is in progress; `gantry rollout abort {}` first, then roll back",
                 a.service, a.service
@@ -130,9 +138,11 @@ impl Driver {
         }
         if let Some(reloader) = self.reloader.clone() {
             let taken_on = self.taken_on.clone();
-            self.spawn_load(reloader, taken_on, move |result| super::Msg::RolloutLoaded {
-                job: Box::new(job),
-                result: Box::new(result),
+            self.spawn_load(reloader, taken_on, move |result| {
+                super::Msg::RolloutLoaded {
+                    job: Box::new(job),
+                    result: Box::new(result),
+                }
             });
         }
     }
@@ -160,17 +170,29 @@ impl Driver {
         to: Option<i64>,
         loaded: &Loaded,
     ) -> Result<String, String> {
-        if self.rolling.is_some() || self.rollout.as_ref().is_some_and(|a| a.task != super::rollout::Task::Done) {
-            return Err("a rollout or rolling restart started meanwhile; roll back once it is done".into());
+        if self.rolling.is_some()
+            || self
+                .rollout
+                .as_ref()
+                .is_some_and(|a| a.task != super::rollout::Task::Done)
+        {
+            return Err(
+                "a rollout or rolling restart started meanwhile; roll back once it is done".into(),
+            );
         }
         self.open_pending_store();
         let Some(store) = &self.store else {
-            return Err("the state store is not open: a rollback needs the recorded releases".into());
+            return Err(
+                "the state store is not open: a rollback needs the recorded releases".into(),
+            );
         };
         let releases = store.releases(service)?;
         let number = |r: &serde_json::Value| r["number"].as_i64().unwrap_or(0);
         let live = |r: &serde_json::Value| {
-            matches!(r["status"].as_str(), Some("stable" | "running" | "unverified"))
+            matches!(
+                r["status"].as_str(),
+                Some("stable" | "running" | "unverified")
+            )
         };
         let current = releases.iter().find(|r| live(r)).map(number);
         let target = match to {
@@ -213,7 +235,11 @@ impl Driver {
             .units_of(service)
             .ok_or_else(|| format!("unknown service `{service}`"))?;
         // The file's own variables of the service give way to the release's.
-        let file_def = loaded.spec.services.iter().find(|s| s.name.value == service);
+        let file_def = loaded
+            .spec
+            .services
+            .iter()
+            .find(|s| s.name.value == service);
         let flag_vars: Vec<(String, String)> = self.flag_env.values().cloned().collect();
         let mut specs = Vec::with_capacity(units.len());
         for &i in &units {

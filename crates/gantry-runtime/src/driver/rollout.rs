@@ -413,8 +413,14 @@ impl Driver {
             format!("first {} completes, then ", names.join(", "))
         };
         if blue_green {
-            let interval = self.rollout.as_ref().map_or(0, |a| a.rollout.plan.interval_ms);
-            let count = self.plan.replica_group(service).map_or(0, |g| g.units.len());
+            let interval = self
+                .rollout
+                .as_ref()
+                .map_or(0, |a| a.rollout.plan.interval_ms);
+            let count = self
+                .plan
+                .replica_group(service)
+                .map_or(0, |g| g.units.len());
             return Ok(format!(
                 "blue/green rollout of {service}: {first}{} green instances start beside the running ones, take all traffic in one switch once ready{}, then their traffic is analysed for {interval} ms (a breach switches back at once); `gantry rollout status {service}` follows it",
                 count,
