@@ -373,3 +373,67 @@ fn a_blue_green_release_from_the_file_leaves_nothing_for_a_reload() {
     );
     assert_eq!(up.stop(), 0);
 }
+
+/// `gantry rollout status|abort|promote` on a blue/green rollout held in its analysis (an hour
+/// long): the status names the strategy and stage, an abort switches back to blue, a promote
+/// of the next one ends it with green's release on every instance.
+#[test]
+fn a_blue_green_rollout_is_aborted_and_promoted_by_hand() {
+    let (mut up, ing, _) = stack("bluegreen-manual", 2, "");
+    let start = |up: &Up, version: &str| {
+        let env = format!("VERSION={version}");
+        let (code, out) = gantry_in(
+            &up.dir,
+            &[
+                "rollout",
+                "api",
+                "--strategy",
+                "blue-green",
+                "--set-env",
+                &env,
+                "--interval",
+                "1h",
+                "--reason",
+                "by hand",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+    };
+    start(&up, "2");
+    up.wait_for("the switch", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "switched"
+    });
+    let s = status(&up);
+    assert_eq!(s["strategy"], "blue_green", "{s}");
+    assert_eq!(s["phase"], "analysing", "{s}");
+    assert_eq!(s["stage"], "switched", "{s}");
+    let (_, text) = gantry_in(&up.dir, &["rollout", "status", "api"]);
+    assert!(
+        text.contains("blue/green") && text.contains("switched"),
+        "{text}"
+    );
+    assert_eq!(get_app(ing), (200, "2".into()));
+    let (code, out) = gantry_in(&up.dir, &["rollout", "abort", "api", "--reason", "no"]);
+    assert_eq!(code, 0, "{out}");
+    let done = up.wait_for("the abort's end", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    assert_eq!(done["outcome"], "rolled_back", "{done}");
+    for _ in 0..20 {
+        assert_eq!(get_app(ing), (200, "1".into()), "{}", up.log());
+    }
+    start(&up, "3");
+    up.wait_for("the second switch", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "switched" && v["new_release"] == 3
+    });
+    let (code, out) = gantry_in(&up.dir, &["rollout", "promote", "api", "--reason", "ok"]);
+    assert_eq!(code, 0, "{out}");
+    let done = up.wait_for("the promote's end", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "done" && v["new_release"] == 3
+    });
+    assert_eq!(done["outcome"], "promoted", "{done}");
+    for _ in 0..20 {
+        assert_eq!(get_app(ing), (200, "3".into()), "{}", up.log());
+    }
+    assert_eq!(up.stop(), 0);
+}
