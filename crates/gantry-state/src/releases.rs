@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS releases (
     status TEXT NOT NULL,
     recipe TEXT,
     restores INTEGER,
+    state TEXT,
     PRIMARY KEY (service, number)
 );
 ";
@@ -76,6 +77,30 @@ impl Store {
             )
             .map(|_| ())
             .map_err(|e| format!("release {number} of {service}: {e}"))
+    }
+
+    /// Keeps the state of the canary rollout of release `number` (so a gantry killed
+    /// mid-canary resumes its analysis at the next boot).
+    pub fn set_release_state(&self, service: &str, number: i64, state: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE releases SET state = ?3 WHERE service = ?1 AND number = ?2",
+                params![service, number, state],
+            )
+            .map(|_| ())
+            .map_err(|e| format!("release {number} of {service}: {e}"))
+    }
+
+    /// The rollout state kept for release `number` of `service`, if any.
+    pub fn release_state(&self, service: &str, number: i64) -> Option<String> {
+        self.conn
+            .query_row(
+                "SELECT state FROM releases WHERE service = ?1 AND number = ?2",
+                params![service, number],
+                |r| r.get(0),
+            )
+            .ok()
+            .flatten()
     }
 
     /// Records that release `number` of `service` restores release `restores` (a rollback).
@@ -217,6 +242,9 @@ mod tests {
         let n = store.add_release("api", "{}", "stable").unwrap();
         store.set_release_restores("api", n, 1).unwrap();
         assert_eq!(store.releases("api").unwrap()[0]["restores"], 1);
+        assert!(store.release_state("api", n).is_none());
+        store.set_release_state("api", n, "{}").unwrap();
+        assert_eq!(store.release_state("api", n).as_deref(), Some("{}"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -69,6 +69,7 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE missions ADD COLUMN remediation TEXT",
     "ALTER TABLE releases ADD COLUMN recipe TEXT",
     "ALTER TABLE releases ADD COLUMN restores INTEGER",
+    "ALTER TABLE releases ADD COLUMN state TEXT",
 ];
 
 impl Store {

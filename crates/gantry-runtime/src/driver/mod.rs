@@ -32,6 +32,7 @@ mod rollback;
 mod rolling;
 mod rollout;
 mod rollout_file;
+mod rollout_resume;
 mod rotate;
 mod runbook;
 mod svc;

@@ -66,9 +66,9 @@ pub(super) struct FileRelease {
 /// What the new release changes in the running definition.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Changes {
-    set_env: BTreeMap<String, String>,
+    pub(super) set_env: BTreeMap<String, String>,
     /// The new argv (`${VAR}` expanded per instance from its environment).
-    command: Option<Vec<String>>,
+    pub(super) command: Option<Vec<String>>,
     /// The release is the file's definition (`gantry rollout NAME` after editing gantry.toml).
     pub(super) file: Option<FileRelease>,
 }
@@ -118,6 +118,9 @@ pub(super) enum Task {
     /// The migrate services the release needs run first (each done when an incarnation after
     /// the one recorded completes); the canary waits.
     Migrating,
+    /// A canary a killed gantry left: its outputs wait in `held` for the boot to be decided
+    /// and the canary instance to be up (rollout_resume.rs).
+    Resuming,
     /// The other instances are replaced one at a time (rolling.rs).
     Promoting,
     /// Finished: the split is cleared.
@@ -131,17 +134,17 @@ pub(super) struct Active {
     /// The migrate services this release ran first, and the incarnation each had then.
     migrations: Vec<(UnitId, eng::Gen)>,
     /// The machine's first outputs, held while the migrations run.
-    held: Vec<Output>,
+    pub(super) held: Vec<Output>,
     pub(super) service: String,
     pub(super) rollout: Rollout,
     /// The machine's clock starts here.
     epoch: Instant,
-    canary: UnitId,
+    pub(super) canary: UnitId,
     canary_name: String,
     /// The canary's definition before the rollout (a rollback puts it back).
     stable: SpawnSpec,
     pub(super) changes: Changes,
-    sticky: Option<Sticky>,
+    pub(super) sticky: Option<Sticky>,
     /// The canary's tally when the current step began.
     step_tally: Tally,
     pub(super) task: Task,
@@ -152,11 +155,51 @@ pub(super) struct Active {
     /// How many analyses the machine was fed.
     analyses: u64,
     /// The release numbers (store): the stable one and the new one.
-    stable_release: Option<i64>,
-    new_release: Option<i64>,
+    pub(super) stable_release: Option<i64>,
+    pub(super) new_release: Option<i64>,
 }
 
 impl Active {
+    /// A canary rollout a killed gantry left, its machine resumed (`held`: what to do once the
+    /// boot is decided).
+    pub(super) fn resumed(
+        saved: super::rollout_resume::Saved,
+        canary: UnitId,
+        canary_name: String,
+        stable: SpawnSpec,
+        new_release: i64,
+        held: Vec<Output>,
+    ) -> Active {
+        Active {
+            green: None,
+            migrations: Vec::new(),
+            held,
+            service: saved.service,
+            rollout: saved.rollout,
+            epoch: Instant::now(),
+            canary,
+            canary_name,
+            stable,
+            changes: Changes {
+                set_env: saved.set_env,
+                command: saved.command,
+                file: None,
+            },
+            sticky: match (saved.sticky_cookie, saved.sticky_header) {
+                (Some(c), _) => Some(Sticky::Cookie(c)),
+                (None, Some(h)) => Some(Sticky::Header(h)),
+                (None, None) => None,
+            },
+            step_tally: Tally::default(),
+            task: Task::Resuming,
+            weight: 0,
+            aborting: false,
+            analyses: 0,
+            stable_release: saved.stable_release,
+            new_release: Some(new_release),
+        }
+    }
+
     pub(super) fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -621,6 +664,8 @@ impl Driver {
                 o.insert("phase".into(), "starting_green".into());
             }
         }
+        // Kept before it is said: a gantry killed right after the event resumes this phase.
+        self.rollout_save();
         self.out.gantry_line(&line);
         self.event(event);
     }
@@ -671,6 +716,7 @@ impl Driver {
             return self.green_tick();
         }
         match a.task {
+            Task::Resuming => self.rollout_resume_tick(),
             Task::Migrating => {
                 let engine = self.host.engine();
                 let mut failed = None;
