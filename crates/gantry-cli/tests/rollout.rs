@@ -662,3 +662,106 @@ fn a_rollback_to_an_earlier_release_under_load_fails_no_request() {
     assert!(out.contains("is the one api runs"), "{out}");
     assert_eq!(up.stop(), 0);
 }
+
+/// The environment of the live process whose command line contains `marker`.
+fn environ_of(marker: &str) -> String {
+    processes_with(marker)
+        .into_iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/environ")).ok())
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', "\n"))
+        .collect()
+}
+
+/// A rollback re-runs the release with its secrets read afresh (the secret's file changed
+/// since), and neither value appears in the releases, the audit log or any answer.
+#[test]
+fn a_rollback_reads_the_secrets_afresh_and_never_shows_them() {
+    let pid = std::process::id();
+    let old = format!("tok-old-{pid}-a81f");
+    let new = format!("tok-new-{pid}-c03d");
+    let ing = free_port();
+    let mut base = free_port();
+    for _ in 0..50 {
+        let p = free_port();
+        if p + 1 != ing && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            base = p;
+            break;
+        }
+    }
+    let toml = format!(
+        r#"
+[secrets.TOKEN]
+from_file = "token"
+services = ["api"]
+
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name api-${{REPLICA}} --http ${{PORT}}"
+env = {{ VERSION = "1" }}
+replicas = 2
+replica_ports = "{base}-{}"
+restart = "always"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        base + 1
+    );
+    let mut up = up_with("rollout-rollback-secret", &toml, &[], |dir| {
+        std::fs::write(dir.join("token"), &old).unwrap();
+    });
+    assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
+    let (code, out) = gantry_in(
+        &up.dir,
+        &[
+            "rollout",
+            "api",
+            "--set-env",
+            "VERSION=2",
+            "--steps",
+            "100",
+            "--interval",
+            "200ms",
+            "--min-requests",
+            "1",
+            "--reason",
+            "r2",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(ing, 1, stop.clone());
+    let done = up.wait_for("the rollout's end", 90, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    stop.store(true, Ordering::Relaxed);
+    join(clients);
+    assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    std::fs::write(up.dir.join("token"), &new).unwrap();
+    let (code, answer) = gantry_in(&up.dir, &["rollback", "api", "--reason", "back"]);
+    assert_eq!(code, 0, "{answer}");
+    assert!(
+        eventually(60, || (0..10).all(|_| get_app(ing) == (200, "1".into()))),
+        "{}",
+        up.log()
+    );
+    for p in [base, base + 1] {
+        let marker = format!("--http {p}");
+        assert!(
+            eventually(20, || environ_of(&marker).contains(&format!("TOKEN={new}"))),
+            "instance on {p} does not have the new secret"
+        );
+    }
+    let (_, releases) = gantry_in(&up.dir, &["releases", "api", "--json"]);
+    let (_, audit) = gantry_in(&up.dir, &["audit", "--json"]);
+    for text in [&answer, &releases, &audit, &up.log()] {
+        assert!(!text.contains(&old) && !text.contains(&new), "{text}");
+    }
+    let releases: serde_json::Value = serde_json::from_str(&releases).unwrap();
+    assert_eq!(releases[0]["restores"], 1, "{releases}");
+    assert_eq!(up.stop(), 0);
+}

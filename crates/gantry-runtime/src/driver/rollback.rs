@@ -180,6 +180,13 @@ impl Driver {
                 "a rollout or rolling restart started meanwhile; roll back once it is done".into(),
             );
         }
+        // The secrets read afresh are masked before anything shows or spawns with them.
+        for secret in &loaded.secrets {
+            if !self.masked.contains(&secret.value) {
+                self.masked.push(secret.value.clone());
+            }
+        }
+        self.redactor = crate::redact::Redactor::new(self.masked.iter());
         self.open_pending_store();
         let Some(store) = &self.store else {
             return Err(

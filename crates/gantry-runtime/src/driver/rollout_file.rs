@@ -53,6 +53,15 @@ impl Driver {
         if super::rollback::is_rollback(&job) {
             return self.rollback_loaded(job, result);
         }
+        // Secrets read again with the file are masked before a definition is recorded or run.
+        if let Ok(loaded) = &result {
+            for secret in &loaded.secrets {
+                if !self.masked.contains(&secret.value) {
+                    self.masked.push(secret.value.clone());
+                }
+            }
+            self.redactor = crate::redact::Redactor::new(self.masked.iter());
+        }
         let answer = result
             .and_then(|loaded| self.file_release(&job.service, &loaded))
             .and_then(|file| self.rollout_start(&job.service, &job.body, Some(file)));
