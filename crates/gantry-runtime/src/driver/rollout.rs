@@ -869,8 +869,8 @@ impl Driver {
                         .unwrap_or_default(),
                     fix_criteria: "a later rollout of the service is promoted".into(),
                     next_step: format!(
-                        "look at the canary's output (`gantry logs {}`) and the ingress figures (`gantry ingress`), fix the release and roll it out again",
-                        a.canary_name
+                        "look at the new release's output (`gantry logs {}`) and the ingress figures (`gantry ingress`), fix the release and roll it out again",
+                        a.green.as_ref().map_or_else(|| a.canary_name.clone(), |g| g.names.join("`, `gantry logs ")),
                     ),
                 });
             }
