@@ -17,7 +17,8 @@ use gantry_engine::UnitId;
 use gantry_plan::PlanUnit;
 use gantry_rollout::Input;
 
-use super::rollout::{Task, release_status};
+use super::rollout::Task;
+use super::rollout_status::release_status;
 use super::{Driver, Msg};
 
 /// What the loop tells a blue/green rollout.

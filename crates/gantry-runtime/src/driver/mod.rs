@@ -33,6 +33,7 @@ mod rolling;
 mod rollout;
 mod rollout_file;
 mod rollout_resume;
+mod rollout_status;
 mod rotate;
 mod runbook;
 mod svc;

@@ -3,6 +3,8 @@
 //! canary's own traffic since the step began is analysed at the machine's deadlines; a promote
 //! replaces the other instances one at a time (the rolling machinery), a rollback sends all
 //! traffic to the stable release at once and gives the canary its stable definition back.
+//! The same machine drives a blue/green rollout, whose instances bluegreen.rs handles; the
+//! status JSON and the release records are rollout_status.rs.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,7 @@ use gantry_rollout::{Input, OnMaxHold, Output, Phase, Plan, Rollout, Strategy, T
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::rollout_status::release_status;
 use super::{Driver, Msg};
 use crate::process::SpawnSpec;
 
@@ -132,28 +135,28 @@ pub(super) struct Active {
     /// A blue/green rollout's green set (None: a canary).
     pub(super) green: Option<super::bluegreen::Green>,
     /// The migrate services this release ran first, and the incarnation each had then.
-    migrations: Vec<(UnitId, eng::Gen)>,
+    pub(super) migrations: Vec<(UnitId, eng::Gen)>,
     /// The machine's first outputs, held while the migrations run.
     pub(super) held: Vec<Output>,
     pub(super) service: String,
     pub(super) rollout: Rollout,
     /// The machine's clock starts here.
-    epoch: Instant,
+    pub(super) epoch: Instant,
     pub(super) canary: UnitId,
-    canary_name: String,
+    pub(super) canary_name: String,
     /// The canary's definition before the rollout (a rollback puts it back).
-    stable: SpawnSpec,
+    pub(super) stable: SpawnSpec,
     pub(super) changes: Changes,
     pub(super) sticky: Option<Sticky>,
     /// The canary's tally when the current step began.
-    step_tally: Tally,
+    pub(super) step_tally: Tally,
     pub(super) task: Task,
     /// The split percent last set.
-    weight: u8,
+    pub(super) weight: u8,
     /// An operator abort in progress (no mission for it).
-    aborting: bool,
+    pub(super) aborting: bool,
     /// How many analyses the machine was fed.
-    analyses: u64,
+    pub(super) analyses: u64,
     /// The release numbers (store): the stable one and the new one.
     pub(super) stable_release: Option<i64>,
     pub(super) new_release: Option<i64>,
@@ -508,52 +511,6 @@ impl Driver {
         Ok(format!("rollout of {service}: {action}: now {phase}"))
     }
 
-    /// The rollout of `service` as JSON (`gantry rollout status`).
-    pub(super) fn rollout_status(&self, service: &str) -> Result<String, String> {
-        let Some(a) = self.rollout.as_ref().filter(|a| a.service == service) else {
-            return Err(format!("no rollout of {service} since gantry started"));
-        };
-        Ok(self.rollout_json(a).to_string())
-    }
-
-    pub(super) fn rollout_json(&self, a: &Active) -> serde_json::Value {
-        let (step, weight) = match &a.rollout.phase {
-            Phase::Step { index, percent, .. } => (Some(index + 1), *percent),
-            Phase::Paused { step, percent, .. } => (Some(step + 1), *percent),
-            Phase::Promoted => (None, 100),
-            _ => (None, 0),
-        };
-        let verdict = a.rollout.last_verdict.as_ref().map(verdict_json);
-        let set_env: BTreeMap<&String, String> = a
-            .changes
-            .set_env
-            .iter()
-            .map(|(k, v)| (k, self.redactor.redact_owned(v.clone())))
-            .collect();
-        serde_json::json!({
-            "service": a.service,
-            "phase": a.rollout.phase.name(),
-            "detail": a.rollout.phase,
-            "step": step,
-            "steps": match &a.rollout.plan.strategy { Strategy::Canary { steps } => steps.clone(), Strategy::BlueGreen => vec![100] },
-            "weight": weight,
-            "canary": a.green.as_ref().map_or_else(|| a.canary_name.clone(), |g| g.names.join(", ")),
-            "strategy": if a.green.is_some() { "blue_green" } else { "canary" },
-            "stage": a.green.as_ref().map(|g| g.stage.name()),
-            "green": a.green.as_ref().map(|g| g.names.clone()),
-            "green_ports": a.green.as_ref().map(|g| g.ports.clone()),
-            "last_verdict": verdict,
-            "set_env": set_env,
-            "command": a.changes.command.as_ref().map(|c| self.redactor.redact_owned(c.join(" "))),
-            "thresholds": a.rollout.plan.thresholds,
-            "interval_ms": a.rollout.plan.interval_ms,
-            "analyses": a.analyses,
-            "stable_release": a.stable_release,
-            "new_release": a.new_release,
-            "finishing": matches!(a.task, Task::Promoting | Task::Draining { to_new: false } | Task::Restarting { to_new: false, .. }),
-        })
-    }
-
     /// When the machine wants the next analysis.
     pub(super) fn rollout_due(&self) -> Option<Instant> {
         let a = self.rollout.as_ref()?;
@@ -904,90 +861,5 @@ impl Driver {
                 names.join(", ")
             ));
         }
-    }
-}
-
-impl Driver {
-    /// The rollout's new release, numbered next (status canary).
-    fn record_new_release(&mut self) {
-        let Some(a) = &self.rollout else { return };
-        let mut def = self.definition_json(&a.changes.apply(&a.canary_name, &a.stable));
-        if a.changes.file.is_some()
-            && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&def)
-        {
-            v["source"] = "gantry.toml".into();
-            def = v.to_string();
-        }
-        let service = a.service.clone();
-        let Some(store) = &self.store else { return };
-        let stable = store
-            .first_release(&service, &self.definition_json(&a.stable))
-            .ok();
-        let new = store.add_release(&service, &def, "canary").ok();
-        // What re-running each takes (a rollback): the stable one's as the file wrote it when
-        // it has none yet; the new one's on top of it, or the edited file's.
-        let no_changes = BTreeMap::new();
-        let mut stable_recipe = stable.and_then(|n| self.recipe_of(&service, n));
-        if stable_recipe.is_none()
-            && let Some(n) = stable
-            && let Some(r) = self.recipe_json(&service, None, None, &no_changes, None)
-        {
-            let _ = store.set_release_recipe(&service, n, &r);
-            stable_recipe = serde_json::from_str(&r).ok();
-        }
-        let new_recipe = match a.changes.file.as_ref().and_then(|f| f.base.as_ref()) {
-            Some(base) => self.recipe_json(&service, None, Some(base), &no_changes, None),
-            None => self.recipe_json(
-                &service,
-                stable_recipe,
-                None,
-                &a.changes.set_env,
-                a.changes.command.as_ref(),
-            ),
-        };
-        if let (Some(n), Some(r)) = (new, new_recipe) {
-            let _ = store.set_release_recipe(&service, n, &r);
-        }
-        if let Some(a) = &mut self.rollout {
-            a.stable_release = stable;
-            a.new_release = new;
-        }
-    }
-}
-
-/// The end of a rollout in the releases table: the new release's status and the old one's.
-pub(super) fn release_status(
-    store: Option<&gantry_state::store::Store>,
-    a: &Active,
-    new_status: &str,
-    old_status: &str,
-) {
-    let Some(store) = store else { return };
-    if let Some(n) = a.new_release {
-        let _ = store.set_release_status(&a.service, n, new_status);
-    }
-    if let Some(n) = a.stable_release {
-        let _ = store.set_release_status(&a.service, n, old_status);
-    }
-}
-
-fn verdict_json(v: &gantry_rollout::Verdict) -> serde_json::Value {
-    match v {
-        gantry_rollout::Verdict::Breach(b) => serde_json::json!({
-            "verdict": "breach",
-            "signal": b.signal,
-            "observed": b.observed,
-            "threshold": b.threshold,
-            "requests": b.requests,
-            "failures": b.failures,
-            "text": b.to_string(),
-        }),
-        gantry_rollout::Verdict::NotVerified { requests, needed } => serde_json::json!({
-            "verdict": "not_verified",
-            "requests": requests,
-            "needed": needed,
-            "text": format!("not verified: {requests} of the {needed} requests a verdict needs"),
-        }),
-        other => serde_json::json!({ "verdict": "pass", "detail": other }),
     }
 }
