@@ -145,6 +145,12 @@ pub enum ApiCommand {
     RolloutStatus(String),
     /// The service's numbered releases as JSON (a read: not audited).
     Releases(String),
+    /// Roll the running service back to an earlier recorded release (`gantry rollback NAME`):
+    /// release `to`, or the previous stable one.
+    Rollback {
+        service: String,
+        to: Option<i64>,
+    },
     /// Stop a service and keep it stopped (across restarts of gantry) until enabled (`gantry disable`).
     Disable(String),
     /// Clear a disable and start the service with its dependencies (`gantry enable`).
@@ -211,6 +217,7 @@ impl ApiCommand {
             ),
             ApiCommand::RolloutStatus(n) => ("rollout.status", Some(n.clone())),
             ApiCommand::Releases(n) => ("releases.list", Some(n.clone())),
+            ApiCommand::Rollback { service, .. } => ("rollback", Some(service.clone())),
             ApiCommand::Disable(n) => ("service.disable", Some(n.clone())),
             ApiCommand::Enable(n) => ("service.enable", Some(n.clone())),
             ApiCommand::Quarantine(n) => ("service.quarantine", Some(n.clone())),

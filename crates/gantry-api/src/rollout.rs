@@ -99,6 +99,61 @@ pub(crate) async fn control(
     .await
 }
 
+/// `POST /api/v1/services/{name}/rollback`: `{"to": N, "reason": "..."}`, both optional; the
+/// service goes back to release N (default: the previous stable one) through the rolling
+/// machinery.
+pub(crate) async fn rollback(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: axum::body::Bytes,
+) -> Response {
+    let caller = match authorize(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let Path(service) = match name {
+        Ok(n) => n,
+        Err(e) => return bad_path(&e).into_response(),
+    };
+    let hint = r#"send e.g. {"to": 3, "reason": "release 4 breaks checkout"}, or {} for the previous stable release"#;
+    let body: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "the body must be a JSON object",
+                    hint,
+                )
+                .into_response();
+            }
+        }
+    };
+    let to = match &body["to"] {
+        serde_json::Value::Null => None,
+        v => match v.as_i64().filter(|n| *n > 0) {
+            Some(n) => Some(n),
+            None => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("to: `{v}` is not a release number"),
+                    hint,
+                )
+                .into_response();
+            }
+        },
+    };
+    let reason = body["reason"].as_str().map(str::to_string);
+    let reason = match check_reason(reason) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    dispatch(&state, caller, reason, ApiCommand::Rollback { service, to }).await
+}
+
 /// `GET /api/v1/services/{name}/rollout`: phase, step, weight, the last verdict with its numbers.
 pub(crate) async fn status(
     State(state): State<ApiState>,

@@ -44,6 +44,7 @@ pub enum Endpoint {
     RolloutStatus,
     RolloutControl,
     Releases,
+    Rollback,
     OfrepFlag,
     OfrepBulk,
     OfrepConfiguration,
@@ -173,6 +174,12 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/api/v1/services/{name}/rollback",
+        Endpoint::Rollback,
+        true,
+    ),
+    route(
+        "POST",
         "/ofrep/v1/evaluate/flags/{key}",
         Endpoint::OfrepFlag,
         true,
@@ -252,6 +259,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::RolloutStatus => get(rollout::status),
         Endpoint::RolloutControl => post(rollout::control),
         Endpoint::Releases => get(rollout::releases),
+        Endpoint::Rollback => post(rollout::rollback),
         Endpoint::OfrepFlag => post(ofrep::evaluate),
         Endpoint::OfrepBulk => post(ofrep::evaluate_all),
         Endpoint::OfrepConfiguration => get(ofrep::configuration),

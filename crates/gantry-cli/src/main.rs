@@ -393,8 +393,21 @@ pub enum Command {
         #[command(flatten)]
         start: Box<rollout::Start>,
     },
+    /// Roll a running service back to an earlier recorded release (default: the previous
+    /// stable one), one instance at a time through the rolling machinery, its secrets resolved
+    /// afresh; recorded as a new release that restores it. Never runs a down-migration.
+    Rollback {
+        name: String,
+        /// The release to go back to (`gantry releases NAME` lists them).
+        #[arg(long)]
+        to: Option<i64>,
+        /// Why: kept in the audit log with who asked (`gantry audit`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// The service's numbered releases (definition with secrets masked, status: running,
-    /// canary, stable, rolled_back, superseded), newest first.
+    /// canary, stable, rolled_back, superseded, unverified; `restores N` for a rollback),
+    /// newest first.
     Releases {
         name: String,
         /// Print them as JSON.
@@ -614,6 +627,9 @@ fn main() -> ExitCode {
         }
         Command::Rotate { name, reason } => ctl::rotate(&cli.file, name, reason.as_deref()),
         Command::Releases { name, json } => rollout::releases(&cli.file, name, *json),
+        Command::Rollback { name, to, reason } => {
+            rollout::rollback(&cli.file, name, *to, reason.as_deref())
+        }
         Command::Rollout { action, start } => match action {
             Some(a) => rollout::action(&cli.file, a),
             None => rollout::start(&cli.file, start),

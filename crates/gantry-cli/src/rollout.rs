@@ -74,6 +74,15 @@ pub struct Start {
     /// Keep a client on one side by a hash of this header.
     #[arg(long)]
     pub sticky_header: Option<String>,
+    /// canary: the last instance takes weighted steps; blue-green: a full green set beside
+    /// the running one, one switch of all traffic, analysed after it (default: the service's
+    /// `rollout.strategy`, else canary).
+    #[arg(long, value_parser = ["canary", "blue-green"])]
+    pub strategy: Option<String>,
+    /// Blue/green: an http URL each green instance must answer 2xx/3xx before the switch
+    /// (`${PORT}` is its port).
+    #[arg(long)]
+    pub check: Option<String>,
     /// Why: kept in the audit log with who asked (`gantry audit`).
     #[arg(long)]
     pub reason: Option<String>,
@@ -114,6 +123,8 @@ pub fn start(file: &Path, s: &Start) -> anyhow::Result<Outcome> {
     put("on_max_hold", s.on_max_hold.clone().into());
     put("sticky_cookie", s.sticky_cookie.clone().into());
     put("sticky_header", s.sticky_header.clone().into());
+    put("strategy", s.strategy.clone().into());
+    put("check", s.check.clone().into());
     put("reason", s.reason.clone().into());
     let inst = match find(file) {
         Ok(i) => i,
@@ -157,6 +168,23 @@ pub fn action(file: &Path, a: &RolloutAction) -> anyhow::Result<Outcome> {
     Ok(report(rt.block_on(inst.post(&path, c.reason.as_deref()))))
 }
 
+/// `gantry rollback NAME [--to N]`.
+pub fn rollback(
+    file: &Path,
+    name: &str,
+    to: Option<i64>,
+    reason: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let inst = match find(file) {
+        Ok(i) => i,
+        Err(usage) => return Ok(usage),
+    };
+    let rt = runtime()?;
+    let body = serde_json::json!({ "to": to, "reason": reason });
+    let path = format!("/api/v1/services/{name}/rollback");
+    Ok(report(rt.block_on(inst.post_json(&path, &body))))
+}
+
 /// `gantry releases NAME [--json]`.
 pub fn releases(file: &Path, name: &str, json: bool) -> anyhow::Result<Outcome> {
     let inst = match find(file) {
@@ -172,8 +200,12 @@ pub fn releases(file: &Path, name: &str, json: bool) -> anyhow::Result<Outcome> 
             } else {
                 let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
                 for rel in v.as_array().into_iter().flatten() {
+                    let restores = rel["restores"]
+                        .as_i64()
+                        .map(|n| format!("restores {n}  "))
+                        .unwrap_or_default();
                     println!(
-                        "{:>4}  {:<12} {}  {}",
+                        "{:>4}  {:<12} {}  {restores}{}",
                         rel["number"].as_i64().unwrap_or(0),
                         rel["status"].as_str().unwrap_or("?"),
                         rel["created_at"].as_str().unwrap_or("?"),
@@ -198,21 +230,33 @@ pub fn releases(file: &Path, name: &str, json: bool) -> anyhow::Result<Outcome> 
 pub fn render(v: &serde_json::Value) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}: {} (canary {}, weight {} %{})",
-        v["service"].as_str().unwrap_or("?"),
-        v["phase"].as_str().unwrap_or("?"),
-        v["canary"].as_str().unwrap_or("?"),
-        v["weight"].as_u64().unwrap_or(0),
-        v["step"]
-            .as_u64()
-            .map(|s| format!(
-                ", step {s} of {}",
-                v["steps"].as_array().map_or(0, Vec::len)
-            ))
-            .unwrap_or_default()
-    );
+    if v["strategy"] == "blue_green" {
+        let _ = writeln!(
+            out,
+            "{}: blue/green, {} ({}; green {}, {} % of traffic on green)",
+            v["service"].as_str().unwrap_or("?"),
+            v["phase"].as_str().unwrap_or("?"),
+            v["stage"].as_str().unwrap_or("?"),
+            v["canary"].as_str().unwrap_or("?"),
+            v["weight"].as_u64().unwrap_or(0),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{}: {} (canary {}, weight {} %{})",
+            v["service"].as_str().unwrap_or("?"),
+            v["phase"].as_str().unwrap_or("?"),
+            v["canary"].as_str().unwrap_or("?"),
+            v["weight"].as_u64().unwrap_or(0),
+            v["step"]
+                .as_u64()
+                .map(|s| format!(
+                    ", step {s} of {}",
+                    v["steps"].as_array().map_or(0, Vec::len)
+                ))
+                .unwrap_or_default()
+        );
+    }
     if let Some(t) = v["last_verdict"]["text"].as_str() {
         let _ = writeln!(out, "  last verdict: {t}");
     } else if v["last_verdict"]["verdict"] == "pass" {

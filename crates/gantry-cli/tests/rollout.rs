@@ -480,8 +480,9 @@ fn instance_markers(up: &Up) -> Vec<String> {
 }
 
 /// kill -9 of gantry mid-canary, then `gantry up`: a consistent state, said in so many words.
-/// A `--set-env` canary is abandoned and every instance runs the file (release 1) with no
-/// split; a canary from the edited file runs on every instance, marked unverified.
+/// A `--set-env` canary is resumed at its step (no traffic until the canary is ready again,
+/// then the step's analysis starts over) and can be aborted back to release 1; a canary from
+/// the edited file runs on every instance, marked unverified.
 #[test]
 fn a_gantry_killed_mid_canary_comes_back_consistent_and_says_which_release_runs() {
     let (up, ing) = stack("rollout-crash", 2);
@@ -505,18 +506,33 @@ fn a_gantry_killed_mid_canary_comes_back_consistent_and_says_which_release_runs(
     });
     let mut up = up.crash_and_again(&markers, &[]);
     assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
-    let abandoned = up.wait_for("the abandoned canary", 10, |v| {
-        v["event"] == "rollout" && v["phase"] == "abandoned"
+    let resuming = up.wait_for("the resumed canary", 10, |v| {
+        v["event"] == "rollout" && v["phase"] == "resuming"
     });
     assert!(
-        abandoned["message"]
+        resuming["message"]
             .as_str()
-            .is_some_and(|m| m.contains("the stable release")),
-        "{abandoned}"
+            .is_some_and(|m| m.contains("resuming at step 1 (50 %)")),
+        "{resuming}"
     );
+    let step = up.wait_for("the resumed step", 30, |v| {
+        v["event"] == "rollout" && v["phase"] == "analysing"
+    });
+    assert_eq!(step["step"], 1, "{step}");
+    assert_eq!(step["weight"], 50, "{step}");
+    let (_, out) = gantry_in(&up.dir, &["releases", "api", "--json"]);
+    let releases: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(releases[0]["status"], "canary", "{out}");
+    // Half the requests reach the canary again.
+    assert!(eventually(10, || get_app(ing) == (200, "2".into())));
+    let (code, out) = gantry_in(&up.dir, &["rollout", "abort", "api", "--reason", "r2 off"]);
+    assert_eq!(code, 0, "{out}");
+    up.wait_for("the abort's end", 30, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
     assert!(eventually(10, || get_app(ing) == (200, "1".into())));
     for _ in 0..20 {
-        assert_eq!(get_app(ing), (200, "1".into()), "no split after the crash");
+        assert_eq!(get_app(ing), (200, "1".into()), "no split after the abort");
     }
     let (_, out) = gantry_in(&up.dir, &["releases", "api", "--json"]);
     let releases: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -530,11 +546,9 @@ fn a_gantry_killed_mid_canary_comes_back_consistent_and_says_which_release_runs(
     args.extend(hold);
     let (code, out) = gantry_in(&up.dir, &args);
     assert_eq!(code, 0, "{out}");
-    let n = up.events.len();
     up.wait_for("the second canary's first step", 30, |v| {
-        v["event"] == "rollout" && v["phase"] == "analysing"
+        v["event"] == "rollout" && v["phase"] == "analysing" && v["new_release"] == 3
     });
-    assert!(up.events.len() > n);
     let mut up = up.crash_and_again(&markers, &[]);
     assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
     let abandoned = up.wait_for("the abandoned file canary", 10, |v| {
@@ -555,5 +569,199 @@ fn a_gantry_killed_mid_canary_comes_back_consistent_and_says_which_release_runs(
     let (_, out) = gantry_in(&up.dir, &["releases", "api", "--json"]);
     let releases: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(releases[0]["status"], "unverified", "{out}");
+    assert_eq!(up.stop(), 0);
+}
+
+/// Two canaries promoted (releases 2 and 3), then `gantry rollback api --to 1` under load:
+/// every instance back on release 1 through the rolling machinery with no failed request, a
+/// new release that restores 1 (said by `gantry releases`), an audit row; then `gantry
+/// rollback api` goes back to the previous stable release (3).
+#[test]
+fn a_rollback_to_an_earlier_release_under_load_fails_no_request() {
+    let (mut up, ing) = stack("rollout-rollback-to", 2);
+    for (n, version) in [(2, "2"), (3, "3")] {
+        let env = format!("VERSION={version}");
+        let (code, out) = gantry_in(
+            &up.dir,
+            &[
+                "rollout",
+                "api",
+                "--set-env",
+                &env,
+                "--steps",
+                "100",
+                "--interval",
+                "200ms",
+                "--min-requests",
+                "1",
+                "--reason",
+                "next",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = load(ing, 1, stop.clone());
+        let done = up.wait_for("the rollout's end", 90, |v| {
+            v["event"] == "rollout" && v["phase"] == "done" && v["new_release"] == n
+        });
+        stop.store(true, Ordering::Relaxed);
+        join(clients);
+        assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    }
+    assert!(eventually(30, || (0..10).all(|_| get_app(ing) == (200, "3".into()))));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(ing, 3, stop.clone());
+    let (code, out) = gantry_in(
+        &up.dir,
+        &[
+            "rollback",
+            "api",
+            "--to",
+            "1",
+            "--reason",
+            "release 3 breaks checkout",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("restores 1"), "{out}");
+    let ev = up.wait_for("the rollback", 30, |v| v["event"] == "rollback");
+    assert_eq!(ev["restores"], 1, "{ev}");
+    assert!(
+        eventually(60, || (0..20).all(|_| get_app(ing) == (200, "1".into()))),
+        "release 1 is not back: {}",
+        up.log()
+    );
+    stop.store(true, Ordering::Relaxed);
+    let seen = join(clients);
+    eprintln!("rollback: clients saw {seen:?}");
+    assert!(seen.ok > 50, "{seen:?}");
+    assert_eq!(seen.injected, 0, "{seen:?}");
+    assert!(seen.other.is_empty(), "failed requests: {seen:?}");
+    let (code, out) = gantry_in(&up.dir, &["releases", "api"]);
+    assert_eq!(code, 0, "{out}");
+    let first = out.lines().next().unwrap_or("").trim_start().to_string();
+    assert!(
+        first.starts_with("4  stable") && first.contains("restores 1"),
+        "{out}"
+    );
+    let (code, audit) = gantry_in(&up.dir, &["audit", "--json"]);
+    assert_eq!(code, 0, "{audit}");
+    assert!(audit.contains("\"rollback\""), "{audit}");
+    // Without --to: the previous stable release, 3.
+    let (code, out) = gantry_in(&up.dir, &["rollback", "api"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("to release 3"), "{out}");
+    assert!(
+        eventually(60, || (0..20).all(|_| get_app(ing) == (200, "3".into()))),
+        "{}",
+        up.log()
+    );
+    // A release that is running is refused, with the way out.
+    let (code, out) = gantry_in(&up.dir, &["rollback", "api", "--to", "5"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("is the one api runs"), "{out}");
+    assert_eq!(up.stop(), 0);
+}
+
+/// The environment of the live process whose command line contains `marker`.
+fn environ_of(marker: &str) -> String {
+    processes_with(marker)
+        .into_iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/environ")).ok())
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', "\n"))
+        .collect()
+}
+
+/// A rollback re-runs the release with its secrets read afresh (the secret's file changed
+/// since), and neither value appears in the releases, the audit log or any answer.
+#[test]
+fn a_rollback_reads_the_secrets_afresh_and_never_shows_them() {
+    let pid = std::process::id();
+    let old = format!("tok-old-{pid}-a81f");
+    let new = format!("tok-new-{pid}-c03d");
+    let ing = free_port();
+    let mut base = free_port();
+    for _ in 0..50 {
+        let p = free_port();
+        if p + 1 != ing && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            base = p;
+            break;
+        }
+    }
+    let toml = format!(
+        r#"
+[secrets.TOKEN]
+from_file = "token"
+services = ["api"]
+
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name api-${{REPLICA}} --http ${{PORT}}"
+env = {{ VERSION = "1" }}
+replicas = 2
+replica_ports = "{base}-{}"
+restart = "always"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        base + 1
+    );
+    let mut up = up_with("rollout-rollback-secret", &toml, &[], |dir| {
+        std::fs::write(dir.join("token"), &old).unwrap();
+    });
+    assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
+    let (code, out) = gantry_in(
+        &up.dir,
+        &[
+            "rollout",
+            "api",
+            "--set-env",
+            "VERSION=2",
+            "--steps",
+            "100",
+            "--interval",
+            "200ms",
+            "--min-requests",
+            "1",
+            "--reason",
+            "r2",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(ing, 1, stop.clone());
+    let done = up.wait_for("the rollout's end", 90, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    stop.store(true, Ordering::Relaxed);
+    join(clients);
+    assert_eq!(done["outcome"], "promoted", "{}", up.log());
+    std::fs::write(up.dir.join("token"), &new).unwrap();
+    let (code, answer) = gantry_in(&up.dir, &["rollback", "api", "--reason", "back"]);
+    assert_eq!(code, 0, "{answer}");
+    assert!(
+        eventually(60, || (0..10).all(|_| get_app(ing) == (200, "1".into()))),
+        "{}",
+        up.log()
+    );
+    for p in [base, base + 1] {
+        let marker = format!("--http {p}");
+        assert!(
+            eventually(20, || environ_of(&marker).contains(&format!("TOKEN={new}"))),
+            "instance on {p} does not have the new secret"
+        );
+    }
+    let (_, releases) = gantry_in(&up.dir, &["releases", "api", "--json"]);
+    let (_, audit) = gantry_in(&up.dir, &["audit", "--json"]);
+    for text in [&answer, &releases, &audit, &up.log()] {
+        assert!(!text.contains(&old) && !text.contains(&new), "{text}");
+    }
+    let releases: serde_json::Value = serde_json::from_str(&releases).unwrap();
+    assert_eq!(releases[0]["restores"], 1, "{releases}");
     assert_eq!(up.stop(), 0);
 }

@@ -119,7 +119,8 @@ pub(crate) fn resolve(engine: &Engine, command: &ApiCommand) -> Result<Request, 
         ApiCommand::Rollout { .. }
         | ApiCommand::RolloutControl { .. }
         | ApiCommand::RolloutStatus(_)
-        | ApiCommand::Releases(_) => {
+        | ApiCommand::Releases(_)
+        | ApiCommand::Rollback { .. } => {
             return Err("cannot run a rollout here: rollouts are the process driver's".into());
         }
         ApiCommand::IncidentOpen { .. }

@@ -16,5 +16,5 @@ pub use chain::{NamedGraph, UnitTimes, critical_chain, critical_chain_by_name};
 pub use render::{
     GraphEdge, GraphNode, graph_json, render_dot, render_json, render_mermaid, render_text,
 };
-pub use replicas::ReplicaGroup;
+pub use replicas::{ReplicaGroup, extra_instance};
 pub use select::{Selection, select};

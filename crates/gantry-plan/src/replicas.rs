@@ -96,6 +96,14 @@ fn instance(s: &Service, replica: u32, port: Option<u16>) -> Service {
     i
 }
 
+/// An extra instance of replicated service `s` named `name` (a blue/green rollout's green
+/// instance): like instance `replica`, with its own `port` in every string of the service.
+pub fn extra_instance(s: &Service, name: &str, replica: u32, port: u16) -> Service {
+    let mut i = instance(s, replica, Some(port));
+    i.name = Sp::new(name.to_string(), s.name.span.clone());
+    i
+}
+
 fn substitute_probe(kind: &mut ProbeKind, sub: &dyn Fn(&str) -> String) {
     match kind {
         ProbeKind::Exec(argv) => *argv = argv.iter().map(|a| sub(a)).collect(),

@@ -19,6 +19,7 @@ mod alerts;
 mod cluster;
 mod flags;
 mod ingress;
+mod rollout;
 mod runbooks;
 
 pub use flags::{flag_diagnostics, parse_date, valid_flag_key};
@@ -1648,8 +1649,12 @@ impl Decoder<'_> {
             },
             None => Vec::new(),
         };
+        let rollout = t
+            .get("rollout")
+            .and_then(|x| self.rollout(x, &p("rollout")));
         let service = Service {
             name: Sp::new(key.get_ref().to_string(), key.span()),
+            rollout,
             kind,
             command,
             working_dir: own.working_dir.or_else(|| defaults.working_dir.clone()),

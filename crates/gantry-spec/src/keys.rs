@@ -474,7 +474,7 @@ macro_rules! inheritable {
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 15 + 22;
+const SERVICE_LEN: usize = 15 + 23;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(
@@ -616,6 +616,12 @@ pub static SERVICE: &[Key] = &{
             None,
             "With `replicas`: the ports of the instances, `\"9100-9199\"`; instance i gets the i-th port of the range (`NAME.1` the first). The range must hold at least `replicas` ports.",
         ),
+        k(
+            "rollout",
+            Ty::Table(ROLLOUT),
+            None,
+            "How `gantry rollout NAME` rolls a new release of this replicated, routed service out; each key is a default its flags override.",
+        ),
     ];
     let shared = inheritable!();
     let mut all = [k("", Ty::Bool, None, ""); SERVICE_LEN];
@@ -631,6 +637,55 @@ pub static SERVICE: &[Key] = &{
     }
     all
 };
+
+/// The keys of `[services.NAME.rollout]`.
+pub static ROLLOUT: &[Key] = &[
+    k(
+        "strategy",
+        Ty::Enum(&["canary", "blue_green"]),
+        Some("\"canary\""),
+        "canary: the last instance gets the new release and weighted steps of the traffic, each analysed. blue_green: as many new instances as the service has replicas start beside the running ones on their own ports, become ready (and pass `check`), take all traffic in one switch, and are analysed on their own traffic; a breach switches back to the old ones at once.",
+    ),
+    k(
+        "steps",
+        Ty::IntList { min: 1, max: 100 },
+        Some("[1, 10, 50, 100]"),
+        "Canary: the percentages of requests to the new release, one analysed step each, increasing.",
+    ),
+    k(
+        "interval",
+        Ty::Duration,
+        Some("\"60s\""),
+        "How long each step (blue/green: the traffic after the switch) is analysed.",
+    ),
+    k(
+        "max_error_rate",
+        Ty::Str,
+        Some("\"1%\""),
+        "The highest share of the new release's requests that may fail (5xx or no answer), a percentage (`--max-error-ratio` is the same as a share: 0.01).",
+    ),
+    k(
+        "max_p99",
+        Ty::Duration,
+        None,
+        "The highest p99 latency of the new release's requests. Absent: latency is not judged.",
+    ),
+    k(
+        "min_requests",
+        Ty::Int {
+            min: 1,
+            max: 1_000_000_000,
+        },
+        Some("50"),
+        "Fewer requests than this in a window is \"not verified\": the step holds, it never passes.",
+    ),
+    k(
+        "check",
+        Ty::Str,
+        None,
+        "Blue/green: an http(s) URL each new instance must answer with a 2xx before the switch, `${PORT}` being its port (e.g. `\"http://127.0.0.1:${PORT}/smoke\"`).",
+    ),
+];
 
 /// The most instances one service may ask for.
 pub const REPLICAS_MAX: i64 = 1000;

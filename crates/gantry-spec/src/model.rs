@@ -11,10 +11,12 @@ pub use crate::cpu::MilliCpus;
 mod alerts;
 mod flags;
 mod ingress;
+mod rollout;
 mod runbooks;
 pub use alerts::{ALERT_RULES, ALERT_SIGNALS, AlertRuleDef, Alerts, Slo};
 pub use flags::{FlagDef, FlagsSpec};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
+pub use rollout::{RolloutConf, RolloutStrategy};
 pub use runbooks::{Runbook, RunbookAction, RunbookStep};
 
 /// A value and where it was written.
@@ -528,6 +530,8 @@ pub struct ServiceDefaults {
 #[derive(Debug, Clone)]
 pub struct Service {
     pub name: Sp<String>,
+    /// `[services.NAME.rollout]`: how `gantry rollout NAME` rolls a new release out.
+    pub rollout: Option<RolloutConf>,
     pub kind: Kind,
     /// argv after shell-like splitting; empty for external services.
     pub command: Option<Sp<Vec<String>>>,

@@ -43,7 +43,7 @@ pub static DEPENDENCY: &[Key] = &[
 ];
 
 /// The tables that get a `$defs` entry, by name.
-fn named_tables() -> [(&'static str, &'static [Key]); 17] {
+fn named_tables() -> [(&'static str, &'static [Key]); 18] {
     [
         ("Ingress", keys::INGRESS),
         ("IngressTls", keys::INGRESS_TLS),
@@ -58,6 +58,7 @@ fn named_tables() -> [(&'static str, &'static [Key]); 17] {
         ("Retry", keys::RETRY),
         ("StartLimit", keys::START_LIMIT),
         ("StartBreaker", keys::START_BREAKER),
+        ("Rollout", keys::ROLLOUT),
         ("Probe", keys::PROBE),
         ("Layers", keys::LAYERS),
         ("Profile", keys::PROFILE),
@@ -552,6 +553,7 @@ fn nested_anchor(keys: &[Key]) -> Option<&'static str> {
         "Retry" => Some("retry"),
         "StartLimit" => Some("start_limit"),
         "StartBreaker" => Some("start_breaker"),
+        "Rollout" => Some("rollout"),
         "Logs" => Some("logs"),
         "Retention" => Some("retention"),
         "IngressTls" => Some("ingress.tls"),

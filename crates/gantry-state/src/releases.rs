@@ -1,6 +1,9 @@
 //! Numbered releases of each service: its definition (command and environment, secret values
 //! masked by the caller) and where it stands: running, canary, stable, rolled_back, superseded.
-//! Release 1 is recorded at a service's first boot; each rollout records the next.
+//! Release 1 is recorded at a service's first boot; each rollout records the next, and each
+//! rollback one that `restores` an earlier release. A release's `recipe` is what re-running it
+//! takes: the service's command and environment as the file writes them, before the expansion
+//! per instance, with secrets by reference (the variables they fill), never their values.
 
 use crate::store::Store;
 use rusqlite::params;
@@ -12,6 +15,9 @@ CREATE TABLE IF NOT EXISTS releases (
     created_at TEXT NOT NULL,
     definition TEXT NOT NULL,
     status TEXT NOT NULL,
+    recipe TEXT,
+    restores INTEGER,
+    state TEXT,
     PRIMARY KEY (service, number)
 );
 ";
@@ -57,6 +63,81 @@ impl Store {
             .map_err(|e| format!("releases of {service}: {e}"))
     }
 
+    /// Keeps what re-running release `number` takes (see the module doc).
+    pub fn set_release_recipe(
+        &self,
+        service: &str,
+        number: i64,
+        recipe: &str,
+    ) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE releases SET recipe = ?3 WHERE service = ?1 AND number = ?2",
+                params![service, number, recipe],
+            )
+            .map(|_| ())
+            .map_err(|e| format!("release {number} of {service}: {e}"))
+    }
+
+    /// Keeps the state of the canary rollout of release `number` (so a gantry killed
+    /// mid-canary resumes its analysis at the next boot).
+    pub fn set_release_state(&self, service: &str, number: i64, state: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE releases SET state = ?3 WHERE service = ?1 AND number = ?2",
+                params![service, number, state],
+            )
+            .map(|_| ())
+            .map_err(|e| format!("release {number} of {service}: {e}"))
+    }
+
+    /// The rollout state kept for release `number` of `service`, if any.
+    pub fn release_state(&self, service: &str, number: i64) -> Option<String> {
+        self.conn
+            .query_row(
+                "SELECT state FROM releases WHERE service = ?1 AND number = ?2",
+                params![service, number],
+                |r| r.get(0),
+            )
+            .ok()
+            .flatten()
+    }
+
+    /// Records that release `number` of `service` restores release `restores` (a rollback).
+    pub fn set_release_restores(
+        &self,
+        service: &str,
+        number: i64,
+        restores: i64,
+    ) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE releases SET restores = ?3 WHERE service = ?1 AND number = ?2",
+                params![service, number, restores],
+            )
+            .map(|_| ())
+            .map_err(|e| format!("release {number} of {service}: {e}"))
+    }
+
+    /// The recipe of release `number` of `service`: Ok(None) when it has none (recorded by
+    /// an older gantry); an error when there is no such release.
+    pub fn release_recipe(&self, service: &str, number: i64) -> Result<Option<String>, String> {
+        self.conn
+            .query_row(
+                "SELECT recipe FROM releases WHERE service = ?1 AND number = ?2",
+                params![service, number],
+                |r| r.get(0),
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => {
+                    format!(
+                        "{service} has no release {number} (`gantry releases {service}` lists them)"
+                    )
+                }
+                e => format!("release {number} of {service}: {e}"),
+            })
+    }
+
     /// Sets the status of release `number` of `service`.
     pub fn set_release_status(
         &self,
@@ -97,8 +178,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT number, created_at, definition, status FROM releases
-                 WHERE service = ?1 ORDER BY number DESC",
+                "SELECT number, created_at, definition, status, restores, recipe IS NOT NULL
+                 FROM releases WHERE service = ?1 ORDER BY number DESC",
             )
             .map_err(|e| e.to_string())?;
         let rows = stmt
@@ -111,6 +192,8 @@ impl Store {
                     "definition": serde_json::from_str::<serde_json::Value>(&definition)
                         .unwrap_or(serde_json::Value::String(definition)),
                     "status": r.get::<_, String>(3)?,
+                    "restores": r.get::<_, Option<i64>>(4)?,
+                    "can_restore": r.get::<_, bool>(5)?,
                 }))
             })
             .map_err(|e| e.to_string())?;
@@ -144,6 +227,24 @@ mod tests {
         assert_eq!(list[0]["status"], "rolled_back");
         assert_eq!(list[0]["definition"]["v"], 2);
         assert_eq!(list[1]["status"], "running");
+        assert_eq!(list[1]["can_restore"], false);
+        store
+            .set_release_recipe("api", 1, "{\"command\":[]}")
+            .unwrap();
+        assert!(store.release_recipe("api", 1).unwrap().is_some());
+        assert!(store.release_recipe("api", 2).unwrap().is_none());
+        assert!(
+            store
+                .release_recipe("api", 7)
+                .unwrap_err()
+                .contains("no release 7")
+        );
+        let n = store.add_release("api", "{}", "stable").unwrap();
+        store.set_release_restores("api", n, 1).unwrap();
+        assert_eq!(store.releases("api").unwrap()[0]["restores"], 1);
+        assert!(store.release_state("api", n).is_none());
+        store.set_release_state("api", n, "{}").unwrap();
+        assert_eq!(store.release_state("api", n).as_deref(), Some("{}"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -65,7 +65,12 @@ CREATE TABLE IF NOT EXISTS boot_services (
 
 /// Columns added after the first release of their table, as `ALTER TABLE` statements.
 /// Applied to every store at open; "duplicate column" (already migrated) is expected.
-const MIGRATIONS: &[&str] = &["ALTER TABLE missions ADD COLUMN remediation TEXT"];
+const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE missions ADD COLUMN remediation TEXT",
+    "ALTER TABLE releases ADD COLUMN recipe TEXT",
+    "ALTER TABLE releases ADD COLUMN restores INTEGER",
+    "ALTER TABLE releases ADD COLUMN state TEXT",
+];
 
 impl Store {
     /// Opens (creating the directory, the file and the tables) the store of `state_dir`.

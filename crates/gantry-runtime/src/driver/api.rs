@@ -190,6 +190,12 @@ impl Driver {
                 return self.runbook_command(name, *dry_run, caller, reason);
             }
             ApiCommand::Releases(service) => return self.releases_json(service),
+            // Answered once the file is loaded (audit.rs starts it).
+            ApiCommand::Rollback { service, .. } => {
+                return Err(format!(
+                    "cannot roll {service} back from here: ask through the API (`gantry rollback {service}`)"
+                ));
+            }
             _ => {}
         }
         if let ApiCommand::Disable(_) | ApiCommand::Enable(_) = &cmd {

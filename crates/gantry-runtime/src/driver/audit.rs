@@ -51,6 +51,15 @@ impl Driver {
             });
             return;
         }
+        if let ApiCommand::Rollback { service, to } = command {
+            self.rollback_start(super::rollout_file::FileRollout {
+                service,
+                body: serde_json::json!({ "rollback": true, "to": to }),
+                reply,
+                audit: id,
+            });
+            return;
+        }
         if super::rollout_file::from_file(&command)
             && let ApiCommand::Rollout { service, body } = command
         {

@@ -151,6 +151,7 @@ impl Driver {
             ingress,
             rolling: None,
             rollout: None,
+            greens: Vec::new(),
             reloader: cfg.reload,
             reload_waiters: None,
             reload_audits: Vec::new(),

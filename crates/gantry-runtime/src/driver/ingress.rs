@@ -16,6 +16,8 @@ use gantry_spec::Spec;
 struct Group {
     service: String,
     members: Vec<(UnitId, String, Option<SocketAddr>)>,
+    /// Instances beside the service's units (a blue/green rollout's green set).
+    extra: Vec<(UnitId, String, Option<SocketAddr>)>,
     /// What the proxy was last told (ids and readiness), to tell it only changes.
     sent: Option<Vec<(String, bool)>>,
 }
@@ -98,6 +100,7 @@ impl IngressSide {
             .into_iter()
             .map(|service| Group {
                 members: members(plan, &service),
+                extra: Vec::new(),
                 service,
                 sent: None,
             })
@@ -114,6 +117,23 @@ impl IngressSide {
     pub(super) fn replan(&mut self, plan: &Plan) {
         for g in &mut self.groups {
             g.members = members(plan, &g.service);
+            g.members.extend(g.extra.iter().cloned());
+            g.sent = None;
+        }
+    }
+
+    /// Sets the instances `service` has beside its units (a blue/green rollout's green set,
+    /// empty once it is gone); the proxy learns them at the next sync.
+    pub(super) fn set_extra(
+        &mut self,
+        plan: &Plan,
+        service: &str,
+        extra: Vec<(UnitId, String, Option<SocketAddr>)>,
+    ) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.service == service) {
+            g.extra = extra;
+            g.members = members(plan, service);
+            g.members.extend(g.extra.iter().cloned());
             g.sent = None;
         }
     }

@@ -13,6 +13,7 @@ mod alert_feed;
 mod alerts;
 mod api;
 mod audit;
+mod bluegreen;
 mod build;
 mod cluster;
 mod exec;
@@ -27,9 +28,12 @@ mod records;
 mod releases;
 mod reload;
 mod retention;
+mod rollback;
 mod rolling;
 mod rollout;
 mod rollout_file;
+mod rollout_resume;
+mod rollout_status;
 mod rotate;
 mod runbook;
 mod svc;
@@ -108,6 +112,8 @@ enum Msg {
     CanaryDrained {
         unit: UnitId,
     },
+    /// A blue/green rollout's pre-promotion check ended, or its green set drained (bluegreen.rs).
+    BlueGreen(bluegreen::Note),
     /// The stack file loaded again for a reload (reload.rs), or why not.
     Reloaded(Box<Result<reload::Loaded, String>>),
     /// The stack file loaded again to take on a service the selection left out (take_on.rs).
@@ -375,6 +381,8 @@ struct Driver {
     rolling: Option<rolling::Rolling>,
     /// The canary rollout in progress, or the last one (rollout.rs).
     rollout: Option<rollout::Active>,
+    /// The green instances blue/green rollouts added (reused by the next one; bluegreen.rs).
+    greens: Vec<UnitId>,
     /// Loads the stack file again (reload.rs).
     reloader: Option<Reloader>,
     /// Set while a reload is under way: who waits for its answer.
@@ -707,6 +715,7 @@ impl Driver {
             Msg::Rotated { name, result } => self.rotated(&name, result),
             Msg::Drained { unit } => self.drained(unit),
             Msg::CanaryDrained { unit } => self.canary_drained(unit),
+            Msg::BlueGreen(note) => self.green_note(note),
             Msg::Reloaded(result) => self.reloaded(*result),
             Msg::TakenOn { take, result } => self.taken_on(*take, *result),
             Msg::RunbookRan { audit, result } => self.runbook_ran(audit, result),

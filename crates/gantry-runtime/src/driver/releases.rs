@@ -47,6 +47,18 @@ impl Driver {
         for (service, number, def) in abandoned {
             let from_file = serde_json::from_str::<serde_json::Value>(&def)
                 .is_ok_and(|d| d["source"] == "gantry.toml");
+            // A `--set-env` / `--command` canary whose state was kept goes on where it was.
+            if !from_file
+                && self.rollout.is_none()
+                && let Some(text) = self.rollout_resume(&service, number)
+            {
+                self.out.gantry_line(&format!("{service}: rollout: {text}"));
+                self.event(serde_json::json!({
+                    "event": "rollout", "service": service, "phase": "resuming",
+                    "release": number, "message": text,
+                }));
+                continue;
+            }
             let text = if from_file {
                 // The file holds the release that was a canary: it is what runs now.
                 if let Some(store) = &self.store {

@@ -212,6 +212,13 @@ impl Driver {
             .iter()
             .map(PlanUnit::name)
             .filter(|n| !new_names.contains(n))
+            // A blue/green rollout's green instances are gantry's own, not the file's.
+            .filter(|n| {
+                !self
+                    .greens
+                    .iter()
+                    .any(|g| self.plan.units[g.0].name() == *n)
+            })
             .collect();
         if !removed.is_empty() {
             return Err(format!(

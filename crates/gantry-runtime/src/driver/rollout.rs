@@ -3,6 +3,8 @@
 //! canary's own traffic since the step began is analysed at the machine's deadlines; a promote
 //! replaces the other instances one at a time (the rolling machinery), a rollback sends all
 //! traffic to the stable release at once and gives the canary its stable definition back.
+//! The same machine drives a blue/green rollout, whose instances bluegreen.rs handles; the
+//! status JSON and the release records are rollout_status.rs.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,7 @@ use gantry_rollout::{Input, OnMaxHold, Output, Phase, Plan, Rollout, Strategy, T
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::rollout_status::release_status;
 use super::{Driver, Msg};
 use crate::process::SpawnSpec;
 
@@ -42,6 +45,12 @@ struct StartBody {
     sticky_cookie: Option<String>,
     #[serde(default)]
     sticky_header: Option<String>,
+    /// `canary` or `blue_green` (`blue-green`); the default is the service's `rollout.strategy`.
+    #[serde(default)]
+    strategy: Option<String>,
+    /// Blue/green: the pre-promotion check URL (`${PORT}`: each green instance's port).
+    #[serde(default)]
+    check: Option<String>,
 }
 
 /// A release read from gantry.toml: each instance's definition as the file has it now.
@@ -52,21 +61,24 @@ pub(super) struct FileRelease {
     /// Instance name → its service as the file defines it (the running plan takes it at the
     /// promote, so a later reload finds nothing changed).
     pub(super) services: BTreeMap<String, gantry_spec::Service>,
+    /// The service as the file defines it, before its expansion per instance (blue/green
+    /// builds its green instances from it).
+    pub(super) base: Option<gantry_spec::Service>,
 }
 
 /// What the new release changes in the running definition.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Changes {
-    set_env: BTreeMap<String, String>,
+    pub(super) set_env: BTreeMap<String, String>,
     /// The new argv (`${VAR}` expanded per instance from its environment).
-    command: Option<Vec<String>>,
+    pub(super) command: Option<Vec<String>>,
     /// The release is the file's definition (`gantry rollout NAME` after editing gantry.toml).
-    file: Option<FileRelease>,
+    pub(super) file: Option<FileRelease>,
 }
 
 impl Changes {
     /// Instance `unit`'s running definition with the changes.
-    fn apply(&self, unit: &str, spec: &SpawnSpec) -> SpawnSpec {
+    pub(super) fn apply(&self, unit: &str, spec: &SpawnSpec) -> SpawnSpec {
         if let Some(s) = self.file.as_ref().and_then(|f| f.specs.get(unit)) {
             return s.clone();
         }
@@ -99,7 +111,7 @@ fn expand(arg: &str, env: &[(String, String)]) -> String {
 
 /// What the driver is doing with the instances for the rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Task {
+pub(super) enum Task {
     /// Nothing: the machine drives the weights.
     Idle,
     /// The canary is being drained before it restarts with the new (or the stable) definition.
@@ -109,6 +121,9 @@ enum Task {
     /// The migrate services the release needs run first (each done when an incarnation after
     /// the one recorded completes); the canary waits.
     Migrating,
+    /// A canary a killed gantry left: its outputs wait in `held` for the boot to be decided
+    /// and the canary instance to be up (rollout_resume.rs).
+    Resuming,
     /// The other instances are replaced one at a time (rolling.rs).
     Promoting,
     /// Finished: the split is cleared.
@@ -117,36 +132,78 @@ enum Task {
 
 /// A rollout in progress (or the last one, for status).
 pub(super) struct Active {
+    /// A blue/green rollout's green set (None: a canary).
+    pub(super) green: Option<super::bluegreen::Green>,
     /// The migrate services this release ran first, and the incarnation each had then.
-    migrations: Vec<(UnitId, eng::Gen)>,
+    pub(super) migrations: Vec<(UnitId, eng::Gen)>,
     /// The machine's first outputs, held while the migrations run.
-    held: Vec<Output>,
-    service: String,
-    rollout: Rollout,
+    pub(super) held: Vec<Output>,
+    pub(super) service: String,
+    pub(super) rollout: Rollout,
     /// The machine's clock starts here.
-    epoch: Instant,
-    canary: UnitId,
-    canary_name: String,
+    pub(super) epoch: Instant,
+    pub(super) canary: UnitId,
+    pub(super) canary_name: String,
     /// The canary's definition before the rollout (a rollback puts it back).
-    stable: SpawnSpec,
-    changes: Changes,
-    sticky: Option<Sticky>,
+    pub(super) stable: SpawnSpec,
+    pub(super) changes: Changes,
+    pub(super) sticky: Option<Sticky>,
     /// The canary's tally when the current step began.
-    step_tally: Tally,
-    task: Task,
+    pub(super) step_tally: Tally,
+    pub(super) task: Task,
     /// The split percent last set.
-    weight: u8,
+    pub(super) weight: u8,
     /// An operator abort in progress (no mission for it).
-    aborting: bool,
+    pub(super) aborting: bool,
     /// How many analyses the machine was fed.
-    analyses: u64,
+    pub(super) analyses: u64,
     /// The release numbers (store): the stable one and the new one.
-    stable_release: Option<i64>,
-    new_release: Option<i64>,
+    pub(super) stable_release: Option<i64>,
+    pub(super) new_release: Option<i64>,
 }
 
 impl Active {
-    fn now_ms(&self) -> u64 {
+    /// A canary rollout a killed gantry left, its machine resumed (`held`: what to do once the
+    /// boot is decided).
+    pub(super) fn resumed(
+        saved: super::rollout_resume::Saved,
+        canary: UnitId,
+        canary_name: String,
+        stable: SpawnSpec,
+        new_release: i64,
+        held: Vec<Output>,
+    ) -> Active {
+        Active {
+            green: None,
+            migrations: Vec::new(),
+            held,
+            service: saved.service,
+            rollout: saved.rollout,
+            epoch: Instant::now(),
+            canary,
+            canary_name,
+            stable,
+            changes: Changes {
+                set_env: saved.set_env,
+                command: saved.command,
+                file: None,
+            },
+            sticky: match (saved.sticky_cookie, saved.sticky_header) {
+                (Some(c), _) => Some(Sticky::Cookie(c)),
+                (None, Some(h)) => Some(Sticky::Header(h)),
+                (None, None) => None,
+            },
+            step_tally: Tally::default(),
+            task: Task::Resuming,
+            weight: 0,
+            aborting: false,
+            analyses: 0,
+            stable_release: saved.stable_release,
+            new_release: Some(new_release),
+        }
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
@@ -192,15 +249,32 @@ impl Driver {
                 "a rolling restart is in progress; start the rollout once it is done".into(),
             );
         }
+        // The service's `[services.NAME.rollout]` (the file's, for a release from the file).
+        let conf = file
+            .as_ref()
+            .and_then(|f| f.base.as_ref())
+            .or_else(|| self.spec.services.iter().find(|s| s.name.value == service))
+            .and_then(|s| s.rollout.clone())
+            .unwrap_or_default();
+        let blue_green = match req.strategy.as_deref() {
+            None => conf.strategy == gantry_spec::RolloutStrategy::BlueGreen,
+            Some("canary") => false,
+            Some("blue_green" | "blue-green") => true,
+            Some(other) => {
+                return Err(format!(
+                    "strategy: `{other}` is neither `canary` nor `blue-green`"
+                ));
+            }
+        };
         let Some(group) = self.plan.replica_group(service) else {
             if self.plan.index(service).is_some() {
                 return Err(format!(
-                    "{service} runs one instance: a canary rollout needs `replicas = 2` or more under [services.{service}] (then `gantry reload`)"
+                    "{service} runs one instance: a rollout needs `replicas` (2 or more for a canary) and `replica_ports` under [services.{service}] (then `gantry reload`)"
                 ));
             }
             return Err(format!("unknown service `{service}`"));
         };
-        if group.units.len() < 2 {
+        if !blue_green && group.units.len() < 2 {
             return Err(format!(
                 "{service} runs one instance: a canary rollout needs `replicas = 2` or more under [services.{service}] (then `gantry reload`)"
             ));
@@ -243,16 +317,32 @@ impl Driver {
             );
         }
         let defaults = Plan::canary();
+        let ms = |d: gantry_spec::Dur| u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX);
         let thresholds = Thresholds {
             max_error_ratio: req
                 .max_error_ratio
+                .or(conf.max_error_ratio)
                 .unwrap_or(defaults.thresholds.max_error_ratio),
             max_p99_ms: match &req.max_p99 {
-                None => None,
+                None => conf.max_p99.map(|d| ms(d) as f64),
                 Some(_) => Some(duration_ms("max_p99", &req.max_p99, 0)? as f64),
             },
-            min_requests: req.min_requests.unwrap_or(defaults.thresholds.min_requests),
+            min_requests: req
+                .min_requests
+                .or(conf.min_requests)
+                .unwrap_or(defaults.thresholds.min_requests),
         };
+        let check = req.check.clone().or(conf.check.clone());
+        if let Some(c) = &check
+            && !(c.starts_with("http://") || c.starts_with("https://"))
+        {
+            return Err(format!(
+                "check: `{c}` is not an http(s) URL (e.g. http://127.0.0.1:${{PORT}}/smoke)"
+            ));
+        }
+        if !blue_green && check.is_some() {
+            return Err("check: a pre-promotion check is for `--strategy blue-green`".into());
+        }
         let on_max_hold = match req.on_max_hold.as_deref() {
             None | Some("pause") => OnMaxHold::Pause,
             Some("rollback") => OnMaxHold::Rollback,
@@ -262,14 +352,25 @@ impl Driver {
                 ));
             }
         };
+        let strategy = if blue_green {
+            Strategy::BlueGreen
+        } else {
+            Strategy::Canary {
+                steps: req.steps.clone().or(conf.steps.clone()).unwrap_or(
+                    match defaults.strategy {
+                        Strategy::Canary { steps } => steps,
+                        Strategy::BlueGreen => vec![100],
+                    },
+                ),
+            }
+        };
         let plan = Plan {
-            strategy: Strategy::Canary {
-                steps: req.steps.clone().unwrap_or(match defaults.strategy {
-                    Strategy::Canary { steps } => steps,
-                    Strategy::BlueGreen => vec![100],
-                }),
-            },
-            interval_ms: duration_ms("interval", &req.interval, defaults.interval_ms)?,
+            strategy,
+            interval_ms: duration_ms(
+                "interval",
+                &req.interval,
+                conf.interval.map_or(defaults.interval_ms, ms),
+            )?,
             thresholds,
             max_hold_ms: duration_ms("max_hold", &req.max_hold, defaults.max_hold_ms)?,
             on_max_hold,
@@ -304,6 +405,7 @@ impl Driver {
             }
         }
         self.rollout = Some(Active {
+            green: blue_green.then(|| super::bluegreen::Green::new(check.clone())),
             migrations: migrations.clone(),
             held: Vec::new(),
             service: service.to_string(),
@@ -356,6 +458,21 @@ impl Driver {
             ));
             format!("first {} completes, then ", names.join(", "))
         };
+        if blue_green {
+            let interval = self
+                .rollout
+                .as_ref()
+                .map_or(0, |a| a.rollout.plan.interval_ms);
+            let count = self
+                .plan
+                .replica_group(service)
+                .map_or(0, |g| g.units.len());
+            return Ok(format!(
+                "blue/green rollout of {service}: {first}{} green instances start beside the running ones, take all traffic in one switch once ready{}, then their traffic is analysed for {interval} ms (a breach switches back at once); `gantry rollout status {service}` follows it",
+                count,
+                if check.is_some() { " and checked" } else { "" },
+            ));
+        }
         Ok(format!(
             "rollout of {service}: {first}canary {canary_name} restarts with the new release (no traffic until ready), then {steps}, each step analysed; `gantry rollout status {service}` follows it"
         ))
@@ -394,48 +511,6 @@ impl Driver {
         Ok(format!("rollout of {service}: {action}: now {phase}"))
     }
 
-    /// The rollout of `service` as JSON (`gantry rollout status`).
-    pub(super) fn rollout_status(&self, service: &str) -> Result<String, String> {
-        let Some(a) = self.rollout.as_ref().filter(|a| a.service == service) else {
-            return Err(format!("no rollout of {service} since gantry started"));
-        };
-        Ok(self.rollout_json(a).to_string())
-    }
-
-    fn rollout_json(&self, a: &Active) -> serde_json::Value {
-        let (step, weight) = match &a.rollout.phase {
-            Phase::Step { index, percent, .. } => (Some(index + 1), *percent),
-            Phase::Paused { step, percent, .. } => (Some(step + 1), *percent),
-            Phase::Promoted => (None, 100),
-            _ => (None, 0),
-        };
-        let verdict = a.rollout.last_verdict.as_ref().map(verdict_json);
-        let set_env: BTreeMap<&String, String> = a
-            .changes
-            .set_env
-            .iter()
-            .map(|(k, v)| (k, self.redactor.redact_owned(v.clone())))
-            .collect();
-        serde_json::json!({
-            "service": a.service,
-            "phase": a.rollout.phase.name(),
-            "detail": a.rollout.phase,
-            "step": step,
-            "steps": match &a.rollout.plan.strategy { Strategy::Canary { steps } => steps.clone(), Strategy::BlueGreen => vec![100] },
-            "weight": weight,
-            "canary": a.canary_name,
-            "last_verdict": verdict,
-            "set_env": set_env,
-            "command": a.changes.command.as_ref().map(|c| self.redactor.redact_owned(c.join(" "))),
-            "thresholds": a.rollout.plan.thresholds,
-            "interval_ms": a.rollout.plan.interval_ms,
-            "analyses": a.analyses,
-            "stable_release": a.stable_release,
-            "new_release": a.new_release,
-            "finishing": matches!(a.task, Task::Promoting | Task::Draining { to_new: false } | Task::Restarting { to_new: false, .. }),
-        })
-    }
-
     /// When the machine wants the next analysis.
     pub(super) fn rollout_due(&self) -> Option<Instant> {
         let a = self.rollout.as_ref()?;
@@ -465,11 +540,17 @@ impl Driver {
     }
 
     /// Carries out what the machine said.
-    fn rollout_outputs(&mut self, outputs: Vec<Output>) {
+    pub(super) fn rollout_outputs(&mut self, outputs: Vec<Output>) {
         for o in outputs {
             match o {
+                Output::StartNew if self.rollout.as_ref().is_some_and(|a| a.green.is_some()) => {
+                    self.green_start();
+                }
                 Output::StartNew => self.canary_replace(true),
-                Output::Weight(p) => self.rollout_weight(p),
+                Output::Weight(p) => {
+                    self.rollout_weight(p);
+                    self.green_weighed(p);
+                }
                 Output::Promote => self.rollout_promote(),
                 Output::Rollback { why, breach } => {
                     self.rollout_rollback(&why, breach.as_ref());
@@ -479,14 +560,17 @@ impl Driver {
         }
     }
 
-    fn rollout_weight(&mut self, percent: u8) {
+    pub(super) fn rollout_weight(&mut self, percent: u8) {
         let (Some(ing), Some(a)) = (&self.ingress, &mut self.rollout) else {
             return;
         };
         ing.handle.set_split(
             &a.service,
             Split {
-                canary: vec![a.canary_name.clone()],
+                canary: a
+                    .green
+                    .as_ref()
+                    .map_or_else(|| vec![a.canary_name.clone()], |g| g.names.clone()),
                 percent,
                 sticky: a.sticky.clone(),
             },
@@ -495,7 +579,7 @@ impl Driver {
         a.step_tally = ing.handle.tally(&a.service).canary;
     }
 
-    fn clear_split(&mut self) {
+    pub(super) fn clear_split(&mut self) {
         if let (Some(ing), Some(a)) = (&self.ingress, &self.rollout) {
             ing.handle.set_split(&a.service, Split::default());
         }
@@ -503,7 +587,21 @@ impl Driver {
 
     fn rollout_phase(&mut self, phase: &Phase) {
         let Some(a) = &self.rollout else { return };
+        let green = a.green.is_some();
         let text = match phase {
+            Phase::Deploying if green => {
+                "starting the green set beside the blue instances (no traffic until ready)".into()
+            }
+            Phase::Step { .. } if green => format!(
+                "analysing the green set's own traffic for {} ms",
+                a.rollout.plan.interval_ms
+            ),
+            Phase::Promoted if green => {
+                "promoted: the blue instances get the new release one at a time while green serves, then green stops".into()
+            }
+            Phase::RolledBack { why, .. } if green => {
+                format!("rolled back: {why}; all traffic is back on the blue instances")
+            }
             Phase::Deploying => format!("canary {} starting with the new release", a.canary_name),
             Phase::Step { index, percent, .. } => {
                 format!("step {} : {percent} % of requests to the canary", index + 1)
@@ -519,7 +617,12 @@ impl Driver {
         if let Some(o) = event.as_object_mut() {
             o.insert("event".into(), "rollout".into());
             o.insert("message".into(), text.into());
+            if green && *phase == Phase::Deploying {
+                o.insert("phase".into(), "starting_green".into());
+            }
         }
+        // Kept before it is said: a gantry killed right after the event resumes this phase.
+        self.rollout_save();
         self.out.gantry_line(&line);
         self.event(event);
     }
@@ -566,7 +669,11 @@ impl Driver {
     /// promote's rolling replacement ended.
     pub(super) fn rollout_tick(&mut self) {
         let Some(a) = &mut self.rollout else { return };
+        if a.green.is_some() && a.task != Task::Migrating {
+            return self.green_tick();
+        }
         match a.task {
+            Task::Resuming => self.rollout_resume_tick(),
             Task::Migrating => {
                 let engine = self.host.engine();
                 let mut failed = None;
@@ -647,7 +754,7 @@ impl Driver {
     }
 
     /// The end of a promote or a rollback, on the event stream (`phase` is `done`).
-    fn rollout_phase_done(&mut self, message: &str) {
+    pub(super) fn rollout_phase_done(&mut self, message: &str) {
         let Some(a) = &self.rollout else { return };
         let mut event = self.rollout_json(a);
         if let Some(o) = event.as_object_mut() {
@@ -669,7 +776,8 @@ impl Driver {
             .units
             .iter()
             .map(|&i| UnitId(i))
-            .filter(|u| *u != a.canary)
+            // Blue/green: every blue unit, while green serves all traffic.
+            .filter(|u| *u != a.canary || a.green.is_some())
             .collect();
         for u in &others {
             if let Ok(spec) = &self.svcs[u.0].spawn {
@@ -687,6 +795,7 @@ impl Driver {
         }
         a.task = Task::Promoting;
         let service = a.service.clone();
+        self.green_hand_over();
         if let Err(e) = self.rolling_units(&service, others) {
             self.out
                 .gantry_line(&format!("{service}: rollout: promote: {e}"));
@@ -717,8 +826,8 @@ impl Driver {
                         .unwrap_or_default(),
                     fix_criteria: "a later rollout of the service is promoted".into(),
                     next_step: format!(
-                        "look at the canary's output (`gantry logs {}`) and the ingress figures (`gantry ingress`), fix the release and roll it out again",
-                        a.canary_name
+                        "look at the new release's output (`gantry logs {}`) and the ingress figures (`gantry ingress`), fix the release and roll it out again",
+                        a.green.as_ref().map_or_else(|| a.canary_name.clone(), |g| g.names.join("`, `gantry logs ")),
                     ),
                 });
             }
@@ -734,7 +843,11 @@ impl Driver {
                 self.audit_end(id, &Ok("traffic back on the stable release".into()));
             }
         }
-        self.canary_replace(false);
+        if self.rollout.as_ref().is_some_and(|a| a.green.is_some()) {
+            self.green_retire(false);
+        } else {
+            self.canary_replace(false);
+        }
         if let Some(a) = &self.rollout
             && !a.migrations.is_empty()
         {
@@ -748,66 +861,5 @@ impl Driver {
                 names.join(", ")
             ));
         }
-    }
-}
-
-impl Driver {
-    /// The rollout's new release, numbered next (status canary).
-    fn record_new_release(&mut self) {
-        let Some(a) = &self.rollout else { return };
-        let mut def = self.definition_json(&a.changes.apply(&a.canary_name, &a.stable));
-        if a.changes.file.is_some()
-            && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&def)
-        {
-            v["source"] = "gantry.toml".into();
-            def = v.to_string();
-        }
-        let service = a.service.clone();
-        let Some(store) = &self.store else { return };
-        let stable = store
-            .first_release(&service, &self.definition_json(&a.stable))
-            .ok();
-        let new = store.add_release(&service, &def, "canary").ok();
-        if let Some(a) = &mut self.rollout {
-            a.stable_release = stable;
-            a.new_release = new;
-        }
-    }
-}
-
-/// The end of a rollout in the releases table: the new release's status and the old one's.
-fn release_status(
-    store: Option<&gantry_state::store::Store>,
-    a: &Active,
-    new_status: &str,
-    old_status: &str,
-) {
-    let Some(store) = store else { return };
-    if let Some(n) = a.new_release {
-        let _ = store.set_release_status(&a.service, n, new_status);
-    }
-    if let Some(n) = a.stable_release {
-        let _ = store.set_release_status(&a.service, n, old_status);
-    }
-}
-
-fn verdict_json(v: &gantry_rollout::Verdict) -> serde_json::Value {
-    match v {
-        gantry_rollout::Verdict::Breach(b) => serde_json::json!({
-            "verdict": "breach",
-            "signal": b.signal,
-            "observed": b.observed,
-            "threshold": b.threshold,
-            "requests": b.requests,
-            "failures": b.failures,
-            "text": b.to_string(),
-        }),
-        gantry_rollout::Verdict::NotVerified { requests, needed } => serde_json::json!({
-            "verdict": "not_verified",
-            "requests": requests,
-            "needed": needed,
-            "text": format!("not verified: {requests} of the {needed} requests a verdict needs"),
-        }),
-        other => serde_json::json!({ "verdict": "pass", "detail": other }),
     }
 }

@@ -50,6 +50,18 @@ impl Driver {
 
     /// The file is loaded: the rollout starts with its definition, or the answer says why not.
     pub(super) fn rollout_loaded(&mut self, job: FileRollout, result: Result<Loaded, String>) {
+        if super::rollback::is_rollback(&job) {
+            return self.rollback_loaded(job, result);
+        }
+        // Secrets read again with the file are masked before a definition is recorded or run.
+        if let Ok(loaded) = &result {
+            for secret in &loaded.secrets {
+                if !self.masked.contains(&secret.value) {
+                    self.masked.push(secret.value.clone());
+                }
+            }
+            self.redactor = crate::redact::Redactor::new(self.masked.iter());
+        }
         let answer = result
             .and_then(|loaded| self.file_release(&job.service, &loaded))
             .and_then(|file| self.rollout_start(&job.service, &job.body, Some(file)));
@@ -84,7 +96,15 @@ impl Driver {
             ));
         }
         let flag_vars: Vec<(String, String)> = self.flag_env.values().cloned().collect();
-        let mut release = FileRelease::default();
+        let mut release = FileRelease {
+            base: loaded
+                .spec
+                .services
+                .iter()
+                .find(|s| s.name.value == service)
+                .cloned(),
+            ..FileRelease::default()
+        };
         let mut differs = false;
         for j in new {
             let u = &loaded.plan.units[j];
