@@ -24,10 +24,7 @@ use crate::model::{ApiState, BootPhase, ServiceSnapshot, Snapshot};
 /// Prometheus asks for it by default.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Probe durations span sub-millisecond TCP connects to multi-second exec probes.
-pub const PROBE_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+pub use crate::model::PROBE_BUCKETS;
 
 /// Every state a service can be in, in label order; the state set writes one series each.
 const SERVICE_STATES: [&str; 11] = [
@@ -228,18 +225,10 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
         |b| {
             for s in services {
                 let name = escaped(&s.name);
-                let mut counts = [0u64; PROBE_BUCKETS.len()];
-                let (mut sum, mut count) = (0.0f64, 0u64);
-                // Non-finite values would poison the sum; they can only be a driver bug.
-                for d in s.probe_durations.iter().copied().filter(|d| d.is_finite()) {
-                    sum += d;
-                    count += 1;
-                    if let Some(i) = PROBE_BUCKETS.iter().position(|le| d <= *le) {
-                        counts[i] += 1;
-                    }
-                }
+                let h = &s.probes;
+                let (sum, count) = (h.sum, h.count);
                 let mut cumulative = 0;
-                for (le, n) in PROBE_BUCKETS.iter().zip(counts) {
+                for (le, n) in PROBE_BUCKETS.iter().zip(h.buckets) {
                     cumulative += n;
                     writeln!(
                         b,

@@ -54,9 +54,8 @@ pub struct ServiceSnapshot {
     /// Times the service turned `unready` while up (its readiness probe, which keeps
     /// running after the boot, failed `failure_threshold` times in a row).
     pub readiness_lost_total: u64,
-    /// Probe durations in seconds observed so far (the API turns them into a histogram);
-    /// the driver keeps at most the last 1,000.
-    pub probe_durations: Vec<f64>,
+    /// Probe durations since gantry started, as a histogram (fixed size per service).
+    pub probes: ProbeHistogram,
     pub cpu_seconds: Option<f64>,
     pub rss_bytes: Option<u64>,
     /// Output lines dropped because the service wrote faster than gantry could log them.
@@ -391,5 +390,54 @@ impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the token.
         f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}
+
+/// Probe durations bound the histogram's buckets: sub-millisecond TCP connects to
+/// multi-second exec probes.
+pub const PROBE_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A service's probe durations since gantry started, as `/metrics` shows them: counts per
+/// bucket of [`PROBE_BUCKETS`], their number and sum. Its size does not grow with the
+/// probes run (the snapshot of 1,000 services carries no lists of samples).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ProbeHistogram {
+    /// Observations per bucket (not cumulative); the last slot counts those above 10 s.
+    pub buckets: [u64; PROBE_BUCKETS.len() + 1],
+    /// Finite observations.
+    pub count: u64,
+    /// Their sum, in seconds.
+    pub sum: f64,
+    /// The latest observation, as it came (a non-finite one is not counted).
+    pub last: Option<f64>,
+}
+
+impl ProbeHistogram {
+    /// Counts one probe run that took `seconds`. A non-finite value (only a driver bug can
+    /// make one) is remembered as the latest but kept out of the counts, where it would
+    /// poison the sum forever.
+    pub fn observe(&mut self, seconds: f64) {
+        self.last = Some(seconds);
+        if !seconds.is_finite() {
+            return;
+        }
+        let i = PROBE_BUCKETS
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(PROBE_BUCKETS.len());
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    /// The histogram of `samples`, in order.
+    pub fn of(samples: &[f64]) -> ProbeHistogram {
+        let mut h = ProbeHistogram::default();
+        for s in samples {
+            h.observe(*s);
+        }
+        h
     }
 }

@@ -10,7 +10,7 @@ use support::*;
 #[tokio::test]
 async fn status_lists_the_stack_and_every_service() {
     let mut snap = degraded();
-    snap.services[0].probe_durations = vec![0.01, 0.02];
+    snap.services[0].probes = gantry_api::model::ProbeHistogram::of(&[0.01, 0.02]);
     let r = get(Harness::new(snap).router(), "/api/v1/status").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.content_type(), "application/json");
@@ -376,7 +376,7 @@ async fn the_token_is_not_in_debug_output() {
 async fn non_finite_numbers_become_null_not_an_error() {
     let mut snap = go();
     snap.services[0].cpu_seconds = Some(f64::NAN);
-    snap.services[0].probe_durations = vec![f64::INFINITY];
+    snap.services[0].probes = gantry_api::model::ProbeHistogram::of(&[f64::INFINITY]);
     let r = get(Harness::new(snap).router(), "/api/v1/services/db").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.json()["cpu_seconds"].is_null() && r.json()["probe_last_seconds"].is_null());

@@ -15,7 +15,7 @@ fn sample() -> gantry_api::model::Snapshot {
     db.restarts = 2;
     db.attempts = 3;
     db.time_to_ready_ms = Some(1250);
-    db.probe_durations = vec![0.0004, 0.003, 0.003, 0.2, 7.5, 42.0];
+    db.probes = gantry_api::model::ProbeHistogram::of(&[0.0004, 0.003, 0.003, 0.2, 7.5, 42.0]);
     db.probe_failures_total = 5;
     db.breaker = Some("half-open".to_string());
     db.cpu_seconds = Some(12.5);
@@ -306,7 +306,8 @@ async fn booting_has_no_outcome_and_a_growing_duration() {
 async fn odd_names_and_values_are_escaped_not_fatal() {
     let mut snap = go();
     snap.services[0].name = "we\"ird\\name\nx".to_string();
-    snap.services[0].probe_durations = vec![f64::NAN, f64::INFINITY, 0.01];
+    snap.services[0].probes =
+        gantry_api::model::ProbeHistogram::of(&[f64::NAN, f64::INFINITY, 0.01]);
     snap.services[0].cpu_seconds = Some(f64::NAN);
     snap.services[1].state = "hibernating".to_string();
     let r = get(Harness::new(snap).router(), "/metrics").await;
@@ -331,7 +332,7 @@ async fn series_are_sorted_by_service() {
     let mut snap = degraded();
     for (i, s) in snap.services.iter_mut().enumerate() {
         s.rss_bytes = Some(1000 + i as u64);
-        s.probe_durations = vec![0.001, 0.2];
+        s.probes = gantry_api::model::ProbeHistogram::of(&[0.001, 0.2]);
     }
     let r = get(Harness::new(snap).router(), "/metrics").await;
     for family in [

@@ -240,19 +240,22 @@ fn sigterm_of_the_leader_hands_over_at_once() {
         lead["term"].as_i64().unwrap() + 1
     );
     // The fenced rows: a's term ends with its resignation before b's takeover.
-    let rows = psql(
-        &db,
-        "SELECT term || ' ' || action FROM gantry_cluster_actions ORDER BY seq",
-    );
+    // The leader's task writes `boot go` after the event is out: poll for it.
     let t = lead["term"].as_i64().unwrap();
-    assert_eq!(
-        rows,
-        format!(
-            "{t} takeover\n{t} boot go\n{t} resign\n{} takeover\n{} boot go",
-            t + 1,
-            t + 1
-        )
+    let want = format!(
+        "{t} takeover\n{t} boot go\n{t} resign\n{} takeover\n{} boot go",
+        t + 1,
+        t + 1
     );
+    let mut rows = String::new();
+    eventually(10, || {
+        rows = psql(
+            &db,
+            "SELECT term || ' ' || action FROM gantry_cluster_actions ORDER BY seq",
+        );
+        rows == want
+    });
+    assert_eq!(rows, want);
     // `up --detach` of a standby returns once it stands by; `gantry down` stops it.
     let d = tempdir("cluster-term-d");
     std::fs::write(

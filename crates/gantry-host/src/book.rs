@@ -1,11 +1,7 @@
 //! What the host books per unit beside the engine: first spawn, start of the current start sequence, probe figures.
 
 use gantry_engine::{ProbeRole, Time};
-use std::collections::VecDeque;
 use std::time::Duration;
-
-/// How many probe durations per unit the snapshot carries (the metrics histogram).
-pub const PROBE_SAMPLES: usize = 256;
 
 #[derive(Debug, Default)]
 pub(crate) struct Book {
@@ -19,11 +15,11 @@ pub(crate) struct Book {
     pub(crate) acked_error: Option<String>,
 }
 
-/// Probe failures so far and the latest [`PROBE_SAMPLES`] durations.
+/// Probe failures and durations so far (a histogram of fixed size), and the latest answer.
 #[derive(Debug, Default)]
 pub struct ProbeRing {
     failures: u64,
-    durations: VecDeque<f64>,
+    durations: gantry_api::model::ProbeHistogram,
     last: Option<LastProbe>,
 }
 
@@ -43,10 +39,7 @@ impl ProbeRing {
         if !ok {
             self.failures += 1;
         }
-        if self.durations.len() == PROBE_SAMPLES {
-            self.durations.pop_front();
-        }
-        self.durations.push_back(duration.as_secs_f64());
+        self.durations.observe(duration.as_secs_f64());
     }
 
     /// Remembers the latest answer (polled or pushed) for `/health?verbose`.
@@ -64,9 +57,9 @@ impl ProbeRing {
         self.failures
     }
 
-    /// The latest durations in seconds, oldest first.
-    pub fn durations(&self) -> impl Iterator<Item = f64> + '_ {
-        self.durations.iter().copied()
+    /// The durations so far.
+    pub fn histogram(&self) -> gantry_api::model::ProbeHistogram {
+        self.durations
     }
 }
 
@@ -75,13 +68,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ring_keeps_the_latest_samples_and_counts_failures() {
+    fn the_ring_counts_every_probe_and_its_failures_in_a_fixed_size() {
         let mut ring = ProbeRing::default();
-        for i in 0..(PROBE_SAMPLES + 10) {
-            ring.record(i % 2 == 0, Duration::from_millis(i as u64));
+        for i in 0..1000u64 {
+            ring.record(i % 2 == 0, Duration::from_millis(i));
         }
-        assert_eq!(ring.durations().count(), PROBE_SAMPLES);
-        assert_eq!(ring.durations().next(), Some(0.010));
-        assert_eq!(ring.failures(), (PROBE_SAMPLES as u64 + 10) / 2);
+        let h = ring.histogram();
+        assert_eq!(h.count, 1000);
+        assert_eq!(h.buckets.iter().sum::<u64>(), 1000);
+        // 0..=10 ms fall in the buckets up to 0.01; 11..=25 ms in the 0.025 one.
+        assert_eq!(h.buckets[..5].iter().sum::<u64>(), 11);
+        assert_eq!(h.buckets[5], 15);
+        assert_eq!(h.last, Some(0.999));
+        assert_eq!(ring.failures(), 500);
     }
 }

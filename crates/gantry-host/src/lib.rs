@@ -22,7 +22,7 @@ mod book;
 mod command;
 pub mod snapshot;
 
-pub use book::{LastProbe, PROBE_SAMPLES, ProbeRing};
+pub use book::{LastProbe, ProbeRing};
 pub use command::{Request, Verb};
 pub use snapshot::Extra;
 

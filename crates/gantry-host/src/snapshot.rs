@@ -98,7 +98,7 @@ pub(crate) fn from_view(
         breaker: v.breaker.map(|b| breaker_word(b).to_string()),
         probe_failures_total: book.probes.failures(),
         readiness_lost_total: u64::from(v.readiness_losses),
-        probe_durations: book.probes.durations().collect(),
+        probes: book.probes.histogram(),
         cpu_seconds: extra.cpu_seconds,
         rss_bytes: extra.rss_bytes,
         output_dropped_lines_total: extra.output_dropped_lines,

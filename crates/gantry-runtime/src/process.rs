@@ -36,7 +36,6 @@ use std::process::{Command, Stdio};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{AccessFlags, Pid, access};
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 use crate::reaper::{ExitWatch, Reaper};
@@ -509,13 +508,24 @@ impl LineStream {
                 self.scanned -= self.start;
                 self.start = 0;
             }
-            // A small buffer per stream keeps 100 idle services cheap; a chatty one grows
-            // its buffer as needed.
-            self.buf.reserve(2048);
-            match self.rx.read_buf(&mut self.buf).await {
+            // Nothing pending: the buffer is freed and the wait for output holds none, so
+            // 1,000 quiet services keep no read buffers (2 streams each); it comes back,
+            // small, when there is something to read, and a chatty one grows it as needed.
+            if self.buf.is_empty() && self.buf.capacity() > 0 {
+                self.buf = Vec::new();
+            }
+            let read = self.rx.readable().await.and_then(|()| {
+                self.buf.reserve(2048);
+                self.rx.try_read_buf(&mut self.buf)
+            });
+            match read {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                    ) => {}
                 Err(source) => {
                     return Err(StreamError {
                         pid: self.pid,

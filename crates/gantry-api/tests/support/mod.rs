@@ -58,7 +58,7 @@ pub fn service(name: &str, state: &str, priority: &str) -> ServiceSnapshot {
         breaker: None,
         probe_failures_total: 0,
         readiness_lost_total: 0,
-        probe_durations: Vec::new(),
+        probes: Default::default(),
         cpu_seconds: None,
         rss_bytes: None,
         output_dropped_lines_total: 0,

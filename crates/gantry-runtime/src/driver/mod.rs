@@ -469,6 +469,7 @@ impl Driver {
         alert_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut usage_tick = tokio::time::interval(Duration::from_secs(2));
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut usage_ticks = 0usize;
         // History beyond `[settings] retention`: pruned once the boot is decided, then hourly.
         let mut retention_tick =
             tokio::time::interval_at(Instant::now() + retention::EVERY, retention::EVERY);
@@ -534,7 +535,14 @@ impl Driver {
                 _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
                 _ = usage_tick.tick() => {
                     self.trim_once();
-                    self.sample_usage();
+                    // One /proc scan reads every process's stat: every 2 s up to 200
+                    // services, then less often (every 10 s at 1,000), so the figures'
+                    // freshness does not cost a large stack its idle CPU.
+                    usage_ticks += 1;
+                    if usage_ticks >= (self.svcs.len() / 200).max(1) {
+                        usage_ticks = 0;
+                        self.sample_usage();
+                    }
                 }
                 _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
                 _ = retention_tick.tick() => self.prune_history(),
