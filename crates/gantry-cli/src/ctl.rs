@@ -411,7 +411,8 @@ pub fn audit(
         let change = match (r["before"].as_str(), r["after"].as_str()) {
             (Some(b), Some(a)) => format!(" ({b} -> {a})"),
             (None, Some(a)) => format!(" (-> {a})"),
-            _ => String::new(),
+            (Some(b), None) => format!(" (was {b})"),
+            (None, None) => String::new(),
         };
         let reason = r["reason"]
             .as_str()

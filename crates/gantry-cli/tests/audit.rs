@@ -26,6 +26,10 @@ fn stack(port: u16) -> String {
 [settings]
 api_tokens = "tokens"
 
+[flags.limit]
+variants = {{ low = 10, high = 1000 }}
+default = "low"
+
 [services.web]
 command = "FIXTURE --name web --http {port}"
 readiness = {{ http = "http://127.0.0.1:{port}/health" }}
@@ -133,14 +137,84 @@ fn every_mutation_is_audited_with_who_and_why_and_the_read_token_cannot_act() {
     let (code, text) = gantry_in(&up.dir, &["audit", "--since", "1h"]);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains("service.restart web — stuck on a lock"),
+        text.contains("service.restart web (was ready) — stuck on a lock"),
         "{text}"
     );
+
+    // Before and after: a flag set (its old and new value), a kill switch (off -> on), a
+    // disable (the service's state, then the switch), in the JSON and the text form.
+    for args in [
+        &["flag", "set", "limit", "1000", "--reason", "load test"][..],
+        &["safe-mode", "on", "--reason", "incident 7"],
+        &["start", "web", "--reason", "back"],
+    ] {
+        let (code, out) = gantry_in(&up.dir, args);
+        assert_eq!(code, 0, "{args:?}: {out}");
+    }
+    up.wait_count("web", "ready", 3, 20);
+    let (code, out2) = gantry_in(&up.dir, &["disable", "web", "--reason", "noisy"]);
+    assert_eq!(code, 0, "{out2}");
+    up.wait_state("web", "stopped", 20);
+    let (code, out2) = gantry_in(&up.dir, &["safe-mode", "off", "--reason", "over"]);
+    assert_eq!(code, 0, "{out2}");
+    let (code, out2) = gantry_in(&up.dir, &["audit", "--json", "--limit", "5"]);
+    assert_eq!(code, 0, "{out2}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out2).unwrap();
+    let change = |r: &serde_json::Value| {
+        (
+            r["action"].as_str().unwrap_or("?").to_string(),
+            r["before"].clone(),
+            r["after"].clone(),
+        )
+    };
+    let expected = [
+        ("flag.unset", "on", "off"),
+        ("service.disable", "ready", "disabled"),
+    ];
+    for (row, (action, before, after)) in rows.iter().zip(expected) {
+        assert_eq!(
+            change(row),
+            (action.to_string(), before.into(), after.into()),
+            "{out2}"
+        );
+    }
+    assert_eq!(rows[2]["action"], "service.start", "{out2}");
+    assert_eq!(rows[2]["before"], "stopped", "{out2}");
+    assert_eq!(rows[2]["after"], serde_json::Value::Null, "{out2}");
+    assert_eq!(
+        change(&rows[3]),
+        ("flag.set".into(), "off".into(), "on".into()),
+        "the kill switch: {out2}"
+    );
+    assert_eq!(rows[3]["target"], "safe_mode");
+    assert_eq!(
+        change(&rows[4]),
+        ("flag.set".into(), "10".into(), "1000".into()),
+        "{out2}"
+    );
+    assert_eq!(rows[4]["reason"], "load test");
+    let (code, text2) = gantry_in(&up.dir, &["audit"]);
+    assert_eq!(code, 0, "{text2}");
+    assert!(
+        text2.contains("service.disable web (ready -> disabled) — noisy"),
+        "{text2}"
+    );
+    assert!(
+        text2.contains("flag.set safe_mode (off -> on) — incident 7"),
+        "{text2}"
+    );
+    // The API's own rows carry the same.
+    let (status, body) = http(&addr, "GET", "/api/v1/audit?limit=5", Some(&read_token)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["audit"][1]["before"], "ready", "{body}");
+    assert_eq!(api["audit"][1]["after"], "disabled", "{body}");
 
     up.stop();
     // No token in any output: the audit, the CLI's, gantry's own event stream.
     for secret in [&operator, &read_token, &ALICE.to_string()] {
         assert!(!out.contains(secret.as_str()) && !text.contains(secret.as_str()));
+        assert!(!out2.contains(secret.as_str()) && !text2.contains(secret.as_str()));
         assert!(!up.log().contains(secret.as_str()));
     }
 }

@@ -228,6 +228,22 @@ impl FlagsSide {
         self.values.get(key).cloned()
     }
 
+    /// A flag's value from its definition alone (what an unset or an expiry reverts to).
+    pub(super) fn base_value(&self, key: &str) -> Option<serde_json::Value> {
+        self.base
+            .evaluate(key, &serde_json::Value::Null)
+            .ok()
+            .and_then(|e| e.value)
+    }
+
+    /// The ingress mode the kill switches call for now, as the audit log shows it.
+    pub(super) fn mode_text(&self) -> String {
+        match self.mode.unwrap_or_else(|| self.wanted_mode()) {
+            (mode, Some(p)) if p > 0 => format!("{mode} (shed {p}%)"),
+            (mode, _) => mode.to_string(),
+        }
+    }
+
     /// `GANTRY_FLAG_<NAME>` of every flag with a value, as last published.
     pub(super) fn env(&self) -> super::flag_env::FlagEnv {
         super::flag_env::flag_env(&self.values)
@@ -577,8 +593,13 @@ impl Driver {
                     o.actor,
                     o.expires_at.clone().unwrap_or_default()
                 )),
-                before: Some(o.value.clone()),
-                after: None,
+                before: serde_json::from_str(&o.value)
+                    .ok()
+                    .map(|v| super::audit::flag_text(&o.key, &v)),
+                after: self
+                    .flags
+                    .base_value(&o.key)
+                    .map(|v| super::audit::flag_text(&o.key, &v)),
             });
             let result = match &self.store {
                 Some(store) => store.delete_flag_override(&o.key),

@@ -32,6 +32,42 @@ pub(super) fn is_rollback(job: &FileRollout) -> bool {
     job.body.get("rollback").is_some()
 }
 
+/// The release `service` runs now (from its recorded `releases`, newest first) and the one a
+/// rollback goes back to: `to`, or the previous stable one.
+pub(super) fn rollback_target(
+    service: &str,
+    releases: &[serde_json::Value],
+    to: Option<i64>,
+) -> Result<(Option<i64>, i64), String> {
+    let number = |r: &serde_json::Value| r["number"].as_i64().unwrap_or(0);
+    let live = |r: &serde_json::Value| {
+        matches!(
+            r["status"].as_str(),
+            Some("stable" | "running" | "unverified")
+        )
+    };
+    let current = releases.iter().find(|r| live(r)).map(number);
+    let target = match to {
+        Some(n) if Some(n) == current => {
+            return Err(format!(
+                "release {n} is the one {service} runs; `gantry releases {service}` lists the others"
+            ));
+        }
+        Some(n) => n,
+        None => releases
+            .iter()
+            .filter(|r| current.is_none_or(|c| number(r) < c))
+            .find(|r| live(r) || r["status"] == "superseded")
+            .map(number)
+            .ok_or_else(|| {
+                format!(
+                    "{service} has no earlier stable release to go back to (`gantry releases {service}` lists them); give --to N"
+                )
+            })?,
+    };
+    Ok((current, target))
+}
+
 /// `${NAME}` replaced by NAME's value in `env` (left as written when unset).
 fn expand(arg: &str, env: &[(String, String)]) -> String {
     let mut out = arg.to_string();
@@ -194,32 +230,7 @@ impl Driver {
             );
         };
         let releases = store.releases(service)?;
-        let number = |r: &serde_json::Value| r["number"].as_i64().unwrap_or(0);
-        let live = |r: &serde_json::Value| {
-            matches!(
-                r["status"].as_str(),
-                Some("stable" | "running" | "unverified")
-            )
-        };
-        let current = releases.iter().find(|r| live(r)).map(number);
-        let target = match to {
-            Some(n) if Some(n) == current => {
-                return Err(format!(
-                    "release {n} is the one {service} runs; `gantry releases {service}` lists the others"
-                ));
-            }
-            Some(n) => n,
-            None => releases
-                .iter()
-                .filter(|r| current.is_none_or(|c| number(r) < c))
-                .find(|r| live(r) || r["status"] == "superseded")
-                .map(number)
-                .ok_or_else(|| {
-                    format!(
-                        "{service} has no earlier stable release to go back to (`gantry releases {service}` lists them); give --to N"
-                    )
-                })?,
-        };
+        let (current, target) = rollback_target(service, &releases, to)?;
         let text = store.release_recipe(service, target)?.ok_or_else(|| {
             format!(
                 "release {target} of {service} was recorded without what re-running it takes (by an older gantry); restore its definition in gantry.toml and `gantry rollout {service}`"

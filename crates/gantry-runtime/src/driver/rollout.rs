@@ -808,6 +808,7 @@ impl Driver {
         let Some(a) = &self.rollout else { return };
         let service = a.service.clone();
         let aborting = a.aborting;
+        let (stable_release, new_release) = (a.stable_release, a.new_release);
         let why = self.redactor.redact_owned(why.to_string());
         if !aborting {
             if let Some(store) = &self.store {
@@ -836,8 +837,8 @@ impl Driver {
                 action: "rollout.rollback".into(),
                 target: Some(service.clone()),
                 reason: Some(why.clone()),
-                before: None,
-                after: None,
+                before: super::audit::release_text(new_release),
+                after: super::audit::release_text(stable_release),
             });
             if let Some(id) = id {
                 self.audit_end(id, &Ok("traffic back on the stable release".into()));
