@@ -202,3 +202,102 @@ readiness = {{ http = "http://127.0.0.1:{api}/health" }}
     );
     assert_eq!(up.stop(), 0);
 }
+
+/// What a service that reads its flags every way writes at each start and in a loop: the
+/// `GANTRY_FLAG_SAFE_MODE` it started with (appended to `env.txt`), OFREP's answer for
+/// `safe_mode` through `GANTRY_OFREP_URL` and its token (`ofrep.json`), and `state_dir/flags.json`
+/// as it reads it (`file.json`); each written to a temporary file and renamed.
+const GUARD: &str = r#"
+echo "$GANTRY_FLAG_SAFE_MODE $$" >> env.txt
+while :; do
+  curl -sf -X POST -H "Authorization: Bearer $GANTRY_OFREP_TOKEN" \
+    -H "Content-Type: application/json" -d '{"context":{}}' \
+    "$GANTRY_OFREP_URL/ofrep/v1/evaluate/flags/safe_mode" > ofrep.tmp && mv ofrep.tmp ofrep.json
+  cp .gantry/flags.json file.tmp && mv file.tmp file.json
+  sleep 0.05
+done
+"#;
+
+/// The JSON a service wrote to `name` in `dir` (Null while it has not).
+fn written(dir: &Path, name: &str) -> serde_json::Value {
+    std::fs::read_to_string(dir.join(name))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Whether the service sees `safe_mode` = `on` through all three deliveries: OFREP, the flags
+/// file, and the environment of its latest start (`starts` of them so far).
+fn sees_safe_mode(dir: &Path, on: bool, starts: usize) -> bool {
+    let env = seen(dir, "guard");
+    written(dir, "ofrep.json")["value"] == on
+        && written(dir, "file.json")["safe_mode"] == on
+        && env.len() == starts
+        && env.last().is_some_and(|l| l.starts_with(&format!("{on} ")))
+}
+
+#[test]
+fn safe_mode_reaches_a_running_service_through_ofrep_the_flags_file_and_its_environment() {
+    let api = free_port();
+    let toml = format!(
+        r#"
+[settings]
+api = "127.0.0.1:{api}"
+
+[services.guard]
+command = ["sh", "guard.sh"]
+start_grace = "100ms"
+flags_restart = ["safe_mode"]
+"#
+    );
+    let mut up = up_with("flags-safe-mode", &toml, &[], |dir| {
+        std::fs::write(
+            dir.join("guard.sh"),
+            GUARD.replace("env.txt", "seen-guard.txt"),
+        )
+        .unwrap();
+    });
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    let state = |dir: &Path| {
+        format!(
+            "env {:?}, OFREP {}, file {}",
+            seen(dir, "guard"),
+            written(dir, "ofrep.json"),
+            written(dir, "file.json")["safe_mode"]
+        )
+    };
+    assert!(
+        eventually(15, || sees_safe_mode(&dir, false, 1)),
+        "{}\n{}",
+        state(&dir),
+        up.log()
+    );
+
+    let (code, out) = gantry_in(&dir, &["safe-mode", "on", "--reason", "incident drill"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        eventually(15, || sees_safe_mode(&dir, true, 2)),
+        "safe mode on did not reach the service: {}\n{}",
+        state(&dir),
+        up.log()
+    );
+    let ofrep = written(&dir, "ofrep.json");
+    assert_eq!(ofrep["key"], "safe_mode", "{ofrep}");
+    assert_eq!(ofrep["reason"], "STATIC", "{ofrep}");
+
+    let (code, out) = gantry_in(&dir, &["safe-mode", "off", "--reason", "drill over"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        eventually(15, || sees_safe_mode(&dir, false, 3)),
+        "safe mode off did not reach the service: {}\n{}",
+        state(&dir),
+        up.log()
+    );
+    // Each start was a new process.
+    let env = seen(&dir, "guard");
+    let pids: std::collections::HashSet<&str> =
+        env.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+    assert_eq!(pids.len(), 3, "{env:?}");
+    assert_eq!(up.stop(), 0);
+}
