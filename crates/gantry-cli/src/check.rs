@@ -42,6 +42,12 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<Outcome> {
                 eprintln!("{}\n", crate::flags_check::render(&f.path, p));
             }
         }
+        let spec = &checked.spec;
+        if spec.settings.api.starts_with("unix:")
+            && (!spec.flags.defs.is_empty() || spec.flags.file.is_some())
+        {
+            eprintln!("{}\n", gantry_runtime::driver::UNIX_API_NOTE);
+        }
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
         if errors > 0 {
             eprintln!(

@@ -301,3 +301,87 @@ flags_restart = ["safe_mode"]
     assert_eq!(pids.len(), 3, "{env:?}");
     assert_eq!(up.stop(), 0);
 }
+
+/// A service that writes the `GANTRY_OFREP_URL` it got (`url.txt`, `unset` without one) and
+/// evaluates `greeting` through it (`eval.json`).
+const EVALUATOR: &str = r#"
+echo "${GANTRY_OFREP_URL-unset}" > url.txt
+[ -n "$GANTRY_OFREP_URL" ] || exit 0
+for i in $(seq 100); do
+  curl -sf --max-time 5 -X POST -H "Authorization: Bearer $GANTRY_OFREP_TOKEN" \
+    -H "Content-Type: application/json" -d '{"context":{}}' \
+    "$GANTRY_OFREP_URL/ofrep/v1/evaluate/flags/greeting" > eval.tmp && mv eval.tmp eval.json && exit 0
+  sleep 0.1
+done
+exit 1
+"#;
+
+fn evaluator_stack(api: &str) -> String {
+    format!(
+        r#"
+[settings]
+api = "{api}"
+
+[flags.greeting]
+variants = {{ hello = "hello", hi = "hi" }}
+default = "hi"
+
+[services.reader]
+kind = "task"
+command = ["sh", "evaluate.sh"]
+"#
+    )
+}
+
+/// With `api = "127.0.0.1:0"` the port is picked when gantry binds it, before the first service
+/// starts: services get the address actually bound and evaluate flags through it.
+#[test]
+fn with_api_port_0_services_get_the_bound_address_in_gantry_ofrep_url() {
+    let mut up = up_with(
+        "flags-ofrep-port0",
+        &evaluator_stack("127.0.0.1:0"),
+        &[],
+        |dir| std::fs::write(dir.join("evaluate.sh"), EVALUATOR).unwrap(),
+    );
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    assert!(
+        eventually(15, || written(&dir, "eval.json")["value"] == "hi"),
+        "the service did not evaluate the flag: url {:?}\n{}",
+        std::fs::read_to_string(dir.join("url.txt")),
+        up.log()
+    );
+    let url = std::fs::read_to_string(dir.join("url.txt")).unwrap();
+    let bound = api_addr_in(&dir);
+    assert_eq!(url.trim(), format!("http://{bound}"), "the address bound");
+    assert!(!bound.ends_with(":0"), "{bound}");
+    assert_eq!(written(&dir, "eval.json")["key"], "greeting");
+    assert_eq!(up.stop(), 0);
+}
+
+/// With the API on a unix socket services get no `GANTRY_OFREP_URL` (OFREP providers speak HTTP
+/// over TCP), and `gantry check` says so and what to do.
+#[test]
+fn with_the_api_on_a_unix_socket_services_get_no_ofrep_url_and_check_says_why() {
+    let mut up = up_with(
+        "flags-ofrep-unix",
+        &evaluator_stack("unix:.gantry/api.sock"),
+        &[],
+        |dir| std::fs::write(dir.join("evaluate.sh"), EVALUATOR).unwrap(),
+    );
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    let url = dir.join("url.txt");
+    assert!(eventually(10, || std::fs::read_to_string(&url)
+        .is_ok_and(|u| u.ends_with('\n'))));
+    assert_eq!(std::fs::read_to_string(&url).unwrap().trim(), "unset");
+    let (code, out) = gantry_in(&dir, &["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.matches("services get no GANTRY_OFREP_URL").count(),
+        1,
+        "{out}"
+    );
+    assert!(out.contains("flags.json"), "{out}");
+    assert_eq!(up.stop(), 0);
+}

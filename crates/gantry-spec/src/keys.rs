@@ -1253,7 +1253,7 @@ pub static TOP: &[Key] = &[
         "flags",
         Ty::MapOf(&Ty::Table(FLAG), "NAME"),
         Some("{}"),
-        "Feature flags served over OpenFeature (OFREP), with an owner and an expiry. The kill switches `write_drain`, `brownout`, `emergency` and `safe_mode` always exist (define one here only as a bool flag), and so does `brownout_shed_percent` (a number, 0 to 100: the share of the other routes' requests shed in brownout). Services read flags over OFREP (`GANTRY_OFREP_URL`, `GANTRY_OFREP_TOKEN`), from `state_dir/flags.json`, or from their environment (`GANTRY_FLAG_<NAME>`; see the service key `flags_restart`).",
+        "Feature flags served over OpenFeature (OFREP), with an owner and an expiry. The kill switches `write_drain`, `brownout`, `emergency` and `safe_mode` always exist (define one here only as a bool flag), and so does `brownout_shed_percent` (a number, 0 to 100: the share of the other routes' requests shed in brownout). Services read flags over OFREP (`GANTRY_OFREP_URL`, `GANTRY_OFREP_TOKEN`), from `state_dir/flags.json`, or from their environment (`GANTRY_FLAG_<NAME>`; see the service key `flags_restart`). `GANTRY_OFREP_URL` is the API's address (with `[settings] api` on port 0, the port actually bound, known before the first service starts); with the API on a unix socket services get none, as OpenFeature's OFREP providers speak HTTP over TCP: they read `state_dir/flags.json` or `GANTRY_FLAG_<NAME>` instead (`gantry check` and `gantry up` say so once), or `api` names a TCP address (`127.0.0.1:0` picks a free port).",
     ),
     k(
         "alerts",

@@ -18,6 +18,10 @@ pub(super) struct ApiSide {
     token_file: PathBuf,
     read_token_file: PathBuf,
     addr: String,
+    /// `host:0`: the socket bound before the first spawn, so that services get the port in
+    /// `GANTRY_OFREP_URL` (None when the address names its port, or that early bind failed:
+    /// the server's own bind says why).
+    prebound: Option<std::net::TcpListener>,
     addr_file: PathBuf,
     pub(super) snapshot: watch::Sender<Arc<Snapshot>>,
     pub(super) events: broadcast::Sender<serde_json::Value>,
@@ -32,6 +36,26 @@ impl ApiSide {
     pub(super) fn file(&self) -> &str {
         &self.file
     }
+
+    /// The address services reach the API on: the one bound for `host:0`, else the file's.
+    pub(super) fn service_addr(&self) -> String {
+        self.prebound
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or_else(|| self.addr.clone(), |a| a.to_string())
+    }
+}
+
+/// Binds `addr` at once when it is a TCP address with port 0 (a bind is one system call, no
+/// disk): the port is then known before the first service starts.
+fn prebind(addr: &str) -> Option<std::net::TcpListener> {
+    let parsed = addr.parse::<std::net::SocketAddr>().ok()?;
+    if parsed.port() != 0 {
+        return None;
+    }
+    let listener = std::net::TcpListener::bind(parsed).ok()?;
+    listener.set_nonblocking(true).ok()?;
+    Some(listener)
 }
 
 impl Driver {
@@ -47,7 +71,11 @@ impl Driver {
             .send_modify(|s| Arc::make_mut(s).graph = self.api.graph.clone());
         let read_token = state.read_token.to_string();
         let router = gantry_api::router(state);
-        match gantry_api::bind(&self.api.addr).await {
+        let listener = match self.api.prebound.take() {
+            Some(l) => tokio::net::TcpListener::from_std(l).map(gantry_api::ApiListener::Tcp),
+            None => gantry_api::bind(&self.api.addr).await,
+        };
+        match listener {
             Ok(listener) => {
                 let bound = listener
                     .local_addr()
@@ -350,6 +378,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         state: Some((state, token)),
         token_file: state_dir.api_token(),
         read_token_file: state_dir.api_read_token(),
+        prebound: prebind(&addr),
         addr,
         addr_file: state_dir.api_addr(),
         snapshot: snap_tx,

@@ -85,8 +85,13 @@ impl Driver {
         let ofrep_env = api
             .state
             .as_ref()
-            .map(|(state, _)| flags::ofrep_env(&cfg.spec.settings.api, &state.read_token))
+            .map(|(state, _)| flags::ofrep_env(&api.service_addr(), &state.read_token))
             .unwrap_or_default();
+        if cfg.spec.settings.api.starts_with("unix:")
+            && (!cfg.spec.flags.defs.is_empty() || cfg.spec.flags.file.is_some())
+        {
+            out.gantry_line(flags::UNIX_API_NOTE);
+        }
         let flag_env = flags.env();
         let flag_vars: Vec<(String, String)> = flag_env.values().cloned().collect();
         for svc in &mut svcs {

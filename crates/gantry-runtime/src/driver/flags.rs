@@ -620,9 +620,8 @@ impl Driver {
 }
 
 /// Where services find OFREP: the API's base URL and the read-only token. Only for a TCP
-/// address fixed in the file: a unix socket is not an HTTP URL an OpenFeature SDK can use, and
-/// with port 0 the port is known only once the API has bound, after the first services
-/// started (those read `state_dir/api.addr` instead).
+/// address (`api` is the one bound when the file says port 0, api.rs): a unix socket is not an
+/// HTTP URL an OpenFeature SDK can use ([`UNIX_API_NOTE`]).
 pub(super) fn ofrep_env(api: &str, read_token: &str) -> Vec<(String, String)> {
     let Ok(addr) = api.parse::<std::net::SocketAddr>() else {
         return Vec::new();
@@ -645,6 +644,10 @@ pub(super) fn ofrep_env(api: &str, read_token: &str) -> Vec<(String, String)> {
         ("GANTRY_OFREP_TOKEN".to_string(), read_token.to_string()),
     ]
 }
+
+/// Said once at `gantry up` (and by `gantry check`) when the stack has flags and its API listens
+/// on a unix socket.
+pub const UNIX_API_NOTE: &str = "note: the API listens on a unix socket, so services get no GANTRY_OFREP_URL (OpenFeature's OFREP providers speak HTTP over TCP); they read their flags from state_dir/flags.json or GANTRY_FLAG_<NAME>, or set [settings] api to a TCP address (127.0.0.1:0 picks a free port) for OFREP";
 
 /// Adds `extra` to a service's environment unless the service sets the variable itself.
 pub(super) fn add_env(env: &mut Vec<(String, String)>, extra: &[(String, String)]) {

@@ -67,6 +67,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use watch::ListenWatch;
 
+pub use flags::UNIX_API_NOTE;
 pub use reload::{INVALID, LoadFn, Reloader};
 
 /// How many lines of each service's output are kept for failure reports.
