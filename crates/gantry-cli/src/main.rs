@@ -49,6 +49,12 @@ pub struct Cli {
 /// `gantry flag …`.
 #[derive(Debug, Subcommand)]
 pub enum FlagAction {
+    /// Every flag, as `gantry flags` lists them.
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A flag's current value, variant and reason, and its override (who, why, until).
     Get {
         name: String,
@@ -329,7 +335,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// One flag: `gantry flag get|set|unset NAME`.
+    /// One flag: `gantry flag get|set|unset NAME`; `gantry flag list` is `gantry flags`.
     Flag {
         #[command(subcommand)]
         action: FlagAction,
@@ -677,6 +683,7 @@ fn main() -> ExitCode {
         Command::Audit { since, limit, json } => ctl::audit(&cli.file, *since, *limit, *json),
         Command::Flags { json } => flags::list(&cli.file, *json),
         Command::Flag { action } => match action {
+            FlagAction::List { json } => flags::list(&cli.file, *json),
             FlagAction::Get { name, json } => flags::get(&cli.file, name, *json),
             FlagAction::Set {
                 name,

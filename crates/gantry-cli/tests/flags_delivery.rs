@@ -356,6 +356,16 @@ fn with_api_port_0_services_get_the_bound_address_in_gantry_ofrep_url() {
     assert_eq!(url.trim(), format!("http://{bound}"), "the address bound");
     assert!(!bound.ends_with(":0"), "{bound}");
     assert_eq!(written(&dir, "eval.json")["key"], "greeting");
+
+    // `gantry flag list` is `gantry flags`.
+    for json in [&["--json"][..], &[]] {
+        let (code, flags) = gantry_in(&dir, &[&["flags"][..], json].concat());
+        assert_eq!(code, 0, "{flags}");
+        let (code, list) = gantry_in(&dir, &[&["flag", "list"][..], json].concat());
+        assert_eq!(code, 0, "{list}");
+        assert!(list.contains("greeting"), "{list}");
+        assert_eq!(list, flags);
+    }
     assert_eq!(up.stop(), 0);
 }
 
