@@ -366,6 +366,14 @@ fn a_canary_without_traffic_holds_and_never_promotes_then_pause_resume_and_abort
     for action in ["rollout.pause", "rollout.resume", "rollout.abort"] {
         assert!(audit.contains(action), "{action}: {audit}");
     }
+    // The abort sends traffic from the new release back to the stable one.
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&audit).unwrap();
+    let abort = rows
+        .iter()
+        .find(|r| r["action"] == "rollout.abort")
+        .unwrap();
+    assert_eq!(abort["before"], "release 2", "{audit}");
+    assert_eq!(abort["after"], "release 1", "{audit}");
     assert_eq!(up.stop(), 0);
 }
 
@@ -647,6 +655,10 @@ fn a_rollback_to_an_earlier_release_under_load_fails_no_request() {
     let (code, audit) = gantry_in(&up.dir, &["audit", "--json"]);
     assert_eq!(code, 0, "{audit}");
     assert!(audit.contains("\"rollback\""), "{audit}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&audit).unwrap();
+    let rollback = rows.iter().find(|r| r["action"] == "rollback").unwrap();
+    assert_eq!(rollback["before"], "release 3", "{audit}");
+    assert_eq!(rollback["after"], "release 1", "{audit}");
     // Without --to: the previous stable release, 3.
     let (code, out) = gantry_in(&up.dir, &["rollback", "api"]);
     assert_eq!(code, 0, "{out}");
