@@ -1,4 +1,4 @@
-//! The driver's side of the HTTP API: the server started after the first wave, the snapshots it publishes, the commands it answers, the token and address files.
+//! The driver's side of the HTTP API: the server started after the first wave (a `host:0` socket bound before the first spawn, so services get its port in `GANTRY_OFREP_URL`), the snapshots it publishes, the commands it answers, the token and address files.
 
 use super::{Driver, Msg, UpConfig};
 use gantry_api::model::{ApiCommand, ApiState, BootPhase, Caller, CommandRequest, Snapshot};
