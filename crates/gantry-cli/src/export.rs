@@ -113,7 +113,8 @@ pub fn probe(kind: &str, target: &str, timeout: std::time::Duration) -> anyhow::
             .map_err(|e| anyhow::anyhow!("cannot start the reaper: {e}"))?;
         let base = std::env::current_dir()?;
         Ok::<_, anyhow::Error>(
-            gantry_runtime::probe::run(&probe, Vec::new(), None, timeout, &reaper, &base).await,
+            gantry_runtime::probe::run(&probe, Default::default(), None, timeout, &reaper, &base)
+                .await,
         )
     })?;
     // The message may quote the target: a password in a URL is masked by the probe itself.

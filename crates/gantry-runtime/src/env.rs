@@ -1,5 +1,6 @@
 //! Each service's environment: gantry's own, `[env]`, env files, the service's env, and only the secrets meant for it.
 
+use crate::envset::Env;
 use gantry_spec::{SecretSource, Service, Spec};
 use std::path::Path;
 
@@ -26,8 +27,9 @@ impl std::fmt::Debug for SecretValue {
 
 /// gantry's own environment, then `[env]`, then the global env files. Variables that
 /// carry secrets (a secret's `from_env` source and its delivered name) are removed:
-/// a service receives a secret only when the secret lists it.
-pub fn global_env(spec: &Spec, base: &Path) -> Result<Vec<(String, String)>, String> {
+/// a service receives a secret only when the secret lists it. Built once: every
+/// service's [`Env`] shares it.
+pub fn global_env(spec: &Spec, base: &Path) -> Result<Env, String> {
     let secret_vars: Vec<&str> = spec
         .secrets
         .iter()
@@ -58,36 +60,37 @@ pub fn global_env(spec: &Spec, base: &Path) -> Result<Vec<(String, String)>, Str
             env.set(&k, &v);
         }
     }
-    Ok(env.into_vec())
+    Ok(Env::base(env.into_vec()))
 }
 
-/// The full environment of one service.
+/// The full environment of one service: `global` (shared, not copied) and what the
+/// service sets over it.
 pub fn service_env(
-    global: &[(String, String)],
+    global: &Env,
     s: &Service,
     base: &Path,
     secrets: &[SecretValue],
-) -> Result<Vec<(String, String)>, String> {
-    let mut env = Merge::from(global.to_vec());
+) -> Result<Env, String> {
+    let mut own: Vec<(String, String)> = Vec::new();
     for f in &s.env_file {
-        for (k, v) in read_env_file(&base.join(&f.value))? {
-            env.set(&k, &v);
-        }
+        own.extend(read_env_file(&base.join(&f.value))?);
     }
     for var in &s.env {
-        env.set(&var.name.value, &var.value.value);
+        own.push((var.name.value.clone(), var.value.value.clone()));
     }
     // An instance of a replicated service (`api.2`) receives what the file gives `api`.
     for secret in secrets
         .iter()
         .filter(|x| x.services.iter().any(|n| n == s.base_name()))
     {
-        env.set(&secret.env, &secret.value);
+        own.push((secret.env.clone(), secret.value.clone()));
     }
     if let Some(url) = migrate_database(s, secrets, &|name| std::env::var(name).ok()) {
-        env.set(MIGRATE_DATABASE_VAR, &url);
+        own.push((MIGRATE_DATABASE_VAR.to_string(), url));
     }
-    Ok(env.into_vec())
+    let mut env = global.clone();
+    env.set_all(own);
+    Ok(env)
 }
 
 /// An environment being built: the variables in first-set order, a later value for the
@@ -168,13 +171,11 @@ pub struct DatabaseProblem {
 
 /// A migrate service whose `database` (as resolved in `env`, its environment) is empty:
 /// the message names the key and the variables it was built from.
-pub fn empty_database(s: &Service, env: &[(String, String)]) -> Option<DatabaseProblem> {
+pub fn empty_database(s: &Service, env: &Env) -> Option<DatabaseProblem> {
     let m = s.migrate.as_ref()?;
     let url = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == MIGRATE_DATABASE_VAR)
-        .map_or(m.database.value.as_str(), |(_, v)| v.as_str());
+        .get(MIGRATE_DATABASE_VAR)
+        .unwrap_or(m.database.value.as_str());
     url.trim().is_empty().then(|| database_problem(s))
 }
 

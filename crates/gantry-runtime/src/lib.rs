@@ -21,6 +21,7 @@
 pub mod alert_rules;
 pub mod driver;
 pub mod env;
+pub mod envset;
 pub mod instance;
 pub mod interrupt;
 pub mod limits;

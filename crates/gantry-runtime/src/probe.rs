@@ -358,7 +358,7 @@ where
 /// The exit status is collected through `reaper` (gantry owns all reaping).
 pub async fn exec(
     program_and_args: Vec<String>,
-    env: Vec<(String, String)>,
+    env: crate::envset::Env,
     cwd: Option<PathBuf>,
     timeout: Duration,
     reaper: &Reaper,
@@ -375,7 +375,7 @@ pub const CAPTURE_CAP: usize = 64 * 1024;
 /// when it printed more than [`CAPTURE_CAP`] bytes: for secrets from a command.
 pub async fn capture(
     program_and_args: Vec<String>,
-    env: Vec<(String, String)>,
+    env: crate::envset::Env,
     cwd: Option<PathBuf>,
     timeout: Duration,
     reaper: &Reaper,
@@ -385,7 +385,7 @@ pub async fn capture(
 
 async fn run_command(
     program_and_args: Vec<String>,
-    env: Vec<(String, String)>,
+    env: crate::envset::Env,
     cwd: Option<PathBuf>,
     timeout: Duration,
     reaper: &Reaper,
@@ -610,7 +610,7 @@ impl From<gantry_spec::LogPattern> for LogMatcher {
 /// with a note, since they are answered by the service itself.
 pub async fn run(
     kind: &gantry_spec::ProbeKind,
-    env: Vec<(String, String)>,
+    env: crate::envset::Env,
     cwd: Option<std::path::PathBuf>,
     timeout: Duration,
     reaper: &Reaper,

@@ -56,7 +56,7 @@ pub struct SpawnSpec {
     /// Arguments after `argv[0]` (`argv[0]` is `program` as written).
     pub args: Vec<String>,
     /// The full environment of the child.
-    pub env: Vec<(String, String)>,
+    pub env: crate::envset::Env,
     /// Working directory; gantry's own when `None`.
     pub cwd: Option<PathBuf>,
     /// Value for `NOTIFY_SOCKET`, from [`crate::notify::NotifySocket::env_value`].
@@ -205,7 +205,7 @@ pub fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     };
     cmd.args(&spec.args)
         .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(spec.env.iter())
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -310,7 +310,7 @@ fn absolutize(p: &Path) -> PathBuf {
 /// taken relative to the service's working directory, as `execvp` in the child would.
 pub fn resolve_program(
     program: &str,
-    env: &[(String, String)],
+    env: &crate::envset::Env,
     cwd: Option<&Path>,
 ) -> Result<PathBuf, SpawnError> {
     if program.is_empty() {
@@ -332,7 +332,7 @@ pub fn resolve_program(
     }
 
     let mut paths: Vec<OsString> = Vec::new();
-    if let Some((_, p)) = env.iter().rev().find(|(k, _)| k == "PATH") {
+    if let Some(p) = env.get("PATH") {
         paths.push(p.into());
     }
     match std::env::var_os("PATH") {
@@ -604,13 +604,15 @@ mod tests {
         assert_eq!(tidy("./bin/./app.sh".into()), PathBuf::from("./bin/app.sh"));
         assert_eq!(tidy("/srv/./app.sh".into()), PathBuf::from("/srv/app.sh"));
         assert_eq!(tidy("../app.sh".into()), PathBuf::from("../app.sh"));
-        let resolved = resolve_program("./sh", &[], Some(Path::new("/bin/."))).expect("/bin/sh");
+        let resolved = resolve_program("./sh", &Default::default(), Some(Path::new("/bin/.")))
+            .expect("/bin/sh");
         assert_eq!(resolved, PathBuf::from("/bin/sh"));
     }
 
     #[test]
     fn resolve_finds_sh_and_reports_missing() {
-        let env = vec![("PATH".to_string(), "/nonexistent:/bin".to_string())];
+        let env =
+            crate::envset::Env::from(vec![("PATH".to_string(), "/nonexistent:/bin".to_string())]);
         let p = resolve_program("sh", &env, None).expect("sh is in /bin");
         assert!(p.is_absolute());
         let err = resolve_program("definitely-not-a-command-xyz", &env, None).unwrap_err();
@@ -625,9 +627,9 @@ mod tests {
 
     #[test]
     fn resolve_rejects_non_executable() {
-        let err = resolve_program("/etc/passwd", &[], None).unwrap_err();
+        let err = resolve_program("/etc/passwd", &Default::default(), None).unwrap_err();
         assert!(matches!(err, SpawnError::NotExecutable { .. }), "{err}");
-        let err = resolve_program("/etc", &[], None).unwrap_err();
+        let err = resolve_program("/etc", &Default::default(), None).unwrap_err();
         assert!(matches!(err, SpawnError::NotExecutable { .. }), "{err}");
     }
 

@@ -29,7 +29,7 @@ fn sh(script: &str) -> SpawnSpec {
     SpawnSpec {
         program: "sh".into(),
         args: vec!["-c".into(), script.into()],
-        env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())],
+        env: vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())].into(),
         ..Default::default()
     }
 }

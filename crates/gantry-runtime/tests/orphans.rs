@@ -103,7 +103,8 @@ fn supervise() -> Result<i32, String> {
                 ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
                 ("EXE".into(), exe.display().to_string()),
                 (MODE.into(), "sleeper".into()),
-            ],
+            ]
+            .into(),
             ..Default::default()
         };
         let svc = spawn(&spec, &reaper).map_err(|e| e.to_string())?;

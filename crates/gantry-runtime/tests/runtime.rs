@@ -54,8 +54,12 @@ fn run<F: Future>(f: F) -> F::Output {
     rt().block_on(f)
 }
 
-fn env() -> Vec<(String, String)> {
-    vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())]
+fn env() -> gantry_runtime::envset::Env {
+    vec![(
+        "PATH".to_string(),
+        "/usr/local/bin:/usr/bin:/bin".to_string(),
+    )]
+    .into()
 }
 
 fn sh(script: &str) -> SpawnSpec {
@@ -152,7 +156,7 @@ fn command_not_found_and_not_executable() {
     run(async {
         let spec = SpawnSpec {
             program: "no-such-command-gantry".into(),
-            env: vec![("PATH".into(), "/nonexistent/bin".into())],
+            env: vec![("PATH".into(), "/nonexistent/bin".into())].into(),
             ..Default::default()
         };
         let err = spawn(&spec, reaper()).unwrap_err();
@@ -183,10 +187,11 @@ fn env_is_exactly_what_was_given() {
             program: "env".into(),
             args: vec![],
             env: vec![
-                ("PATH".into(), "/usr/bin:/bin".into()),
-                ("A".into(), "1".into()),
-                ("B".into(), "two words".into()),
-            ],
+                ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "two words".to_string()),
+            ]
+            .into(),
             cwd: Some("/tmp".into()),
             notify_socket: Some("@gantry/test".into()),
             watchdog: None,

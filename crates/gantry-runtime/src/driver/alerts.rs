@@ -327,7 +327,7 @@ impl Driver {
                     "gantry-alert".to_string(),
                 ];
                 argv.extend(cmd);
-                let env = vec![("GANTRY_ALERT_JSON".to_string(), body)];
+                let env = crate::envset::Env::from(vec![("GANTRY_ALERT_JSON".to_string(), body)]);
                 let (tx, reaper) = (self.tx.clone(), self.reaper.clone());
                 if let Some(side) = &mut self.alerts {
                     side.in_flight += 1;

@@ -165,10 +165,7 @@ impl Driver {
                     .find(|e| e.name.value == var.name.value)
                     .map(|e| &e.value.value);
                 if blue != Some(&var.value.value) {
-                    match env.iter_mut().find(|(k, _)| *k == var.name.value) {
-                        Some(e) => e.1 = var.value.value.clone(),
-                        None => env.push((var.name.value.clone(), var.value.value.clone())),
-                    }
+                    env.set(&var.name.value, var.value.value.clone());
                 }
             }
             let unit = PlanUnit {

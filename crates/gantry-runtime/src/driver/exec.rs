@@ -239,8 +239,8 @@ impl Driver {
         // http probe run was a measurable share of the boot's allocations.
         let (env, cwd) = match (&p.kind, &svc.spawn) {
             (ProbeKind::Exec(_), Ok(s)) => (s.env.clone(), s.cwd.clone()),
-            (ProbeKind::Exec(_), Err(_)) => (std::env::vars().collect(), None),
-            _ => (Vec::new(), None),
+            (ProbeKind::Exec(_), Err(_)) => (crate::envset::Env::inherited(), None),
+            _ => (crate::envset::Env::default(), None),
         };
         let base_dir = self.base_dir.clone();
         tokio::spawn(async move {
@@ -279,7 +279,7 @@ impl Driver {
         };
         let (env, cwd) = match &svc.spawn {
             Ok(s) => (s.env.clone(), s.cwd.clone()),
-            Err(_) => (std::env::vars().collect(), None),
+            Err(_) => (crate::envset::Env::inherited(), None),
         };
         let timeout = self
             .host
@@ -314,7 +314,7 @@ impl Driver {
         let svc = &self.svcs[unit.0];
         let (env, cwd) = match &svc.spawn {
             Ok(s) => (s.env.clone(), s.cwd.clone()),
-            Err(_) => (std::env::vars().collect(), None),
+            Err(_) => (crate::envset::Env::inherited(), None),
         };
         self.out.gantry_line(&format!(
             "{}: running remediate `{}`",

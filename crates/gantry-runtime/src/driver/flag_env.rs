@@ -63,18 +63,21 @@ pub(super) fn changed_keys(old: &FlagEnv, new: &FlagEnv) -> Vec<String> {
 
 /// Brings `env` from the variables of `old` to those of `new`: a variable the service sets
 /// itself (a value other than the one gantry gave) is left alone.
-pub(super) fn update_env(env: &mut Vec<(String, String)>, old: &FlagEnv, new: &FlagEnv) {
+pub(super) fn update_env(env: &mut crate::envset::Env, old: &FlagEnv, new: &FlagEnv) {
     for (name, value) in old.values() {
-        if !new.values().any(|(n, _)| n == name) {
-            env.retain(|(k, v)| !(k == name && v == value));
+        if !new.values().any(|(n, _)| n == name) && env.get(name) == Some(value.as_str()) {
+            env.remove(name);
         }
     }
     for (name, value) in new.values() {
-        let given = old.values().find(|(n, _)| n == name).map(|(_, v)| v);
-        match env.iter_mut().find(|(k, _)| k == name) {
-            Some(slot) if Some(&slot.1) == given => slot.1 = value.clone(),
+        let given = old
+            .values()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
+        match env.get(name) {
+            Some(now) if Some(now) == given => env.set(name, value.clone()),
             Some(_) => {}
-            None => env.push((name.clone(), value.clone())),
+            None => env.set(name, value.clone()),
         }
     }
 }
@@ -189,21 +192,24 @@ mod tests {
         let old = env_of(json!({"a": true, "b": "x", "gone": 1}));
         let new = env_of(json!({"a": false, "b": "x", "new": 2}));
         assert_eq!(changed_keys(&old, &new), ["a", "gone", "new"]);
-        let mut env = vec![
+        let mut env = crate::envset::Env::from(vec![
             ("PATH".to_string(), "/bin".to_string()),
             ("GANTRY_FLAG_A".to_string(), "true".to_string()),
             // The service sets this one itself: kept.
             ("GANTRY_FLAG_B".to_string(), "mine".to_string()),
             ("GANTRY_FLAG_GONE".to_string(), "1".to_string()),
-        ];
+        ]);
         update_env(&mut env, &old, &new);
+        // Order is not part of an environment (the child's is sorted by name).
+        let mut got = env.to_vec();
+        got.sort();
         assert_eq!(
-            env,
+            got,
             [
-                ("PATH".to_string(), "/bin".to_string()),
                 ("GANTRY_FLAG_A".to_string(), "false".to_string()),
                 ("GANTRY_FLAG_B".to_string(), "mine".to_string()),
                 ("GANTRY_FLAG_NEW".to_string(), "2".to_string()),
+                ("PATH".to_string(), "/bin".to_string()),
             ]
         );
     }

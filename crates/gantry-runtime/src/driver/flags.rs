@@ -650,10 +650,10 @@ pub(super) fn ofrep_env(api: &str, read_token: &str) -> Vec<(String, String)> {
 pub const UNIX_API_NOTE: &str = "note: the API listens on a unix socket, so services get no GANTRY_OFREP_URL (OpenFeature's OFREP providers speak HTTP over TCP); they read their flags from state_dir/flags.json or GANTRY_FLAG_<NAME>, or set [settings] api to a TCP address (127.0.0.1:0 picks a free port) for OFREP";
 
 /// Adds `extra` to a service's environment unless the service sets the variable itself.
-pub(super) fn add_env(env: &mut Vec<(String, String)>, extra: &[(String, String)]) {
+pub(super) fn add_env(env: &mut crate::envset::Env, extra: &[(String, String)]) {
     for (k, v) in extra {
-        if !env.iter().any(|(name, _)| name == k) {
-            env.push((k.clone(), v.clone()));
+        if !env.contains(k) {
+            env.set(k, v.clone());
         }
     }
 }

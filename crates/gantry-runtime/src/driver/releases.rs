@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 impl Driver {
     /// A definition as the releases table keeps it: argv and environment, secrets masked.
     pub(super) fn definition_json(&self, spec: &SpawnSpec) -> String {
-        let env: BTreeMap<&String, String> = spec
+        let env: BTreeMap<&str, String> = spec
             .env
             .iter()
-            .map(|(k, v)| (k, self.redactor.redact_owned(v.clone())))
+            .map(|(k, v)| (k, self.redactor.redact_owned(v.to_string())))
             .collect();
         let mut argv = vec![spec.program.clone()];
         argv.extend(spec.args.iter().cloned());

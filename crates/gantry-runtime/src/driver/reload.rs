@@ -38,7 +38,7 @@ pub(super) struct Loaded {
     pub(super) plan: Plan,
     pub(super) secrets: Vec<SecretValue>,
     /// Per unit of `plan`: its environment (env files and secrets read again).
-    pub(super) envs: Vec<Result<Vec<(String, String)>, String>>,
+    pub(super) envs: Vec<Result<crate::envset::Env, String>>,
 }
 
 /// Who waits for the answer of the reload under way.

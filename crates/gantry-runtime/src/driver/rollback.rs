@@ -68,15 +68,6 @@ pub(super) fn rollback_target(
     Ok((current, target))
 }
 
-/// `${NAME}` replaced by NAME's value in `env` (left as written when unset).
-fn expand(arg: &str, env: &[(String, String)]) -> String {
-    let mut out = arg.to_string();
-    for (k, v) in env {
-        out = out.replace(&format!("${{{k}}}"), v);
-    }
-    out
-}
-
 impl Driver {
     /// The recipe of `service` as the running file defines it, with `set_env` and `command`
     /// (a `--set-env` / `--command` rollout) on top of `base` (the stable release's recipe)
@@ -271,23 +262,20 @@ impl Driver {
             super::flags::add_env(&mut env, &self.ofrep_env);
             super::flags::add_env(&mut env, &flag_vars);
             if let Some(def) = file_def {
-                env.retain(|(k, _)| {
-                    recipe.env.contains_key(k) || !def.env.iter().any(|e| e.name.value == *k)
+                env.retain(|k, _| {
+                    recipe.env.contains_key(k) || !def.env.iter().any(|e| e.name.value == k)
                 });
             }
             let inst = self.plan.units[i].service.instance.clone();
             let (port, replica) = inst.map_or((None, 1), |x| (x.port, x.replica));
             for (k, v) in &recipe.env {
                 let v = instance_vars(v, port, replica);
-                match env.iter_mut().find(|(n, _)| n == k) {
-                    Some(e) => e.1 = v,
-                    None => env.push((k.clone(), v)),
-                }
+                env.set(k, v);
             }
             let argv: Vec<String> = recipe
                 .command
                 .iter()
-                .map(|a| expand(&instance_vars(a, port, replica), &env))
+                .map(|a| env.expand(&instance_vars(a, port, replica)))
                 .collect();
             let Some((program, args)) = argv.split_first() else {
                 return Err(format!("release {target} of {service} has no command"));

@@ -84,13 +84,10 @@ impl Changes {
         }
         let mut s = spec.clone();
         for (k, v) in &self.set_env {
-            match s.env.iter_mut().find(|(n, _)| n == k) {
-                Some(e) => e.1 = v.clone(),
-                None => s.env.push((k.clone(), v.clone())),
-            }
+            s.env.set(k, v.clone());
         }
         if let Some(argv) = &self.command {
-            let expanded: Vec<String> = argv.iter().map(|a| expand(a, &s.env)).collect();
+            let expanded: Vec<String> = argv.iter().map(|a| s.env.expand(a)).collect();
             if let Some((program, args)) = expanded.split_first() {
                 s.program = program.clone();
                 s.args = args.to_vec();
@@ -98,15 +95,6 @@ impl Changes {
         }
         s
     }
-}
-
-/// `${NAME}` replaced by NAME's value in `env` (left as written when unset).
-fn expand(arg: &str, env: &[(String, String)]) -> String {
-    let mut out = arg.to_string();
-    for (k, v) in env {
-        out = out.replace(&format!("${{{k}}}"), v);
-    }
-    out
 }
 
 /// What the driver is doing with the instances for the rollout.

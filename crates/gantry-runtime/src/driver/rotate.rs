@@ -104,10 +104,7 @@ impl Driver {
             .collect();
         for i in units {
             if let Ok(spawn) = &mut self.svcs[i].spawn {
-                match spawn.env.iter_mut().find(|(k, _)| *k == fresh.env) {
-                    Some(slot) => slot.1 = fresh.value.clone(),
-                    None => spawn.env.push((fresh.env.clone(), fresh.value.clone())),
-                }
+                spawn.env.set(&fresh.env, fresh.value.clone());
             }
         }
         // Dependencies before dependents: by start wave, then by plan order.

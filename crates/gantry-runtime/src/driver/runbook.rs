@@ -398,8 +398,14 @@ impl Driver {
         let (tx, dir, reaper) = (self.tx.clone(), self.base_dir.clone(), self.reaper.clone());
         tokio::spawn(async move {
             // Through the probe runner: the reaper is the one waitpid caller in gantry.
-            let (outcome, lines) =
-                crate::probe::capture(argv, Vec::new(), Some(dir), timeout, &reaper).await;
+            let (outcome, lines) = crate::probe::capture(
+                argv,
+                crate::envset::Env::default(),
+                Some(dir),
+                timeout,
+                &reaper,
+            )
+            .await;
             let last = lines
                 .unwrap_or_default()
                 .into_iter()

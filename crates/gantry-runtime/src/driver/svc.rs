@@ -139,7 +139,7 @@ fn role_index(role: ProbeRole) -> usize {
 
 pub(super) fn make_svc(
     u: &PlanUnit,
-    env: Result<Vec<(String, String)>, String>,
+    env: Result<crate::envset::Env, String>,
     base: &Path,
     state_dir: &Path,
     file: &str,

@@ -298,7 +298,7 @@ pub async fn run_with(
 /// `gantry up` spawns with these instead of building them a second time. Holds secret
 /// values, so its `Debug` shows only how many there are.
 #[derive(Default)]
-pub struct ServiceEnvs(Vec<Option<Vec<(String, String)>>>);
+pub struct ServiceEnvs(Vec<Option<crate::envset::Env>>);
 
 impl std::fmt::Debug for ServiceEnvs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -309,7 +309,7 @@ impl std::fmt::Debug for ServiceEnvs {
 
 impl ServiceEnvs {
     /// Takes the environment built for unit `i`, if any.
-    pub fn take(&mut self, i: usize) -> Option<Vec<(String, String)>> {
+    pub fn take(&mut self, i: usize) -> Option<crate::envset::Env> {
         self.0.get_mut(i).and_then(Option::take)
     }
 }

@@ -50,7 +50,7 @@ pub(super) async fn rehearse(
                 e,
                 Some("fix the path in env_file, or create the file".into()),
             );
-            Vec::new()
+            crate::envset::Env::default()
         }
     };
     let mut r = Rehearsal {
@@ -92,7 +92,7 @@ struct Rehearsal<'a> {
     /// The running instance checks itself: its own ports are held by its services, and
     /// the per-service preflight commands are a boot-time rehearsal.
     revalidate: bool,
-    global: &'a [(String, String)],
+    global: &'a crate::envset::Env,
     secrets: &'a [SecretValue],
     /// Working dir → (is a directory, exists).
     dirs: HashMap<PathBuf, (bool, bool)>,
@@ -105,7 +105,7 @@ struct Rehearsal<'a> {
 
 impl Rehearsal<'_> {
     /// Rehearses one service; its environment when it could be built.
-    async fn service(&mut self, u: &PlanUnit, b: &mut Builder) -> Option<Vec<(String, String)>> {
+    async fn service(&mut self, u: &PlanUnit, b: &mut Builder) -> Option<crate::envset::Env> {
         let s = &u.service;
         let name = s.name.value.as_str();
         if s.kind == Kind::External {
@@ -179,7 +179,7 @@ impl Rehearsal<'_> {
 
     /// The command and environment fit what `execve` takes (E2BIG otherwise, at every
     /// start): each string under the kernel's 128 KiB, all of them under `ARG_MAX`.
-    fn spawn_size(&mut self, s: &Service, env: &[(String, String)], b: &mut Builder) {
+    fn spawn_size(&mut self, s: &Service, env: &crate::envset::Env, b: &mut Builder) {
         const MAX_ARG_STRLEN: usize = 32 * 4096;
         let arg_max = nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX)
             .ok()
@@ -189,7 +189,7 @@ impl Rehearsal<'_> {
         let argv = s.command.as_ref().map_or(&[][..], |c| c.value.as_slice());
         let sizes = env
             .iter()
-            .map(|(k, v)| (k.as_str(), k.len() + v.len() + 2))
+            .map(|(k, v)| (k, k.len() + v.len() + 2))
             .chain(argv.iter().map(|a| ("the command", a.len() + 1)));
         let (mut total, mut too_long) = (0usize, None);
         for (what, n) in sizes {
@@ -227,17 +227,13 @@ impl Rehearsal<'_> {
     }
 
     /// The program resolves (in the service's PATH, relative to its working dir).
-    fn command(&mut self, s: &Service, env: &[(String, String)], cwd: &Path, b: &mut Builder) {
+    fn command(&mut self, s: &Service, env: &crate::envset::Env, cwd: &Path, b: &mut Builder) {
         let Some(program) = s.command.as_ref().and_then(|c| c.value.first()) else {
             return;
         };
         let name = s.name.value.as_str();
         // The search depends on the program, the service's PATH and its directory.
-        let path_var = env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone());
+        let path_var = env.get("PATH").map(str::to_string);
         let resolved = self
             .programs
             .entry((program.clone(), path_var, cwd.to_path_buf()))
@@ -311,14 +307,14 @@ impl Rehearsal<'_> {
     async fn preflight_command(
         &mut self,
         s: &Service,
-        env: &[(String, String)],
+        env: &crate::envset::Env,
         cwd: &Path,
         b: &mut Builder,
     ) {
         let Some(argv) = &s.preflight else { return };
         let outcome = probe::exec(
             argv.clone(),
-            env.to_vec(),
+            env.clone(),
             Some(cwd.to_path_buf()),
             Duration::from_secs(30),
             self.reaper,
@@ -500,7 +496,7 @@ fn descriptors(units: u64, soft: u64, hard: u64) -> (Descriptors, String) {
 /// External services and stores must already answer their readiness probe.
 async fn external_services(
     plan: &Plan,
-    global: &[(String, String)],
+    global: &crate::envset::Env,
     base: &Path,
     reaper: &Reaper,
     b: &mut Builder,
@@ -531,7 +527,7 @@ async fn external_services(
         };
         let timeout = p.timeout.0.max(Duration::from_millis(500));
         let cwd = Some(base.to_path_buf());
-        let outcome = probe::run(&p.kind, global.to_vec(), cwd, timeout, reaper, base).await;
+        let outcome = probe::run(&p.kind, global.clone(), cwd, timeout, reaper, base).await;
         b.push(
             "stores",
             "external service",

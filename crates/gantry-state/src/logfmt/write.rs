@@ -1,7 +1,8 @@
 //! Writing per-service log files: `<state_dir>/logs/<service>.log`, one timestamped line per output line.
 //!
-//! Writes go through a `BufWriter` and reach the file once per batch
-//! ([`LogFile::write_batch`] or an explicit [`LogFile::flush`]), not per line or byte.
+//! Writes are buffered and reach the file once per batch ([`LogFile::write_batch`] or an
+//! explicit [`LogFile::flush`]), not per line or byte. The buffer is freed at every flush:
+//! a thousand quiet services hold no buffers between their bursts of output.
 //!
 //! The I/O is synchronous on purpose: appends land in the page cache in microseconds,
 //! which is cheaper than hopping to tokio's blocking pool for every batch.
@@ -10,10 +11,13 @@ use super::Stream;
 use crate::StateDir;
 use gantry_time::rfc3339_utc;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+/// Buffered bytes past which a write goes to the file before the next flush.
+const SPILL: usize = 8 * 1024;
 
 /// Errors of log files; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +52,9 @@ pub enum LogError {
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: Option<File>,
+    /// Lines not yet written to the file; empty (no allocation) after every flush.
+    buf: Vec<u8>,
     rotation: Rotation,
     /// Bytes in the current file (its size at open, plus what was written since).
     size: u64,
@@ -116,6 +122,7 @@ impl LogFile {
         Ok(LogFile {
             path: StateDir::new(state_dir.as_ref()).log_file(service),
             out: None,
+            buf: Vec::new(),
             rotation: Rotation::default(),
             size: 0,
         })
@@ -130,7 +137,7 @@ impl LogFile {
         self
     }
 
-    fn writer(&mut self) -> Result<&mut BufWriter<File>, LogError> {
+    fn writer(&mut self) -> Result<&mut Vec<u8>, LogError> {
         if self.out.is_none() {
             // 0600, never through a planted symlink (secure.rs).
             let open = || crate::secure::open_private(&self.path, true);
@@ -154,9 +161,18 @@ impl LogFile {
                 source,
             })?;
             self.size = file.metadata().map_or(0, |m| m.len());
-            self.out = Some(BufWriter::with_capacity(2 * 1024, file));
+            self.out = Some(file);
         }
-        Ok(self.out.as_mut().expect("opened above"))
+        // A burst past this size goes to the file before the next flush.
+        if self.buf.len() >= SPILL {
+            let file = self.out.as_mut().expect("opened above");
+            if let Err(e) = file.write_all(&self.buf) {
+                self.buf.clear();
+                return Err(self.write_err(e));
+            }
+            self.buf.clear();
+        }
+        Ok(&mut self.buf)
     }
 
     /// Path of the file.
@@ -216,11 +232,12 @@ impl LogFile {
         self.grew(bytes)
     }
 
-    /// Push buffered lines to the file.
+    /// Push buffered lines to the file and free the buffer.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        let buf = std::mem::take(&mut self.buf);
         match &mut self.out {
-            Some(out) => out.flush().map_err(|e| self.write_err(e)),
-            None => Ok(()),
+            Some(out) if !buf.is_empty() => out.write_all(&buf).map_err(|e| self.write_err(e)),
+            _ => Ok(()),
         }
     }
 
@@ -234,10 +251,8 @@ impl LogFile {
 
 impl Drop for LogFile {
     fn drop(&mut self) {
-        // Best effort; BufWriter's own drop would also try, silently.
-        if let Some(out) = &mut self.out {
-            let _ = out.flush();
-        }
+        // Best effort: what is buffered reaches the file.
+        let _ = self.flush();
     }
 }
 
