@@ -95,6 +95,8 @@ stop_signal = "SIGINT"
 stop_timeout = "20s"
 memory_max = "512MiB"
 cpu_max = 0.5
+data_dir = "/var/lib/postgresql/data"
+data_size = "20GiB"
 readiness = { postgres = "postgres://app:hunter2-in-url@127.0.0.1:5432/app", period = "500ms", success_threshold = 2 }
 
 [services.cache]
@@ -119,6 +121,8 @@ liveness = { exec = "curl -fs http://127.0.0.1:${PORT}/live", period = "10s", su
 [services.worker]
 command = "worker"
 priority = "low"
+data_dir = "spool"
+working_dir = "/srv/worker"
 readiness = { log = "ready" }
 "#;
 
@@ -198,6 +202,8 @@ fn a_kubernetes_export_validates_against_two_kubernetes_versions_and_keeps_secre
         "API_TOKEN looks like a secret",
         "stop_signal INT becomes a preStop hook",
         "readinessProbe: period 500ms rounds up to 1 s",
+        "db_main: keeps data in /var/lib/postgresql/data: a StatefulSet with a 20Gi volume per pod",
+        "worker: data_dir `spool` is relative to the file on this host; the volume is mounted at /srv/worker/spool",
     ] {
         assert!(
             warnings.contains(expected),
@@ -208,6 +214,24 @@ fn a_kubernetes_export_validates_against_two_kubernetes_versions_and_keeps_secre
     assert!(yaml.contains("replicas: 3"));
     assert!(yaml.contains(r#""tcp://db-main:5432""#), "{yaml}");
     assert!(yaml.contains(r#"kind: "Job""#));
+    // A service that keeps data is a StatefulSet with its volume and a headless Service;
+    // the others stay Deployments.
+    assert_eq!(yaml.matches(r#"kind: "StatefulSet""#).count(), 2, "{yaml}");
+    assert_eq!(yaml.matches(r#"kind: "Deployment""#).count(), 1, "{yaml}");
+    assert!(
+        yaml.contains(r#"serviceName: "db-main-headless""#),
+        "{yaml}"
+    );
+    assert!(yaml.contains(r#"clusterIP: "None""#), "{yaml}");
+    assert!(yaml.contains(r#"storage: "20Gi""#), "{yaml}");
+    assert!(
+        yaml.contains(r#"storage: "1Gi""#),
+        "the default size: {yaml}"
+    );
+    assert!(
+        yaml.contains(r#"mountPath: "/var/lib/postgresql/data""#),
+        "{yaml}"
+    );
     assert!(yaml.contains(r#"priorityClassName: "gantry-critical""#));
     insta::assert_snapshot!("kubernetes_export", yaml);
 }

@@ -1,4 +1,5 @@
-//! The translation: each service to a workload (Deployment, or a Job for tasks and migrations),
+//! The translation: each service to a workload (Deployment, a StatefulSet with a volume and a
+//! headless Service for one with `data_dir`, or a Job for tasks and migrations),
 //! a Service for its ports, a ConfigMap for its environment, Secret references for its secrets,
 //! init containers that `gantry wait` for its hard dependencies, its probes, limits, stop signal
 //! and priority.
@@ -193,6 +194,14 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
                 s.name.value
             ));
         }
+        let data = s.data_dir.as_ref().map(|d| {
+            let path = mount_path(s, &d.value, &mut ex.warnings);
+            container.insert(
+                "volumeMounts".into(),
+                json!([{ "name": DATA_VOLUME, "mountPath": path }]),
+            );
+            quantity(s.data_size.unwrap_or(gantry_spec::keys::DATA_SIZE))
+        });
         let mut pod = Map::new();
         let inits = init_containers(spec, s, &names, opts, &mut ex.warnings);
         if !inits.is_empty() {
@@ -212,26 +221,77 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
         match s.kind {
             Kind::Process => {
                 pod.insert("restartPolicy".into(), json!("Always"));
-                if s.restart != Restart::Always {
+                if s.restart != Restart::Always && data.is_none() {
                     ex.warnings.push(format!(
                         "{}: restart = {:?} — a Deployment always restarts its pods",
                         s.name.value, s.restart
                     ));
                 }
                 let replicas = s.replicas.as_ref().map_or(1, |r| r.count.value);
-                ex.manifests.push(meta(
-                    json!({
-                        "apiVersion": "apps/v1", "kind": "Deployment",
-                        "spec": {
-                            "replicas": replicas,
-                            "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
-                            "template": { "metadata": { "labels": labels }, "spec": pod },
-                        }
-                    }),
-                    name,
-                    name,
-                    opts,
-                ));
+                if let Some(size) = &data {
+                    let headless = format!("{name}-headless");
+                    ex.manifests.push(meta(
+                        json!({
+                            "apiVersion": "apps/v1", "kind": "StatefulSet",
+                            "spec": {
+                                "serviceName": headless,
+                                "replicas": replicas,
+                                "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
+                                "template": { "metadata": { "labels": labels }, "spec": pod },
+                                "volumeClaimTemplates": [{
+                                    "metadata": { "name": DATA_VOLUME },
+                                    "spec": {
+                                        "accessModes": ["ReadWriteOnce"],
+                                        "resources": { "requests": { "storage": size } },
+                                    },
+                                }],
+                            }
+                        }),
+                        name,
+                        name,
+                        opts,
+                    ));
+                    // The StatefulSet's governing Service: one DNS name per pod
+                    // (NAME-0.NAME-headless), no load balancing.
+                    let mut spec = Map::new();
+                    spec.insert("clusterIP".into(), json!("None"));
+                    spec.insert("selector".into(), json!({ "app.kubernetes.io/name": name }));
+                    spec.insert("publishNotReadyAddresses".into(), json!(true));
+                    if !ports.is_empty() {
+                        spec.insert("ports".into(), service_ports(&ports));
+                    }
+                    ex.manifests.push(meta(
+                        json!({ "apiVersion": "v1", "kind": "Service", "spec": spec }),
+                        &headless,
+                        name,
+                        opts,
+                    ));
+                    if s.restart != Restart::Always {
+                        ex.warnings.push(format!(
+                            "{}: restart = {:?} — a StatefulSet always restarts its pods",
+                            s.name.value, s.restart
+                        ));
+                    }
+                    ex.warnings.push(format!(
+                        "{}: keeps data in {}: a StatefulSet with a {size} volume per pod (PersistentVolumeClaims `{DATA_VOLUME}-{name}-N`, the cluster's default StorageClass); deleting the StatefulSet keeps them",
+                        s.name.value,
+                        s.data_dir.as_ref().map_or("", |d| d.value.as_str()),
+                    ));
+                } else {
+                    ex.manifests.push(meta(
+                        json!({
+                            "apiVersion": "apps/v1", "kind": "Deployment",
+                            "spec": {
+                                "replicas": replicas,
+                                "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
+                                "template": { "metadata": { "labels": labels }, "spec": pod },
+                            }
+                        }),
+                        name,
+                        name,
+                        opts,
+                    ));
+                }
             }
             _ => {
                 pod.insert("restartPolicy".into(), json!("Never"));
@@ -255,7 +315,7 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
                     "apiVersion": "v1", "kind": "Service",
                     "spec": {
                         "selector": { "app.kubernetes.io/name": name },
-                        "ports": ports.iter().map(|p| json!({"name": format!("tcp-{p}"), "port": p, "targetPort": p, "protocol": "TCP"})).collect::<Vec<_>>(),
+                        "ports": service_ports(&ports),
                     }
                 }),
                 name,
@@ -295,6 +355,58 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
     ex
 }
 
+/// The name of a stateful service's volume (its claims are `data-NAME-0`, `data-NAME-1`, …).
+const DATA_VOLUME: &str = "data";
+
+/// A Service's `ports` for these TCP ports.
+fn service_ports(ports: &[u16]) -> Value {
+    Value::Array(
+        ports
+            .iter()
+            .map(|p| json!({"name": format!("tcp-{p}"), "port": p, "targetPort": p, "protocol": "TCP"}))
+            .collect(),
+    )
+}
+
+/// Bytes as a Kubernetes quantity: the largest binary suffix that divides them (`1Gi`, `512Mi`).
+fn quantity(bytes: u64) -> String {
+    for (shift, suffix) in [(40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki")] {
+        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return format!("{}{suffix}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+/// Where `data_dir` is mounted: an absolute path as written; a relative one (relative to the
+/// file on the host) below an absolute `working_dir`, else below `/`, with a warning.
+fn mount_path(s: &Service, dir: &str, warnings: &mut Vec<String>) -> String {
+    let dir = dir.trim_end_matches('/');
+    if dir.starts_with('/') {
+        return dir.to_string();
+    }
+    let rel = dir.trim_start_matches("./");
+    let base = s
+        .working_dir
+        .as_deref()
+        .filter(|w| w.starts_with('/'))
+        .map_or(String::new(), |w| w.trim_end_matches('/').to_string());
+    let path = if rel.is_empty() || rel == "." {
+        if base.is_empty() {
+            "/data".to_string()
+        } else {
+            base
+        }
+    } else {
+        format!("{base}/{rel}")
+    };
+    warnings.push(format!(
+        "{}: data_dir `{dir}` is relative to the file on this host; the volume is mounted at {path} in the pod (write an absolute data_dir to choose)",
+        s.name.value
+    ));
+    path
+}
+
 fn priority_class(p: Priority) -> String {
     format!("gantry-{}", format!("{p:?}").to_ascii_lowercase())
 }
@@ -320,6 +432,9 @@ fn pod_view(s: &Service, warnings: &mut Vec<String>) -> Service {
     }
     if let Some(u) = &mut p.upstream {
         u.value = sub(&u.value);
+    }
+    if let Some(d) = &mut p.data_dir {
+        d.value = sub(&d.value);
     }
     for probe in [&mut p.readiness, &mut p.liveness, &mut p.startup]
         .into_iter()
