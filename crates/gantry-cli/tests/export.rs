@@ -124,6 +124,10 @@ priority = "low"
 data_dir = "spool"
 working_dir = "/srv/worker"
 readiness = { log = "ready" }
+
+[services.mailer]
+command = "mailer"
+depends_on = { api = "started", worker = "ready", cache = "started" }
 "#;
 
 fn export(dir: &std::path::Path, args: &[&str]) -> (String, String) {
@@ -196,7 +200,9 @@ fn a_kubernetes_export_validates_against_two_kubernetes_versions_and_keeps_secre
     for expected in [
         "db_main: named `db-main`",
         "cache: external, not deployed",
-        "waits for seed to complete",
+        "api: waits for seed to complete: an init container runs `kubectl wait --for=condition=complete job/seed`",
+        "api: waits for db_main to be ready with its postgres probe: the URL holds a password, so it is read from Secret `db-main-probe-url`",
+        "mailer: depends on worker, which has no probe or port to wait on; not waited for",
         "worker: readinessProbe: a log probe has no Kubernetes equivalent",
         "livenessProbe: success_threshold 2 becomes 1",
         "API_TOKEN looks like a secret",
@@ -212,12 +218,30 @@ fn a_kubernetes_export_validates_against_two_kubernetes_versions_and_keeps_secre
     }
     // The shape: replicas, the init container waiting on db's postgres port, the Job.
     assert!(yaml.contains("replicas: 3"));
-    assert!(yaml.contains(r#""tcp://db-main:5432""#), "{yaml}");
+    // Each dependency waited for by its condition: `ready` with the dependency's own probe
+    // (the store URL's password from a Secret, expanded by Kubernetes), `started` by its port,
+    // `completed` by its Job, through a ServiceAccount that may only read that Job.
+    for expected in [
+        r#"- "$(GANTRY_PROBE_URL)""#,
+        r#"name: "db-main-probe-url""#,
+        r#"- "postgres""#,
+        r#"- "tcp://api:9100""#,
+        r#"- "tcp://redis.internal:6379""#,
+        r#"- "redis.internal:6379""#,
+        r#"- "job/seed""#,
+        r#"serviceAccountName: "gantry-job-waiter""#,
+        r#"kind: "RoleBinding""#,
+        r#"- "seed""#,
+    ] {
+        assert!(yaml.contains(expected), "missing `{expected}`:\n{yaml}");
+    }
+    // db_main's port (from its postgres probe) has a Service, so `db-main` resolves.
+    assert!(yaml.contains(r#"name: "tcp-5432""#), "{yaml}");
     assert!(yaml.contains(r#"kind: "Job""#));
     // A service that keeps data is a StatefulSet with its volume and a headless Service;
     // the others stay Deployments.
     assert_eq!(yaml.matches(r#"kind: "StatefulSet""#).count(), 2, "{yaml}");
-    assert_eq!(yaml.matches(r#"kind: "Deployment""#).count(), 1, "{yaml}");
+    assert_eq!(yaml.matches(r#"kind: "Deployment""#).count(), 2, "{yaml}");
     assert!(
         yaml.contains(r#"serviceName: "db-main-headless""#),
         "{yaml}"
@@ -275,6 +299,68 @@ fn gantry_probe_runs_one_probe_and_says_so_in_its_exit_code() {
     let (code, out) = run(&["smtp", "x"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("hint: tcp, http"), "{out}");
+}
+
+#[test]
+fn gantry_probe_wait_probes_until_the_target_passes_or_the_wait_is_over() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let target = format!("127.0.0.1:{port}");
+    // Nothing listens yet: the probe keeps trying.
+    let child = std::process::Command::new(gantry())
+        .args(["probe", "tcp", &target, "--wait", "30s", "--period", "50ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = {
+        let mut child = child;
+        let mut first = [0u8; 8];
+        use std::io::Read;
+        // The first "waiting:" line says an attempt failed before the listener exists.
+        child
+            .stderr
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        assert_eq!(&first, b"waiting:");
+        let _listener = std::net::TcpListener::bind(&target).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gantry probe --wait did not end"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Closed for good: it gives up once the wait is over, and says so.
+    let out = std::process::Command::new(gantry())
+        .args([
+            "probe", "tcp", &target, "--wait", "300ms", "--period", "50ms",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fail: not passed within 300ms"));
+    let out = std::process::Command::new(gantry())
+        .args(["probe", "tcp", &target, "--wait", "1s", "--period", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
