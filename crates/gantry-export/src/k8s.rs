@@ -381,7 +381,7 @@ fn service_ports(ports: &[u16]) -> Value {
 /// Bytes as a Kubernetes quantity: the largest binary suffix that divides them (`1Gi`, `512Mi`).
 fn quantity(bytes: u64) -> String {
     for (shift, suffix) in [(40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{suffix}", bytes >> shift);
         }
     }
