@@ -258,6 +258,17 @@ pub fn scalar(node: &Node) -> Option<String> {
 
 /// `environment` as a mapping or a list of `KEY=VALUE` / `KEY`. A key without a value passes
 /// the variable through from gantry's own environment (`${KEY}`).
+/// The note of a variable passed through from the environment gantry runs in.
+fn pass_through(key: &str, what: &str, line: usize, svc: Option<&str>) -> Note {
+    note(
+        line,
+        svc,
+        format!(
+            "{what} {key}: passed through as `${{{key}}}`; set it where `gantry up` runs (unset, it is an empty string and `gantry check` warns, where compose leaves it out)"
+        ),
+    )
+}
+
 pub fn environment(
     node: &Node,
     what: &str,
@@ -281,6 +292,7 @@ pub fn environment(
                 if v.is_null() && !is_var_name(&key) {
                     notes.push(note(k.line, svc, format!("{what}: `{key}` without a value is not a variable name to pass through; left out")));
                 } else if v.is_null() {
+                    notes.push(pass_through(&key, what, k.line, svc));
                     set(key.clone(), format!("${{{key}}}"), &mut env);
                 } else if let Some(val) = scalar(v) {
                     let val = interpolation(&val, &format!("{what} {key}"), v.line, svc, notes);
@@ -309,7 +321,10 @@ pub fn environment(
                         let v = interpolation(v, &format!("{what} {k}"), item.line, svc, notes);
                         set(k.to_string(), v, &mut env);
                     }
-                    None if is_var_name(&text) => set(text.clone(), format!("${{{text}}}"), &mut env),
+                    None if is_var_name(&text) => {
+                        notes.push(pass_through(&text, what, item.line, svc));
+                        set(text.clone(), format!("${{{text}}}"), &mut env)
+                    }
                     None if !text.is_empty() => notes.push(note(item.line, svc, format!("{what}: `{text}` is neither `KEY=VALUE` nor a variable name to pass through; left out"))),
                     None => {}
                 }
@@ -644,7 +659,15 @@ mod tests {
                 ("C".into(), "a=b".into())
             ]
         );
-        assert!(notes.is_empty());
+        // A variable passed through is said, in both forms.
+        assert_eq!(notes.len(), 2);
+        assert!(
+            notes.iter().all(|n| n
+                .message
+                .starts_with("environment B: passed through as `${B}`")),
+            "{notes:?}"
+        );
+        notes.clear();
         let bad = crate::yaml::parse("5").unwrap();
         assert!(environment(&bad, "environment", None, &mut notes).is_empty());
         assert_eq!(notes.len(), 1);
