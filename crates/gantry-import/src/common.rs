@@ -201,15 +201,20 @@ pub fn shell_literal(text: &str) -> String {
     text.replace('$', "$$")
 }
 
+/// Words that are the shell's own (builtins and keywords): no program of that name runs them.
+const SHELL_WORDS: &[&str] = &[
+    "exec", "cd", "export", "source", ".", "set", "unset", "ulimit", "umask", "trap", "eval",
+    "alias", "if", "for", "while", "until", "case", "{", "!",
+];
+
 /// Whether a command needs a shell to run as its author meant (pipes, variables, globs, `&&`,
-/// redirections, a leading `VAR=value`).
+/// redirections, a leading `VAR=value`, a `# comment`, a shell builtin such as `exec` first).
 pub fn needs_shell(cmd: &str) -> bool {
+    let first = cmd.split_whitespace().next();
     cmd.contains([
         '|', '&', ';', '<', '>', '(', ')', '$', '`', '*', '?', '[', '~', '\\', '\n',
-    ]) || cmd
-        .split_whitespace()
-        .next()
-        .is_some_and(|w| w.contains('='))
+    ]) || first.is_some_and(|w| w.contains('=') || SHELL_WORDS.contains(&w))
+        || cmd.split_whitespace().any(|w| w.starts_with('#'))
         || !cmd_ok(&Cmd::Line(cmd.to_string()))
 }
 
@@ -600,6 +605,30 @@ mod tests {
         }
         assert_eq!(seconds(90), "90s");
         assert_eq!(seconds(120), "2m");
+    }
+
+    #[test]
+    fn commands_that_need_a_shell() {
+        for cmd in [
+            "a | b",
+            "A=1 run",
+            "exec cloudflared tunnel",
+            "cd docs && make",
+            ". venv/bin/activate",
+            "serve 9109 # a comment",
+            "run $PORT",
+        ] {
+            assert!(needs_shell(cmd), "{cmd}");
+        }
+        for cmd in [
+            "redis-server --port 6382",
+            "env A=1 celery worker",
+            "stripe listen --events 'a,b'",
+            "executor --run",
+            "tag a#b",
+        ] {
+            assert!(!needs_shell(cmd), "{cmd}");
+        }
     }
 
     #[test]
