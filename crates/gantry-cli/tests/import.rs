@@ -120,7 +120,7 @@ fn section<'a>(text: &'a str, name: &str) -> &'a str {
 }
 
 #[test]
-fn compose_platform_of_57_services_imports_checks_clean_and_reports_what_did_not_carry_over() {
+fn compose_platform_of_60_services_imports_checks_clean_and_reports_what_did_not_carry_over() {
     let (text, out) = import_large(
         "compose",
         "compose-platform",
