@@ -197,7 +197,7 @@ pub enum ImportWhat {
 
 #[derive(Subcommand, Debug)]
 pub enum ExportWhat {
-    /// Kubernetes manifests (YAML on stdout): Deployments, Services, Jobs, init containers that `gantry wait` for dependencies, probes, ConfigMaps, Secret references (never values), PriorityClasses; what does not translate is named on stderr.
+    /// Kubernetes manifests (YAML on stdout): Deployments, StatefulSets (a service with `data_dir`: its volume and a headless Service), Services, Jobs, init containers that wait for each dependency by its condition (started: its port; ready: its own readiness probe through `gantry probe --wait`; completed: its Job, through `kubectl wait` and a ServiceAccount that may only read it), probes, ConfigMaps, Secret references (never values), PriorityClasses; what does not translate is named on stderr.
     Kubernetes {
         /// Put every object in this namespace.
         #[arg(long)]
@@ -451,7 +451,7 @@ pub enum Command {
         #[command(subcommand)]
         what: ImportWhat,
     },
-    /// Run one probe once, outside any stack: `gantry probe tcp 127.0.0.1:5432`, `gantry probe http http://…/health`, `gantry probe postgres postgres://…` (also mysql, redis, amqp, nats, sqlite). Exit 0 when it passes, 1 when it fails (for scripts and container healthchecks).
+    /// Run one probe once, outside any stack: `gantry probe tcp 127.0.0.1:5432`, `gantry probe http http://…/health`, `gantry probe postgres postgres://…` (also mysql, redis, amqp, nats, sqlite). Exit 0 when it passes, 1 when it fails (for scripts and container healthchecks); with `--wait 300s`, probes every `--period` until it passes or the wait is over (the exported init containers).
     Probe {
         /// tcp, http, postgres, mysql, redis, amqp, nats or sqlite.
         kind: String,
