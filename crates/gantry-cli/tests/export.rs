@@ -123,6 +123,7 @@ command = "worker"
 priority = "low"
 data_dir = "spool"
 working_dir = "/srv/worker"
+depends_on = { api = "ready" }
 readiness = { log = "ready" }
 
 [services.mailer]
@@ -226,6 +227,7 @@ fn a_kubernetes_export_validates_against_two_kubernetes_versions_and_keeps_secre
         r#"name: "db-main-probe-url""#,
         r#"- "postgres""#,
         r#"- "tcp://api:9100""#,
+        r#"- "http://api:9100/health""#,
         r#"- "tcp://redis.internal:6379""#,
         r#"- "redis.internal:6379""#,
         r#"- "job/seed""#,
