@@ -37,6 +37,7 @@ pub fn kubernetes(
     image_map: &[String],
     image: Option<String>,
     gantry_image: String,
+    kubectl_image: String,
 ) -> anyhow::Result<Outcome> {
     let checked = match crate::load::load_valid(file, "invalid; run `gantry check` for details") {
         Ok(c) => c,
@@ -64,6 +65,7 @@ pub fn kubernetes(
             images,
             default_image: image,
             gantry_image,
+            kubectl_image,
         },
     );
     for w in &export.warnings {
@@ -73,9 +75,17 @@ pub fn kubernetes(
     Ok(Outcome::Success)
 }
 
-/// `gantry probe KIND TARGET`: one probe, its message, exit 0 or 1.
-pub fn probe(kind: &str, target: &str, timeout: std::time::Duration) -> anyhow::Result<Outcome> {
+/// `gantry probe KIND TARGET`: one probe, its message, exit 0 or 1; with `--wait`, probes every
+/// `period` until one passes or the wait is over (the exported init containers' wait).
+pub fn probe(
+    kind: &str,
+    target: &str,
+    timeout: std::time::Duration,
+    wait: Option<std::time::Duration>,
+    period: std::time::Duration,
+) -> anyhow::Result<Outcome> {
     use gantry_spec::{ProbeKind, StoreProbe, TlsOptions};
+    use std::time::{Duration, Instant};
     let store = || StoreProbe {
         url: target.to_string(),
         rw: false,
@@ -105,6 +115,12 @@ pub fn probe(kind: &str, target: &str, timeout: std::time::Duration) -> anyhow::
             return Ok(Outcome::Usage);
         }
     };
+    if wait.is_some() && period.is_zero() {
+        eprintln!(
+            "error: --period 0s would probe without a pause\n  hint: pass --period 1s (or more)"
+        );
+        return Ok(Outcome::Usage);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -112,17 +128,54 @@ pub fn probe(kind: &str, target: &str, timeout: std::time::Duration) -> anyhow::
         let reaper = gantry_runtime::reaper::Reaper::start()
             .map_err(|e| anyhow::anyhow!("cannot start the reaper: {e}"))?;
         let base = std::env::current_dir()?;
-        Ok::<_, anyhow::Error>(
-            gantry_runtime::probe::run(&probe, Default::default(), None, timeout, &reaper, &base)
+        let Some(wait) = wait else {
+            return Ok::<_, anyhow::Error>(
+                gantry_runtime::probe::run(
+                    &probe,
+                    Default::default(),
+                    None,
+                    timeout,
+                    &reaper,
+                    &base,
+                )
                 .await,
-        )
+            );
+        };
+        let until = Instant::now() + wait;
+        let mut said = String::new();
+        loop {
+            let started = Instant::now();
+            let left = until.saturating_duration_since(started);
+            let outcome = gantry_runtime::probe::run(
+                &probe,
+                Default::default(),
+                None,
+                timeout.min(left.max(Duration::from_millis(1))),
+                &reaper,
+                &base,
+            )
+            .await;
+            let next = started + period;
+            if outcome.ok || next >= until {
+                return Ok(outcome);
+            }
+            // Said once per distinct reason, not once per attempt.
+            if outcome.message != said {
+                eprintln!("waiting: {}", outcome.message);
+                said = outcome.message;
+            }
+            tokio::time::sleep_until(next.into()).await;
+        }
     })?;
     // The message may quote the target: a password in a URL is masked by the probe itself.
     if outcome.ok {
         println!("ok: {}", outcome.message);
         Ok(Outcome::Success)
     } else {
-        eprintln!("fail: {}", outcome.message);
+        match wait {
+            Some(w) => eprintln!("fail: not passed within {w:?}: {}", outcome.message),
+            None => eprintln!("fail: {}", outcome.message),
+        }
         Ok(Outcome::Failure)
     }
 }

@@ -203,7 +203,7 @@ pub enum ImportWhat {
 
 #[derive(Subcommand, Debug)]
 pub enum ExportWhat {
-    /// Kubernetes manifests (YAML on stdout): Deployments, Services, Jobs, init containers that `gantry wait` for dependencies, probes, ConfigMaps, Secret references (never values), PriorityClasses; what does not translate is named on stderr.
+    /// Kubernetes manifests (YAML on stdout): Deployments, StatefulSets (a service with `data_dir`: its volume and a headless Service), Services, Jobs, init containers that wait for each dependency by its condition (started: its port; ready: its own readiness probe through `gantry probe --wait`; completed: its Job, through `kubectl wait` and a ServiceAccount that may only read it), probes, ConfigMaps, Secret references (never values), PriorityClasses; what does not translate is named on stderr.
     Kubernetes {
         /// Put every object in this namespace.
         #[arg(long)]
@@ -214,9 +214,12 @@ pub enum ExportWhat {
         /// The image of services --image-map does not name.
         #[arg(long)]
         image: Option<String>,
-        /// An image with the gantry binary, for the init containers (`gantry wait`), store probes (`gantry probe`) and migrations.
+        /// An image with the gantry binary, for the init containers (`gantry wait`, `gantry probe`), store probes (`gantry probe`) and migrations.
         #[arg(long, default_value = "gantry:latest")]
         gantry_image: String,
+        /// An image with kubectl, for the init containers that wait for a Job to complete (`kubectl wait`).
+        #[arg(long, default_value = "registry.k8s.io/kubectl:v1.33.0")]
+        kubectl_image: String,
     },
     /// Prometheus alerting rules (YAML) over gantry's /metrics: the default rules with this stack's critical services; rules over signals /metrics does not carry are named on stderr.
     PrometheusRules,
@@ -454,14 +457,21 @@ pub enum Command {
         #[command(subcommand)]
         what: ImportWhat,
     },
-    /// Run one probe once, outside any stack: `gantry probe tcp 127.0.0.1:5432`, `gantry probe http http://…/health`, `gantry probe postgres postgres://…` (also mysql, redis, amqp, nats, sqlite). Exit 0 when it passes, 1 when it fails (for scripts and container healthchecks).
+    /// Run one probe once, outside any stack: `gantry probe tcp 127.0.0.1:5432`, `gantry probe http http://…/health`, `gantry probe postgres postgres://…` (also mysql, redis, amqp, nats, sqlite). Exit 0 when it passes, 1 when it fails (for scripts and container healthchecks); with `--wait 300s`, probes every `--period` until it passes or the wait is over (the exported init containers).
     Probe {
         /// tcp, http, postgres, mysql, redis, amqp, nats or sqlite.
         kind: String,
         /// host:port for tcp, a URL otherwise.
         target: String,
+        /// The time one attempt may take.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+        /// Keep probing until it passes, for at most this long (an init container's wait); without it, one attempt.
+        #[arg(long, value_parser = parse_duration)]
+        wait: Option<std::time::Duration>,
+        /// With --wait: the time from one attempt's start to the next.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        period: std::time::Duration,
     },
     /// Incidents, opened by P0/P1 alerts or by hand: `list`, `show ID` (the timeline), `postmortem ID` (a Markdown draft), `open --severity P1 --title ...`, `ack ID`, `resolve ID`.
     Incident {
@@ -663,12 +673,14 @@ fn main() -> ExitCode {
                 image_map,
                 image,
                 gantry_image,
+                kubectl_image,
             } => export::kubernetes(
                 &cli.file,
                 namespace.clone(),
                 image_map,
                 image.clone(),
                 gantry_image.clone(),
+                kubectl_image.clone(),
             ),
         },
         Command::Import { what } => {
@@ -747,7 +759,9 @@ fn main() -> ExitCode {
             kind,
             target,
             timeout,
-        } => export::probe(kind, target, *timeout),
+            wait,
+            period,
+        } => export::probe(kind, target, *timeout, *wait, *period),
         Command::Up {
             profile,
             only,

@@ -95,6 +95,8 @@ stop_signal = "SIGINT"
 stop_timeout = "20s"
 memory_max = "512MiB"
 cpu_max = 0.5
+data_dir = "/var/lib/postgresql/data"
+data_size = "20GiB"
 readiness = { postgres = "postgres://app:hunter2-in-url@127.0.0.1:5432/app", period = "500ms", success_threshold = 2 }
 
 [services.cache]
@@ -119,7 +121,14 @@ liveness = { exec = "curl -fs http://127.0.0.1:${PORT}/live", period = "10s", su
 [services.worker]
 command = "worker"
 priority = "low"
+data_dir = "spool"
+working_dir = "/srv/worker"
+depends_on = { api = "ready" }
 readiness = { log = "ready" }
+
+[services.mailer]
+command = "mailer"
+depends_on = { api = "started", worker = "ready", cache = "started" }
 "#;
 
 fn export(dir: &std::path::Path, args: &[&str]) -> (String, String) {
@@ -192,12 +201,16 @@ fn a_kubernetes_export_validates_against_two_kubernetes_versions_and_keeps_secre
     for expected in [
         "db_main: named `db-main`",
         "cache: external, not deployed",
-        "waits for seed to complete",
+        "api: waits for seed to complete: an init container runs `kubectl wait --for=condition=complete job/seed`",
+        "api: waits for db_main to be ready with its postgres probe: the URL holds a password, so it is read from Secret `db-main-probe-url`",
+        "mailer: depends on worker, which has no probe or port to wait on; not waited for",
         "worker: readinessProbe: a log probe has no Kubernetes equivalent",
         "livenessProbe: success_threshold 2 becomes 1",
         "API_TOKEN looks like a secret",
         "stop_signal INT becomes a preStop hook",
         "readinessProbe: period 500ms rounds up to 1 s",
+        "db_main: keeps data in /var/lib/postgresql/data: a StatefulSet with a 20Gi volume per pod",
+        "worker: data_dir `spool` is relative to the file on this host; the volume is mounted at /srv/worker/spool",
     ] {
         assert!(
             warnings.contains(expected),
@@ -206,8 +219,45 @@ fn a_kubernetes_export_validates_against_two_kubernetes_versions_and_keeps_secre
     }
     // The shape: replicas, the init container waiting on db's postgres port, the Job.
     assert!(yaml.contains("replicas: 3"));
-    assert!(yaml.contains(r#""tcp://db-main:5432""#), "{yaml}");
+    // Each dependency waited for by its condition: `ready` with the dependency's own probe
+    // (the store URL's password from a Secret, expanded by Kubernetes), `started` by its port,
+    // `completed` by its Job, through a ServiceAccount that may only read that Job.
+    for expected in [
+        r#"- "$(GANTRY_PROBE_URL)""#,
+        r#"name: "db-main-probe-url""#,
+        r#"- "postgres""#,
+        r#"- "tcp://api:9100""#,
+        r#"- "http://api:9100/health""#,
+        r#"- "tcp://redis.internal:6379""#,
+        r#"- "redis.internal:6379""#,
+        r#"- "job/seed""#,
+        r#"serviceAccountName: "gantry-job-waiter""#,
+        r#"kind: "RoleBinding""#,
+        r#"- "seed""#,
+    ] {
+        assert!(yaml.contains(expected), "missing `{expected}`:\n{yaml}");
+    }
+    // db_main's port (from its postgres probe) has a Service, so `db-main` resolves.
+    assert!(yaml.contains(r#"name: "tcp-5432""#), "{yaml}");
     assert!(yaml.contains(r#"kind: "Job""#));
+    // A service that keeps data is a StatefulSet with its volume and a headless Service;
+    // the others stay Deployments.
+    assert_eq!(yaml.matches(r#"kind: "StatefulSet""#).count(), 2, "{yaml}");
+    assert_eq!(yaml.matches(r#"kind: "Deployment""#).count(), 2, "{yaml}");
+    assert!(
+        yaml.contains(r#"serviceName: "db-main-headless""#),
+        "{yaml}"
+    );
+    assert!(yaml.contains(r#"clusterIP: "None""#), "{yaml}");
+    assert!(yaml.contains(r#"storage: "20Gi""#), "{yaml}");
+    assert!(
+        yaml.contains(r#"storage: "1Gi""#),
+        "the default size: {yaml}"
+    );
+    assert!(
+        yaml.contains(r#"mountPath: "/var/lib/postgresql/data""#),
+        "{yaml}"
+    );
     assert!(yaml.contains(r#"priorityClassName: "gantry-critical""#));
     insta::assert_snapshot!("kubernetes_export", yaml);
 }
@@ -251,6 +301,58 @@ fn gantry_probe_runs_one_probe_and_says_so_in_its_exit_code() {
     let (code, out) = run(&["smtp", "x"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("hint: tcp, http"), "{out}");
+}
+
+#[test]
+fn gantry_probe_wait_probes_until_the_target_passes_or_the_wait_is_over() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let target = format!("127.0.0.1:{port}");
+    // Nothing listens yet: the probe keeps trying.
+    let child = std::process::Command::new(gantry())
+        .args(["probe", "tcp", &target, "--wait", "30s", "--period", "50ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = {
+        let mut child = child;
+        let mut first = [0u8; 8];
+        use std::io::Read;
+        // The first "waiting:" line says an attempt failed before the listener exists.
+        child
+            .stderr
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        assert_eq!(&first, b"waiting:");
+        let _listener = std::net::TcpListener::bind(&target).unwrap();
+        // The child's own --wait is the deadline: it ends by itself, passed or not.
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Closed for good: it gives up once the wait is over, and says so.
+    let out = std::process::Command::new(gantry())
+        .args([
+            "probe", "tcp", &target, "--wait", "300ms", "--period", "50ms",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fail: not passed within 300ms"));
+    let out = std::process::Command::new(gantry())
+        .args(["probe", "tcp", &target, "--wait", "1s", "--period", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

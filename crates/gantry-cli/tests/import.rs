@@ -77,6 +77,251 @@ fn compose_large_stack_with_profiles() {
     assert!(!monitoring.contains("\"mailhog\""), "{monitoring}");
 }
 
+/// Imports a large sample and runs `gantry check` on the result with `env` set (the variables the
+/// file passes through): no error, no warning. Returns the file, the report and the check's output.
+fn import_large(format: &str, name: &str, file: &str, env: &[(&str, &str)]) -> (String, String) {
+    let dir = copy_sample(name, "large");
+    let (code, out) = gantry_in(&dir, &["import", format, file]);
+    assert_eq!(code, 0, "{name}: {out}");
+    assert!(!out.contains("panicked"), "{out}");
+    let check = std::process::Command::new(gantry())
+        .arg("check")
+        .envs(env.iter().copied())
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{name}: gantry check:\n{said}"
+    );
+    assert!(
+        !said.contains("error[") && !said.contains("warning["),
+        "{name}: gantry check is not clean:\n{said}"
+    );
+    let text = std::fs::read_to_string(dir.join("gantry.toml")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (text, out)
+}
+
+/// The text of `[services.NAME]` up to the next table.
+fn section<'a>(text: &'a str, name: &str) -> &'a str {
+    let head = format!("[services.{name}]\n");
+    let start = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("no {head} in:\n{text}"));
+    let body = &text[start + head.len()..];
+    &body[..body.find("\n[").unwrap_or(body.len())]
+}
+
+#[test]
+fn compose_platform_of_60_services_imports_checks_clean_and_reports_what_did_not_carry_over() {
+    let (text, out) = import_large(
+        "compose",
+        "compose-platform",
+        "compose.yaml",
+        &[
+            ("SMTP_RELAY_HOST", "relay.example"),
+            ("SMTP_RELAY_PASSWORD", "x"),
+        ],
+    );
+    // Every service but the build-only one.
+    assert!(out.contains("imported 59 services"), "{out}");
+    assert!(
+        out.contains("compose.yaml:733: theme-builder: has `build` but no `image` or `command`"),
+        "{out}"
+    );
+    // What did not carry over is named, with its line: builds, volumes, networks, the
+    // top-level docker objects, deploy keys beyond limits, container-only options.
+    for want in [
+        "compose.yaml:374: relay: build: gantry does not build images",
+        "compose.yaml:708: docs: build: ignored; the command runs on the host",
+        "compose.yaml:714: docs: volumes: the command runs on the host, nothing is mounted",
+        "web: `networks` not carried over",
+        "compose.yaml:738: top-level `networks` not carried over",
+        "compose.yaml:749: top-level `volumes` not carried over",
+        "compose.yaml:767: top-level `secrets` not carried over",
+        "compose.yaml:771: top-level `configs` not carried over",
+        "kafka: deploy.resources.reservations not carried over",
+        "web: deploy.resources.limits.pids not carried over",
+        "web: deploy.update_config not carried over",
+        "pgbouncer: healthcheck.start_interval not carried over",
+        "redis: `ulimits` not carried over",
+        "postgres: `shm_size` not carried over",
+        "backup: `secrets` not carried over",
+        "web: `logging` not carried over",
+        "web: `labels` not carried over",
+        "node-exporter: `pid` not carried over",
+        "smtp: expose: only meaningful between containers",
+        "lumen-migrate: restart: `no` is overridden by deploy.restart_policy (`on-failure:3`)",
+        "environment SMTP_RELAY_PASSWORD: passed through as `${SMTP_RELAY_PASSWORD}`",
+        "web: env_file lumen.local.env: `required: false` has no gantry equivalent",
+        "worker: deploy.replicas: 3 became `replicas = 3`",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // Anchors and merge keys (single and list form) reached every consumer.
+    assert_eq!(
+        text.matches("OTEL_EXPORTER_OTLP_ENDPOINT = \"http://otel-collector:4317\"")
+            .count(),
+        22,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("stop_signal = \"SIGINT\"").count(),
+        16,
+        "{text}"
+    );
+    // The three conditions, `required: false`, and a healthcheck with all four timings.
+    assert!(
+        section(&text, "web").contains(
+            "depends_on = { pgbouncer = \"ready\", redis = \"ready\", kafka = \"ready\", lumen-migrate = \"completed\" }"
+        ),
+        "{text}"
+    );
+    assert!(
+        section(&text, "grafana")
+            .contains(r#"depends_on = { prometheus = "ready", loki = "started" }"#),
+        "{text}"
+    );
+    assert!(
+        section(&text, "lumen-bootstrap")
+            .contains(r#"minio-setup = { condition = "completed", required = false }"#),
+        "{text}"
+    );
+    let web = section(&text, "web");
+    assert!(
+        web.contains(r#"period = "15s", timeout = "5s", failure_threshold = 5 }"#),
+        "{web}"
+    );
+    assert!(web.contains(r#"start_timeout = "150s""#), "{web}");
+    // Tasks: what others wait to complete.
+    for task in ["lumen-migrate", "query-migrate", "minio-setup"] {
+        assert!(
+            section(&text, task).starts_with("kind = \"task\""),
+            "{task}: {text}"
+        );
+    }
+    // Limits go to docker for image services, to gantry for host commands.
+    assert!(section(&text, "kafka").contains(r#""--memory", "3g", "--cpus", "2""#));
+    let docs = section(&text, "docs");
+    assert!(
+        docs.contains(r#"memory_max = "1536MiB""#) && docs.contains("cpu_max = 0.25"),
+        "{docs}"
+    );
+    assert!(section(&text, "docs-linkcheck").contains(r#"memory_max = "300MiB""#));
+    // Profiles: compose's default set, and each profile on top of it.
+    for profile in ["default", "search", "monitoring", "tools", "backup", "docs"] {
+        assert!(text.contains(&format!("[profiles.{profile}]")), "{profile}");
+    }
+}
+
+#[test]
+fn process_compose_platform_of_36_processes_imports_checks_clean() {
+    let (text, out) = import_large(
+        "process-compose",
+        "pc-platform",
+        "process-compose.yaml",
+        &[],
+    );
+    assert!(out.contains("imported 36 services"), "{out}");
+    // `vars` templates filled in, the process's own over the file's.
+    let pg = section(&text, "postgres");
+    assert!(pg.contains("-p 5544 -k /tmp") && !pg.contains("{{"), "{pg}");
+    let collector = section(&text, "collector");
+    assert!(collector.contains("--listen 127.0.0.1:7300"), "{collector}");
+    assert!(
+        collector.contains("http://127.0.0.1:7300/healthz"),
+        "{collector}"
+    );
+    assert!(!text.contains("{{"), "{text}");
+    // Anchors: probe timings and restart settings merged into each process.
+    assert_eq!(
+        text.matches(
+            "initial_delay = \"2s\", period = \"3s\", timeout = \"2s\", failure_threshold = 10"
+        )
+        .count(),
+        9,
+        "{text}"
+    );
+    assert!(section(&text, "enricher").contains("replicas = 3"));
+    assert!(
+        section(&text, "seed").starts_with("kind = \"task\""),
+        "{text}"
+    );
+    assert!(
+        section(&text, "dedup").contains(r#"depends_on = ["redis", "enricher"]"#),
+        "{text}"
+    );
+    for want in [
+        "postgres: `is_daemon` not carried over",
+        "postgres: shutdown.command: gantry stops a service with its signal",
+        "redpanda: readiness_probe: timeout_seconds 10 is longer than period_seconds 2",
+        "schema-registry-sync: depends_on topics: process_completed (any exit)",
+        "console: `is_tty` not carried over",
+        "top-level `log_configuration` not carried over",
+        "buckets: availability.exit_on_end not carried over",
+        "collector: availability.backoff_seconds not carried over",
+        "dlq-replayer: disabled: process-compose does not start it",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // Extension fields only hold anchors: nothing to report about them.
+    assert!(
+        !out.contains("x-always") && !out.contains("x-http-probe"),
+        "{out}"
+    );
+    let default = text.split("[profiles.default]\n").nth(1).unwrap_or("");
+    assert!(
+        !default.contains("\"docs\"") && default.contains("\"gateway\""),
+        "{default}"
+    );
+}
+
+#[test]
+fn procfile_platform_of_21_processes_imports_checks_clean() {
+    let (text, out) = import_large("procfile", "procfile-platform", "Procfile", &[]);
+    assert!(out.contains("imported 21 services"), "{out}");
+    assert!(text.contains("env_file = [\".env\"]"));
+    assert!(section(&text, "release").starts_with("kind = \"task\""));
+    assert!(
+        out.contains("Procfile:5: release: Heroku's `release` process runs once"),
+        "{out}"
+    );
+    // A shell builtin first, or a comment, runs through the shell as foreman would.
+    assert!(section(&text, "tunnel").contains(
+        r#"command = ["sh", "-c", "exec cloudflared tunnel --url http://127.0.0.1:5100 --no-autoupdate"]"#
+    ), "{text}");
+    assert!(
+        section(&text, "metrics")
+            .contains(r#"["sh", "-c", "python -m prometheus_client.exposition 9109 # scraped"#),
+        "{text}"
+    );
+    // $PORT and ${VAR:-default} stay the shell's; plain commands are split without one.
+    assert!(
+        section(&text, "web").contains("--bind 0.0.0.0:$$PORT --workers $${WEB_CONCURRENCY:-3}"),
+        "{text}"
+    );
+    assert!(
+        section(&text, "redis")
+            .contains(r#"command = "redis-server --port 6382 --save \"\" --appendonly no""#),
+        "{text}"
+    );
+    assert!(
+        out.contains("Procfile:6: web: uses $PORT: set to 5100"),
+        "{out}"
+    );
+    assert!(
+        out.contains("foreman stops every process when one exits"),
+        "{out}"
+    );
+}
+
 #[test]
 fn compose_edge_cases_are_reported() {
     let (text, out) = import_and_check("compose", "compose-edge", "compose.yaml");

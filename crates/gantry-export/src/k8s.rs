@@ -1,4 +1,5 @@
-//! The translation: each service to a workload (Deployment, or a Job for tasks and migrations),
+//! The translation: each service to a workload (Deployment, a StatefulSet with a volume and a
+//! headless Service for one with `data_dir`, or a Job for tasks and migrations),
 //! a Service for its ports, a ConfigMap for its environment, Secret references for its secrets,
 //! init containers that `gantry wait` for its hard dependencies, its probes, limits, stop signal
 //! and priority.
@@ -15,9 +16,11 @@ pub struct Options {
     pub images: BTreeMap<String, String>,
     /// The image of services not in `images`; None: a placeholder and a warning.
     pub default_image: Option<String>,
-    /// An image with the gantry binary, for init containers (`gantry wait`) and store probes
-    /// (`gantry probe`).
+    /// An image with the gantry binary, for init containers (`gantry wait`, `gantry probe`) and
+    /// store probes (`gantry probe`).
     pub gantry_image: String,
+    /// An image with kubectl, for init containers that wait for a Job to complete.
+    pub kubectl_image: String,
 }
 
 /// The manifests and what did not translate.
@@ -61,6 +64,7 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
         );
     }
     let mut priorities = std::collections::BTreeSet::new();
+    let mut waited_jobs = std::collections::BTreeSet::new();
     let pods: Vec<Service> = spec
         .services
         .iter()
@@ -193,10 +197,22 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
                 s.name.value
             ));
         }
+        let data = s.data_dir.as_ref().map(|d| {
+            let path = mount_path(s, &d.value, &mut ex.warnings);
+            container.insert(
+                "volumeMounts".into(),
+                json!([{ "name": DATA_VOLUME, "mountPath": path }]),
+            );
+            quantity(s.data_size.unwrap_or(gantry_spec::keys::DATA_SIZE))
+        });
         let mut pod = Map::new();
-        let inits = init_containers(spec, s, &names, opts, &mut ex.warnings);
-        if !inits.is_empty() {
-            pod.insert("initContainers".into(), Value::Array(inits));
+        let waits = init_containers(&pods, s, &names, opts, &mut ex.warnings);
+        if !waits.containers.is_empty() {
+            pod.insert("initContainers".into(), Value::Array(waits.containers));
+        }
+        if !waits.jobs.is_empty() {
+            pod.insert("serviceAccountName".into(), json!(JOB_WAITER));
+            waited_jobs.extend(waits.jobs);
         }
         pod.insert("containers".into(), json!([container]));
         pod.insert(
@@ -212,26 +228,77 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
         match s.kind {
             Kind::Process => {
                 pod.insert("restartPolicy".into(), json!("Always"));
-                if s.restart != Restart::Always {
+                if s.restart != Restart::Always && data.is_none() {
                     ex.warnings.push(format!(
                         "{}: restart = {:?} — a Deployment always restarts its pods",
                         s.name.value, s.restart
                     ));
                 }
                 let replicas = s.replicas.as_ref().map_or(1, |r| r.count.value);
-                ex.manifests.push(meta(
-                    json!({
-                        "apiVersion": "apps/v1", "kind": "Deployment",
-                        "spec": {
-                            "replicas": replicas,
-                            "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
-                            "template": { "metadata": { "labels": labels }, "spec": pod },
-                        }
-                    }),
-                    name,
-                    name,
-                    opts,
-                ));
+                if let Some(size) = &data {
+                    let headless = format!("{name}-headless");
+                    ex.manifests.push(meta(
+                        json!({
+                            "apiVersion": "apps/v1", "kind": "StatefulSet",
+                            "spec": {
+                                "serviceName": headless,
+                                "replicas": replicas,
+                                "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
+                                "template": { "metadata": { "labels": labels }, "spec": pod },
+                                "volumeClaimTemplates": [{
+                                    "metadata": { "name": DATA_VOLUME },
+                                    "spec": {
+                                        "accessModes": ["ReadWriteOnce"],
+                                        "resources": { "requests": { "storage": size } },
+                                    },
+                                }],
+                            }
+                        }),
+                        name,
+                        name,
+                        opts,
+                    ));
+                    // The StatefulSet's governing Service: one DNS name per pod
+                    // (NAME-0.NAME-headless), no load balancing.
+                    let mut spec = Map::new();
+                    spec.insert("clusterIP".into(), json!("None"));
+                    spec.insert("selector".into(), json!({ "app.kubernetes.io/name": name }));
+                    spec.insert("publishNotReadyAddresses".into(), json!(true));
+                    if !ports.is_empty() {
+                        spec.insert("ports".into(), service_ports(&ports));
+                    }
+                    ex.manifests.push(meta(
+                        json!({ "apiVersion": "v1", "kind": "Service", "spec": spec }),
+                        &headless,
+                        name,
+                        opts,
+                    ));
+                    if s.restart != Restart::Always {
+                        ex.warnings.push(format!(
+                            "{}: restart = {:?} — a StatefulSet always restarts its pods",
+                            s.name.value, s.restart
+                        ));
+                    }
+                    ex.warnings.push(format!(
+                        "{}: keeps data in {}: a StatefulSet with a {size} volume per pod (PersistentVolumeClaims `{DATA_VOLUME}-{name}-N`, the cluster's default StorageClass); deleting the StatefulSet keeps them",
+                        s.name.value,
+                        s.data_dir.as_ref().map_or("", |d| d.value.as_str()),
+                    ));
+                } else {
+                    ex.manifests.push(meta(
+                        json!({
+                            "apiVersion": "apps/v1", "kind": "Deployment",
+                            "spec": {
+                                "replicas": replicas,
+                                "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
+                                "template": { "metadata": { "labels": labels }, "spec": pod },
+                            }
+                        }),
+                        name,
+                        name,
+                        opts,
+                    ));
+                }
             }
             _ => {
                 pod.insert("restartPolicy".into(), json!("Never"));
@@ -255,7 +322,7 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
                     "apiVersion": "v1", "kind": "Service",
                     "spec": {
                         "selector": { "app.kubernetes.io/name": name },
-                        "ports": ports.iter().map(|p| json!({"name": format!("tcp-{p}"), "port": p, "targetPort": p, "protocol": "TCP"})).collect::<Vec<_>>(),
+                        "ports": service_ports(&ports),
                     }
                 }),
                 name,
@@ -273,6 +340,9 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
             ex.warnings
                 .push(format!("{}: remediate is not translated", s.name.value));
         }
+    }
+    if !waited_jobs.is_empty() {
+        job_waiter_rbac(&mut ex, waited_jobs.into_iter().collect(), opts);
     }
     for p in priorities {
         let value = match p {
@@ -293,6 +363,99 @@ pub fn kubernetes(spec: &Spec, opts: &Options) -> Export {
         );
     }
     ex
+}
+
+/// The name of a stateful service's volume (its claims are `data-NAME-0`, `data-NAME-1`, …).
+const DATA_VOLUME: &str = "data";
+
+/// A Service's `ports` for these TCP ports.
+fn service_ports(ports: &[u16]) -> Value {
+    Value::Array(
+        ports
+            .iter()
+            .map(|p| json!({"name": format!("tcp-{p}"), "port": p, "targetPort": p, "protocol": "TCP"}))
+            .collect(),
+    )
+}
+
+/// Bytes as a Kubernetes quantity: the largest binary suffix that divides them (`1Gi`, `512Mi`).
+fn quantity(bytes: u64) -> String {
+    for (shift, suffix) in [(40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{suffix}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+/// Where `data_dir` is mounted: an absolute path as written; a relative one (relative to the
+/// file on the host) below an absolute `working_dir`, else below `/`, with a warning.
+fn mount_path(s: &Service, dir: &str, warnings: &mut Vec<String>) -> String {
+    let dir = dir.trim_end_matches('/');
+    if dir.starts_with('/') {
+        return dir.to_string();
+    }
+    let rel = dir.trim_start_matches("./");
+    let base = s
+        .working_dir
+        .as_deref()
+        .filter(|w| w.starts_with('/'))
+        .map_or(String::new(), |w| w.trim_end_matches('/').to_string());
+    let path = if rel.is_empty() || rel == "." {
+        if base.is_empty() {
+            "/data".to_string()
+        } else {
+            base
+        }
+    } else {
+        format!("{base}/{rel}")
+    };
+    warnings.push(format!(
+        "{}: data_dir `{dir}` is relative to the file on this host; the volume is mounted at {path} in the pod (write an absolute data_dir to choose)",
+        s.name.value
+    ));
+    path
+}
+
+/// The ServiceAccount of pods that wait for Jobs, a Role that may only get, list and watch those
+/// Jobs (`kubectl wait` lists and watches one by its name), and the RoleBinding between them.
+fn job_waiter_rbac(ex: &mut Export, jobs: Vec<String>, opts: &Options) {
+    let namespace = opts.namespace.clone().unwrap_or_else(|| {
+        ex.warnings.push(format!(
+            "RoleBinding `{JOB_WAITER}`: its ServiceAccount subject needs a namespace; it says `default` (pass --namespace NS)"
+        ));
+        "default".to_string()
+    });
+    ex.manifests.push(meta(
+        json!({"apiVersion": "v1", "kind": "ServiceAccount"}),
+        JOB_WAITER,
+        JOB_WAITER,
+        opts,
+    ));
+    ex.manifests.push(meta(
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "rules": [{
+                "apiGroups": ["batch"],
+                "resources": ["jobs"],
+                "resourceNames": jobs,
+                "verbs": ["get", "list", "watch"],
+            }],
+        }),
+        JOB_WAITER,
+        JOB_WAITER,
+        opts,
+    ));
+    ex.manifests.push(meta(
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": JOB_WAITER },
+            "subjects": [{ "kind": "ServiceAccount", "name": JOB_WAITER, "namespace": namespace }],
+        }),
+        JOB_WAITER,
+        JOB_WAITER,
+        opts,
+    ));
 }
 
 fn priority_class(p: Priority) -> String {
@@ -320,6 +483,9 @@ fn pod_view(s: &Service, warnings: &mut Vec<String>) -> Service {
     }
     if let Some(u) = &mut p.upstream {
         u.value = sub(&u.value);
+    }
+    if let Some(d) = &mut p.data_dir {
+        d.value = sub(&d.value);
     }
     for probe in [&mut p.readiness, &mut p.liveness, &mut p.startup]
         .into_iter()
@@ -449,7 +615,7 @@ fn ports(s: &Service) -> Vec<u16> {
         .into_iter()
         .flatten()
     {
-        if let Some((host, port)) = probe_target(&p.kind)
+        if let Some((host, port)) = probe_target(&p.kind).or_else(|| store_target(&p.kind))
             && is_local(&host)
         {
             out.push(port);
@@ -486,6 +652,28 @@ fn probe_target(kind: &ProbeKind) -> Option<(String, u16)> {
     };
     let (h, p) = hostport.rsplit_once(':')?;
     Some((h.to_string(), p.parse().ok()?))
+}
+
+/// Host and port a network store probe's URL names (its scheme's port when it names none).
+fn store_target(kind: &ProbeKind) -> Option<(String, u16)> {
+    let (url, default) = match kind {
+        ProbeKind::Postgres(sp) => (&sp.url, 5432),
+        ProbeKind::Mysql(sp) => (&sp.url, 3306),
+        ProbeKind::Redis(sp) => (&sp.url, 6379),
+        ProbeKind::Amqp(sp) => (&sp.url, 5672),
+        ProbeKind::Nats(sp) => (&sp.url, 4222),
+        _ => return None,
+    };
+    let rest = url.split_once("://")?.1;
+    let hp = rest.rsplit_once('@').map_or(rest, |x| x.1);
+    let hp = hp.split(['/', '?']).next()?;
+    if hp.is_empty() {
+        return None;
+    }
+    match hp.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => Some((h.to_string(), p.parse().ok()?)),
+        _ => Some((hp.to_string(), default)),
+    }
 }
 
 /// A store URL without its password (it would be a secret in the manifest).
@@ -625,81 +813,275 @@ fn probe(
     Some(Value::Object(out))
 }
 
-/// One init container per hard dependency: `gantry wait` on the dependency's own probe.
+/// The ServiceAccount (and its Role and RoleBinding) of pods that wait for a Job to complete.
+const JOB_WAITER: &str = "gantry-job-waiter";
+
+/// How long an init container waits for a dependency to start or be ready.
+const WAIT_TIMEOUT: &str = "300s";
+
+/// What a pod's init containers need beyond themselves.
+#[derive(Default)]
+struct Waits {
+    containers: Vec<Value>,
+    /// The Jobs one of them waits for (`kubectl wait`): the pod runs as [`JOB_WAITER`].
+    jobs: Vec<String>,
+}
+
+/// One init container per hard dependency, by its condition: `started` waits for the
+/// dependency's TCP port (`gantry wait tcp://…`); `ready` runs the dependency's own readiness
+/// probe with `gantry probe KIND TARGET --wait …` until it passes (a probe Kubernetes cannot
+/// run from another pod — exec, log, notify, sqlite — falls back to the port, with a warning);
+/// `completed` waits for the dependency's Job with `kubectl wait --for=condition=complete`.
 fn init_containers(
-    spec: &Spec,
+    services: &[Service],
     s: &Service,
     names: &BTreeMap<&str, String>,
     opts: &Options,
     warnings: &mut Vec<String>,
-) -> Vec<Value> {
-    let mut out = Vec::new();
+) -> Waits {
+    let mut out = Waits::default();
     for dep in s.depends_on.iter().filter(|d| d.required) {
-        let Some(target) = spec
-            .services
-            .iter()
-            .find(|x| x.name.value == dep.name.value)
-        else {
+        // The dependency as its pods run it (a replicated one's `${PORT}` resolved).
+        let Some(target) = services.iter().find(|x| x.name.value == dep.name.value) else {
             continue;
         };
         let dns = &names[target.name.value.as_str()];
-        if dep.condition == Condition::Completed {
+        if dep.condition == Condition::Completed && target.kind != Kind::External {
+            let timeout = target
+                .start_timeout
+                .map_or(gantry_spec::keys::START_TIMEOUT_ONESHOT, |d| d.0)
+                .as_secs()
+                .max(1);
+            let mut command = vec![
+                "kubectl".to_string(),
+                "wait".into(),
+                "--for=condition=complete".into(),
+                format!("job/{dns}"),
+                format!("--timeout={timeout}s"),
+            ];
+            if let Some(ns) = &opts.namespace {
+                command.push(format!("--namespace={ns}"));
+            }
+            out.containers.push(json!({
+                "name": format!("wait-{dns}"),
+                "image": opts.kubectl_image,
+                "command": command,
+            }));
+            out.jobs.push(dns.clone());
             warnings.push(format!(
-                "{}: waits for {} to complete: an init container cannot see a Job finish; run {} before applying {} (or make it an init container of its own)",
-                s.name.value, dep.name.value, dep.name.value, s.name.value
+                "{}: waits for {} to complete: an init container runs `kubectl wait --for=condition=complete job/{dns}` ({}), as ServiceAccount `{JOB_WAITER}`, which may only read that Job; a Job that fails keeps it waiting until --timeout={timeout}s, then the pod restarts",
+                s.name.value, dep.name.value, opts.kubectl_image
             ));
             continue;
         }
-        let probe = target.readiness.as_ref().or(target.startup.as_ref());
-        let url = probe.and_then(|p| match &p.kind {
-            ProbeKind::Http { url, .. } => {
-                let (host, port) = probe_target(&p.kind)?;
-                let rest = url.split_once("://")?.1;
-                let path = rest.find('/').map_or("/", |i| &rest[i..]);
-                let host = if is_local(&host) { dns.clone() } else { host };
-                let scheme = url.split_once("://")?.0;
-                Some(format!("{scheme}://{host}:{port}{path}"))
-            }
-            ProbeKind::Tcp(_) => {
-                let (host, port) = probe_target(&p.kind)?;
-                let host = if is_local(&host) { dns.clone() } else { host };
-                Some(format!("tcp://{host}:{port}"))
-            }
-            other => {
-                // A store: its host and port from the URL.
-                let url = match other {
-                    ProbeKind::Postgres(sp)
-                    | ProbeKind::Mysql(sp)
-                    | ProbeKind::Redis(sp)
-                    | ProbeKind::Amqp(sp)
-                    | ProbeKind::Nats(sp) => sp.url.clone(),
-                    _ => return None,
-                };
-                let rest = url.split_once("://")?.1;
-                let hp = rest.rsplit_once('@').map_or(rest, |x| x.1);
-                let hp = hp.split(['/', '?']).next()?;
-                let (host, port) = hp.rsplit_once(':')?;
-                let host = if is_local(host) {
-                    dns.clone()
-                } else {
-                    host.to_string()
-                };
-                Some(format!("tcp://{host}:{port}"))
-            }
-        });
-        let Some(url) = url.or_else(|| ports(target).first().map(|p| format!("tcp://{dns}:{p}")))
-        else {
+        let ready = dep.condition != Condition::Started;
+        if ready
+            && let Some(p) = target.readiness.as_ref()
+            && let Some(c) = probe_waiter(s, target, p, dns, opts, warnings)
+        {
+            out.containers.push(c);
+            continue;
+        }
+        let Some((host, port)) = wait_port(target, dns) else {
             warnings.push(format!(
                 "{}: depends on {}, which has no probe or port to wait on; not waited for",
                 s.name.value, dep.name.value
             ));
             continue;
         };
-        out.push(json!({
+        if ready && target.readiness.is_some() {
+            warnings.push(format!(
+                "{}: waits for {} to be ready: its {} readiness probe cannot run from another pod, so the init container waits for its port {port} only",
+                s.name.value,
+                dep.name.value,
+                target.readiness.as_ref().map_or("", |p| p.kind.name()),
+            ));
+        }
+        out.containers.push(json!({
             "name": format!("wait-{dns}"),
             "image": opts.gantry_image,
-            "command": ["gantry", "wait", url, "--timeout", "300s"],
+            "command": ["gantry", "wait", format!("tcp://{host}:{port}"), "--timeout", WAIT_TIMEOUT],
         }));
     }
     out
+}
+
+/// The port a `started` dependency is waited on: its readiness (else startup) probe's target,
+/// else its first port; a local host becomes the dependency's Service name.
+fn wait_port(target: &Service, dns: &str) -> Option<(String, u16)> {
+    let local = |host: String| {
+        if is_local(&host) {
+            dns.to_string()
+        } else {
+            host
+        }
+    };
+    [&target.readiness, &target.startup]
+        .into_iter()
+        .flatten()
+        .find_map(|p| probe_target(&p.kind).or_else(|| store_target(&p.kind)))
+        .map(|(h, p)| (local(h), p))
+        .or_else(|| ports(target).first().map(|p| (dns.to_string(), *p)))
+}
+
+/// An init container that runs the dependency's readiness probe with `gantry probe … --wait`
+/// until it passes; None for a probe that cannot run from another pod.
+fn probe_waiter(
+    s: &Service,
+    target: &Service,
+    p: &gantry_spec::Probe,
+    dns: &str,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+) -> Option<Value> {
+    let mut env = Vec::new();
+    let (kind, probe_target) = match &p.kind {
+        ProbeKind::Http {
+            url,
+            expect_status,
+            expect_body,
+            ..
+        } => {
+            if expect_status.is_some() || expect_body.is_some() {
+                warnings.push(format!(
+                    "{}: waits for {} to be ready: `gantry probe http` accepts any 2xx, not the probe's expect_status / expect_body",
+                    s.name.value, target.name.value
+                ));
+            }
+            let (scheme, rest) = url.split_once("://")?;
+            let (host, port) = probe_target(&p.kind)?;
+            let path = rest.find('/').map_or("/", |i| &rest[i..]);
+            let host = if is_local(&host) {
+                dns.to_string()
+            } else {
+                host
+            };
+            ("http", format!("{scheme}://{host}:{port}{path}"))
+        }
+        ProbeKind::Tcp(_) => {
+            let (host, port) = probe_target(&p.kind)?;
+            let host = if is_local(&host) {
+                dns.to_string()
+            } else {
+                host
+            };
+            ("tcp", format!("{host}:{port}"))
+        }
+        ProbeKind::Postgres(sp)
+        | ProbeKind::Mysql(sp)
+        | ProbeKind::Redis(sp)
+        | ProbeKind::Amqp(sp)
+        | ProbeKind::Nats(sp) => {
+            let url = retarget(&sp.url, dns);
+            let (bare, had_password) = without_password(&url);
+            let arg = if had_password {
+                // The URL with its password comes from a Secret the user creates; Kubernetes
+                // puts it in the argument ($(VAR) in a command is expanded from the env).
+                let secret = dns_name(&format!("{}-probe-url", target.name.value));
+                env.push(json!({"name": "GANTRY_PROBE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "value"}}}));
+                warnings.push(format!(
+                    "{}: waits for {} to be ready with its {} probe: the URL holds a password, so it is read from Secret `{secret}` (key `value`: {bare} with the password); create it",
+                    s.name.value,
+                    target.name.value,
+                    p.kind.name()
+                ));
+                "$(GANTRY_PROBE_URL)".to_string()
+            } else {
+                url
+            };
+            (p.kind.name(), arg)
+        }
+        _ => return None,
+    };
+    let secs = |d: std::time::Duration| format!("{}ms", d.as_millis().max(1));
+    let mut c = Map::new();
+    c.insert("name".into(), json!(format!("wait-{dns}")));
+    c.insert("image".into(), json!(opts.gantry_image));
+    c.insert(
+        "command".into(),
+        json!([
+            "gantry",
+            "probe",
+            kind,
+            probe_target,
+            "--timeout",
+            secs(p.timeout.0),
+            "--period",
+            secs(p.period.0),
+            "--wait",
+            WAIT_TIMEOUT
+        ]),
+    );
+    if !env.is_empty() {
+        c.insert("env".into(), Value::Array(env));
+    }
+    Some(Value::Object(c))
+}
+
+/// A store URL with a local host replaced by the dependency's Service name.
+fn retarget(url: &str, dns: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, hostpart) = match rest.rsplit_once('@') {
+        Some((a, h)) => (format!("{a}@"), h),
+        None => (String::new(), rest),
+    };
+    let end = hostpart.find(['/', '?']).unwrap_or(hostpart.len());
+    let (hp, tail) = hostpart.split_at(end);
+    let (host, port) = match hp.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') => (h, Some(p)),
+        _ => (hp, None),
+    };
+    if !is_local(host) {
+        return url.to_string();
+    }
+    let port = port.map_or(String::new(), |p| format!(":{p}"));
+    format!("{scheme}://{auth}{dns}{port}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_become_the_largest_binary_quantity_that_divides_them() {
+        assert_eq!(quantity(1 << 30), "1Gi");
+        assert_eq!(quantity(20 << 30), "20Gi");
+        assert_eq!(quantity(1536 << 20), "1536Mi");
+        assert_eq!(quantity(2 << 40), "2Ti");
+        assert_eq!(quantity((1 << 20) + 1), "1048577");
+    }
+
+    #[test]
+    fn store_urls_name_their_host_and_port_and_move_to_the_service() {
+        let pg = |url: &str| {
+            ProbeKind::Postgres(gantry_spec::StoreProbe {
+                url: url.into(),
+                rw: false,
+                queues: Vec::new(),
+                require_dlq: false,
+                streams: Vec::new(),
+                tls: Default::default(),
+            })
+        };
+        assert_eq!(
+            store_target(&pg("postgres://u:p@127.0.0.1:5433/app")),
+            Some(("127.0.0.1".into(), 5433))
+        );
+        assert_eq!(
+            store_target(&pg("postgres://db.internal/app?sslmode=require")),
+            Some(("db.internal".into(), 5432))
+        );
+        assert_eq!(store_target(&pg("postgres:///app")), None);
+        assert_eq!(
+            retarget("postgres://u:p@127.0.0.1:5433/app?x=1", "db-main"),
+            "postgres://u:p@db-main:5433/app?x=1"
+        );
+        assert_eq!(retarget("redis://localhost/0", "cache"), "redis://cache/0");
+        assert_eq!(
+            retarget("redis://redis.internal:6379/0", "cache"),
+            "redis://redis.internal:6379/0"
+        );
+    }
 }

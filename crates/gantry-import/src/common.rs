@@ -201,15 +201,20 @@ pub fn shell_literal(text: &str) -> String {
     text.replace('$', "$$")
 }
 
+/// Words that are the shell's own (builtins and keywords): no program of that name runs them.
+const SHELL_WORDS: &[&str] = &[
+    "exec", "cd", "export", "source", ".", "set", "unset", "ulimit", "umask", "trap", "eval",
+    "alias", "if", "for", "while", "until", "case", "{", "!",
+];
+
 /// Whether a command needs a shell to run as its author meant (pipes, variables, globs, `&&`,
-/// redirections, a leading `VAR=value`).
+/// redirections, a leading `VAR=value`, a `# comment`, a shell builtin such as `exec` first).
 pub fn needs_shell(cmd: &str) -> bool {
+    let first = cmd.split_whitespace().next();
     cmd.contains([
         '|', '&', ';', '<', '>', '(', ')', '$', '`', '*', '?', '[', '~', '\\', '\n',
-    ]) || cmd
-        .split_whitespace()
-        .next()
-        .is_some_and(|w| w.contains('='))
+    ]) || first.is_some_and(|w| w.contains('=') || SHELL_WORDS.contains(&w))
+        || cmd.split_whitespace().any(|w| w.starts_with('#'))
         || !cmd_ok(&Cmd::Line(cmd.to_string()))
 }
 
@@ -258,6 +263,17 @@ pub fn scalar(node: &Node) -> Option<String> {
 
 /// `environment` as a mapping or a list of `KEY=VALUE` / `KEY`. A key without a value passes
 /// the variable through from gantry's own environment (`${KEY}`).
+/// The note of a variable passed through from the environment gantry runs in.
+fn pass_through(key: &str, what: &str, line: usize, svc: Option<&str>) -> Note {
+    note(
+        line,
+        svc,
+        format!(
+            "{what} {key}: passed through as `${{{key}}}`; set it where `gantry up` runs (unset, it is an empty string and `gantry check` warns, where compose leaves it out)"
+        ),
+    )
+}
+
 pub fn environment(
     node: &Node,
     what: &str,
@@ -281,6 +297,7 @@ pub fn environment(
                 if v.is_null() && !is_var_name(&key) {
                     notes.push(note(k.line, svc, format!("{what}: `{key}` without a value is not a variable name to pass through; left out")));
                 } else if v.is_null() {
+                    notes.push(pass_through(&key, what, k.line, svc));
                     set(key.clone(), format!("${{{key}}}"), &mut env);
                 } else if let Some(val) = scalar(v) {
                     let val = interpolation(&val, &format!("{what} {key}"), v.line, svc, notes);
@@ -309,7 +326,10 @@ pub fn environment(
                         let v = interpolation(v, &format!("{what} {k}"), item.line, svc, notes);
                         set(k.to_string(), v, &mut env);
                     }
-                    None if is_var_name(&text) => set(text.clone(), format!("${{{text}}}"), &mut env),
+                    None if is_var_name(&text) => {
+                        notes.push(pass_through(&text, what, item.line, svc));
+                        set(text.clone(), format!("${{{text}}}"), &mut env)
+                    }
                     None if !text.is_empty() => notes.push(note(item.line, svc, format!("{what}: `{text}` is neither `KEY=VALUE` nor a variable name to pass through; left out"))),
                     None => {}
                 }
@@ -588,6 +608,30 @@ mod tests {
     }
 
     #[test]
+    fn commands_that_need_a_shell() {
+        for cmd in [
+            "a | b",
+            "A=1 run",
+            "exec cloudflared tunnel",
+            "cd docs && make",
+            ". venv/bin/activate",
+            "serve 9109 # a comment",
+            "run $PORT",
+        ] {
+            assert!(needs_shell(cmd), "{cmd}");
+        }
+        for cmd in [
+            "redis-server --port 6382",
+            "env A=1 celery worker",
+            "stripe listen --events 'a,b'",
+            "executor --run",
+            "tag a#b",
+        ] {
+            assert!(!needs_shell(cmd), "{cmd}");
+        }
+    }
+
+    #[test]
     fn names() {
         let mut notes = Vec::new();
         let names = [
@@ -644,7 +688,15 @@ mod tests {
                 ("C".into(), "a=b".into())
             ]
         );
-        assert!(notes.is_empty());
+        // A variable passed through is said, in both forms.
+        assert_eq!(notes.len(), 2);
+        assert!(
+            notes.iter().all(|n| n
+                .message
+                .starts_with("environment B: passed through as `${B}`")),
+            "{notes:?}"
+        );
+        notes.clear();
         let bad = crate::yaml::parse("5").unwrap();
         assert!(environment(&bad, "environment", None, &mut notes).is_empty());
         assert_eq!(notes.len(), 1);

@@ -356,9 +356,13 @@ impl Ctx<'_> {
                             ("on-failure", None) => "on-failure".into(),
                             (_, _) => "always".into(),
                         };
-                        if restart_node.is_none() {
-                            restart_node = Some((policy, v.line));
+                        // Compose reads `restart` only when deploy.restart_policy is not set.
+                        if let Some((written, wline)) = &restart_node
+                            && *written != policy
+                        {
+                            self.note(*wline, format!("restart: `{written}` is overridden by deploy.restart_policy (`{policy}`), as compose does"));
                         }
+                        restart_node = Some((policy, v.line));
                         for (rk, _) in v.as_map().unwrap_or(&[]) {
                             if !matches!(rk.as_str(), Some("condition" | "max_attempts")) {
                                 self.note(rk.line, format!("deploy.restart_policy.{} not carried over", rk.as_str().unwrap_or("?")));
@@ -1126,8 +1130,11 @@ fn extend(src: &str, node: &Node, services: &[(Node, Node)], notes: &mut Vec<Not
 /// as gantry writes it (`512MiB`), at least 1MiB.
 fn memory(text: &str) -> Option<String> {
     let t = text.trim().to_ascii_lowercase();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..digits].parse().ok()?;
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    // Docker takes a fraction too (`1.5g`) and truncates to whole bytes.
+    let n: f64 = t[..digits].parse().ok()?;
     let shift = match t[digits..].trim() {
         "" | "b" => 0,
         "k" | "kb" => 10,
@@ -1136,7 +1143,11 @@ fn memory(text: &str) -> Option<String> {
         "t" | "tb" => 40,
         _ => return None,
     };
-    let bytes = n.checked_mul(1u64 << shift)?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return None;
+    }
+    let bytes = bytes as u64;
     if bytes < 1 << 20 {
         return None;
     }

@@ -6,7 +6,7 @@ use crate::common::{
     self, assign_names, environment, interpolate_with, needs_shell, note, regex_escape, seconds,
 };
 use crate::emit::{Cmd, Dep, GantryFile, Probe, Service};
-use crate::yaml::{self, Node};
+use crate::yaml::{self, Node, Value};
 use crate::{ImportError, Imported, Note, Options};
 use std::collections::HashMap;
 
@@ -23,6 +23,7 @@ const HANDLED: &[&str] = &[
     "ready_log_line",
     "replicas",
     "description",
+    "vars",
 ];
 
 /// Translates a process-compose file. `Err` only when it is not YAML or has no `processes`.
@@ -39,11 +40,15 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
     let mut notes = Vec::new();
     let mut file = GantryFile::default();
     let mut processes = None;
+    let mut global_vars = Vec::new();
     for (k, v) in top {
         match k.as_str().unwrap_or("") {
             "processes" => processes = Some(v),
             "version" => {}
             "environment" => file.env = environment(v, "environment", None, &mut notes),
+            "vars" => global_vars = vars(v, None, &mut notes),
+            // Extension fields hold anchors; what they carry arrives through the aliases.
+            key if key.starts_with("x-") => {}
             other => notes.push(note(
                 k.line,
                 None,
@@ -91,6 +96,16 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
             notes: &mut notes,
             opts,
         };
+        // `{{.NAME}}` templates from `vars` (the process's own over the file's).
+        let mut own = global_vars.clone();
+        if let Some(pv) = v.get("vars") {
+            for (k, val) in vars(pv, Some(src), c.notes) {
+                own.retain(|(ok, _)| *ok != k);
+                own.push((k, val));
+            }
+        }
+        let rendered = render(v, &own, src, c.notes);
+        let v = &rendered;
         let Some(s) = c.process(&name, k.line, v, &names, &mut log_ready_deps) else {
             continue;
         };
@@ -119,6 +134,106 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
     common::finish(&mut file, &mut notes);
     crate::sort_notes(&mut notes);
     Ok(Imported { file, notes })
+}
+
+/// A `vars` mapping: each name and its value as text.
+fn vars(node: &Node, svc: Option<&str>, notes: &mut Vec<Note>) -> Vec<(String, String)> {
+    let Some(entries) = node.as_map() else {
+        if !node.is_null() {
+            notes.push(note(
+                node.line,
+                svc,
+                format!("vars is {}, expected a mapping; left out", node.kind()),
+            ));
+        }
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        match (k.as_str(), v.as_str()) {
+            (Some(name), Some(value)) => out.push((name.to_string(), value.to_string())),
+            (name, _) => notes.push(note(
+                v.line,
+                svc,
+                format!(
+                    "vars.{}: {} is not a value to put in a template; left out",
+                    name.unwrap_or("?"),
+                    v.kind()
+                ),
+            )),
+        }
+    }
+    out
+}
+
+/// A process with its `{{.NAME}}` templates (Go template syntax, as process-compose renders
+/// them) filled in from `vars`; a template naming no var is kept as written and reported.
+fn render(node: &Node, vars: &[(String, String)], svc: &str, notes: &mut Vec<Note>) -> Node {
+    let value = match &node.value {
+        Value::Scalar { text, quoted } if text.contains("{{") => Value::Scalar {
+            text: render_text(text, vars, node.line, svc, notes),
+            quoted: *quoted,
+        },
+        Value::Scalar { .. } => node.value.clone(),
+        Value::Seq(items) => {
+            Value::Seq(items.iter().map(|i| render(i, vars, svc, notes)).collect())
+        }
+        Value::Map(entries) => Value::Map(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let v = if k.as_str() == Some("vars") {
+                        v.clone()
+                    } else {
+                        render(v, vars, svc, notes)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+    };
+    Node {
+        value,
+        ..node.clone()
+    }
+}
+
+fn render_text(
+    text: &str,
+    vars: &[(String, String)],
+    line: usize,
+    svc: &str,
+    notes: &mut Vec<Note>,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let inner = after[..end].trim();
+        let value = inner
+            .strip_prefix('.')
+            .and_then(|name| vars.iter().find(|(k, _)| k == name))
+            .map(|(_, v)| v.as_str());
+        match value {
+            Some(v) => out.push_str(v),
+            None => {
+                notes.push(note(
+                    line,
+                    Some(svc),
+                    format!("template `{{{{{inner}}}}}` names no entry of `vars`; kept as written"),
+                ));
+                out.push_str(&rest[start..start + 2 + end + 2]);
+            }
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 struct Ctx<'a> {
@@ -266,8 +381,17 @@ impl Ctx<'_> {
             .secs(node, "initial_delay_seconds", 0)
             .filter(|n| *n > 0)
             .map(seconds);
-        p.period = Some(seconds(self.secs(node, "period_seconds", 1).unwrap_or(10)));
-        p.timeout = Some(seconds(self.secs(node, "timeout_seconds", 1).unwrap_or(1)));
+        let period = self.secs(node, "period_seconds", 1).unwrap_or(10);
+        let timeout = self.secs(node, "timeout_seconds", 1).unwrap_or(1);
+        // gantry never overlaps a probe with itself: a slow one runs `timeout` apart anyway.
+        let period = if timeout > period {
+            self.note(node.line, format!("{what}: timeout_seconds {timeout} is longer than period_seconds {period}; the period became {timeout}s (gantry never runs a probe while the last one is still running)"));
+            timeout
+        } else {
+            period
+        };
+        p.period = Some(seconds(period));
+        p.timeout = Some(seconds(timeout));
         p.success_threshold = self.threshold(node, "success_threshold").filter(|n| *n > 1);
         p.failure_threshold = Some(self.threshold(node, "failure_threshold").unwrap_or(3));
         Some(p)
@@ -462,6 +586,52 @@ mod tests {
 
     fn svc<'a>(i: &'a Imported, name: &str) -> &'a Service {
         i.file.services.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn vars_fill_templates_and_extension_fields_stay_quiet() {
+        let i = run(r#"
+vars: {PORT: 7000, HOST: 127.0.0.1}
+x-probe: &probe {period_seconds: 2, timeout_seconds: 5}
+processes:
+  api:
+    vars: {PORT: 7100}
+    command: "api --listen {{.HOST}}:{{ .PORT }} --name {{.NAME}}"
+    readiness_probe:
+      http_get: {host: "{{.HOST}}", port: "{{.PORT}}", path: /ready}
+      <<: *probe
+"#);
+        let api = svc(&i, "api");
+        assert_eq!(
+            api.command,
+            Some(Cmd::Line(
+                "api --listen 127.0.0.1:7100 --name {{.NAME}}".into()
+            ))
+        );
+        let ready = api.readiness.as_ref().unwrap();
+        assert_eq!(ready.http.as_deref(), Some("http://127.0.0.1:7100/ready"));
+        // A timeout longer than the period: the period follows it, and the note says so.
+        assert_eq!(ready.period.as_deref(), Some("5s"));
+        let notes: Vec<_> = i.notes.iter().map(|n| n.message.as_str()).collect();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("template `{{.NAME}}` names no entry of `vars`")),
+            "{notes:?}"
+        );
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("timeout_seconds 5 is longer than period_seconds 2")),
+            "{notes:?}"
+        );
+        assert!(
+            !notes
+                .iter()
+                .any(|n| n.contains("x-probe") || n.contains("`vars`  not")),
+            "{notes:?}"
+        );
+        assert_eq!(notes.len(), 2, "{notes:?}");
     }
 
     #[test]

@@ -1704,6 +1704,8 @@ impl Decoder<'_> {
                 .and_then(|x| self.command(x, &p("preflight")))
                 .map(|c| c.value),
             ports,
+            data_dir: self.data_dir(t, &path, kind),
+            data_size: self.data_size(t, &path),
             expected_start: t
                 .get("expected_start")
                 .and_then(|x| self.duration(x, &p("expected_start"))),
@@ -1746,6 +1748,66 @@ impl Decoder<'_> {
         }
         self.check_breaker(&service, t, &path, key.span());
         named_ok.then_some(service)
+    }
+}
+
+impl Decoder<'_> {
+    /// `data_dir`: a non-empty path without `..`, for a process only.
+    fn data_dir(&mut self, t: &DeTable<'_>, path: &str, kind: Kind) -> Option<Sp<String>> {
+        let key = join(path, "data_dir");
+        let v = t.get("data_dir")?;
+        let dir = self.string(v, &key)?;
+        let problem = if dir.value.trim().is_empty() {
+            Some("the path is empty")
+        } else if dir.value.contains('\0') {
+            Some("the path holds a NUL byte")
+        } else if dir.value.split('/').any(|part| part == "..") {
+            Some("the path climbs out with `..`")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.error(
+                "invalid-value",
+                &key,
+                v.span(),
+                format!("data_dir: {problem}"),
+                "write the data directory's path, e.g. data_dir = \"/var/lib/postgresql/data\" or \"data/pg\"",
+            );
+            return None;
+        }
+        if kind != Kind::Process {
+            let what = match kind {
+                Kind::External => "an external service is not started by gantry",
+                _ => "a one-shot keeps no data of its own",
+            };
+            self.error(
+                "invalid-value",
+                &key,
+                v.span(),
+                format!("data_dir applies to kind = \"process\" only: {what}"),
+                "remove data_dir, or put it on the service that keeps the data",
+            );
+            return None;
+        }
+        Some(dir)
+    }
+
+    /// `data_size`: a size of at least `DATA_SIZE_MIN`; without `data_dir` it is ignored.
+    fn data_size(&mut self, t: &DeTable<'_>, path: &str) -> Option<u64> {
+        let key = join(path, "data_size");
+        let v = t.get("data_size")?;
+        let size = self.size(v, &key, keys::DATA_SIZE_MIN)?;
+        if !t.contains_key("data_dir") {
+            self.diags.push(
+                Diagnostic::warning("ignored-key", "data_size without data_dir is ignored")
+                    .key(key)
+                    .at(v.span())
+                    .hint("add data_dir = \"PATH\" (where the service keeps its data), or remove data_size"),
+            );
+            return None;
+        }
+        Some(size)
     }
 }
 

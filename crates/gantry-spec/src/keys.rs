@@ -36,6 +36,13 @@ pub const RETENTION_BOOTS: u64 = 100;
 /// `[settings] retention.missions` when unset: resolved missions are kept 30 days.
 pub const RETENTION_MISSIONS: Duration = Duration::from_secs(30 * 86_400);
 
+/// `data_size` when a service with `data_dir` does not set one.
+pub const DATA_SIZE: u64 = 1 << 30;
+/// The default text of `data_size`; a test checks it names the constant.
+pub const DATA_SIZE_DEFAULT: &str = "\"1GiB\"";
+/// The smallest `data_size`: a volume below it is almost certainly a unit mistake.
+pub const DATA_SIZE_MIN: u64 = 1 << 20;
+
 /// The smallest `memory_max`: below it a service is killed before it has started, and
 /// `memory_max = 256` (bytes, where MiB was meant) is caught.
 pub const MEMORY_MIN: u64 = 1 << 20;
@@ -474,7 +481,7 @@ macro_rules! inheritable {
 
 pub static DEFAULTS: &[Key] = &inheritable!();
 
-const SERVICE_LEN: usize = 15 + 23;
+const SERVICE_LEN: usize = 15 + 25;
 pub static SERVICE: &[Key] = &{
     let own = [
         k(
@@ -542,6 +549,18 @@ pub static SERVICE: &[Key] = &{
             Ty::IntList { min: 1, max: 65535 },
             Some("[]"),
             "TCP ports the service listens on; the pre-flight checks they are free.",
+        ),
+        k(
+            "data_dir",
+            Ty::Str,
+            None,
+            "kind = \"process\" only: the directory where the service keeps data that must outlive its process (a database's data directory), absolute or relative to the file. `gantry up` neither creates nor reads it (the service's own command makes it, as on any host). `gantry export kubernetes` makes the service a StatefulSet whose volume (one per pod, from a volumeClaimTemplate of `data_size`) is mounted there, with a headless Service; services without it stay Deployments.",
+        ),
+        k(
+            "data_size",
+            Ty::Size { min: DATA_SIZE_MIN },
+            Some(DATA_SIZE_DEFAULT),
+            "With `data_dir`: the size of the service's volume in `gantry export kubernetes` (its storage request, `\"1GiB\"` becomes `1Gi`).",
         ),
         k(
             "expected_start",

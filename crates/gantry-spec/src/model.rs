@@ -561,6 +561,12 @@ pub struct Service {
     pub preflight: Option<Vec<String>>,
     /// TCP ports the service listens on (checked free by the pre-flight).
     pub ports: Vec<u16>,
+    /// `data_dir`: where the service keeps data that must outlive its process (a database's
+    /// directory). `gantry up` does not touch it; `gantry export kubernetes` makes the service
+    /// a StatefulSet with a volume mounted there.
+    pub data_dir: Option<Sp<String>>,
+    /// `data_size`: the size of that volume in bytes (with `data_dir`; default `DATA_SIZE`).
+    pub data_size: Option<u64>,
     /// A hint for the critical path before any boot was recorded.
     pub expected_start: Option<Dur>,
     /// Present for `kind = "migrate"`.

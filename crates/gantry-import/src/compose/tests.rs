@@ -84,6 +84,7 @@ services:
   e: {command: x, restart: unless-stopped}
   f: {command: x, restart: sometimes}
   g: {command: x, deploy: {restart_policy: {condition: on-failure, max_attempts: 2}}}
+  h: {command: x, restart: "no", deploy: {restart_policy: {condition: on-failure, max_attempts: 3}}}
 "#);
     let r: Vec<_> = i
         .file
@@ -101,8 +102,15 @@ services:
             (Some("always"), None),
             (None, None),
             (Some("on-failure"), Some(2)),
+            // deploy.restart_policy wins over `restart`, as in compose, and the note says so.
+            (Some("on-failure"), Some(3)),
         ]
     );
+    assert!(i.notes.iter().any(|n| {
+        n.line == Some(10)
+            && n.message
+                .contains("restart: `no` is overridden by deploy.restart_policy (`on-failure:3`)")
+    }));
     assert!(
         i.notes
             .iter()
@@ -345,7 +353,12 @@ services:
   old: {command: x, mem_limit: 1536k, cpus: 2}
   tiny: {command: x, mem_limit: 100k, cpus: 5000}
   boxed: {image: "a:1", mem_limit: 1g, cpus: 1.5}
+  fraction: {command: x, deploy: {resources: {limits: {memory: 1.5g}}}}
+  half: {command: x, mem_limit: 0.5m}
 "#);
+    // Docker reads a fraction (`1.5g`) too.
+    assert_eq!(svc(&i, "fraction").memory_max.as_deref(), Some("1536MiB"));
+    assert!(svc(&i, "half").memory_max.is_none());
     assert_eq!(
         (
             svc(&i, "host").memory_max.as_deref(),
