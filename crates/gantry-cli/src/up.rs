@@ -25,6 +25,9 @@ pub fn run(
             "warning: no PID namespace ({reason}); services may outlive gantry if it is killed with SIGKILL"
         );
     }
+    // Before the first thread: a thread started earlier would get a malloc arena of its
+    // own (4 MB resident at 1,000 services, 0.8 MB of it in use).
+    gantry_runtime::trim::single_malloc_arena();
     // As PID 1 gantry ignores signals it has no handler for: from here until the event
     // loop's handlers take over, a thread answers them (loading a large file takes time).
     let guard = gantry_runtime::interrupt::PhaseGuard::start();
@@ -91,7 +94,6 @@ pub fn run(
     // wake-ups on one core, one malloc arena and no cross-thread hand-offs.
     // Spawns (posix_spawn blocks until exec) and other blocking work use a small pool
     // whose threads leave soon after the boot.
-    gantry_runtime::trim::single_malloc_arena();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(4)

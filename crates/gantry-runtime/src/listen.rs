@@ -363,11 +363,14 @@ impl ListenScanner {
     /// (reuses its buffer; `out` is cleared, not reallocated).
     ///
     /// A `[::]` listener appears once, as an IPv6 address; use [`accepts`] to match targets.
-    /// On error `out` holds a partial list.
+    /// `out` is sorted by port, so [`of_port`] finds a port's listeners in O(log n). On
+    /// error `out` holds a partial list.
     pub fn scan(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
         out.clear();
         self.dump(libc::AF_INET as u8, out, false)?;
-        self.dump(libc::AF_INET6 as u8, out, false)
+        self.dump(libc::AF_INET6 as u8, out, false)?;
+        out.sort_unstable_by_key(SocketAddr::port);
+        Ok(())
     }
 
     /// Like [`ListenScanner::scan`], but leaves out listeners whose accept queue is full
@@ -376,7 +379,9 @@ impl ListenScanner {
     pub fn scan_accepting(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
         out.clear();
         self.dump(libc::AF_INET as u8, out, true)?;
-        self.dump(libc::AF_INET6 as u8, out, true)
+        self.dump(libc::AF_INET6 as u8, out, true)?;
+        out.sort_unstable_by_key(SocketAddr::port);
+        Ok(())
     }
 
     /// Sends one dump request and appends its replies to `out` until `NLMSG_DONE`.
@@ -404,6 +409,15 @@ impl ListenScanner {
             }
         }
     }
+}
+
+/// The listeners on `port`, from a list sorted by port (as [`ListenScanner::scan`] leaves
+/// it): two binary searches instead of a scan per probe (1,000 held probes against 1,000
+/// listeners were a million comparisons every 250 µs of a boot).
+pub fn of_port(sorted: &[SocketAddr], port: u16) -> &[SocketAddr] {
+    let start = sorted.partition_point(|l| l.port() < port);
+    let len = sorted[start..].partition_point(|l| l.port() == port);
+    &sorted[start..start + len]
 }
 
 /// Whether a connect to `target` could be accepted by one of `listeners`: same port and
@@ -457,6 +471,29 @@ mod tests {
             .scan(&mut out)
             .expect("scan");
         out
+    }
+
+    #[test]
+    fn of_port_finds_every_listener_of_a_port_in_a_sorted_list() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let mut list = vec![
+            a("127.0.0.1:9000"),
+            a("0.0.0.0:80"),
+            a("[::]:9000"),
+            a("127.0.0.2:443"),
+            a("10.0.0.1:9000"),
+        ];
+        list.sort_unstable_by_key(SocketAddr::port);
+        let mut got = of_port(&list, 9000).to_vec();
+        got.sort();
+        let mut want = vec![a("127.0.0.1:9000"), a("[::]:9000"), a("10.0.0.1:9000")];
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(of_port(&list, 80), [a("0.0.0.0:80")]);
+        assert!(of_port(&list, 81).is_empty());
+        assert!(of_port(&list, 1).is_empty());
+        assert!(of_port(&list, 65535).is_empty());
+        assert!(of_port(&[], 80).is_empty());
     }
 
     fn count(listeners: &[SocketAddr], addr: SocketAddr) -> usize {

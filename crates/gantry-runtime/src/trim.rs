@@ -37,6 +37,23 @@ pub fn single_malloc_arena() {
     }
 }
 
+/// Gives the free pages of the heap back to the kernel (`malloc_trim(0)`): the boot's
+/// transient allocations (the pre-flight, the plan's construction, a spawn per service)
+/// leave free chunks between live ones that glibc keeps resident otherwise (1.4 MB at
+/// 1,000 services). No-op elsewhere and when `GANTRY_KEEP_PAGES` is set.
+pub fn release_free_heap() {
+    if disabled() {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: malloc_trim only returns free memory of glibc's arenas to the kernel; it
+    // takes the arena locks itself and touches no live allocation.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// What one call released.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Released {

@@ -4,7 +4,39 @@
 
 use super::*;
 
+/// The file's spec as the driver keeps it: without the services the plan holds as they
+/// are (each non-instance unit's definition is a clone of the file's), so every definition
+/// is kept once, not twice (1.7 KB per service). [`Driver::file_service`] finds them.
+pub(super) fn lean_spec(mut spec: Spec, plan: &Plan) -> Arc<Spec> {
+    let in_plan: std::collections::HashSet<&str> = plan
+        .units
+        .iter()
+        .filter(|u| u.service.instance.is_none())
+        .map(|u| u.service.name.value.as_str())
+        .collect();
+    spec.services
+        .retain(|s| !in_plan.contains(s.name.value.as_str()));
+    spec.services.shrink_to_fit();
+    Arc::new(spec)
+}
+
 impl Driver {
+    /// The definition of service `name` as the running file gives it (for a service of
+    /// this run, as the running plan holds it).
+    pub(super) fn file_service(&self, name: &str) -> Option<&gantry_spec::Service> {
+        self.spec
+            .services
+            .iter()
+            .find(|s| s.name.value == name)
+            .or_else(|| {
+                self.plan
+                    .units
+                    .iter()
+                    .map(|u| &u.service)
+                    .find(|s| s.instance.is_none() && s.name.value == name)
+            })
+    }
+
     pub(super) fn new(
         cfg: UpConfig,
         reaper: Arc<Reaper>,
@@ -114,7 +146,7 @@ impl Driver {
         }
         let n = cfg.plan.units.len();
         Ok(Driver {
-            spec: Arc::new(cfg.spec.clone()),
+            spec: lean_spec(cfg.spec.clone(), &cfg.plan),
             base_dir: cfg.base_dir.clone(),
             redactor,
             masked,

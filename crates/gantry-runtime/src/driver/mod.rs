@@ -281,6 +281,9 @@ pub async fn up(mut cfg: UpConfig) -> i32 {
         return 1;
     }
     cfg.secrets = secrets;
+    // Printed and, on a NO-GO, recorded: not kept for the life of the stack (a line or
+    // two per service).
+    drop(report);
     drop(guard);
     // `[cluster]`: the pre-flight passed; lead and boot, or stand by until the lease is ours.
     let leadership = match &cfg.spec.cluster {

@@ -390,7 +390,7 @@ impl Driver {
                 Err(e) => refused.push(format!("{unit}: {e}")),
             }
         }
-        self.spec = Arc::new(new.spec);
+        self.spec = super::build::lean_spec(new.spec, &self.plan);
         self.host.mark_dirty();
         let mut summary = if changed_names.is_empty() {
             format!("nothing changed; {unchanged} unchanged")

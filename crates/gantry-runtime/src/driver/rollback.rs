@@ -80,7 +80,7 @@ impl Driver {
         set_env: &BTreeMap<String, String>,
         command: Option<&Vec<String>>,
     ) -> Option<String> {
-        let def = def.or_else(|| self.spec.services.iter().find(|s| s.name.value == service));
+        let def = def.or_else(|| self.file_service(service));
         let mut r = match base {
             Some(r) => r,
             None => {

@@ -241,7 +241,7 @@ impl Driver {
         let conf = file
             .as_ref()
             .and_then(|f| f.base.as_ref())
-            .or_else(|| self.spec.services.iter().find(|s| s.name.value == service))
+            .or_else(|| self.file_service(service))
             .and_then(|s| s.rollout.clone())
             .unwrap_or_default();
         let blue_green = match req.strategy.as_deref() {

@@ -1,6 +1,5 @@
 //! What the driver keeps per service beside the engine: how to spawn it, its probes (one executor per role), its log, its last lines, its live incarnation.
 
-use super::TAIL_LINES;
 use crate::notify::NotifySocket;
 use crate::probe::LogMatcher;
 use crate::process::SpawnSpec;
@@ -20,7 +19,9 @@ pub(super) struct Svc {
     pub(super) spawn: Result<SpawnSpec, String>,
     pub(super) cleanup: Option<Vec<String>>,
     /// Startup, readiness, liveness (see [`role_index`]).
-    probes: [Option<RoleProbe>; 3],
+    /// Boxed: a probe's definition is a few hundred bytes and most services have one role
+    /// of three.
+    probes: [Option<Box<RoleProbe>>; 3],
     pub(super) notify: Option<Arc<NotifySocket>>,
     pub(super) stop_signal: nix::sys::signal::Signal,
     pub(super) log: Option<LogFile>,
@@ -43,7 +44,7 @@ pub(super) struct Svc {
 impl Svc {
     /// The probe of one role, if the service has one.
     pub(super) fn role(&self, role: ProbeRole) -> Option<&RoleProbe> {
-        self.probes[role_index(role)].as_ref()
+        self.probes[role_index(role)].as_deref()
     }
 
     /// Whether `line` passes the service's log probe of `role`.
@@ -192,8 +193,9 @@ pub(super) fn make_svc(
         .and_then(|p| p.watchdog)
         .map(|d| d.0);
     let spawn = spawn.map(|spec| SpawnSpec { watchdog, ..spec });
-    let probes = [&s.startup, &s.readiness, &s.liveness].map(|p| p.as_ref().map(RoleProbe::new));
-    let notify = if probes.iter().flatten().any(RoleProbe::is_notify) {
+    let probes = [&s.startup, &s.readiness, &s.liveness]
+        .map(|p| p.as_ref().map(|p| Box::new(RoleProbe::new(p))));
+    let notify = if probes.iter().flatten().any(|p| p.is_notify()) {
         Some(Arc::new(NotifySocket::bind(&s.name.value).map_err(
             |e| format!("{}: cannot create the sd_notify socket: {e}", s.name.value),
         )?))
@@ -225,7 +227,8 @@ pub(super) fn make_svc(
         notify,
         stop_signal,
         log,
-        tail: VecDeque::with_capacity(TAIL_LINES),
+        // Grows with the output: a quiet service holds no room for lines it never printed.
+        tail: VecDeque::new(),
         carry: Default::default(),
         live: None,
         status_text: None,

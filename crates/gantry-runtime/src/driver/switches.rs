@@ -86,7 +86,7 @@ impl Driver {
         let Some(units) = self.plan.units_of(name) else {
             // In the file but left out of this run by the selection (an enable takes it on,
             // take_on.rs): nothing of it runs, so there is nothing to disable.
-            if self.spec.services.iter().any(|s| s.name.value == *name) {
+            if self.file_service(name).is_some() {
                 return Err(format!(
                     "cannot disable {name}: this run's selection (--profile / --only / --except) left it out, so it is not running; `gantry enable {name}` would take it on"
                 ));

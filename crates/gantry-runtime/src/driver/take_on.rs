@@ -21,8 +21,7 @@ impl Driver {
     pub(super) fn left_out(&self, cmd: &ApiCommand) -> bool {
         match cmd {
             ApiCommand::Enable(name) => {
-                self.plan.units_of(name).is_none()
-                    && self.spec.services.iter().any(|s| s.name.value == *name)
+                self.plan.units_of(name).is_none() && self.file_service(name).is_some()
             }
             _ => false,
         }

@@ -113,6 +113,7 @@ impl Driver {
         if !self.trimmed && self.host.engine().boot_outcome().is_some() {
             self.trimmed = true;
             crate::trim::release_startup_pages();
+            crate::trim::release_free_heap();
         }
     }
 

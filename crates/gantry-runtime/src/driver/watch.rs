@@ -36,7 +36,7 @@ struct Held {
 }
 
 /// How old the LISTEN table may be that answers a running service's probe, at most.
-const RUNNING_SCAN_AGE: Duration = Duration::from_millis(50);
+const RUNNING_SCAN_AGE: Duration = Duration::from_millis(250);
 /// How long a held probe waits for a listener before it connects anyway.
 const HOLD_MAX: Duration = Duration::from_millis(100);
 /// Listener scans every [`FAST_PERIOD`] during the first seconds of a start...
@@ -86,16 +86,18 @@ impl Driver {
             return;
         }
         // A running service's loopback probe, answered from a LISTEN table at most a
-        // twentieth of its period old (at most RUNNING_SCAN_AGE): one sock_diag dump (~21 µs for every port) serves every
-        // probe due within it, where a connect each costs ~17 µs of kernel time (1,000
-        // services probed every second: most of gantry's idle CPU). The table is read when
+        // quarter of its period old (at most RUNNING_SCAN_AGE): one sock_diag dump serves
+        // every probe due within it, where a connect each costs ~17 µs of kernel time and
+        // a dump of 1,000 listeners ~150 µs (1,000 services probed every second: 20 dumps a
+        // second at a twentieth were a third of gantry's idle CPU). The table is read when
         // the probe is due, so a service that stopped listening fails it (through the
-        // connect below, which says why) at most that much later than a connect would.
+        // connect below, which says why) at most a quarter period later than a connect
+        // would: within the period the probe runs at anyway.
         let svc = &self.svcs[unit.0];
         let targets = svc.listen_targets(role);
         let max_age = svc
             .role(role)
-            .map_or(Duration::ZERO, |p| p.probe.period.0 / 20)
+            .map_or(Duration::ZERO, |p| p.probe.period.0 / 4)
             .min(RUNNING_SCAN_AGE);
         if !targets.is_empty()
             && let Some(w) = &mut self.listen
@@ -109,9 +111,10 @@ impl Driver {
                     .then_some(now);
             }
             if w.scanned_at.is_some()
-                && let Some(l) = targets
-                    .iter()
-                    .find_map(|t| crate::listen::certainly_accepts(&w.listeners, *t))
+                && let Some(l) = targets.iter().find_map(|t| {
+                    let on_port = crate::listen::of_port(&w.listeners, t.port());
+                    crate::listen::certainly_accepts(on_port, *t)
+                })
             {
                 let _ = self.tx.send(Msg::Probe {
                     unit,
@@ -191,16 +194,18 @@ impl Driver {
                     // A listener bound to the target's address (or its family's wildcard)
                     // with room in its accept queue takes a connect for certain: that is
                     // the probe's pass, without the ~0.1 ms loopback handshake.
+                    let on_port =
+                        |t: &std::net::SocketAddr| crate::listen::of_port(listeners, t.port());
                     if let Some(l) = targets
                         .iter()
-                        .find_map(|t| crate::listen::certainly_accepts(listeners, *t))
+                        .find_map(|t| crate::listen::certainly_accepts(on_port(t), *t))
                     {
                         passed.push((*h, l));
                         return false;
                     }
                     if let Some(t) = targets
                         .iter()
-                        .find(|t| crate::listen::accepts(listeners, **t))
+                        .find(|t| crate::listen::accepts(on_port(t), **t))
                     {
                         listening.push((*h, *t));
                         return false;
