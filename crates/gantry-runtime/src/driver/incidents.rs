@@ -124,6 +124,23 @@ impl Driver {
         }
     }
 
+    /// Opens (or refreshes) a mission in the store; a new one goes on the open incident's
+    /// timeline. Every mission the driver opens comes through here. Best effort, like the
+    /// mission itself: the failure it records is reported anyway.
+    pub(super) fn open_mission(&self, m: &gantry_state::missions::NewMission) {
+        let Some(store) = &self.store else { return };
+        if let Ok((id, true)) = store.open_mission_new(m) {
+            let what = match &m.service {
+                Some(service) => format!("{} ({service})", m.check),
+                None => m.check.clone(),
+            };
+            let text = self
+                .redactor
+                .redact_owned(format!("mission {id} opened: {what}: {}", m.error));
+            self.incident_note("mission", &text);
+        }
+    }
+
     /// `IncidentOpen` / `IncidentAck` / `IncidentResolve` from the API (already audited).
     pub(super) fn incident_command(
         &mut self,

@@ -33,7 +33,7 @@ impl Driver {
             for c in &report.checks {
                 let check = format!("revalidate: {}", c.check);
                 if c.status == Status::Fail {
-                    let _ = store.open_mission(&gantry_state::missions::NewMission {
+                    self.open_mission(&gantry_state::missions::NewMission {
                         service: c.service.clone(),
                         layer: None,
                         check,
