@@ -95,6 +95,81 @@ fn a_crash_loop_needs_three_restarts_in_five_minutes_and_planned_restarts_do_not
     }
 }
 
+/// Planned work on a service: its counters' growth meanwhile is left out (a window spanning the
+/// work does not fire once it is over), its gauges neither start pending nor fire, an alert
+/// already firing stays firing (no resolve and fire again), and after the work the rules judge
+/// again as before.
+#[test]
+fn planned_work_leaves_its_counts_out_and_keeps_a_firing_alert_as_it_is() {
+    let flapping = {
+        let mut r = Rule::new(
+            "flapping",
+            Severity::P2,
+            Condition {
+                signal: "service_probe_failures_total".into(),
+                matching: Labels::new(),
+                except: Vec::new(),
+                reduce: Reduce::Increase { window_ms: 60_000 },
+                op: Op::Above,
+                threshold: 0.5,
+            },
+            "{service} probes fail",
+        );
+        r.for_ms = 0;
+        r
+    };
+    let mut rules = default_rules();
+    rules.push(flapping);
+    let mut e = Evaluator::new(rules);
+    let at = |failures: f64, unready: f64, down: f64| {
+        vec![
+            Sample::new(
+                "service_probe_failures_total",
+                &[("service", "api")],
+                failures,
+            ),
+            Sample::new("service_unready", &[("service", "api")], unready),
+            Sample::new(
+                "service_down",
+                &[("service", "api"), ("priority", "critical")],
+                down,
+            ),
+        ]
+    };
+    e.observe(0, &at(0.0, 0.0, 0.0));
+    assert!(e.evaluate(0).is_empty());
+    // A restart by gantry from 1 s to 4 s: probe failures pile up, it is down a moment.
+    for (now, failures, down) in [(1_000, 3.0, 1.0), (2_000, 7.0, 0.0), (3_000, 9.0, 0.0)] {
+        e.suppress("api", now + 1_500);
+        e.observe(now, &at(failures, 0.0, down));
+        assert!(e.evaluate(now).is_empty(), "at {now}");
+    }
+    // Over: the minute's window spans the restart and holds none of its failures.
+    for now in (4_000..70_000).step_by(1_000) {
+        e.observe(now, &at(9.0, 0.0, 0.0));
+        assert!(e.evaluate(now).is_empty(), "at {now}");
+    }
+    // A failure of its own afterwards counts as before.
+    e.observe(70_000, &at(10.0, 0.0, 0.0));
+    assert_eq!(firing_names(&e.evaluate(70_000)), ["flapping{service=api}"]);
+    // Firing, then planned work on it: no resolve and no second firing meanwhile...
+    for now in (71_000..75_000).step_by(1_000) {
+        e.suppress("api", now + 1_500);
+        e.observe(now, &at(12.0, 0.0, 0.0));
+        assert!(e.evaluate(now).is_empty(), "at {now}");
+    }
+    assert_eq!(e.firing().count(), 1);
+    // ...and once it is over, its own failure leaves the window and it resolves once.
+    let mut resolved = Vec::new();
+    for now in (76_000..140_000).step_by(1_000) {
+        e.observe(now, &at(12.0, 0.0, 0.0));
+        let t = e.evaluate(now);
+        assert!(firing_names(&t).is_empty(), "at {now}");
+        resolved.extend(resolved_names(&t).into_iter().map(|n| (now, n)));
+    }
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+}
+
 #[test]
 fn readiness_lost_waits_for_its_minute_and_a_flap_resets_it() {
     let mut e = Evaluator::new(default_rules());

@@ -660,3 +660,73 @@ command = ["sleep", "600"]
     );
     up.stop();
 }
+
+/// Gantry's own planned work does not alert: `gantry restart` of a critical service whose new
+/// incarnation fails its readiness probe for a while (it listens after 400 ms) three times in a
+/// row reaches nobody — not the built-in rules (readiness_lost at once here) nor a rule on the
+/// probe failures it causes, whose minute-long window spans the restarts — while the same rules
+/// fire when its health fails on its own (the control: the rules would have caught the restarts).
+#[test]
+fn a_planned_restart_of_a_critical_service_notifies_nobody() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let web = free_port();
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.readiness_lost]
+for = "0s"
+
+[alerts.rules.probe_failures]
+severity = "P2"
+signal = "service_probe_failures_total"
+window = "1m"
+above = 0
+summary = "{{service}}: a probe failed"
+
+[services.web]
+command = "FIXTURE --name planned-web --delay 400 --unready-file unready --http {web}"
+working_dir = "."
+priority = "critical"
+readiness = {{ http = "http://127.0.0.1:{web}/health", period = "100ms" }}
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-planned", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    let probe_failures = |dir: &std::path::Path| {
+        let (_, out) = gantry_in(dir, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["services"][0]["probe_failures_total"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = probe_failures(&dir);
+    for n in 2..=4 {
+        let (code, out) = gantry_in(&dir, &["restart", "web", "--reason", "planned"]);
+        assert_eq!(code, 0, "{out}");
+        up.wait_count("web", "ready", n, 20);
+    }
+    // The restarts did make its probe fail (else this test would prove nothing).
+    assert!(probe_failures(&dir) > before, "no probe failed");
+    // Several evaluations after the last one: nothing was sent, nothing fired.
+    assert!(
+        !eventually(4, || !statuses(&hook).is_empty()),
+        "received {:?}",
+        statuses(&hook)
+    );
+    assert!(
+        !up.events
+            .iter()
+            .any(|v| v["event"] == "alert" && v["status"] == "firing"),
+        "{}",
+        up.log()
+    );
+    // The control: health failing on its own is not planned, and the same rules fire on it.
+    std::fs::write(dir.join("unready"), "").unwrap();
+    firing_body(&hook, "probe_failures");
+    firing_body(&hook, "readiness_lost");
+    up.stop();
+}
