@@ -1,6 +1,8 @@
 //! Alerts on a real stack: a killed critical service fires the built-in P0 rule, the webhook (a real
 //! HTTP receiver in the test) gets exactly one firing and one resolve in Alertmanager's format,
-//! a failing receiver is retried, and a notification not yet delivered survives a restart of gantry.
+//! a failing receiver is retried, and a notification not yet delivered survives a restart of gantry;
+//! the exec sink runs a real script per notification (no secret reaches it); gantry's own planned
+//! restarts notify nobody.
 
 mod support;
 
@@ -729,4 +731,125 @@ readiness = {{ http = "http://127.0.0.1:{web}/health", period = "100ms" }}
     firing_body(&hook, "probe_failures");
     firing_body(&hook, "readiness_lost");
     up.stop();
+}
+
+/// The exec sink end to end: a real script gantry runs per notification records its arguments,
+/// its environment and its standard input (the Alertmanager JSON) in a file of its own; a killed
+/// critical service gives exactly one firing and one resolve, and the secret given to that
+/// service (from gantry's own environment) is in none of them.
+#[test]
+fn the_exec_sink_runs_a_script_once_per_firing_and_resolve_without_secrets() {
+    const SECRET: &str = "s3cr3t-exec-sink-value-7f1d";
+    let web = free_port();
+    let toml = format!(
+        r#"
+[alerts]
+exec = ["./notify.sh", "--channel", "ops"]
+
+[secrets.API_KEY]
+from_env = "WEB_API_KEY"
+services = ["web"]
+
+[services.web]
+command = "FIXTURE --name exec-sink-web --listen {web}"
+priority = "critical"
+readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
+"#
+    );
+    let script = "#!/bin/sh\n\
+        # One file per notification: its arguments, its environment, its standard input.\n\
+        out=notified/$$.txt\n\
+        mkdir -p notified\n\
+        {\n\
+          printf 'ARGS %s\\n' \"$*\"\n\
+          env | sed 's/^/ENV /'\n\
+          printf 'STDIN '\n\
+          cat\n\
+          printf '\\n'\n\
+        } > \"$out.tmp\" && mv \"$out.tmp\" \"$out\"\n";
+    let mut up = up_env(
+        "alerts-exec",
+        &toml,
+        &[],
+        &[("WEB_API_KEY", SECRET)],
+        |dir| {
+            use std::os::unix::fs::PermissionsExt as _;
+            let path = dir.join("notify.sh");
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        },
+    );
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    up.wait_state("web", "ready", 10);
+    let received = |dir: &std::path::Path| -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("notified"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
+    };
+    let dir = up.dir.clone();
+    kill_web(web);
+    up.wait_state("web", "failed", 10);
+    assert!(
+        eventually(20, || received(&dir).len() == 1),
+        "{:?}\n{}",
+        received(&dir),
+        up.log()
+    );
+    let (code, out) = gantry_in(&dir, &["start", "web"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        eventually(20, || received(&dir).len() == 2),
+        "{:?}",
+        received(&dir)
+    );
+    // Several evaluations later, still one firing and one resolve.
+    assert!(!eventually(3, || received(&dir).len() > 2));
+    let notes = received(&dir);
+    let bodies: Vec<serde_json::Value> = notes
+        .iter()
+        .map(|n| {
+            let line = n.lines().find_map(|l| l.strip_prefix("STDIN ")).unwrap();
+            serde_json::from_str(line).unwrap()
+        })
+        .collect();
+    let seen: Vec<(&str, &str)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["status"].as_str().unwrap(),
+                b["alerts"][0]["labels"]["alertname"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("firing", "critical_service_down"),
+            ("resolved", "critical_service_down")
+        ]
+    );
+    for (note, body) in notes.iter().zip(&bodies) {
+        assert!(note.contains("ARGS --channel ops\n"), "{note}");
+        assert_eq!(body["version"], "4", "{body}");
+        assert_eq!(body["alerts"][0]["labels"]["service"], "web", "{body}");
+        // The same JSON in the environment, and nothing of gantry's own environment.
+        assert!(note.contains("ENV GANTRY_ALERT_JSON={"), "{note}");
+        assert!(!note.contains("WEB_API_KEY"), "{note}");
+        assert!(
+            !note.contains(SECRET),
+            "a secret reached the exec sink: {note}"
+        );
+    }
+    assert_eq!(up.stop(), 0);
+    assert!(!up.log().contains(SECRET), "a secret in gantry's output");
 }
