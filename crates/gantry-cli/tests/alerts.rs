@@ -474,9 +474,11 @@ readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
     up.stop();
 }
 
-/// The built-in P1 rules on a real stack: a crash loop, a start breaker left open, readiness
-/// lost (its `for` overridden to 1 s) — each notified once, and readiness_lost resolved once
-/// the probe passes again.
+/// The built-in P1 rules on a real stack: a crash loop (its window overridden to 10 s), a start
+/// breaker left open (a 1 s cooldown whose half-open trials take 1.5 s and fail again while it is
+/// broken), readiness lost (its `for` overridden to 1 s) — each notified firing exactly once, and
+/// each resolved exactly once when its cause is gone: the crash loop once its window holds no
+/// crash, the breaker once a trial succeeds, readiness once the probe passes again.
 #[test]
 fn crash_loop_breaker_and_lost_readiness_fire_and_readiness_resolves() {
     let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
@@ -488,6 +490,9 @@ webhook = "http://127.0.0.1:{hook}/hook"
 [alerts.rules.readiness_lost]
 for = "1s"
 
+[alerts.rules.crash_loop]
+window = "10s"
+
 [services.crashy]
 command = ["sh", "-c", "[ -f crash ] && {{ sleep 0.3; exit 1; }}; exec sleep 600"]
 working_dir = "."
@@ -498,13 +503,13 @@ retry = {{ attempts = 1000, backoff = "100ms", max_backoff = "200ms", jitter = f
 start_limit = {{ burst = 1000, interval = "10s" }}
 
 [services.breaky]
-command = ["sh", "-c", "[ -f broken ] && exit 1; exec sleep 600"]
+command = ["sh", "-c", "[ -f broken ] && {{ sleep 1.5; exit 1; }}; exec sleep 600"]
 working_dir = "."
-start_grace = "100ms"
+start_grace = "2s"
 priority = "low"
 restart = "always"
-retry = {{ attempts = 10, backoff = "50ms", jitter = false }}
-start_breaker = {{ failures = 2, cooldown = "60s" }}
+retry = {{ attempts = 1000, backoff = "50ms", jitter = false }}
+start_breaker = {{ failures = 2, cooldown = "1s" }}
 
 [services.flaky]
 command = ["sleep", "600"]
@@ -534,12 +539,14 @@ readiness = {{ exec = "test -f ready-flag", period = "100ms", failure_threshold 
         .status();
     // Readiness lost.
     std::fs::remove_file(dir.join("ready-flag")).unwrap();
-    let fired = |name: &str| {
+    let count = |status: &str, name: &str| {
         statuses(&hook)
             .iter()
-            .filter(|(status, alert, _)| status == "firing" && alert == name)
+            .filter(|(s, alert, _)| s == status && alert == name)
             .count()
     };
+    let fired = |name: &str| count("firing", name);
+    let resolved = |name: &str| count("resolved", name);
     assert!(
         eventually(40, || fired("crash_loop") >= 1
             && fired("breaker_open") >= 1
@@ -548,17 +555,50 @@ readiness = {{ exec = "test -f ready-flag", period = "100ms", failure_threshold 
         statuses(&hook),
         up.log()
     );
-    // Back: one resolve for readiness_lost, and no repeat of its firing.
-    std::fs::write(dir.join("ready-flag"), "").unwrap();
+    // The breaker goes half-open for a trial that fails again, and open again: still one alert.
+    let breaker = |dir: &std::path::Path| {
+        let (_, out) = gantry_in(dir, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "breaky"))
+            .and_then(|s| s["breaker"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
     assert!(
-        eventually(20, || statuses(&hook)
-            .iter()
-            .any(|(s, a, _)| s == "resolved" && a == "readiness_lost")),
-        "received {:?}",
-        statuses(&hook)
+        eventually(20, || breaker(&dir) == "half-open"),
+        "{}",
+        breaker(&dir)
     );
-    assert_eq!(fired("readiness_lost"), 1, "{:?}", statuses(&hook));
-    assert_eq!(fired("crash_loop"), 1, "{:?}", statuses(&hook));
+    assert!(
+        eventually(20, || breaker(&dir) == "open"),
+        "{}",
+        breaker(&dir)
+    );
+    assert!(
+        eventually(20, || breaker(&dir) == "half-open"),
+        "{}",
+        breaker(&dir)
+    );
+    // Back: the causes go away; each alert resolves once.
+    std::fs::write(dir.join("ready-flag"), "").unwrap();
+    std::fs::remove_file(dir.join("crash")).unwrap();
+    std::fs::remove_file(dir.join("broken")).unwrap();
+    assert!(
+        eventually(40, || resolved("readiness_lost") == 1
+            && resolved("breaker_open") == 1
+            && resolved("crash_loop") == 1),
+        "received {:?}; events:\n{}",
+        statuses(&hook),
+        up.log()
+    );
+    // Several evaluations later: still one firing and one resolve each.
+    assert!(!eventually(3, || statuses(&hook).len() > 6));
+    for name in ["crash_loop", "breaker_open", "readiness_lost"] {
+        assert_eq!(fired(name), 1, "{name}: {:?}", statuses(&hook));
+        assert_eq!(resolved(name), 1, "{name}: {:?}", statuses(&hook));
+    }
+    assert_eq!(statuses(&hook).len(), 6, "{:?}", statuses(&hook));
     up.stop();
 }
 

@@ -125,10 +125,12 @@ fn samples(snap: &gantry_api::model::Snapshot) -> Vec<Sample> {
             f64::from(u8::from(s.state == "unready")),
         ));
         if let Some(b) = &s.breaker {
+            // Half-open (one trial admitted) has not closed yet: still open for the alert, so a
+            // trial that takes a while and fails again neither resolves it nor fires it anew.
             out.push(Sample::new(
                 "breaker_open",
                 &svc,
-                f64::from(u8::from(b == "open")),
+                f64::from(u8::from(b != "closed")),
             ));
         }
     }
@@ -249,8 +251,9 @@ impl Driver {
     }
 
     /// The units gantry's own planned work is on now: a commanded restart (seen as a unit's count of
-    /// commanded restarts going up) until an incarnation after the one before it is up (not when it
-    /// failed, and at most `PLANNED_MAX_MS`), the instance a rolling restart drains or restarts, the
+    /// commanded restarts going up) until an incarnation after the one before it is up (not once it
+    /// failed or a second incarnation followed — a crash loop after a restart is not planned — and
+    /// at most `PLANNED_MAX_MS`), the instance a rolling restart drains or restarts, the
     /// canary and green instances of a rollout.
     fn planned_units(&mut self, now: u64) -> Vec<String> {
         use gantry_engine::State;
@@ -272,12 +275,14 @@ impl Driver {
                 continue;
             };
             let up = matches!(v.state, State::Ready | State::Running | State::Completed);
-            let failed = v.state == State::Failed;
-            if (v.r#gen > r#gen && up) || failed || now >= until {
+            // The restart went wrong: it failed, or its incarnation was followed by another (a
+            // start retried, a crash). From then on it is judged like any other.
+            let broke = v.state == State::Failed || v.r#gen > r#gen + 1;
+            if broke || (v.r#gen > r#gen && up) || now >= until {
                 side.planned.remove(v.name);
             }
             // The evaluation that sees it up again still counts it as planned (one grace tick).
-            if !failed && now < until {
+            if !broke && now < until {
                 out.push(v.name.to_string());
             }
         }
