@@ -195,6 +195,7 @@ fn a_fast_burn_fires_when_its_hour_is_covered_and_a_trickle_never_does() {
         requests: "ingress_requests_total".into(),
         matching: Labels::from([("route".to_string(), "/api".to_string())]),
         min_requests: 100.0,
+        window_ms: SLO_WINDOW_MS,
     };
     let rules = burn_rate_rules(&slo);
     assert_eq!(rules.len(), 3);
@@ -243,6 +244,51 @@ fn a_fast_burn_fires_when_its_hour_is_covered_and_a_trickle_never_does() {
         );
         assert!(e.evaluate(now).is_empty());
     }
+}
+
+/// The SLO's window sets the budget the rules spend: 0.5 % failing (a 5× burn of a 0.1 % budget)
+/// never pages a 30-day SLO within 2 h, but pages a 7-day one (fast burn at 3.36×) when its hour
+/// is covered.
+#[test]
+fn a_seven_day_slo_pages_on_a_burn_a_thirty_day_one_lets_pass() {
+    let fired_with = |window_ms: u64| {
+        let mut e = Evaluator::new(burn_rate_rules(&Slo {
+            name: "api".into(),
+            availability: 99.9,
+            errors: "ingress_failures_total".into(),
+            requests: "ingress_requests_total".into(),
+            matching: Labels::from([("route".to_string(), "/api".to_string())]),
+            min_requests: 100.0,
+            window_ms,
+        }));
+        let mut fired = Vec::new();
+        for s in (0..=2 * 3_600u64).step_by(10) {
+            let now = s * 1_000;
+            let requests = (s * 10) as f64;
+            e.observe(
+                now,
+                &[
+                    Sample::new("ingress_requests_total", &[("route", "/api")], requests),
+                    Sample::new(
+                        "ingress_failures_total",
+                        &[("route", "/api")],
+                        requests * 0.005,
+                    ),
+                ],
+            );
+            for t in e.evaluate(now) {
+                if let Transition::Firing(a) = t {
+                    fired.push((a.rule, now));
+                }
+            }
+        }
+        fired
+    };
+    assert_eq!(fired_with(SLO_WINDOW_MS), []);
+    assert_eq!(
+        fired_with(7 * 86_400_000),
+        [("slo_api_fast_burn".to_string(), 3_600_000)]
+    );
 }
 
 #[test]
@@ -431,6 +477,7 @@ fn the_exported_rules_pass_promtool() {
         requests: "ingress_requests_total".into(),
         matching: Labels::from([("route".to_string(), "/api".to_string())]),
         min_requests: 100.0,
+        window_ms: SLO_WINDOW_MS,
     }));
     let (yaml, warnings) = prometheus_rules(
         &rules,

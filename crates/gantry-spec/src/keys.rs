@@ -1149,7 +1149,13 @@ pub static SLO: &[Key] = &[
         "availability",
         Ty::Str,
         None,
-        "The objective, e.g. \"99.9%\". gantry pages when the error budget burns at 14.4× over 1 h and 5 min (P0) or 6× over 6 h and 30 min (P1), and warns at 1× over 3 days and 6 h (P2).",
+        "The objective, e.g. \"99.9%\", over `window`. gantry pages when the error budget burns at 14.4× over 1 h and 5 min (P0) or 6× over 6 h and 30 min (P1), and warns at 1× over 3 days and 6 h (P2) — the factors of a 30-day window (2 %, 5 % and 10 % of the budget spent over the long window); another window scales them (7 days: 3.36×, 1.4×, 1×), never below 1×.",
+    ),
+    k(
+        "window",
+        Ty::Duration,
+        Some("\"30d\""),
+        "The window the objective is over, and so its error budget (what may fail over it): between 1h and 90d. The burn-rate rules' own windows (1 h, 6 h, 3 days and their short ones) stay.",
     ),
     k(
         "min_requests",
