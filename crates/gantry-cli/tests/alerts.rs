@@ -893,3 +893,81 @@ readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
     assert_eq!(up.stop(), 0);
     assert!(!up.log().contains(SECRET), "a secret in gantry's output");
 }
+
+/// A rolling restart is planned work too: each instance of a replicated critical service drained,
+/// restarted (its probe failing 400 ms) and ready again, twice over, notifies nobody; the same
+/// rules fire when the instances' health fails on its own.
+#[test]
+fn a_rolling_restart_notifies_nobody() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let ing = free_port();
+    // Two consecutive free ports for the replicas.
+    let mut range = None;
+    for _ in 0..50 {
+        let p = free_port();
+        if p + 1 != ing && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            range = Some((p, p + 1));
+            break;
+        }
+    }
+    let (first, last) = range.expect("two consecutive free ports");
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.readiness_lost]
+for = "0s"
+
+[alerts.rules.probe_failures]
+severity = "P2"
+signal = "service_probe_failures_total"
+window = "1m"
+above = 0
+summary = "{{service}}: a probe failed"
+
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name rolled-api-${{REPLICA}} --delay 400 --unready-file unready --http ${{PORT}}"
+working_dir = "."
+replicas = 2
+replica_ports = "{first}-{last}"
+priority = "critical"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-rolling", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    for n in 2..=3 {
+        let (code, out) = gantry_in(&dir, &["restart", "api", "--reason", "planned"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("rolling restart"), "{out}");
+        up.wait_count("api.1", "ready", n, 30);
+        up.wait_count("api.2", "ready", n, 30);
+    }
+    assert!(
+        !eventually(4, || !statuses(&hook).is_empty()),
+        "received {:?}",
+        statuses(&hook)
+    );
+    assert!(
+        !up.events
+            .iter()
+            .any(|v| v["event"] == "alert" && v["status"] == "firing"),
+        "{}",
+        up.log()
+    );
+    // The control: health failing on its own fires the same rules.
+    std::fs::write(dir.join("unready"), "").unwrap();
+    firing_body(&hook, "probe_failures");
+    firing_body(&hook, "readiness_lost");
+    up.stop();
+}
