@@ -971,3 +971,99 @@ readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
     firing_body(&hook, "readiness_lost");
     up.stop();
 }
+
+/// A blue/green rollout is planned work: its green set starting (each green instance failing its
+/// probe for 400 ms), taking the traffic and being promoted notifies nobody; the same rules fire
+/// when the instances' health fails on its own afterwards.
+#[test]
+fn a_blue_green_rollout_notifies_nobody() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let ing = free_port();
+    let mut range = None;
+    for _ in 0..50 {
+        let p = free_port();
+        if p + 1 != ing && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            range = Some((p, p + 1));
+            break;
+        }
+    }
+    let (first, last) = range.expect("two consecutive free ports");
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.readiness_lost]
+for = "0s"
+
+[alerts.rules.probe_failures]
+severity = "P2"
+signal = "service_probe_failures_total"
+window = "1m"
+above = 0
+summary = "{{service}}: a probe failed"
+
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name bg-api-${{REPLICA}} --delay 400 --unready-file unready --http ${{PORT}}"
+working_dir = "."
+env = {{ VERSION = "1" }}
+replicas = 2
+replica_ports = "{first}-{last}"
+priority = "critical"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-bluegreen", &toml, &[]);
+    assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    let (code, out) = gantry_in(
+        &dir,
+        &[
+            "rollout",
+            "api",
+            "--strategy",
+            "blue-green",
+            "--set-env",
+            "VERSION=2",
+            "--interval",
+            "1h",
+            "--reason",
+            "planned",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    up.wait_for("the switch", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "switched"
+    });
+    let (code, out) = gantry_in(&dir, &["rollout", "promote", "api", "--reason", "ok"]);
+    assert_eq!(code, 0, "{out}");
+    let done = up.wait_for("the promote's end", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    assert_eq!(done["outcome"], "promoted", "{done}");
+    assert!(
+        !eventually(4, || !statuses(&hook).is_empty()),
+        "received {:?}",
+        statuses(&hook)
+    );
+    assert!(
+        !up.events
+            .iter()
+            .any(|v| v["event"] == "alert" && v["status"] == "firing"),
+        "{}",
+        up.log()
+    );
+    // The control: health failing on its own fires the same rules.
+    std::fs::write(dir.join("unready"), "").unwrap();
+    firing_body(&hook, "probe_failures");
+    firing_body(&hook, "readiness_lost");
+    up.stop();
+}

@@ -3,7 +3,7 @@
 //! deliveries run off the loop (log line, webhook POST, exec with the JSON on stdin); results come
 //! back as messages. The notifier's state is saved in the store after every change. Gantry's own
 //! planned work (a commanded restart — an operator's, a rolling restart's, a rollout's, a reload's —
-//! until the new incarnation is up, the rolling restart's current instance, a rollout's canary and
+//! until the new incarnation is up, the rolling restart's current instance, a rollout's canary or
 //! green instances) suppresses the alerts of the units it works on meanwhile.
 
 use super::{Driver, Msg};
@@ -254,7 +254,7 @@ impl Driver {
     /// commanded restarts going up) until an incarnation after the one before it is up (not once it
     /// failed or a second incarnation followed — a crash loop after a restart is not planned — and
     /// at most `PLANNED_MAX_MS`), the instance a rolling restart drains or restarts, the
-    /// canary and green instances of a rollout.
+    /// instances a rollout runs its new release on (the canary, or the green set).
     fn planned_units(&mut self, now: u64) -> Vec<String> {
         use gantry_engine::State;
         let mut out = Vec::new();
@@ -290,9 +290,10 @@ impl Driver {
             out.push(self.plan.units[unit.0].name().to_string());
         }
         if let Some(a) = &self.rollout {
-            out.push(a.canary_name.clone());
-            if let Some(g) = &a.green {
-                out.extend(g.names.iter().cloned());
+            // The instances the new release runs on: the green set, else the canary.
+            match &a.green {
+                Some(g) => out.extend(g.names.iter().cloned()),
+                None => out.push(a.canary_name.clone()),
             }
         }
         out
