@@ -58,7 +58,8 @@ start_grace = "100ms"
     assert_eq!(v["status"], "acknowledged", "{v}");
     let timeline = v["timeline"].to_string();
     assert!(timeline.contains("service.restart worker"), "{timeline}");
-    assert!(timeline.contains("acknowledged by cli:"), "{timeline}");
+    assert!(timeline.contains("incident.ack 1 by cli:"), "{timeline}");
+    assert!(timeline.contains(": on it"), "{timeline}");
 
     // What gantry does by itself goes on it too: an override's expiry (audited, actor gantry)
     // and a mission (a reload of a broken file opens one).
@@ -143,6 +144,23 @@ start_grace = "100ms"
     let (code, out) = gantry_in(&dir, &["incident", "ack", "7"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("no incident 7"), "{out}");
+    // The ack and the resolve are on its timeline once each; the refused second resolve is not.
+    let rows = timeline();
+    for start in ["incident.ack 1 by cli:", "incident.resolve 1 by cli:"] {
+        assert_eq!(
+            rows.iter()
+                .filter(|t| t["text"].as_str().is_some_and(|x| x.starts_with(start)))
+                .count(),
+            1,
+            "{start}: {rows:?}"
+        );
+    }
+    assert!(
+        !rows
+            .iter()
+            .any(|t| t["kind"] == "ack" || t["kind"] == "resolved"),
+        "{rows:?}"
+    );
 
     // The API reads the same, and every step is in the audit log with its reason.
     let addr = api_addr_in(&dir);
