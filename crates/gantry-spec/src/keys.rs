@@ -924,7 +924,7 @@ pub static ALERTS: &[Key] = &[
         "exec",
         Ty::Command,
         None,
-        "Run this command per notification with the Alertmanager JSON on stdin (exit 0 = delivered).",
+        "Run this command per notification with the Alertmanager JSON on stdin and in `GANTRY_ALERT_JSON` (exit 0 = delivered; cut after 30 s). It gets no other environment: none of gantry's, no secret.",
     ),
     k(
         "log",
@@ -1265,7 +1265,7 @@ pub static TOP: &[Key] = &[
         "alerts",
         Ty::Table(ALERTS),
         None,
-        "Alerts: where notifications of the built-in rules go (webhook, exec, log), how often a firing alert is repeated, which rules are off.",
+        "Alerts: where notifications of the built-in rules go (webhook, exec, log), how often a firing alert is repeated, which rules are off. Gantry's own planned work does not alert: a commanded restart (`gantry restart`, a reload, a rollout's) until the service is up again (not when it fails or crashes again), a rolling restart's current instance, a rollout's canary or green instances.",
     ),
     k(
         "runbooks",
