@@ -99,6 +99,8 @@ impl Driver {
                     .begin_boot(&gantry_state::time::rfc3339_utc(started), file)
                     .ok();
                 self.store = Some(s);
+                // An incident an earlier run left open collects what happens from now on.
+                self.load_incident();
                 self.record_first_releases();
             }
             Err(e) => self
