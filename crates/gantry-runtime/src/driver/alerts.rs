@@ -20,8 +20,9 @@ const RECONCILE_AFTER_MS: u64 = 90_000;
 const PLANNED_MAX_MS: u64 = 300_000;
 
 /// Planned work is suppressed this far past each evaluation, so the evaluation after the one that
-/// saw it end still judges its samples as planned.
-const PLANNED_GRACE_MS: u64 = 1_500;
+/// saw it end (a second later, or somewhat more on a busy loop) still judges its samples as planned:
+/// the snapshot they come from may have lagged the engine's view by a burst.
+const PLANNED_GRACE_MS: u64 = 2_500;
 
 pub(super) struct AlertSide {
     eval: Evaluator,
