@@ -263,9 +263,15 @@ impl Driver {
             return out;
         };
         for v in self.host.engine().units() {
-            let before = side
-                .seen
-                .insert(v.name.to_string(), (v.commanded_restarts, v.r#gen));
+            let now_seen = (v.commanded_restarts, v.r#gen);
+            // A unit's name is allocated once, when first seen.
+            let before = match side.seen.get_mut(v.name) {
+                Some(seen) => Some(std::mem::replace(seen, now_seen)),
+                None => {
+                    side.seen.insert(v.name.to_string(), now_seen);
+                    None
+                }
+            };
             if let Some((commanded, r#gen)) = before
                 && v.commanded_restarts > commanded
             {
@@ -282,7 +288,7 @@ impl Driver {
             if broke || (v.r#gen > r#gen && up) || now >= until {
                 side.planned.remove(v.name);
             }
-            // The evaluation that sees it up again still counts it as planned (one grace tick).
+            // The evaluation that sees it up again still counts it as planned (and the grace after).
             if !broke && now < until {
                 out.push(v.name.to_string());
             }
