@@ -1,5 +1,8 @@
 //! The evaluator: samples in, rules judged per label set, alerts pending → firing → resolved out.
-//! Planned work (gantry's own restarts and rollouts) suppresses a service's alerts meanwhile.
+//! Planned work (gantry's own restarts and rollouts) suppresses a service's alerts meanwhile: none
+//! starts pending or fires, one already firing stays as it is, and what its counters (`*_total`)
+//! grew by meanwhile is left out of their history, so a window that spans the work does not fire
+//! once it is over.
 
 use crate::rules::{Labels, Reduce, Rule, Severity};
 use crate::series::{Sample, Series};
@@ -46,6 +49,9 @@ pub struct Evaluator {
     series: Series,
     states: BTreeMap<String, AlertState>,
     suppressed: HashMap<String, u64>,
+    /// Per counter of a service (signal, then labels): its latest raw value and how much of it
+    /// planned work accounts for (subtracted from every later sample).
+    planned: HashMap<String, HashMap<Labels, (f64, f64)>>,
 }
 
 impl Evaluator {
@@ -65,6 +71,7 @@ impl Evaluator {
             series: Series::new(longest + 60_000, 4_096),
             states: BTreeMap::new(),
             suppressed: HashMap::new(),
+            planned: HashMap::new(),
         }
     }
 
@@ -73,11 +80,60 @@ impl Evaluator {
     }
 
     pub fn observe(&mut self, now_ms: u64, samples: &[Sample]) {
-        self.series.observe(now_ms, samples);
+        let adjusted: Vec<Option<f64>> = samples
+            .iter()
+            .map(|s| self.without_planned(now_ms, s))
+            .collect();
+        if adjusted.iter().all(Option::is_none) {
+            self.series.observe(now_ms, samples);
+            return;
+        }
+        let samples: Vec<Sample> = samples
+            .iter()
+            .zip(adjusted)
+            .map(|(s, v)| {
+                let mut s = s.clone();
+                if let Some(v) = v {
+                    s.value = v;
+                }
+                s
+            })
+            .collect();
+        self.series.observe(now_ms, &samples);
+    }
+
+    /// A service's counter less what planned work added to it (None: nothing to take off): it
+    /// keeps, while the work runs, the value it had at the sample before.
+    fn without_planned(&mut self, now_ms: u64, s: &Sample) -> Option<f64> {
+        let service = s.labels.get("service")?;
+        if !s.signal.ends_with("_total") {
+            return None;
+        }
+        let planned_now = self.suppressed.get(service).is_some_and(|u| *u > now_ms);
+        if !self.planned.contains_key(&s.signal) {
+            self.planned.insert(s.signal.clone(), HashMap::new());
+        }
+        let per_signal = self.planned.get_mut(&s.signal)?;
+        let (last, offset) = match per_signal.get_mut(&s.labels) {
+            Some(e) => e,
+            None => {
+                per_signal.insert(s.labels.clone(), (s.value, 0.0));
+                return None;
+            }
+        };
+        if s.value < *last {
+            // A counter that started over: nothing of the new one is planned work yet.
+            *offset = 0.0;
+        } else if planned_now {
+            *offset += s.value - *last;
+        }
+        *last = s.value;
+        (*offset > 0.0).then(|| (s.value - *offset).max(0.0))
     }
 
     /// Gantry's own planned work on `service` (a restart, a rollout step) until `until_ms`: its
-    /// alerts neither start pending nor fire meanwhile.
+    /// alerts neither start pending nor fire meanwhile (one firing already stays firing, neither
+    /// resolved nor notified again), and its counters' growth meanwhile is not counted.
     pub fn suppress(&mut self, service: &str, until_ms: u64) {
         let at = self.suppressed.entry(service.to_string()).or_insert(0);
         *at = (*at).max(until_ms);
@@ -122,11 +178,18 @@ impl Evaluator {
         }
         let mut out = Vec::new();
         // Resolved: what held before and does not now.
+        // A firing alert of a service under planned work is left as it is until the work is over.
         let gone: Vec<String> = self
             .states
-            .keys()
-            .filter(|fp| !holding.contains_key(*fp))
-            .cloned()
+            .iter()
+            .filter(|(fp, state)| {
+                !holding.contains_key(*fp)
+                    && !matches!(state, AlertState::Firing(a) if a
+                        .labels
+                        .get("service")
+                        .is_some_and(|s| self.suppressed.contains_key(s)))
+            })
+            .map(|(fp, _)| fp.clone())
             .collect();
         for fp in gone {
             if let Some(AlertState::Firing(alert)) = self.states.remove(&fp) {

@@ -16,4 +16,4 @@ pub use notify::{Delivery, Notification, Notifier, NotifyConfig};
 pub use prometheus::{PromContext, prometheus_rules};
 pub use rules::{Condition, Labels, Op, Reduce, Rule, Severity, default_rules};
 pub use series::{Sample, Series};
-pub use slo::{Slo, burn_rate_rules};
+pub use slo::{SLO_WINDOW_MS, Slo, burn_factor, burn_rate_rules};

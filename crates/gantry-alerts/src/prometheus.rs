@@ -108,9 +108,11 @@ fn promql(c: &Condition, ctx: &PromContext) -> Result<String, String> {
         ("boot_no_go", Reduce::Value) => {
             Ok(format!("gantry_boot_outcome{{outcome=\"no-go\"}} {op} {t}"))
         }
+        // Open or half-open, as one series per service (the alert keeps its identity while the
+        // breaker moves between the two).
         ("breaker_open", Reduce::Value) => Ok(format!(
-            "gantry_breaker_state{{{}}} {op} {t}",
-            matchers(&[("state", quote("open"))])
+            "max without (state) (gantry_breaker_state{{{}}}) {op} {t}",
+            matchers(&[("state", format!("~{}", quote("open|half-open")))])
         )),
         ("service_unready", Reduce::Value) => Ok(format!(
             "gantry_service_state{{{}}} {op} {t}",

@@ -164,7 +164,8 @@ impl Rule {
 /// The built-in rules, named so a user can turn one off or override it. The seeds' fixed
 /// thresholds are these defaults, not hard-coded checks. Signals the driver feeds:
 /// `service_down{service,priority}` (1 while a started service is down), `boot_no_go` (1 after a
-/// NO-GO), `service_restarts_total{service}`, `breaker_open{service}`, `service_unready{service}`,
+/// NO-GO), `service_restarts_total{service}`, `breaker_open{service}` (1 until it closed again, half-open
+/// included), `service_unready{service}`,
 /// `disk_free_ratio{path}`, `certificate_days_left{target}`.
 pub fn default_rules() -> Vec<Rule> {
     vec![

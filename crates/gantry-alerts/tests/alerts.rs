@@ -95,6 +95,81 @@ fn a_crash_loop_needs_three_restarts_in_five_minutes_and_planned_restarts_do_not
     }
 }
 
+/// Planned work on a service: its counters' growth meanwhile is left out (a window spanning the
+/// work does not fire once it is over), its gauges neither start pending nor fire, an alert
+/// already firing stays firing (no resolve and fire again), and after the work the rules judge
+/// again as before.
+#[test]
+fn planned_work_leaves_its_counts_out_and_keeps_a_firing_alert_as_it_is() {
+    let flapping = {
+        let mut r = Rule::new(
+            "flapping",
+            Severity::P2,
+            Condition {
+                signal: "service_probe_failures_total".into(),
+                matching: Labels::new(),
+                except: Vec::new(),
+                reduce: Reduce::Increase { window_ms: 60_000 },
+                op: Op::Above,
+                threshold: 0.5,
+            },
+            "{service} probes fail",
+        );
+        r.for_ms = 0;
+        r
+    };
+    let mut rules = default_rules();
+    rules.push(flapping);
+    let mut e = Evaluator::new(rules);
+    let at = |failures: f64, unready: f64, down: f64| {
+        vec![
+            Sample::new(
+                "service_probe_failures_total",
+                &[("service", "api")],
+                failures,
+            ),
+            Sample::new("service_unready", &[("service", "api")], unready),
+            Sample::new(
+                "service_down",
+                &[("service", "api"), ("priority", "critical")],
+                down,
+            ),
+        ]
+    };
+    e.observe(0, &at(0.0, 0.0, 0.0));
+    assert!(e.evaluate(0).is_empty());
+    // A restart by gantry from 1 s to 4 s: probe failures pile up, it is down a moment.
+    for (now, failures, down) in [(1_000, 3.0, 1.0), (2_000, 7.0, 0.0), (3_000, 9.0, 0.0)] {
+        e.suppress("api", now + 1_500);
+        e.observe(now, &at(failures, 0.0, down));
+        assert!(e.evaluate(now).is_empty(), "at {now}");
+    }
+    // Over: the minute's window spans the restart and holds none of its failures.
+    for now in (4_000..70_000).step_by(1_000) {
+        e.observe(now, &at(9.0, 0.0, 0.0));
+        assert!(e.evaluate(now).is_empty(), "at {now}");
+    }
+    // A failure of its own afterwards counts as before.
+    e.observe(70_000, &at(10.0, 0.0, 0.0));
+    assert_eq!(firing_names(&e.evaluate(70_000)), ["flapping{service=api}"]);
+    // Firing, then planned work on it: no resolve and no second firing meanwhile...
+    for now in (71_000..75_000).step_by(1_000) {
+        e.suppress("api", now + 1_500);
+        e.observe(now, &at(12.0, 0.0, 0.0));
+        assert!(e.evaluate(now).is_empty(), "at {now}");
+    }
+    assert_eq!(e.firing().count(), 1);
+    // ...and once it is over, its own failure leaves the window and it resolves once.
+    let mut resolved = Vec::new();
+    for now in (76_000..140_000).step_by(1_000) {
+        e.observe(now, &at(12.0, 0.0, 0.0));
+        let t = e.evaluate(now);
+        assert!(firing_names(&t).is_empty(), "at {now}");
+        resolved.extend(resolved_names(&t).into_iter().map(|n| (now, n)));
+    }
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+}
+
 #[test]
 fn readiness_lost_waits_for_its_minute_and_a_flap_resets_it() {
     let mut e = Evaluator::new(default_rules());
@@ -120,6 +195,7 @@ fn a_fast_burn_fires_when_its_hour_is_covered_and_a_trickle_never_does() {
         requests: "ingress_requests_total".into(),
         matching: Labels::from([("route".to_string(), "/api".to_string())]),
         min_requests: 100.0,
+        window_ms: SLO_WINDOW_MS,
     };
     let rules = burn_rate_rules(&slo);
     assert_eq!(rules.len(), 3);
@@ -168,6 +244,51 @@ fn a_fast_burn_fires_when_its_hour_is_covered_and_a_trickle_never_does() {
         );
         assert!(e.evaluate(now).is_empty());
     }
+}
+
+/// The SLO's window sets the budget the rules spend: 0.5 % failing (a 5× burn of a 0.1 % budget)
+/// never pages a 30-day SLO within 2 h, but pages a 7-day one (fast burn at 3.36×) when its hour
+/// is covered.
+#[test]
+fn a_seven_day_slo_pages_on_a_burn_a_thirty_day_one_lets_pass() {
+    let fired_with = |window_ms: u64| {
+        let mut e = Evaluator::new(burn_rate_rules(&Slo {
+            name: "api".into(),
+            availability: 99.9,
+            errors: "ingress_failures_total".into(),
+            requests: "ingress_requests_total".into(),
+            matching: Labels::from([("route".to_string(), "/api".to_string())]),
+            min_requests: 100.0,
+            window_ms,
+        }));
+        let mut fired = Vec::new();
+        for s in (0..=2 * 3_600u64).step_by(10) {
+            let now = s * 1_000;
+            let requests = (s * 10) as f64;
+            e.observe(
+                now,
+                &[
+                    Sample::new("ingress_requests_total", &[("route", "/api")], requests),
+                    Sample::new(
+                        "ingress_failures_total",
+                        &[("route", "/api")],
+                        requests * 0.005,
+                    ),
+                ],
+            );
+            for t in e.evaluate(now) {
+                if let Transition::Firing(a) = t {
+                    fired.push((a.rule, now));
+                }
+            }
+        }
+        fired
+    };
+    assert_eq!(fired_with(SLO_WINDOW_MS), []);
+    assert_eq!(
+        fired_with(7 * 86_400_000),
+        [("slo_api_fast_burn".to_string(), 3_600_000)]
+    );
 }
 
 #[test]
@@ -356,6 +477,7 @@ fn the_exported_rules_pass_promtool() {
         requests: "ingress_requests_total".into(),
         matching: Labels::from([("route".to_string(), "/api".to_string())]),
         min_requests: 100.0,
+        window_ms: SLO_WINDOW_MS,
     }));
     let (yaml, warnings) = prometheus_rules(
         &rules,

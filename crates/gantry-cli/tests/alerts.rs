@@ -1,6 +1,8 @@
 //! Alerts on a real stack: a killed critical service fires the built-in P0 rule, the webhook (a real
 //! HTTP receiver in the test) gets exactly one firing and one resolve in Alertmanager's format,
-//! a failing receiver is retried, and a notification not yet delivered survives a restart of gantry.
+//! a failing receiver is retried, and a notification not yet delivered survives a restart of gantry;
+//! the exec sink runs a real script per notification (no secret reaches it); gantry's own planned
+//! restarts notify nobody.
 
 mod support;
 
@@ -472,9 +474,11 @@ readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
     up.stop();
 }
 
-/// The built-in P1 rules on a real stack: a crash loop, a start breaker left open, readiness
-/// lost (its `for` overridden to 1 s) — each notified once, and readiness_lost resolved once
-/// the probe passes again.
+/// The built-in P1 rules on a real stack: a crash loop (its window overridden to 10 s), a start
+/// breaker left open (a 1 s cooldown whose half-open trials take 1.5 s and fail again while it is
+/// broken), readiness lost (its `for` overridden to 1 s) — each notified firing exactly once, and
+/// each resolved exactly once when its cause is gone: the crash loop once its window holds no
+/// crash, the breaker once a trial succeeds, readiness once the probe passes again.
 #[test]
 fn crash_loop_breaker_and_lost_readiness_fire_and_readiness_resolves() {
     let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
@@ -486,6 +490,9 @@ webhook = "http://127.0.0.1:{hook}/hook"
 [alerts.rules.readiness_lost]
 for = "1s"
 
+[alerts.rules.crash_loop]
+window = "10s"
+
 [services.crashy]
 command = ["sh", "-c", "[ -f crash ] && {{ sleep 0.3; exit 1; }}; exec sleep 600"]
 working_dir = "."
@@ -496,13 +503,13 @@ retry = {{ attempts = 1000, backoff = "100ms", max_backoff = "200ms", jitter = f
 start_limit = {{ burst = 1000, interval = "10s" }}
 
 [services.breaky]
-command = ["sh", "-c", "[ -f broken ] && exit 1; exec sleep 600"]
+command = ["sh", "-c", "[ -f broken ] && {{ sleep 1.5; exit 1; }}; exec sleep 600"]
 working_dir = "."
-start_grace = "100ms"
+start_grace = "2s"
 priority = "low"
 restart = "always"
-retry = {{ attempts = 10, backoff = "50ms", jitter = false }}
-start_breaker = {{ failures = 2, cooldown = "60s" }}
+retry = {{ attempts = 1000, backoff = "50ms", jitter = false }}
+start_breaker = {{ failures = 2, cooldown = "1s" }}
 
 [services.flaky]
 command = ["sleep", "600"]
@@ -532,12 +539,14 @@ readiness = {{ exec = "test -f ready-flag", period = "100ms", failure_threshold 
         .status();
     // Readiness lost.
     std::fs::remove_file(dir.join("ready-flag")).unwrap();
-    let fired = |name: &str| {
+    let count = |status: &str, name: &str| {
         statuses(&hook)
             .iter()
-            .filter(|(status, alert, _)| status == "firing" && alert == name)
+            .filter(|(s, alert, _)| s == status && alert == name)
             .count()
     };
+    let fired = |name: &str| count("firing", name);
+    let resolved = |name: &str| count("resolved", name);
     assert!(
         eventually(40, || fired("crash_loop") >= 1
             && fired("breaker_open") >= 1
@@ -546,17 +555,50 @@ readiness = {{ exec = "test -f ready-flag", period = "100ms", failure_threshold 
         statuses(&hook),
         up.log()
     );
-    // Back: one resolve for readiness_lost, and no repeat of its firing.
-    std::fs::write(dir.join("ready-flag"), "").unwrap();
+    // The breaker goes half-open for a trial that fails again, and open again: still one alert.
+    let breaker = |dir: &std::path::Path| {
+        let (_, out) = gantry_in(dir, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "breaky"))
+            .and_then(|s| s["breaker"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
     assert!(
-        eventually(20, || statuses(&hook)
-            .iter()
-            .any(|(s, a, _)| s == "resolved" && a == "readiness_lost")),
-        "received {:?}",
-        statuses(&hook)
+        eventually(20, || breaker(&dir) == "half-open"),
+        "{}",
+        breaker(&dir)
     );
-    assert_eq!(fired("readiness_lost"), 1, "{:?}", statuses(&hook));
-    assert_eq!(fired("crash_loop"), 1, "{:?}", statuses(&hook));
+    assert!(
+        eventually(20, || breaker(&dir) == "open"),
+        "{}",
+        breaker(&dir)
+    );
+    assert!(
+        eventually(20, || breaker(&dir) == "half-open"),
+        "{}",
+        breaker(&dir)
+    );
+    // Back: the causes go away; each alert resolves once.
+    std::fs::write(dir.join("ready-flag"), "").unwrap();
+    std::fs::remove_file(dir.join("crash")).unwrap();
+    std::fs::remove_file(dir.join("broken")).unwrap();
+    assert!(
+        eventually(40, || resolved("readiness_lost") == 1
+            && resolved("breaker_open") == 1
+            && resolved("crash_loop") == 1),
+        "received {:?}; events:\n{}",
+        statuses(&hook),
+        up.log()
+    );
+    // Several evaluations later: still one firing and one resolve each.
+    assert!(!eventually(3, || statuses(&hook).len() > 6));
+    for name in ["crash_loop", "breaker_open", "readiness_lost"] {
+        assert_eq!(fired(name), 1, "{name}: {:?}", statuses(&hook));
+        assert_eq!(resolved(name), 1, "{name}: {:?}", statuses(&hook));
+    }
+    assert_eq!(statuses(&hook).len(), 6, "{:?}", statuses(&hook));
     up.stop();
 }
 
@@ -658,5 +700,370 @@ command = ["sleep", "600"]
             .is_some_and(|p| p.ends_with(".gantry")),
         "{disk}"
     );
+    up.stop();
+}
+
+/// Gantry's own planned work does not alert: `gantry restart` of a critical service whose new
+/// incarnation fails its readiness probe for a while (it listens after 400 ms) three times in a
+/// row reaches nobody — not the built-in rules (readiness_lost at once here) nor a rule on the
+/// probe failures it causes, whose minute-long window spans the restarts — while the same rules
+/// fire when its health fails on its own (the control: the rules would have caught the restarts).
+#[test]
+fn a_planned_restart_of_a_critical_service_notifies_nobody() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let web = free_port();
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.readiness_lost]
+for = "0s"
+
+[alerts.rules.probe_failures]
+severity = "P2"
+signal = "service_probe_failures_total"
+window = "1m"
+above = 0
+summary = "{{service}}: a probe failed"
+
+[services.web]
+command = "FIXTURE --name planned-web --delay 400 --unready-file unready --http {web}"
+working_dir = "."
+priority = "critical"
+readiness = {{ http = "http://127.0.0.1:{web}/health", period = "100ms" }}
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-planned", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    let probe_failures = |dir: &std::path::Path| {
+        let (_, out) = gantry_in(dir, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["services"][0]["probe_failures_total"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = probe_failures(&dir);
+    for n in 2..=4 {
+        let (code, out) = gantry_in(&dir, &["restart", "web", "--reason", "planned"]);
+        assert_eq!(code, 0, "{out}");
+        up.wait_count("web", "ready", n, 20);
+    }
+    // The restarts did make its probe fail (else this test would prove nothing).
+    assert!(probe_failures(&dir) > before, "no probe failed");
+    // Several evaluations after the last one: nothing was sent, nothing fired.
+    assert!(
+        !eventually(4, || !statuses(&hook).is_empty()),
+        "received {:?}",
+        statuses(&hook)
+    );
+    assert!(
+        !up.events
+            .iter()
+            .any(|v| v["event"] == "alert" && v["status"] == "firing"),
+        "{}",
+        up.log()
+    );
+    // The control: health failing on its own is not planned, and the same rules fire on it.
+    std::fs::write(dir.join("unready"), "").unwrap();
+    firing_body(&hook, "probe_failures");
+    firing_body(&hook, "readiness_lost");
+    up.stop();
+}
+
+/// The exec sink end to end: a real script gantry runs per notification records its arguments,
+/// its environment and its standard input (the Alertmanager JSON) in a file of its own; a killed
+/// critical service gives exactly one firing and one resolve, and the secret given to that
+/// service (from gantry's own environment) is in none of them.
+#[test]
+fn the_exec_sink_runs_a_script_once_per_firing_and_resolve_without_secrets() {
+    const SECRET: &str = "s3cr3t-exec-sink-value-7f1d";
+    let web = free_port();
+    let toml = format!(
+        r#"
+[alerts]
+exec = ["./notify.sh", "--channel", "ops"]
+
+[secrets.API_KEY]
+from_env = "WEB_API_KEY"
+services = ["web"]
+
+[services.web]
+command = "FIXTURE --name exec-sink-web --listen {web}"
+priority = "critical"
+readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
+"#
+    );
+    let script = "#!/bin/sh\n\
+        # One file per notification: its arguments, its environment, its standard input.\n\
+        out=notified/$$.txt\n\
+        mkdir -p notified\n\
+        {\n\
+          printf 'ARGS %s\\n' \"$*\"\n\
+          env | sed 's/^/ENV /'\n\
+          printf 'STDIN '\n\
+          cat\n\
+          printf '\\n'\n\
+        } > \"$out.tmp\" && mv \"$out.tmp\" \"$out\"\n";
+    let mut up = up_env(
+        "alerts-exec",
+        &toml,
+        &[],
+        &[("WEB_API_KEY", SECRET)],
+        |dir| {
+            use std::os::unix::fs::PermissionsExt as _;
+            let path = dir.join("notify.sh");
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        },
+    );
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    up.wait_state("web", "ready", 10);
+    let received = |dir: &std::path::Path| -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("notified"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
+    };
+    let dir = up.dir.clone();
+    kill_web(web);
+    up.wait_state("web", "failed", 10);
+    assert!(
+        eventually(20, || received(&dir).len() == 1),
+        "{:?}\n{}",
+        received(&dir),
+        up.log()
+    );
+    let (code, out) = gantry_in(&dir, &["start", "web"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        eventually(20, || received(&dir).len() == 2),
+        "{:?}",
+        received(&dir)
+    );
+    // Several evaluations later, still one firing and one resolve.
+    assert!(!eventually(3, || received(&dir).len() > 2));
+    let notes = received(&dir);
+    let bodies: Vec<serde_json::Value> = notes
+        .iter()
+        .map(|n| {
+            let line = n.lines().find_map(|l| l.strip_prefix("STDIN ")).unwrap();
+            serde_json::from_str(line).unwrap()
+        })
+        .collect();
+    let seen: Vec<(&str, &str)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["status"].as_str().unwrap(),
+                b["alerts"][0]["labels"]["alertname"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("firing", "critical_service_down"),
+            ("resolved", "critical_service_down")
+        ]
+    );
+    for (note, body) in notes.iter().zip(&bodies) {
+        assert!(note.contains("ARGS --channel ops\n"), "{note}");
+        assert_eq!(body["version"], "4", "{body}");
+        assert_eq!(body["alerts"][0]["labels"]["service"], "web", "{body}");
+        // The same JSON in the environment, and nothing of gantry's own environment.
+        assert!(note.contains("ENV GANTRY_ALERT_JSON={"), "{note}");
+        assert!(!note.contains("WEB_API_KEY"), "{note}");
+        assert!(
+            !note.contains(SECRET),
+            "a secret reached the exec sink: {note}"
+        );
+    }
+    assert_eq!(up.stop(), 0);
+    assert!(!up.log().contains(SECRET), "a secret in gantry's output");
+}
+
+/// A rolling restart is planned work too: each instance of a replicated critical service drained,
+/// restarted (its probe failing 400 ms) and ready again, twice over, notifies nobody; the same
+/// rules fire when the instances' health fails on its own.
+#[test]
+fn a_rolling_restart_notifies_nobody() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let ing = free_port();
+    // Two consecutive free ports for the replicas.
+    let mut range = None;
+    for _ in 0..50 {
+        let p = free_port();
+        if p + 1 != ing && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            range = Some((p, p + 1));
+            break;
+        }
+    }
+    let (first, last) = range.expect("two consecutive free ports");
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.readiness_lost]
+for = "0s"
+
+[alerts.rules.probe_failures]
+severity = "P2"
+signal = "service_probe_failures_total"
+window = "1m"
+above = 0
+summary = "{{service}}: a probe failed"
+
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name rolled-api-${{REPLICA}} --delay 400 --unready-file unready --http ${{PORT}}"
+working_dir = "."
+replicas = 2
+replica_ports = "{first}-{last}"
+priority = "critical"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-rolling", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    for n in 2..=3 {
+        let (code, out) = gantry_in(&dir, &["restart", "api", "--reason", "planned"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("rolling restart"), "{out}");
+        up.wait_count("api.1", "ready", n, 30);
+        up.wait_count("api.2", "ready", n, 30);
+    }
+    assert!(
+        !eventually(4, || !statuses(&hook).is_empty()),
+        "received {:?}",
+        statuses(&hook)
+    );
+    assert!(
+        !up.events
+            .iter()
+            .any(|v| v["event"] == "alert" && v["status"] == "firing"),
+        "{}",
+        up.log()
+    );
+    // The control: health failing on its own fires the same rules.
+    std::fs::write(dir.join("unready"), "").unwrap();
+    firing_body(&hook, "probe_failures");
+    firing_body(&hook, "readiness_lost");
+    up.stop();
+}
+
+/// A blue/green rollout is planned work: its green set starting (each green instance failing its
+/// probe for 400 ms), taking the traffic and being promoted notifies nobody; the same rules fire
+/// when the instances' health fails on its own afterwards.
+#[test]
+fn a_blue_green_rollout_notifies_nobody() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let ing = free_port();
+    let mut range = None;
+    for _ in 0..50 {
+        let p = free_port();
+        if p + 1 != ing && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            range = Some((p, p + 1));
+            break;
+        }
+    }
+    let (first, last) = range.expect("two consecutive free ports");
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.readiness_lost]
+for = "0s"
+
+[alerts.rules.probe_failures]
+severity = "P2"
+signal = "service_probe_failures_total"
+window = "1m"
+above = 0
+summary = "{{service}}: a probe failed"
+
+[ingress]
+listen = "127.0.0.1:{ing}"
+
+[[ingress.routes]]
+path = "/"
+service = "api"
+
+[services.api]
+command = "FIXTURE --name bg-api-${{REPLICA}} --delay 400 --unready-file unready --http ${{PORT}}"
+working_dir = "."
+env = {{ VERSION = "1" }}
+replicas = 2
+replica_ports = "{first}-{last}"
+priority = "critical"
+readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-bluegreen", &toml, &[]);
+    assert_eq!(up.wait_boot(30)["outcome"], "go", "{}", up.log());
+    let dir = up.dir.clone();
+    let (code, out) = gantry_in(
+        &dir,
+        &[
+            "rollout",
+            "api",
+            "--strategy",
+            "blue-green",
+            "--set-env",
+            "VERSION=2",
+            "--interval",
+            "1h",
+            "--reason",
+            "planned",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    up.wait_for("the switch", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "switched"
+    });
+    let (code, out) = gantry_in(&dir, &["rollout", "promote", "api", "--reason", "ok"]);
+    assert_eq!(code, 0, "{out}");
+    let done = up.wait_for("the promote's end", 60, |v| {
+        v["event"] == "rollout" && v["phase"] == "done"
+    });
+    assert_eq!(done["outcome"], "promoted", "{done}");
+    assert!(
+        !eventually(4, || !statuses(&hook).is_empty()),
+        "received {:?}",
+        statuses(&hook)
+    );
+    assert!(
+        !up.events
+            .iter()
+            .any(|v| v["event"] == "alert" && v["status"] == "firing"),
+        "{}",
+        up.log()
+    );
+    // The control: health failing on its own fires the same rules.
+    std::fs::write(dir.join("unready"), "").unwrap();
+    firing_body(&hook, "probe_failures");
+    firing_body(&hook, "readiness_lost");
     up.stop();
 }

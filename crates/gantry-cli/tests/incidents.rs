@@ -1,5 +1,6 @@
 //! Incidents by hand against a real `gantry up`: `gantry incident open` (audited, an event on the
-//! stream), operator actions land on its timeline, `ack` and `resolve` change its status with who
+//! stream), operator actions, gantry's own audited actions (an override's expiry) and missions land
+//! on its timeline, once each, `ack` and `resolve` change its status with who
 //! and why, a resolved incident cannot be resolved again, and the API answers the same.
 
 mod support;
@@ -9,6 +10,10 @@ use support::*;
 #[test]
 fn an_incident_opened_by_hand_collects_actions_and_is_acked_and_resolved() {
     let toml = r#"
+[flags.greeting]
+variants = { hello = "hello", hi = "hi" }
+default = "hello"
+
 [services.worker]
 command = ["sleep", "600"]
 start_grace = "100ms"
@@ -53,7 +58,80 @@ start_grace = "100ms"
     assert_eq!(v["status"], "acknowledged", "{v}");
     let timeline = v["timeline"].to_string();
     assert!(timeline.contains("service.restart worker"), "{timeline}");
-    assert!(timeline.contains("acknowledged by cli:"), "{timeline}");
+    assert!(timeline.contains("incident.ack 1 by cli:"), "{timeline}");
+    assert!(timeline.contains(": on it"), "{timeline}");
+
+    // What gantry does by itself goes on it too: an override's expiry (audited, actor gantry)
+    // and a mission (a reload of a broken file opens one).
+    let (code, out) = gantry_in(
+        &dir,
+        &[
+            "flag",
+            "set",
+            "greeting",
+            "hi",
+            "--reason",
+            "try hi",
+            "--expires",
+            "2s",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let file = dir.join("gantry.toml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        good.replace(
+            "[services.worker]\n",
+            "[services.worker]\nstop_timeout = \"soon\"\n",
+        ),
+    )
+    .unwrap();
+    let (code, out) = gantry_in(&dir, &["reload"]);
+    assert_eq!(code, 1, "{out}");
+    std::fs::write(&file, &good).unwrap();
+    let timeline = || {
+        let (_, show) = gantry_in(&dir, &["incident", "show", "1", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&show).unwrap()["timeline"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(15, || timeline().iter().any(|t| t["kind"] == "action"
+            && t["text"].as_str().is_some_and(
+                |x| x.starts_with("flag.expire greeting by gantry")
+            ))),
+        "{:?}",
+        timeline()
+    );
+    let rows = timeline();
+    let count = |kind: &str, start: &str| {
+        rows.iter()
+            .filter(|t| {
+                t["kind"] == kind && t["text"].as_str().is_some_and(|x| x.starts_with(start))
+            })
+            .count()
+    };
+    // Each noted once: the operator's actions, gantry's own, the mission.
+    assert_eq!(
+        count("action", "service.restart worker by cli:"),
+        1,
+        "{rows:?}"
+    );
+    assert_eq!(count("action", "flag.set greeting by cli:"), 1, "{rows:?}");
+    assert_eq!(
+        count("action", "flag.expire greeting by gantry"),
+        1,
+        "{rows:?}"
+    );
+    assert_eq!(count("action", "stack.reload"), 1, "{rows:?}");
+    assert_eq!(count("mission", "mission "), 1, "{rows:?}");
+    assert!(
+        rows.iter().any(|t| t["kind"] == "mission"
+            && t["text"].as_str().is_some_and(|x| x.contains(": reload: "))),
+        "{rows:?}"
+    );
 
     let (code, out) = gantry_in(&dir, &["incident", "resolve", "1", "--reason", "fixed"]);
     assert_eq!(code, 0, "{out}");
@@ -66,6 +144,23 @@ start_grace = "100ms"
     let (code, out) = gantry_in(&dir, &["incident", "ack", "7"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("no incident 7"), "{out}");
+    // The ack and the resolve are on its timeline once each; the refused second resolve is not.
+    let rows = timeline();
+    for start in ["incident.ack 1 by cli:", "incident.resolve 1 by cli:"] {
+        assert_eq!(
+            rows.iter()
+                .filter(|t| t["text"].as_str().is_some_and(|x| x.starts_with(start)))
+                .count(),
+            1,
+            "{start}: {rows:?}"
+        );
+    }
+    assert!(
+        !rows
+            .iter()
+            .any(|t| t["kind"] == "ack" || t["kind"] == "resolved"),
+        "{rows:?}"
+    );
 
     // The API reads the same, and every step is in the audit log with its reason.
     let addr = api_addr_in(&dir);

@@ -197,5 +197,29 @@ drain = "on"
             .any(|r| r["action"] == "flag.set" && r["actor"] == "runbook:drain"),
         "{rows:?}"
     );
+    // Its start is audited too (actor gantry), and it is on the incident's timeline once.
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["action"] == "runbook.run"
+                && r["actor"] == "gantry"
+                && r["target"] == "drain")
+            .count(),
+        1,
+        "{rows:?}"
+    );
+    let (code, show) = gantry_in(&up.dir, &["incident", "show", "1", "--json"]);
+    assert_eq!(code, 0, "{show}");
+    let v: serde_json::Value = serde_json::from_str(&show).unwrap();
+    let timeline = v["timeline"].as_array().cloned().unwrap_or_default();
+    let started: Vec<_> = timeline
+        .iter()
+        .filter(|t| {
+            t["text"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("runbook.run drain by gantry"))
+        })
+        .collect();
+    assert_eq!(started.len(), 1, "{timeline:?}");
+    assert_eq!(started[0]["kind"], "action", "{timeline:?}");
     assert_eq!(up.stop(), 0);
 }

@@ -48,6 +48,7 @@ pub fn rules_of(spec: &Spec) -> Vec<Rule> {
             requests: "ingress_requests_total".into(),
             matching: [("route".to_string(), slo.route.value.clone())].into(),
             min_requests: slo.min_requests as f64,
+            window_ms: slo.window.0.as_millis() as u64,
         }));
     }
     rules
@@ -175,5 +176,47 @@ command = "true"
             Reduce::Increase { window_ms: 600_000 }
         );
         assert_eq!(mine.conditions[0].matching["service"], "api");
+    }
+
+    /// `[slo.NAME] window` reaches the burn-rate rules: a 7-day SLO pages at 3.36× its budget
+    /// rate over the hour; without a window, 30 days and 14.4×.
+    #[test]
+    fn an_slos_window_sets_its_burn_rates() {
+        let stack = |window: &str| {
+            spec(&format!(
+                r#"
+[ingress]
+listen = "127.0.0.1:8080"
+
+[[ingress.routes]]
+path = "/api"
+service = "api"
+
+[slo.api]
+route = "/api"
+availability = "99.9%"
+{window}
+
+[services.api]
+command = "api"
+upstream = "127.0.0.1:9000"
+"#
+            ))
+        };
+        let fast = |s: &Spec| {
+            let rules = rules_of(s);
+            let r = rules
+                .iter()
+                .find(|r| r.name == "slo_api_fast_burn")
+                .unwrap()
+                .clone();
+            (r.conditions[0].threshold, r.summary)
+        };
+        let (threshold, summary) = fast(&stack("window = \"7d\""));
+        assert!((threshold - 0.00336).abs() < 1e-12, "{threshold}");
+        assert!(summary.contains("over 7 d"), "{summary}");
+        let (threshold, summary) = fast(&stack(""));
+        assert!((threshold - 0.0144).abs() < 1e-12, "{threshold}");
+        assert!(summary.contains("over 30 d"), "{summary}");
     }
 }

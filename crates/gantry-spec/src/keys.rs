@@ -943,7 +943,7 @@ pub static ALERTS: &[Key] = &[
         "exec",
         Ty::Command,
         None,
-        "Run this command per notification with the Alertmanager JSON on stdin (exit 0 = delivered).",
+        "Run this command per notification with the Alertmanager JSON on stdin and in `GANTRY_ALERT_JSON` (exit 0 = delivered; cut after 30 s). It gets no other environment: none of gantry's, no secret.",
     ),
     k(
         "log",
@@ -1168,7 +1168,13 @@ pub static SLO: &[Key] = &[
         "availability",
         Ty::Str,
         None,
-        "The objective, e.g. \"99.9%\". gantry pages when the error budget burns at 14.4× over 1 h and 5 min (P0) or 6× over 6 h and 30 min (P1), and warns at 1× over 3 days and 6 h (P2).",
+        "The objective, e.g. \"99.9%\", over `window`. gantry pages when the error budget burns at 14.4× over 1 h and 5 min (P0) or 6× over 6 h and 30 min (P1), and warns at 1× over 3 days and 6 h (P2) — the factors of a 30-day window (2 %, 5 % and 10 % of the budget spent over the long window); another window scales them (7 days: 3.36×, 1.4×, 1×), never below 1×.",
+    ),
+    k(
+        "window",
+        Ty::Duration,
+        Some("\"30d\""),
+        "The window the objective is over, and so its error budget (what may fail over it): between 1h and 90d. The burn-rate rules' own windows (1 h, 6 h, 3 days and their short ones) stay.",
     ),
     k(
         "min_requests",
@@ -1278,7 +1284,7 @@ pub static TOP: &[Key] = &[
         "alerts",
         Ty::Table(ALERTS),
         None,
-        "Alerts: where notifications of the built-in rules go (webhook, exec, log), how often a firing alert is repeated, which rules are off.",
+        "Alerts: where notifications of the built-in rules go (webhook, exec, log), how often a firing alert is repeated, which rules are off. Gantry's own planned work does not alert: a commanded restart (`gantry restart`, a reload, a rollout's) until the service is up again (not when it fails or crashes again), a rolling restart's current instance, a rollout's canary or green instances.",
     ),
     k(
         "runbooks",

@@ -13,7 +13,10 @@ mod flags;
 mod ingress;
 mod rollout;
 mod runbooks;
-pub use alerts::{ALERT_RULES, ALERT_SIGNALS, AlertRuleDef, Alerts, Slo};
+pub use alerts::{
+    ALERT_RULES, ALERT_SIGNALS, AlertRuleDef, Alerts, SLO_WINDOW, SLO_WINDOW_MAX, SLO_WINDOW_MIN,
+    Slo,
+};
 pub use flags::{FlagDef, FlagsSpec};
 pub use ingress::{Ingress, Instance, Listener, ListenerTls, PortRange, Replicas, Route};
 pub use rollout::{RolloutConf, RolloutStrategy};

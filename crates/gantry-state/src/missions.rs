@@ -38,6 +38,12 @@ impl Store {
     /// Opens a mission unless the same check for the same service is already open
     /// (then its error and output are refreshed). Returns the mission id.
     pub fn open_mission(&self, m: &NewMission) -> Result<i64, String> {
+        self.open_mission_new(m).map(|(id, _)| id)
+    }
+
+    /// [`Store::open_mission`], saying also whether the mission is new (false: an open one was
+    /// refreshed), so a caller can note a new one once.
+    pub fn open_mission_new(&self, m: &NewMission) -> Result<(i64, bool), String> {
         let now = rfc3339_utc(std::time::SystemTime::now());
         let output = m.output.join("\n");
         let existing: Option<i64> = self
@@ -55,7 +61,7 @@ impl Store {
                     params![m.error, output, id],
                 )
                 .map_err(|e| e.to_string())?;
-            return Ok(id);
+            return Ok((id, false));
         }
         self.conn
             .execute(
@@ -63,7 +69,7 @@ impl Store {
                 params![now, m.service, m.layer, m.check, m.error, output, m.fix_criteria, m.next_step],
             )
             .map_err(|e| e.to_string())?;
-        Ok(self.conn.last_insert_rowid())
+        Ok((self.conn.last_insert_rowid(), true))
     }
 
     /// Adds a remediation outcome to the open mission of `check` for `service`.

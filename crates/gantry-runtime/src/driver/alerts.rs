@@ -1,15 +1,28 @@
 //! The driver's side of alerts: every second the published snapshot becomes samples for the
 //! evaluator (gantry-alerts), transitions go on the event stream and to the notifier, and due
 //! deliveries run off the loop (log line, webhook POST, exec with the JSON on stdin); results come
-//! back as messages. The notifier's state is saved in the store after every change.
+//! back as messages. The notifier's state is saved in the store after every change. Gantry's own
+//! planned work (a commanded restart — an operator's, a rolling restart's, a rollout's, a reload's —
+//! until the new incarnation is up, the rolling restart's current instance, a rollout's canary or
+//! green instances) suppresses the alerts of the units it works on meanwhile.
 
 use super::{Driver, Msg};
 use gantry_alerts::{Delivery, Evaluator, Notifier, NotifyConfig, Sample, Transition};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// How long after gantry starts alerts notified before a restart may be resolved by
 /// reconciliation (longer than any built-in rule's `for`).
 const RECONCILE_AFTER_MS: u64 = 90_000;
+
+/// How long a commanded restart counts as planned work at most: one whose new incarnation is not
+/// up by then is judged like any other (and one that failed at once).
+const PLANNED_MAX_MS: u64 = 300_000;
+
+/// Planned work is suppressed this far past each evaluation, so the evaluation after the one that
+/// saw it end (a second later, or somewhat more on a busy loop) still judges its samples as planned:
+/// the snapshot they come from may have lagged the engine's view by a burst.
+const PLANNED_GRACE_MS: u64 = 2_500;
 
 pub(super) struct AlertSide {
     eval: Evaluator,
@@ -20,6 +33,10 @@ pub(super) struct AlertSide {
     loaded: bool,
     /// Webhook and exec deliveries sent and not answered yet.
     in_flight: usize,
+    /// Per unit, at the last evaluation: its commanded restarts and its incarnation.
+    seen: HashMap<String, (u32, u64)>,
+    /// Units under a commanded restart: the incarnation before it, and until when at most.
+    planned: HashMap<String, (u64, u64)>,
 }
 
 fn now_ms() -> u64 {
@@ -55,6 +72,8 @@ impl AlertSide {
             started_ms: now_ms(),
             loaded: false,
             in_flight: 0,
+            seen: HashMap::new(),
+            planned: HashMap::new(),
         })
     }
 }
@@ -107,10 +126,12 @@ fn samples(snap: &gantry_api::model::Snapshot) -> Vec<Sample> {
             f64::from(u8::from(s.state == "unready")),
         ));
         if let Some(b) = &s.breaker {
+            // Half-open (one trial admitted) has not closed yet: still open for the alert, so a
+            // trial that takes a while and fails again neither resolves it nor fires it anew.
             out.push(Sample::new(
                 "breaker_open",
                 &svc,
-                f64::from(u8::from(b == "open")),
+                f64::from(u8::from(b != "closed")),
             ));
         }
     }
@@ -154,6 +175,7 @@ impl Driver {
                 ));
             }
         }
+        let planned = self.planned_units(now);
         let saved = match (&self.store, self.alerts.as_ref().is_some_and(|a| !a.loaded)) {
             (Some(store), true) => Some(store.alert_state()),
             _ => None,
@@ -166,6 +188,9 @@ impl Driver {
             if let Some(n) = saved.and_then(|j| serde_json::from_str::<Notifier>(&j).ok()) {
                 side.notifier = n.restored();
             }
+        }
+        for unit in planned {
+            side.eval.suppress(&unit, now + PLANNED_GRACE_MS);
         }
         side.eval.observe(now, &samples);
         let transitions = side.eval.evaluate(now);
@@ -224,6 +249,61 @@ impl Driver {
         if changed {
             self.save_alerts();
         }
+    }
+
+    /// The units gantry's own planned work is on now: a commanded restart (seen as a unit's count of
+    /// commanded restarts going up) until an incarnation after the one before it is up (not once it
+    /// failed or a second incarnation followed — a crash loop after a restart is not planned — and
+    /// at most `PLANNED_MAX_MS`), the instance a rolling restart drains or restarts, the
+    /// instances a rollout runs its new release on (the canary, or the green set).
+    fn planned_units(&mut self, now: u64) -> Vec<String> {
+        use gantry_engine::State;
+        let mut out = Vec::new();
+        let Some(side) = self.alerts.as_mut() else {
+            return out;
+        };
+        for v in self.host.engine().units() {
+            let now_seen = (v.commanded_restarts, v.r#gen);
+            // A unit's name is allocated once, when first seen.
+            let before = match side.seen.get_mut(v.name) {
+                Some(seen) => Some(std::mem::replace(seen, now_seen)),
+                None => {
+                    side.seen.insert(v.name.to_string(), now_seen);
+                    None
+                }
+            };
+            if let Some((commanded, r#gen)) = before
+                && v.commanded_restarts > commanded
+            {
+                side.planned
+                    .insert(v.name.to_string(), (r#gen, now + PLANNED_MAX_MS));
+            }
+            let Some(&(r#gen, until)) = side.planned.get(v.name) else {
+                continue;
+            };
+            let up = matches!(v.state, State::Ready | State::Running | State::Completed);
+            // The restart went wrong: it failed, or its incarnation was followed by another (a
+            // start retried, a crash). From then on it is judged like any other.
+            let broke = v.state == State::Failed || v.r#gen > r#gen + 1;
+            if broke || (v.r#gen > r#gen && up) || now >= until {
+                side.planned.remove(v.name);
+            }
+            // The evaluation that sees it up again still counts it as planned (and the grace after).
+            if !broke && now < until {
+                out.push(v.name.to_string());
+            }
+        }
+        if let Some(unit) = self.rolling.as_ref().and_then(|r| r.current_unit()) {
+            out.push(self.plan.units[unit.0].name().to_string());
+        }
+        if let Some(a) = &self.rollout {
+            // The instances the new release runs on: the green set, else the canary.
+            match &a.green {
+                Some(g) => out.extend(g.names.iter().cloned()),
+                None => out.push(a.canary_name.clone()),
+            }
+        }
+        out
     }
 
     /// A P0/P1 alert opens an incident (one at a time); its alerts go on the timeline; it is

@@ -212,7 +212,7 @@ impl Driver {
             ApiCommand::IncidentOpen { .. }
             | ApiCommand::IncidentAck(_)
             | ApiCommand::IncidentResolve(_) => {
-                return self.incident_command(&cmd, caller, reason);
+                return self.incident_command(&cmd, caller);
             }
             ApiCommand::RunRunbook { name, dry_run } => {
                 return self.runbook_command(name, *dry_run, caller, reason);

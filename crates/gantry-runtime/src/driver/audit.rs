@@ -28,19 +28,6 @@ impl Driver {
             before,
             after,
         });
-        let (action, target) = command.audit();
-        self.incident_note(
-            "action",
-            &format!(
-                "{action}{} by {}{}",
-                target.map(|t| format!(" {t}")).unwrap_or_default(),
-                caller.actor,
-                reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ),
-        );
         if self.left_out(&command)
             && let ApiCommand::Enable(name) = command
         {
@@ -86,7 +73,9 @@ impl Driver {
 
     /// Records an action about to be taken. When the store cannot be written the action still
     /// goes ahead (an operator stopping a broken stack must not be refused because its disk is
-    /// full), and gantry says so on its output and the event stream.
+    /// full), and gantry says so on its output and the event stream. This is the one place every
+    /// audited action, whoever its actor (an operator, a runbook, gantry itself), goes on the open
+    /// incident's timeline.
     pub(super) fn audit_begin(&mut self, entry: &AuditEntry) -> Option<i64> {
         self.open_pending_store();
         // Flag values and states are not secrets, but nothing secret ever reaches the log.
@@ -96,6 +85,23 @@ impl Driver {
             ..entry.clone()
         };
         let entry = &entry;
+        self.load_incident();
+        let note = format!(
+            "{}{} by {}{}",
+            entry.action,
+            entry
+                .target
+                .as_deref()
+                .map(|t| format!(" {t}"))
+                .unwrap_or_default(),
+            entry.actor,
+            entry
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        self.incident_note("action", &self.redactor.redact_owned(note));
         let result = match &self.store {
             Some(store) => store.record_audit(entry),
             None => Err("the state store is not open".to_string()),

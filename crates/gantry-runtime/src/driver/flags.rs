@@ -437,19 +437,17 @@ impl Driver {
                     "error": problem,
                 }));
                 self.open_pending_store();
-                if let Some(store) = &self.store {
-                    let _ = store.open_mission(&gantry_state::missions::NewMission {
-                        service: None,
-                        layer: None,
-                        check: FILE_MISSION.to_string(),
-                        error: problem,
-                        output: Vec::new(),
-                        fix_criteria: "the flags file parses and validates".to_string(),
-                        next_step: format!(
-                            "fix {shown} (`gantry check` lists every problem); gantry reloads it by itself and serves the last valid set meanwhile"
-                        ),
-                    });
-                }
+                self.open_mission(&gantry_state::missions::NewMission {
+                    service: None,
+                    layer: None,
+                    check: FILE_MISSION.to_string(),
+                    error: problem,
+                    output: Vec::new(),
+                    fix_criteria: "the flags file parses and validates".to_string(),
+                    next_step: format!(
+                        "fix {shown} (`gantry check` lists every problem); gantry reloads it by itself and serves the last valid set meanwhile"
+                    ),
+                });
             }
         }
     }

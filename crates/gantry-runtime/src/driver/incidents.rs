@@ -124,16 +124,33 @@ impl Driver {
         }
     }
 
+    /// Opens (or refreshes) a mission in the store; a new one goes on the open incident's
+    /// timeline. Every mission the driver opens comes through here. Best effort, like the
+    /// mission itself: the failure it records is reported anyway.
+    pub(super) fn open_mission(&self, m: &gantry_state::missions::NewMission) {
+        let Some(store) = &self.store else { return };
+        if let Ok((id, true)) = store.open_mission_new(m) {
+            let what = match &m.service {
+                Some(service) => format!("{} ({service})", m.check),
+                None => m.check.clone(),
+            };
+            let text = self
+                .redactor
+                .redact_owned(format!("mission {id} opened: {what}: {}", m.error));
+            self.incident_note("mission", &text);
+        }
+    }
+
     /// `IncidentOpen` / `IncidentAck` / `IncidentResolve` from the API (already audited).
     pub(super) fn incident_command(
         &mut self,
         cmd: &ApiCommand,
         caller: &Caller,
-        reason: Option<&str>,
     ) -> Result<String, String> {
         self.open_pending_store();
         self.load_incident();
-        let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        // The ack and the resolve are on the timeline once, as the audited actions they are
+        // (`incident.ack`, `incident.resolve`, with who and why), noted before they act.
         match cmd {
             ApiCommand::IncidentOpen { severity, title } => {
                 let id = self.open_incident(severity, title, 0, Some(&caller.actor))?;
@@ -149,26 +166,12 @@ impl Driver {
                         None => format!("no incident {id}"),
                     });
                 }
-                store.incident_note(
-                    *id,
-                    "ack",
-                    &format!("acknowledged by {}{why}", caller.actor),
-                );
                 self.event(serde_json::json!({
                     "event": "incident_acknowledged", "id": id, "by": caller.actor,
                 }));
                 Ok(format!("incident {id} acknowledged"))
             }
-            ApiCommand::IncidentResolve(id) => {
-                if let Some(store) = &self.store {
-                    store.incident_note(
-                        *id,
-                        "resolved",
-                        &format!("resolved by {}{why}", caller.actor),
-                    );
-                }
-                self.close_incident(*id, &caller.actor)
-            }
+            ApiCommand::IncidentResolve(id) => self.close_incident(*id, &caller.actor),
             _ => Err("not an incident command".into()),
         }
     }

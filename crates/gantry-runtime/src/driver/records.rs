@@ -130,7 +130,9 @@ impl Driver {
     fn open_boot_mission(&mut self, unit: UnitId) {
         // A failure within the first wave comes before the store opened.
         self.open_pending_store();
-        let Some(store) = &self.store else { return };
+        if self.store.is_none() {
+            return;
+        }
         self.boot_missions.insert(self.svcs[unit.0].name.clone());
         let v = self.host.unit(unit);
         let svc = &self.svcs[unit.0];
@@ -140,7 +142,7 @@ impl Driver {
         } else {
             "becomes ready"
         };
-        let _ = store.open_mission(&gantry_state::missions::NewMission {
+        self.open_mission(&gantry_state::missions::NewMission {
             service: Some(svc.name.clone()),
             layer,
             check: "boot".into(),

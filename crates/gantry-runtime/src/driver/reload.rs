@@ -152,17 +152,17 @@ impl Driver {
                 self.out
                     .gantry_line(&format!("reload refused, nothing changed: {e}"));
                 self.event(serde_json::json!({ "event": "reload_refused", "error": e }));
-                if let Some(store) = &self.store {
-                    let _ = store.open_mission(&gantry_state::missions::NewMission {
-                        service: None,
-                        layer: None,
-                        check: "reload".into(),
-                        error: e.clone(),
-                        output: Vec::new(),
-                        fix_criteria: "a reload of the stack file succeeds".into(),
-                        next_step: "fix the file (`gantry check` lists every problem), then `gantry reload`".into(),
-                    });
-                }
+                self.open_mission(&gantry_state::missions::NewMission {
+                    service: None,
+                    layer: None,
+                    check: "reload".into(),
+                    error: e.clone(),
+                    output: Vec::new(),
+                    fix_criteria: "a reload of the stack file succeeds".into(),
+                    next_step:
+                        "fix the file (`gantry check` lists every problem), then `gantry reload`"
+                            .into(),
+                });
                 Err(e)
             }
         };

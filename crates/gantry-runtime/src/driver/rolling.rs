@@ -29,6 +29,13 @@ pub(super) struct Rolling {
     total: usize,
 }
 
+impl Rolling {
+    /// The instance being drained or restarted now: planned work, which alerts leave alone.
+    pub(super) fn current_unit(&self) -> Option<UnitId> {
+        self.current.map(|(unit, _)| unit)
+    }
+}
+
 impl Driver {
     /// Starts the rolling restart of replicated `service`; the API's answer.
     pub(super) fn rolling_restart(&mut self, service: &str) -> Result<String, String> {

@@ -799,27 +799,25 @@ impl Driver {
         let (stable_release, new_release) = (a.stable_release, a.new_release);
         let why = self.redactor.redact_owned(why.to_string());
         if !aborting {
-            if let Some(store) = &self.store {
-                let _ = store.open_mission(&gantry_state::missions::NewMission {
-                    service: Some(service.clone()),
-                    layer: None,
-                    check: "rollout".into(),
-                    error: format!("the rollout of {service} was rolled back: {why}"),
-                    output: breach
-                        .map(|b| {
-                            vec![format!(
-                                "{}: observed {:.4}, threshold {:.4}, {} requests, {} failures",
-                                b.signal, b.observed, b.threshold, b.requests, b.failures
-                            )]
-                        })
-                        .unwrap_or_default(),
-                    fix_criteria: "a later rollout of the service is promoted".into(),
-                    next_step: format!(
-                        "look at the new release's output (`gantry logs {}`) and the ingress figures (`gantry ingress`), fix the release and roll it out again",
-                        a.green.as_ref().map_or_else(|| a.canary_name.clone(), |g| g.names.join("`, `gantry logs ")),
-                    ),
-                });
-            }
+            self.open_mission(&gantry_state::missions::NewMission {
+                service: Some(service.clone()),
+                layer: None,
+                check: "rollout".into(),
+                error: format!("the rollout of {service} was rolled back: {why}"),
+                output: breach
+                    .map(|b| {
+                        vec![format!(
+                            "{}: observed {:.4}, threshold {:.4}, {} requests, {} failures",
+                            b.signal, b.observed, b.threshold, b.requests, b.failures
+                        )]
+                    })
+                    .unwrap_or_default(),
+                fix_criteria: "a later rollout of the service is promoted".into(),
+                next_step: format!(
+                    "look at the new release's output (`gantry logs {}`) and the ingress figures (`gantry ingress`), fix the release and roll it out again",
+                    a.green.as_ref().map_or_else(|| a.canary_name.clone(), |g| g.names.join("`, `gantry logs ")),
+                ),
+            });
             let id = self.audit_begin(&gantry_state::audit::AuditEntry {
                 actor: "gantry".into(),
                 action: "rollout.rollback".into(),

@@ -175,17 +175,15 @@ impl Driver {
                 format!("secret {name} changed at its source: run `gantry rotate {name}`");
             self.out.gantry_line(&message);
             self.event(serde_json::json!({ "event": "secret_changed", "secret": name }));
-            if let Some(store) = &self.store {
-                let _ = store.open_mission(&gantry_state::missions::NewMission {
-                    service: None,
-                    layer: None,
-                    check: format!("secret changed: {name}"),
-                    error: message.clone(),
-                    output: Vec::new(),
-                    fix_criteria: format!("secret {name} is rotated"),
-                    next_step: format!("gantry rotate {name}"),
-                });
-            }
+            self.open_mission(&gantry_state::missions::NewMission {
+                service: None,
+                layer: None,
+                check: format!("secret changed: {name}"),
+                error: message.clone(),
+                output: Vec::new(),
+                fix_criteria: format!("secret {name} is rotated"),
+                next_step: format!("gantry rotate {name}"),
+            });
         }
     }
 }

@@ -211,7 +211,7 @@ impl Driver {
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         ));
-        self.incident_note("runbook", &format!("{name} started by {actor}"));
+        // On the open incident's timeline through its audit row (`runbook.run`), once.
         self.event(
             serde_json::json!({ "event": "runbook_started", "runbook": name, "actor": actor }),
         );
@@ -533,15 +533,24 @@ impl Driver {
         else {
             return;
         };
-        match self.start_runbook(
-            book,
-            format!("gantry (alert {rule})"),
-            Some(format!("auto_runbook of alert rule {rule}")),
-        ) {
-            Ok(_) => {}
-            Err(e) => self.out.gantry_line(&format!(
+        // Audited like an operator's `gantry runbook run` (actor gantry), before it starts.
+        let reason = format!("auto_runbook of alert rule {rule}");
+        let id = self.audit_begin(&gantry_state::audit::AuditEntry {
+            actor: "gantry".into(),
+            action: "runbook.run".into(),
+            target: Some(runbook.to_string()),
+            reason: Some(reason.clone()),
+            before: None,
+            after: None,
+        });
+        let answer = self.start_runbook(book, format!("gantry (alert {rule})"), Some(reason));
+        if let Some(id) = id {
+            self.audit_end(id, &answer);
+        }
+        if let Err(e) = answer {
+            self.out.gantry_line(&format!(
                 "runbook {runbook}: not started by alert {rule}: {e}"
-            )),
+            ));
         }
     }
 

@@ -33,7 +33,7 @@ impl Driver {
             for c in &report.checks {
                 let check = format!("revalidate: {}", c.check);
                 if c.status == Status::Fail {
-                    let _ = store.open_mission(&gantry_state::missions::NewMission {
+                    self.open_mission(&gantry_state::missions::NewMission {
                         service: c.service.clone(),
                         layer: None,
                         check,
@@ -99,6 +99,8 @@ impl Driver {
                     .begin_boot(&gantry_state::time::rfc3339_utc(started), file)
                     .ok();
                 self.store = Some(s);
+                // An incident an earlier run left open collects what happens from now on.
+                self.load_incident();
                 self.record_first_releases();
             }
             Err(e) => self

@@ -272,6 +272,25 @@ impl Decoder<'_> {
                 .get("min_requests")
                 .and_then(|x| self.int(x, &format!("{path}.min_requests"), 1, i64::MAX))
                 .unwrap_or(100) as u64;
+            let window = match st.get("window") {
+                Some(x) => self
+                    .duration(x, &format!("{path}.window"))
+                    .filter(|d| {
+                        let ok = (SLO_WINDOW_MIN..=SLO_WINDOW_MAX).contains(&d.0);
+                        if !ok {
+                            self.error(
+                                "out-of-range",
+                                &format!("{path}.window"),
+                                x.span(),
+                                "an SLO's window must be between 1h and 90d",
+                                "write window = \"30d\" (the default): the error budget is what the objective allows to fail over it",
+                            );
+                        }
+                        ok
+                    }),
+                None => None,
+            }
+            .unwrap_or(Dur(SLO_WINDOW));
             let Some(route) = st
                 .get("route")
                 .and_then(|x| self.string(x, &format!("{path}.route")))
@@ -314,6 +333,7 @@ impl Decoder<'_> {
                 route,
                 availability,
                 min_requests,
+                window,
             });
         }
         out

@@ -26,7 +26,15 @@ pub struct Slo {
     pub availability: f64,
     /// Fewer requests than this in a window is not judged.
     pub min_requests: u64,
+    /// The window the objective and its error budget are over (default 30 days, 1 h to 90 days).
+    pub window: Dur,
 }
+
+/// `[slo.NAME] window` when unset.
+pub const SLO_WINDOW: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+/// The shortest and the longest `[slo.NAME] window`.
+pub const SLO_WINDOW_MIN: std::time::Duration = std::time::Duration::from_secs(3_600);
+pub const SLO_WINDOW_MAX: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
 
 /// The signals a rule may watch (what gantry feeds its evaluator).
 pub const ALERT_SIGNALS: &[&str] = &[
