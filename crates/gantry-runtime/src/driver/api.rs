@@ -137,6 +137,12 @@ impl Driver {
     /// Publishes the current state for the API (coalesced: once per loop turn at most).
     /// The least time between two snapshots: nine times what the last one cost (nothing
     /// at 50 services, ~20 ms at 5,000), at most 100 ms.
+    /// How long figures alone (probe durations, output counts) wait to be published: a
+    /// second, and a second more per 250 services (4 s at 1,000).
+    pub(super) fn stats_gap(&self) -> Duration {
+        Duration::from_secs(1 + (self.svcs.len() / 250) as u64)
+    }
+
     pub(super) fn publish_gap(&self) -> Duration {
         self.publish_cost
             .saturating_mul(9)

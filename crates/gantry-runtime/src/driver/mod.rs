@@ -497,8 +497,9 @@ impl Driver {
             self.runbook_tick();
             self.open_pending_store();
             // State changes publish at once (health answers must follow the gates);
-            // figures alone (probe durations, output) at most once a second — rebuilding
-            // the snapshot after every probe result was 40% of the boot's CPU.
+            // figures alone (probe durations, output) at most once a second per 250
+            // services — rebuilding the snapshot after every probe result was 40% of the
+            // boot's CPU, and once a second a seventh of the idle CPU at 1,000 services.
             // A burst of messages (a wave of spawns, fifty probes passing) publishes once,
             // when the queue drains — or every 5 ms if it never does — instead of
             // rebuilding the whole snapshot after each of them.
@@ -508,7 +509,7 @@ impl Driver {
                 && Instant::now() >= spaced;
             let (dirty, stats_dirty) = self.host.stale();
             if (dirty && settled)
-                || (stats_dirty && self.published_at.elapsed() >= Duration::from_secs(1))
+                || (stats_dirty && self.published_at.elapsed() >= self.stats_gap())
             {
                 self.publish();
             }
@@ -539,11 +540,11 @@ impl Driver {
                 _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
                 _ = usage_tick.tick() => {
                     self.trim_once();
-                    // One /proc scan reads every process's stat: every 2 s up to 200
-                    // services, then less often (every 10 s at 1,000), so the figures'
+                    // One /proc scan reads every process's stat: every 2 s up to 100
+                    // services, then less often (every 20 s at 1,000), so the figures'
                     // freshness does not cost a large stack its idle CPU.
                     usage_ticks += 1;
-                    if usage_ticks >= (self.svcs.len() / 200).max(1) {
+                    if usage_ticks >= (self.svcs.len() / 100).max(1) {
                         usage_ticks = 0;
                         self.sample_usage();
                     }
