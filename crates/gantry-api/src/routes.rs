@@ -281,11 +281,48 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
 }
 
 /// The API router, built from [`ROUTES`]. Unknown paths and wrong methods answer with the JSON error.
+/// Reads that need a token (the read token will do) when the API is reachable beyond
+/// loopback, on top of those whose handlers check it (missions, events, logs, audit, flags,
+/// incidents, runbooks, rollouts). Health stays open for probes and load balancers; the
+/// OpenAPI document and the page's shell and assets hold nothing of the stack (the page
+/// asks for a token before it reads anything).
+fn read_gated(endpoint: Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::Status
+            | Endpoint::Service
+            | Endpoint::Graph
+            | Endpoint::StartupReport
+            | Endpoint::Boots
+            | Endpoint::Metrics
+            | Endpoint::Ingress
+    )
+}
+
+/// Refuses a gated read without a valid token (or session) when reads are protected.
+async fn require_read(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match crate::auth::authorize_read(&state, req.headers()) {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 pub fn router(state: ApiState) -> Router {
     // Routes sharing a path (different methods) are merged into one method router first.
     let mut by_path: BTreeMap<&'static str, MethodRouter<ApiState>> = BTreeMap::new();
     for r in ROUTES {
-        let h = handler(r.endpoint);
+        let mut h = handler(r.endpoint);
+        if read_gated(r.endpoint) {
+            h = h.route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_read,
+            ));
+        }
         let merged = match by_path.remove(r.path) {
             Some(existing) => existing.merge(h),
             None => h,

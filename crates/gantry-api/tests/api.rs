@@ -399,15 +399,33 @@ async fn output_carrying_reads_need_the_token_when_the_api_is_reachable_beyond_l
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    // Health and status stay open: probes and dashboards read them without a token.
-    assert_eq!(
-        get(h.router(), "/health/ready").await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        get(h.router(), "/api/v1/status").await.status,
-        StatusCode::OK
-    );
+    // Every read of the stack needs the token too (issue 19: reads need the read token when
+    // the API is not loopback-only)...
+    for path in [
+        "/api/v1/status",
+        "/api/v1/graph",
+        "/api/v1/boots",
+        "/api/v1/startup",
+        "/api/v1/ingress",
+        "/metrics",
+    ] {
+        let r = get(h.router(), path).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        let r = send(
+            h.router(),
+            Request::get(path)
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{path} with the token");
+    }
+    // ... but health stays open for probes and load balancers, and so do the OpenAPI
+    // document and the page's shell (it asks for a token before reading anything).
+    for path in ["/health/ready", "/health/live", "/api/v1/openapi.json", "/"] {
+        assert_eq!(get(h.router(), path).await.status, StatusCode::OK, "{path}");
+    }
 }
 
 #[tokio::test]

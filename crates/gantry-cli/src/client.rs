@@ -51,8 +51,10 @@ impl Instance {
         })
     }
 
+    /// A read: with the token when this user can read it (an API reachable beyond loopback
+    /// needs one for every read of the stack), without when there is none (loopback).
     pub async fn get(&self, path: &str) -> Result<Response, String> {
-        self.request("GET", path, false, None).await
+        self.request("GET", path, self.token.is_some(), None).await
     }
 
     /// A GET that sends the token (reads that may be protected: the audit log).
