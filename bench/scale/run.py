@@ -288,7 +288,8 @@ def main():
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--reads", type=int, default=30)
-    ap.add_argument("--port-base", type=int, default=21000)
+    # 26000-30999: above RabbitMQ's distribution port (25672), below the ephemeral range.
+    ap.add_argument("--port-base", type=int, default=26000)
     ap.add_argument("--poll", type=float, default=0.0002)
     ap.add_argument("--boot-limit", type=float, default=120.0)
     ap.add_argument("--settle", type=float, default=3.0)

@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use super::Engine;
-use crate::config::{ProbeRole, UnitConfig, UnitId};
+use crate::config::{UnitConfig, UnitId};
 use crate::io::Command;
-use crate::probe::Probe;
 use crate::unit::{Goal, Life, Proc};
 
 impl Engine {
@@ -212,7 +211,7 @@ impl Engine {
             return;
         };
         let config = *config;
-        u.probes = ProbeRole::ALL.map(|role| config.probe(role).map(|p| Probe::new(*p, role)));
+        u.probes = crate::unit::probes_of(&config);
         if u.config.breaker != config.breaker {
             u.breaker = config.breaker.map(crate::breaker::Breaker::new);
         }
