@@ -85,6 +85,9 @@ pub fn run(
         guard,
         reload: Some(reload),
     };
+    // The file's text and its diagnostics were printed: not kept while the stack runs.
+    drop(checked.source);
+    drop(checked.diagnostics);
     // Descriptors: gantry's soft limit up to the hard limit (API clients, probes, pipes
     // and logs all take one), before the pre-flight measures what is available.
     gantry_runtime::limits::raise_fd_limit();
