@@ -85,7 +85,11 @@ impl Driver {
         .map_err(|e| format!("invalid plan: {e}"))?;
         let names: Vec<&str> = cfg.plan.units.iter().map(|u| u.name()).collect();
         let out = Output::new(cfg.output, &names);
-        let (switches, switch_lines) = switches::load(state_dir.root(), &cfg.plan, &mut engine);
+        // One read-only look at the store for what an earlier run left that this boot
+        // needs before its first spawn (disabled services, flag overrides): an SQLite open
+        // of a WAL database costs milliseconds, so it is opened once, not once per reader.
+        let stored = gantry_state::store::Store::open_existing(state_dir.root());
+        let (switches, switch_lines) = switches::load(stored.as_ref(), &cfg.plan, &mut engine);
         for line in &switch_lines {
             out.gantry_line(line);
         }
@@ -113,7 +117,8 @@ impl Driver {
             state.ingress = Some(ing.control());
         }
         let (flags, flags_rx) =
-            flags::FlagsSide::start(&cfg.spec, &cfg.base_dir, state_dir.root())?;
+            flags::FlagsSide::start(&cfg.spec, &cfg.base_dir, state_dir.root(), stored.as_ref())?;
+        drop(stored);
         let ofrep_env = api
             .state
             .as_ref()

@@ -123,13 +123,14 @@ impl FlagsSide {
         spec: &Spec,
         base_dir: &Path,
         state_dir: &Path,
+        stored: Option<&Store>,
     ) -> Result<(FlagsSide, watch::Receiver<Arc<FlagsView>>), String> {
         let (toml, file) = load_definitions(spec, base_dir)?;
         let (base, file) = match file {
             Some((parsed, file)) => (FlagSet::merged(&toml, &parsed), Some(file)),
             None => (toml.clone(), None),
         };
-        let overrides = match Store::open_existing(state_dir) {
+        let overrides = match stored {
             Some(store) => store.flag_overrides().unwrap_or_default(),
             None => Vec::new(),
         };

@@ -10,7 +10,6 @@ use gantry_plan::Plan;
 use gantry_state::store::Store;
 use gantry_state::switches::Switch;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// The switches kept by earlier runs, by service name.
 pub(super) type Switches = BTreeMap<String, Switch>;
@@ -29,9 +28,13 @@ fn why(switch: &Switch) -> String {
 /// on the engine (not started at the boot, their hard dependents skipped). Returns them and
 /// the lines to print (one per disabled service, and one per switch naming a service the
 /// file no longer has: it is kept, in case the service comes back).
-pub(super) fn load(state_dir: &Path, plan: &Plan, engine: &mut Engine) -> (Switches, Vec<String>) {
+pub(super) fn load(
+    stored: Option<&Store>,
+    plan: &Plan,
+    engine: &mut Engine,
+) -> (Switches, Vec<String>) {
     let mut lines = Vec::new();
-    let stored = match Store::open_existing(state_dir).map(|s| s.switches()) {
+    let stored = match stored.map(|s| s.switches()) {
         None => Vec::new(),
         Some(Ok(all)) => all,
         Some(Err(e)) => {
