@@ -28,6 +28,17 @@ pub fn run(
     // Before the first thread: a thread started earlier would get a malloc arena of its
     // own (4 MB resident at 1,000 services, 0.8 MB of it in use).
     gantry_runtime::trim::single_malloc_arena();
+    // Descriptors: gantry's soft limit up to the hard limit (API clients, probes, pipes
+    // and logs all take one), and the descriptor table grown now, while this process has
+    // one thread: grown later, with the guard thread below sharing it, the kernel waits for
+    // an RCU grace period (9 ms measured, most of a 50-service boot's overhead). The size
+    // is a bound from the file's length (a service takes at least ~64 bytes and ~4
+    // descriptors), at least 1,024; a stack that needs more (replicas) grows it below.
+    gantry_runtime::limits::raise_fd_limit();
+    let file_len = std::fs::metadata(file).map_or(0, |m| m.len());
+    gantry_runtime::process::pregrow_fd_table(
+        i32::try_from((64 + file_len / 16).clamp(1024, 65_536)).unwrap_or(1024),
+    );
     // As PID 1 gantry ignores signals it has no handler for: from here until the event
     // loop's handlers take over, a thread answers them (loading a large file takes time).
     let guard = gantry_runtime::interrupt::PhaseGuard::start();
@@ -88,10 +99,8 @@ pub fn run(
     // The file's text and its diagnostics were printed: not kept while the stack runs.
     drop(checked.source);
     drop(checked.diagnostics);
-    // Descriptors: gantry's soft limit up to the hard limit (API clients, probes, pipes
-    // and logs all take one), before the pre-flight measures what is available.
-    gantry_runtime::limits::raise_fd_limit();
-    // About four fds per service (pipes, notify socket, log file, probe sockets).
+    // About four fds per service (pipes, notify socket, log file, probe sockets): beyond
+    // the 1,024 grown above only for stacks of more than 240 services.
     gantry_runtime::process::pregrow_fd_table(64 + 4 * cfg.plan.units.len() as i32);
     // One event loop owns all I/O (ARCHITECTURE.md): a single-threaded runtime keeps
     // wake-ups on one core, one malloc arena and no cross-thread hand-offs.
