@@ -86,9 +86,9 @@ impl PlanUnit {
             })
             .collect();
         c.layer = self.layer;
-        c.startup = s.startup.as_ref().map(probe_config);
-        c.readiness = s.readiness.as_ref().map(probe_config);
-        c.liveness = s.liveness.as_ref().map(probe_config);
+        c.startup = s.startup.as_deref().map(probe_config);
+        c.readiness = s.readiness.as_deref().map(probe_config);
+        c.liveness = s.liveness.as_deref().map(probe_config);
         c.restart = match s.restart {
             Restart::Never => eng::RestartPolicy::Never,
             Restart::OnFailure => eng::RestartPolicy::OnFailure,

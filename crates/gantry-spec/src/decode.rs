@@ -1668,9 +1668,9 @@ impl Decoder<'_> {
                 .map(|x| self.depends_on(x, &p("depends_on")))
                 .unwrap_or_default(),
             priority: own.priority.or(defaults.priority).unwrap_or_default(),
-            readiness,
-            liveness,
-            startup,
+            readiness: readiness.map(Box::new),
+            liveness: liveness.map(Box::new),
+            startup: startup.map(Box::new),
             restart: own.restart.or(defaults.restart).unwrap_or_default(),
             retry: own.retry.or(defaults.retry).unwrap_or_default(),
             start_limit: own.start_limit.or(defaults.start_limit).unwrap_or_default(),

@@ -455,12 +455,12 @@ fn same_definition(a: &gantry_spec::Service, b: &gantry_spec::Service) -> bool {
 
 /// Two probes that run the same way, wherever they are written in the file (their spans
 /// differ when lines above them were added or removed).
-fn same_probe(a: &Option<gantry_spec::Probe>, b: &Option<gantry_spec::Probe>) -> bool {
+fn same_probe(a: &Option<Box<gantry_spec::Probe>>, b: &Option<Box<gantry_spec::Probe>>) -> bool {
     match (a, b) {
         (Some(x), Some(y)) => {
-            *x == gantry_spec::Probe {
+            **x == gantry_spec::Probe {
                 span: x.span.clone(),
-                ..y.clone()
+                ..(**y).clone()
             }
         }
         (x, y) => x.is_none() && y.is_none(),
