@@ -901,16 +901,8 @@ readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
 fn a_rolling_restart_notifies_nobody() {
     let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
     let ing = free_port();
-    // Two consecutive free ports for the replicas.
-    let mut range = None;
-    for _ in 0..50 {
-        let p = free_port();
-        if p + 1 != ing && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            range = Some((p, p + 1));
-            break;
-        }
-    }
-    let (first, last) = range.expect("two consecutive free ports");
+    let first = free_pair();
+    let last = first + 1;
     let toml = format!(
         r#"
 [alerts]
@@ -979,15 +971,8 @@ readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
 fn a_blue_green_rollout_notifies_nobody() {
     let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
     let ing = free_port();
-    let mut range = None;
-    for _ in 0..50 {
-        let p = free_port();
-        if p + 1 != ing && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            range = Some((p, p + 1));
-            break;
-        }
-    }
-    let (first, last) = range.expect("two consecutive free ports");
+    let first = free_pair();
+    let last = first + 1;
     let toml = format!(
         r#"
 [alerts]

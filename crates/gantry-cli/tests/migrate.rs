@@ -594,11 +594,7 @@ fn mysql_through_the_command_line() {
 fn a_rollout_from_the_file_runs_its_migrations_before_the_canary() {
     let db = PgDb::new();
     let ing = free_port();
-    let Some(base) = (0..50).map(|_| free_port()).find(|p| {
-        *p != ing && *p + 1 != ing && std::net::TcpListener::bind(("127.0.0.1", *p + 1)).is_ok()
-    }) else {
-        panic!("no two consecutive free ports");
-    };
+    let base = free_pair();
     let toml = format!(
         r#"
 [ingress]

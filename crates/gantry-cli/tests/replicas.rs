@@ -3,23 +3,9 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 use support::*;
-
-/// Two consecutive free loopback ports (a replica range), found within a bounded number of tries.
-fn free_pair() -> u16 {
-    for _ in 0..100 {
-        let base = free_port();
-        if base < 65535
-            && TcpListener::bind(("127.0.0.1", base)).is_ok()
-            && TcpListener::bind(("127.0.0.1", base + 1)).is_ok()
-        {
-            return base;
-        }
-    }
-    panic!("no two consecutive free ports on 127.0.0.1");
-}
 
 /// The body of `GET /health` on 127.0.0.1:port.
 fn health(port: u16) -> String {

@@ -222,10 +222,7 @@ depends_on = ["queue"]
 
 #[test]
 fn a_replicated_service_is_disabled_and_enabled_in_every_instance() {
-    let base = (0..100)
-        .map(|_| free_port())
-        .find(|&p| p < 65535 && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok())
-        .expect("two consecutive free ports");
+    let base = free_pair();
     let toml = format!(
         r#"
 [services.api]

@@ -66,6 +66,18 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
 }
 
+/// The first of two consecutive free loopback ports (a replica range): `free_port` leaves
+/// the 7 ports after each one it hands out to the test that took it.
+pub fn free_pair() -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        if base < 65535 && std::net::TcpListener::bind(("127.0.0.1", base + 1)).is_ok() {
+            return base;
+        }
+    }
+    panic!("no two consecutive free ports on 127.0.0.1");
+}
+
 pub fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gantry-e2e-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
