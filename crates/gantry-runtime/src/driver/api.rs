@@ -452,12 +452,18 @@ fn new_token() -> Result<String, String> {
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write as _;
     use std::os::unix::fs::PermissionsExt as _;
+    // Written beside it and renamed over it: a client that sees the file reads the whole
+    // token, never an empty or half-written one (seen: an OFREP client read an empty token).
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     // 0600 and never through a symlink planted in the state dir (secure.rs).
-    let mut f = gantry_state::secure::open_private(path, false)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut f = gantry_state::secure::open_private(&tmp, false)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     // An existing file keeps its old mode on open; tighten it explicitly.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot restrict {}: {e}", tmp.display()))?;
     f.write_all(text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
