@@ -185,7 +185,11 @@ pub(crate) async fn service(
 }
 
 pub(crate) async fn graph(State(state): State<ApiState>) -> Response {
-    Json(snapshot(&state).graph.clone()).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        snapshot(&state).graph.as_str().to_string(),
+    )
+        .into_response()
 }
 
 #[derive(Debug, Serialize, PartialEq)]

@@ -82,6 +82,43 @@ pub struct ProbeSample {
     pub at: SystemTime,
 }
 
+/// A JSON document that never changes while an instance runs, kept as its compact text:
+/// the plan's graph as a `serde_json::Value` tree was about 600 bytes a service of
+/// resident memory (maps of owned keys), the text a fraction of that, and `/api/v1/graph`
+/// sends the text as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(Arc<str>);
+
+impl JsonText {
+    /// The document's compact text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for JsonText {
+    fn default() -> JsonText {
+        JsonText(Arc::from("null"))
+    }
+}
+
+impl From<serde_json::Value> for JsonText {
+    fn from(v: serde_json::Value) -> JsonText {
+        JsonText(Arc::from(v.to_string()))
+    }
+}
+
+impl Serialize for JsonText {
+    /// As the document itself (not as a string); parsed again, which only a whole
+    /// snapshot's serialization (tests, debugging) does.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<serde_json::Value>(&self.0) {
+            Ok(v) => v.serialize(s),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
+}
+
 /// Everything the read endpoints need, published through a `watch` channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
@@ -94,7 +131,7 @@ pub struct Snapshot {
     pub services: Vec<ServiceSnapshot>,
     /// The plan as `gantry graph --format json` prints it (shared: it never changes
     /// while an instance runs, and every published snapshot carries it).
-    pub graph: std::sync::Arc<serde_json::Value>,
+    pub graph: JsonText,
     /// Problems the last continuous validation (`settings.revalidate`) found; 0 before any.
     pub drift_problems: u64,
     /// `[cluster]`: this instance's place in the leader election (None without one).

@@ -14,6 +14,31 @@ pub fn adaptive_interval(min_interval: Duration, period: Duration, elapsed: Dura
     (elapsed / 50).max(min_interval).min(period)
 }
 
+/// The run of a steady probe due at `at` (scheduled at `now`, one `period` on), moved to
+/// the nearest multiple of `period` since the epoch: every steady probe with the same
+/// period then falls due at the same instant, so one wakeup (and one listener scan in the
+/// driver) serves them all instead of one each, spread over the period. The gap between
+/// two runs stays `period` once aligned; the first one is between half and one and a half
+/// periods.
+pub fn on_beat(now: Time, at: Time, period: Duration) -> Time {
+    let q = period.as_nanos();
+    if q == 0 {
+        return at;
+    }
+    let t = at.as_duration().as_nanos();
+    let nearest = (t + q / 2) / q * q;
+    let floor = now.as_duration().saturating_add(period / 2).as_nanos();
+    let aligned = if nearest < floor {
+        nearest + q
+    } else {
+        nearest
+    };
+    match u64::try_from(aligned) {
+        Ok(ns) => Time(Duration::from_nanos(ns)),
+        Err(_) => at,
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Probe {
     pub(crate) config: ProbeConfig,
@@ -121,6 +146,16 @@ impl Probe {
         }
     }
 
+    /// When the next run is due, `delay` after `now`: on the shared beat (see [`on_beat`])
+    /// when that delay is the steady `period` of a polled probe.
+    pub(crate) fn due(&self, now: Time, delay: Duration) -> Time {
+        if self.is_polled() && self.steady && delay == self.config.period {
+            on_beat(now, now + delay, delay)
+        } else {
+            now + delay
+        }
+    }
+
     /// The delay from a result to the next run.
     pub(crate) fn next_delay(&self, now: Time) -> Duration {
         if self.is_watchdog() {
@@ -156,6 +191,29 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn steady_runs_fall_on_one_beat_per_period() {
+        let s = Duration::from_secs(1);
+        let t = |ms| Time::from_millis(ms);
+        // Scheduled anywhere, the run lands on a whole period, at least half a period on.
+        assert_eq!(on_beat(t(1_001), t(2_001), s), t(2_000));
+        assert_eq!(on_beat(t(1_400), t(2_400), s), t(2_000));
+        assert_eq!(on_beat(t(1_600), t(2_600), s), t(3_000));
+        assert_eq!(on_beat(t(1_499), t(2_499), s), t(2_000));
+        // Once on the beat (a result a little late), the gap is exactly one period.
+        assert_eq!(on_beat(t(2_003), t(3_003), s), t(3_000));
+        // A result later than half a period does not run the probe at once.
+        assert_eq!(on_beat(t(2_600), t(3_600), s), t(4_000));
+        // Other periods, and the degenerate ones.
+        let q = Duration::from_millis(250);
+        assert_eq!(on_beat(t(130), t(380), q), t(500));
+        assert_eq!(on_beat(t(7), t(7), Duration::ZERO), t(7));
+        let huge = Duration::from_secs(u64::MAX / 4);
+        let at = Time::from_secs(5) + huge;
+        // Past what nanoseconds in a u64 hold: left as scheduled, no panic.
+        assert_eq!(on_beat(Time::from_secs(5), at, huge), at);
+    }
 
     #[test]
     fn adaptive_interval_grows_then_caps() {

@@ -794,10 +794,11 @@ fn readiness_keeps_running_while_up_and_a_loss_makes_the_unit_unready_without_a_
         v.last_error,
         Some("readiness failed 3 times: connection refused")
     );
-    // Two passes at boot (1 ms apart), then the probe runs at its period, never faster.
+    // Two passes at boot (1 ms apart), then the probe runs at its period, never faster,
+    // on the shared beat (multiples of the period since the epoch).
     assert_eq!(
         sim.probe_times("db", Readiness),
-        [0, 1, 1_001, 2_001, 3_001, 4_001]
+        [0, 1, 1_000, 2_000, 3_000, 4_000]
     );
     // A gate on its readiness holds meanwhile: api restarted by hand waits.
     sim.restart_unit("api");
@@ -820,6 +821,52 @@ fn readiness_keeps_running_while_up_and_a_loss_makes_the_unit_unready_without_a_
     assert_eq!(sim.view("db").pid, pid);
     assert_eq!(sim.spawn_times("db"), [0]);
     assert_eq!(sim.spawn_times("worker"), [0]);
+}
+
+#[test]
+fn running_probes_of_services_up_at_different_instants_fall_due_together() {
+    // Three services become ready 0, 130 and 370 ms into the boot; afterwards their
+    // readiness (and the liveness) probes of period 1 s all run at the same instants, so
+    // one wakeup serves them all.
+    let mut sim = Sim::new(vec![
+        process("a").ready(probe(1_000)).live(probe(1_000)),
+        process("b").ready(probe(1_000)),
+        process("c").ready(probe(1_000)),
+    ]);
+    sim.start();
+    sim.make_ready("a");
+    sim.advance_ms(130);
+    sim.make_ready("b");
+    sim.advance_ms(240);
+    sim.make_ready("c");
+    for _ in 0..3_000 {
+        if !sim.advance_to_next() {
+            break;
+        }
+        for (name, role) in [
+            ("a", Readiness),
+            ("a", Liveness),
+            ("b", Readiness),
+            ("c", Readiness),
+        ] {
+            if sim.has_probe(name, role) {
+                sim.probe(name, role, true);
+            }
+        }
+        if sim.now.as_millis() >= 4_000 {
+            break;
+        }
+    }
+    let after_boot = |name: &str, role| -> Vec<u64> {
+        sim.probe_times(name, role)
+            .into_iter()
+            .filter(|&t| t >= 500)
+            .collect()
+    };
+    assert_eq!(after_boot("a", Readiness), [1_000, 2_000, 3_000, 4_000]);
+    assert_eq!(after_boot("a", Liveness), [1_000, 2_000, 3_000, 4_000]);
+    assert_eq!(after_boot("b", Readiness), [1_000, 2_000, 3_000, 4_000]);
+    assert_eq!(after_boot("c", Readiness), [1_000, 2_000, 3_000, 4_000]);
 }
 
 #[test]

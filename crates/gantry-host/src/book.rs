@@ -47,6 +47,35 @@ impl ProbeRing {
         self.last = Some(last);
     }
 
+    /// Keeps a result as the latest answer; the message is copied only when it differs
+    /// from the one kept (a running service's probe says the same thing each period).
+    pub fn remember_result(
+        &mut self,
+        role: ProbeRole,
+        ok: bool,
+        message: &str,
+        duration: Duration,
+        at: Time,
+    ) {
+        match &mut self.last {
+            Some(last) if last.message == message => {
+                last.role = role;
+                last.ok = ok;
+                last.duration = duration;
+                last.at = at;
+            }
+            _ => {
+                self.last = Some(LastProbe {
+                    role,
+                    ok,
+                    message: message.to_string(),
+                    duration,
+                    at,
+                })
+            }
+        }
+    }
+
     /// The latest answer.
     pub fn last(&self) -> Option<&LastProbe> {
         self.last.as_ref()

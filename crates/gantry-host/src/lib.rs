@@ -29,7 +29,6 @@ pub use snapshot::Extra;
 use book::Book;
 use gantry_api::model::{ApiCommand, BootPhase, Snapshot};
 use gantry_engine::{Action, Engine, Event, ProbeRole, State, Time, UnitId, UnitView};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -193,13 +192,7 @@ impl Host {
         let at = self.now();
         let probes = &mut self.books[unit.0].probes;
         probes.record(ok, duration);
-        probes.remember(LastProbe {
-            role,
-            ok,
-            message: message.clone(),
-            duration,
-            at,
-        });
+        probes.remember_result(role, ok, &message, duration, at);
         self.stats_dirty = true;
         self.handle(Event::ProbeResult {
             unit,
@@ -369,7 +362,7 @@ impl Host {
     pub fn snapshot(
         &mut self,
         file: &str,
-        graph: &Arc<serde_json::Value>,
+        graph: &gantry_api::model::JsonText,
         drift_problems: u64,
         shutting_down: bool,
         mut extra: impl FnMut(&UnitView<'_>) -> Extra,

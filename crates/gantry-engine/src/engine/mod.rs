@@ -249,6 +249,12 @@ impl Engine {
         })
     }
 
+    /// The state of unit `id` alone (no view built: no timer lookups), or `None` when out
+    /// of range. For the per-probe paths that ask only this.
+    pub fn state_of(&self, id: UnitId) -> Option<crate::State> {
+        self.units.get(id.0).map(|u| u.state)
+    }
+
     /// Views of all units, in id order.
     pub fn units(&self) -> impl Iterator<Item = UnitView<'_>> + '_ {
         (0..self.units.len()).filter_map(|i| self.get(UnitId(i)))

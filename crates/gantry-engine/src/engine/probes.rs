@@ -21,7 +21,8 @@ impl Engine {
         if delay.is_zero() {
             self.run_probe(id, role);
         } else {
-            self.timers.set(id, TimerKind::Probe(role), now + delay);
+            let at = p.due(now, delay);
+            self.timers.set(id, TimerKind::Probe(role), at);
         }
     }
 
@@ -38,7 +39,7 @@ impl Engine {
             return;
         }
         p.activate_steady();
-        let at = now + p.first_delay();
+        let at = p.due(now, p.first_delay());
         self.timers
             .set(id, TimerKind::Probe(ProbeRole::Readiness), at);
     }
@@ -151,7 +152,7 @@ impl Engine {
         if !p.active || !p.is_timed() || p.in_flight.is_some() {
             return;
         }
-        let at = now + p.next_delay(now);
+        let at = p.due(now, p.next_delay(now));
         self.timers.set(id, TimerKind::Probe(role), at);
     }
 
@@ -189,7 +190,11 @@ impl Engine {
         let Some(p) = self.units[id.0].probe_mut(role) else {
             return;
         };
-        p.record(ok, message.clone());
+        // Only a failure's message is read again below; a pass (nearly every result of a
+        // running stack) is stored without a copy.
+        let failed = if ok { None } else { Some(message.clone()) };
+        p.record(ok, message);
+        let message = failed.unwrap_or_default();
         let (passes, failures) = (p.passes, p.failures);
         let (success_threshold, failure_threshold) = (p.success_threshold(), p.failure_threshold());
         match role {
@@ -218,12 +223,16 @@ impl Engine {
                     self.auto_restart(id, format!("liveness failed {failures} times: {message}"));
                     return;
                 }
-                let why = if ok {
-                    "liveness passed".to_string()
-                } else {
-                    format!("liveness failed {failures} of {failure_threshold}: {message}")
-                };
-                self.refresh(id, Some(why));
+                // The reason is only written when the state changes: not for the pass
+                // that every running service's liveness reports each period.
+                if self.units[id.0].public_state() != self.units[id.0].state {
+                    let why = if ok {
+                        "liveness passed".to_string()
+                    } else {
+                        format!("liveness failed {failures} of {failure_threshold}: {message}")
+                    };
+                    self.refresh(id, Some(why));
+                }
             }
             ProbeRole::Startup | ProbeRole::Readiness => {}
         }

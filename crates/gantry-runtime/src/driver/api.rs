@@ -27,7 +27,7 @@ pub(super) struct ApiSide {
     pub(super) events: broadcast::Sender<serde_json::Value>,
     pub(super) commands: mpsc::Receiver<CommandRequest>,
     file: String,
-    pub(super) graph: Arc<serde_json::Value>,
+    pub(super) graph: gantry_api::model::JsonText,
     shutting_down: bool,
 }
 
@@ -65,7 +65,7 @@ impl Driver {
         let Some((state, token)) = self.api.state.take() else {
             return;
         };
-        self.api.graph = Arc::new(gantry_plan::render_json(&self.plan));
+        self.api.graph = gantry_plan::render_json(&self.plan).into();
         self.api
             .snapshot
             .send_modify(|s| Arc::make_mut(s).graph = self.api.graph.clone());
@@ -289,7 +289,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         None => Vec::new(),
     };
     // The graph is rendered when the API starts, after the first wave of spawns.
-    let graph = Arc::new(serde_json::Value::Null);
+    let graph = gantry_api::model::JsonText::default();
     let started_at = std::time::SystemTime::now();
     let initial = Snapshot {
         file: cfg.file.clone(),

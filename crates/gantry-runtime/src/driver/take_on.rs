@@ -154,7 +154,7 @@ impl Driver {
             .collect();
         self.plan = plan;
         // `/api/v1/graph` shows the units taken on (the snapshot carries it from now on).
-        self.api.graph = std::sync::Arc::new(gantry_plan::render_json(&self.plan));
+        self.api.graph = gantry_plan::render_json(&self.plan).into();
         self.svcs.extend(svcs);
         self.usage.resize(self.svcs.len(), None);
         self.remediated.resize(self.svcs.len(), false);

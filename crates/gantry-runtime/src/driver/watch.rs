@@ -77,7 +77,7 @@ impl Driver {
         // they run once a period, and a service that stops listening must fail them at
         // once.
         if role != ProbeRole::Liveness
-            && self.host.unit(unit).state == gantry_engine::State::Starting
+            && self.host.engine().state_of(unit) == Some(gantry_engine::State::Starting)
             && !self.svcs[unit.0].listen_targets(role).is_empty()
             && let Some(w) = &mut self.listen
         {

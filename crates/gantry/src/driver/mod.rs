@@ -126,7 +126,7 @@ pub(crate) struct Driver {
     slots: Vec<Slot>,
     allow_degraded: bool,
     name: String,
-    graph: std::sync::Arc<Value>,
+    graph: gantry_api::model::JsonText,
     wiring: Wiring,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
@@ -149,7 +149,7 @@ impl Driver {
         components: Vec<Component>,
         allow_degraded: bool,
         name: String,
-        graph: std::sync::Arc<Value>,
+        graph: gantry_api::model::JsonText,
         wiring: Wiring,
     ) -> Driver {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
