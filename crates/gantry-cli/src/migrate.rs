@@ -91,7 +91,7 @@ pub fn run(file: &Path, args: MigrateArgs) -> anyhow::Result<Outcome> {
     };
     let spec = gantry_spec::MigrateSpec {
         database: gantry_spec::Sp::new(database, spec.database.span.clone()),
-        ..spec.clone()
+        ..gantry_spec::model::MigrateSpec::clone(spec)
     };
     let migrator = match Migrator::from_spec(&spec, &base) {
         Ok(m) => m,

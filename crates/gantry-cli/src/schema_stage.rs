@@ -38,7 +38,7 @@ pub async fn checks(spec: &Spec, base: &Path, secrets: &[SecretValue]) -> Vec<Ch
         }
         let spec = gantry_spec::MigrateSpec {
             database: gantry_spec::Sp::new(url, m.database.span.clone()),
-            ..m.clone()
+            ..gantry_spec::model::MigrateSpec::clone(m)
         };
         let verify_hint = format!("`gantry migrate verify --service {name}` shows every problem");
         let migrator = match gantry_migrate::Migrator::from_spec(&spec, base) {

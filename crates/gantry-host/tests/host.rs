@@ -7,7 +7,6 @@ use gantry_engine::{
 };
 use gantry_host::{Executor, Extra, Host, Request, drain};
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -122,7 +121,7 @@ impl Executor for Fake {
 }
 
 fn snapshot(host: &mut Host) -> gantry_api::model::Snapshot {
-    let graph = Arc::new(serde_json::Value::Null);
+    let graph = gantry_api::model::JsonText::default();
     host.snapshot("gantry.toml", &graph, 0, false, |v| Extra {
         pid: v.pid,
         ..Extra::default()

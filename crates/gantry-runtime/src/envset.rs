@@ -87,6 +87,41 @@ impl Env {
         }
     }
 
+    /// Adds each of `extra` to every one of `envs` that does not set that variable (in its
+    /// base or its own entries) — what [`Env::set`] per env and variable would give, but into
+    /// one new base per distinct base, shared again: at 1,000 services the variables gantry
+    /// adds to every service (OFREP, flags) were 600 bytes a service as own entries.
+    pub fn add_shared<'a>(envs: impl IntoIterator<Item = &'a mut Env>, extra: &[(String, String)]) {
+        if extra.is_empty() {
+            return;
+        }
+        type Base = Arc<[(String, String)]>;
+        let mut made: Vec<(Base, Base)> = Vec::new();
+        for env in envs {
+            let base = match made.iter().find(|(old, _)| Arc::ptr_eq(old, &env.base)) {
+                Some((_, new)) => new.clone(),
+                None => {
+                    let mut vars = env.base.to_vec();
+                    for (k, v) in extra {
+                        if !vars.iter().any(|(b, _)| b == k) {
+                            vars.push((k.clone(), v.clone()));
+                        }
+                    }
+                    let new: Base = vars.into();
+                    made.push((env.base.clone(), new.clone()));
+                    new
+                }
+            };
+            // A variable this env removes on purpose is not set: `set` would make it its own.
+            for (k, v) in extra {
+                if env.own.iter().any(|(o, val)| o == k && val.is_none()) {
+                    env.set(k, v.clone());
+                }
+            }
+            env.base = base;
+        }
+    }
+
     /// Sets every one of `vars` in order (a later duplicate wins), in time linear in
     /// their number however many there are.
     pub fn set_all(&mut self, vars: Vec<(String, String)>) {
@@ -235,6 +270,38 @@ mod tests {
         a.retain(|k, _| k != "NEW" && k != "PATH");
         assert_eq!(a.to_vec(), vars(&[("X", "2"), ("HOME", "/home")]));
         assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn shared_additions_give_what_a_set_per_env_gives_and_share_one_base() {
+        let base = Env::base(vars(&[("PATH", "/bin"), ("URL", "mine")]));
+        let (mut a, mut b, mut c) = (base.clone(), base.clone(), base.clone());
+        b.set("TOKEN", "own".into());
+        c.remove("TOKEN");
+        let mut d = Env::base(vars(&[("HOME", "/root")]));
+        let extra = vars(&[("URL", "http://x"), ("TOKEN", "t")]);
+        let expected: Vec<Vec<(String, String)>> = [&a, &b, &c, &d]
+            .iter()
+            .map(|e| {
+                let mut e = (*e).clone();
+                for (k, v) in &extra {
+                    if !e.contains(k) {
+                        e.set(k, v.clone());
+                    }
+                }
+                e.to_vec()
+            })
+            .collect();
+        Env::add_shared([&mut a, &mut b, &mut c, &mut d], &extra);
+        let got: Vec<_> = [&a, &b, &c, &d].iter().map(|e| e.to_vec()).collect();
+        assert_eq!(got, expected);
+        assert_eq!(a.get("URL"), Some("mine"));
+        assert_eq!(b.get("TOKEN"), Some("own"));
+        assert_eq!(c.get("TOKEN"), Some("t"));
+        assert_eq!(d.get("TOKEN"), Some("t"));
+        // One new base for the three that shared one, held once.
+        assert!(Arc::ptr_eq(&a.base, &b.base) && Arc::ptr_eq(&b.base, &c.base));
+        assert!(a.own.is_empty());
     }
 
     #[test]

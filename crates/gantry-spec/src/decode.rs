@@ -1654,7 +1654,7 @@ impl Decoder<'_> {
             .and_then(|x| self.rollout(x, &p("rollout")));
         let service = Service {
             name: Sp::new(key.get_ref().to_string(), key.span()),
-            rollout,
+            rollout: rollout.map(Box::new),
             kind,
             command,
             working_dir: own.working_dir.or_else(|| defaults.working_dir.clone()),
@@ -1714,7 +1714,7 @@ impl Decoder<'_> {
                 .and_then(|x| self.command(x, &p("remediate")))
                 .map(|c| c.value),
             migrate: if kind == Kind::Migrate {
-                self.migrate(t, &path, key.span())
+                self.migrate(t, &path, key.span()).map(Box::new)
             } else {
                 None
             },

@@ -534,7 +534,7 @@ pub struct ServiceDefaults {
 pub struct Service {
     pub name: Sp<String>,
     /// `[services.NAME.rollout]`: how `gantry rollout NAME` rolls a new release out.
-    pub rollout: Option<RolloutConf>,
+    pub rollout: Option<Box<RolloutConf>>,
     pub kind: Kind,
     /// argv after shell-like splitting; empty for external services.
     pub command: Option<Sp<Vec<String>>>,
@@ -573,7 +573,7 @@ pub struct Service {
     /// A hint for the critical path before any boot was recorded.
     pub expected_start: Option<Dur>,
     /// Present for `kind = "migrate"`.
-    pub migrate: Option<MigrateSpec>,
+    pub migrate: Option<Box<MigrateSpec>>,
     /// Run once when the service fails; then its check runs again.
     pub remediate: Option<Vec<String>>,
     /// How its log file is rotated: its own keys, then `[defaults]`, then `[settings]`.

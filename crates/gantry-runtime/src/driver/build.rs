@@ -131,11 +131,14 @@ impl Driver {
         }
         let flag_env = flags.env();
         let flag_vars: Vec<(String, String)> = flag_env.values().cloned().collect();
-        for svc in &mut svcs {
-            if let Ok(spawn) = &mut svc.spawn {
-                flags::add_env(&mut spawn.env, &ofrep_env);
-                flags::add_env(&mut spawn.env, &flag_vars);
-            }
+        // Into the shared base (see `Env::add_shared`): the same for every service.
+        for extra in [&ofrep_env, &flag_vars] {
+            crate::envset::Env::add_shared(
+                svcs.iter_mut()
+                    .filter_map(|svc| svc.spawn.as_mut().ok())
+                    .map(|spawn| &mut spawn.env),
+                extra,
+            );
         }
         // The read token services get is masked in their output like a secret.
         let mut masked: Vec<String> = cfg.secrets.iter().map(|x| x.value.clone()).collect();
