@@ -6,12 +6,13 @@ use crate::config::{Mode, RouteConfig, path_matches};
 use crate::headers::{Forwarding, strip_hop_by_hop, wants_upgrade};
 use crate::metrics::{RouteMetrics, Shed};
 use crate::pool::{Leased, Pool};
+use crate::timer::Coarse;
 use crate::upstream::{InFlight, InstanceState, NoPick, Registry, ServiceSlot, pick, rand_below};
 use bytes::Bytes;
 use gantry_resilience::Outcome;
 use gantry_resilience::retry::RetryBudget;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, Full, Limited, combinators::BoxBody};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -176,13 +177,16 @@ fn is_idempotent(m: &Method) -> bool {
 pub(crate) struct Conn {
     pub(crate) peer: SocketAddr,
     pub(crate) forwarding: Forwarding,
+    /// The runtime's coarse timer (request timeouts).
+    pub(crate) timer: Coarse,
 }
 
 impl Conn {
-    pub(crate) fn new(peer: SocketAddr, tls: bool) -> Self {
+    pub(crate) fn new(peer: SocketAddr, tls: bool, timer: Coarse) -> Self {
         Conn {
             peer,
             forwarding: Forwarding::new(peer.ip(), tls),
+            timer,
         }
     }
 }
@@ -229,7 +233,7 @@ pub(crate) async fn handle(
             path: path.unwrap_or_default(),
             status,
             micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            instance,
+            instance: instance.map(|i| i.id.clone()),
             client: peer.ip(),
         });
     }
@@ -301,7 +305,7 @@ async fn serve(
     mut req: Request<Incoming>,
     conn: &Conn,
     host: Option<&HeaderValue>,
-) -> (Response<ProxyBody>, Option<String>) {
+) -> (Response<ProxyBody>, Option<Arc<InstanceState>>) {
     if let Some(r) = gate(shared, route, &req) {
         return (r, None);
     }
@@ -418,17 +422,24 @@ async fn serve(
             head.headers.insert(header::HOST, h);
         }
         let body = match (&retry_body, stream_body.take()) {
+            // An empty body boxes a zero-sized value: no allocation.
+            (Some(b), _) if b.is_empty() => Empty::new()
+                .map_err(|never: Infallible| match never {})
+                .boxed(),
             (Some(b), _) => full(b.clone()),
             (None, Some(s)) => s,
             (None, None) => break,
         };
         let up = Request::from_parts(head, body);
         let sent = Instant::now();
-        let result = tokio::time::timeout(
-            route.cfg.request_timeout,
-            shared.pool.send(&inst, up, route.cfg.connect_timeout),
-        )
-        .await;
+        let result = {
+            let expiry = conn.timer.sleep_until(sent + route.cfg.request_timeout);
+            tokio::select! {
+                biased;
+                r = shared.pool.send(&inst, up, route.cfg.connect_timeout) => Ok(r),
+                () = expiry => Err(()),
+            }
+        };
         match result {
             Ok(Ok((mut resp, lease))) => {
                 let status = resp.status();
@@ -464,14 +475,14 @@ async fn serve(
                     _guards: (held, g),
                 }
                 .boxed();
-                return (Response::from_parts(rp, body), Some(inst.id.clone()));
+                return (Response::from_parts(rp, body), Some(inst));
             }
             Ok(Err(e)) => {
                 permit.record(Outcome::Failure);
                 inst.outlier_record(true, &route.slot, &shared.outlier);
                 inst.signals.errors.fetch_add(1, Relaxed);
                 if error_is_too_large(&e) {
-                    return (too_large(), Some(inst.id.clone()));
+                    return (too_large(), Some(inst));
                 }
                 failure = format!("{} at {}: {}", inst.id, inst.addr, error_chain(&e));
                 timed_out = false;
@@ -498,7 +509,7 @@ async fn serve(
         (StatusCode::BAD_GATEWAY, "failed")
     };
     let msg = format!("gantry ingress: the upstream of service {svc:?} {what}: {failure}\n");
-    (plain(status, msg), last.map(|i| i.id.clone()))
+    (plain(status, msg), last)
 }
 
 /// The hash of the client's sticky cookie or header for the service's split (FNV-1a, stable
