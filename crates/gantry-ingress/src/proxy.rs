@@ -222,8 +222,10 @@ pub(crate) async fn handle(
         .access_log
         .is_some()
         .then(|| req.uri().path().to_owned());
-    let (resp, instance) = serve(&shared, route, guard, req, &conn, host.as_ref()).await;
-    let elapsed = start.elapsed();
+    let (resp, instance, done) = serve(&shared, route, guard, req, &conn, host.as_ref()).await;
+    let elapsed = done
+        .unwrap_or_else(Instant::now)
+        .saturating_duration_since(start);
     let status = resp.status().as_u16();
     route.metrics.signals.record(status, elapsed);
     if let Some(log) = &shared.access_log {
@@ -298,6 +300,14 @@ fn gate(shared: &Shared, route: &Route, req: &Request<Incoming>) -> Option<Respo
     }
 }
 
+/// A response, the instance that gave it (if any), and when its head came back (one clock
+/// reading for the instance's and the route's latency).
+type Served = (
+    Response<ProxyBody>,
+    Option<Arc<InstanceState>>,
+    Option<Instant>,
+);
+
 async fn serve(
     shared: &Arc<Shared>,
     route: &Route,
@@ -305,9 +315,9 @@ async fn serve(
     mut req: Request<Incoming>,
     conn: &Conn,
     host: Option<&HeaderValue>,
-) -> (Response<ProxyBody>, Option<Arc<InstanceState>>) {
+) -> Served {
     if let Some(r) = gate(shared, route, &req) {
-        return (r, None);
+        return (r, None, None);
     }
     let svc = &route.cfg.service;
     let too_large = || {
@@ -321,7 +331,7 @@ async fn serve(
     };
     let declared = req.body().size_hint().exact();
     if declared.is_some_and(|n| n > shared.max_body) {
-        return (too_large(), None);
+        return (too_large(), None, None);
     }
 
     // The upstream request's head.
@@ -345,7 +355,7 @@ async fn serve(
                 Ok(pq) => pq,
                 Err(_) => {
                     let msg = "gantry ingress: the request path cannot be forwarded\n".to_owned();
-                    return (plain(StatusCode::BAD_REQUEST, msg), None);
+                    return (plain(StatusCode::BAD_REQUEST, msg), None, None);
                 }
             }
         }
@@ -365,7 +375,7 @@ async fn serve(
             Ok(c) => retry_body = Some(c.to_bytes()),
             Err(_) => {
                 let msg = "gantry ingress: the request body was cut short\n".to_owned();
-                return (plain(StatusCode::BAD_REQUEST, msg), None);
+                return (plain(StatusCode::BAD_REQUEST, msg), None, None);
             }
         }
     } else {
@@ -399,7 +409,11 @@ async fn serve(
                         route.cfg.name
                     ),
                 };
-                return (unavailable(shared, "text/plain; charset=utf-8", body), None);
+                return (
+                    unavailable(shared, "text/plain; charset=utf-8", body),
+                    None,
+                    None,
+                );
             }
             Err(_) => break,
         };
@@ -436,7 +450,7 @@ async fn serve(
             let expiry = conn.timer.sleep_until(sent + route.cfg.request_timeout);
             tokio::select! {
                 biased;
-                r = shared.pool.send(&inst, up, route.cfg.connect_timeout) => Ok(r),
+                r = shared.pool.send(&inst, up, route.cfg.connect_timeout, sent) => Ok(r),
                 () = expiry => Err(()),
             }
         };
@@ -451,7 +465,9 @@ async fn serve(
                     Outcome::Success
                 });
                 inst.outlier_record(failed, &route.slot, &shared.outlier);
-                inst.signals.record(status.as_u16(), sent.elapsed());
+                let done = Instant::now();
+                inst.signals
+                    .record(status.as_u16(), done.saturating_duration_since(sent));
                 let switching = status == StatusCode::SWITCHING_PROTOCOLS;
                 if switching && let Some(cu) = client_upgrade.take() {
                     let su = hyper::upgrade::on(&mut resp);
@@ -475,14 +491,14 @@ async fn serve(
                     _guards: (held, g),
                 }
                 .boxed();
-                return (Response::from_parts(rp, body), Some(inst));
+                return (Response::from_parts(rp, body), Some(inst), Some(done));
             }
             Ok(Err(e)) => {
                 permit.record(Outcome::Failure);
                 inst.outlier_record(true, &route.slot, &shared.outlier);
                 inst.signals.errors.fetch_add(1, Relaxed);
                 if error_is_too_large(&e) {
-                    return (too_large(), Some(inst));
+                    return (too_large(), Some(inst), None);
                 }
                 failure = format!("{} at {}: {}", inst.id, inst.addr, error_chain(&e));
                 timed_out = false;
@@ -509,7 +525,7 @@ async fn serve(
         (StatusCode::BAD_GATEWAY, "failed")
     };
     let msg = format!("gantry ingress: the upstream of service {svc:?} {what}: {failure}\n");
-    (plain(status, msg), last)
+    (plain(status, msg), last, None)
 }
 
 /// The hash of the client's sticky cookie or header for the service's split (FNV-1a, stable
