@@ -1,8 +1,9 @@
 //! A coarse timer for the proxy's long deadlines (hyper's header read timeout, the upstream
-//! request timeout): one list per runtime scanned by one task at most every
-//! [`GRANULARITY`], so a request arms and drops its deadlines without touching tokio's
-//! timer wheel (whose re-registrations woke the runtime's driver through its eventfd about
-//! once every three requests). A deadline fires up to `GRANULARITY` late.
+//! request timeout): a slab of deadlines per runtime, scanned by one task at the earliest
+//! deadline but at most every [`GRANULARITY`], so a request arms and drops its deadlines
+//! under an uncontended lock, without an allocation and without tokio's timer wheel (whose
+//! re-registrations woke the runtime's driver through its eventfd about once every three
+//! requests). A deadline fires up to `GRANULARITY` late.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,9 +14,6 @@ use tokio::sync::Notify;
 
 /// How late a deadline may fire; also the shortest pause between two scans.
 pub(crate) const GRANULARITY: Duration = Duration::from_millis(20);
-
-/// The longest pause between two scans while deadlines are armed.
-const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// One runtime's coarse timer; cheap to clone.
 #[derive(Clone)]
@@ -74,7 +72,8 @@ impl Coarse {
 }
 
 /// Scans the deadlines for as long as the runtime lives: fires those due and sleeps to the
-/// earliest remaining one (not sooner than a granule, not later than [`MAX_PAUSE`]).
+/// earliest remaining one (not sooner than a granule); a new deadline earlier than that wakes
+/// it. Nothing armed, nothing runs.
 async fn scan(s: Arc<Shared>) {
     let mut due: Vec<Waker> = Vec::new();
     loop {
@@ -98,7 +97,7 @@ async fn scan(s: Arc<Shared>) {
                     earliest = Some(earliest.map_or(d, |t| t.min(d)));
                 }
             }
-            st.target = earliest.map(|t| t.clamp(now + GRANULARITY, now + MAX_PAUSE));
+            st.target = earliest.map(|t| t.max(now + GRANULARITY));
             st.target
         };
         for w in due.drain(..) {
