@@ -69,6 +69,11 @@ pub(crate) fn wants_upgrade(h: &HeaderMap) -> bool {
         })
 }
 
+// Static names: inserting by `&str` copies a non-standard name into a new allocation each time.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// What one client connection adds toward the upstream: X-Forwarded-For (appended), -Proto,
 /// -Host and Forwarded (appended). Built once per connection, so a keep-alive request pays
 /// no formatting unless it brings its own forwarding headers or a new `Host`.
@@ -101,18 +106,18 @@ impl Forwarding {
 
     /// Adds this hop's forwarding headers to a request head going upstream.
     pub(crate) fn apply(&self, h: &mut HeaderMap, host: Option<&HeaderValue>) {
-        let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prev) if !prev.trim().is_empty() => {
                 HeaderValue::from_str(&format!("{prev}, {}", self.client_ip())).ok()
             }
             _ => Some(self.client.clone()),
         };
         if let Some(v) = xff {
-            h.insert("x-forwarded-for", v);
+            h.insert(X_FORWARDED_FOR, v);
         }
-        h.insert("x-forwarded-proto", HeaderValue::from_static(self.proto));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(self.proto));
         if let Some(host) = host {
-            h.insert("x-forwarded-host", host.clone());
+            h.insert(X_FORWARDED_HOST, host.clone());
         }
         let prev = h
             .get(header::FORWARDED)

@@ -29,6 +29,7 @@ mod metrics;
 mod pool;
 mod proxy;
 mod server;
+mod timer;
 mod upstream;
 
 pub use config::{

@@ -7,7 +7,6 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,9 +28,10 @@ struct Idle {
 }
 
 thread_local! {
-    /// This thread's idle connections by upstream address. Each proxy thread runs its own
+    /// This thread's idle connections by upstream address (a short list, one per instance:
+    /// a linear search beats hashing the address). Each proxy thread runs its own
     /// current-thread runtime, so a connection is only ever used by the thread that made it.
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<Idle>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<Vec<(SocketAddr, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Why a request got no response.
@@ -81,13 +81,14 @@ impl Drop for Lease {
 }
 
 impl Pool {
-    fn take(&self, addr: SocketAddr) -> Option<http1::SendRequest<ProxyBody>> {
+    fn take(&self, addr: SocketAddr, now: Instant) -> Option<http1::SendRequest<ProxyBody>> {
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
-            let list = idle.get_mut(&addr)?;
+            let list = &mut idle.iter_mut().find(|(a, _)| *a == addr)?.1;
             // The most recently used first: its socket is warm and least likely closed.
             while let Some(i) = list.pop() {
-                if !i.send.is_closed() && i.since.elapsed() < self.idle_timeout {
+                if !i.send.is_closed() && now.saturating_duration_since(i.since) < self.idle_timeout
+                {
                     return Some(i.send);
                 }
             }
@@ -98,7 +99,15 @@ impl Pool {
     fn put(&self, addr: SocketAddr, send: http1::SendRequest<ProxyBody>) {
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
-            let list = idle.entry(addr).or_default();
+            let list = match idle.iter().position(|(a, _)| *a == addr) {
+                Some(i) => &mut idle[i].1,
+                None => {
+                    // Forget the addresses whose lists emptied (instances replaced).
+                    idle.retain(|(_, l)| !l.is_empty());
+                    idle.push((addr, Vec::new()));
+                    &mut idle.last_mut().expect("just pushed").1
+                }
+            };
             if list.len() >= self.max_idle {
                 // Full: drop the ones that closed or idled out; if still full, close this one.
                 let timeout = self.idle_timeout;
@@ -116,13 +125,15 @@ impl Pool {
 
     /// Sends `req` to `inst` on an idle connection, or a new one. A pooled connection that
     /// turns out closed before the request was written is skipped without using up a try.
+    /// `now` is the caller's clock reading (idle connections older than the timeout go).
     pub(crate) async fn send(
         &self,
         inst: &Arc<InstanceState>,
         mut req: http::Request<ProxyBody>,
         connect_timeout: Duration,
+        now: Instant,
     ) -> Result<(http::Response<Incoming>, Lease), SendError> {
-        while let Some(mut send) = self.take(inst.addr) {
+        while let Some(mut send) = self.take(inst.addr, now) {
             if send.ready().await.is_err() {
                 continue;
             }

@@ -6,12 +6,13 @@ use crate::config::{Mode, RouteConfig, path_matches};
 use crate::headers::{Forwarding, strip_hop_by_hop, wants_upgrade};
 use crate::metrics::{RouteMetrics, Shed};
 use crate::pool::{Leased, Pool};
+use crate::timer::Coarse;
 use crate::upstream::{InFlight, InstanceState, NoPick, Registry, ServiceSlot, pick, rand_below};
 use bytes::Bytes;
 use gantry_resilience::Outcome;
 use gantry_resilience::retry::RetryBudget;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, Full, Limited, combinators::BoxBody};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -176,13 +177,16 @@ fn is_idempotent(m: &Method) -> bool {
 pub(crate) struct Conn {
     pub(crate) peer: SocketAddr,
     pub(crate) forwarding: Forwarding,
+    /// The runtime's coarse timer (request timeouts).
+    pub(crate) timer: Coarse,
 }
 
 impl Conn {
-    pub(crate) fn new(peer: SocketAddr, tls: bool) -> Self {
+    pub(crate) fn new(peer: SocketAddr, tls: bool, timer: Coarse) -> Self {
         Conn {
             peer,
             forwarding: Forwarding::new(peer.ip(), tls),
+            timer,
         }
     }
 }
@@ -218,8 +222,10 @@ pub(crate) async fn handle(
         .access_log
         .is_some()
         .then(|| req.uri().path().to_owned());
-    let (resp, instance) = serve(&shared, route, guard, req, &conn, host.as_ref()).await;
-    let elapsed = start.elapsed();
+    let (resp, instance, done) = serve(&shared, route, guard, req, &conn, host.as_ref()).await;
+    let elapsed = done
+        .unwrap_or_else(Instant::now)
+        .saturating_duration_since(start);
     let status = resp.status().as_u16();
     route.metrics.signals.record(status, elapsed);
     if let Some(log) = &shared.access_log {
@@ -229,7 +235,7 @@ pub(crate) async fn handle(
             path: path.unwrap_or_default(),
             status,
             micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            instance,
+            instance: instance.map(|i| i.id.clone()),
             client: peer.ip(),
         });
     }
@@ -294,6 +300,14 @@ fn gate(shared: &Shared, route: &Route, req: &Request<Incoming>) -> Option<Respo
     }
 }
 
+/// A response, the instance that gave it (if any), and when its head came back (one clock
+/// reading for the instance's and the route's latency).
+type Served = (
+    Response<ProxyBody>,
+    Option<Arc<InstanceState>>,
+    Option<Instant>,
+);
+
 async fn serve(
     shared: &Arc<Shared>,
     route: &Route,
@@ -301,9 +315,9 @@ async fn serve(
     mut req: Request<Incoming>,
     conn: &Conn,
     host: Option<&HeaderValue>,
-) -> (Response<ProxyBody>, Option<String>) {
+) -> Served {
     if let Some(r) = gate(shared, route, &req) {
-        return (r, None);
+        return (r, None, None);
     }
     let svc = &route.cfg.service;
     let too_large = || {
@@ -317,7 +331,7 @@ async fn serve(
     };
     let declared = req.body().size_hint().exact();
     if declared.is_some_and(|n| n > shared.max_body) {
-        return (too_large(), None);
+        return (too_large(), None, None);
     }
 
     // The upstream request's head.
@@ -341,7 +355,7 @@ async fn serve(
                 Ok(pq) => pq,
                 Err(_) => {
                     let msg = "gantry ingress: the request path cannot be forwarded\n".to_owned();
-                    return (plain(StatusCode::BAD_REQUEST, msg), None);
+                    return (plain(StatusCode::BAD_REQUEST, msg), None, None);
                 }
             }
         }
@@ -361,7 +375,7 @@ async fn serve(
             Ok(c) => retry_body = Some(c.to_bytes()),
             Err(_) => {
                 let msg = "gantry ingress: the request body was cut short\n".to_owned();
-                return (plain(StatusCode::BAD_REQUEST, msg), None);
+                return (plain(StatusCode::BAD_REQUEST, msg), None, None);
             }
         }
     } else {
@@ -395,7 +409,11 @@ async fn serve(
                         route.cfg.name
                     ),
                 };
-                return (unavailable(shared, "text/plain; charset=utf-8", body), None);
+                return (
+                    unavailable(shared, "text/plain; charset=utf-8", body),
+                    None,
+                    None,
+                );
             }
             Err(_) => break,
         };
@@ -418,17 +436,24 @@ async fn serve(
             head.headers.insert(header::HOST, h);
         }
         let body = match (&retry_body, stream_body.take()) {
+            // An empty body boxes a zero-sized value: no allocation.
+            (Some(b), _) if b.is_empty() => Empty::new()
+                .map_err(|never: Infallible| match never {})
+                .boxed(),
             (Some(b), _) => full(b.clone()),
             (None, Some(s)) => s,
             (None, None) => break,
         };
         let up = Request::from_parts(head, body);
         let sent = Instant::now();
-        let result = tokio::time::timeout(
-            route.cfg.request_timeout,
-            shared.pool.send(&inst, up, route.cfg.connect_timeout),
-        )
-        .await;
+        let result = {
+            let expiry = conn.timer.sleep_until(sent + route.cfg.request_timeout);
+            tokio::select! {
+                biased;
+                r = shared.pool.send(&inst, up, route.cfg.connect_timeout, sent) => Ok(r),
+                () = expiry => Err(()),
+            }
+        };
         match result {
             Ok(Ok((mut resp, lease))) => {
                 let status = resp.status();
@@ -440,7 +465,9 @@ async fn serve(
                     Outcome::Success
                 });
                 inst.outlier_record(failed, &route.slot, &shared.outlier);
-                inst.signals.record(status.as_u16(), sent.elapsed());
+                let done = Instant::now();
+                inst.signals
+                    .record(status.as_u16(), done.saturating_duration_since(sent));
                 let switching = status == StatusCode::SWITCHING_PROTOCOLS;
                 if switching && let Some(cu) = client_upgrade.take() {
                     let su = hyper::upgrade::on(&mut resp);
@@ -464,14 +491,14 @@ async fn serve(
                     _guards: (held, g),
                 }
                 .boxed();
-                return (Response::from_parts(rp, body), Some(inst.id.clone()));
+                return (Response::from_parts(rp, body), Some(inst), Some(done));
             }
             Ok(Err(e)) => {
                 permit.record(Outcome::Failure);
                 inst.outlier_record(true, &route.slot, &shared.outlier);
                 inst.signals.errors.fetch_add(1, Relaxed);
                 if error_is_too_large(&e) {
-                    return (too_large(), Some(inst.id.clone()));
+                    return (too_large(), Some(inst), None);
                 }
                 failure = format!("{} at {}: {}", inst.id, inst.addr, error_chain(&e));
                 timed_out = false;
@@ -498,7 +525,7 @@ async fn serve(
         (StatusCode::BAD_GATEWAY, "failed")
     };
     let msg = format!("gantry ingress: the upstream of service {svc:?} {what}: {failure}\n");
-    (plain(status, msg), last.map(|i| i.id.clone()))
+    (plain(status, msg), last, None)
 }
 
 /// The hash of the client's sticky cookie or header for the service's split (FNV-1a, stable

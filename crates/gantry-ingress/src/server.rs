@@ -4,9 +4,10 @@
 use crate::StartError;
 use crate::config::{Limits, TlsFiles};
 use crate::proxy::{Conn, Shared, handle};
+use crate::timer::{Coarse, HyperTimer};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
@@ -130,9 +131,10 @@ pub(crate) async fn accept_loop(
     tracker: Arc<ConnTracker>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let timer = Coarse::start();
     let mut builder = http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .timer(HyperTimer(timer.clone()))
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
@@ -153,14 +155,26 @@ pub(crate) async fn accept_loop(
         let builder = builder.clone();
         let tls = tls.clone();
         let stop = stop.clone();
+        let timer = timer.clone();
         let hs_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let _live = live;
             match tls {
-                None => serve(builder, TokioIo::new(stream), shared, peer, false, stop).await,
+                None => {
+                    serve(
+                        builder,
+                        TokioIo::new(stream),
+                        shared,
+                        peer,
+                        false,
+                        timer,
+                        stop,
+                    )
+                    .await
+                }
                 Some(acc) => {
                     if let Ok(Ok(s)) = tokio::time::timeout(hs_timeout, acc.accept(stream)).await {
-                        serve(builder, TokioIo::new(s), shared, peer, true, stop).await;
+                        serve(builder, TokioIo::new(s), shared, peer, true, timer, stop).await;
                     }
                 }
             }
@@ -174,11 +188,12 @@ async fn serve<I>(
     shared: Arc<Shared>,
     peer: SocketAddr,
     tls: bool,
+    timer: Coarse,
     mut stop: watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let conn = Arc::new(Conn::new(peer, tls));
+    let conn = Arc::new(Conn::new(peer, tls, timer));
     let svc = service_fn(move |req| handle(shared.clone(), req, conn.clone()));
     let conn = builder.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);

@@ -324,19 +324,27 @@ fn pick_among(
         return Err(NoPick::NoneReady);
     }
     // Two random draws first (the common case), then a scan from a random start.
-    let a = &set[rand_below(n)];
-    let b = &set[rand_below(n)];
-    let first = match (ok(a), ok(b)) {
-        (true, true) => {
-            if b.signals.in_flight.load(Relaxed) < a.signals.in_flight.load(Relaxed) {
-                Some(b)
-            } else {
-                Some(a)
+    // (A single instance, or the same one drawn twice, is judged once: eligibility reads
+    // the breaker's clock.)
+    let ia = rand_below(n);
+    let ib = if n == 1 { 0 } else { rand_below(n) };
+    let a = &set[ia];
+    let b = &set[ib];
+    let first = if ia == ib {
+        ok(a).then_some(a)
+    } else {
+        match (ok(a), ok(b)) {
+            (true, true) => {
+                if b.signals.in_flight.load(Relaxed) < a.signals.in_flight.load(Relaxed) {
+                    Some(b)
+                } else {
+                    Some(a)
+                }
             }
+            (true, false) => Some(a),
+            (false, true) => Some(b),
+            _ => None,
         }
-        (true, false) => Some(a),
-        (false, true) => Some(b),
-        _ => None,
     };
     if let Some(i) = first
         && let Ok(p) = i.breaker.try_acquire_owned()
