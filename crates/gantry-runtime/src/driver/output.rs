@@ -66,8 +66,9 @@ pub(super) fn spawn_reader(
         let (mut out_open, mut err_open) = (true, true);
         let mut status = None;
         let mut dropped = 0u64;
-        let grace = tokio::time::sleep(Duration::from_secs(3600));
-        tokio::pin!(grace);
+        // Made only once the process has exited: a timer held inline for the whole life of
+        // every reader was a tenth of each task's memory.
+        let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             let read = tokio::select! {
                 line = out.next_line(), if out_open => match line {
@@ -80,10 +81,10 @@ pub(super) fn spawn_reader(
                 },
                 st = &mut exit, if status.is_none() => {
                     status = Some(st.unwrap_or(ExitStatus { code: None, signal: Some(9) }));
-                    grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(200));
+                    grace = Some(Box::pin(tokio::time::sleep(Duration::from_millis(200))));
                     None
                 }
-                _ = &mut grace, if status.is_some() => break,
+                _ = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => break,
             };
             if let Some((stream, line, cut)) = read {
                 let cost = cost(&line);

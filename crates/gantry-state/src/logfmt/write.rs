@@ -58,7 +58,14 @@ pub struct LogFile {
     rotation: Rotation,
     /// Bytes in the current file (its size at open, plus what was written since).
     size: u64,
+    /// Flushes in a row that found nothing to write (see [`LogFile::flush`]).
+    idle: u8,
 }
+
+/// After this many flushes in a row with nothing to write, the file is closed (and opened
+/// again at the next line): a quiet service holds no descriptor. With the driver flushing
+/// every 250 ms that is a second of silence.
+const CLOSE_AFTER_IDLE_FLUSHES: u8 = 4;
 
 /// When a log file is rotated and how many old ones are kept: `NAME.log` becomes
 /// `NAME.log.1` (`.1` becomes `.2`, …) once it reaches `max_size`; the oldest beyond
@@ -125,6 +132,7 @@ impl LogFile {
             buf: Vec::new(),
             rotation: Rotation::default(),
             size: 0,
+            idle: 0,
         })
     }
 
@@ -233,12 +241,30 @@ impl LogFile {
     }
 
     /// Push buffered lines to the file and free the buffer.
+    ///
+    /// A file that has had nothing to write for [`CLOSE_AFTER_IDLE_FLUSHES`] flushes in a
+    /// row is closed: every descriptor gantry holds is copied into each process it spawns
+    /// (the kernel's `dup_fd` at every `clone`), so a thousand quiet services' open logs
+    /// made every later start slower, and they count against gantry's descriptor limit.
     pub fn flush(&mut self) -> Result<(), LogError> {
         let buf = std::mem::take(&mut self.buf);
-        match &mut self.out {
-            Some(out) if !buf.is_empty() => out.write_all(&buf).map_err(|e| self.write_err(e)),
-            _ => Ok(()),
+        if buf.is_empty() {
+            self.idle = self.idle.saturating_add(1);
+            if self.idle >= CLOSE_AFTER_IDLE_FLUSHES {
+                self.out = None;
+            }
+            return Ok(());
         }
+        self.idle = 0;
+        match &mut self.out {
+            Some(out) => out.write_all(&buf).map_err(|e| self.write_err(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the file is open now (a quiet log is closed; see [`LogFile::flush`]).
+    pub fn is_open(&self) -> bool {
+        self.out.is_some()
     }
 
     fn write_err(&self, source: std::io::Error) -> LogError {
@@ -259,6 +285,34 @@ impl Drop for LogFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quiet_log_closes_its_file_and_opens_it_again_for_the_next_line() {
+        let root = std::env::temp_dir().join(format!("gantry-quiet-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut log = LogFile::lazy(&root, "svc").unwrap();
+        assert!(!log.is_open());
+        log.write_line(Stream::Out, "one").unwrap();
+        log.flush().unwrap();
+        assert!(log.is_open());
+        for _ in 1..CLOSE_AFTER_IDLE_FLUSHES {
+            log.flush().unwrap();
+            assert!(log.is_open());
+        }
+        log.flush().unwrap();
+        assert!(!log.is_open());
+        log.write_line(Stream::Err, "two").unwrap();
+        assert!(log.is_open());
+        log.flush().unwrap();
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with(" out one") && lines[1].ends_with(" err two"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn rotates_at_its_size_and_keeps_the_newest_files() {
