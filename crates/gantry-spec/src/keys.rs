@@ -371,7 +371,7 @@ pub static PROBE: &[Key] = &[
         "period",
         Ty::Duration,
         Some("\"1s\""),
-        "Interval between checks once running; during boot checks start at once and back off towards it.",
+        "Interval between checks once running; during boot checks start at once and back off towards it. Once running, the checks of every service with the same period run together, on multiples of it counted from gantry's start (the first within half a period to one and a half), so one wakeup serves them all.",
     ),
     k(
         "timeout",
