@@ -52,6 +52,7 @@ pub(crate) struct Probe {
     pub(crate) began: Option<Time>,
     pub(crate) passes: u32,
     pub(crate) failures: u32,
+    /// The message of the last result when that was a failure (`None` after a pass).
     pub(crate) last_message: Option<String>,
     /// Runs at its `period` from the start of the activation (liveness, and
     /// readiness once the unit is up), never on the fast boot schedule.
@@ -182,7 +183,9 @@ impl Probe {
             self.failures = self.failures.saturating_add(1);
             self.passes = 0;
         }
-        self.last_message = Some(message);
+        // Only a failure's message is ever read again (a start timeout names the last failed
+        // check): a pass keeps none, so a thousand healthy services hold no copy each.
+        self.last_message = (!ok).then_some(message);
     }
 }
 

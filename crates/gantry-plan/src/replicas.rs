@@ -88,11 +88,11 @@ fn instance(s: &Service, replica: u32, port: Option<u16>) -> Service {
         i.ports.push(p);
     }
     i.replicas = None;
-    i.instance = Some(Instance {
+    i.instance = Some(Box::new(Instance {
         service: s.name.value.clone(),
         replica,
         port,
-    });
+    }));
     i
 }
 

@@ -105,7 +105,9 @@ pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String>
         }
     }
     let mut remap = vec![usize::MAX; n];
-    let mut units: Vec<PlanUnit> = Vec::new();
+    // Exactly as many as are chosen: a unit holds a whole definition (~800 bytes), and a
+    // vector grown by doubling left up to half of that unused at 1,000 services.
+    let mut units: Vec<PlanUnit> = Vec::with_capacity(chosen.iter().filter(|&&c| c).count());
     for i in 0..n {
         if chosen[i] {
             remap[i] = units.len();

@@ -1727,7 +1727,7 @@ impl Decoder<'_> {
             upstream: t
                 .get("upstream")
                 .and_then(|x| self.upstream(x, &p("upstream"))),
-            replicas: self.replicas(t, &path, kind),
+            replicas: self.replicas(t, &path, kind).map(Box::new),
             instance: None,
         };
         self.instance_vars = false;

@@ -587,10 +587,10 @@ pub struct Service {
     pub upstream: Option<Sp<String>>,
     /// `replicas = N`: the plan runs N instances. With it, `${PORT}` and `${REPLICA}` are
     /// kept as written in the service's strings and replaced per instance by the plan.
-    pub replicas: Option<Replicas>,
+    pub replicas: Option<Box<Replicas>>,
     /// Set by the plan on each instance of a replicated service (never by the decoder):
     /// which service it is an instance of, its number and its port.
-    pub instance: Option<Instance>,
+    pub instance: Option<Box<Instance>>,
 }
 
 impl Service {
