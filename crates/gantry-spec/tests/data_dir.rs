@@ -1,7 +1,9 @@
 //! Decoding of `data_dir` and `data_size` (a service that keeps data): the valid forms, the
 //! documented default, and every bad value as a diagnostic at its line with what to write.
 
-use gantry_spec::{Loaded, Severity, Source, decode, keys};
+mod support;
+
+use gantry_spec::{Loaded, Source, decode, keys};
 
 fn load(text: &str) -> (Source, Loaded) {
     let source = Source::new("gantry.toml", text);
@@ -14,29 +16,9 @@ fn load(text: &str) -> (Source, Loaded) {
 /// `severity code key line:col | message / hint` of each diagnostic of a service `a`.
 fn problems(service: &str) -> Vec<String> {
     let (source, loaded) = load(&format!("[services.a]\n{service}\n"));
-    loaded
-        .diagnostics
-        .iter()
-        .map(|d| {
-            let (line, col) = source.line_col(d.span.as_ref().expect("a position").start);
-            let sev = match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            let rendered = d.render(&source);
-            assert!(
-                rendered.contains("gantry.toml:"),
-                "no file:line: {rendered}"
-            );
-            assert!(rendered.contains("hint: "), "no hint: {rendered}");
-            format!(
-                "{sev} {} {} {line}:{col} | {} / {}",
-                d.code,
-                d.key.as_deref().unwrap_or("-"),
-                d.message,
-                d.hint.as_deref().unwrap_or("")
-            )
-        })
+    support::problems_of(&source, &loaded)
+        .into_iter()
+        .map(|p| format!("{} | {}", p.head, p.text()))
         .collect()
 }
 

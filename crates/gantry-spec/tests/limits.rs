@@ -1,5 +1,7 @@
 //! Decoding of `memory_max` and `cpu_max`: the valid forms, inheritance from `[defaults]`, and every error with its position and hint.
 
+mod support;
+
 use gantry_spec::{Limits, Loaded, MilliCpus, Severity, Source, decode};
 
 fn load(text: &str) -> (Source, Loaded) {
@@ -86,25 +88,9 @@ fn limits_display_as_written() {
 /// `severity code key line:col` and `message / hint` of each diagnostic.
 fn problems(keys: &str) -> Vec<(String, String)> {
     let (source, loaded) = load(&format!("[services.a]\ncommand = \"true\"\n{keys}\n"));
-    loaded
-        .diagnostics
-        .iter()
-        .map(|d| {
-            let (line, col) = source.line_col(d.span.as_ref().expect("a position").start);
-            let sev = match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            assert!(d.render(&source).contains("hint: "), "no hint: {d:?}");
-            (
-                format!(
-                    "{sev} {} {} {line}:{col}",
-                    d.code,
-                    d.key.as_deref().unwrap_or("-")
-                ),
-                format!("{} / {}", d.message, d.hint.as_deref().unwrap_or("")),
-            )
-        })
+    support::problems_of(&source, &loaded)
+        .into_iter()
+        .map(|p| (p.head.clone(), p.text()))
         .collect()
 }
 

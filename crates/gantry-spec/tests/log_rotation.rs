@@ -1,6 +1,8 @@
 //! Decoding of `[settings] logs`: the valid forms of `max_size` and `keep`, the defaults, and every error with its position and hint.
 
-use gantry_spec::{Loaded, LogRotation, Severity, Source, decode};
+mod support;
+
+use gantry_spec::{Loaded, LogRotation, Source, decode};
 
 fn load(text: &str) -> (Source, Loaded) {
     let source = Source::new("gantry.toml", text);
@@ -71,26 +73,9 @@ fn problems(value: &str) -> Vec<(String, String)> {
         "{value}: max_size fell to {}",
         logs.max_size
     );
-    loaded
-        .diagnostics
-        .iter()
-        .map(|d| {
-            let (line, col) = source.line_col(d.span.as_ref().expect("a position").start);
-            let sev = match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            let rendered = d.render(&source);
-            assert!(rendered.contains("hint: "), "no hint: {rendered}");
-            (
-                format!(
-                    "{sev} {} {} {line}:{col}",
-                    d.code,
-                    d.key.as_deref().unwrap_or("-")
-                ),
-                format!("{} / {}", d.message, d.hint.as_deref().unwrap_or("")),
-            )
-        })
+    support::problems_of(&source, &loaded)
+        .into_iter()
+        .map(|p| (p.head.clone(), p.text()))
         .collect()
 }
 

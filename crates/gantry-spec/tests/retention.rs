@@ -1,6 +1,8 @@
 //! Decoding of `[settings] retention` and of a service's own `logs` rotation (over `[defaults]` and `[settings]`, key by key).
 
-use gantry_spec::{Dur, Loaded, LogRotation, Retention, Severity, Source, decode};
+mod support;
+
+use gantry_spec::{Dur, Loaded, LogRotation, Retention, Source, decode};
 use std::time::Duration;
 
 fn load(text: &str) -> (Source, Loaded) {
@@ -18,26 +20,9 @@ fn clean(text: &str) -> Loaded {
 /// `severity code key line:col` of each diagnostic.
 fn heads(text: &str) -> Vec<String> {
     let (source, loaded) = load(text);
-    loaded
-        .diagnostics
-        .iter()
-        .map(|d| {
-            let (line, col) = source.line_col(d.span.as_ref().expect("a position").start);
-            let sev = match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            assert!(
-                d.render(&source).contains("hint: "),
-                "no hint: {}",
-                d.render(&source)
-            );
-            format!(
-                "{sev} {} {} {line}:{col}",
-                d.code,
-                d.key.as_deref().unwrap_or("-")
-            )
-        })
+    support::problems_of(&source, &loaded)
+        .into_iter()
+        .map(|p| p.head)
         .collect()
 }
 

@@ -1,6 +1,8 @@
 //! Decoding of a probe's `watchdog`: a notify liveness probe's keep-alive interval; anywhere else a warning, and its absence on a notify liveness probe a warning too.
 
-use gantry_spec::{Dur, Loaded, Severity, Source, decode};
+mod support;
+
+use gantry_spec::{Dur, Loaded, Source, decode};
 use std::time::Duration;
 
 fn load(text: &str) -> (Source, Loaded) {
@@ -12,23 +14,9 @@ fn load(text: &str) -> (Source, Loaded) {
 /// `severity code key line:col: message` of each diagnostic of a service `a` with `probes`.
 fn problems(probes: &str) -> Vec<String> {
     let (source, loaded) = load(&format!("[services.a]\ncommand = \"x\"\n{probes}\n"));
-    loaded
-        .diagnostics
-        .iter()
-        .map(|d| {
-            let (line, col) = source.line_col(d.span.as_ref().expect("a position").start);
-            let sev = match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            assert!(d.render(&source).contains("hint: "));
-            format!(
-                "{sev} {} {} {line}:{col}: {}",
-                d.code,
-                d.key.as_deref().unwrap_or("-"),
-                d.message
-            )
-        })
+    support::problems_of(&source, &loaded)
+        .into_iter()
+        .map(|p| format!("{}: {}", p.head, p.message))
         .collect()
 }
 
