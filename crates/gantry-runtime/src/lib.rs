@@ -24,6 +24,7 @@ pub mod env;
 pub mod envset;
 pub mod instance;
 pub mod interrupt;
+mod launch;
 pub mod limits;
 pub mod listen;
 pub mod notify;

@@ -1,4 +1,4 @@
-//! Spawning services: cheap `posix_spawn` launches, async line streams, process-group signals.
+//! Spawning services: cheap launches (a small descriptor table, or `posix_spawn`), async line streams, process-group signals.
 //!
 //! Spawn cost (notes §B): Rust's std `Command` uses `posix_spawn` (glibc: `clone(CLONE_VM |
 //! CLONE_VFORK)`, no page-table copy) unless a `pre_exec` closure, `uid`/`gid`/`groups`/
@@ -14,6 +14,12 @@
 //!   so far: a service with a watchdog gets `WATCHDOG_PID`, its own pid, which only the
 //!   child knows; `/bin/sh` sets it from `$$` and execs the program in the same process
 //!   ([`WATCHDOG_SHIM`]), at the cost of one more exec for those services only.
+//!
+//! - starts the child with [`crate::launch`] where it can: like `posix_spawn`, but the child
+//!   gets a table of its three stdio descriptors instead of a copy of gantry's whole table,
+//!   which at 1,000 services (two pipes each) cost more than the rest of the spawn. The
+//!   child also gets no descriptor gantry holds without close-on-exec. `posix_spawn` remains
+//!   the fallback (kernels before 5.9) and the path of a service with limits.
 //!
 //! Measured on the 2-vCPU dev VM (test `spawn_latency_report`: 200 sequential spawns of
 //! `/bin/true`, with path resolution, pipes and tokio registration included): `spawn()`
@@ -194,62 +200,20 @@ pub fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
     let path = resolve_program(&spec.program, &spec.env, cwd.as_deref())?;
 
     let shim = spec.watchdog.is_some() && Path::new(SHELL).exists();
-    let mut cmd = if shim {
-        let mut cmd = Command::new(SHELL);
-        cmd.arg("-c").arg(WATCHDOG_SHIM).arg(&path);
-        cmd
-    } else {
-        let mut cmd = Command::new(&path);
-        cmd.arg0(&spec.program);
-        cmd
-    };
-    cmd.args(&spec.args)
-        .env_clear()
-        .envs(spec.env.iter())
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(sock) = &spec.notify_socket {
-        cmd.env("NOTIFY_SOCKET", sock);
-    }
-    if let Some(interval) = spec.watchdog {
-        cmd.env("WATCHDOG_USEC", interval.as_micros().max(1).to_string());
-    }
-    if let Some(dir) = &cwd {
-        cmd.current_dir(dir);
-    }
-    if let Some(confine) = &spec.confine {
-        let setup = confine.child_setup();
-        // SAFETY: the closure runs in the forked child and only calls write(2) and
-        // setrlimit(2), both async-signal-safe; it allocates nothing.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(setup);
-        }
-    }
-
     // Taken before the spawn: any status parked with a lower counter belongs to an earlier
     // process that had the same pid number, not to this child.
     let seq = reaper.reap_seq();
-    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
-        path: path.clone(),
-        source,
-    })?;
-    let pid = child.id();
+    let (pid, out, err) = if spec.confine.is_none() {
+        match spawn_small_table(spec, &path, shim, cwd.as_deref())? {
+            Some(started) => started,
+            None => spawn_std(spec, &path, shim, cwd.as_deref())?,
+        }
+    } else {
+        spawn_std(spec, &path, shim, cwd.as_deref())?
+    };
     let exit = reaper.watch_since(pid, seq);
-    // Dropping std's Child neither kills nor waits; the reaper owns the exit status.
-    let out = child.stdout.take().map(OwnedFd::from);
-    let err = child.stderr.take().map(OwnedFd::from);
-    drop(child);
 
-    let make = |fd: Option<OwnedFd>, stream: StreamKind| -> Result<LineStream, SpawnError> {
-        let fd = fd.ok_or_else(|| SpawnError::Pipe {
-            program: spec.program.clone(),
-            pid,
-            stream,
-            source: std::io::Error::other("pipe missing after spawn"),
-        })?;
+    let make = |fd: OwnedFd, stream: StreamKind| -> Result<LineStream, SpawnError> {
         let rx = pipe::Receiver::from_owned_fd(fd).map_err(|source| SpawnError::Pipe {
             program: spec.program.clone(),
             pid,
@@ -270,6 +234,150 @@ pub fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
             // Without its pipes the service is unusable; do not leave it running.
             let _ = signal_group(pid, Signal::SIGKILL);
             Err(e)
+        }
+    }
+}
+
+/// The program's argv (argv[0] first) and its environment, as the child gets them.
+fn child_argv_env(
+    spec: &SpawnSpec,
+    path: &Path,
+    shim: bool,
+) -> (Vec<OsString>, Vec<(OsString, OsString)>) {
+    let mut argv: Vec<OsString> = Vec::with_capacity(spec.args.len() + 4);
+    if shim {
+        argv.extend([SHELL.into(), "-c".into(), WATCHDOG_SHIM.into(), path.into()]);
+    } else {
+        argv.push(spec.program.clone().into());
+    }
+    argv.extend(spec.args.iter().map(OsString::from));
+    let mut extra: Vec<(OsString, OsString)> = Vec::new();
+    if let Some(sock) = &spec.notify_socket {
+        extra.push(("NOTIFY_SOCKET".into(), sock.into()));
+    }
+    if let Some(interval) = spec.watchdog {
+        extra.push((
+            "WATCHDOG_USEC".into(),
+            interval.as_micros().max(1).to_string().into(),
+        ));
+    }
+    let mut env: Vec<(OsString, OsString)> = spec
+        .env
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    env.extend(extra);
+    (argv, env)
+}
+
+/// The spawn with a small descriptor table ([`crate::launch`]): `None` where this kernel
+/// cannot do it (the caller uses `posix_spawn`).
+fn spawn_small_table(
+    spec: &SpawnSpec,
+    path: &Path,
+    shim: bool,
+    cwd: Option<&Path>,
+) -> Result<Option<(u32, OwnedFd, OwnedFd)>, SpawnError> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let failed = |source: std::io::Error| SpawnError::Spawn {
+        path: path.to_path_buf(),
+        source,
+    };
+    let c = |b: &[u8]| {
+        CString::new(b).map_err(|_| {
+            failed(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "nul byte found in provided data",
+            ))
+        })
+    };
+    let (argv, env) = child_argv_env(spec, path, shim);
+    let exe = c(if shim {
+        SHELL.as_bytes()
+    } else {
+        path.as_os_str().as_bytes()
+    })?;
+    let argv = argv
+        .iter()
+        .map(|a| c(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = Vec::with_capacity(k.len() + v.len() + 1);
+            kv.extend_from_slice(k.as_bytes());
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            c(&kv)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let cwd = cwd.map(|d| c(d.as_os_str().as_bytes())).transpose()?;
+    let (out_r, out_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| failed(e.into()))?;
+    let (err_r, err_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| failed(e.into()))?;
+    let program = crate::launch::Program {
+        path: &exe,
+        argv: &argv,
+        envp: &envp,
+        cwd: cwd.as_deref(),
+    };
+    use std::os::fd::AsFd;
+    match crate::launch::launch(&program, out_w.as_fd(), err_w.as_fd()).map_err(failed)? {
+        crate::launch::Launched::Started(pid) => Ok(Some((pid, out_r, err_r))),
+        crate::launch::Launched::Unsupported => Ok(None),
+    }
+}
+
+/// The spawn through std's `Command` (`posix_spawn`, or fork + exec for a child that must
+/// join its limits first).
+fn spawn_std(
+    spec: &SpawnSpec,
+    path: &Path,
+    shim: bool,
+    cwd: Option<&Path>,
+) -> Result<(u32, OwnedFd, OwnedFd), SpawnError> {
+    let (argv, env) = child_argv_env(spec, path, shim);
+    let mut cmd = Command::new(if shim { Path::new(SHELL) } else { path });
+    cmd.arg0(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .envs(env)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    if let Some(confine) = &spec.confine {
+        let setup = confine.child_setup();
+        // SAFETY: the closure runs in the forked child and only calls write(2) and
+        // setrlimit(2), both async-signal-safe; it allocates nothing.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(setup);
+        }
+    }
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let pid = child.id();
+    // Dropping std's Child neither kills nor waits; the reaper owns the exit status.
+    let out = child.stdout.take().map(OwnedFd::from);
+    let err = child.stderr.take().map(OwnedFd::from);
+    drop(child);
+    match (out, err) {
+        (Some(o), Some(e)) => Ok((pid, o, e)),
+        _ => {
+            let _ = signal_group(pid, Signal::SIGKILL);
+            Err(SpawnError::Spawn {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("pipe missing after spawn"),
+            })
         }
     }
 }

@@ -26,6 +26,9 @@ use gantry_state::logfmt::LogFile;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+#[path = "runtime/spawn_table.rs"]
+mod spawn_table;
+
 const DEADLINE: Duration = Duration::from_secs(5);
 
 fn rt() -> &'static tokio::runtime::Runtime {
