@@ -39,6 +39,42 @@ impl Store {
         }
     }
 
+    /// Release 1 of each of `services` that has none yet, in one transaction (a thousand
+    /// services at a first boot were a thousand commits on the event loop).
+    /// `definition(i)` is asked only for the services recorded.
+    pub fn first_releases(
+        &mut self,
+        services: &[&str],
+        definition: impl Fn(usize) -> String,
+    ) -> Result<(), String> {
+        let known: std::collections::HashSet<String> = self
+            .conn
+            .prepare("SELECT DISTINCT service FROM releases")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| format!("releases: {e}"))?;
+        if services.iter().all(|s| known.contains(*s)) {
+            return Ok(());
+        }
+        let now = crate::time::rfc3339_utc(std::time::SystemTime::now());
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO releases (service, number, created_at, definition, status)
+                     VALUES (?1, 1, ?2, ?3, 'running')",
+                )
+                .map_err(|e| format!("releases: {e}"))?;
+            for (i, service) in services.iter().enumerate() {
+                if !known.contains(*service) {
+                    insert
+                        .execute(params![service, now, definition(i)])
+                        .map_err(|e| format!("releases of {service}: {e}"))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+
     /// Records the next release of `service` with `status`; its number.
     pub fn add_release(
         &self,
@@ -245,6 +281,41 @@ mod tests {
         assert!(store.release_state("api", n).is_none());
         store.set_release_state("api", n, "{}").unwrap();
         assert_eq!(store.release_state("api", n).as_deref(), Some("{}"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn first_releases_records_only_the_services_without_one_in_one_go() {
+        let dir =
+            std::env::temp_dir().join(format!("gantry-first-releases-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = Store::open(&dir).unwrap();
+        assert_eq!(store.add_release("api", "{\"v\":1}", "running").unwrap(), 1);
+        assert_eq!(store.add_release("api", "{\"v\":2}", "stable").unwrap(), 2);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let names = ["api", "web", "worker"];
+        store
+            .first_releases(&names, |i| {
+                asked.borrow_mut().push(names[i]);
+                format!("{{\"name\":\"{}\"}}", names[i])
+            })
+            .unwrap();
+        assert_eq!(
+            *asked.borrow(),
+            ["web", "worker"],
+            "definitions made only where needed"
+        );
+        let web = store.releases("web").unwrap();
+        assert_eq!(web.len(), 1);
+        assert_eq!(web[0]["number"], 1);
+        assert_eq!(web[0]["status"], "running");
+        assert_eq!(web[0]["definition"]["name"], "web");
+        assert_eq!(store.releases("api").unwrap().len(), 2, "api keeps its two");
+        // Again: nothing new, no definition asked for.
+        asked.borrow_mut().clear();
+        store.first_releases(&names, |_| unreachable!()).unwrap();
+        assert_eq!(store.releases("worker").unwrap().len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

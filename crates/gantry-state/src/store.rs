@@ -150,13 +150,28 @@ impl Store {
             params![outcome, duration.as_millis() as i64, reason, boot],
         )
         .map_err(|e| e.to_string())?;
-        for s in services {
-            tx.execute(
-                "INSERT OR REPLACE INTO boot_services (boot_id, name, state, priority, started_ms, ready_ms, attempts, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![boot, s.name, s.state, s.priority, s.started_ms.map(|v| v as i64), s.ready_ms.map(|v| v as i64), s.attempts, s.error],
-            )
-            .map_err(|e| e.to_string())?;
+        {
+            // One statement for every row (a thousand services, a thousand prepares).
+            let mut insert = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO boot_services (boot_id, name, state, priority, started_ms, ready_ms, attempts, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(|e| e.to_string())?;
+            for s in services {
+                insert
+                    .execute(params![
+                        boot,
+                        s.name,
+                        s.state,
+                        s.priority,
+                        s.started_ms.map(|v| v as i64),
+                        s.ready_ms.map(|v| v as i64),
+                        s.attempts,
+                        s.error
+                    ])
+                    .map_err(|e| e.to_string())?;
+            }
         }
         tx.commit().map_err(|e| e.to_string())
     }

@@ -4,43 +4,50 @@
 
 use super::Driver;
 use crate::process::SpawnSpec;
+use crate::redact::Redactor;
 use std::collections::BTreeMap;
+
+/// A definition as the releases table keeps it: argv and environment, secrets masked.
+fn definition_json(spec: &SpawnSpec, redactor: &Redactor) -> String {
+    let env: BTreeMap<&str, String> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k, redactor.redact_owned(v.to_string())))
+        .collect();
+    let argv: Vec<String> = std::iter::once(&spec.program)
+        .chain(&spec.args)
+        .map(|a| redactor.redact_owned(a.clone()))
+        .collect();
+    serde_json::json!({ "command": argv, "env": env }).to_string()
+}
 
 impl Driver {
     /// A definition as the releases table keeps it: argv and environment, secrets masked.
     pub(super) fn definition_json(&self, spec: &SpawnSpec) -> String {
-        let env: BTreeMap<&str, String> = spec
-            .env
-            .iter()
-            .map(|(k, v)| (k, self.redactor.redact_owned(v.to_string())))
-            .collect();
-        let mut argv = vec![spec.program.clone()];
-        argv.extend(spec.args.iter().cloned());
-        let argv: Vec<String> = argv
-            .into_iter()
-            .map(|a| self.redactor.redact_owned(a))
-            .collect();
-        serde_json::json!({ "command": argv, "env": env }).to_string()
+        definition_json(spec, &self.redactor)
     }
 
     /// Release 1 of every service not recorded yet (at the first boot of its definition).
     pub(super) fn record_first_releases(&mut self) {
         let mut seen = std::collections::HashSet::new();
-        let mut rows = Vec::new();
+        let mut units = Vec::new();
         for (i, u) in self.plan.units.iter().enumerate() {
-            let service = u.service.name.value.clone();
-            if !seen.insert(service.clone()) {
-                continue;
-            }
-            if let Ok(spec) = &self.svcs[i].spawn {
-                rows.push((service, self.definition_json(spec)));
+            if seen.insert(u.service.name.value.as_str()) && self.svcs[i].spawn.is_ok() {
+                units.push(i);
             }
         }
+        let names: Vec<&str> = units
+            .iter()
+            .map(|&i| self.plan.units[i].service.name.value.as_str())
+            .collect();
         let mut abandoned = Vec::new();
-        if let Some(store) = &self.store {
-            for (service, def) in rows {
-                let _ = store.first_release(&service, &def);
-            }
+        if let Some(store) = &mut self.store {
+            // The definitions are made only for services with no release yet.
+            let (svcs, redactor) = (&self.svcs, &self.redactor);
+            let _ = store.first_releases(&names, |k| match &svcs[units[k]].spawn {
+                Ok(spec) => definition_json(spec, redactor),
+                Err(_) => String::new(),
+            });
             abandoned = store.abandon_canaries().unwrap_or_default();
         }
         // A rollout a killed gantry left: this boot runs every instance from the file.

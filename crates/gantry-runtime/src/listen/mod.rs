@@ -190,17 +190,27 @@ impl InetDiagReqV2 {
     }
 }
 
-/// A LISTEN-only TCP dump request for `family` (`AF_INET` or `AF_INET6`).
-fn request(family: u8, seq: u32) -> [u8; REQUEST_LEN] {
-    let mut b = [0; REQUEST_LEN];
+/// `INET_DIAG_REQ_BYTECODE` (linux/inet_diag.h): the request attribute holding a filter.
+const INET_DIAG_REQ_BYTECODE: u16 = 1;
+
+/// A LISTEN-only TCP dump request for `family` (`AF_INET` or `AF_INET6`), with `filter`
+/// (bytecode, see filter.rs) attached when it is not empty, written over `out`.
+fn request(family: u8, seq: u32, filter: &[u8], out: &mut Vec<u8>) {
+    let attr = if filter.is_empty() {
+        0
+    } else {
+        4 + filter.len()
+    };
+    out.clear();
+    out.resize(REQUEST_LEN, 0);
     NlMsgHdr {
-        nlmsg_len: REQUEST_LEN as u32,
+        nlmsg_len: (REQUEST_LEN + attr) as u32,
         nlmsg_type: SOCK_DIAG_BY_FAMILY,
         nlmsg_flags: NLM_F_REQUEST | NLM_F_DUMP,
         nlmsg_seq: seq,
         nlmsg_pid: 0,
     }
-    .encode(&mut b[..NLMSG_HDRLEN]);
+    .encode(&mut out[..NLMSG_HDRLEN]);
     InetDiagReqV2 {
         sdiag_family: family,
         sdiag_protocol: libc::IPPROTO_TCP as u8,
@@ -209,8 +219,13 @@ fn request(family: u8, seq: u32) -> [u8; REQUEST_LEN] {
         idiag_states: 1 << TCP_LISTEN,
         id: InetDiagSockId::default(),
     }
-    .encode(&mut b[NLMSG_HDRLEN..]);
-    b
+    .encode(&mut out[NLMSG_HDRLEN..]);
+    if attr > 0 {
+        // struct nlattr { nla_len, nla_type }, then the program (a multiple of 4 bytes).
+        out.extend_from_slice(&(attr as u16).to_ne_bytes());
+        out.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        out.extend_from_slice(filter);
+    }
 }
 
 /// The local address of the listening socket an `inet_diag_msg` describes; `None` for
@@ -340,6 +355,9 @@ pub struct ListenScanner {
     buf: Box<[u8]>,
     /// Sequence number of the last request; replies to older requests are skipped.
     seq: u32,
+    /// The request being sent, and the port filter of the last [`ListenScanner::scan_ports`].
+    req: Vec<u8>,
+    filter: Vec<u8>,
 }
 
 impl ListenScanner {
@@ -355,6 +373,8 @@ impl ListenScanner {
             fd,
             buf: vec![0; RECV_BUF_LEN].into_boxed_slice(),
             seq: 0,
+            req: Vec::new(),
+            filter: Vec::new(),
         })
     }
 
@@ -377,6 +397,23 @@ impl ListenScanner {
     /// (the kernel would drop a new connection's SYN): what is left accepts connections
     /// right now.
     pub fn scan_accepting(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
+        self.filter.clear();
+        self.scan_filtered(out)
+    }
+
+    /// Like [`ListenScanner::scan_accepting`], for listeners on `ports` only: the kernel
+    /// leaves the others out (a bytecode filter, see filter.rs), which is what makes a scan
+    /// cheap while a thousand other services already listen. `out` may also hold
+    /// listeners on ports near those asked for. An empty `ports` scans every port.
+    pub fn scan_ports(&mut self, ports: &[u16], out: &mut Vec<SocketAddr>) -> io::Result<()> {
+        self.filter.clear();
+        if !ports.is_empty() {
+            filter::encode(&filter::ranges(ports), &mut self.filter);
+        }
+        self.scan_filtered(out)
+    }
+
+    fn scan_filtered(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
         out.clear();
         self.dump(libc::AF_INET as u8, out, true)?;
         self.dump(libc::AF_INET6 as u8, out, true)?;
@@ -387,10 +424,12 @@ impl ListenScanner {
     /// Sends one dump request and appends its replies to `out` until `NLMSG_DONE`.
     fn dump(&mut self, family: u8, out: &mut Vec<SocketAddr>, accepting: bool) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
-        let req = request(family, self.seq);
+        let filter = if accepting { &self.filter[..] } else { &[] };
+        request(family, self.seq, filter, &mut self.req);
         let fd = self.fd.as_raw_fd();
+        let req = &self.req;
         // No destination address: an unconnected netlink socket sends to the kernel.
-        let sent = retry_eintr(|| send(fd, &req, MsgFlags::empty()))?;
+        let sent = retry_eintr(|| send(fd, req, MsgFlags::empty()))?;
         if sent != req.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -458,396 +497,6 @@ pub fn certainly_accepts(listeners: &[SocketAddr], target: SocketAddr) -> Option
     })
 }
 
+mod filter;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::{TcpListener, TcpStream};
-    use std::time::{Duration, Instant};
-
-    fn scan() -> Vec<SocketAddr> {
-        let mut out = Vec::new();
-        ListenScanner::new()
-            .expect("open sock_diag socket")
-            .scan(&mut out)
-            .expect("scan");
-        out
-    }
-
-    #[test]
-    fn of_port_finds_every_listener_of_a_port_in_a_sorted_list() {
-        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
-        let mut list = vec![
-            a("127.0.0.1:9000"),
-            a("0.0.0.0:80"),
-            a("[::]:9000"),
-            a("127.0.0.2:443"),
-            a("10.0.0.1:9000"),
-        ];
-        list.sort_unstable_by_key(SocketAddr::port);
-        let mut got = of_port(&list, 9000).to_vec();
-        got.sort();
-        let mut want = vec![a("127.0.0.1:9000"), a("[::]:9000"), a("10.0.0.1:9000")];
-        want.sort();
-        assert_eq!(got, want);
-        assert_eq!(of_port(&list, 80), [a("0.0.0.0:80")]);
-        assert!(of_port(&list, 81).is_empty());
-        assert!(of_port(&list, 1).is_empty());
-        assert!(of_port(&list, 65535).is_empty());
-        assert!(of_port(&[], 80).is_empty());
-    }
-
-    fn count(listeners: &[SocketAddr], addr: SocketAddr) -> usize {
-        listeners.iter().filter(|&&a| a == addr).count()
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
-
-    /// An IPv6 listener, or `None` (with a message) if IPv6 is unavailable here.
-    fn bind_v6(at: &str) -> Option<TcpListener> {
-        match TcpListener::bind(at) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("skipping {at}: IPv6 unavailable ({e})");
-                None
-            }
-        }
-    }
-
-    #[test]
-    fn reports_listeners_with_their_exact_address() {
-        let v4: Vec<TcpListener> = ["127.0.0.1:0", "0.0.0.0:0", "127.0.0.2:0"]
-            .iter()
-            .map(|a| TcpListener::bind(a).unwrap())
-            .collect();
-        let v6: Vec<TcpListener> = ["[::1]:0", "[::]:0", "[::ffff:127.0.0.1]:0"]
-            .iter()
-            .filter_map(|a| bind_v6(a))
-            .collect();
-
-        let mut scanner = ListenScanner::new().unwrap();
-        let mut found = Vec::new();
-        // Twice: the second scan reuses the scanner and replaces, not appends.
-        for _ in 0..2 {
-            scanner.scan(&mut found).unwrap();
-            for l in v4.iter().chain(&v6) {
-                let local = l.local_addr().unwrap();
-                assert_eq!(count(&found, local), 1, "{local} in {found:?}");
-            }
-        }
-
-        let port = |l: &TcpListener| l.local_addr().unwrap().port();
-        let loopback = |p: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
-        // 127.0.0.1 and 0.0.0.0 take 127.0.0.1; 127.0.0.2 does not.
-        assert!(accepts(&found, loopback(port(&v4[0]))));
-        assert!(accepts(&found, loopback(port(&v4[1]))));
-        assert!(!accepts(
-            &[v4[2].local_addr().unwrap()],
-            loopback(port(&v4[2]))
-        ));
-        // [::1] takes [::1] only, [::] takes IPv4 too, [::ffff:127.0.0.1] takes 127.0.0.1.
-        for l in &v6 {
-            let local = l.local_addr().unwrap();
-            assert!(accepts(&found, local), "{local}");
-            let v4_ok = local.ip() != Ipv6Addr::LOCALHOST;
-            assert_eq!(accepts(&[local], loopback(local.port())), v4_ok, "{local}");
-        }
-    }
-
-    #[test]
-    fn dropped_listener_disappears() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let local = listener.local_addr().unwrap();
-        let mut scanner = ListenScanner::new().unwrap();
-        let mut found = Vec::new();
-        scanner.scan(&mut found).unwrap();
-        assert!(found.contains(&local));
-
-        drop(listener);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            scanner.scan(&mut found).unwrap();
-            if !found.contains(&local) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{local} still listed after close"
-            );
-            std::thread::yield_now();
-        }
-    }
-
-    #[test]
-    fn connected_and_bound_sockets_are_not_reported() {
-        use nix::sys::socket::{SockaddrIn, bind, getsockname};
-
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let local = listener.local_addr().unwrap();
-        let client = TcpStream::connect(local).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        // Bound without SO_REUSEADDR and never listening: nobody else in this namespace can
-        // listen on this port while we hold it.
-        let bound = socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .unwrap();
-        bind(bound.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
-        let bound_addr: SockaddrIn = getsockname(bound.as_raw_fd()).unwrap();
-        let bound_addr = SocketAddr::V4(bound_addr.into());
-
-        let found = scan();
-        assert!(found.contains(&local));
-        assert!(!found.contains(&client.local_addr().unwrap()));
-        assert!(!accepts(&found, bound_addr), "{bound_addr} in {found:?}");
-
-        // The accepted socket has the listener's local address but is not listening.
-        drop(listener);
-        assert_eq!(server.local_addr().unwrap(), local);
-        assert!(!scan().contains(&local));
-        drop((client, server, bound));
-    }
-
-    #[test]
-    fn finds_two_thousand_listeners() {
-        use nix::sys::resource::{Resource, getrlimit, setrlimit};
-
-        const N: usize = 2_000;
-        // Room for the rest of the test binary's sockets and files too.
-        let want = (N + 512) as u64;
-        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-        if soft < want {
-            if hard < want {
-                eprintln!("skipping: RLIMIT_NOFILE hard limit {hard} < {want}");
-                return;
-            }
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
-                eprintln!("skipping: cannot raise RLIMIT_NOFILE to {want}: {e}");
-                return;
-            }
-        }
-
-        let listeners: Vec<TcpListener> = (0..N)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        // About 150 KB of replies: several dump parts, several recvs.
-        let found = scan();
-        assert!(found.len() >= N);
-        for l in &listeners {
-            let local = l.local_addr().unwrap();
-            assert_eq!(count(&found, local), 1, "{local}");
-        }
-    }
-
-    #[test]
-    fn a_listener_with_a_full_accept_queue_is_not_accepting() {
-        use nix::sys::socket::{
-            AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, getsockname, listen,
-            socket,
-        };
-        let fd = socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .expect("socket");
-        bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
-        // Backlog 0: the first connection the service does not accept fills the queue.
-        listen(&fd, Backlog::new(0).expect("backlog")).expect("listen");
-        let local: SockaddrIn = getsockname(fd.as_raw_fd()).expect("getsockname");
-        let addr = SocketAddr::from(([127, 0, 0, 1], local.port()));
-        let mut scanner = ListenScanner::new().expect("scanner");
-        let mut out = Vec::new();
-        scanner.scan_accepting(&mut out).expect("scan");
-        assert_eq!(certainly_accepts(&out, addr), Some(addr));
-        let _client = TcpStream::connect(addr).expect("first connect is queued");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            scanner.scan_accepting(&mut out).expect("scan");
-            if certainly_accepts(&out, addr).is_none() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "a full queue still looked accepting"
-            );
-            std::thread::yield_now();
-        }
-        scanner.scan(&mut out).expect("scan");
-        assert!(
-            out.contains(&addr),
-            "scan() lists every listener, full or not"
-        );
-    }
-
-    #[test]
-    fn certainly_accepts_only_matches_that_do_not_depend_on_v6only() {
-        let v4 = |s: &str| s.parse::<SocketAddr>().unwrap();
-        let target = v4("127.0.0.1:80");
-        for (listener, want) in [
-            ("127.0.0.1:80", true),
-            ("0.0.0.0:80", true),
-            ("[::]:80", false),
-            ("[::ffff:127.0.0.1]:80", false),
-            ("127.0.0.2:80", false),
-            ("127.0.0.1:81", false),
-        ] {
-            let l = v4(listener);
-            assert_eq!(
-                certainly_accepts(&[l], target),
-                want.then_some(l),
-                "{listener}"
-            );
-        }
-        let t6 = v4("[::1]:80");
-        assert!(certainly_accepts(&[v4("[::]:80")], t6).is_some());
-        assert!(certainly_accepts(&[v4("0.0.0.0:80")], t6).is_none());
-    }
-
-    #[test]
-    fn accepts_follows_the_kernel_wildcard_rules() {
-        let cases = [
-            // (listener, target, accepted)
-            ("127.0.0.1:80", "127.0.0.1:80", true),
-            ("127.0.0.1:80", "127.0.0.1:81", false),
-            ("127.0.0.2:80", "127.0.0.1:80", false),
-            ("0.0.0.0:80", "127.0.0.1:80", true),
-            ("0.0.0.0:80", "10.1.2.3:80", true),
-            ("0.0.0.0:80", "[::1]:80", false),
-            ("127.0.0.1:80", "[::1]:80", false),
-            ("[::1]:80", "[::1]:80", true),
-            ("[::1]:80", "127.0.0.1:80", false),
-            ("[::]:80", "[::1]:80", true),
-            ("[::]:80", "127.0.0.1:80", true),
-            ("[::]:80", "127.0.0.1:81", false),
-            ("[::2]:80", "[::1]:80", false),
-            // v4-mapped listener, and v4-mapped targets (an AF_INET6 socket connecting to IPv4).
-            ("[::ffff:127.0.0.1]:80", "127.0.0.1:80", true),
-            ("[::ffff:127.0.0.1]:80", "127.0.0.2:80", false),
-            ("[::ffff:0.0.0.0]:80", "127.0.0.2:80", true),
-            ("127.0.0.1:80", "[::ffff:127.0.0.1]:80", true),
-            ("0.0.0.0:80", "[::ffff:127.0.0.1]:80", true),
-            ("[::1]:80", "[::ffff:127.0.0.1]:80", false),
-        ];
-        for (listener, target, expected) in cases {
-            assert_eq!(
-                accepts(&[addr(listener)], addr(target)),
-                expected,
-                "{listener} accepts {target}"
-            );
-        }
-        assert!(!accepts(&[], addr("127.0.0.1:80")));
-        let several = [addr("127.0.0.2:80"), addr("[::1]:81"), addr("0.0.0.0:80")];
-        assert!(accepts(&several, addr("127.0.0.1:80")));
-        assert!(!accepts(&several, addr("127.0.0.1:81")));
-    }
-
-    /// A netlink message of `ty` with `payload`, padded to the netlink alignment.
-    fn message(ty: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-        let len = NLMSG_HDRLEN + payload.len();
-        let mut b = vec![0; len.next_multiple_of(NLMSG_ALIGNTO)];
-        NlMsgHdr {
-            nlmsg_len: len as u32,
-            nlmsg_type: ty,
-            nlmsg_flags: 0,
-            nlmsg_seq: seq,
-            nlmsg_pid: 0,
-        }
-        .encode(&mut b);
-        b[NLMSG_HDRLEN..len].copy_from_slice(payload);
-        b
-    }
-
-    fn diag_msg(family: i32, state: u8, ip: &[u8], port: u16) -> Vec<u8> {
-        let mut b = vec![0; size_of::<InetDiagMsg>() + 8]; // plus an attribute
-        b[0] = family as u8;
-        b[1] = state;
-        let mut id = InetDiagSockId {
-            idiag_sport: port.to_be_bytes(),
-            ..InetDiagSockId::default()
-        };
-        id.idiag_src[..ip.len()].copy_from_slice(ip);
-        id.encode(&mut b[offset_of!(InetDiagMsg, id)..]);
-        b
-    }
-
-    #[test]
-    fn parses_batches_of_messages() {
-        let seq = 7;
-        let v4 = diag_msg(libc::AF_INET, TCP_LISTEN, &[10, 0, 0, 1], 8080);
-        let v6 = diag_msg(
-            libc::AF_INET6,
-            TCP_LISTEN,
-            &Ipv6Addr::LOCALHOST.octets(),
-            443,
-        );
-        let established = diag_msg(libc::AF_INET, 1, &[10, 0, 0, 2], 22);
-        let stale = diag_msg(libc::AF_INET, TCP_LISTEN, &[10, 0, 0, 3], 9);
-
-        let mut out = Vec::new();
-        let batch = [
-            message(SOCK_DIAG_BY_FAMILY, seq - 1, &stale),
-            message(SOCK_DIAG_BY_FAMILY, seq, &v4),
-            message(NLMSG_NOOP, seq, &[]),
-            message(SOCK_DIAG_BY_FAMILY, seq, &established),
-        ]
-        .concat();
-        assert_eq!(
-            parse_batch(&batch, seq, &mut out, false).unwrap(),
-            Progress::More
-        );
-        let batch = [
-            message(SOCK_DIAG_BY_FAMILY, seq, &v6),
-            message(NLMSG_DONE, seq, &0i32.to_ne_bytes()),
-            message(SOCK_DIAG_BY_FAMILY, seq, &stale),
-        ]
-        .concat();
-        assert_eq!(
-            parse_batch(&batch, seq, &mut out, false).unwrap(),
-            Progress::Done
-        );
-        assert_eq!(out, [addr("10.0.0.1:8080"), addr("[::1]:443")]);
-
-        // A stale NLMSG_DONE does not end the dump.
-        let batch = message(NLMSG_DONE, seq - 1, &0i32.to_ne_bytes());
-        assert_eq!(
-            parse_batch(&batch, seq, &mut out, false).unwrap(),
-            Progress::More
-        );
-    }
-
-    #[test]
-    fn reports_kernel_errors_and_malformed_messages() {
-        let seq = 3;
-        let mut out = Vec::new();
-        let mut err = (-libc::EBUSY).to_ne_bytes().to_vec();
-        err.extend([0; NLMSG_HDRLEN]); // nlmsgerr quotes the request's header
-        let e = parse_batch(&message(NLMSG_ERROR, seq, &err), seq, &mut out, false).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EBUSY));
-
-        let done = message(NLMSG_DONE, seq, &(-libc::EINTR).to_ne_bytes());
-        let e = parse_batch(&done, seq, &mut out, false).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EINTR));
-
-        let ack = message(NLMSG_ERROR, seq, &[0; 4 + NLMSG_HDRLEN]);
-        assert_eq!(
-            parse_batch(&ack, seq, &mut out, false).unwrap(),
-            Progress::More
-        );
-
-        let mut truncated = message(SOCK_DIAG_BY_FAMILY, seq, &[0; 72]);
-        truncated.truncate(40);
-        let e = parse_batch(&truncated, seq, &mut out, false).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-
-        let short = message(SOCK_DIAG_BY_FAMILY, seq, &[0; 20]);
-        let e = parse_batch(&short, seq, &mut out, false).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert!(out.is_empty());
-    }
-}
+mod tests;
