@@ -166,6 +166,53 @@ pub enum SignalError {
 /// The call blocks its thread until the child has exec'd (that is how `posix_spawn` works):
 /// a median of 110–150 µs here (see the module docs).
 pub fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
+    let SpawnedFds {
+        pid,
+        stdout,
+        stderr,
+        exit,
+    } = spawn_fds(spec, reaper)?;
+    let make = |fd: OwnedFd, stream: StreamKind| -> Result<LineStream, SpawnError> {
+        let rx = pipe::Receiver::from_owned_fd(fd).map_err(|source| SpawnError::Pipe {
+            program: spec.program.clone(),
+            pid,
+            stream,
+            source,
+        })?;
+        Ok(LineStream::new(rx, pid, stream))
+    };
+    let streams =
+        make(stdout, StreamKind::Out).and_then(|o| Ok((o, make(stderr, StreamKind::Err)?)));
+    match streams {
+        Ok((stdout, stderr)) => Ok(Spawned {
+            pid,
+            stdout,
+            stderr,
+            exit,
+        }),
+        Err(e) => {
+            // Without its pipes the service is unusable; do not leave it running.
+            let _ = signal_group(pid, Signal::SIGKILL);
+            Err(e)
+        }
+    }
+}
+
+/// A started service whose output pipes are left to the caller as plain descriptors (the
+/// driver reads every service's pipes from one epoll set, driver/output.rs).
+#[derive(Debug)]
+pub struct SpawnedFds {
+    /// As [`Spawned::pid`].
+    pub pid: u32,
+    /// The read ends of the service's stdout and stderr pipes (close-on-exec, blocking).
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// As [`Spawned::exit`].
+    pub exit: ExitWatch,
+}
+
+/// [`spawn`] without the async line streams.
+pub fn spawn_fds(spec: &SpawnSpec, reaper: &Reaper) -> Result<SpawnedFds, SpawnError> {
     if spec.program.is_empty() {
         return Err(SpawnError::EmptyProgram);
     }
@@ -212,30 +259,12 @@ pub fn spawn(spec: &SpawnSpec, reaper: &Reaper) -> Result<Spawned, SpawnError> {
         spawn_std(spec, &path, shim, cwd.as_deref())?
     };
     let exit = reaper.watch_since(pid, seq);
-
-    let make = |fd: OwnedFd, stream: StreamKind| -> Result<LineStream, SpawnError> {
-        let rx = pipe::Receiver::from_owned_fd(fd).map_err(|source| SpawnError::Pipe {
-            program: spec.program.clone(),
-            pid,
-            stream,
-            source,
-        })?;
-        Ok(LineStream::new(rx, pid, stream))
-    };
-    let streams = make(out, StreamKind::Out).and_then(|o| Ok((o, make(err, StreamKind::Err)?)));
-    match streams {
-        Ok((stdout, stderr)) => Ok(Spawned {
-            pid,
-            stdout,
-            stderr,
-            exit,
-        }),
-        Err(e) => {
-            // Without its pipes the service is unusable; do not leave it running.
-            let _ = signal_group(pid, Signal::SIGKILL);
-            Err(e)
-        }
-    }
+    Ok(SpawnedFds {
+        pid,
+        stdout: out,
+        stderr: err,
+        exit,
+    })
 }
 
 /// The program's argv (argv[0] first) and its environment, as the child gets them.
@@ -550,14 +579,7 @@ pub fn signal_pid(pid: u32, sig: Signal) -> Result<(), SignalError> {
 /// without a newline is still yielded; lines longer than [`MAX_LINE`] come out in chunks.
 pub struct LineStream {
     rx: pipe::Receiver,
-    buf: Vec<u8>,
-    /// Start of unconsumed data in `buf`.
-    start: usize,
-    /// Unconsumed bytes before this offset are known to hold no newline.
-    scanned: usize,
-    eof: bool,
-    /// The last line yielded was cut at [`MAX_LINE`]: the next one continues it.
-    cut: bool,
+    lines: LineBuf,
     pid: u32,
     stream: StreamKind,
 }
@@ -567,8 +589,8 @@ impl fmt::Debug for LineStream {
         f.debug_struct("LineStream")
             .field("pid", &self.pid)
             .field("stream", &self.stream)
-            .field("buffered", &(self.buf.len() - self.start))
-            .field("eof", &self.eof)
+            .field("buffered", &(self.lines.buf.len() - self.lines.start))
+            .field("eof", &self.lines.eof)
             .finish()
     }
 }
@@ -577,11 +599,7 @@ impl LineStream {
     fn new(rx: pipe::Receiver, pid: u32, stream: StreamKind) -> Self {
         Self {
             rx,
-            buf: Vec::with_capacity(2048),
-            start: 0,
-            scanned: 0,
-            eof: false,
-            cut: false,
+            lines: LineBuf::default(),
             pid,
             stream,
         }
@@ -595,7 +613,7 @@ impl LineStream {
     /// Whether the line [`LineStream::next_line`] returned last was a [`MAX_LINE`] chunk
     /// of a longer line, which the next one continues (the redactor masks across it).
     pub fn was_cut(&self) -> bool {
-        self.cut
+        self.lines.cut
     }
 
     /// The next line, or `None` once the pipe is closed and everything was yielded (every
@@ -605,29 +623,19 @@ impl LineStream {
     /// the buffer), so it can be used in `tokio::select!`.
     pub async fn next_line(&mut self) -> Result<Option<String>, StreamError> {
         loop {
-            if let Some(line) = self.take_line() {
+            if let Some(line) = self.lines.take_line() {
                 return Ok(Some(line));
             }
-            if self.eof {
+            if self.lines.eof {
                 return Ok(None);
             }
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.scanned -= self.start;
-                self.start = 0;
-            }
-            // Nothing pending: the buffer is freed and the wait for output holds none, so
-            // 1,000 quiet services keep no read buffers (2 streams each); it comes back,
-            // small, when there is something to read, and a chatty one grows it as needed.
-            if self.buf.is_empty() && self.buf.capacity() > 0 {
-                self.buf = Vec::new();
-            }
+            self.lines.before_read();
             let read = self.rx.readable().await.and_then(|()| {
-                self.buf.reserve(2048);
-                self.rx.try_read_buf(&mut self.buf)
+                self.lines.buf.reserve(LineBuf::READ);
+                self.rx.try_read_buf(&mut self.lines.buf)
             });
             match read {
-                Ok(0) => self.eof = true,
+                Ok(0) => self.lines.eof = true,
                 Ok(_) => {}
                 Err(e)
                     if matches!(
@@ -644,8 +652,86 @@ impl LineStream {
             }
         }
     }
+}
 
-    fn take_line(&mut self) -> Option<String> {
+/// Bytes read from a pipe, cut into lines: lossy UTF-8, without the trailing `\n` (and
+/// `\r`); a final line without a newline is still yielded once `eof` is set; lines longer
+/// than [`MAX_LINE`] come out in chunks.
+#[derive(Debug, Default)]
+pub struct LineBuf {
+    buf: Vec<u8>,
+    /// Start of unconsumed data in `buf`.
+    start: usize,
+    /// Unconsumed bytes before this offset are known to hold no newline.
+    scanned: usize,
+    /// The writers have all closed the pipe (a read returned 0).
+    pub eof: bool,
+    /// The last line taken was cut at [`MAX_LINE`]: the next one continues it.
+    pub cut: bool,
+}
+
+impl LineBuf {
+    /// Bytes made room for before each read.
+    const READ: usize = 2048;
+
+    /// Drops consumed bytes before a read; with nothing pending the buffer is freed, so
+    /// 1,000 quiet services keep no read buffers (2 streams each): it comes back, small,
+    /// when there is something to read, and a chatty one grows it as needed.
+    fn before_read(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Frees the buffer when everything in it has been taken: a quiet service keeps no
+    /// read buffer between its bursts of output.
+    pub fn release_if_empty(&mut self) {
+        if self.start == self.buf.len() && self.buf.capacity() > 0 {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.scanned = 0;
+        }
+    }
+
+    /// One `read(2)` from `fd` (nonblocking or not) into the buffer: the bytes read, 0 at
+    /// end of file (which sets `eof`).
+    pub fn read_from(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<usize> {
+        self.before_read();
+        self.buf.reserve(Self::READ);
+        let len = self.buf.len();
+        let spare = self.buf.capacity() - len;
+        // SAFETY: read(2) writes at most `spare` bytes into the vector's spare capacity,
+        // and the length is raised only by what it reports written.
+        #[allow(unsafe_code)]
+        let n = unsafe {
+            nix::libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                self.buf.as_mut_ptr().add(len).cast(),
+                spare,
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised these `n` bytes.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.buf.set_len(len + n);
+        }
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+
+    /// The next complete line (or chunk, or final unterminated line at end of file).
+    pub fn take_line(&mut self) -> Option<String> {
         self.cut = false;
         let pending = &self.buf[self.scanned..];
         let newline = pending.iter().position(|&b| b == b'\n');

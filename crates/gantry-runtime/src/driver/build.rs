@@ -104,6 +104,8 @@ impl Driver {
         let (tx, rx) = mpsc::unbounded_channel();
         let tx_cluster = tx.clone();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let hub = output::Hub::start(out_tx)
+            .map_err(|e| format!("cannot read the services' output (epoll): {e}"))?;
         let mut api = api::start_api(&cfg, &state_dir)?;
         // Bound before the first spawn, closed until the boot is GO (every route answers
         // 503 saying what it waits for); a port in use stops the boot here.
@@ -179,7 +181,7 @@ impl Driver {
             reaper,
             tx,
             rx,
-            out_tx,
+            hub,
             out_rx,
             store,
             alerts: alerts::AlertSide::new(&cfg.spec),

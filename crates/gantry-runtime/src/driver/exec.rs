@@ -168,7 +168,7 @@ impl Driver {
         // link — a pool thread's wake-up would only add latency); the others go to the
         // pool first, so they run alongside it.
         if self.spawns_left == 0 {
-            let result = process::spawn(&spec, &self.reaper);
+            let result = process::spawn_fds(&spec, &self.reaper);
             self.spawn_done(unit, r#gen, result);
             return;
         }
@@ -176,7 +176,7 @@ impl Driver {
         let reaper = self.reaper.clone();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
-            let result = process::spawn(&spec, &reaper);
+            let result = process::spawn_fds(&spec, &reaper);
             let _ = tx.send(Msg::SpawnDone {
                 unit,
                 r#gen,
@@ -189,7 +189,7 @@ impl Driver {
         &mut self,
         unit: UnitId,
         r#gen: eng::Gen,
-        result: Result<process::Spawned, process::SpawnError>,
+        result: Result<process::SpawnedFds, process::SpawnError>,
     ) {
         let svc = &mut self.svcs[unit.0];
         match result {
@@ -197,14 +197,7 @@ impl Driver {
                 svc.fd_retries = 0;
                 svc.live = Some((r#gen, spawned.pid));
                 let pid = spawned.pid;
-                super::output::spawn_reader(
-                    unit,
-                    r#gen,
-                    (spawned.stdout, spawned.stderr),
-                    spawned.exit,
-                    svc.budget.clone(),
-                    self.out_tx.clone(),
-                );
+                self.hub.add(unit, r#gen, spawned, svc.budget.clone());
                 self.host.handle(Event::Spawned { unit, r#gen, pid });
             }
             Err(e) if out_of_descriptors(&e.to_string()) && svc.fd_retries < SPAWN_FD_RETRIES => {

@@ -144,7 +144,7 @@ enum Msg {
     SpawnDone {
         unit: UnitId,
         r#gen: eng::Gen,
-        result: Result<process::Spawned, process::SpawnError>,
+        result: Result<process::SpawnedFds, process::SpawnError>,
     },
     Notify {
         unit: UnitId,
@@ -335,7 +335,8 @@ struct Driver {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     /// Service output and exits (output.rs): served after everything else.
-    out_tx: mpsc::UnboundedSender<Out>,
+    /// The reader of every service's output pipes.
+    hub: output::Hub,
     out_rx: mpsc::UnboundedReceiver<Out>,
     store: Option<Store>,
     /// `[alerts]`: the evaluator and the notifier (alerts.rs).
