@@ -218,7 +218,17 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
     let shutdown_timeout = cfg.shutdown_timeout;
     let mut log_task = log_task;
     let mut handles = Vec::with_capacity(threads);
+    // Several current-thread runtimes: connections are spread evenly (server::Balance).
+    let (balance, mut inboxes) = match cfg.runtime {
+        RuntimeFlavor::Threads { .. } if threads > 1 => {
+            let (b, rxs) = server::Balance::new(threads);
+            (Some(b), rxs.into_iter().map(Some).collect())
+        }
+        _ => (None, (0..threads).map(|_| None).collect::<Vec<_>>()),
+    };
     for (worker, listeners) in per_thread.into_iter().enumerate() {
+        let inbox = inboxes[worker].take();
+        let balance = balance.clone();
         let mut rt = match cfg.runtime {
             RuntimeFlavor::MultiThread { workers } => {
                 let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -249,7 +259,22 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
                         _ = stop_early.wait_for(|&stop| stop) => false,
                     };
                     let listeners = if may_listen { listeners } else { Vec::new() };
-                    for (sock, tls) in listeners.into_iter().zip(acceptors) {
+                    let ctx = server::Ctx {
+                        shared: shared.clone(),
+                        limits: limits.clone(),
+                        tracker: tracker.clone(),
+                        stop: stop_rx.clone(),
+                        balance,
+                        me: worker,
+                    };
+                    if let Some(inbox) = inbox {
+                        accepts.push(tokio::spawn(server::handoffs(
+                            inbox,
+                            acceptors.clone(),
+                            ctx.clone(),
+                        )));
+                    }
+                    for (index, (sock, tls)) in listeners.into_iter().zip(acceptors).enumerate() {
                         let at = sock.local_addr().ok().and_then(|a| a.as_socket());
                         let listener = match server::listen(sock)
                             .and_then(tokio::net::TcpListener::from_std)
@@ -268,11 +293,9 @@ pub fn start(cfg: IngressConfig) -> Result<IngressHandle, StartError> {
                         };
                         accepts.push(tokio::spawn(server::accept_loop(
                             listener,
+                            index,
                             tls,
-                            shared.clone(),
-                            limits.clone(),
-                            tracker.clone(),
-                            stop_rx.clone(),
+                            ctx.clone(),
                         )));
                     }
                     let log_task = log_task.map(tokio::spawn);

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// Loads a TLS listener's certificate chain and key.
@@ -112,33 +112,123 @@ impl ConnTracker {
     }
 }
 
-struct Live(Arc<ConnTracker>);
+/// One live connection: counted by the tracker and, with several threads, by its
+/// thread's share of the balance.
+struct Live(Arc<ConnTracker>, Option<(Arc<Balance>, usize)>);
 
 impl Drop for Live {
     fn drop(&mut self) {
+        if let Some((b, me)) = &self.1 {
+            b.live[*me].fetch_sub(1, SeqCst);
+        }
         if self.0.live.fetch_sub(1, SeqCst) == 1 {
             self.0.gone.notify_waiters();
         }
     }
 }
 
-/// Accepts until `stop` changes; each connection is served on its own task.
-pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
-    limits: Limits,
-    tracker: Arc<ConnTracker>,
-    mut stop: watch::Receiver<bool>,
+/// What one proxy thread serves connections with: shared by its listeners' accept loops
+/// and the connections other threads hand it.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) limits: Limits,
+    pub(crate) tracker: Arc<ConnTracker>,
+    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) balance: Option<Arc<Balance>>,
+    /// This thread's index in `balance`.
+    pub(crate) me: usize,
+}
+
+/// Connections spread evenly over the proxy threads. Each thread accepts on its own
+/// `SO_REUSEPORT` socket, and the kernel picks the socket by a hash of the connection:
+/// 50 connections came out as 29 and 21, and the busier thread's queue set the p99
+/// (bench/README.md, Ingress). A thread that holds more connections than another hands a
+/// new one over, before its first byte is read; requests never cross threads.
+pub(crate) struct Balance {
+    live: Vec<AtomicUsize>,
+    inboxes: Vec<mpsc::UnboundedSender<Handoff>>,
+}
+
+/// An accepted connection on its way to another proxy thread.
+pub(crate) struct Handoff {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    /// Which of the thread's listeners accepted it (its TLS settings).
+    listener: usize,
+}
+
+impl Balance {
+    /// A balance over `threads` threads, and each thread's inbox.
+    pub(crate) fn new(threads: usize) -> (Arc<Balance>, Vec<mpsc::UnboundedReceiver<Handoff>>) {
+        let (inboxes, rxs) = (0..threads).map(|_| mpsc::unbounded_channel()).unzip();
+        let live = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+        (Arc::new(Balance { live, inboxes }), rxs)
+    }
+
+    /// The thread with the fewest connections, when it has fewer than `me`.
+    fn lighter(&self, me: usize) -> Option<usize> {
+        let mine = self.live[me].load(SeqCst);
+        let (to, least) = self
+            .live
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, n.load(SeqCst)))
+            .min_by_key(|&(_, n)| n)?;
+        (to != me && least < mine).then_some(to)
+    }
+}
+
+/// Serves the connections other threads hand this one (see [`Balance`]).
+pub(crate) async fn handoffs(
+    mut inbox: mpsc::UnboundedReceiver<Handoff>,
+    tls: Vec<Option<TlsAcceptor>>,
+    ctx: Ctx,
 ) {
     let timer = Coarse::start();
+    let builder = builder(&ctx.limits, &timer);
+    let mut stop = ctx.stop.clone();
+    loop {
+        let h = tokio::select! {
+            h = inbox.recv() => match h {
+                Some(h) => h,
+                None => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let Ok(stream) = tokio::net::TcpStream::from_std(h.stream) else {
+            if let Some(b) = &ctx.balance {
+                b.live[ctx.me].fetch_sub(1, SeqCst);
+            }
+            continue;
+        };
+        let acceptor = tls.get(h.listener).cloned().flatten();
+        // Counted for this thread by the one that handed it over.
+        spawn_conn(stream, h.peer, acceptor, &ctx, &builder, &timer, true);
+    }
+}
+
+fn builder(limits: &Limits, timer: &Coarse) -> Arc<http1::Builder> {
     let mut builder = http1::Builder::new();
     builder
         .timer(HyperTimer(timer.clone()))
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
-    let builder = Arc::new(builder);
+    Arc::new(builder)
+}
+
+/// Accepts until `stop` changes; each connection is served on its own task (on this
+/// thread, or on a thread with fewer connections).
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    index: usize,
+    tls: Option<TlsAcceptor>,
+    ctx: Ctx,
+) {
+    let timer = Coarse::start();
+    let builder = builder(&ctx.limits, &timer);
+    let mut stop = ctx.stop.clone();
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -148,38 +238,80 @@ pub(crate) async fn accept_loop(
             },
             _ = stop.changed() => return,
         };
-        let _ = stream.set_nodelay(true);
-        tracker.live.fetch_add(1, SeqCst);
-        let live = Live(tracker.clone());
-        let shared = shared.clone();
-        let builder = builder.clone();
-        let tls = tls.clone();
-        let stop = stop.clone();
-        let timer = timer.clone();
-        let hs_timeout = limits.header_read_timeout;
-        tokio::spawn(async move {
-            let _live = live;
-            match tls {
-                None => {
-                    serve(
-                        builder,
-                        TokioIo::new(stream),
-                        shared,
-                        peer,
-                        false,
-                        timer,
-                        stop,
-                    )
-                    .await
-                }
-                Some(acc) => {
-                    if let Ok(Ok(s)) = tokio::time::timeout(hs_timeout, acc.accept(stream)).await {
-                        serve(builder, TokioIo::new(s), shared, peer, true, timer, stop).await;
+        if let Some(b) = &ctx.balance
+            && let Some(to) = b.lighter(ctx.me)
+        {
+            // A stream that cannot leave this runtime is dropped (its client reconnects).
+            if let Ok(stream) = stream.into_std() {
+                // Counted for the other thread now, so the next accepts see it.
+                b.live[to].fetch_add(1, SeqCst);
+                let h = Handoff {
+                    stream,
+                    peer,
+                    listener: index,
+                };
+                // Only fails once that thread has stopped: serve it here then.
+                if let Err(back) = b.inboxes[to].send(h) {
+                    b.live[to].fetch_sub(1, SeqCst);
+                    if let Ok(s) = tokio::net::TcpStream::from_std(back.0.stream) {
+                        spawn_conn(s, peer, tls.clone(), &ctx, &builder, &timer, false);
                     }
                 }
             }
-        });
+            continue;
+        }
+        spawn_conn(stream, peer, tls.clone(), &ctx, &builder, &timer, false);
     }
+}
+
+/// Serves one connection on its own task, counted for shutdown and for the balance.
+fn spawn_conn(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    ctx: &Ctx,
+    builder: &Arc<http1::Builder>,
+    timer: &Coarse,
+    counted: bool,
+) {
+    let _ = stream.set_nodelay(true);
+    ctx.tracker.live.fetch_add(1, SeqCst);
+    if let Some(b) = &ctx.balance
+        && !counted
+    {
+        b.live[ctx.me].fetch_add(1, SeqCst);
+    }
+    let live = Live(
+        ctx.tracker.clone(),
+        ctx.balance.clone().map(|b| (b, ctx.me)),
+    );
+    let shared = ctx.shared.clone();
+    let builder = builder.clone();
+    let stop = ctx.stop.clone();
+    let timer = timer.clone();
+    let hs_timeout = ctx.limits.header_read_timeout;
+    tokio::spawn(async move {
+        let _live = live;
+        match tls {
+            None => {
+                serve(
+                    builder,
+                    TokioIo::new(stream),
+                    shared,
+                    peer,
+                    false,
+                    timer,
+                    stop,
+                )
+                .await
+            }
+            Some(acc) => {
+                if let Ok(Ok(s)) = tokio::time::timeout(hs_timeout, acc.accept(stream)).await {
+                    serve(builder, TokioIo::new(s), shared, peer, true, timer, stop).await;
+                }
+            }
+        }
+    });
 }
 
 async fn serve<I>(
@@ -203,5 +335,68 @@ async fn serve<I>(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_goes_to_a_thread_with_fewer_and_stays_when_even() {
+        let (b, _inboxes) = Balance::new(3);
+        let set = |counts: [usize; 3]| {
+            for (i, n) in counts.iter().enumerate() {
+                b.live[i].store(*n, SeqCst);
+            }
+        };
+        set([0, 0, 0]);
+        assert_eq!(b.lighter(0), None, "even: served where accepted");
+        assert_eq!(b.lighter(2), None);
+        set([3, 2, 3]);
+        assert_eq!(b.lighter(0), Some(1));
+        assert_eq!(b.lighter(2), Some(1));
+        assert_eq!(b.lighter(1), None, "the lightest keeps its own");
+        set([5, 5, 4]);
+        assert_eq!(b.lighter(1), Some(2));
+    }
+
+    #[tokio::test]
+    async fn handed_off_connections_even_out_29_and_21() {
+        // What the kernel's hash did to 50 connections: every accept on the busier thread
+        // goes over until the two are even.
+        let (b, mut inboxes) = Balance::new(2);
+        b.live[0].store(29, SeqCst);
+        b.live[1].store(21, SeqCst);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut moved = 0;
+        for _ in 0..10 {
+            let _client = std::net::TcpStream::connect(addr).unwrap();
+            let (stream, peer) = listener.accept().unwrap();
+            if let Some(to) = b.lighter(0) {
+                b.live[to].fetch_add(1, SeqCst);
+                b.inboxes[to]
+                    .send(Handoff {
+                        stream,
+                        peer,
+                        listener: 0,
+                    })
+                    .map_err(|_| ())
+                    .unwrap();
+                moved += 1;
+            } else {
+                b.live[0].fetch_add(1, SeqCst);
+            }
+        }
+        // 8 over (29/29), one kept (30/29), one over (30/30).
+        assert_eq!(moved, 9);
+        assert_eq!(b.live[0].load(SeqCst), 30);
+        assert_eq!(b.live[1].load(SeqCst), 30);
+        let mut got = 0;
+        while inboxes[1].try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 9);
     }
 }
