@@ -413,6 +413,25 @@ impl ListenScanner {
         self.scan_filtered(out)
     }
 
+    /// The accepting IPv4 listeners only: a running service's probe of an IPv4 target is
+    /// answered by them, and the IPv6 dump (which walks the same listening table again) is
+    /// needed only when one is not ([`ListenScanner::add_v6_accepting`]).
+    pub fn scan_v4_accepting(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
+        self.filter.clear();
+        out.clear();
+        self.dump(libc::AF_INET as u8, out, true)?;
+        out.sort_unstable_by_key(SocketAddr::port);
+        Ok(())
+    }
+
+    /// Adds the accepting IPv6 listeners to a table from [`ListenScanner::scan_v4_accepting`].
+    pub fn add_v6_accepting(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
+        self.filter.clear();
+        self.dump(libc::AF_INET6 as u8, out, true)?;
+        out.sort_unstable_by_key(SocketAddr::port);
+        Ok(())
+    }
+
     fn scan_filtered(&mut self, out: &mut Vec<SocketAddr>) -> io::Result<()> {
         out.clear();
         self.dump(libc::AF_INET as u8, out, true)?;
