@@ -252,18 +252,7 @@ pub(crate) fn launch(
     };
     lease.fill(0, stdout)?;
     lease.fill(1, stderr)?;
-    let argv: Vec<*const c_char> = program
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const c_char> = program
-        .envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let (argv, envp) = (pointers(program.argv), pointers(program.envp));
     let args = ChildArgs {
         path: program.path.as_ptr(),
         argv: argv.as_ptr(),
@@ -313,6 +302,15 @@ pub(crate) fn launch(
         STAGE_PGID => io::Error::new(e.kind(), format!("setting the process group: {e}")),
         _ => e,
     })
+}
+
+/// A null-terminated array of the strings' pointers, as `execve` takes them.
+fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// `clone` with every signal blocked in this thread around it, so that no signal handler

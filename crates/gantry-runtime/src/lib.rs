@@ -26,6 +26,7 @@ pub mod instance;
 pub mod interrupt;
 mod launch;
 pub mod limits;
+mod lines;
 pub mod listen;
 pub mod notify;
 pub mod nsinit;

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 /// Bytes of one service's output that may wait for the event loop at once.
 pub(super) const OUTPUT_BUDGET: usize = 1 << 20;
 
-/// What a reader task reports, in the order it happened for its process.
+/// What the reader reports, in the order it happened for each process.
 pub(super) enum Out {
     Line {
         unit: UnitId,
