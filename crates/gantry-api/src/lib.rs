@@ -79,6 +79,7 @@ mod server;
 pub mod session;
 mod slots;
 pub mod ui;
+pub mod usage;
 mod util;
 
 pub use api::{INVALID_FILE, OPENAPI_JSON, SSE_KEEP_ALIVE, parse_age};

@@ -136,6 +136,10 @@ pub struct Snapshot {
     pub drift_problems: u64,
     /// `[cluster]`: this instance's place in the leader election (None without one).
     pub cluster: Option<ClusterView>,
+    /// When the services' CPU and memory figures were sampled (None: never). Readers of
+    /// them ask for a new sample when it is too old ([`crate::usage::UsageFeed`]).
+    #[serde(skip)]
+    pub usage_sampled: Option<std::time::Instant>,
 }
 
 /// The leader election as this instance sees it (`[cluster]`).
@@ -397,6 +401,9 @@ pub struct ApiState {
     pub flags: watch::Receiver<Arc<FlagsView>>,
     /// Evaluation and unknown-key counters (bounded label sets), for `/metrics` and `gantry flags`.
     pub flag_stats: Arc<crate::ofrep::FlagStats>,
+    /// Readers of the services' CPU and memory ask the driver for a fresh sample through
+    /// it (inactive by default: the figures are what the snapshot holds).
+    pub usage: crate::usage::UsageFeed,
 }
 
 /// What the API serves about flags: the set with overrides applied, and the overrides themselves.

@@ -115,6 +115,44 @@ command = "FIXTURE --name web"
     assert_eq!(up.stop(), 0);
 }
 
+/// CPU and memory are sampled when a reader asks for them and the last sample is too old
+/// (2 s at this size), not on a timer: the figures still follow a service that grows.
+#[test]
+fn status_and_metrics_show_memory_sampled_for_the_reader() {
+    let toml = r#"
+[services.hog]
+command = ["sh", "-c", "sleep 1; exec python3 -c 'import time; x = b\"x\" * (64 << 20); time.sleep(600)'"]
+"#;
+    let mut up = up("usage-on-demand", toml, &[]);
+    let boot = up.wait_boot(20);
+    assert_eq!(boot["outcome"], "go", "{}", up.log());
+    let addr = api_addr(&up);
+    let rss = || {
+        let (code, body) = http(&addr, "GET", "/api/v1/status", None)?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (code == 200).then(|| v["services"][0]["rss_bytes"].as_u64())?
+    };
+    let mut last = None;
+    assert!(
+        eventually(20, || {
+            last = rss();
+            last.is_some_and(|r| r >= 64 << 20)
+        }),
+        "the status never showed the 64 MiB the service holds (last: {last:?})\n{}",
+        up.log()
+    );
+    let metric = http(&addr, "GET", "/metrics", None).expect("metrics");
+    let line = metric
+        .1
+        .lines()
+        .find(|l| l.starts_with("gantry_process_resident_memory_bytes{service=\"hog\"}"))
+        .unwrap_or_else(|| panic!("no RSS series for hog:\n{}", metric.1))
+        .to_string();
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(value >= (64u64 << 20) as f64, "{line}");
+    assert_eq!(up.stop(), 0);
+}
+
 fn gantry_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(gantry())
         .args(args)

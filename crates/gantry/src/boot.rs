@@ -157,6 +157,7 @@ impl BootBuilder {
             graph: Value::Null.into(),
             drift_problems: 0,
             cluster: None,
+            usage_sampled: None,
         }));
         let mut driver = Driver::new(
             engine,
@@ -561,6 +562,8 @@ impl Boot {
             // An embedded boot serves the built-in kill switches only (no flags file).
             flags: tokio::sync::watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
             flag_stats: Arc::default(),
+            // The embedded snapshot carries no CPU or memory figures: nothing to sample.
+            usage: Default::default(),
         }
     }
 

@@ -37,6 +37,8 @@ pub(super) struct AlertSide {
     seen: HashMap<String, (u32, u64)>,
     /// Units under a commanded restart: the incarnation before it, and until when at most.
     planned: HashMap<String, (u64, u64)>,
+    /// A rule watches the services' CPU or memory: they are sampled on a timer then.
+    watches_usage: bool,
 }
 
 fn now_ms() -> u64 {
@@ -50,6 +52,14 @@ impl AlertSide {
     pub(super) fn new(spec: &gantry_spec::Spec) -> Option<AlertSide> {
         let a = spec.alerts.as_ref()?;
         let rules = crate::alert_rules::rules_of(spec);
+        let watches_usage = rules.iter().any(|r| {
+            r.conditions.iter().any(|c| {
+                matches!(
+                    c.signal.as_str(),
+                    "service_rss_bytes" | "service_cpu_seconds_total"
+                )
+            })
+        });
         let mut sinks = Vec::new();
         if a.log {
             sinks.push("log".to_string());
@@ -74,7 +84,12 @@ impl AlertSide {
             in_flight: 0,
             seen: HashMap::new(),
             planned: HashMap::new(),
+            watches_usage,
         })
+    }
+
+    pub(super) fn watches_usage(&self) -> bool {
+        self.watches_usage
     }
 }
 

@@ -29,6 +29,8 @@ pub(super) struct ApiSide {
     file: String,
     pub(super) graph: gantry_api::model::JsonText,
     shutting_down: bool,
+    /// Readers of the CPU and memory figures ask for a sample through it (upkeep.rs).
+    pub(super) usage: gantry_api::usage::UsageFeed,
 }
 
 impl ApiSide {
@@ -161,8 +163,9 @@ impl Driver {
             |v| {
                 let usage = if v.pid.is_some() { usage[v.id.0] } else { None };
                 // Host pids, as `ps` and `ss -ltnp` show them: inside gantry's PID namespace
-                // a pid is known once the next usage sample has mapped it (at the verdict,
-                // then every 2 s); until then none is shown rather than a wrong one.
+                // a pid is known once a usage sample has mapped it (at the verdict, then
+                // whenever a reader finds the last sample too old, upkeep.rs); until then
+                // none is shown rather than a wrong one.
                 let pid = v.pid.and_then(|p| {
                     procstat
                         .host_pid(p)
@@ -180,6 +183,7 @@ impl Driver {
             },
         );
         snap.cluster = self.cluster.as_ref().map(|c| c.view.clone());
+        snap.usage_sampled = self.usage_sampled;
         // The previous snapshot is freed here too (unless a reader still holds it).
         drop(self.api.snapshot.send_replace(Arc::new(snap)));
         self.published_at = Instant::now();
@@ -300,8 +304,11 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         graph: graph.clone(),
         drift_problems: 0,
         cluster: None,
+        usage_sampled: None,
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
+    let usage =
+        gantry_api::usage::UsageFeed::new(super::upkeep::usage_max_age(cfg.plan.units.len()));
     let (events_tx, _) = broadcast::channel(1024);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let history_dir = state_dir.root().to_path_buf();
@@ -372,6 +379,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         // Replaced by the driver's flag channel (flags.rs) before the server starts.
         flags: watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
         flag_stats: Arc::default(),
+        usage: usage.clone(),
     };
     let mut addr = cfg.spec.settings.api.clone();
     // A relative unix socket path is relative to the stack file, like every other path.
@@ -393,6 +401,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         file: cfg.file.clone(),
         graph,
         shutting_down: false,
+        usage,
     })
 }
 

@@ -165,6 +165,8 @@ impl Driver {
             api,
             procstat: crate::procstat::ProcStat::new(),
             usage: vec![None; n],
+            usage_sampled: None,
+            busy_logs: Vec::new(),
             drift: 0,
             pending_store,
             published_at: Instant::now(),

@@ -347,6 +347,10 @@ struct Driver {
     api: ApiSide,
     procstat: crate::procstat::ProcStat,
     usage: Vec<Option<crate::procstat::Usage>>,
+    /// When `usage` was sampled (None: never).
+    usage_sampled: Option<std::time::Instant>,
+    /// Services whose log wrote since its file was closed: the flush tick visits only these.
+    busy_logs: Vec<UnitId>,
     /// Where to open the state store once the boot is under way.
     pending_store: Option<(PathBuf, String, std::time::SystemTime)>,
     published_at: Instant,
@@ -555,20 +559,26 @@ impl Driver {
                 _ = board_tick.tick(), if self.board_live() => self.redraw_board(),
                 _ = usage_tick.tick() => {
                     self.trim_once();
-                    // One /proc scan reads every process's stat: every 2 s up to 100
-                    // services, then less often (every 20 s at 1,000), so the figures'
-                    // freshness does not cost a large stack its idle CPU.
+                    // One /proc scan reads every process's stat (~27 ms at 1,000
+                    // services): taken when a reader of the figures asks (the branch
+                    // below), and on this timer only for an alert rule that watches them.
                     usage_ticks += 1;
-                    if usage_ticks >= (self.svcs.len() / 100).max(1) {
+                    if self.usage_on_timer() && usage_ticks >= (self.svcs.len() / 100).max(1) {
                         usage_ticks = 0;
                         self.sample_usage();
                     }
+                }
+                // A reader of the CPU and memory figures found them too old (usage.rs):
+                // sampled and published at once, since it waits for them.
+                _ = self.api.usage.wanted() => {
+                    self.sample_usage();
+                    self.host.mark_dirty();
                 }
                 _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
                 _ = retention_tick.tick() => self.prune_history(),
                 _ = alert_tick.tick(), if self.alerts_enabled() => self.evaluate_alerts(),
                 // Logs are buffered; a short tick bounds how stale `gantry logs -f` can be.
-                _ = flush_tick.tick() => self.flush_logs(),
+                _ = flush_tick.tick(), if !self.busy_logs.is_empty() => self.flush_logs(),
                 _ = gantry_host::sleep_until_opt(deadline), if deadline.is_some() => self.host.timeout(),
                 _ = gantry_host::sleep_until_opt(publish_due), if publish_due.is_some() => {}
                 // A runbook's wait step looks again (its state or its timeout).
@@ -615,10 +625,8 @@ impl Driver {
                     "[gantry] {lines} line(s) dropped: {} wrote faster than gantry could log (see gantry_output_dropped_lines_total)",
                     svc.name
                 );
-                if let Some(log) = &mut svc.log {
-                    let _ = log.write_line(StreamKind::Err, &marker);
-                }
                 let name = svc.name.clone();
+                self.log_line(unit, StreamKind::Err, &marker);
                 if self.wants_events() {
                     self.event(serde_json::json!({ "event": "output_dropped", "service": name, "lines": lines }));
                 }
@@ -808,10 +816,8 @@ impl Driver {
     /// streamed, and matched against its log probes.
     fn line(&mut self, unit: UnitId, stream: StreamKind, line: String) {
         let wants_events = self.wants_events();
+        self.log_line(unit, stream, &line);
         let svc = &mut self.svcs[unit.0];
-        if let Some(log) = &mut svc.log {
-            let _ = log.write_line(stream, &line);
-        }
         if svc.tail.len() == TAIL_LINES {
             svc.tail.pop_front();
         }
@@ -887,11 +893,33 @@ impl Driver {
         });
     }
 
-    fn flush_logs(&mut self) {
-        for svc in &mut self.svcs {
-            if let Some(log) = &mut svc.log {
-                let _ = log.flush();
+    /// A line into a service's log file (buffered; written at the next flush).
+    fn log_line(&mut self, unit: UnitId, stream: StreamKind, line: &str) {
+        let svc = &mut self.svcs[unit.0];
+        if let Some(log) = &mut svc.log {
+            let _ = log.write_line(stream, line);
+            if !svc.log_busy {
+                svc.log_busy = true;
+                self.busy_logs.push(unit);
             }
         }
+    }
+
+    /// Writes what the logs buffered. Only the logs that wrote since their file was last
+    /// closed are visited (a quiet log is closed after a few empty flushes), and the tick
+    /// that calls this is off while there are none: a thousand quiet services cost nothing.
+    fn flush_logs(&mut self) {
+        let svcs = &mut self.svcs;
+        self.busy_logs.retain(|unit| {
+            let Some(svc) = svcs.get_mut(unit.0) else {
+                return false;
+            };
+            let open = svc.log.as_mut().is_some_and(|log| {
+                let _ = log.flush();
+                log.is_open()
+            });
+            svc.log_busy = open;
+            open
+        });
     }
 }

@@ -25,6 +25,8 @@ pub(super) struct Svc {
     pub(super) notify: Option<Arc<NotifySocket>>,
     pub(super) stop_signal: nix::sys::signal::Signal,
     pub(super) log: Option<LogFile>,
+    /// In the driver's list of logs to flush (it wrote a line since its file was closed).
+    pub(super) log_busy: bool,
     pub(super) tail: VecDeque<String>,
     /// Per stream (out, err): the end of a cut line held back until the next chunk
     /// shows whether a secret straddles the cut (`Redactor::redact_stream`).
@@ -235,6 +237,7 @@ pub(super) fn make_svc(
         spawned_at: None,
         budget: super::output::budget(),
         dropped: 0,
+        log_busy: false,
         fd_retries: 0,
     })
 }

@@ -119,8 +119,15 @@ impl Driver {
         }
     }
 
+    /// Whether the usage figures are sampled on a timer: only for an alert rule that
+    /// watches them. Otherwise a reader asks for them (`gantry_api::usage`).
+    pub(super) fn usage_on_timer(&self) -> bool {
+        self.alerts.as_ref().is_some_and(|a| a.watches_usage())
+    }
+
     /// Host pids and CPU / RSS of every service (one /proc scan).
     pub(super) fn sample_usage(&mut self) {
+        self.usage_sampled = Some(std::time::Instant::now());
         let engine = self.host.engine();
         let pids: Vec<u32> = engine.units().filter_map(|v| v.pid).collect();
         self.procstat.refresh(&pids);
@@ -164,4 +171,10 @@ impl Driver {
             .collect();
         self.out.board(&rows);
     }
+}
+
+/// How old the CPU and memory figures a reader is shown may be: 2 s up to 100 services, then
+/// 2 s more per 100 (20 s at 1,000), as one sample costs more with every service.
+pub(super) fn usage_max_age(services: usize) -> Duration {
+    Duration::from_secs(2 * (services / 100).max(1) as u64)
 }
