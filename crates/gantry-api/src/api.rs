@@ -150,8 +150,8 @@ pub(crate) fn bad_path(rejection: &PathRejection) -> ApiError {
 }
 
 pub(crate) async fn status(State(state): State<ApiState>) -> Response {
-    // With CPU and memory figures no older than the feed allows (usage.rs).
-    let snap = state.usage.fresh(&state.snapshot).await;
+    // With figures no older than the feed allows (figures.rs).
+    let snap = state.figures.fresh(&state.snapshot).await;
     let alive = state.snapshot.has_changed().is_ok();
     let view = StatusView {
         file: &snap.file,
@@ -173,7 +173,7 @@ pub(crate) async fn service(
         Ok(n) => n,
         Err(e) => return bad_path(&e).into_response(),
     };
-    let snap = state.usage.fresh(&state.snapshot).await;
+    let snap = state.figures.fresh(&state.snapshot).await;
     match snap.services.iter().find(|s| s.name == name) {
         Some(s) => Json(ServiceView::from(s)).into_response(),
         None => ApiError::new(

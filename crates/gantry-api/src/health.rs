@@ -343,7 +343,11 @@ pub(crate) fn health_document(
 
 pub(crate) async fn health(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> Response {
     let q = HealthQuery::parse(raw.as_deref());
-    let (snap, alive) = current(&state);
+    let (mut snap, alive) = current(&state);
+    if q.verbose {
+        // The latest probe runs are figures: no older than the feed allows (figures.rs).
+        snap = state.figures.fresh(&state.snapshot).await;
+    }
     let (code, doc) = health_document(&snap, alive, &q, SystemTime::now());
     // serde_json cannot fail on a Value built from strings; the fallback keeps this panic-free anyway.
     let body =

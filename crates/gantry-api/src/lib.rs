@@ -65,6 +65,7 @@
 mod api;
 pub mod auth;
 mod error;
+pub mod figures;
 mod flags;
 mod health;
 mod incidents;
@@ -79,7 +80,6 @@ mod server;
 pub mod session;
 mod slots;
 pub mod ui;
-pub mod usage;
 mod util;
 
 pub use api::{INVALID_FILE, OPENAPI_JSON, SSE_KEEP_ALIVE, parse_age};

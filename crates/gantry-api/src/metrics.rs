@@ -387,8 +387,8 @@ pub(crate) fn render(snap: &Snapshot, now: SystemTime) -> Result<String, std::fm
 }
 
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
-    // The CPU and memory series: sampled again when the last sample is too old (usage.rs).
-    let snap = state.usage.fresh(&state.snapshot).await;
+    // Figures no older than the feed allows (figures.rs).
+    let snap = state.figures.fresh(&state.snapshot).await;
     match render(&snap, SystemTime::now()) {
         Ok(mut body) => {
             // The proxy's and the flags' series go before the OpenMetrics `# EOF` line.

@@ -136,8 +136,11 @@ pub struct Snapshot {
     pub drift_problems: u64,
     /// `[cluster]`: this instance's place in the leader election (None without one).
     pub cluster: Option<ClusterView>,
-    /// When the services' CPU and memory figures were sampled (None: never). Readers of
-    /// them ask for a new sample when it is too old ([`crate::usage::UsageFeed`]).
+    /// When this snapshot was built (None: the initial one). Readers of the figures ask
+    /// for a new one when it is too old ([`crate::figures::FigureFeed`]).
+    #[serde(skip)]
+    pub published_at: Option<std::time::Instant>,
+    /// When the services' CPU and memory figures were sampled (None: never).
     #[serde(skip)]
     pub usage_sampled: Option<std::time::Instant>,
 }
@@ -401,9 +404,9 @@ pub struct ApiState {
     pub flags: watch::Receiver<Arc<FlagsView>>,
     /// Evaluation and unknown-key counters (bounded label sets), for `/metrics` and `gantry flags`.
     pub flag_stats: Arc<crate::ofrep::FlagStats>,
-    /// Readers of the services' CPU and memory ask the driver for a fresh sample through
-    /// it (inactive by default: the figures are what the snapshot holds).
-    pub usage: crate::usage::UsageFeed,
+    /// Readers of the services' figures (CPU, memory, probe counts) ask the driver for a
+    /// fresh snapshot through it (inactive by default: what the snapshot holds).
+    pub figures: crate::figures::FigureFeed,
 }
 
 /// What the API serves about flags: the set with overrides applied, and the overrides themselves.

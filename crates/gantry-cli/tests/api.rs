@@ -153,6 +153,41 @@ command = ["sh", "-c", "sleep 1; exec python3 -c 'import time; x = b\"x\" * (64 
     assert_eq!(up.stop(), 0);
 }
 
+/// Probe counts are figures: a quiet stack publishes them when a reader asks (not on a
+/// timer), so every read still shows the probes run since the last one.
+#[test]
+fn status_shows_the_probes_run_since_the_last_read() {
+    let port = free_port();
+    let toml = format!(
+        r#"
+[services.web]
+command = "FIXTURE --name web --listen {port}"
+readiness = {{ tcp = "127.0.0.1:{port}", period = "100ms" }}
+"#
+    );
+    let mut up = up("figures-on-demand", &toml, &[]);
+    let boot = up.wait_boot(20);
+    assert_eq!(boot["outcome"], "go", "{}", up.log());
+    let addr = api_addr(&up);
+    let count = || {
+        let (_, body) = http(&addr, "GET", "/api/v1/status", None)?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["services"][0]["probe_count"].as_u64()
+    };
+    let first = count().expect("a probe count");
+    let mut last = None;
+    // The figures may be a second old: more than a second of probes every 100 ms shows.
+    assert!(
+        eventually(10, || {
+            last = count();
+            last.is_some_and(|c| c >= first + 10)
+        }),
+        "probe_count stayed at {last:?} (first read {first})\n{}",
+        up.log()
+    );
+    assert_eq!(up.stop(), 0);
+}
+
 fn gantry_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(gantry())
         .args(args)

@@ -387,6 +387,7 @@ impl Host {
             graph: graph.clone(),
             drift_problems,
             cluster: None,
+            published_at: None,
             usage_sampled: None,
         }
     }

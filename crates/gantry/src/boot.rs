@@ -157,6 +157,7 @@ impl BootBuilder {
             graph: Value::Null.into(),
             drift_problems: 0,
             cluster: None,
+            published_at: None,
             usage_sampled: None,
         }));
         let mut driver = Driver::new(
@@ -562,8 +563,8 @@ impl Boot {
             // An embedded boot serves the built-in kill switches only (no flags file).
             flags: tokio::sync::watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
             flag_stats: Arc::default(),
-            // The embedded snapshot carries no CPU or memory figures: nothing to sample.
-            usage: Default::default(),
+            // The embedded driver publishes its figures itself: readers never wait.
+            figures: Default::default(),
         }
     }
 

@@ -84,6 +84,7 @@ pub fn snapshot(boot: BootPhase, services: Vec<ServiceSnapshot>) -> Snapshot {
         graph: serde_json::json!({ "nodes": [{ "name": "db" }, { "name": "api" }], "edges": [["api", "db"]] }).into(),
         drift_problems: 0,
         cluster: None,
+            published_at: None,
             usage_sampled: None,
     }
 }
@@ -194,7 +195,7 @@ impl Harness {
             ingress: Some(Arc::new(FakeIngress::default())),
             flags: watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
             flag_stats: Arc::default(),
-            usage: Default::default(),
+            figures: Default::default(),
             incidents: Arc::new(|id| {
                 let one = serde_json::json!({ "id": 1, "severity": "P1", "title": "api down", "status": "open", "opened_at": "2026-01-01T00:00:00Z", "timeline": [] });
                 Ok(match id {

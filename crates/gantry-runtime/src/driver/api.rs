@@ -29,8 +29,8 @@ pub(super) struct ApiSide {
     file: String,
     pub(super) graph: gantry_api::model::JsonText,
     shutting_down: bool,
-    /// Readers of the CPU and memory figures ask for a sample through it (upkeep.rs).
-    pub(super) usage: gantry_api::usage::UsageFeed,
+    /// Readers of the figures ask for a fresh snapshot through it (upkeep.rs).
+    pub(super) figures: gantry_api::figures::FigureFeed,
 }
 
 impl ApiSide {
@@ -139,10 +139,9 @@ impl Driver {
     /// Publishes the current state for the API (coalesced: once per loop turn at most).
     /// The least time between two snapshots: nine times what the last one cost (nothing
     /// at 50 services, ~20 ms at 5,000), at most 100 ms.
-    /// How long figures alone (probe durations, output counts) wait to be published: a
-    /// second, and a second more per 250 services (4 s at 1,000).
+    /// See [`stats_gap`].
     pub(super) fn stats_gap(&self) -> Duration {
-        Duration::from_secs(1 + (self.svcs.len() / 250) as u64)
+        stats_gap(self.svcs.len())
     }
 
     pub(super) fn publish_gap(&self) -> Duration {
@@ -184,6 +183,7 @@ impl Driver {
         );
         snap.cluster = self.cluster.as_ref().map(|c| c.view.clone());
         snap.usage_sampled = self.usage_sampled;
+        snap.published_at = Some(std::time::Instant::now());
         // The previous snapshot is freed here too (unless a reader still holds it).
         drop(self.api.snapshot.send_replace(Arc::new(snap)));
         self.published_at = Instant::now();
@@ -284,6 +284,14 @@ impl Driver {
     }
 }
 
+/// How old figures alone (probe durations, output counts) may be when published: a second,
+/// and a second more per 250 services (4 s at 1,000). A reader finding the snapshot older
+/// gets a new one (`gantry_api::figures`); on a timer they are published only for the alert
+/// rules, which read the snapshot.
+pub(super) fn stats_gap(services: usize) -> Duration {
+    Duration::from_secs(1 + (services / 250) as u64)
+}
+
 /// Creates the token file (mode 0600), the channels and the HTTP server task.
 pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide, String> {
     let token = new_token()?;
@@ -304,11 +312,14 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         graph: graph.clone(),
         drift_problems: 0,
         cluster: None,
+        published_at: None,
         usage_sampled: None,
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
-    let usage =
-        gantry_api::usage::UsageFeed::new(super::upkeep::usage_max_age(cfg.plan.units.len()));
+    let figures = gantry_api::figures::FigureFeed::new(
+        super::upkeep::usage_max_age(cfg.plan.units.len()),
+        stats_gap(cfg.plan.units.len()),
+    );
     let (events_tx, _) = broadcast::channel(1024);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let history_dir = state_dir.root().to_path_buf();
@@ -379,7 +390,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         // Replaced by the driver's flag channel (flags.rs) before the server starts.
         flags: watch::channel(Arc::new(gantry_api::model::FlagsView::default())).1,
         flag_stats: Arc::default(),
-        usage: usage.clone(),
+        figures: figures.clone(),
     };
     let mut addr = cfg.spec.settings.api.clone();
     // A relative unix socket path is relative to the stack file, like every other path.
@@ -401,7 +412,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         file: cfg.file.clone(),
         graph,
         shutting_down: false,
-        usage,
+        figures,
     })
 }
 

@@ -504,9 +504,10 @@ impl Driver {
             self.runbook_tick();
             self.open_pending_store();
             // State changes publish at once (health answers must follow the gates);
-            // figures alone (probe durations, output) at most once a second per 250
-            // services — rebuilding the snapshot after every probe result was 40% of the
-            // boot's CPU, and once a second a seventh of the idle CPU at 1,000 services.
+            // figures alone (probe durations, output) when a reader asks for them, or for
+            // the alert rules at most once a second per 250 services — rebuilding the
+            // snapshot after every probe result was 40% of the boot's CPU, and every 4 s a
+            // twelfth of the idle CPU at 1,000 services.
             // A burst of messages (a wave of spawns, fifty probes passing) publishes once,
             // when the queue drains — or every 5 ms if it never does — instead of
             // rebuilding the whole snapshot after each of them.
@@ -515,8 +516,12 @@ impl Driver {
                 || self.published_at.elapsed() >= Duration::from_millis(5))
                 && Instant::now() >= spaced;
             let (dirty, stats_dirty) = self.host.stale();
+            // Figures alone are published on this timer only for the alert rules (which
+            // read the snapshot); readers ask for them (gantry_api::figures).
             if (dirty && settled)
-                || (stats_dirty && self.published_at.elapsed() >= self.stats_gap())
+                || (stats_dirty
+                    && self.alerts_enabled()
+                    && self.published_at.elapsed() >= self.stats_gap())
             {
                 self.publish();
             }
@@ -568,11 +573,13 @@ impl Driver {
                         self.sample_usage();
                     }
                 }
-                // A reader of the CPU and memory figures found them too old (usage.rs):
-                // sampled and published at once, since it waits for them.
-                _ = self.api.usage.wanted() => {
-                    self.sample_usage();
-                    self.host.mark_dirty();
+                // A reader found the figures too old (gantry_api::figures): usage sampled
+                // if it is, and published at once, since the reader waits for them.
+                _ = self.api.figures.wanted() => {
+                    if self.api.figures.usage_stale(self.usage_sampled) {
+                        self.sample_usage();
+                    }
+                    self.publish();
                 }
                 _ = revalidate_tick.tick(), if revalidate_every.is_some() && self.host.engine().boot_outcome().is_some() => self.revalidate(),
                 _ = retention_tick.tick() => self.prune_history(),

@@ -120,7 +120,7 @@ impl Driver {
     }
 
     /// Whether the usage figures are sampled on a timer: only for an alert rule that
-    /// watches them. Otherwise a reader asks for them (`gantry_api::usage`).
+    /// watches them. Otherwise a reader asks for them (`gantry_api::figures`).
     pub(super) fn usage_on_timer(&self) -> bool {
         self.alerts.as_ref().is_some_and(|a| a.watches_usage())
     }
