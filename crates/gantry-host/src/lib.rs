@@ -194,13 +194,18 @@ impl Host {
         probes.record(ok, duration);
         probes.remember_result(role, ok, &message, duration, at);
         self.stats_dirty = true;
-        self.handle(Event::ProbeResult {
-            unit,
-            role,
-            seq,
-            ok,
-            message,
-        });
+        // At the time it was recorded: one clock read per result (a thousand a second at
+        // 1,000 services).
+        self.engine.handle(
+            at,
+            Event::ProbeResult {
+                unit,
+                role,
+                seq,
+                ok,
+                message,
+            },
+        );
     }
 
     /// A pushed pass (a log line matched, sd_notify READY=1): no duration to count.

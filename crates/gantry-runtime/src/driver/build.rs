@@ -183,6 +183,7 @@ impl Driver {
             reaper,
             tx,
             rx,
+            answered: Default::default(),
             hub,
             out_rx,
             store,

@@ -334,6 +334,11 @@ struct Driver {
     reaper: Arc<Reaper>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
+    /// Probe results answered on the loop itself (from a LISTEN table or one loopback
+    /// connect): handled in the next turn, in the channel's place, without a trip through it
+    /// (a thousand a second at 1,000 services; the channel's block allocations were a tenth
+    /// of the idle CPU).
+    answered: std::collections::VecDeque<Msg>,
     /// Service output and exits (output.rs): served after everything else.
     /// The reader of every service's output pipes.
     hub: output::Hub,
@@ -512,7 +517,7 @@ impl Driver {
             // when the queue drains — or every 5 ms if it never does — instead of
             // rebuilding the whole snapshot after each of them.
             let spaced = self.published_at + self.publish_gap();
-            let settled = (self.rx.is_empty()
+            let settled = (self.rx.is_empty() && self.answered.is_empty()
                 || self.published_at.elapsed() >= Duration::from_millis(5))
                 && Instant::now() >= spaced;
             let (dirty, stats_dirty) = self.host.stale();
@@ -527,8 +532,9 @@ impl Driver {
             }
             // A change left unpublished for spacing is published when the gap is over,
             // even if nothing else happens by then.
-            let publish_due = (self.host.stale().0 && self.rx.is_empty())
-                .then(|| self.published_at + self.publish_gap());
+            let publish_due =
+                (self.host.stale().0 && self.rx.is_empty() && self.answered.is_empty())
+                    .then(|| self.published_at + self.publish_gap());
             self.arm_listen_tick();
             let deadline = self.host.deadline();
             let rollout_due = self.rollout_due();
@@ -547,6 +553,15 @@ impl Driver {
                 _ = sighup.recv() => self.reload("SIGHUP", None),
                 // Commands before results: a flood of anything cannot delay `gantry stop`.
                 Some(request) = self.api.commands.recv() => self.command(request),
+                // Results answered on the loop, in bursts like the channel's below.
+                _ = std::future::ready(()), if !self.answered.is_empty() => {
+                    for _ in 0..MESSAGE_BURST {
+                        match self.answered.pop_front() {
+                            Some(msg) => self.message(msg),
+                            None => break,
+                        }
+                    }
+                }
                 Some(msg) = self.rx.recv() => {
                     self.message(msg);
                     // A burst (a beat's probe results, a wave's spawns) is taken in one

@@ -21,6 +21,8 @@ pub(super) struct ListenWatch {
     /// every 2 ms after that; disarmed while nothing is held.
     pub(super) tick: crate::tick::FastTick,
     listeners: Vec<std::net::SocketAddr>,
+    /// The ports of `listeners`, in the same order (`listen::of_port_in`).
+    index: Vec<u16>,
     /// When `listeners` was read (None: never, or the last read failed).
     scanned_at: Option<Instant>,
     /// What the last dump took: the tick waits at least three times that, so dumps take at
@@ -103,6 +105,7 @@ impl ListenWatch {
                 scanner,
                 tick,
                 listeners: Vec::new(),
+                index: Vec::new(),
                 scanned_at: None,
                 cost: Duration::ZERO,
                 held: Vec::new(),
@@ -111,6 +114,15 @@ impl ListenWatch {
             }),
             _ => None,
         }
+    }
+}
+
+impl ListenWatch {
+    /// `index` after `listeners` changed.
+    fn reindex(&mut self) {
+        self.index.clear();
+        self.index
+            .extend(self.listeners.iter().map(std::net::SocketAddr::port));
     }
 }
 
@@ -158,21 +170,23 @@ impl Driver {
                     .scan_v4_accepting(&mut w.listeners)
                     .is_ok()
                     .then_some(now);
+                w.reindex();
                 w.with_v6 = false;
             }
-            let find = |listeners: &[std::net::SocketAddr]| {
+            let find = |w: &ListenWatch| {
                 targets.iter().find_map(|t| {
-                    let on_port = crate::listen::of_port(listeners, t.port());
+                    let on_port = crate::listen::of_port_in(&w.index, &w.listeners, t.port());
                     crate::listen::certainly_accepts(on_port, *t)
                 })
             };
-            let mut hit = w.scanned_at.and_then(|_| find(&w.listeners));
+            let mut hit = w.scanned_at.and_then(|_| find(w));
             if hit.is_none() && w.scanned_at.is_some() && !w.with_v6 {
                 w.with_v6 = w.scanner.add_v6_accepting(&mut w.listeners).is_ok();
-                hit = find(&w.listeners);
+                w.reindex();
+                hit = find(w);
             }
             if let Some(l) = hit {
-                let _ = self.tx.send(Msg::Probe {
+                self.answered.push_back(Msg::Probe {
                     unit,
                     role,
                     seq,
@@ -188,12 +202,12 @@ impl Driver {
         // A single loopback target: one connect right here (see tcp_loopback_now), no task,
         // no epoll registration, no future moved to the heap. Still a real connect, so a
         // service that stopped listening fails it at once. At 1,000 services probed every
-        // second this was most of gantry's own idle CPU. The answer comes back through the
-        // loop's channel like any probe's, after the batch being acted on.
+        // second this was most of gantry's own idle CPU. The answer is handled in the loop's
+        // next turn like any probe's, after the batch being acted on.
         if let [target] = self.svcs[unit.0].listen_targets(role)
             && let Some(outcome) = probe::tcp_loopback_now(*target)
         {
-            let _ = self.tx.send(Msg::Probe {
+            self.answered.push_back(Msg::Probe {
                 unit,
                 role,
                 seq,
@@ -257,16 +271,18 @@ impl Driver {
             Ok(()) => {
                 let now = Instant::now();
                 w.cost = now.duration_since(began);
+                w.reindex();
                 // A partial table: a running service's probe reads a whole one.
                 w.scanned_at = None;
-                let (svcs, listeners) = (&self.svcs, &w.listeners);
+                let (svcs, listeners, index) = (&self.svcs, &w.listeners, &w.index);
                 w.held.retain(|h| {
                     let targets = svcs[h.unit.0].listen_targets(h.role);
                     // A listener bound to the target's address (or its family's wildcard)
                     // with room in its accept queue takes a connect for certain: that is
                     // the probe's pass, without the ~0.1 ms loopback handshake.
-                    let on_port =
-                        |t: &std::net::SocketAddr| crate::listen::of_port(listeners, t.port());
+                    let on_port = |t: &std::net::SocketAddr| {
+                        crate::listen::of_port_in(index, listeners, t.port())
+                    };
                     if let Some(l) = targets
                         .iter()
                         .find_map(|t| crate::listen::certainly_accepts(on_port(t), *t))

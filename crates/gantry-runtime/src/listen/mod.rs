@@ -478,6 +478,15 @@ pub fn of_port(sorted: &[SocketAddr], port: u16) -> &[SocketAddr] {
     &sorted[start..start + len]
 }
 
+/// [`of_port`] searched in `ports`, the ports of `sorted` in the same order: a 2-byte array
+/// stays in cache where the 32-byte addresses did not (a thousand running probes a second
+/// each searched the whole table).
+pub fn of_port_in<'a>(ports: &[u16], sorted: &'a [SocketAddr], port: u16) -> &'a [SocketAddr] {
+    let start = ports.partition_point(|&p| p < port);
+    let len = ports[start..].partition_point(|&p| p == port);
+    sorted.get(start..start + len).unwrap_or_default()
+}
+
 /// Whether a connect to `target` could be accepted by one of `listeners`: same port and
 /// (same ip, or the listener is bound to the unspecified address of the target's family, or
 /// the listener is `[::]` and the target is IPv4 (dual-stack), or the listener is the

@@ -14,6 +14,27 @@ fn scan() -> Vec<SocketAddr> {
 }
 
 #[test]
+fn of_port_in_answers_as_of_port_does() {
+    let mut list: Vec<SocketAddr> = (0..300u32)
+        .map(|i| {
+            let port = ((i * 7919) % 97) as u16 * 3 + 1;
+            let ip = if i % 3 == 0 { "0.0.0.0" } else { "127.0.0.1" };
+            format!("{ip}:{port}").parse().unwrap()
+        })
+        .collect();
+    list.sort_unstable_by_key(SocketAddr::port);
+    let ports: Vec<u16> = list.iter().map(SocketAddr::port).collect();
+    for port in 0..=400u16 {
+        assert_eq!(
+            of_port_in(&ports, &list, port),
+            of_port(&list, port),
+            "{port}"
+        );
+    }
+    assert!(of_port_in(&[], &[], 80).is_empty());
+}
+
+#[test]
 fn of_port_finds_every_listener_of_a_port_in_a_sorted_list() {
     let a = |s: &str| s.parse::<SocketAddr>().unwrap();
     let mut list = vec![
