@@ -162,9 +162,9 @@ impl Driver {
             |v| {
                 let usage = if v.pid.is_some() { usage[v.id.0] } else { None };
                 // Host pids, as `ps` and `ss -ltnp` show them: inside gantry's PID namespace
-                // a pid is known once a usage sample has mapped it (at the verdict, then
-                // whenever a reader finds the last sample too old, upkeep.rs); until then
-                // none is shown rather than a wrong one.
+                // a pid is known once a usage sample has mapped it (whenever a reader finds
+                // the last sample too old, gantry_api::figures); until then none is shown
+                // rather than a wrong one.
                 let pid = v.pid.and_then(|p| {
                     procstat
                         .host_pid(p)
