@@ -894,6 +894,66 @@ readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
     assert!(!up.log().contains(SECRET), "a secret in gantry's output");
 }
 
+/// The exec sink runs in the stack file's directory, as services' commands do: a relative
+/// `./notify.sh` next to the file is found when gantry runs from elsewhere (`-f sub/gantry.toml`).
+#[test]
+fn the_exec_sink_runs_in_the_stack_files_directory() {
+    let web = free_port();
+    let stack = format!(
+        r#"
+[settings]
+api = "127.0.0.1:0"
+
+[alerts]
+exec = ["./notify.sh"]
+
+[services.web]
+command = "{fixture} --name exec-cwd-web --listen {web}"
+priority = "critical"
+readiness = {{ tcp = "127.0.0.1:{web}", period = "100ms" }}
+"#,
+        fixture = fixture().display()
+    );
+    let mut up = up_with("alerts-exec-cwd", "", &["-f", "sub/gantry.toml"], |dir| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let sub = dir.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("gantry.toml"), &stack).unwrap();
+        let script = sub.join("notify.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\ncat > \"notified.$$.tmp\" && mv \"notified.$$.tmp\" \"notified.$$.json\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    });
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let sub = up.dir.join("sub");
+    let notified = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("notified."))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    kill_web(web);
+    assert!(
+        eventually(20, || notified(&sub) >= 1),
+        "no notification written next to the stack file\n{}",
+        up.log()
+    );
+    assert_eq!(
+        notified(&up.dir),
+        0,
+        "the sink ran in gantry's own directory"
+    );
+    // A critical service is down: gantry's exit status says so (not what this test is about).
+    up.stop();
+}
+
 /// A rolling restart is planned work too: each instance of a replicated critical service drained,
 /// restarted (its probe failing 400 ms) and ready again, twice over, notifies nobody; the same
 /// rules fire when the instances' health fails on its own.

@@ -424,12 +424,15 @@ impl Driver {
                 argv.extend(cmd);
                 let env = crate::envset::Env::from(vec![("GANTRY_ALERT_JSON".to_string(), body)]);
                 let (tx, reaper) = (self.tx.clone(), self.reaper.clone());
+                // In the stack file's directory, as services' commands run by default (a
+                // relative `./notify.sh` is next to gantry.toml, wherever gantry started).
+                let cwd = Some(self.base_dir.clone());
                 if let Some(side) = &mut self.alerts {
                     side.in_flight += 1;
                 }
                 tokio::spawn(async move {
                     let outcome =
-                        crate::probe::exec(argv, env, None, Duration::from_secs(30), &reaper).await;
+                        crate::probe::exec(argv, env, cwd, Duration::from_secs(30), &reaper).await;
                     let result = if outcome.ok {
                         Ok(())
                     } else {
