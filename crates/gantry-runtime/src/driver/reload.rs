@@ -182,12 +182,15 @@ impl Driver {
     /// Diffs the reloaded file against the running plan and applies the difference.
     fn apply_reload(&mut self, mut new: Loaded) -> Result<String, String> {
         // Services get the OFREP variables as at start and the flags' as they are now, so
-        // they are no difference.
-        let flag_vars: Vec<(String, String)> = self.flag_env.values().cloned().collect();
-        for env in new.envs.iter_mut().flatten() {
-            super::flags::add_env(env, &self.ofrep_env);
-            super::flags::add_env(env, &flag_vars);
-        }
+        // they are no difference: into one shared base, as at the start (a reload of 1,000
+        // services made them ~600 bytes of own entries each).
+        let extra: Vec<(String, String)> = self
+            .ofrep_env
+            .iter()
+            .cloned()
+            .chain(self.flag_env.values().cloned())
+            .collect();
+        crate::envset::Env::add_shared(new.envs.iter_mut().flatten(), &extra);
         if self.host.engine().is_shutting_down() {
             return Err("the stack is shutting down".into());
         }
