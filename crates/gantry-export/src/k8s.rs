@@ -4,9 +4,11 @@
 //! init containers that `gantry wait` for its hard dependencies, its probes, limits, stop signal
 //! and priority.
 
-use gantry_spec::{Condition, Kind, Priority, ProbeKind, Restart, Service, Spec};
+use gantry_spec::{Kind, Priority, ProbeKind, Restart, Service, Spec};
+use probes::{probe, probe_target, store_target};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use waits::{JOB_WAITER, init_containers, job_waiter_rbac};
 
 /// What the user passes on the command line.
 #[derive(Debug, Clone, Default)]
@@ -417,47 +419,6 @@ fn mount_path(s: &Service, dir: &str, warnings: &mut Vec<String>) -> String {
     path
 }
 
-/// The ServiceAccount of pods that wait for Jobs, a Role that may only get, list and watch those
-/// Jobs (`kubectl wait` lists and watches one by its name), and the RoleBinding between them.
-fn job_waiter_rbac(ex: &mut Export, jobs: Vec<String>, opts: &Options) {
-    let namespace = opts.namespace.clone().unwrap_or_else(|| {
-        ex.warnings.push(format!(
-            "RoleBinding `{JOB_WAITER}`: its ServiceAccount subject needs a namespace; it says `default` (pass --namespace NS)"
-        ));
-        "default".to_string()
-    });
-    ex.manifests.push(meta(
-        json!({"apiVersion": "v1", "kind": "ServiceAccount"}),
-        JOB_WAITER,
-        JOB_WAITER,
-        opts,
-    ));
-    ex.manifests.push(meta(
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "rules": [{
-                "apiGroups": ["batch"],
-                "resources": ["jobs"],
-                "resourceNames": jobs,
-                "verbs": ["get", "list", "watch"],
-            }],
-        }),
-        JOB_WAITER,
-        JOB_WAITER,
-        opts,
-    ));
-    ex.manifests.push(meta(
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": JOB_WAITER },
-            "subjects": [{ "kind": "ServiceAccount", "name": JOB_WAITER, "namespace": namespace }],
-        }),
-        JOB_WAITER,
-        JOB_WAITER,
-        opts,
-    ));
-}
-
 fn priority_class(p: Priority) -> String {
     format!("gantry-{}", format!("{p:?}").to_ascii_lowercase())
 }
@@ -508,7 +469,7 @@ fn pod_view(s: &Service, warnings: &mut Vec<String>) -> Service {
 }
 
 /// `metadata` with the name, the namespace and gantry's labels.
-fn meta(mut doc: Value, name: &str, app: &str, opts: &Options) -> Value {
+pub(super) fn meta(mut doc: Value, name: &str, app: &str, opts: &Options) -> Value {
     let mut m = Map::new();
     m.insert("name".into(), json!(name));
     if let Some(ns) = &opts.namespace {
@@ -525,7 +486,7 @@ fn meta(mut doc: Value, name: &str, app: &str, opts: &Options) -> Value {
 }
 
 /// A DNS-1123 label: lower case, `[a-z0-9-]`, at most 63, starting and ending alphanumeric.
-fn dns_name(name: &str) -> String {
+pub(super) fn dns_name(name: &str) -> String {
     let mut s: String = name
         .to_ascii_lowercase()
         .chars()
@@ -599,7 +560,7 @@ fn environment(
 
 /// The TCP ports a service listens on: its `ports`, its upstream's, a replicated service's
 /// first instance port (every pod uses the same one), and its own loopback probe ports.
-fn ports(s: &Service) -> Vec<u16> {
+pub(super) fn ports(s: &Service) -> Vec<u16> {
     let mut out: Vec<u16> = s.ports.clone();
     if let Some(u) = &s.upstream
         && let Some(p) = u.value.rsplit(':').next().and_then(|p| p.parse().ok())
@@ -626,462 +587,15 @@ fn ports(s: &Service) -> Vec<u16> {
     out
 }
 
-fn is_local(host: &str) -> bool {
+pub(super) fn is_local(host: &str) -> bool {
     matches!(
         host,
         "127.0.0.1" | "localhost" | "::1" | "[::1]" | "0.0.0.0"
     )
 }
 
-/// Host and port a tcp or http probe targets.
-fn probe_target(kind: &ProbeKind) -> Option<(String, u16)> {
-    let hostport = match kind {
-        ProbeKind::Tcp(a) => a.clone(),
-        ProbeKind::Http { url, .. } => {
-            let rest = url.split_once("://")?.1;
-            let hp = rest.split('/').next()?;
-            if hp.contains(':') {
-                hp.to_string()
-            } else if url.starts_with("https") {
-                format!("{hp}:443")
-            } else {
-                format!("{hp}:80")
-            }
-        }
-        _ => return None,
-    };
-    let (h, p) = hostport.rsplit_once(':')?;
-    Some((h.to_string(), p.parse().ok()?))
-}
-
-/// Host and port a network store probe's URL names (its scheme's port when it names none).
-fn store_target(kind: &ProbeKind) -> Option<(String, u16)> {
-    let (url, default) = match kind {
-        ProbeKind::Postgres(sp) => (&sp.url, 5432),
-        ProbeKind::Mysql(sp) => (&sp.url, 3306),
-        ProbeKind::Redis(sp) => (&sp.url, 6379),
-        ProbeKind::Amqp(sp) => (&sp.url, 5672),
-        ProbeKind::Nats(sp) => (&sp.url, 4222),
-        _ => return None,
-    };
-    let rest = url.split_once("://")?.1;
-    let hp = rest.rsplit_once('@').map_or(rest, |x| x.1);
-    let hp = hp.split(['/', '?']).next()?;
-    if hp.is_empty() {
-        return None;
-    }
-    match hp.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() => Some((h.to_string(), p.parse().ok()?)),
-        _ => Some((hp.to_string(), default)),
-    }
-}
-
-/// A store URL without its password (it would be a secret in the manifest).
-fn without_password(url: &str) -> (String, bool) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_string(), false);
-    };
-    let (auth, host) = match rest.split_once('@') {
-        Some(x) => x,
-        None => return (url.to_string(), false),
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => (format!("{scheme}://{user}@{host}"), true),
-        None => (url.to_string(), false),
-    }
-}
-
-fn probe(
-    s: &Service,
-    p: &gantry_spec::Probe,
-    key: &str,
-    opts: &Options,
-    warnings: &mut Vec<String>,
-) -> Option<Value> {
-    let mut out = Map::new();
-    match &p.kind {
-        ProbeKind::Http { url, .. } => {
-            let rest = url.split_once("://").map_or(url.as_str(), |x| x.1);
-            let path = rest.find('/').map_or("/", |i| &rest[i..]);
-            let Some((host, port)) = probe_target(&p.kind) else {
-                warnings.push(format!(
-                    "{}: {key}: no host:port in `{url}`; left out",
-                    s.name.value
-                ));
-                return None;
-            };
-            let mut get = Map::new();
-            get.insert("path".into(), json!(path));
-            get.insert("port".into(), json!(port));
-            get.insert(
-                "scheme".into(),
-                json!(if url.starts_with("https") {
-                    "HTTPS"
-                } else {
-                    "HTTP"
-                }),
-            );
-            if !is_local(&host) {
-                get.insert("host".into(), json!(host));
-            }
-            out.insert("httpGet".into(), Value::Object(get));
-        }
-        ProbeKind::Tcp(addr) => {
-            let Some((host, port)) = probe_target(&p.kind) else {
-                warnings.push(format!(
-                    "{}: {key}: `{addr}` is not host:port; left out",
-                    s.name.value
-                ));
-                return None;
-            };
-            let mut t = Map::new();
-            t.insert("port".into(), json!(port));
-            if !is_local(&host) {
-                t.insert("host".into(), json!(host));
-            }
-            out.insert("tcpSocket".into(), Value::Object(t));
-        }
-        ProbeKind::Exec(argv) => {
-            out.insert("exec".into(), json!({ "command": argv }));
-        }
-        ProbeKind::Log(_) | ProbeKind::Notify => {
-            warnings.push(format!(
-                "{}: {key}: a {} probe has no Kubernetes equivalent; left out (add an http, tcp or exec probe)",
-                s.name.value,
-                p.kind.name()
-            ));
-            return None;
-        }
-        store => {
-            let url = match store {
-                ProbeKind::Postgres(sp)
-                | ProbeKind::Mysql(sp)
-                | ProbeKind::Redis(sp)
-                | ProbeKind::Amqp(sp)
-                | ProbeKind::Nats(sp)
-                | ProbeKind::Sqlite(sp) => sp.url.clone(),
-                _ => return None,
-            };
-            let (url, stripped) = without_password(&url);
-            if stripped {
-                warnings.push(format!(
-                    "{}: {key}: the {} probe's password is not exported; give `gantry probe` a URL with it from a Secret",
-                    s.name.value,
-                    store.name()
-                ));
-            }
-            warnings.push(format!(
-                "{}: {key}: the {} probe runs `gantry probe` in the container: its image needs the gantry binary (or use {})",
-                s.name.value,
-                store.name(),
-                opts.gantry_image
-            ));
-            out.insert(
-                "exec".into(),
-                json!({ "command": ["gantry", "probe", store.name(), url] }),
-            );
-        }
-    }
-    let secs = |d: std::time::Duration| d.as_secs_f64().ceil().max(1.0) as u64;
-    out.insert(
-        "initialDelaySeconds".into(),
-        json!(p.initial_delay.0.as_secs()),
-    );
-    out.insert("periodSeconds".into(), json!(secs(p.period.0)));
-    out.insert("timeoutSeconds".into(), json!(secs(p.timeout.0)));
-    let success = if key == "readinessProbe" {
-        p.success_threshold.max(1)
-    } else {
-        if p.success_threshold > 1 {
-            warnings.push(format!(
-                "{}: {key}: success_threshold {} becomes 1 (Kubernetes allows only 1 for liveness and startup probes)",
-                s.name.value, p.success_threshold
-            ));
-        }
-        1
-    };
-    out.insert("successThreshold".into(), json!(success));
-    out.insert("failureThreshold".into(), json!(p.failure_threshold.max(1)));
-    if p.period.0.subsec_millis() != 0 || p.period.0.as_secs() == 0 {
-        warnings.push(format!(
-            "{}: {key}: period {:?} rounds up to {} s (Kubernetes counts whole seconds)",
-            s.name.value,
-            p.period.0,
-            secs(p.period.0)
-        ));
-    }
-    Some(Value::Object(out))
-}
-
-/// The ServiceAccount (and its Role and RoleBinding) of pods that wait for a Job to complete.
-const JOB_WAITER: &str = "gantry-job-waiter";
-
-/// How long an init container waits for a dependency to start or be ready.
-const WAIT_TIMEOUT: &str = "300s";
-
-/// What a pod's init containers need beyond themselves.
-#[derive(Default)]
-struct Waits {
-    containers: Vec<Value>,
-    /// The Jobs one of them waits for (`kubectl wait`): the pod runs as [`JOB_WAITER`].
-    jobs: Vec<String>,
-}
-
-/// One init container per hard dependency, by its condition: `started` waits for the
-/// dependency's TCP port (`gantry wait tcp://…`); `ready` runs the dependency's own readiness
-/// probe with `gantry probe KIND TARGET --wait …` until it passes (a probe Kubernetes cannot
-/// run from another pod — exec, log, notify, sqlite — falls back to the port, with a warning);
-/// `completed` waits for the dependency's Job with `kubectl wait --for=condition=complete`.
-fn init_containers(
-    services: &[Service],
-    s: &Service,
-    names: &BTreeMap<&str, String>,
-    opts: &Options,
-    warnings: &mut Vec<String>,
-) -> Waits {
-    let mut out = Waits::default();
-    for dep in s.depends_on.iter().filter(|d| d.required) {
-        // The dependency as its pods run it (a replicated one's `${PORT}` resolved).
-        let Some(target) = services.iter().find(|x| x.name.value == dep.name.value) else {
-            continue;
-        };
-        let dns = &names[target.name.value.as_str()];
-        if dep.condition == Condition::Completed && target.kind != Kind::External {
-            let timeout = target
-                .start_timeout
-                .map_or(gantry_spec::keys::START_TIMEOUT_ONESHOT, |d| d.0)
-                .as_secs()
-                .max(1);
-            let mut command = vec![
-                "kubectl".to_string(),
-                "wait".into(),
-                "--for=condition=complete".into(),
-                format!("job/{dns}"),
-                format!("--timeout={timeout}s"),
-            ];
-            if let Some(ns) = &opts.namespace {
-                command.push(format!("--namespace={ns}"));
-            }
-            out.containers.push(json!({
-                "name": format!("wait-{dns}"),
-                "image": opts.kubectl_image,
-                "command": command,
-            }));
-            out.jobs.push(dns.clone());
-            warnings.push(format!(
-                "{}: waits for {} to complete: an init container runs `kubectl wait --for=condition=complete job/{dns}` ({}), as ServiceAccount `{JOB_WAITER}`, which may only read that Job; a Job that fails keeps it waiting until --timeout={timeout}s, then the pod restarts",
-                s.name.value, dep.name.value, opts.kubectl_image
-            ));
-            continue;
-        }
-        let ready = dep.condition != Condition::Started;
-        if ready
-            && let Some(p) = target.readiness.as_ref()
-            && let Some(c) = probe_waiter(s, target, p, dns, opts, warnings)
-        {
-            out.containers.push(c);
-            continue;
-        }
-        let Some((host, port)) = wait_port(target, dns) else {
-            warnings.push(format!(
-                "{}: depends on {}, which has no probe or port to wait on; not waited for",
-                s.name.value, dep.name.value
-            ));
-            continue;
-        };
-        if ready && target.readiness.is_some() {
-            warnings.push(format!(
-                "{}: waits for {} to be ready: its {} readiness probe cannot run from another pod, so the init container waits for its port {port} only",
-                s.name.value,
-                dep.name.value,
-                target.readiness.as_ref().map_or("", |p| p.kind.name()),
-            ));
-        }
-        out.containers.push(json!({
-            "name": format!("wait-{dns}"),
-            "image": opts.gantry_image,
-            "command": ["gantry", "wait", format!("tcp://{host}:{port}"), "--timeout", WAIT_TIMEOUT],
-        }));
-    }
-    out
-}
-
-/// The port a `started` dependency is waited on: its readiness (else startup) probe's target,
-/// else its first port; a local host becomes the dependency's Service name.
-fn wait_port(target: &Service, dns: &str) -> Option<(String, u16)> {
-    let local = |host: String| {
-        if is_local(&host) {
-            dns.to_string()
-        } else {
-            host
-        }
-    };
-    [&target.readiness, &target.startup]
-        .into_iter()
-        .flatten()
-        .find_map(|p| probe_target(&p.kind).or_else(|| store_target(&p.kind)))
-        .map(|(h, p)| (local(h), p))
-        .or_else(|| ports(target).first().map(|p| (dns.to_string(), *p)))
-}
-
-/// An init container that runs the dependency's readiness probe with `gantry probe … --wait`
-/// until it passes; None for a probe that cannot run from another pod.
-fn probe_waiter(
-    s: &Service,
-    target: &Service,
-    p: &gantry_spec::Probe,
-    dns: &str,
-    opts: &Options,
-    warnings: &mut Vec<String>,
-) -> Option<Value> {
-    let mut env = Vec::new();
-    let (kind, probe_target) = match &p.kind {
-        ProbeKind::Http {
-            url,
-            expect_status,
-            expect_body,
-            ..
-        } => {
-            if expect_status.is_some() || expect_body.is_some() {
-                warnings.push(format!(
-                    "{}: waits for {} to be ready: `gantry probe http` accepts any 2xx, not the probe's expect_status / expect_body",
-                    s.name.value, target.name.value
-                ));
-            }
-            let (scheme, rest) = url.split_once("://")?;
-            let (host, port) = probe_target(&p.kind)?;
-            let path = rest.find('/').map_or("/", |i| &rest[i..]);
-            let host = if is_local(&host) {
-                dns.to_string()
-            } else {
-                host
-            };
-            ("http", format!("{scheme}://{host}:{port}{path}"))
-        }
-        ProbeKind::Tcp(_) => {
-            let (host, port) = probe_target(&p.kind)?;
-            let host = if is_local(&host) {
-                dns.to_string()
-            } else {
-                host
-            };
-            ("tcp", format!("{host}:{port}"))
-        }
-        ProbeKind::Postgres(sp)
-        | ProbeKind::Mysql(sp)
-        | ProbeKind::Redis(sp)
-        | ProbeKind::Amqp(sp)
-        | ProbeKind::Nats(sp) => {
-            let url = retarget(&sp.url, dns);
-            let (bare, had_password) = without_password(&url);
-            let arg = if had_password {
-                // The URL with its password comes from a Secret the user creates; Kubernetes
-                // puts it in the argument ($(VAR) in a command is expanded from the env).
-                let secret = dns_name(&format!("{}-probe-url", target.name.value));
-                env.push(json!({"name": "GANTRY_PROBE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "value"}}}));
-                warnings.push(format!(
-                    "{}: waits for {} to be ready with its {} probe: the URL holds a password, so it is read from Secret `{secret}` (key `value`: {bare} with the password); create it",
-                    s.name.value,
-                    target.name.value,
-                    p.kind.name()
-                ));
-                "$(GANTRY_PROBE_URL)".to_string()
-            } else {
-                url
-            };
-            (p.kind.name(), arg)
-        }
-        _ => return None,
-    };
-    let secs = |d: std::time::Duration| format!("{}ms", d.as_millis().max(1));
-    let mut c = Map::new();
-    c.insert("name".into(), json!(format!("wait-{dns}")));
-    c.insert("image".into(), json!(opts.gantry_image));
-    c.insert(
-        "command".into(),
-        json!([
-            "gantry",
-            "probe",
-            kind,
-            probe_target,
-            "--timeout",
-            secs(p.timeout.0),
-            "--period",
-            secs(p.period.0),
-            "--wait",
-            WAIT_TIMEOUT
-        ]),
-    );
-    if !env.is_empty() {
-        c.insert("env".into(), Value::Array(env));
-    }
-    Some(Value::Object(c))
-}
-
-/// A store URL with a local host replaced by the dependency's Service name.
-fn retarget(url: &str, dns: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (auth, hostpart) = match rest.rsplit_once('@') {
-        Some((a, h)) => (format!("{a}@"), h),
-        None => (String::new(), rest),
-    };
-    let end = hostpart.find(['/', '?']).unwrap_or(hostpart.len());
-    let (hp, tail) = hostpart.split_at(end);
-    let (host, port) = match hp.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(':') => (h, Some(p)),
-        _ => (hp, None),
-    };
-    if !is_local(host) {
-        return url.to_string();
-    }
-    let port = port.map_or(String::new(), |p| format!(":{p}"));
-    format!("{scheme}://{auth}{dns}{port}{tail}")
-}
+mod probes;
+mod waits;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_become_the_largest_binary_quantity_that_divides_them() {
-        assert_eq!(quantity(1 << 30), "1Gi");
-        assert_eq!(quantity(20 << 30), "20Gi");
-        assert_eq!(quantity(1536 << 20), "1536Mi");
-        assert_eq!(quantity(2 << 40), "2Ti");
-        assert_eq!(quantity((1 << 20) + 1), "1048577");
-    }
-
-    #[test]
-    fn store_urls_name_their_host_and_port_and_move_to_the_service() {
-        let pg = |url: &str| {
-            ProbeKind::Postgres(gantry_spec::StoreProbe {
-                url: url.into(),
-                rw: false,
-                queues: Vec::new(),
-                require_dlq: false,
-                streams: Vec::new(),
-                tls: Default::default(),
-            })
-        };
-        assert_eq!(
-            store_target(&pg("postgres://u:p@127.0.0.1:5433/app")),
-            Some(("127.0.0.1".into(), 5433))
-        );
-        assert_eq!(
-            store_target(&pg("postgres://db.internal/app?sslmode=require")),
-            Some(("db.internal".into(), 5432))
-        );
-        assert_eq!(store_target(&pg("postgres:///app")), None);
-        assert_eq!(
-            retarget("postgres://u:p@127.0.0.1:5433/app?x=1", "db-main"),
-            "postgres://u:p@db-main:5433/app?x=1"
-        );
-        assert_eq!(retarget("redis://localhost/0", "cache"), "redis://cache/0");
-        assert_eq!(
-            retarget("redis://redis.internal:6379/0", "cache"),
-            "redis://redis.internal:6379/0"
-        );
-    }
-}
+mod tests;
