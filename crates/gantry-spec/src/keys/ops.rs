@@ -65,7 +65,7 @@ pub static ALERTS: &[Key] = &[
         "exec",
         Ty::Command,
         None,
-        "Run this command per notification with the Alertmanager JSON on stdin and in `GANTRY_ALERT_JSON` (exit 0 = delivered; cut after 30 s). It gets no other environment: none of gantry's, no secret.",
+        "Run this command per notification with the Alertmanager JSON on stdin and in `GANTRY_ALERT_JSON`, in the file's directory (exit 0 = delivered; cut after 30 s). It gets no other environment: none of gantry's, no secret.",
     ),
     k(
         "log",
