@@ -52,12 +52,13 @@ impl Decoder<'_> {
             .copied()
             .filter(|k| t.contains_key(*k))
             .collect();
-        let kinds = keys::PROBE_KINDS
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
         if present.is_empty() {
+            // Only for the error: built for every probe, the list was ~20 allocations each.
+            let kinds = keys::PROBE_KINDS
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             self.error(
                 "probe-kind",
                 path,
