@@ -8,6 +8,8 @@
 //! `/metrics`) finds the snapshot older than [`FigureFeed::new`]'s `figures_max_age` or its
 //! usage sample older than `usage_max_age`, and on the driver's timers only when something
 //! else needs them (alert rules). The reader waits for the new snapshot (at most [`WAIT`]).
+//! During the boot the driver answers without a usage sample ([`Snapshot::usage_deferred`]):
+//! `up --detach` polls the status, and the scan would delay the boot.
 
 use crate::model::Snapshot;
 use std::sync::Arc;
@@ -66,18 +68,17 @@ impl FigureFeed {
     pub async fn fresh(&self, snapshot: &watch::Receiver<Arc<Snapshot>>) -> Arc<Snapshot> {
         let snap = snapshot.borrow().clone();
         let Some(s) = &self.0 else { return snap };
-        if !older(snap.published_at, s.figures_max_age)
-            && !older(snap.usage_sampled, s.usage_max_age)
-        {
+        // Usage as recent as allowed, or not sampled for now (during the boot).
+        let usage_ok = |n: &Snapshot| n.usage_deferred || !older(n.usage_sampled, s.usage_max_age);
+        if !older(snap.published_at, s.figures_max_age) && usage_ok(&snap) {
             return snap;
         }
         let before = snap.published_at;
         let mut rx = snapshot.clone();
         s.wanted.notify_one();
         // The driver's answer: published after the request, with a usage sample recent
-        // enough (an unrelated state change published in between is not it).
-        let answer =
-            rx.wait_for(|n| n.published_at != before && !older(n.usage_sampled, s.usage_max_age));
+        // enough, or deferred (an unrelated state change published in between is not it).
+        let answer = rx.wait_for(|n| n.published_at != before && usage_ok(n));
         match tokio::time::timeout(WAIT, answer).await {
             Ok(Ok(newer)) => newer.clone(),
             // The driver is gone or busy for longer: what there is.
@@ -104,6 +105,7 @@ mod tests {
             cluster: None,
             published_at: published,
             usage_sampled: sampled,
+            usage_deferred: false,
         })
     }
 
@@ -167,6 +169,37 @@ mod tests {
             (tx, new)
         });
         let got = feed.fresh(&rx).await;
+        let (_tx, new) = task.await.unwrap();
+        assert_eq!(got.published_at, Some(new));
+    }
+
+    #[tokio::test]
+    async fn during_the_boot_no_usage_sample_is_waited_for() {
+        let deferred = |published| {
+            let mut n = (*snap(published, None)).clone();
+            n.usage_deferred = true;
+            Arc::new(n)
+        };
+        let (tx, rx) = watch::channel(deferred(Some(Instant::now())));
+        let feed = FigureFeed::new(USAGE, FIGURES);
+        let got = tokio::time::timeout(Duration::from_millis(100), feed.fresh(&rx))
+            .await
+            .expect("fresh figures and a deferred sample: no wait");
+        assert!(got.usage_deferred);
+        let asked = tokio::time::timeout(Duration::from_millis(50), feed.wanted()).await;
+        assert!(asked.is_err(), "nothing was asked for");
+        // Old figures are asked for; the answer without a sample is taken.
+        tx.send_replace(deferred(Some(Instant::now() - Duration::from_secs(10))));
+        let driver = feed.clone();
+        let task = tokio::spawn(async move {
+            driver.wanted().await;
+            let new = Instant::now();
+            tx.send_replace(deferred(Some(new)));
+            (tx, new)
+        });
+        let got = tokio::time::timeout(Duration::from_secs(1), feed.fresh(&rx))
+            .await
+            .expect("the driver's answer is taken without a usage sample");
         let (_tx, new) = task.await.unwrap();
         assert_eq!(got.published_at, Some(new));
     }

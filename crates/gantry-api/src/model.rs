@@ -143,6 +143,10 @@ pub struct Snapshot {
     /// When the services' CPU and memory figures were sampled (None: never).
     #[serde(skip)]
     pub usage_sampled: Option<std::time::Instant>,
+    /// No usage sample is taken for a reader now (the boot is under way: a `/proc` scan of
+    /// 1,000 services would delay it ~27 ms); readers take the figures as they are.
+    #[serde(skip)]
+    pub usage_deferred: bool,
 }
 
 /// The leader election as this instance sees it (`[cluster]`).

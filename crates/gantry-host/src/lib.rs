@@ -394,6 +394,7 @@ impl Host {
             cluster: None,
             published_at: None,
             usage_sampled: None,
+            usage_deferred: false,
         }
     }
 

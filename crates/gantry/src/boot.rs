@@ -159,6 +159,7 @@ impl BootBuilder {
             cluster: None,
             published_at: None,
             usage_sampled: None,
+            usage_deferred: false,
         }));
         let mut driver = Driver::new(
             engine,

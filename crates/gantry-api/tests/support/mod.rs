@@ -86,6 +86,7 @@ pub fn snapshot(boot: BootPhase, services: Vec<ServiceSnapshot>) -> Snapshot {
         cluster: None,
             published_at: None,
             usage_sampled: None,
+            usage_deferred: false,
     }
 }
 

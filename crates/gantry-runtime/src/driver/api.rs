@@ -183,6 +183,8 @@ impl Driver {
         );
         snap.cluster = self.cluster.as_ref().map(|c| c.view.clone());
         snap.usage_sampled = self.usage_sampled;
+        // During the boot a reader is not worth a `/proc` scan on the loop (mod.rs).
+        snap.usage_deferred = self.host.engine().boot_outcome().is_none();
         snap.published_at = Some(std::time::Instant::now());
         // The previous snapshot is freed here too (unless a reader still holds it).
         drop(self.api.snapshot.send_replace(Arc::new(snap)));
@@ -314,6 +316,7 @@ pub(super) fn start_api(cfg: &UpConfig, state_dir: &StateDir) -> Result<ApiSide,
         cluster: None,
         published_at: None,
         usage_sampled: None,
+        usage_deferred: false,
     };
     let (snap_tx, snap_rx) = watch::channel(Arc::new(initial));
     let figures = gantry_api::figures::FigureFeed::new(

@@ -591,9 +591,13 @@ impl Driver {
                     }
                 }
                 // A reader found the figures too old (gantry_api::figures): usage sampled
-                // if it is, and published at once, since the reader waits for them.
+                // if it is (not during the boot: `up --detach` polls the status, and a scan
+                // of 1,000 services is ~27 ms of the loop), and published at once, since the
+                // reader waits for them.
                 _ = self.api.figures.wanted() => {
-                    if self.api.figures.usage_stale(self.usage_sampled) {
+                    if self.host.engine().boot_outcome().is_some()
+                        && self.api.figures.usage_stale(self.usage_sampled)
+                    {
                         self.sample_usage();
                     }
                     self.publish();
