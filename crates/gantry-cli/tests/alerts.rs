@@ -672,6 +672,35 @@ priority = "critical"
     );
 }
 
+/// A rule on a service's memory fires with nobody reading the figures: the `/proc` usage is
+/// sampled on a timer for such a rule (otherwise only when a reader asks for it).
+#[test]
+fn a_memory_rule_fires_without_a_reader_of_the_figures() {
+    let hook = receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), 0);
+    let toml = format!(
+        r#"
+[alerts]
+webhook = "http://127.0.0.1:{hook}/hook"
+
+[alerts.rules.hog_memory]
+severity = "P2"
+signal = "service_rss_bytes"
+service = "hog"
+above = 50000000
+summary = "{{service}} holds more than 50 MB"
+
+[services.hog]
+command = ["sh", "-c", "sleep 1; exec python3 -c 'import time; x = b\"x\" * (64 << 20); time.sleep(600)'"]
+"#,
+        hook = hook.port
+    );
+    let mut up = up("alerts-memory", &toml, &[]);
+    assert_eq!(up.wait_boot(20)["outcome"], "go", "{}", up.log());
+    let body = firing_body(&hook, "hog_memory");
+    assert_eq!(body["alerts"][0]["labels"]["service"], "hog", "{body}");
+    up.stop();
+}
+
 /// The disk feeder on a real stack: disk_low, its threshold overridden above any free share,
 /// fires for the state dir's file system.
 #[test]
