@@ -41,10 +41,14 @@ Tools
   gantry       target/release/gantry -f FILE up --json; readiness { tcp = ... } with
                default settings; [settings] api = "127.0.0.1:0" so that other gantry
                instances on the machine cannot take its API port
-  oracle       not a supervisor: this script starts each fixture (os.posix_spawn) as soon
-               as every dependency's port accepts, polling every 0.2 ms: dependency order
-               at next to no orchestration cost, i.e. the floor for this fixture on this
-               machine
+  oracle       not a supervisor: bench/boot/floor.py starts each fixture (os.posix_spawn) as
+               soon as every dependency's port accepts, polling every 0.2 ms: dependency
+               order at next to no orchestration cost, i.e. the floor for this fixture on
+               this machine. It is a process of its own, timed from its first spawn (its
+               interpreter start is not counted) and observed by the same port wait as the
+               supervisors, whose CPU then weighs on it too (--floor-inline: the launcher
+               runs inside this script, with no observer while it spawns, as before
+               2026-12-07; on 2 cores that flattered the floor by ~5 % at 1,000 services)
   supervisord  [program:x] per service; a dependent runs bench/boot/wait-for (bash /dev/tcp
                checks, `sleep 0.1` between them) before exec'ing the fixture
   honcho       Procfile with the same wait-for loops (honcho never restarts: not in kill)
@@ -422,8 +426,8 @@ class GantryBase(Gantry):
 
 
 class Oracle(Tool):
-    """Not a supervisor: this script itself starts each fixture the moment all of its
-    dependencies' ports accept (see the module docs)."""
+    """Not a supervisor: the floor launcher (floor.py, a process of its own) starts each
+    fixture the moment all of its dependencies' ports accept (see the module docs)."""
     name = "oracle"
     restarts = False
 
@@ -431,7 +435,40 @@ class Oracle(Tool):
         pass
 
     def boot(self, svcs, limit_s, poll_s):
-        """Seconds from t0 until every port accepts (None on timeout)."""
+        """Seconds from the launcher's first spawn until every port accepts (None on timeout).
+
+        The ports are observed here with wait_ports, as for every supervisor, so the
+        observer's CPU weighs on the floor as it does on the others. With --floor-inline the
+        launcher runs in this process instead (the method of the rounds before 2026-12-07:
+        no observer runs while it spawns)."""
+        if ARGS.floor_inline:
+            return self.boot_inline(svcs, limit_s, poll_s)
+        fd, spec = tempfile.mkstemp(prefix="gantry-bench-floor-", suffix=".json", dir=ARGS.tmpdir)
+        with os.fdopen(fd, "w") as f:
+            json.dump([{"name": s.name, "argv": s.fixture_argv(), "port": s.port,
+                        "deps": [d.name for d in s.deps]} for s in svcs], f)
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "floor.py"), spec, str(poll_s),
+                                 str(limit_s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        t = None
+        try:
+            line = proc.stdout.readline().decode().split()
+            if len(line) == 2 and line[0] == "t0":
+                t0 = float(line[1])
+                t = wait_ports([s.port for s in svcs], t0, limit_s, poll_s,
+                               lambda: proc.poll() is None)
+        finally:
+            proc.stdin.close()  # the launcher kills and reaps its fixtures, then exits
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                kill_quietly(proc.pid, signal.SIGKILL)
+                proc.wait()
+            proc.stdout.close()
+            os.unlink(spec)
+            wait_ports_free([s.port for s in svcs], 10)
+        return t
+
+    def boot_inline(self, svcs, limit_s, poll_s):
         devnull = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
         pids, started, ready = [], set(), set()
@@ -995,6 +1032,8 @@ def main():
     ap.add_argument("--kills", type=int, default=20, help="services (one kill each) in `kill` (default 20)")
     ap.add_argument("--port-base", type=int, default=21000,
                     help="first port (default 21000; stay below the ephemeral range)")
+    ap.add_argument("--floor-inline", action="store_true",
+                    help="run the floor launcher inside this script (no observer while it spawns; the method before 2026-12-07)")
     ap.add_argument("--poll", type=float, default=0.0002, help="seconds between connects (default 0.0002)")
     ap.add_argument("--boot-limit", type=float, default=30.0, help="give a boot up after this many seconds")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds after a boot before mem/cpu/kill")

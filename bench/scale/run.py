@@ -296,6 +296,8 @@ def main():
     ap.add_argument("--cpu-window", type=float, default=20.0)
     ap.add_argument("--quiet-busy", type=float, default=0.15)
     ap.add_argument("--quiet-wait", type=float, default=30.0)
+    ap.add_argument("--floor-inline", action="store_true",
+                    help="run the floor launcher inside this script (no observer while it spawns; the method before 2026-12-07)")
     ap.add_argument("--tmpdir")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--gantry-bin", default=B.GANTRY)
