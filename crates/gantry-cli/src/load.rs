@@ -169,7 +169,7 @@ pub fn reload(path: &Path, selection: &gantry_plan::Selection) -> Result<(Spec, 
             rendered.join("\n\n")
         ));
     }
-    let plan = gantry_plan::select(&checked.plan, &checked.spec, selection)
+    let plan = gantry_plan::select(checked.plan, &checked.spec, selection)
         .map_err(|e| format!("{invalid} {}: {e}", checked.source.path))?;
     Ok((checked.spec, plan))
 }

@@ -32,7 +32,12 @@ impl Selection {
 /// Returns the sub-plan for `sel`, or an error message naming what is unknown.
 /// Hard dependencies of selected services always come along; soft dependencies
 /// that were not selected are dropped (they only order the start).
-pub fn select(plan: &Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String> {
+pub fn select(plan: Plan, spec: &Spec, sel: &Selection) -> Result<Plan, String> {
+    // Everything (the usual `up`): the plan as it is, not a copy of every definition.
+    if sel.profile.is_none() && sel.only.is_empty() && sel.except.is_empty() {
+        return Ok(plan);
+    }
+    let plan = &plan;
     let n = plan.units.len();
     // A replicated service's name stands for all its instances; `api.2` for one.
     let lookup = |name: &str| {

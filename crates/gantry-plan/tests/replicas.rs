@@ -164,7 +164,18 @@ fn selection_by_service_name_takes_every_instance() {
         only: names.iter().map(|s| s.to_string()).collect(),
         ..Selection::default()
     };
-    let s = select(&p, &spec, &only(&["web"])).unwrap();
+    // Everything: the plan as it is (every unit, the same order and groups).
+    let s = select(p.clone(), &spec, &Selection::default()).unwrap();
+    assert_eq!(
+        names(&s, &(0..s.units.len()).collect::<Vec<_>>()),
+        names(&p, &(0..p.units.len()).collect::<Vec<_>>())
+    );
+    assert_eq!(s.waves, p.waves);
+    assert_eq!(
+        names(&s, &s.replica_group("api").unwrap().units),
+        ["api.1", "api.2", "api.3"]
+    );
+    let s = select(p.clone(), &spec, &only(&["web"])).unwrap();
     let all: Vec<&str> = s.units.iter().map(|u| u.name()).collect();
     assert_eq!(all, ["db", "api.1", "api.2", "api.3", "web"]);
     assert_eq!(
@@ -172,11 +183,11 @@ fn selection_by_service_name_takes_every_instance() {
         ["api.1", "api.2", "api.3"]
     );
     assert!(s.replica_group("worker").is_none());
-    let s = select(&p, &spec, &only(&["api.2"])).unwrap();
+    let s = select(p.clone(), &spec, &only(&["api.2"])).unwrap();
     let all: Vec<&str> = s.units.iter().map(|u| u.name()).collect();
     assert_eq!(all, ["db", "api.2"]);
     let err = select(
-        &p,
+        p,
         &spec,
         &Selection {
             except: vec!["api".into()],

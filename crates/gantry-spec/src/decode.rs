@@ -306,6 +306,15 @@ impl Decoder<'_> {
         }
     }
 
+    /// Element `i` of the array at `path`, as [`Decoder::string`]; its key (`path[i]`) is
+    /// formatted only when a diagnostic needs it: a plain string (no `$`) has none.
+    fn element(&mut self, v: &Value<'_>, path: &str, i: usize) -> Option<Sp<String>> {
+        match v.get_ref() {
+            DeValue::String(s) if !s.contains('$') => Some(Sp::new(s.to_string(), v.span())),
+            _ => self.string(v, &format!("{path}[{i}]")),
+        }
+    }
+
     fn boolean(&mut self, v: &Value<'_>, path: &str) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
@@ -493,7 +502,7 @@ impl Decoder<'_> {
             DeValue::Array(items) => {
                 let mut argv = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    argv.push(self.string(item, &format!("{path}[{i}]"))?.value);
+                    argv.push(self.element(item, path, i)?.value);
                 }
                 argv
             }
@@ -520,7 +529,7 @@ impl Decoder<'_> {
             DeValue::Array(items) => items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, item)| self.string(item, &format!("{path}[{i}]")))
+                .filter_map(|(i, item)| self.element(item, path, i))
                 .collect(),
             _ => {
                 self.wrong_type(path, v, "an array of strings");

@@ -155,8 +155,12 @@ impl Driver {
             state.flags = flags_rx;
         }
         let n = cfg.plan.units.len();
+        let alerts = alerts::AlertSide::new(&cfg.spec);
+        let alert_feed = alert_feed::Feed::new(&cfg.spec, &cfg.base_dir);
+        let shutdown_timeout = cfg.spec.settings.shutdown_timeout.0;
         Ok(Driver {
-            spec: lean_spec(cfg.spec.clone(), &cfg.plan),
+            // The file's spec itself, not a copy of its thousand definitions.
+            spec: lean_spec(cfg.spec, &cfg.plan),
             base_dir: cfg.base_dir.clone(),
             redactor,
             masked,
@@ -187,9 +191,9 @@ impl Driver {
             hub,
             out_rx,
             store,
-            alerts: alerts::AlertSide::new(&cfg.spec),
+            alerts,
             boot_id,
-            shutdown_timeout: cfg.spec.settings.shutdown_timeout.0,
+            shutdown_timeout,
             plan: cfg.plan,
             interrupts: 0,
             kill_at: None,
@@ -210,7 +214,7 @@ impl Driver {
             ofrep_env,
             flag_env,
             taken_on: Vec::new(),
-            alert_feed: alert_feed::Feed::new(&cfg.spec, &cfg.base_dir),
+            alert_feed,
             runbooks: runbook::Runbooks::default(),
             incidents: incidents::Incidents::default(),
             cluster: leadership.map(|(c, l)| cluster::ClusterSide::start(&c, l, tx_cluster)),

@@ -63,6 +63,12 @@ pub(super) async fn rehearse(
         programs: HashMap::new(),
         hosts: HashMap::new(),
         ports: None,
+        // glibc reads RLIMIT_STACK for it: once, not once per service.
+        arg_max: nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX)
+            .ok()
+            .flatten()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(2 * 1024 * 1024),
     };
     for (i, u) in plan.units.iter().enumerate() {
         envs.0[i] = r.service(u, &mut b).await;
@@ -101,6 +107,8 @@ struct Rehearsal<'a> {
     /// Probe host → resolves.
     hosts: HashMap<String, bool>,
     ports: Option<PortCheck>,
+    /// What `execve` takes for the command and environment together.
+    arg_max: usize,
 }
 
 impl Rehearsal<'_> {
@@ -181,11 +189,7 @@ impl Rehearsal<'_> {
     /// start): each string under the kernel's 128 KiB, all of them under `ARG_MAX`.
     fn spawn_size(&mut self, s: &Service, env: &crate::envset::Env, b: &mut Builder) {
         const MAX_ARG_STRLEN: usize = 32 * 4096;
-        let arg_max = nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX)
-            .ok()
-            .flatten()
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(2 * 1024 * 1024);
+        let arg_max = self.arg_max;
         let argv = s.command.as_ref().map_or(&[][..], |c| c.value.as_slice());
         let sizes = env
             .iter()

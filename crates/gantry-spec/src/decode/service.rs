@@ -192,7 +192,7 @@ impl Decoder<'_> {
         match v.get_ref() {
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(name) = self.string(item, &format!("{path}[{i}]")) {
+                    if let Some(name) = self.element(item, path, i) {
                         out.push(Dependency {
                             name,
                             condition: Condition::Ready,
