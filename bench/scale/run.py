@@ -74,22 +74,26 @@ def stack(scenario, base, liveness=False):
 def boot_part(scenarios):
     rows = []
     oracle, gantry = B.Oracle(), B.Gantry()
+    # --baseline-bin: another gantry build booted in turn with this one, in its own work dir.
+    base = B.GantryBase() if B.BASELINE else None
+    tools = [oracle, gantry] + ([base] if base else [])
     for sc in scenarios:
         svcs = stack(sc, ARGS.port_base)
-        work = B.make_work(gantry, svcs)
-        B.boot_once(gantry, svcs, work)  # warm-up: page cache, state store, log files
-        B.boot_once(oracle, svcs, work)
-        times = {"oracle": [], "gantry": []}
+        works = {t.name: B.make_work(t, svcs) for t in tools if t is not oracle}
+        works["oracle"] = None
+        for t in tools:  # warm-up: page cache, state store, log files
+            B.boot_once(t, svcs, works[t.name])
+        times = {t.name: [] for t in tools}
         go = []
         for i in range(ARGS.runs):
-            for tool in (oracle, gantry):
+            for tool in tools:
                 B.wait_quiet()
-                t, g, _ = B.boot_once(tool, svcs, work)
+                t, g, _ = B.boot_once(tool, svcs, works[tool.name])
                 if t is None:
                     B.log("  %s %s run %d: not every port accepted" % (tool.name, sc, i + 1))
                     continue
                 times[tool.name].append(t * 1000)
-                if g is not None:
+                if g is not None and tool is gantry:
                     go.append(g)
                 B.log("  %s %s run %d: %.1f ms" % (tool.name, sc, i + 1, t * 1000))
         B.cleanup_works()
@@ -242,6 +246,12 @@ def report(boot, resident, reads, stops):
                 r["scenario"], r["services"], statistics.median(o), statistics.median(g), ratio,
                 "%.0f ms" % statistics.median(r["go"]) if r["go"] else "—", TARGET_BOOT,
                 "met" if ratio <= TARGET_BOOT else "**missed**"))
+            b = r["times"].get("gantry-base")
+            if b:
+                out.append("| %s (gantry-base) | %d | %.1f ms | %.1f ms | **%.3f** | — | ≤ %.2f: %s |" % (
+                    r["scenario"], r["services"], statistics.median(o), statistics.median(b),
+                    statistics.median(b) / statistics.median(o), TARGET_BOOT,
+                    "met" if statistics.median(b) / statistics.median(o) <= TARGET_BOOT else "**missed**"))
     if resident:
         out.append("\n### gantry's own processes: memory and CPU (after %.0f s, CPU over %.0f s)\n"
                    % (ARGS.settle, ARGS.cpu_window))
@@ -302,6 +312,7 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--gantry-bin", default=B.GANTRY)
     ap.add_argument("--fixture-bin", default=B.FIXTURE)
+    ap.add_argument("--baseline-bin", help="another gantry binary, booted in turn with --gantry-bin (row gantry-base)")
     ap.add_argument("--json", metavar="FILE")
     ARGS = ap.parse_args()
     ARGS.gantry_keys = ""
@@ -311,6 +322,7 @@ def main():
         sys.exit("--port-base must leave 5,000 ports below the ephemeral range (32768)")
     B.ARGS = ARGS
     B.GANTRY, B.FIXTURE = os.path.abspath(ARGS.gantry_bin), os.path.abspath(ARGS.fixture_bin)
+    B.BASELINE = os.path.abspath(ARGS.baseline_bin) if ARGS.baseline_bin else None
     why = B.Gantry().available()
     if why:
         sys.exit(why)
