@@ -191,6 +191,8 @@ impl Pool {
         let _ = stream.set_nodelay(true);
         let io = Counted::new(stream, inst.connections.clone());
         let (send, conn) = http1::Builder::new()
+            // One buffer per request, as toward the client (server.rs).
+            .writev(false)
             .handshake(io)
             .await
             .map_err(SendError::Http)?;

@@ -214,7 +214,11 @@ fn builder(limits: &Limits, timer: &Coarse) -> Arc<http1::Builder> {
         .timer(HyperTimer(timer.clone()))
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
+        .keep_alive(true)
+        // A response's head and body in one buffer and one `write`, not a `writev` of two:
+        // 4 % less CPU per small request (bench/README.md, ingress, seventh round). A large
+        // body is copied once more in user space for it.
+        .writev(false);
     Arc::new(builder)
 }
 

@@ -290,6 +290,31 @@ async fn get_is_retried_when_an_instance_refuses_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_pass_through_whole_both_ways() {
+    let up = upstream().await;
+    let (h, addr) = start(config(vec![RouteConfig::new("api", "/", "api")]));
+    h.set_instances("api", vec![inst("api#1", up.addr)]);
+    h.set_open(true);
+    let cl = client();
+    // A 2 MiB response, twice on the same connections (the pooled one too).
+    for _ in 0..2 {
+        let r = get(&cl, addr, "/big").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), 2 << 20);
+        assert!(
+            r.body.as_bytes() == &big_body(2 << 20)[..],
+            "the body arrived altered"
+        );
+    }
+    // A 1 MiB upload (a POST body is streamed to the upstream, never buffered for a retry).
+    let upload = String::from_utf8(big_body(1 << 20).to_vec()).unwrap();
+    let r = send(&cl, "POST", addr, "/up", &[], &upload).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["body_len"], 1 << 20);
+    h.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
     let up = upstream().await;
     let (h, addr) = start(config(vec![RouteConfig::new("api", "/", "api")]));

@@ -97,6 +97,13 @@ async fn answer(
             .body(Full::new(Bytes::new()))
             .unwrap();
     }
+    // 2 MiB of a known pattern: the proxy reads and writes it in many pieces.
+    if req.uri().path().ends_with("/big") {
+        return Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(Full::new(big_body(2 << 20)))
+            .unwrap();
+    }
     if req.uri().path().ends_with("/slow") {
         let notified = release.notified();
         waiting.fetch_add(1, SeqCst);
@@ -228,4 +235,12 @@ pub async fn wait_until<F: FnMut() -> bool>(secs: u64, mut f: F) -> bool {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     f()
+}
+
+/// `len` bytes of a pattern that shows any byte lost, repeated or moved (`/big` answers it).
+pub fn big_body(len: usize) -> Bytes {
+    (0..len)
+        .map(|i| b"0123456789abcdefghijklmnopqrstuvwxyz"[(i * 7 + i / 4096) % 36])
+        .collect::<Vec<u8>>()
+        .into()
 }
