@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Ingress benchmark: wrk -t1 -c50 through nothing (direct), gantry-ingress (multi-thread
-# runtime with 2 workers, and current-thread), nginx and haproxy, all to the same
+# Ingress benchmark: wrk -t1 -c50 through nothing (direct), gantry-ingress (2 threads with
+# SO_REUSEPORT, and its default: half the cores, 1 to 4 threads), nginx and haproxy, all to the same
 # keep-alive upstream on loopback, in one run; then the RSS the ingress adds with 50 idle
 # keep-alive client connections, and the write_drain switch latency.
 #
@@ -54,11 +54,11 @@ wait_port() { # host:port — poll up to 10 s
 "$EX/upstream" "$UP" & PIDS+=($!)
 wait_port "$UP"
 
-# gantry-ingress: 2 threads with SO_REUSEPORT (the default) and one current-thread runtime; stdin held open by a fifo-less sleep pipe.
+# gantry-ingress: 2 threads with SO_REUSEPORT and the default (half the cores, 1 to 4 threads); stdin held open by a fifo-less sleep pipe.
 mkfifo "$TMP/g1" "$TMP/g2"
 "$PROXY" "127.0.0.1:$P_GANTRY" "$UP" threads:2 <"$TMP/g1" 2>"$TMP/g1.err" & GPID=$!; PIDS+=($GPID)
 sleep 1000000 >"$TMP/g1" & PIDS+=($!)
-"$PROXY" "127.0.0.1:$P_GANTRY_CT" "$UP" current <"$TMP/g2" 2>"$TMP/g2.err" & GPID_CT=$!; PIDS+=($GPID_CT)
+"$PROXY" "127.0.0.1:$P_GANTRY_CT" "$UP" default <"$TMP/g2" 2>"$TMP/g2.err" & GPID_CT=$!; PIDS+=($GPID_CT)
 sleep 1000000 >"$TMP/g2" & PIDS+=($!)
 
 cat >"$TMP/nginx.conf" <<NGX
@@ -131,7 +131,8 @@ NGINX_PIDS="$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')"
 echo "wrk -t1 -c$CONNS -d$DUR, upstream $UP ($(nproc) cores)"
 run direct "${UP#*:}"
 run "gantry (2 threads, reuseport)" $P_GANTRY "$GPID"
-run "gantry (current_thread)" $P_GANTRY_CT "$GPID_CT"
+DEFAULT_THREADS=$(( $(nproc) / 2 )); [ "$DEFAULT_THREADS" -lt 1 ] && DEFAULT_THREADS=1; [ "$DEFAULT_THREADS" -gt 4 ] && DEFAULT_THREADS=4
+run "gantry (default: $DEFAULT_THREADS thread)" $P_GANTRY_CT "$GPID_CT"
 # shellcheck disable=SC2086
 run nginx $P_NGINX $NGINX_PIDS
 run haproxy $P_HAPROXY "$HPID"

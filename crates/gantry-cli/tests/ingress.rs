@@ -38,6 +38,8 @@ fn the_ingress_opens_at_go_drains_writes_on_command_and_never_answers_502() {
         r#"
 [ingress]
 listen = "127.0.0.1:{ing}"
+# Two proxy threads (the default on 2 cores is one): connections balanced between them.
+threads = 2
 
 [[ingress.routes]]
 path = "/"

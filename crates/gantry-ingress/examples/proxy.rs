@@ -1,5 +1,5 @@
 //! The ingress as a standalone proxy for benchmarks: one listener, one route `/` to one
-//! upstream instance, open at once. Usage: `proxy LISTEN UPSTREAM [current|threads:N|multi:N]`.
+//! upstream instance, open at once. Usage: `proxy LISTEN UPSTREAM [default|current|threads:N|multi:N]`.
 //! Prints its RSS before and after starting the ingress (kB) on stderr, then serves until
 //! stdin closes.
 
@@ -23,6 +23,7 @@ fn main() {
     let upstream = args.next().unwrap_or_else(|| "127.0.0.1:18000".into());
     let flavor = match args.next().as_deref() {
         Some("current") => RuntimeFlavor::CurrentThread,
+        Some("default") => IngressConfig::default().runtime,
         Some(s) if s.starts_with("threads:") => RuntimeFlavor::Threads {
             threads: s[8..].parse().unwrap_or(2),
         },
@@ -32,7 +33,7 @@ fn main() {
         _ => RuntimeFlavor::MultiThread { workers: 2 },
     };
     let (Ok(listen), Ok(upstream)) = (listen.parse(), upstream.parse()) else {
-        eprintln!("usage: proxy LISTEN_ADDR UPSTREAM_ADDR [current|threads:N|multi:N]");
+        eprintln!("usage: proxy LISTEN_ADDR UPSTREAM_ADDR [default|current|threads:N|multi:N]");
         std::process::exit(2);
     };
     let before = rss_kb();

@@ -66,15 +66,20 @@ impl Default for IngressConfig {
             retry_after_secs: 5,
             drain_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
-            // Measured in bench/README.md "Ingress": current_thread beat 2 workers on 2 cores.
-            // One proxy thread per core, up to 4 (bench/README.md: 2 threads with
-            // SO_REUSEPORT beat one current-thread runtime by 28 % and a 2-worker
-            // multi-thread runtime by more, on 2 cores).
             runtime: RuntimeFlavor::Threads {
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4)),
+                threads: default_threads(),
             },
         }
     }
+}
+
+/// Proxy threads when the configuration does not say: half the cores, 1 to 4. The services
+/// behind gantry's ingress run on the same machine, so the proxy leaves them cores: on 2
+/// cores shared with the upstream and the load generator, one thread answered as many
+/// requests per second as two and its p99 was 1.4–1.8 ms against 4.3–4.5 ms (bench/README.md,
+/// Ingress, seventh round).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4))
 }
 
 /// Which tokio runtime the proxy thread runs.

@@ -46,6 +46,7 @@ header_timeout = "5s"
 drain_timeout = "20s"
 maintenance_page = "maintenance.html"
 access_log = false
+threads = 3
 
 [[ingress.routes]]
 path = "/api"
@@ -82,6 +83,7 @@ fn a_full_ingress_decodes() {
         summaries(&source, &loaded)
     );
     let ingress = loaded.spec.ingress.as_ref().expect("ingress");
+    assert_eq!(ingress.threads, Some(3));
     let addrs: Vec<String> = ingress
         .listeners
         .iter()
@@ -165,6 +167,7 @@ fn defaults_apply_and_no_ingress_is_none() {
     assert_eq!(i.header_timeout.0, Duration::from_secs(10));
     assert_eq!(i.drain_timeout.0, Duration::from_secs(30));
     assert!(i.access_log && i.routes.is_empty() && i.maintenance_page.is_none());
+    assert_eq!(i.threads, None, "unset: the proxy picks from the cores");
     let (_, loaded) = load("[services.a]\ncommand = \"a\"\n");
     assert!(loaded.spec.ingress.is_none());
     assert!(loaded.spec.services[0].replicas.is_none());
@@ -277,6 +280,22 @@ ports = [9201]
 command = "x"
 replica_ports = "1-2"
 "#;
+
+#[test]
+fn threads_out_of_range_is_an_error_at_the_key() {
+    for bad in ["0", "65", "\"two\""] {
+        let (source, loaded) = load(&format!(
+            "[ingress]\nlisten = \"127.0.0.1:8080\"\nthreads = {bad}\n"
+        ));
+        let got = summaries(&source, &loaded);
+        assert_eq!(got.len(), 1, "{bad}: {got:?}");
+        assert!(
+            got[0].starts_with("error ") && got[0].ends_with(" ingress.threads 3:11"),
+            "{bad}: {got:?}"
+        );
+        assert_eq!(loaded.spec.ingress.unwrap().threads, None);
+    }
+}
 
 #[test]
 fn every_problem_is_reported_with_its_position() {

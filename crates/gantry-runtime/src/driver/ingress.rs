@@ -78,6 +78,12 @@ pub(super) fn config(spec: &Spec, base_dir: &Path, logs_dir: &Path) -> Option<In
         maintenance_page: ing.maintenance_page.as_ref().map(|p| resolve(&p.value)),
         drain_timeout: ing.drain_timeout.0,
         listen_when_open: ing.listen_when_ready,
+        runtime: match ing.threads {
+            Some(n) => gantry_ingress::RuntimeFlavor::Threads {
+                threads: n as usize,
+            },
+            None => defaults.runtime,
+        },
         ..defaults
     })
 }

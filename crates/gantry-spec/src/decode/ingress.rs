@@ -106,6 +106,10 @@ impl Decoder<'_> {
             .get("listen_when_ready")
             .and_then(|x| self.boolean(x, "ingress.listen_when_ready"))
             .unwrap_or(false);
+        let threads = t
+            .get("threads")
+            .and_then(|x| self.int(x, "ingress.threads", 1, 64))
+            .and_then(|n| u32::try_from(n).ok());
         let mut routes = Vec::new();
         if let Some(x) = t.get("routes") {
             match x.get_ref() {
@@ -134,6 +138,7 @@ impl Decoder<'_> {
             maintenance_page,
             access_log,
             listen_when_ready,
+            threads,
             routes,
         })
     }

@@ -170,6 +170,12 @@ pub static INGRESS: &[Key] = &[
         "Accept connections only once the boot is GO: until then the port is reserved but refuses connections (clients and load balancers see \"connection refused\"). Off: the listeners answer 503 with `Retry-After` while the stack boots.",
     ),
     k(
+        "threads",
+        Ty::Int { min: 1, max: 64 },
+        None,
+        "Proxy threads, each with its own listener socket (`SO_REUSEPORT`), runtime and upstream connections. Unset: half the machine's cores, 1 to 4, since the services behind the ingress run on the same machine (on 2 cores one thread had the lower tail latency and as many requests per second; bench/README.md, Ingress).",
+    ),
+    k(
         "routes",
         Ty::TableList(ROUTE),
         Some("[]"),

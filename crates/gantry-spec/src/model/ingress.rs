@@ -28,6 +28,8 @@ pub struct Ingress {
     /// Accept connections only once the boot is GO (the port is reserved from the start but
     /// refuses connections until then), instead of answering 503 while the stack boots.
     pub listen_when_ready: bool,
+    /// Proxy threads (each its own runtime, listener and pools); None: half the cores, 1 to 4.
+    pub threads: Option<u32>,
     pub routes: Vec<Route>,
 }
 
