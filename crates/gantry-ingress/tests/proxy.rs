@@ -271,6 +271,27 @@ async fn post_is_never_retried_but_get_is() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_to_the_only_instance_is_answered_502_once() {
+    // A retry goes to another instance; with one there is none, and the GET is sent once.
+    let (hole, hole_count) = black_hole().await;
+    let mut cfg = config(vec![RouteConfig::new("api", "/", "api")]);
+    cfg.breaker.minimum_calls = 1000;
+    cfg.breaker.window = 1000;
+    let (h, addr) = start(cfg);
+    h.set_instances("api", vec![inst("api#1", hole)]);
+    h.set_open(true);
+    let cl = client();
+    for i in 1..=5 {
+        let r = get(&cl, addr, "/items").await;
+        assert_eq!(r.status, 502, "{}", r.body);
+        assert!(r.body.contains("api#1"), "names the instance: {}", r.body);
+        assert_eq!(hole_count.load(SeqCst), i, "sent once per GET");
+    }
+    assert_eq!(h.snapshot().routes[0].signals.retries, 0);
+    h.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_is_retried_when_an_instance_refuses_connections() {
     let good = upstream().await;
     let refused = refused_addr().await;
