@@ -6,6 +6,7 @@
 #
 #   bench/ingress/run.sh                 # 10 s per run
 #   DUR=5s CONNS=50 bench/ingress/run.sh
+#   NGINX_WORKERS=1 bench/ingress/run.sh   # nginx with one worker (default 2, as `auto` on 2 cores)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -62,7 +63,7 @@ sleep 1000000 >"$TMP/g1" & PIDS+=($!)
 sleep 1000000 >"$TMP/g2" & PIDS+=($!)
 
 cat >"$TMP/nginx.conf" <<NGX
-worker_processes 2;
+worker_processes ${NGINX_WORKERS:-2};
 pid $TMP/nginx.pid;
 error_log $TMP/nginx.err warn;
 events { worker_connections 4096; }
