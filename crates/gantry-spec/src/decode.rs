@@ -315,6 +315,31 @@ impl Decoder<'_> {
         }
     }
 
+    /// The file path under `key` of table `t` (at `path`): a string, and not empty (an empty
+    /// one is an error with `hint`). A probe's `ca_file`/`cert_file`/`key_file` and a TLS
+    /// listener's `cert`/`key`.
+    fn pem_path(
+        &mut self,
+        t: &DeTable<'_>,
+        path: &str,
+        key: &str,
+        hint: &str,
+    ) -> Option<Sp<String>> {
+        let x = t.get(key)?;
+        let v = self.string(x, &join(path, key))?;
+        if v.value.trim().is_empty() {
+            self.error(
+                "invalid-value",
+                &join(path, key),
+                x.span(),
+                format!("`{key}` is empty"),
+                hint,
+            );
+            return None;
+        }
+        Some(v)
+    }
+
     fn boolean(&mut self, v: &Value<'_>, path: &str) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),

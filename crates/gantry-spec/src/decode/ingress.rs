@@ -213,20 +213,13 @@ impl Decoder<'_> {
 
     /// `cert` and `key` of a table: both or neither; an empty path is an error.
     fn cert_key(&mut self, t: &DeTable<'_>, path: &str) -> Option<ListenerTls> {
-        let file = |d: &mut Self, key: &str| -> Option<Sp<String>> {
-            let x = t.get(key)?;
-            let v = d.string(x, &join(path, key))?;
-            if v.value.trim().is_empty() {
-                d.error(
-                    "invalid-value",
-                    &join(path, key),
-                    x.span(),
-                    format!("`{key}` is empty"),
-                    "write the path of a PEM file (relative to this file)",
-                );
-                return None;
-            }
-            Some(v)
+        let file = |d: &mut Self, key: &str| {
+            d.pem_path(
+                t,
+                path,
+                key,
+                "write the path of a PEM file (relative to this file)",
+            )
         };
         let cert = file(self, "cert");
         let key = file(self, "key");

@@ -116,19 +116,8 @@ impl Decoder<'_> {
     fn tls_options(&mut self, t: &DeTable<'_>, kind: &str, path: &str) -> TlsOptions {
         let mut tls = TlsOptions::default();
         let file = |d: &mut Self, key: &str| -> Option<String> {
-            let x = t.get(key)?;
-            let v = d.string(x, &join(path, key))?;
-            if v.value.trim().is_empty() {
-                d.error(
-                    "invalid-value",
-                    &join(path, key),
-                    x.span(),
-                    format!("`{key}` is empty"),
-                    "write the path of a PEM file (relative to this file), or remove the key",
-                );
-                return None;
-            }
-            Some(v.value)
+            let hint = "write the path of a PEM file (relative to this file), or remove the key";
+            d.pem_path(t, path, key, hint).map(|v| v.value)
         };
         tls.ca_file = file(self, "ca_file");
         tls.cert_file = file(self, "cert_file");
