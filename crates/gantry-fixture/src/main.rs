@@ -62,8 +62,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::fs;
 use std::io::{self, BufWriter, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{self, Command, Stdio};
@@ -168,12 +167,18 @@ fn emit_err(args: fmt::Arguments<'_>) {
 }
 
 macro_rules! say {
-    ($($arg:tt)*) => { emit_out(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::emit_out(format_args!($($arg)*)) };
 }
 
 macro_rules! warn {
-    ($($arg:tt)*) => { emit_err(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::emit_err(format_args!($($arg)*)) };
 }
+
+mod http;
+mod notify;
+
+use http::{Health, accept_and_drop, bind, serve_http};
+use notify::{sd_notify, sd_notify_ready, start_watchdog};
 
 fn main() {
     let start = Instant::now();
@@ -681,264 +686,4 @@ fn notify_fd(name: &str, fd: u32) {
         }
         Err(e) => warn!("fixture {name}: warning: --ready-fd {fd} is not open: {e}"),
     }
-}
-
-fn bind(name: &str, port: u16) -> TcpListener {
-    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-        Ok(listener) => listener,
-        Err(e) => {
-            warn!("fixture {name}: cannot bind 127.0.0.1:{port}: {e}");
-            process::exit(1);
-        }
-    }
-}
-
-/// Accepts connections forever and closes each one at once.
-fn accept_and_drop(listener: TcpListener) {
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => drop(stream),
-            // E.g. EMFILE or ECONNABORTED: keep going, but don't spin.
-            Err(_) => thread::park_timeout(Duration::from_millis(10)),
-        }
-    }
-}
-
-/// What `GET /health` answers.
-#[derive(Clone, Debug)]
-struct Health {
-    status: u16,
-    /// While this file exists, 503.
-    unready_file: Option<Arc<PathBuf>>,
-}
-
-impl Health {
-    fn status(&self) -> u16 {
-        match &self.unready_file {
-            Some(path) if path.exists() => 503,
-            _ => self.status,
-        }
-    }
-}
-
-/// Serves minimal HTTP/1.1 forever, one thread per connection.
-fn serve_http(listener: TcpListener, health: Health) {
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let health = health.clone();
-                thread::spawn(move || {
-                    let _ = answer_http(stream, health.status());
-                });
-            }
-            Err(_) => thread::park_timeout(Duration::from_millis(10)),
-        }
-    }
-}
-
-fn answer_http(mut stream: TcpStream, health_status: u16) -> io::Result<()> {
-    const LIMIT: usize = 16 * 1024;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.len() > LIMIT {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&head);
-    let mut parts = text.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next(), parts.next());
-    let path = target.map(|t| t.split(['?', '#']).next().unwrap_or(t));
-    let (status, body) = match (method, path) {
-        (Some("GET" | "HEAD"), Some("/health")) => {
-            let body = if (200..300).contains(&health_status) {
-                "ok"
-            } else {
-                "not ready"
-            };
-            (health_status, body)
-        }
-        (Some(_), Some("/health")) => (405, "method not allowed"),
-        (Some("GET" | "HEAD"), Some(p)) if p == "/app" || p.starts_with("/app/") => {
-            if app_fails() {
-                (500, "injected failure")
-            } else {
-                (200, "app")
-            }
-        }
-        (Some(_), Some(_)) => (404, "not found"),
-        _ => (400, "bad request"),
-    };
-    let no_body = (100..200).contains(&status) || status == 204 || status == 304;
-    let body = if no_body { "" } else { body };
-    let version = std::env::var("VERSION").unwrap_or_default();
-    let body = if body == "app" {
-        format!("version {version}")
-    } else {
-        body.to_string()
-    };
-    let version_header = if version.is_empty() {
-        String::new()
-    } else {
-        format!("X-Fixture-Version: {version}\r\n")
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\n{version_header}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        reason(status),
-        body.len()
-    );
-    if method != Some("HEAD") {
-        response.push_str(&body);
-    }
-    stream.write_all(response.as_bytes())?;
-    stream.flush()?;
-    stream.shutdown(std::net::Shutdown::Write)
-}
-
-/// Whether this request to `/app` is one of the `FIXTURE_ERROR_PERCENT` injected failures:
-/// request n fails when the running share of failures would otherwise fall behind the percent.
-fn app_fails() -> bool {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEEN: AtomicU64 = AtomicU64::new(0);
-    let percent: u64 = std::env::var("FIXTURE_ERROR_PERCENT")
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0)
-        .min(100);
-    let n = SEEN.fetch_add(1, Ordering::Relaxed);
-    (n + 1) * percent / 100 > n * percent / 100
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
-}
-
-/// Sends `READY=1` to `$NOTIFY_SOCKET`, as systemd's `sd_notify` does.
-fn sd_notify_ready(name: &str) {
-    sd_notify(name, "--notify", "READY=1\nSTATUS=ready\n");
-}
-
-/// `--watchdog`: keep-alives every half of `$WATCHDOG_USEC`, from a thread of their own,
-/// until `--watchdog-stop-after` pings were sent or `--watchdog-trigger-after` is due.
-fn start_watchdog(cfg: &Config) {
-    let name = cfg.name.clone();
-    let usec = std::env::var("WATCHDOG_USEC")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&u| u > 0);
-    let Some(usec) = usec else {
-        warn!("fixture {name}: warning: --watchdog given but WATCHDOG_USEC is not set");
-        return;
-    };
-    let pid = process::id();
-    let watchdog_pid = std::env::var("WATCHDOG_PID").ok();
-    // What sd_watchdog_enabled() does: a WATCHDOG_PID of another process means "not you".
-    if let Some(p) = &watchdog_pid
-        && p.trim().parse::<u32>().ok() != Some(pid)
-    {
-        warn!(
-            "fixture {name}: warning: WATCHDOG_PID={p} is not this process ({pid}); no keep-alives"
-        );
-        return;
-    }
-    say!(
-        "fixture {name}: watchdog every {usec} us, WATCHDOG_PID={}, pid {pid}",
-        watchdog_pid.as_deref().unwrap_or("unset")
-    );
-    let every = Duration::from_micros(usec) / 2;
-    let stop_after = cfg.watchdog_stop_after;
-    let trigger_at = cfg.watchdog_trigger_after.map(|d| Instant::now() + d);
-    thread::spawn(move || {
-        let mut sent = 0u64;
-        let mut next = Instant::now();
-        loop {
-            if let Some(at) = trigger_at.filter(|&at| at <= next) {
-                park_until(at);
-                sd_notify(&name, "--watchdog-trigger-after", "WATCHDOG=trigger\n");
-                say!("fixture {name}: watchdog trigger sent");
-                return;
-            }
-            if stop_after.is_some_and(|n| sent >= n) {
-                say!("fixture {name}: watchdog stopped after {sent}");
-                if let Some(at) = trigger_at {
-                    park_until(at);
-                    sd_notify(&name, "--watchdog-trigger-after", "WATCHDOG=trigger\n");
-                    say!("fixture {name}: watchdog trigger sent");
-                }
-                return;
-            }
-            park_until(next);
-            sd_notify(&name, "--watchdog", "WATCHDOG=1\n");
-            sent += 1;
-            next += every;
-        }
-    });
-}
-
-/// Sends one datagram to `$NOTIFY_SOCKET`; warns (naming `flag`) when it cannot.
-fn sd_notify(name: &str, flag: &str, message: &str) {
-    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
-        warn!("fixture {name}: warning: {flag} given but NOTIFY_SOCKET is not set");
-        return;
-    };
-    let result =
-        UnixDatagram::unbound().and_then(|sock| send_notify(&sock, &target, message.as_bytes()));
-    if let Err(e) = result {
-        warn!(
-            "fixture {name}: warning: cannot notify {}: {e}",
-            target.to_string_lossy()
-        );
-    }
-}
-
-fn send_notify(sock: &UnixDatagram, target: &OsString, message: &[u8]) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = target.as_bytes();
-    if let Some(abstract_name) = bytes.strip_prefix(b"@") {
-        send_abstract(sock, abstract_name, message)
-    } else {
-        sock.send_to(message, target).map(drop)
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn send_abstract(sock: &UnixDatagram, name: &[u8], message: &[u8]) -> io::Result<()> {
-    use std::os::linux::net::SocketAddrExt;
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-    sock.send_to_addr(message, &addr).map(drop)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn send_abstract(_sock: &UnixDatagram, _name: &[u8], _message: &[u8]) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "abstract unix sockets need Linux",
-    ))
 }
