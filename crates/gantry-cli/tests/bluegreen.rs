@@ -5,127 +5,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use support::releases::*;
 use support::*;
-
-/// One `GET /app` through the ingress: the status and the release that answered.
-fn get_app(port: u16) -> (u16, String) {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head =
-        "GET /app HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    if s.write_all(head.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let version = out
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("x-fixture-version:")
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    (code, version)
-}
-
-/// What the clients saw.
-#[derive(Default, Debug)]
-struct Seen {
-    ok: u64,
-    /// 500s (the green set's injected failures).
-    injected: u64,
-    /// Anything else that is not a 200: connection errors, 502, 503.
-    other: Vec<u16>,
-}
-
-/// `n` clients sending `GET /app` in a loop until `stop`.
-fn load(port: u16, n: usize, stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Seen>> {
-    (0..n)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut seen = Seen::default();
-                while !stop.load(Ordering::Relaxed) {
-                    match get_app(port).0 {
-                        200 => seen.ok += 1,
-                        500 => seen.injected += 1,
-                        other => seen.other.push(other),
-                    }
-                }
-                seen
-            })
-        })
-        .collect()
-}
-
-fn join(clients: Vec<std::thread::JoinHandle<Seen>>) -> Seen {
-    let mut all = Seen::default();
-    for c in clients {
-        let s = c.join().unwrap();
-        all.ok += s.ok;
-        all.injected += s.injected;
-        all.other.extend(s.other);
-    }
-    all
-}
-
-/// A stack of `replicas` fixtures (VERSION=1) behind the ingress, with `rollout` appended to
-/// the service; the ingress port and the instances' ports.
-fn stack(name: &str, replicas: u16, rollout: &str) -> (Up, u16, Vec<u16>) {
-    let ing = free_port();
-    let mut base = free_port();
-    for _ in 0..50 {
-        let p = free_port();
-        if (1..replicas)
-            .all(|i| p + i != ing && std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
-        {
-            base = p;
-            break;
-        }
-    }
-    let toml = format!(
-        r#"
-[ingress]
-listen = "127.0.0.1:{ing}"
-
-[[ingress.routes]]
-path = "/"
-service = "api"
-
-[services.api]
-command = "FIXTURE --name api-${{REPLICA}} --http ${{PORT}}"
-env = {{ VERSION = "1" }}
-replicas = {replicas}
-replica_ports = "{base}-{}"
-restart = "always"
-readiness = {{ http = "http://127.0.0.1:${{PORT}}/health", period = "100ms" }}
-{rollout}
-"#,
-        base + replicas - 1
-    );
-    let mut up = up(name, &toml, &[]);
-    let boot = up.wait_boot(30);
-    assert_eq!(boot["outcome"], "go", "{}", up.log());
-    assert!(
-        eventually(10, || get_app(ing) == (200, "1".into())),
-        "the stable release does not answer through the ingress: {}",
-        up.log()
-    );
-    (up, ing, (base..base + replicas).collect())
-}
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
@@ -145,7 +28,7 @@ fn status(up: &Up) -> serde_json::Value {
 #[test]
 fn a_healthy_green_set_takes_all_traffic_in_one_switch_without_a_failed_request() {
     // The strategy comes from the file; the check runs against each green instance.
-    let (mut up, ing, ports) = stack(
+    let (mut up, ing, ports) = replicated_stack(
         "bluegreen-promote",
         2,
         "rollout = { strategy = \"blue_green\", check = \"http://127.0.0.1:${PORT}/health\" }",
@@ -243,7 +126,7 @@ fn a_healthy_green_set_takes_all_traffic_in_one_switch_without_a_failed_request(
 
 #[test]
 fn a_green_set_failing_one_request_in_five_is_switched_back_within_one_interval() {
-    let (mut up, ing, ports) = stack("bluegreen-back", 2, "");
+    let (mut up, ing, ports) = replicated_stack("bluegreen-back", 2, "");
     let blue: Vec<u32> = ports
         .iter()
         .flat_map(|p| processes_with(&format!("--http {p}")))
@@ -329,7 +212,7 @@ fn a_green_set_failing_one_request_in_five_is_switched_back_within_one_interval(
 /// a reload finds nothing changed, and the next blue/green rollout reuses the green units.
 #[test]
 fn a_blue_green_release_from_the_file_leaves_nothing_for_a_reload() {
-    let (mut up, ing, _) = stack(
+    let (mut up, ing, _) = replicated_stack(
         "bluegreen-file",
         2,
         "rollout = { strategy = \"blue_green\", interval = \"300ms\", min_requests = 3 }",
@@ -379,7 +262,7 @@ fn a_blue_green_release_from_the_file_leaves_nothing_for_a_reload() {
 /// of the next one ends it with green's release on every instance.
 #[test]
 fn a_blue_green_rollout_is_aborted_and_promoted_by_hand() {
-    let (mut up, ing, _) = stack("bluegreen-manual", 2, "");
+    let (mut up, ing, _) = replicated_stack("bluegreen-manual", 2, "");
     let start = |up: &Up, version: &str| {
         let env = format!("VERSION={version}");
         let (code, out) = gantry_in(
