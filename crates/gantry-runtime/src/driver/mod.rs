@@ -35,6 +35,7 @@ mod rolling;
 mod rollout;
 mod rollout_file;
 mod rollout_resume;
+mod rollout_start;
 mod rollout_status;
 mod rotate;
 mod runbook;
