@@ -65,6 +65,7 @@
 mod api;
 pub mod auth;
 mod error;
+mod events;
 pub mod figures;
 mod flags;
 mod health;
@@ -82,7 +83,8 @@ mod slots;
 pub mod ui;
 mod util;
 
-pub use api::{INVALID_FILE, OPENAPI_JSON, SSE_KEEP_ALIVE, parse_age};
+pub use api::{INVALID_FILE, OPENAPI_JSON, parse_age};
+pub use events::SSE_KEEP_ALIVE;
 pub use ingress::{IngressControl, ModeRequest};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, PROBE_BUCKETS};
 pub use routes::{Endpoint, ROUTES, Route, router};

@@ -240,7 +240,7 @@ fn handler(endpoint: Endpoint) -> MethodRouter<ApiState> {
         Endpoint::StartupReport => get(api::startup),
         Endpoint::Boots => get(api::boots),
         Endpoint::Missions => get(api::missions),
-        Endpoint::Events => get(api::events),
+        Endpoint::Events => get(crate::events::events),
         Endpoint::OpenApi => get(api::openapi),
         Endpoint::Start => post(api::start),
         Endpoint::Stop => post(api::stop),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
-use crate::api::ShutdownSignal;
+use crate::events::ShutdownSignal;
 use crate::slots::{Slots, StreamSlots, Tracked};
 
 /// After the shutdown signal, connections get this long to finish before the server stops anyway.
