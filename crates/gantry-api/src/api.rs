@@ -1,19 +1,15 @@
-//! The JSON API under `/api/v1`: read endpoints, the SSE event stream and the
-//! token-protected mutations that go to the driver over the commands channel.
+//! The JSON API under `/api/v1`: read endpoints and the token-protected mutations that go to
+//! the driver over the commands channel (the SSE event stream is events.rs).
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::{Stream, StreamExt};
 use serde::Serialize;
-use serde_json::Value;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::auth::{authorize, authorize_read};
 use crate::error::ApiError;
