@@ -217,17 +217,9 @@ fn load(
 
 #[test]
 fn two_replicas_behind_the_ingress_lose_no_request_to_kills_or_rolling_restarts() {
-    let base = free_port();
-    let (first, ing) = (base, free_port());
-    // Two ports for the replicas: retried until both are free.
-    let mut range = (first, first + 1);
-    for _ in 0..50 {
-        let p = free_port();
-        if std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() && p + 1 != ing {
-            range = (p, p + 1);
-            break;
-        }
-    }
+    let ing = free_port();
+    let first = free_pair();
+    let range = (first, first + 1);
     let toml = format!(
         r#"
 [ingress]

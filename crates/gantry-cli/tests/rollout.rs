@@ -574,14 +574,7 @@ fn a_rollback_reads_the_secrets_afresh_and_never_shows_them() {
     let old = format!("tok-old-{pid}-a81f");
     let new = format!("tok-new-{pid}-c03d");
     let ing = free_port();
-    let mut base = free_port();
-    for _ in 0..50 {
-        let p = free_port();
-        if p + 1 != ing && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            base = p;
-            break;
-        }
-    }
+    let base = free_pair();
     let toml = format!(
         r#"
 [secrets.TOKEN]

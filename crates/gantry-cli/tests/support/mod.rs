@@ -68,16 +68,24 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
 }
 
-/// The first of two consecutive free loopback ports (a replica range): `free_port` leaves
-/// the 7 ports after each one it hands out to the test that took it.
-pub fn free_pair() -> u16 {
+/// The first of `n` (2 to 8) consecutive free loopback ports, a replica range: `free_port`
+/// leaves the 7 ports after each one it hands out to the test that took it.
+pub fn free_run(n: u16) -> u16 {
+    assert!((1..=8).contains(&n), "free_run: at most 8 ports");
     for _ in 0..100 {
         let base = free_port();
-        if base < 65535 && std::net::TcpListener::bind(("127.0.0.1", base + 1)).is_ok() {
+        if u32::from(base) + u32::from(n) <= 65536
+            && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
             return base;
         }
     }
-    panic!("no two consecutive free ports on 127.0.0.1");
+    panic!("no {n} consecutive free ports on 127.0.0.1");
+}
+
+/// The first of two consecutive free loopback ports (a replica range).
+pub fn free_pair() -> u16 {
+    free_run(2)
 }
 
 pub fn tempdir(name: &str) -> PathBuf {

@@ -1,7 +1,7 @@
 //! A replicated fixture behind the ingress under client load, for the rollout and blue/green
 //! tests: `GET /app` (status and the answering release), load threads and what they saw.
 
-use super::{Up, eventually, free_port, up};
+use super::{Up, eventually, free_port, free_run, up};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -87,21 +87,11 @@ pub fn join(clients: Vec<std::thread::JoinHandle<Seen>>) -> Seen {
     all
 }
 
-/// A stack of `replicas` fixtures (VERSION=1) behind the ingress; the ingress port.
 /// A stack of `replicas` fixtures (VERSION=1) behind the ingress, with `rollout` appended to
 /// the service; the ingress port and the instances' ports.
 pub fn replicated_stack(name: &str, replicas: u16, rollout: &str) -> (Up, u16, Vec<u16>) {
     let ing = free_port();
-    let mut base = free_port();
-    for _ in 0..50 {
-        let p = free_port();
-        if (1..replicas)
-            .all(|i| p + i != ing && std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok())
-        {
-            base = p;
-            break;
-        }
-    }
+    let base = free_run(replicas);
     let toml = format!(
         r#"
 [ingress]
