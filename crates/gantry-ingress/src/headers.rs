@@ -2,14 +2,15 @@
 //! it names, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade unless upgrading, Proxy-*),
 //! and X-Forwarded-For/-Proto/-Host plus Forwarded added toward the upstream.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
 /// Removes hop-by-hop headers; keeps `Connection: upgrade` + `Upgrade` when `upgrade` is set.
-pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+/// Returns whether the message had any (then `Connection` may have named any other header).
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) -> bool {
     // Most messages carry none: one pass over the names instead of a lookup per header.
     if !upgrade && !h.keys().any(is_hop_by_hop) {
-        return;
+        return false;
     }
     // Headers named by Connection go first (a value is a comma list of names).
     let named: Vec<HeaderName> = h
@@ -45,6 +46,7 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     } else {
         h.remove(header::UPGRADE);
     }
+    true
 }
 
 /// Whether `name` is hop-by-hop (or a `Proxy-*` header) and never forwarded as is.
@@ -104,31 +106,44 @@ impl Forwarding {
         }
     }
 
-    /// Adds this hop's forwarding headers to a request head going upstream.
+    /// Adds this hop's forwarding headers to a request head going upstream. One lookup per
+    /// header: a client's own X-Forwarded-For or Forwarded is appended to in place.
     pub(crate) fn apply(&self, h: &mut HeaderMap, host: Option<&HeaderValue>) {
-        let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) if !prev.trim().is_empty() => {
-                HeaderValue::from_str(&format!("{prev}, {}", self.client_ip())).ok()
+        match h.entry(X_FORWARDED_FOR) {
+            Entry::Occupied(mut e) => {
+                let joined = match e.get().to_str().ok().filter(|p| !p.trim().is_empty()) {
+                    Some(prev) => {
+                        HeaderValue::from_str(&format!("{prev}, {}", self.client_ip())).ok()
+                    }
+                    None => Some(self.client.clone()),
+                };
+                if let Some(v) = joined {
+                    e.insert(v);
+                }
             }
-            _ => Some(self.client.clone()),
-        };
-        if let Some(v) = xff {
-            h.insert(X_FORWARDED_FOR, v);
+            Entry::Vacant(e) => {
+                e.insert(self.client.clone());
+            }
         }
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(self.proto));
         if let Some(host) = host {
             h.insert(X_FORWARDED_HOST, host.clone());
         }
-        let prev = h
-            .get(header::FORWARDED)
-            .and_then(|v| v.to_str().ok())
-            .filter(|p| !p.trim().is_empty());
-        let value = match prev {
-            Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", self.element(host))).ok(),
-            None => Some(self.cached(host)),
-        };
-        if let Some(v) = value {
-            h.insert(header::FORWARDED, v);
+        match h.entry(header::FORWARDED) {
+            Entry::Occupied(mut e) => {
+                let joined = match e.get().to_str().ok().filter(|p| !p.trim().is_empty()) {
+                    Some(prev) => {
+                        HeaderValue::from_str(&format!("{prev}, {}", self.element(host))).ok()
+                    }
+                    None => Some(self.cached(host)),
+                };
+                if let Some(v) = joined {
+                    e.insert(v);
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(self.cached(host));
+            }
         }
     }
 
@@ -190,7 +205,7 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h, false);
+        assert!(strip_hop_by_hop(&mut h, false));
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-keep"));
     }

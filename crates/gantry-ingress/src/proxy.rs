@@ -200,7 +200,9 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let peer = conn.peer;
     // The Host header (a cheap clone of the parsed bytes), else the request target's authority.
-    let host: Option<HeaderValue> = req.headers().get(header::HOST).cloned().or_else(|| {
+    let host_header = req.headers().get(header::HOST).cloned();
+    let has_host_header = host_header.is_some();
+    let host: Option<HeaderValue> = host_header.or_else(|| {
         req.uri()
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
@@ -222,7 +224,11 @@ pub(crate) async fn handle(
         .access_log
         .is_some()
         .then(|| req.uri().path().to_owned());
-    let (resp, instance, done) = serve(&shared, route, guard, req, &conn, host.as_ref()).await;
+    let head = Head {
+        host: host.as_ref(),
+        has_host_header,
+    };
+    let (resp, instance, done) = serve(&shared, route, guard, req, &conn, head).await;
     let elapsed = done
         .unwrap_or_else(Instant::now)
         .saturating_duration_since(start);
@@ -308,14 +314,23 @@ type Served = (
     Option<Instant>,
 );
 
+/// What `handle` already read of the request's head.
+struct Head<'a> {
+    /// The Host header, else the request target's authority.
+    host: Option<&'a HeaderValue>,
+    /// Whether the request carries a Host header (else the upstream gets the instance's).
+    has_host_header: bool,
+}
+
 async fn serve(
     shared: &Arc<Shared>,
     route: &Route,
     guard: RouteGuard,
     mut req: Request<Incoming>,
     conn: &Conn,
-    host: Option<&HeaderValue>,
+    head_seen: Head<'_>,
 ) -> Served {
+    let host = head_seen.host;
     if let Some(r) = gate(shared, route, &req) {
         return (r, None, None);
     }
@@ -360,7 +375,12 @@ async fn serve(
             }
         }
     };
-    strip_hop_by_hop(&mut parts.headers, upgrade);
+    // A Host named in Connection is gone now: then the upstream gets the instance's.
+    let has_host_header = if strip_hop_by_hop(&mut parts.headers, upgrade) {
+        parts.headers.contains_key(header::HOST)
+    } else {
+        head_seen.has_host_header
+    };
     conn.forwarding.apply(&mut parts.headers, host);
 
     // A body is kept for a retry only when it is small and the method idempotent.
@@ -433,9 +453,7 @@ async fn serve(
         };
         // Origin-form toward the upstream; the client's Host is kept, or the instance's given.
         head.uri = Uri::from(pq.clone());
-        if !head.headers.contains_key(header::HOST)
-            && let Ok(h) = HeaderValue::from_str(inst.authority.as_str())
-        {
+        if !has_host_header && let Ok(h) = HeaderValue::from_str(inst.authority.as_str()) {
             head.headers.insert(header::HOST, h);
         }
         let body = match (&retry_body, stream_body.take()) {
@@ -485,7 +503,7 @@ async fn serve(
                     });
                 }
                 let (mut rp, rb) = resp.into_parts();
-                strip_hop_by_hop(&mut rp.headers, switching);
+                let _ = strip_hop_by_hop(&mut rp.headers, switching);
                 let Some(g) = guard.take() else { break };
                 let body = Leased {
                     inner: rb,

@@ -389,6 +389,35 @@ async fn hop_by_hop_headers_are_stripped_and_forwarded_headers_set() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_host_header_the_upstream_gets_the_instances_address() {
+    let up = upstream().await;
+    let (h, addr) = start(config(vec![RouteConfig::new("api", "/", "api")]));
+    h.set_instances("api", vec![inst("api#1", up.addr)]);
+    h.set_open(true);
+    // A Host the client named hop-by-hop is removed like any other such header.
+    let r = send(&client(), "GET", addr, "/", &[("connection", "host")], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.seen_header("host"), Some(up.addr.to_string()));
+    // An HTTP/1.0 request without any Host.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /old HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let seen: serde_json::Value = serde_json::from_str(body).unwrap();
+    let host = seen["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == "host")
+        .map(|p| p[1].as_str().unwrap().to_owned());
+    assert_eq!(host, Some(up.addr.to_string()), "{out}");
+    h.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_answer_413_and_431() {
     let up = upstream().await;
     let mut cfg = config(vec![RouteConfig::new("api", "/", "api")]);
