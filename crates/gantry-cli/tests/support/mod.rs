@@ -68,7 +68,7 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
 }
 
-/// The first of `n` (2 to 8) consecutive free loopback ports, a replica range: `free_port`
+/// The first of `n` (1 to 8) consecutive free loopback ports, a replica range: `free_port`
 /// leaves the 7 ports after each one it hands out to the test that took it.
 pub fn free_run(n: u16) -> u16 {
     assert!((1..=8).contains(&n), "free_run: at most 8 ports");
